@@ -1,0 +1,200 @@
+//! Carries out a parsed command line: load the configuration, set up logging,
+//! open the store, do the work, print the result.
+
+use std::io::Read;
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde_json::json;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_tokio::Signals;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AuditCommand, Cli, Command, JobsCommand, PurgeArgs, RunsCommand, SeedArgs};
+use crate::config::{self, Overrides, Settings};
+use crate::error::{Error, exit};
+use crate::identity::ProcessIdentity;
+use crate::import;
+use crate::lifecycle::{self, Operation};
+use crate::model::Job;
+use crate::output::Printer;
+use crate::seed::SeedGenerator;
+use crate::store::{self, AuditFilter, JobFilter, Store, StoreError};
+use crate::sweep::{self, SweepPlan};
+use crate::telemetry;
+
+/// Jobs per insert statement when seeding.
+const SEED_CHUNK: usize = 10_000;
+
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let overrides = Overrides { log_format: cli.log_format, log_level: cli.log_level.clone() };
+    let settings = config::load(cli.config.clone(), &overrides)?;
+    telemetry::init(&settings.log);
+    let printer = Printer { format: cli.output };
+    match cli.command {
+        Command::CheckConfig => {
+            print!("{}", settings.to_redacted_toml());
+            Ok(())
+        }
+        Command::Migrate => {
+            let store = store::connect(&settings.database).await?;
+            store.migrate().await?;
+            Ok(printer.message(&json!({ "migrated": true }), "migrations applied")?)
+        }
+        Command::Purge(args) => purge(&settings, args, &printer).await,
+        Command::Jobs(command) => jobs(&settings, command, &printer).await,
+        Command::Audit(AuditCommand::List { job_name, run_id, limit }) => {
+            let store = store::open(&settings.database).await?;
+            let entries =
+                store.audit_entries(&AuditFilter { job_name, run_id, limit: no_limit_if_zero(limit) }).await?;
+            Ok(printer.audit_entries(&entries)?)
+        }
+        Command::Runs(RunsCommand::List { limit }) => {
+            let store = store::open(&settings.database).await?;
+            Ok(printer.runs(&store.runs(no_limit_if_zero(limit)).await?)?)
+        }
+    }
+}
+
+fn no_limit_if_zero(limit: u64) -> Option<u64> {
+    (limit > 0).then_some(limit)
+}
+
+async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Result<(), Error> {
+    let mut plan = SweepPlan::new(&settings.retention, "purge");
+    plan.dry_run = args.dry_run;
+    plan.as_of = args.as_of;
+    plan.max_deletes = args.max_deletes.unwrap_or(plan.max_deletes);
+    plan.batch_size = args.batch_size.unwrap_or(plan.batch_size);
+    let store = store::open(&settings.database).await?;
+    let stop = CancellationToken::new();
+    let signals = stop_on_signal(stop.clone())?;
+    let report = sweep::sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &stop).await;
+    signals.close();
+    Ok(printer.sweep(&report?)?)
+}
+
+/// SIGTERM or SIGINT cancels `stop` (the sweep ends after the batch in
+/// flight); a second one exits at once.
+fn stop_on_signal(stop: CancellationToken) -> Result<signal_hook_tokio::Handle, Error> {
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    tokio::spawn(async move {
+        if signals.next().await.is_some() {
+            tracing::warn!("stopping after the batch in flight; signal again to exit at once");
+            stop.cancel();
+            if signals.next().await.is_some() {
+                std::process::exit(exit::FAILURE.into());
+            }
+        }
+    });
+    Ok(handle)
+}
+
+async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> Result<(), Error> {
+    // Input is checked before the database is opened: bad input never waits on it.
+    let operation = match &command {
+        JobsCommand::Create { name, drives, .. } => {
+            lifecycle::validate_name(name)?;
+            lifecycle::validate_drives(drives.iter().map(|d| (d.as_str(), 0)))?;
+            None
+        }
+        JobsCommand::SetState { state, .. } => Some(Operation::SetState(*state)),
+        JobsCommand::Cancel { .. } => Some(Operation::Cancel),
+        JobsCommand::Hold { reason, .. } => {
+            lifecycle::validate_hold_reason(reason)?;
+            Some(Operation::Hold(reason.clone()))
+        }
+        JobsCommand::Release { .. } => Some(Operation::Release),
+        _ => None,
+    };
+    let imported = match &command {
+        JobsCommand::Import { file } => Some(import::parse(&read_input(file)?)?),
+        _ => None,
+    };
+    let store = store::open(&settings.database).await?;
+    match command {
+        JobsCommand::Create { name, job_type, drives } => {
+            let job = Job::new(name, job_type, drives, store.now().await?);
+            store.create_jobs(std::slice::from_ref(&job)).await?;
+            Ok(printer.job(&job)?)
+        }
+        JobsCommand::Show { name } => {
+            let job = store.job(&name).await?.ok_or_else(|| StoreError::NotFound(lifecycle::quoted(&name)))?;
+            Ok(printer.job(&job)?)
+        }
+        JobsCommand::List { states, limit } => {
+            let jobs = store.list_jobs(&JobFilter { states, limit: no_limit_if_zero(limit) }).await?;
+            Ok(printer.jobs(&jobs)?)
+        }
+        JobsCommand::SetState { name, .. }
+        | JobsCommand::Cancel { name }
+        | JobsCommand::Hold { name, .. }
+        | JobsCommand::Release { name } => {
+            let operation = operation.expect("every changing command has an operation");
+            Ok(printer.job(&store.change_job(&name, &operation).await?)?)
+        }
+        JobsCommand::Delete { name } => {
+            let entry = store.delete_job(&name, &ProcessIdentity::current().deleted_by()).await?;
+            tracing::info!(
+                target: "retentiond::audit",
+                job = entry.job_name,
+                job_type = entry.job_type.as_str(),
+                policy = entry.policy,
+                state = entry.state.as_str(),
+                cancel_requested = entry.cancel_requested,
+                state_changed_at = %entry.state_changed_at.to_rfc3339(),
+                "job deleted"
+            );
+            Ok(printer.audit_entry(&entry)?)
+        }
+        JobsCommand::Import { .. } => {
+            let imported = imported.unwrap_or_default();
+            let jobs: Vec<Job> = imported.iter().map(|line| line.job.clone()).collect();
+            match store.create_jobs(&jobs).await {
+                Err(error @ StoreError::NameTaken { index, .. }) => {
+                    Err(Error::ImportConflict { line: imported[index].line, source: error })
+                }
+                result => {
+                    result?;
+                    let text = format!("imported {} jobs", jobs.len());
+                    Ok(printer.message(&json!({ "imported": jobs.len() }), &text)?)
+                }
+            }
+        }
+        JobsCommand::Seed(args) => seed(store.as_ref(), args, printer).await,
+    }
+}
+
+fn read_input(file: &std::path::Path) -> Result<String, Error> {
+    let mut input = String::new();
+    let result = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut input).map(|_| ())
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut input)).map(|_| ())
+    };
+    result.map_err(|e| Error::Input(format!("cannot read {}: {e}", file.display())))?;
+    Ok(input)
+}
+
+async fn seed(store: &dyn Store, args: SeedArgs, printer: &Printer) -> Result<(), Error> {
+    let started = Instant::now();
+    let prefix = args.prefix.unwrap_or_else(|| {
+        let tag: String = std::iter::repeat_with(fastrand::lowercase).take(6).collect();
+        format!("seed-{tag}")
+    });
+    let mut generator = SeedGenerator::new(args.seed, store.now().await?, args.days, prefix.clone());
+    lifecycle::validate_name(&generator.name(args.count.saturating_sub(1)))?;
+    let mut created = 0;
+    while created < args.count {
+        let chunk = generator.chunk(SEED_CHUNK.min((args.count - created) as usize));
+        store.create_jobs(&chunk).await?;
+        created += chunk.len() as u64;
+        if created % 100_000 == 0 {
+            tracing::info!(created, of = args.count, "seeding");
+        }
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let text = format!("created {created} jobs named {prefix}-NNNNNNN in {duration_ms} ms");
+    Ok(printer.message(&json!({ "created": created, "prefix": prefix, "duration_ms": duration_ms }), &text)?)
+}

@@ -1,0 +1,187 @@
+//! The command line (SPEC §5): global options and one subcommand per task.
+//! Parsing only; [`crate::app`] carries the commands out.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::LogFormat;
+use crate::lifecycle::{JobState, JobType};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "retentiond",
+    version,
+    about = "Deletes finished import/export jobs after their retention period, with an audit trail"
+)]
+pub struct Cli {
+    /// Configuration file (TOML); default: $RETENTIOND_CONFIG, else built-in defaults.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log level or tracing filter, e.g. `debug` (overrides log.level).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Format of results on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Delete every eligible job now (one sweep), then exit.
+    Purge(PurgeArgs),
+    /// Apply the schema migrations.
+    Migrate,
+    /// Validate the configuration and print it as TOML, secrets redacted.
+    CheckConfig,
+    /// Create, read and change jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Read the audit trail of deleted jobs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Read the records of past sweeps.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Report what would be deleted; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Evaluate the rules at this moment instead of now (RFC 3339; dry run only).
+    #[arg(long, requires = "dry_run", value_name = "TIME", value_parser = parse_timestamp)]
+    pub as_of: Option<DateTime<Utc>>,
+
+    /// Stop after this many deletions (overrides retention.max_deletes_per_run; 0 = no cap).
+    #[arg(long, value_name = "N")]
+    pub max_deletes: Option<u64>,
+
+    /// Jobs per transaction (overrides retention.batch_size).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: Option<u32>,
+
+    /// Write the run's metrics in node_exporter textfile format to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Create a job in Creating.
+    Create {
+        name: String,
+        #[arg(long = "type", value_parser = parse_job_type)]
+        job_type: JobType,
+        /// A drive id; repeat for several drives (at most 10).
+        #[arg(long = "drive", value_name = "ID")]
+        drives: Vec<String>,
+    },
+    /// Show one job with its drives.
+    Show { name: String },
+    /// List jobs in creation order.
+    List {
+        /// Only jobs in this state; repeat for several.
+        #[arg(long = "state", value_parser = parse_job_state)]
+        states: Vec<JobState>,
+        /// At most N jobs (0 = all).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Move a job to another state (SPEC §2 transitions).
+    SetState {
+        name: String,
+        #[arg(value_parser = parse_job_state)]
+        state: JobState,
+    },
+    /// Request cancellation (allowed before Packaging; idempotent).
+    Cancel { name: String },
+    /// Delete a job in Creating or Completed, leaving an audit record.
+    Delete { name: String },
+    /// Place a hold: the job is never deleted until released.
+    Hold {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a hold.
+    Release { name: String },
+    /// Import jobs from JSON Lines (one job per line), all or nothing; `-` reads stdin.
+    Import { file: PathBuf },
+    /// Create synthetic jobs of every state and age, for demos and benchmarks.
+    Seed(SeedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// How many jobs to create.
+    #[arg(long)]
+    pub count: u64,
+    /// Random seed; the same seed and moment give the same jobs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Ages are spread over this many days before now.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    /// Job names are PREFIX-NUMBER; default: `seed-` and a random tag.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Audit entries, newest first.
+    List {
+        /// Only entries for this job name.
+        #[arg(long = "job", value_name = "NAME")]
+        job_name: Option<String>,
+        /// Only entries of this run.
+        #[arg(long = "run", value_name = "ID")]
+        run_id: Option<i64>,
+        /// At most N entries (0 = all).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Run records, newest first.
+    List {
+        /// At most N runs (0 = all).
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+}
+
+fn parse_timestamp(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("expected an RFC 3339 timestamp such as 2026-11-21T12:00:00Z ({e})"))
+}
+
+fn parse_job_state(value: &str) -> Result<JobState, String> {
+    value.parse()
+}
+
+fn parse_job_type(value: &str) -> Result<JobType, String> {
+    value.parse()
+}

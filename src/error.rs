@@ -1,0 +1,69 @@
+//! The errors a command can end with, and the exit code of each (SPEC §5).
+
+use crate::config::ConfigError;
+use crate::import::ImportError;
+use crate::lifecycle::ValidationError;
+use crate::store::StoreError;
+use crate::sweep::SweepError;
+
+/// Exit codes of SPEC §5.
+pub mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const NOT_FOUND: u8 = 3;
+    pub const CONFLICT: u8 = 4;
+    pub const INVALID_INPUT: u8 = 65;
+    pub const UNREACHABLE: u8 = 69;
+    pub const INVALID_CONFIG: u8 = 78;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// A line of an import names a job that exists already.
+    #[error("line {line}: {source}")]
+    ImportConflict {
+        line: usize,
+        #[source]
+        source: StoreError,
+    },
+    /// Input that cannot be read at all (a missing import file, say).
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => exit::INVALID_CONFIG,
+            Error::Store(error) => store_exit_code(error),
+            Error::Sweep(_) | Error::Io(_) => exit::FAILURE,
+            Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
+            Error::ImportConflict { .. } => exit::CONFLICT,
+            Error::Usage(_) => exit::USAGE,
+        }
+    }
+}
+
+fn store_exit_code(error: &StoreError) -> u8 {
+    match error {
+        StoreError::UnsupportedUrl(_) => exit::INVALID_CONFIG,
+        StoreError::Unreachable { .. } => exit::UNREACHABLE,
+        StoreError::NotFound(_) => exit::NOT_FOUND,
+        StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,
+        StoreError::NotMigrated(_) | StoreError::Database(_) => exit::FAILURE,
+    }
+}

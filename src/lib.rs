@@ -1,0 +1,18 @@
+//! retentiond: deletes finished import/export jobs after their retention
+//! period, with an audit row for every deletion. `main.rs` only parses the
+//! command line and calls [`app::run`]; each concept has its own module.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod import;
+pub mod lifecycle;
+pub mod model;
+pub mod output;
+pub mod policy;
+pub mod seed;
+pub mod store;
+pub mod sweep;
+pub mod telemetry;

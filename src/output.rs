@@ -1,0 +1,201 @@
+//! Results on stdout, as text for people or JSON for programs (`--output`).
+//! The JSON shapes are those of SPEC §5.
+
+use std::io::{self, Write};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+use crate::model::{AuditEntry, Job, RunRecord};
+use crate::sweep::SweepReport;
+
+pub struct Printer {
+    pub format: OutputFormat,
+}
+
+fn time(timestamp: DateTime<Utc>) -> String {
+    timestamp.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn optional_time(timestamp: Option<DateTime<Utc>>) -> String {
+    timestamp.map_or_else(|| "-".to_owned(), time)
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let padded: Vec<String> = cells.zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        padded.join("  ").trim_end().to_owned() + "\n"
+    };
+    let mut text = line(&mut headers.iter().copied());
+    for row in rows {
+        text += &line(&mut row.iter().map(String::as_str));
+    }
+    text
+}
+
+impl Printer {
+    fn emit(&self, json: &impl Serialize, text: impl FnOnce() -> String) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        match self.format {
+            OutputFormat::Json => {
+                serde_json::to_writer_pretty(&mut stdout, json)?;
+                writeln!(stdout)
+            }
+            OutputFormat::Text => stdout.write_all(text().as_bytes()),
+        }
+    }
+
+    pub fn job(&self, job: &Job) -> io::Result<()> {
+        self.emit(job, || {
+            let cancel = match job.cancel_requested_at {
+                Some(at) if job.cancel_requested => format!("yes, at {}", time(at)),
+                _ => "no".to_owned(),
+            };
+            let mut text = format!(
+                "name:              {}\ntype:              {}\nstate:             {} since {}\ncancel requested:  {cancel}\nhold:              {}\ncreated:           {}\nupdated:           {}\ndrives:            {}\n",
+                job.name,
+                job.job_type,
+                job.state,
+                time(job.state_changed_at),
+                job.hold_reason.as_deref().unwrap_or("-"),
+                time(job.created_at),
+                time(job.updated_at),
+                job.drives.len(),
+            );
+            for drive in &job.drives {
+                text += &format!("  {}  {}  {} bytes\n", drive.drive_id, drive.state, drive.bytes);
+            }
+            text
+        })
+    }
+
+    pub fn jobs(&self, jobs: &[Job]) -> io::Result<()> {
+        self.emit(&jobs, || {
+            let rows: Vec<Vec<String>> = jobs
+                .iter()
+                .map(|job| {
+                    vec![
+                        job.name.clone(),
+                        job.job_type.to_string(),
+                        job.state.to_string(),
+                        time(job.state_changed_at),
+                        if job.cancel_requested { "yes" } else { "-" }.to_owned(),
+                        job.hold_reason.clone().unwrap_or_else(|| "-".to_owned()),
+                        job.drives.len().to_string(),
+                    ]
+                })
+                .collect();
+            table(&["NAME", "TYPE", "STATE", "SINCE", "CANCELLED", "HOLD", "DRIVES"], &rows)
+        })
+    }
+
+    pub fn audit_entry(&self, entry: &AuditEntry) -> io::Result<()> {
+        self.emit(entry, || {
+            format!(
+                "deleted {} ({} {}) at {} by {}; audit entry {}\n",
+                entry.job_name,
+                entry.job_type,
+                entry.state,
+                time(entry.deleted_at),
+                entry.deleted_by,
+                entry.id
+            )
+        })
+    }
+
+    pub fn audit_entries(&self, entries: &[AuditEntry]) -> io::Result<()> {
+        self.emit(&entries, || {
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|entry| {
+                    vec![
+                        entry.id.to_string(),
+                        entry.run_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+                        entry.job_name.clone(),
+                        entry.job_type.to_string(),
+                        entry.policy.clone(),
+                        entry.state.to_string(),
+                        if entry.cancel_requested { "yes" } else { "-" }.to_owned(),
+                        time(entry.state_changed_at),
+                        time(entry.deleted_at),
+                        entry.deleted_by.clone(),
+                    ]
+                })
+                .collect();
+            table(&["ID", "RUN", "JOB", "TYPE", "POLICY", "STATE", "CANCELLED", "SINCE", "DELETED", "BY"], &rows)
+        })
+    }
+
+    pub fn runs(&self, runs: &[RunRecord]) -> io::Result<()> {
+        self.emit(&runs, || {
+            let rows: Vec<Vec<String>> = runs
+                .iter()
+                .map(|run| {
+                    vec![
+                        run.run_id.to_string(),
+                        run.trigger.clone(),
+                        run.status.as_str().to_owned(),
+                        time(run.started_at),
+                        optional_time(run.finished_at),
+                        run.total.to_string(),
+                        format!("{}/{}/{}", run.counts.completed, run.counts.closed, run.counts.creating_idle),
+                        run.stopped_by.clone().unwrap_or_else(|| "-".to_owned()),
+                        run.error.clone().unwrap_or_else(|| "-".to_owned()),
+                    ]
+                })
+                .collect();
+            let headers = [
+                "RUN",
+                "TRIGGER",
+                "STATUS",
+                "STARTED",
+                "FINISHED",
+                "DELETED",
+                "COMPL/CLOSED/IDLE",
+                "STOPPED_BY",
+                "ERROR",
+            ];
+            table(&headers, &rows)
+        })
+    }
+
+    pub fn sweep(&self, report: &SweepReport) -> io::Result<()> {
+        self.emit(report, || {
+            let counts = format!(
+                "completed {}, closed {}, creating_idle {}",
+                report.counts.completed, report.counts.closed, report.counts.creating_idle
+            );
+            let mut text = match report.run_id {
+                Some(run_id) => format!("run {run_id}: deleted {} jobs ({counts})", report.total),
+                None => format!("dry run at {}: would delete {} jobs ({counts})", time(report.as_of), report.total),
+            };
+            text += &format!(
+                " in {} ms, stopped by {}; oldest {}",
+                report.duration_ms,
+                report.stopped_by.as_str(),
+                optional_time(report.oldest_eligible_at)
+            );
+            if report.skipped_future > 0 {
+                text += &format!("; {} jobs with future timestamps kept", report.skipped_future);
+            }
+            text.push('\n');
+            for name in report.jobs.iter().flatten() {
+                text += &format!("  {name}\n");
+            }
+            text
+        })
+    }
+
+    /// A short result: `json` for programs, `text` for people.
+    pub fn message(&self, json: &serde_json::Value, text: &str) -> io::Result<()> {
+        self.emit(json, || format!("{text}\n"))
+    }
+}

@@ -1,0 +1,162 @@
+//! Retention policies (SPEC §3): which jobs each policy covers, which
+//! timestamp measures their age, and the cut-off a policy derives from "now".
+//!
+//! A job is eligible under a policy when it is in the policy's state, carries
+//! no hold, and its age timestamp is at or before the cut-off
+//! (`now - retention`: a job exactly as old as the retention is eligible).
+
+use std::fmt;
+use std::ops::{Index, IndexMut};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::lifecycle::JobState;
+
+/// One of the three retention policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// `Completed` jobs (cancelled ones included), aged from `state_changed_at`.
+    Completed,
+    /// `Closed` jobs, aged from `state_changed_at`.
+    Closed,
+    /// `Creating` jobs that never shipped, aged from `updated_at`.
+    CreatingIdle,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 3] = [Policy::Completed, Policy::Closed, Policy::CreatingIdle];
+
+    /// The name used in configuration keys, audit rows, JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Completed => "completed",
+            Policy::Closed => "closed",
+            Policy::CreatingIdle => "creating_idle",
+        }
+    }
+
+    /// The state a policy covers.
+    pub fn state(self) -> JobState {
+        match self {
+            Policy::Completed => JobState::Completed,
+            Policy::Closed => JobState::Closed,
+            Policy::CreatingIdle => JobState::Creating,
+        }
+    }
+
+    /// The policy that covers jobs in `state`, if any. Each state has at most
+    /// one, so a deleted job's state tells which policy deleted it.
+    pub fn for_state(state: JobState) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|policy| policy.state() == state)
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One value per policy: retentions, cut-offs, cursors, counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PerPolicy<T> {
+    pub completed: T,
+    pub closed: T,
+    pub creating_idle: T,
+}
+
+impl<T> PerPolicy<T> {
+    pub fn from_fn(mut f: impl FnMut(Policy) -> T) -> Self {
+        PerPolicy { completed: f(Policy::Completed), closed: f(Policy::Closed), creating_idle: f(Policy::CreatingIdle) }
+    }
+
+    pub fn map<U>(&self, mut f: impl FnMut(Policy, &T) -> U) -> PerPolicy<U> {
+        PerPolicy::from_fn(|policy| f(policy, &self[policy]))
+    }
+}
+
+impl PerPolicy<u64> {
+    pub fn total(&self) -> u64 {
+        self.completed + self.closed + self.creating_idle
+    }
+}
+
+impl<T> Index<Policy> for PerPolicy<T> {
+    type Output = T;
+
+    fn index(&self, policy: Policy) -> &T {
+        match policy {
+            Policy::Completed => &self.completed,
+            Policy::Closed => &self.closed,
+            Policy::CreatingIdle => &self.creating_idle,
+        }
+    }
+}
+
+impl<T> IndexMut<Policy> for PerPolicy<T> {
+    fn index_mut(&mut self, policy: Policy) -> &mut T {
+        match policy {
+            Policy::Completed => &mut self.completed,
+            Policy::Closed => &mut self.closed,
+            Policy::CreatingIdle => &mut self.creating_idle,
+        }
+    }
+}
+
+/// How long each policy keeps a job; `None` means the policy is off.
+pub type Retentions = PerPolicy<Option<Duration>>;
+
+/// The newest age timestamp each policy deletes; `None` means the policy is off.
+pub type Cutoffs = PerPolicy<Option<DateTime<Utc>>>;
+
+/// The cut-offs at `now`: `now - retention` for every enabled policy.
+pub fn cutoffs(retentions: &Retentions, now: DateTime<Utc>) -> Cutoffs {
+    retentions.map(|_, retention| {
+        retention.map(|retention| {
+            let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+            now.checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC)
+        })
+    })
+}
+
+/// A position in a policy's deletion order: oldest age timestamp first, ties
+/// broken by job id. A sweep resumes after the last key it handled, so a batch
+/// never rescans what an earlier batch already took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SortKey {
+    pub timestamp: DateTime<Utc>,
+    pub job_id: i64,
+}
+
+/// Where each policy's scan resumes; `None` starts at the oldest job.
+pub type Cursors = PerPolicy<Option<SortKey>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_has_at_most_one_policy() {
+        for state in JobState::ALL {
+            let covering: Vec<_> = Policy::ALL.into_iter().filter(|p| p.state() == state).collect();
+            assert!(covering.len() <= 1, "{state}");
+            assert_eq!(Policy::for_state(state), covering.first().copied());
+        }
+    }
+
+    #[test]
+    fn cutoff_is_now_minus_retention_and_off_stays_off() {
+        let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().to_utc();
+        let retentions = Retentions {
+            completed: Some(Duration::from_secs(90 * 86_400)),
+            closed: Some(Duration::from_secs(3_600)),
+            creating_idle: None,
+        };
+        let cutoffs = cutoffs(&retentions, now);
+        assert_eq!(cutoffs.completed.unwrap().to_rfc3339(), "2026-08-23T12:00:00+00:00");
+        assert_eq!(cutoffs.closed.unwrap().to_rfc3339(), "2026-11-21T11:00:00+00:00");
+        assert_eq!(cutoffs.creating_idle, None);
+    }
+}

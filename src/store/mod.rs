@@ -1,0 +1,220 @@
+//! The job store: one trait, two backends (SQLite, the embedded default, and
+//! PostgreSQL), chosen by the scheme of `database.url`.
+//!
+//! Every method that changes data is one transaction. Lifecycle rules come
+//! from [`crate::lifecycle`] and are checked with the job's row locked; every
+//! deletion writes its audit row in the same transaction as the delete.
+
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::config::DatabaseSettings;
+use crate::identity::ProcessIdentity;
+use crate::lifecycle::{JobState, JobType, LifecycleError, Operation};
+use crate::model::{AuditEntry, Job, RunRecord, RunStatus};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Connects to the store that `settings.url` names, without touching its schema.
+pub async fn connect(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
+    let url = settings.url.expose();
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::connect(settings).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(PostgresStore::connect(settings).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(settings.url.redacted()))
+    }
+}
+
+/// Connects, then applies the migrations when `auto_migrate` is set, or
+/// checks that they have been applied.
+pub async fn open(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
+    let store = connect(settings).await?;
+    if settings.auto_migrate {
+        store.migrate().await?;
+    } else {
+        store.check_migrated().await?;
+    }
+    Ok(store)
+}
+
+/// What can go wrong in the store. Messages never contain the password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url {0} is not supported: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot reach the database at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "the database schema is not up to date ({0}); run `retentiond migrate` or set database.auto_migrate = true"
+    )]
+    NotMigrated(String),
+    #[error("job {0} not found")]
+    NotFound(String),
+    #[error("job {name}: {source}")]
+    Conflict {
+        name: String,
+        #[source]
+        source: LifecycleError,
+    },
+    #[error("a job named {name} already exists")]
+    NameTaken {
+        name: String,
+        /// Position of the offending job in the batch given to [`Store::create_jobs`].
+        index: usize,
+    },
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Database(error.to_string())
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(format!("migration failed: {error}"))
+    }
+}
+
+fn conflict(name: &str, source: LifecycleError) -> StoreError {
+    StoreError::Conflict { name: crate::lifecycle::quoted(name), source }
+}
+
+/// Parses a state or type column; a value the code does not know means the
+/// schema and the code disagree.
+fn parse_column<T: std::str::FromStr<Err = String>>(value: String) -> Result<T, StoreError> {
+    value.parse().map_err(StoreError::Database)
+}
+
+/// Checks that every migration the binary carries has been applied.
+fn check_versions(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
+    let missing: Vec<String> = migrator
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .map(|migration| format!("{} {}", migration.version, migration.description))
+        .collect();
+    if missing.is_empty() { Ok(()) } else { Err(StoreError::NotMigrated(format!("missing {}", missing.join(", ")))) }
+}
+
+/// Which jobs `list_jobs` returns.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in these states; empty means every state.
+    pub states: Vec<JobState>,
+    pub limit: Option<u64>,
+}
+
+/// Which audit entries `audit_entries` returns, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub job_name: Option<String>,
+    pub run_id: Option<i64>,
+    pub limit: Option<u64>,
+}
+
+/// A job that a policy would delete now, in deletion order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub name: String,
+    pub policy: Policy,
+    pub key: SortKey,
+}
+
+/// A job a sweep deleted, with what its audit row and audit log event record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedJob {
+    pub name: String,
+    pub job_type: JobType,
+    pub policy: Policy,
+    pub state: JobState,
+    pub cancel_requested: bool,
+    pub created_at: DateTime<Utc>,
+    pub state_changed_at: DateTime<Utc>,
+    pub deleted_at: DateTime<Utc>,
+    /// Its place in the policy's deletion order (age timestamp and job id).
+    pub key: SortKey,
+}
+
+/// How a sweep ended, for its run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub counts: PerPolicy<u64>,
+    pub stopped_by: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One batch of a sweep: which jobs qualify and how many to take.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchRequest<'a> {
+    pub cutoffs: &'a Cutoffs,
+    /// Resume each policy's scan after these keys.
+    pub after: &'a Cursors,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies the pending migrations of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Fails with [`StoreError::NotMigrated`] unless every migration is applied.
+    async fn check_migrated(&self) -> Result<(), StoreError>;
+
+    /// The database's clock, so every replica agrees on "now".
+    async fn now(&self) -> Result<DateTime<Utc>, StoreError>;
+
+    /// Inserts jobs with their drives, all or nothing. A name that exists
+    /// already fails with [`StoreError::NameTaken`] naming its index.
+    async fn create_jobs(&self, jobs: &[Job]) -> Result<(), StoreError>;
+
+    async fn job(&self, name: &str) -> Result<Option<Job>, StoreError>;
+
+    /// Jobs in creation order.
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+
+    /// Applies a lifecycle operation other than delete; returns the job as it is now.
+    async fn change_job(&self, name: &str, operation: &Operation) -> Result<Job, StoreError>;
+
+    /// Deletes a job by hand (`jobs delete`) with its audit row (policy `manual`).
+    async fn delete_job(&self, name: &str, deleted_by: &str) -> Result<AuditEntry, StoreError>;
+
+    async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Run records, newest first.
+    async fn runs(&self, limit: Option<u64>) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Marks runs left `running` by dead processes as `abandoned`, then
+    /// records a new run as `running` and returns its id.
+    async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError>;
+
+    /// Records how a run ended.
+    async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
+
+    /// How many jobs in a state of an enabled policy have an age timestamp
+    /// after `now` (clock skew); they are never eligible.
+    async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// The next eligible jobs in deletion order (oldest first), without
+    /// deleting anything: the dry run.
+    async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError>;
+
+    /// Deletes the next eligible jobs in deletion order, with their drives and
+    /// one audit row each, in one transaction. The eligibility condition is
+    /// checked again by the deleting statement.
+    async fn delete_eligible(
+        &self,
+        run_id: i64,
+        batch: BatchRequest<'_>,
+        deleted_by: &str,
+    ) -> Result<Vec<DeletedJob>, StoreError>;
+}

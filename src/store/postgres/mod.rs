@@ -1,0 +1,434 @@
+//! The PostgreSQL store (13 or newer). Concurrent sweeps are safe: a batch
+//! claims its jobs with `FOR UPDATE SKIP LOCKED` and deletes them with their
+//! audit rows in one statement. Each run holds a session advisory lock on its
+//! own connection, so the next sweep can tell a run whose process died (lock
+//! free) from one still working (lock held), whichever replica it runs on.
+
+mod sql;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{ConnectOptions, Connection, Row};
+
+use super::{
+    AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
+    conflict, parse_column,
+};
+use crate::config::DatabaseSettings;
+use crate::identity::ProcessIdentity;
+use crate::lifecycle::{Effect, Operation};
+use crate::model::{AuditEntry, Drive, Job, RunRecord, RunStatus};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// First key of the advisory locks that mark live runs ("RTDR").
+const RUN_LOCK_CLASS: i32 = 0x5254_4452;
+
+/// The oldest timestamp a cursor can start from; job timestamps are never
+/// earlier (imports refuse anything before 1970).
+fn start_of_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
+pub struct PostgresStore {
+    pool: PgPool,
+    /// The connection of each run in progress, holding its advisory lock.
+    run_leases: Mutex<HashMap<i64, PgConnection>>,
+}
+
+impl PostgresStore {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<PostgresStore, StoreError> {
+        let unreachable = |reason: String| StoreError::Unreachable {
+            url: settings.url.redacted(),
+            reason: match settings.url.password() {
+                Some(password) if !password.is_empty() => reason.replace(&password, "REDACTED"),
+                _ => reason,
+            },
+        };
+        let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
+        let options = PgConnectOptions::from_str(settings.url.expose())
+            .map_err(|e| unreachable(e.to_string()))?
+            .application_name("retentiond")
+            .options([("statement_timeout", statement_timeout.as_str())])
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(PostgresStore { pool, run_leases: Mutex::new(HashMap::new()) })
+    }
+
+    async fn finish_run_on(conn: &mut PgConnection, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        sqlx::query(sql::FINISH_RUN)
+            .bind(run_id)
+            .bind(outcome.status.as_str())
+            .bind(outcome.counts.completed as i64)
+            .bind(outcome.counts.closed as i64)
+            .bind(outcome.counts.creating_idle as i64)
+            .bind(outcome.stopped_by.as_deref())
+            .bind(outcome.error.as_deref())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+fn job_from_row(row: &PgRow) -> Result<(i64, Job), StoreError> {
+    let job = Job {
+        name: row.try_get("name")?,
+        job_type: parse_column(row.try_get("job_type")?)?,
+        state: parse_column(row.try_get("state")?)?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        cancel_requested_at: row.try_get("cancel_requested_at")?,
+        hold_reason: row.try_get("hold_reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        state_changed_at: row.try_get("state_changed_at")?,
+        drives: Vec::new(),
+    };
+    Ok((row.try_get("id")?, job))
+}
+
+fn audit_from_row(row: &PgRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        job_name: row.try_get("job_name")?,
+        job_type: parse_column(row.try_get("job_type")?)?,
+        policy: row.try_get("policy")?,
+        state: parse_column(row.try_get("state")?)?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        created_at: row.try_get("created_at")?,
+        state_changed_at: row.try_get("state_changed_at")?,
+        deleted_at: row.try_get("deleted_at")?,
+        deleted_by: row.try_get("deleted_by")?,
+    })
+}
+
+fn run_from_row(row: &PgRow) -> Result<RunRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    let counts = PerPolicy {
+        completed: row.try_get::<i64, _>("deleted_completed")? as u64,
+        closed: row.try_get::<i64, _>("deleted_closed")? as u64,
+        creating_idle: row.try_get::<i64, _>("deleted_creating_idle")? as u64,
+    };
+    Ok(RunRecord {
+        run_id: row.try_get("id")?,
+        trigger: row.try_get("trigger")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("unknown run status {status:?}")))?,
+        total: counts.total(),
+        counts,
+        stopped_by: row.try_get("stopped_by")?,
+        error: row.try_get("error")?,
+        host: row.try_get("host")?,
+        pid: row.try_get("pid")?,
+    })
+}
+
+/// A `LIMIT` value: PostgreSQL reads NULL as "no limit".
+fn limit(limit: Option<u64>) -> Option<i64> {
+    limit.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Attaches each job's drives, read in one query.
+async fn with_drives(conn: &mut PgConnection, jobs: Vec<(i64, Job)>) -> Result<Vec<Job>, StoreError> {
+    let ids: Vec<i64> = jobs.iter().map(|(id, _)| *id).collect();
+    let mut drives: HashMap<i64, Vec<Drive>> = HashMap::new();
+    for row in sqlx::query(sql::SELECT_DRIVES_OF_JOBS).bind(&ids).fetch_all(&mut *conn).await? {
+        drives.entry(row.try_get("job_id")?).or_default().push(Drive {
+            drive_id: row.try_get("drive_id")?,
+            state: parse_column(row.try_get("state")?)?,
+            bytes: row.try_get("bytes")?,
+        });
+    }
+    Ok(jobs
+        .into_iter()
+        .map(|(id, mut job)| {
+            job.drives = drives.remove(&id).unwrap_or_default();
+            job
+        })
+        .collect())
+}
+
+/// Locks a job's row for the rest of the transaction; returns it with the transaction's clock.
+async fn lock_job(conn: &mut PgConnection, name: &str) -> Result<(i64, Job, DateTime<Utc>), StoreError> {
+    let row = sqlx::query(sql::LOCK_JOB_BY_NAME)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(crate::lifecycle::quoted(name)))?;
+    let (id, job) = job_from_row(&row)?;
+    Ok((id, job, row.try_get("now")?))
+}
+
+#[derive(Serialize)]
+struct JobInsert<'a> {
+    name: &'a str,
+    job_type: &'static str,
+    state: &'static str,
+    cancel_requested: bool,
+    cancel_requested_at: Option<DateTime<Utc>>,
+    hold_reason: Option<&'a str>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    state_changed_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct DriveInsert<'a> {
+    job_name: &'a str,
+    drive_id: &'a str,
+    state: &'static str,
+    bytes: i64,
+}
+
+/// Binds the ten parameters of the eligibility statements.
+fn bind_batch<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    cutoffs: &Cutoffs,
+    after: &Cursors,
+    limit: u32,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut query = query;
+    for policy in Policy::ALL {
+        query = query.bind(cutoffs[policy]);
+    }
+    for policy in Policy::ALL {
+        let key = after[policy].unwrap_or(SortKey { timestamp: start_of_time(), job_id: i64::MIN });
+        query = query.bind(key.timestamp).bind(key.job_id);
+    }
+    query.bind(i64::from(limit))
+}
+
+fn policy_of(state: &str) -> Result<Policy, StoreError> {
+    Policy::for_state(parse_column(state.to_owned())?)
+        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
+    }
+
+    async fn check_migrated(&self) -> Result<(), StoreError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sql::SELECT_MIGRATION_VERSIONS).fetch_all(&self.pool).await.unwrap_or_default();
+        check_versions(&MIGRATOR, &applied)
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+        Ok(sqlx::query_scalar(sql::SELECT_NOW).fetch_one(&self.pool).await?)
+    }
+
+    async fn create_jobs(&self, jobs: &[Job]) -> Result<(), StoreError> {
+        let names: Vec<&str> = jobs.iter().map(|job| job.name.as_str()).collect();
+        let rows: Vec<JobInsert<'_>> = jobs
+            .iter()
+            .map(|job| JobInsert {
+                name: &job.name,
+                job_type: job.job_type.as_str(),
+                state: job.state.as_str(),
+                cancel_requested: job.cancel_requested,
+                cancel_requested_at: job.cancel_requested_at,
+                hold_reason: job.hold_reason.as_deref(),
+                created_at: job.created_at,
+                updated_at: job.updated_at,
+                state_changed_at: job.state_changed_at,
+            })
+            .collect();
+        let drives: Vec<DriveInsert<'_>> = jobs
+            .iter()
+            .flat_map(|job| {
+                job.drives.iter().map(|drive| DriveInsert {
+                    job_name: &job.name,
+                    drive_id: &drive.drive_id,
+                    state: drive.state.as_str(),
+                    bytes: drive.bytes,
+                })
+            })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        let taken: Vec<String> = sqlx::query_scalar(sql::SELECT_TAKEN_NAMES).bind(&names).fetch_all(&mut *tx).await?;
+        if let Some(index) = names.iter().position(|name| taken.iter().any(|t| t == name)) {
+            return Err(StoreError::NameTaken { name: names[index].to_owned(), index });
+        }
+        sqlx::query(sql::INSERT_JOBS).bind(Json(&rows)).execute(&mut *tx).await?;
+        if !drives.is_empty() {
+            sqlx::query(sql::INSERT_DRIVES).bind(Json(&drives)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query(sql::SELECT_JOB_BY_NAME).bind(name).fetch_optional(&mut *conn).await? else {
+            return Ok(None);
+        };
+        Ok(with_drives(&mut conn, vec![job_from_row(&row)?]).await?.pop())
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let states: Option<Vec<&str>> =
+            (!filter.states.is_empty()).then(|| filter.states.iter().map(|s| s.as_str()).collect());
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(sql::SELECT_JOBS).bind(states).bind(limit(filter.limit)).fetch_all(&mut *conn).await?;
+        let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
+        with_drives(&mut conn, jobs).await
+    }
+
+    async fn change_job(&self, name: &str, operation: &Operation) -> Result<Job, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (id, mut job, now) = lock_job(&mut tx, name).await?;
+        let effect = crate::lifecycle::decide(&job.status(), operation).map_err(|e| conflict(name, e))?;
+        if job.apply(&effect, now) {
+            sqlx::query(sql::UPDATE_JOB)
+                .bind(id)
+                .bind(job.state.as_str())
+                .bind(job.cancel_requested)
+                .bind(job.cancel_requested_at)
+                .bind(job.hold_reason.as_deref())
+                .bind(job.updated_at)
+                .bind(job.state_changed_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let job = with_drives(&mut tx, vec![(id, job)]).await?.remove(0);
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    async fn delete_job(&self, name: &str, deleted_by: &str) -> Result<AuditEntry, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (id, job, _) = lock_job(&mut tx, name).await?;
+        let effect = crate::lifecycle::decide(&job.status(), &Operation::Delete).map_err(|e| conflict(name, e))?;
+        debug_assert_eq!(effect, Effect::Delete);
+        let row = sqlx::query(sql::DELETE_JOB_AUDITED).bind(id).bind(deleted_by).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        audit_from_row(&row)
+    }
+
+    async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(sql::SELECT_AUDIT)
+            .bind(filter.job_name.as_deref())
+            .bind(filter.run_id)
+            .bind(limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn runs(&self, limit_to: Option<u64>) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(sql::SELECT_RUNS).bind(limit(limit_to)).fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError> {
+        // A connection of its own, outside the pool: it holds the run's lock
+        // until finish_run closes it, or until this process dies.
+        let mut conn = self.pool.acquire().await?.detach();
+        for row in sqlx::query(sql::MARK_RUNS_ABANDONED).bind(RUN_LOCK_CLASS).fetch_all(&mut conn).await? {
+            let (id, host, pid): (i64, String, i64) = (row.try_get("id")?, row.try_get("host")?, row.try_get("pid")?);
+            tracing::warn!(run_id = id, host, pid, "marked a run left running by a dead process as abandoned");
+        }
+        let mut tx = conn.begin().await?;
+        let run_id: i64 = sqlx::query_scalar(sql::INSERT_RUN)
+            .bind(trigger)
+            .bind(&owner.host)
+            .bind(i64::from(owner.pid))
+            .bind(owner.started.map(|ticks| ticks as i64))
+            .fetch_one(&mut *tx)
+            .await?;
+        // Locked before the row becomes visible, so no other sweep can see it unlocked.
+        sqlx::query(sql::LOCK_RUN).bind(RUN_LOCK_CLASS).bind(run_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
+        Ok(run_id)
+    }
+
+    async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        let lease = self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        if let Some(mut conn) = lease {
+            let finished = Self::finish_run_on(&mut conn, run_id, outcome).await;
+            // Closing the connection releases the run's lock.
+            let _ = conn.close().await;
+            if finished.is_ok() {
+                return finished;
+            }
+        }
+        // No lease, or it broke (the backend was terminated): record the end through the pool.
+        let mut conn = self.pool.acquire().await?;
+        Self::finish_run_on(&mut conn, run_id, outcome).await
+    }
+
+    async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(sql::COUNT_FUTURE)
+            .bind(now)
+            .bind(cutoffs.completed.is_some())
+            .bind(cutoffs.closed.is_some())
+            .bind(cutoffs.creating_idle.is_some())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count as u64)
+    }
+
+    async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {
+        let rows = bind_batch(sqlx::query(sql::SELECT_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Candidate {
+                    name: row.try_get("name")?,
+                    policy: policy_of(row.try_get("state")?)?,
+                    key: SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? },
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_eligible(
+        &self,
+        run_id: i64,
+        batch: BatchRequest<'_>,
+        deleted_by: &str,
+    ) -> Result<Vec<DeletedJob>, StoreError> {
+        let rows = bind_batch(sqlx::query(sql::DELETE_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
+            .bind(run_id)
+            .bind(deleted_by)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut deleted = rows
+            .iter()
+            .map(|row| {
+                Ok(DeletedJob {
+                    name: row.try_get("name")?,
+                    job_type: parse_column(row.try_get("job_type")?)?,
+                    policy: policy_of(row.try_get("state")?)?,
+                    state: parse_column(row.try_get("state")?)?,
+                    cancel_requested: row.try_get("cancel_requested")?,
+                    created_at: row.try_get("created_at")?,
+                    state_changed_at: row.try_get("state_changed_at")?,
+                    deleted_at: row.try_get("deleted_at")?,
+                    key: SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        deleted.sort_by_key(|job| job.key);
+        Ok(deleted)
+    }
+}

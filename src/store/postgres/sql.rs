@@ -1,0 +1,149 @@
+//! The SQL of the PostgreSQL store. Lists travel as arrays or JSONB, so every
+//! statement is static and set-based; sqlx prepares each once per connection.
+
+pub const SELECT_MIGRATION_VERSIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+pub const SELECT_NOW: &str = "SELECT now()";
+
+macro_rules! job_columns {
+    () => {
+        "id, name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
+         created_at, updated_at, state_changed_at"
+    };
+}
+
+pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = $1");
+
+/// The job's row, locked until the transaction ends, and the transaction's clock.
+pub const LOCK_JOB_BY_NAME: &str =
+    concat!("SELECT ", job_columns!(), ", now() AS now FROM jobs WHERE name = $1 FOR UPDATE");
+
+/// $1: states or NULL for all; $2: limit or NULL for none.
+pub const SELECT_JOBS: &str =
+    concat!("SELECT ", job_columns!(), " FROM jobs WHERE $1::text[] IS NULL OR state = ANY($1) ORDER BY id LIMIT $2");
+
+pub const SELECT_DRIVES_OF_JOBS: &str =
+    "SELECT job_id, drive_id, state, bytes FROM job_drives WHERE job_id = ANY($1) ORDER BY job_id, drive_id";
+
+pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name = ANY($1)";
+
+/// $1: JSONB array of job objects.
+pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, \
+     hold_reason, created_at, updated_at, state_changed_at) \
+     SELECT name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, created_at, updated_at, \
+            state_changed_at \
+     FROM jsonb_to_recordset($1) AS x(name text, job_type text, state text, cancel_requested boolean, \
+          cancel_requested_at timestamptz, hold_reason text, created_at timestamptz, updated_at timestamptz, \
+          state_changed_at timestamptz)";
+
+/// $1: JSONB array of `{job_name, drive_id, state, bytes}`.
+pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
+     SELECT jobs.id, d.drive_id, d.state, d.bytes \
+     FROM jsonb_to_recordset($1) AS d(job_name text, drive_id text, state text, bytes bigint) \
+     JOIN jobs ON jobs.name = d.job_name";
+
+pub const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, cancel_requested = $3, cancel_requested_at = $4, \
+     hold_reason = $5, updated_at = $6, state_changed_at = $7 WHERE id = $1";
+
+macro_rules! audit_columns {
+    () => {
+        "id, run_id, job_name, job_type, policy, state, cancel_requested, created_at, \
+         state_changed_at, deleted_at, deleted_by"
+    };
+}
+
+/// Deletes one job by hand with its audit row, in one statement. $2: deleted_by.
+pub const DELETE_JOB_AUDITED: &str = concat!(
+    "WITH deleted AS (DELETE FROM jobs WHERE id = $1 \
+       RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at) \
+     INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
+       created_at, state_changed_at, deleted_at, deleted_by) \
+     SELECT NULL, id, name, job_type, 'manual', state, cancel_requested, created_at, state_changed_at, now(), $2 \
+     FROM deleted RETURNING ",
+    audit_columns!()
+);
+
+/// $1: job name or NULL; $2: run id or NULL; $3: limit or NULL.
+pub const SELECT_AUDIT: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE ($1::text IS NULL OR job_name = $1) AND ($2::bigint IS NULL OR run_id = $2) \
+     ORDER BY id DESC LIMIT $3"
+);
+
+/// $1: limit or NULL.
+pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, \
+     deleted_closed, deleted_creating_idle, stopped_by, error, host, pid FROM retention_runs ORDER BY id DESC LIMIT $1";
+
+/// A live run holds the session advisory lock ($1, its id); a run whose lock
+/// can be taken was left by a process whose connection is gone.
+pub const MARK_RUNS_ABANDONED: &str = "UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
+     WHERE status = 'running' AND pg_try_advisory_xact_lock($1, (id % 2147483648)::int4) \
+     RETURNING id, host, pid";
+
+pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
+     VALUES ($1, 'running', now(), $2, $3, $4) RETURNING id";
+
+/// Held by the run's own connection for the run's lifetime.
+pub const LOCK_RUN: &str = "SELECT pg_advisory_lock($1, ($2 % 2147483648)::int4)";
+
+pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \
+     deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7 WHERE id = $1";
+
+/// $1: now; $2–$4: whether completed, closed and creating_idle are enabled.
+pub const COUNT_FUTURE: &str = "SELECT \
+       (SELECT count(*) FROM jobs WHERE $2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > $1) \
+     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > $1) \
+     + (SELECT count(*) FROM jobs WHERE $4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > $1)";
+
+/// The next eligible jobs in deletion order, as CTEs ending in `picked`:
+/// each policy's partial index is read from its cursor up to its cut-off, at
+/// most $10 rows each, then merged. $1–$3: cut-offs of completed, closed,
+/// creating_idle (NULL = off); $4/$5, $6/$7, $8/$9: cursors (timestamp, id); $10: limit.
+/// `$lock` is empty for a read, or `FOR UPDATE SKIP LOCKED` to claim the rows:
+/// rows another sweep holds are skipped, not waited for.
+macro_rules! eligible {
+    ($lock:literal) => {
+        concat!(
+            "WITH completed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
+               WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1 \
+                 AND (state_changed_at, id) > ($4::timestamptz, $5::bigint) \
+               ORDER BY state_changed_at, id LIMIT $10 ",
+            $lock,
+            "), closed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
+               WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2 \
+                 AND (state_changed_at, id) > ($6::timestamptz, $7::bigint) \
+               ORDER BY state_changed_at, id LIMIT $10 ",
+            $lock,
+            "), creating_idle AS (SELECT id, name, state, updated_at AS ts FROM jobs \
+               WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3 \
+                 AND (updated_at, id) > ($8::timestamptz, $9::bigint) \
+               ORDER BY updated_at, id LIMIT $10 ",
+            $lock,
+            "), picked AS (SELECT * FROM completed UNION ALL SELECT * FROM closed \
+               UNION ALL SELECT * FROM creating_idle ORDER BY ts, id LIMIT $10)"
+        )
+    };
+}
+
+pub const SELECT_ELIGIBLE: &str = concat!(eligible!(""), " SELECT id, name, state, ts FROM picked ORDER BY ts, id");
+
+/// Claims the next eligible jobs, deletes them (drives by cascade) with the
+/// eligibility re-checked on each row, and writes one audit row each: one
+/// statement, so all of it commits or none. $11: run id; $12: deleted_by.
+pub const DELETE_ELIGIBLE: &str = concat!(
+    eligible!("FOR UPDATE SKIP LOCKED"),
+    ", deleted AS (DELETE FROM jobs USING picked WHERE jobs.id = picked.id AND jobs.hold_reason IS NULL \
+         AND ((jobs.state = 'Completed' AND jobs.state_changed_at <= $1) \
+           OR (jobs.state = 'Closed' AND jobs.state_changed_at <= $2) \
+           OR (jobs.state = 'Creating' AND jobs.updated_at <= $3)) \
+       RETURNING jobs.id, jobs.name, jobs.job_type, jobs.state, jobs.cancel_requested, jobs.created_at, \
+         jobs.state_changed_at, picked.ts), \
+     audited AS (INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
+         cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
+       SELECT $11, id, name, job_type, \
+         CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
+         state, cancel_requested, created_at, state_changed_at, now(), $12 FROM deleted) \
+     SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
+     FROM deleted"
+);

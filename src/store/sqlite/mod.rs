@@ -1,0 +1,506 @@
+//! The SQLite store, the embedded default: WAL journal, a busy timeout, and
+//! every write in a `BEGIN IMMEDIATE` transaction, so a transaction that reads
+//! then writes takes the write lock up front instead of failing with
+//! SQLITE_BUSY halfway. The database file is created readable by its owner only.
+
+mod sql;
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::types::Json;
+use sqlx::{ConnectOptions, Row};
+
+use super::{
+    AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
+    conflict, parse_column,
+};
+use crate::config::DatabaseSettings;
+use crate::identity::ProcessIdentity;
+use crate::lifecycle::{Effect, Operation};
+use crate::model::{AuditEntry, Drive, Job, MANUAL_POLICY, RunRecord, RunStatus, truncate};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<SqliteStore, StoreError> {
+        let unreachable = |reason: String| StoreError::Unreachable { url: settings.url.redacted(), reason };
+        let options = SqliteConnectOptions::from_str(settings.url.expose())
+            .map_err(|e| unreachable(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(settings.statement_timeout)
+            .foreign_keys(true)
+            .log_statements(tracing::log::LevelFilter::Trace);
+        create_private_file(options.get_filename()).map_err(|e| unreachable(e.to_string()))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Creates the database file with mode 0600 if it does not exist yet, so job
+/// data is never world-readable, not even for the moment before a chmod.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => {
+            Err(std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn micros(timestamp: DateTime<Utc>) -> i64 {
+    timestamp.timestamp_micros()
+}
+
+fn from_micros(value: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(value)
+        .ok_or_else(|| StoreError::Database(format!("timestamp {value} is out of range")))
+}
+
+fn optional_micros(value: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    value.map(from_micros).transpose()
+}
+
+/// A `LIMIT` value: SQLite reads -1 as "no limit".
+fn limit(limit: Option<u64>) -> i64 {
+    limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Reads a `jobs` row (without drives) and its id.
+fn job_from_row(row: &SqliteRow) -> Result<(i64, Job), StoreError> {
+    let job = Job {
+        name: row.try_get("name")?,
+        job_type: parse_column(row.try_get("job_type")?)?,
+        state: parse_column(row.try_get("state")?)?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        cancel_requested_at: optional_micros(row.try_get("cancel_requested_at")?)?,
+        hold_reason: row.try_get("hold_reason")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        updated_at: from_micros(row.try_get("updated_at")?)?,
+        state_changed_at: from_micros(row.try_get("state_changed_at")?)?,
+        drives: Vec::new(),
+    };
+    Ok((row.try_get("id")?, job))
+}
+
+fn audit_from_row(row: &SqliteRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        run_id: row.try_get("run_id")?,
+        job_name: row.try_get("job_name")?,
+        job_type: parse_column(row.try_get("job_type")?)?,
+        policy: row.try_get("policy")?,
+        state: parse_column(row.try_get("state")?)?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        created_at: from_micros(row.try_get("created_at")?)?,
+        state_changed_at: from_micros(row.try_get("state_changed_at")?)?,
+        deleted_at: from_micros(row.try_get("deleted_at")?)?,
+        deleted_by: row.try_get("deleted_by")?,
+    })
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    let counts = PerPolicy {
+        completed: row.try_get::<i64, _>("deleted_completed")? as u64,
+        closed: row.try_get::<i64, _>("deleted_closed")? as u64,
+        creating_idle: row.try_get::<i64, _>("deleted_creating_idle")? as u64,
+    };
+    Ok(RunRecord {
+        run_id: row.try_get("id")?,
+        trigger: row.try_get("trigger")?,
+        started_at: from_micros(row.try_get("started_at")?)?,
+        finished_at: optional_micros(row.try_get("finished_at")?)?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("unknown run status {status:?}")))?,
+        total: counts.total(),
+        counts,
+        stopped_by: row.try_get("stopped_by")?,
+        error: row.try_get("error")?,
+        host: row.try_get("host")?,
+        pid: row.try_get("pid")?,
+    })
+}
+
+/// Attaches each job's drives, read in one query.
+async fn with_drives(conn: &mut SqliteConnection, jobs: Vec<(i64, Job)>) -> Result<Vec<Job>, StoreError> {
+    let ids: Vec<i64> = jobs.iter().map(|(id, _)| *id).collect();
+    let mut drives: HashMap<i64, Vec<Drive>> = HashMap::new();
+    for row in sqlx::query(sql::SELECT_DRIVES_OF_JOBS).bind(Json(&ids)).fetch_all(&mut *conn).await? {
+        drives.entry(row.try_get("job_id")?).or_default().push(Drive {
+            drive_id: row.try_get("drive_id")?,
+            state: parse_column(row.try_get("state")?)?,
+            bytes: row.try_get("bytes")?,
+        });
+    }
+    Ok(jobs
+        .into_iter()
+        .map(|(id, mut job)| {
+            job.drives = drives.remove(&id).unwrap_or_default();
+            job
+        })
+        .collect())
+}
+
+async fn job_by_name(conn: &mut SqliteConnection, name: &str) -> Result<(i64, Job), StoreError> {
+    let row = sqlx::query(sql::SELECT_JOB_BY_NAME)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(crate::lifecycle::quoted(name)))?;
+    job_from_row(&row)
+}
+
+/// One row of an audit insert, as JSON for `json_each`.
+#[derive(Serialize)]
+struct AuditInsert<'a> {
+    job_id: i64,
+    job_name: &'a str,
+    job_type: &'static str,
+    policy: &'a str,
+    state: &'static str,
+    cancel_requested: bool,
+    created_at: i64,
+    state_changed_at: i64,
+}
+
+#[derive(Serialize)]
+struct JobInsert<'a> {
+    name: &'a str,
+    job_type: &'static str,
+    state: &'static str,
+    cancel_requested: bool,
+    cancel_requested_at: Option<i64>,
+    hold_reason: Option<&'a str>,
+    created_at: i64,
+    updated_at: i64,
+    state_changed_at: i64,
+}
+
+#[derive(Serialize)]
+struct DriveInsert<'a> {
+    job_name: &'a str,
+    drive_id: &'a str,
+    state: &'static str,
+    bytes: i64,
+}
+
+/// Binds the ten parameters of the eligibility statements.
+fn bind_batch<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    cutoffs: &Cutoffs,
+    after: &Cursors,
+    limit: u32,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let mut query = query;
+    for policy in Policy::ALL {
+        query = query.bind(cutoffs[policy].map(micros));
+    }
+    for policy in Policy::ALL {
+        let (timestamp, id) = after[policy].map_or((i64::MIN, i64::MIN), |key| (micros(key.timestamp), key.job_id));
+        query = query.bind(timestamp).bind(id);
+    }
+    query.bind(i64::from(limit))
+}
+
+fn policy_of(state: &str) -> Result<Policy, StoreError> {
+    Policy::for_state(parse_column(state.to_owned())?)
+        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(MIGRATOR.run(&self.pool).await?)
+    }
+
+    async fn check_migrated(&self) -> Result<(), StoreError> {
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sql::SELECT_MIGRATION_VERSIONS).fetch_all(&self.pool).await.unwrap_or_default();
+        check_versions(&MIGRATOR, &applied)
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+        // The database is embedded: its clock is this process's clock.
+        Ok(truncate(Utc::now()))
+    }
+
+    async fn create_jobs(&self, jobs: &[Job]) -> Result<(), StoreError> {
+        let names: Vec<&str> = jobs.iter().map(|job| job.name.as_str()).collect();
+        let rows: Vec<JobInsert<'_>> = jobs
+            .iter()
+            .map(|job| JobInsert {
+                name: &job.name,
+                job_type: job.job_type.as_str(),
+                state: job.state.as_str(),
+                cancel_requested: job.cancel_requested,
+                cancel_requested_at: job.cancel_requested_at.map(micros),
+                hold_reason: job.hold_reason.as_deref(),
+                created_at: micros(job.created_at),
+                updated_at: micros(job.updated_at),
+                state_changed_at: micros(job.state_changed_at),
+            })
+            .collect();
+        let drives: Vec<DriveInsert<'_>> = jobs
+            .iter()
+            .flat_map(|job| {
+                job.drives.iter().map(|drive| DriveInsert {
+                    job_name: &job.name,
+                    drive_id: &drive.drive_id,
+                    state: drive.state.as_str(),
+                    bytes: drive.bytes,
+                })
+            })
+            .collect();
+        let mut tx = self.write_transaction().await?;
+        let taken: Vec<String> =
+            sqlx::query_scalar(sql::SELECT_TAKEN_NAMES).bind(Json(&names)).fetch_all(&mut *tx).await?;
+        if let Some(index) = names.iter().position(|name| taken.iter().any(|t| t == name)) {
+            return Err(StoreError::NameTaken { name: names[index].to_owned(), index });
+        }
+        sqlx::query(sql::INSERT_JOBS).bind(Json(&rows)).execute(&mut *tx).await?;
+        if !drives.is_empty() {
+            sqlx::query(sql::INSERT_DRIVES).bind(Json(&drives)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, name: &str) -> Result<Option<Job>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        match job_by_name(&mut conn, name).await {
+            Ok(job) => Ok(with_drives(&mut conn, vec![job]).await?.pop()),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let states: Option<Vec<&str>> =
+            (!filter.states.is_empty()).then(|| filter.states.iter().map(|s| s.as_str()).collect());
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(sql::SELECT_JOBS)
+            .bind(states.map(Json))
+            .bind(limit(filter.limit))
+            .fetch_all(&mut *conn)
+            .await?;
+        let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
+        with_drives(&mut conn, jobs).await
+    }
+
+    async fn change_job(&self, name: &str, operation: &Operation) -> Result<Job, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let (id, mut job) = job_by_name(&mut tx, name).await?;
+        let effect = crate::lifecycle::decide(&job.status(), operation).map_err(|e| conflict(name, e))?;
+        if job.apply(&effect, self.now().await?) {
+            sqlx::query(sql::UPDATE_JOB)
+                .bind(id)
+                .bind(job.state.as_str())
+                .bind(job.cancel_requested)
+                .bind(job.cancel_requested_at.map(micros))
+                .bind(job.hold_reason.as_deref())
+                .bind(micros(job.updated_at))
+                .bind(micros(job.state_changed_at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let job = with_drives(&mut tx, vec![(id, job)]).await?.remove(0);
+        tx.commit().await?;
+        Ok(job)
+    }
+
+    async fn delete_job(&self, name: &str, deleted_by: &str) -> Result<AuditEntry, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let (id, job) = job_by_name(&mut tx, name).await?;
+        let effect = crate::lifecycle::decide(&job.status(), &Operation::Delete).map_err(|e| conflict(name, e))?;
+        debug_assert_eq!(effect, Effect::Delete);
+        sqlx::query(sql::DELETE_JOB).bind(id).execute(&mut *tx).await?;
+        let audit = [AuditInsert {
+            job_id: id,
+            job_name: &job.name,
+            job_type: job.job_type.as_str(),
+            policy: MANUAL_POLICY,
+            state: job.state.as_str(),
+            cancel_requested: job.cancel_requested,
+            created_at: micros(job.created_at),
+            state_changed_at: micros(job.state_changed_at),
+        }];
+        let audit_id: i64 = sqlx::query_scalar(sql::INSERT_AUDIT)
+            .bind(None::<i64>)
+            .bind(micros(self.now().await?))
+            .bind(deleted_by)
+            .bind(Json(&audit))
+            .fetch_one(&mut *tx)
+            .await?;
+        let row = sqlx::query(sql::SELECT_AUDIT_BY_ID).bind(audit_id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        audit_from_row(&row)
+    }
+
+    async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(sql::SELECT_AUDIT)
+            .bind(filter.job_name.as_deref())
+            .bind(filter.run_id)
+            .bind(limit(filter.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn runs(&self, limit_to: Option<u64>) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(sql::SELECT_RUNS).bind(limit(limit_to)).fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError> {
+        let now = micros(self.now().await?);
+        let mut tx = self.write_transaction().await?;
+        // SQLite runs on one host, so a run is live only while the process
+        // that recorded it is; anything else was left by a process that died.
+        let running = sqlx::query(sql::SELECT_RUNNING_RUNS).fetch_all(&mut *tx).await?;
+        for row in running {
+            let (id, host, pid): (i64, String, i64) = (row.try_get("id")?, row.try_get("host")?, row.try_get("pid")?);
+            if !owner.is_other_live_process(&host, pid, row.try_get("process_started")?) {
+                sqlx::query(sql::MARK_RUN_ABANDONED).bind(id).bind(now).execute(&mut *tx).await?;
+                tracing::warn!(run_id = id, host, pid, "marked a run left running by a dead process as abandoned");
+            }
+        }
+        let run_id: i64 = sqlx::query_scalar(sql::INSERT_RUN)
+            .bind(trigger)
+            .bind(now)
+            .bind(&owner.host)
+            .bind(i64::from(owner.pid))
+            .bind(owner.started.map(|ticks| ticks as i64))
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        let mut tx = self.write_transaction().await?;
+        sqlx::query(sql::FINISH_RUN)
+            .bind(run_id)
+            .bind(outcome.status.as_str())
+            .bind(micros(self.now().await?))
+            .bind(outcome.counts.completed as i64)
+            .bind(outcome.counts.closed as i64)
+            .bind(outcome.counts.creating_idle as i64)
+            .bind(outcome.stopped_by.as_deref())
+            .bind(outcome.error.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar(sql::COUNT_FUTURE)
+            .bind(micros(now))
+            .bind(cutoffs.completed.is_some())
+            .bind(cutoffs.closed.is_some())
+            .bind(cutoffs.creating_idle.is_some())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count as u64)
+    }
+
+    async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {
+        let rows = bind_batch(sqlx::query(sql::SELECT_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Candidate {
+                    name: row.try_get("name")?,
+                    policy: policy_of(row.try_get("state")?)?,
+                    key: SortKey { timestamp: from_micros(row.try_get("ts")?)?, job_id: row.try_get("id")? },
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_eligible(
+        &self,
+        run_id: i64,
+        batch: BatchRequest<'_>,
+        deleted_by: &str,
+    ) -> Result<Vec<DeletedJob>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let deleted_at = self.now().await?;
+        let rows = bind_batch(sqlx::query(sql::DELETE_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut deleted = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let state = parse_column(row.try_get("state")?)?;
+            let policy = policy_of(row.try_get("state")?)?;
+            let age_column = if policy == Policy::CreatingIdle { "updated_at" } else { "state_changed_at" };
+            deleted.push(DeletedJob {
+                name: row.try_get("name")?,
+                job_type: parse_column(row.try_get("job_type")?)?,
+                policy,
+                state,
+                cancel_requested: row.try_get("cancel_requested")?,
+                created_at: from_micros(row.try_get("created_at")?)?,
+                state_changed_at: from_micros(row.try_get("state_changed_at")?)?,
+                deleted_at,
+                key: SortKey { timestamp: from_micros(row.try_get(age_column)?)?, job_id: row.try_get("id")? },
+            });
+        }
+        let audit: Vec<AuditInsert<'_>> = deleted
+            .iter()
+            .map(|job| AuditInsert {
+                job_id: job.key.job_id,
+                job_name: &job.name,
+                job_type: job.job_type.as_str(),
+                policy: job.policy.as_str(),
+                state: job.state.as_str(),
+                cancel_requested: job.cancel_requested,
+                created_at: micros(job.created_at),
+                state_changed_at: micros(job.state_changed_at),
+            })
+            .collect();
+        if !audit.is_empty() {
+            sqlx::query(sql::INSERT_AUDIT)
+                .bind(run_id)
+                .bind(micros(deleted_at))
+                .bind(deleted_by)
+                .bind(Json(&audit))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        deleted.sort_by_key(|job| job.key);
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,137 @@
+//! The SQL of the SQLite store. Timestamps are INTEGER microseconds since the
+//! Unix epoch; booleans are 0/1. JSON parameters (`json_each`) carry lists, so
+//! every statement is static and set-based.
+
+pub const SELECT_MIGRATION_VERSIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+macro_rules! job_columns {
+    () => {
+        "id, name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
+         created_at, updated_at, state_changed_at"
+    };
+}
+
+pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = ?1");
+
+/// ?1: JSON array of states or NULL for all; ?2: limit, -1 for none.
+pub const SELECT_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE ?1 IS NULL OR state IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT ?2"
+);
+
+/// ?1: JSON array of job ids.
+pub const SELECT_DRIVES_OF_JOBS: &str = "SELECT job_id, drive_id, state, bytes FROM job_drives \
+     WHERE job_id IN (SELECT value FROM json_each(?1)) ORDER BY job_id, drive_id";
+
+/// ?1: JSON array of names; returns those already taken.
+pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name IN (SELECT value FROM json_each(?1))";
+
+/// ?1: JSON array of job objects (timestamps in microseconds).
+pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
+     created_at, updated_at, state_changed_at) \
+     SELECT value ->> 'name', value ->> 'job_type', value ->> 'state', value ->> 'cancel_requested', \
+            value ->> 'cancel_requested_at', value ->> 'hold_reason', value ->> 'created_at', \
+            value ->> 'updated_at', value ->> 'state_changed_at' \
+     FROM json_each(?1) ORDER BY key";
+
+/// ?1: JSON array of `{job_name, drive_id, state, bytes}`.
+pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
+     SELECT jobs.id, d.value ->> 'drive_id', d.value ->> 'state', d.value ->> 'bytes' \
+     FROM json_each(?1) AS d JOIN jobs ON jobs.name = d.value ->> 'job_name'";
+
+pub const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, cancel_requested = ?3, cancel_requested_at = ?4, hold_reason = ?5, \
+     updated_at = ?6, state_changed_at = ?7 WHERE id = ?1";
+
+pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1";
+
+/// ?1: run id or NULL; ?2: deleted_at; ?3: deleted_by; ?4: JSON array of deleted jobs.
+pub const INSERT_AUDIT: &str = "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
+     cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
+     SELECT ?1, value ->> 'job_id', value ->> 'job_name', value ->> 'job_type', value ->> 'policy', value ->> 'state', \
+            value ->> 'cancel_requested', value ->> 'created_at', value ->> 'state_changed_at', ?2, ?3 \
+     FROM json_each(?4) ORDER BY key \
+     RETURNING id";
+
+macro_rules! audit_columns {
+    () => {
+        "id, run_id, job_name, job_type, policy, state, cancel_requested, created_at, \
+         state_changed_at, deleted_at, deleted_by"
+    };
+}
+
+/// ?1: job name or NULL; ?2: run id or NULL; ?3: limit, -1 for none.
+pub const SELECT_AUDIT: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE (?1 IS NULL OR job_name = ?1) AND (?2 IS NULL OR run_id = ?2) \
+     ORDER BY id DESC LIMIT ?3"
+);
+
+pub const SELECT_AUDIT_BY_ID: &str = concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id = ?1");
+
+/// ?1: limit, -1 for none.
+pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+     deleted_creating_idle, stopped_by, error, host, pid FROM retention_runs ORDER BY id DESC LIMIT ?1";
+
+pub const SELECT_RUNNING_RUNS: &str =
+    "SELECT id, host, pid, process_started FROM retention_runs WHERE status = 'running'";
+
+pub const MARK_RUN_ABANDONED: &str =
+    "UPDATE retention_runs SET status = 'abandoned', finished_at = ?2 WHERE id = ?1 AND status = 'running'";
+
+pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
+     VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
+
+pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?3, deleted_completed = ?4, \
+     deleted_closed = ?5, deleted_creating_idle = ?6, stopped_by = ?7, error = ?8 WHERE id = ?1";
+
+/// ?1: now; ?2–?4: whether completed, closed and creating_idle are enabled.
+pub const COUNT_FUTURE: &str = "SELECT \
+       (SELECT count(*) FROM jobs INDEXED BY jobs_completed_by_age WHERE ?2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > ?1) \
+     + (SELECT count(*) FROM jobs INDEXED BY jobs_closed_by_age WHERE ?3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > ?1) \
+     + (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE ?4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > ?1)";
+
+/// The next eligible jobs in deletion order: each policy's partial index is
+/// read from its cursor up to its cut-off, at most ?10 rows each, then merged.
+/// `INDEXED BY` pins the policy indexes: without statistics SQLite prefers
+/// `jobs_by_state` and sorts every job in the state, and with the pin a
+/// query that could not use its index fails instead of slowing down.
+/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off);
+/// ?4/?5, ?6/?7, ?8/?9: cursors (timestamp, id) of each; ?10: limit.
+macro_rules! eligible {
+    () => {
+        "SELECT id, name, state, ts FROM ( \
+           SELECT * FROM (SELECT id, name, state, state_changed_at AS ts FROM jobs INDEXED BY jobs_completed_by_age \
+             WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1 \
+               AND (state_changed_at, id) > (?4, ?5) \
+             ORDER BY state_changed_at, id LIMIT ?10) \
+           UNION ALL \
+           SELECT * FROM (SELECT id, name, state, state_changed_at AS ts FROM jobs INDEXED BY jobs_closed_by_age \
+             WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2 \
+               AND (state_changed_at, id) > (?6, ?7) \
+             ORDER BY state_changed_at, id LIMIT ?10) \
+           UNION ALL \
+           SELECT * FROM (SELECT id, name, state, updated_at AS ts FROM jobs INDEXED BY jobs_creating_by_idle \
+             WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3 \
+               AND (updated_at, id) > (?8, ?9) \
+             ORDER BY updated_at, id LIMIT ?10) \
+         ) ORDER BY ts, id LIMIT ?10"
+    };
+}
+
+pub const SELECT_ELIGIBLE: &str = eligible!();
+
+/// Deletes the next eligible jobs, re-checking eligibility on each row.
+/// Parameters as for [`SELECT_ELIGIBLE`]. `NOT INDEXED` keeps SQLite on rowid
+/// look-ups for the listed ids: otherwise the re-check's OR leads it to scan
+/// every job of the three states through `jobs_by_state`.
+pub const DELETE_ELIGIBLE: &str = concat!(
+    "DELETE FROM jobs NOT INDEXED WHERE id IN (SELECT id FROM (",
+    eligible!(),
+    ")) AND hold_reason IS NULL \
+       AND ((state = 'Completed' AND state_changed_at <= ?1) \
+         OR (state = 'Closed' AND state_changed_at <= ?2) \
+         OR (state = 'Creating' AND updated_at <= ?3)) \
+     RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, updated_at"
+);

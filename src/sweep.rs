@@ -1,0 +1,320 @@
+//! One sweep (SPEC §4): delete every eligible job, oldest first, in batches of
+//! one transaction each, recorded in `retention_runs` from start to end.
+//!
+//! The sweep fixes "now" once, at its start, from the database's clock (or
+//! `--as-of` in a dry run); every batch uses the same cut-offs. It stops when
+//! nothing is left, at the deletion cap, at the run timeout, or when `stop` is
+//! cancelled; a batch in flight always finishes (commits or rolls back) first.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RetentionSettings;
+use crate::identity::ProcessIdentity;
+use crate::model::RunStatus;
+use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
+use crate::store::{BatchRequest, RunOutcome, Store, StoreError};
+
+/// What a sweep does, from the configuration and the command line.
+#[derive(Debug, Clone)]
+pub struct SweepPlan {
+    pub retentions: Retentions,
+    pub batch_size: u32,
+    pub batch_pause: Duration,
+    /// 0 = no cap.
+    pub max_deletes: u64,
+    pub run_timeout: Duration,
+    pub dry_run: bool,
+    /// Evaluate the rules at this moment instead of now (dry run only).
+    pub as_of: Option<DateTime<Utc>>,
+    /// Recorded in the run row: `purge` or `schedule`.
+    pub trigger: &'static str,
+}
+
+impl SweepPlan {
+    pub fn new(settings: &RetentionSettings, trigger: &'static str) -> SweepPlan {
+        SweepPlan {
+            retentions: settings.retentions(),
+            batch_size: settings.batch_size,
+            batch_pause: settings.batch_pause,
+            max_deletes: settings.max_deletes_per_run,
+            run_timeout: settings.run_timeout,
+            dry_run: false,
+            as_of: None,
+            trigger,
+        }
+    }
+}
+
+/// Why a sweep stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoppedBy {
+    /// Nothing eligible is left.
+    Done,
+    MaxDeletes,
+    Timeout,
+    Signal,
+}
+
+impl StoppedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoppedBy::Done => "done",
+            StoppedBy::MaxDeletes => "max_deletes",
+            StoppedBy::Timeout => "timeout",
+            StoppedBy::Signal => "signal",
+        }
+    }
+}
+
+/// The summary of a sweep, printed by `purge` (SPEC §5).
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    pub run_id: Option<i64>,
+    pub dry_run: bool,
+    /// The moment the rules were evaluated at.
+    pub as_of: DateTime<Utc>,
+    pub counts: PerPolicy<u64>,
+    pub total: u64,
+    pub stopped_by: StoppedBy,
+    pub duration_ms: u64,
+    /// Age timestamp of the oldest job deleted (or, in a dry run, that would be).
+    pub oldest_eligible_at: Option<DateTime<Utc>>,
+    /// Jobs kept because their timestamp lies in the future (clock skew).
+    pub skipped_future: u64,
+    /// Dry run only: the names of the jobs it would delete, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<Vec<String>>,
+}
+
+/// A sweep that failed; what it committed before the failure stays committed and audited.
+#[derive(Debug, thiserror::Error)]
+#[error("sweep{} failed after deleting {deleted} jobs: {source}", run_id.map(|id| format!(" (run {id})")).unwrap_or_default())]
+pub struct SweepError {
+    pub run_id: Option<i64>,
+    pub deleted: u64,
+    #[source]
+    pub source: StoreError,
+}
+
+/// Progress of a sweep, kept across batches.
+struct Progress {
+    started: Instant,
+    cursors: Cursors,
+    counts: PerPolicy<u64>,
+    oldest: Option<DateTime<Utc>>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress { started: Instant::now(), cursors: Cursors::default(), counts: PerPolicy::default(), oldest: None }
+    }
+
+    /// Why to stop before the next batch, if at all; otherwise the batch's size.
+    fn next_batch(&self, plan: &SweepPlan, stop: &CancellationToken) -> Result<u32, StoppedBy> {
+        if stop.is_cancelled() {
+            return Err(StoppedBy::Signal);
+        }
+        if self.started.elapsed() >= plan.run_timeout {
+            return Err(StoppedBy::Timeout);
+        }
+        if plan.max_deletes == 0 {
+            return Ok(plan.batch_size);
+        }
+        match plan.max_deletes.saturating_sub(self.counts.total()) {
+            0 => Err(StoppedBy::MaxDeletes),
+            left => Ok(plan.batch_size.min(u32::try_from(left).unwrap_or(u32::MAX))),
+        }
+    }
+
+    /// Records one job taken by a batch.
+    fn take(&mut self, policy: policy::Policy, key: policy::SortKey) {
+        self.counts[policy] += 1;
+        self.cursors[policy] = self.cursors[policy].max(Some(key));
+        self.oldest = Some(self.oldest.map_or(key.timestamp, |oldest| oldest.min(key.timestamp)));
+    }
+
+    fn report(
+        &self,
+        plan: &SweepPlan,
+        run_id: Option<i64>,
+        as_of: DateTime<Utc>,
+        stopped_by: StoppedBy,
+    ) -> SweepReport {
+        SweepReport {
+            run_id,
+            dry_run: plan.dry_run,
+            as_of,
+            counts: self.counts,
+            total: self.counts.total(),
+            stopped_by,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            oldest_eligible_at: self.oldest,
+            skipped_future: 0,
+            jobs: None,
+        }
+    }
+}
+
+/// Runs one sweep. `stop` asks it to end after the batch in flight.
+pub async fn sweep(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    identity: &ProcessIdentity,
+    stop: &CancellationToken,
+) -> Result<SweepReport, SweepError> {
+    let failed = |source| SweepError { run_id: None, deleted: 0, source };
+    let now = match plan.as_of {
+        Some(as_of) => as_of,
+        None => store.now().await.map_err(failed)?,
+    };
+    let cutoffs = policy::cutoffs(&plan.retentions, now);
+    let skipped_future = store.count_future(&cutoffs, now).await.map_err(failed)?;
+    if skipped_future > 0 {
+        tracing::warn!(jobs = skipped_future, %now, "jobs with a timestamp in the future are kept (clock skew?)");
+    }
+    let mut report = if plan.dry_run {
+        dry_run(store, plan, &cutoffs, now, stop).await.map_err(failed)?
+    } else {
+        delete_eligible(store, plan, &cutoffs, now, identity, stop).await?
+    };
+    report.skipped_future = skipped_future;
+    tracing::info!(
+        run_id = report.run_id,
+        dry_run = report.dry_run,
+        completed = report.counts.completed,
+        closed = report.counts.closed,
+        creating_idle = report.counts.creating_idle,
+        total = report.total,
+        stopped_by = report.stopped_by.as_str(),
+        duration_ms = report.duration_ms,
+        skipped_future,
+        "sweep finished"
+    );
+    Ok(report)
+}
+
+/// Lists what a sweep would delete; writes nothing.
+async fn dry_run(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    cutoffs: &Cutoffs,
+    now: DateTime<Utc>,
+    stop: &CancellationToken,
+) -> Result<SweepReport, StoreError> {
+    let mut progress = Progress::new();
+    let mut names = Vec::new();
+    let stopped_by = loop {
+        let limit = match progress.next_batch(plan, stop) {
+            Ok(limit) => limit,
+            Err(stopped_by) => break stopped_by,
+        };
+        let candidates = store.find_eligible(BatchRequest { cutoffs, after: &progress.cursors, limit }).await?;
+        for candidate in &candidates {
+            progress.take(candidate.policy, candidate.key);
+        }
+        let exhausted = candidates.len() < limit as usize;
+        names.extend(candidates.into_iter().map(|candidate| candidate.name));
+        if exhausted {
+            break StoppedBy::Done;
+        }
+    };
+    let mut report = progress.report(plan, None, now, stopped_by);
+    report.jobs = Some(names);
+    Ok(report)
+}
+
+/// Deletes in batches under a run record.
+async fn delete_eligible(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    cutoffs: &Cutoffs,
+    now: DateTime<Utc>,
+    identity: &ProcessIdentity,
+    stop: &CancellationToken,
+) -> Result<SweepReport, SweepError> {
+    let run_id = store.begin_run(plan.trigger, identity).await.map_err(|source| SweepError {
+        run_id: None,
+        deleted: 0,
+        source,
+    })?;
+    let deleted_by = identity.deleted_by();
+    let mut progress = Progress::new();
+    let result = loop {
+        let limit = match progress.next_batch(plan, stop) {
+            Ok(limit) => limit,
+            Err(stopped_by) => break Ok(stopped_by),
+        };
+        let batch_started = Instant::now();
+        let deleted = match store
+            .delete_eligible(run_id, BatchRequest { cutoffs, after: &progress.cursors, limit }, &deleted_by)
+            .await
+        {
+            Ok(deleted) => deleted,
+            Err(error) => break Err(error),
+        };
+        for job in &deleted {
+            progress.take(job.policy, job.key);
+            tracing::info!(
+                target: "retentiond::audit",
+                run_id,
+                job = job.name,
+                job_type = job.job_type.as_str(),
+                policy = job.policy.as_str(),
+                state = job.state.as_str(),
+                cancel_requested = job.cancel_requested,
+                state_changed_at = %job.state_changed_at.to_rfc3339(),
+                "job deleted"
+            );
+        }
+        tracing::debug!(
+            run_id,
+            jobs = deleted.len(),
+            elapsed_ms = batch_started.elapsed().as_millis() as u64,
+            "batch committed"
+        );
+        if deleted.len() < limit as usize {
+            break Ok(StoppedBy::Done);
+        }
+        if !plan.batch_pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(plan.batch_pause) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    };
+    let (outcome, result) = match result {
+        Ok(stopped_by) => {
+            let status = if stopped_by == StoppedBy::Signal { RunStatus::Interrupted } else { RunStatus::Succeeded };
+            let outcome = RunOutcome {
+                status,
+                counts: progress.counts,
+                stopped_by: Some(stopped_by.as_str().into()),
+                error: None,
+            };
+            (outcome, Ok(progress.report(plan, Some(run_id), now, stopped_by)))
+        }
+        Err(source) => {
+            let outcome = RunOutcome {
+                status: RunStatus::Failed,
+                counts: progress.counts,
+                stopped_by: None,
+                error: Some(source.to_string()),
+            };
+            (outcome, Err(SweepError { run_id: Some(run_id), deleted: progress.counts.total(), source }))
+        }
+    };
+    if let Err(error) = store.finish_run(run_id, &outcome).await {
+        // The deletions are committed and audited; only the run record is
+        // stale, and the next sweep marks it abandoned.
+        tracing::error!(run_id, %error, "could not record the end of the run");
+        if result.is_ok() {
+            return Err(SweepError { run_id: Some(run_id), deleted: progress.counts.total(), source: error });
+        }
+    }
+    result
+}
