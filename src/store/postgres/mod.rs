@@ -46,13 +46,8 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(settings: &DatabaseSettings) -> Result<PostgresStore, StoreError> {
-        let unreachable = |reason: String| StoreError::Unreachable {
-            url: settings.url.redacted(),
-            reason: match settings.url.password() {
-                Some(password) if !password.is_empty() => reason.replace(&password, "REDACTED"),
-                _ => reason,
-            },
-        };
+        let unreachable =
+            |reason: String| StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) };
         let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(settings.url.expose())
             .map_err(|e| unreachable(e.to_string()))?
