@@ -81,25 +81,24 @@ fn parse_line(text: &str) -> Result<Job, String> {
     if state_changed_at < created_at {
         return Err("state_changed_at is before created_at".into());
     }
+    let updated_at = timestamp("updated_at", raw.updated_at.unwrap_or(created_at))?;
+    if updated_at < created_at {
+        return Err("updated_at is before created_at".into());
+    }
     let cancel_requested_at = match (raw.cancel_requested, raw.cancel_requested_at) {
         (false, Some(_)) => return Err("cancel_requested_at is set but cancel_requested is false".into()),
-        (_, at) => at.map(|at| timestamp("cancel_requested_at", at)).transpose()?,
+        (false, None) => None,
+        (true, at) => Some(timestamp("cancel_requested_at", at.unwrap_or(updated_at))?),
     };
-    // The last change is at least as late as every other recorded change.
-    let latest = state_changed_at.max(cancel_requested_at.unwrap_or(created_at));
-    let updated_at = timestamp("updated_at", raw.updated_at.unwrap_or(latest))?;
-    if updated_at < latest {
-        return Err(
-            "updated_at is before another change of the job (created_at, state_changed_at or cancel_requested_at)"
-                .into(),
-        );
+    if cancel_requested_at.is_some_and(|at| at < created_at) {
+        return Err("cancel_requested_at is before created_at".into());
     }
     Ok(Job {
         name: raw.name,
         job_type: raw.job_type,
         state: raw.state,
         cancel_requested: raw.cancel_requested,
-        cancel_requested_at: raw.cancel_requested.then_some(cancel_requested_at.unwrap_or(updated_at)),
+        cancel_requested_at,
         hold_reason: raw.hold_reason,
         created_at,
         updated_at,
@@ -129,7 +128,7 @@ mod tests {
         assert_eq!(jobs[0].line, 2);
         let job = &jobs[0].job;
         assert_eq!(job.state_changed_at.to_rfc3339(), "2026-02-01T00:00:00.123456+00:00");
-        assert_eq!(job.updated_at, job.state_changed_at, "updated_at defaults to the latest change");
+        assert_eq!(job.updated_at, job.created_at, "updated_at defaults to created_at (SPEC §5)");
         assert_eq!(job.drives.len(), 1);
         assert!(!job.cancel_requested && job.cancel_requested_at.is_none());
     }

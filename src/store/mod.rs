@@ -11,7 +11,7 @@ mod sqlite;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType, LifecycleError, Operation};
 use crate::model::{AuditEntry, Job, RunRecord, RunStatus};
@@ -42,6 +42,20 @@ pub async fn open(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreEr
         store.check_migrated().await?;
     }
     Ok(store)
+}
+
+/// Opens one connection within `timeout` and closes it again. A refused or
+/// failed connection is reported at once with its cause, where a pool would
+/// keep retrying until its acquire timeout and then say only that it timed out.
+async fn probe<C: sqlx::Connection>(options: &C::Options, timeout: std::time::Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, C::connect_with(options)).await {
+        Err(_) => Err(format!("no connection within {} (database.connect_timeout)", format_duration(timeout))),
+        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+    }
 }
 
 /// What can go wrong in the store. Messages never contain the password.

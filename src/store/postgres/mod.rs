@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column,
+    conflict, parse_column, probe,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -46,20 +46,21 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(settings: &DatabaseSettings) -> Result<PostgresStore, StoreError> {
-        let unreachable =
-            |reason: String| StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) };
+        let unreachable = |reason: String| StoreError::Unreachable {
+            url: settings.url.redacted(),
+            reason: settings.url.scrub(&reason),
+        };
         let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
         let options = PgConnectOptions::from_str(settings.url.expose())
             .map_err(|e| unreachable(e.to_string()))?
             .application_name("retentiond")
             .options([("statement_timeout", statement_timeout.as_str())])
             .log_statements(tracing::log::LevelFilter::Trace);
+        probe::<PgConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .connect_lazy_with(options);
         Ok(PostgresStore { pool, run_leases: Mutex::new(HashMap::new()) })
     }
 

@@ -23,7 +23,7 @@ use sqlx::{ConnectOptions, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column,
+    conflict, parse_column, probe,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -49,12 +49,11 @@ impl SqliteStore {
             .foreign_keys(true)
             .log_statements(tracing::log::LevelFilter::Trace);
         create_private_file(options.get_filename()).map_err(|e| unreachable(e.to_string()))?;
+        probe::<SqliteConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
-            .connect_with(options)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .connect_lazy_with(options);
         Ok(SqliteStore { pool })
     }
 

@@ -1,0 +1,244 @@
+//! SPEC §7: configuration sources, validation (exit 78 naming the key),
+//! the retention minimum, and the password never shown.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const SECRET_URL: &str = "postgres://u:s3cretpw@127.0.0.1:5432/db";
+const SECRET: &str = "s3cretpw";
+
+/// Runs `args` with `--config FILE` holding `toml`.
+fn with_config_file(env: &TestEnv, toml: &str, args: &[&str]) -> Out {
+    let path = env.write_file("retentiond.toml", toml);
+    let mut all = vec!["--config", path_str(&path)];
+    all.extend_from_slice(args);
+    env.run(&all)
+}
+
+#[track_caller]
+fn assert_config_error(out: &Out, key: &str) {
+    out.expect_code(78);
+    assert!(contains_ci(&out.stderr, key), "stderr must name the key {key:?}\n{}", out.describe());
+}
+
+both_backends! {
+    /// Unknown keys, in the file or the environment, exit 78 naming the key,
+    /// for every command, before anything touches the store.
+    fn unknown_keys_exit_78_naming_the_key(env: &TestEnv) {
+        env.import_ok(&[job("old-done", "Completed", days_ago(200))]);
+        let before = env.dump_all();
+
+        for args in [&["check-config"][..], &["purge"], &["jobs", "list"]] {
+            assert_config_error(&with_config_file(env, "[retention]\nbatchsize = 5\n", args), "batchsize");
+        }
+        assert_config_error(&with_config_file(env, "[retension]\ncompleted = \"90d\"\n", &["check-config"]), "retension");
+        assert_config_error(&with_config_file(env, "verbose = true\n", &["check-config"]), "verbose");
+        assert_config_error(&with_config_file(env, "[database]\npasword = \"x\"\n", &["purge"]), "pasword");
+
+        let out = env.run_env(&["purge"], &[("RETENTIOND__RETENTION__BATCHSIZE", "5")]);
+        assert_config_error(&out, "batchsize");
+        let out = env.run_env(&["check-config"], &[("RETENTIOND__RETENSION__COMPLETED", "90d")]);
+        assert_config_error(&out, "retension");
+
+        assert_eq!(env.dump_all(), before, "a refused configuration touched the store");
+    }
+}
+
+both_backends! {
+    /// Bad values exit 78 and name the key.
+    fn bad_values_exit_78_naming_the_key(env: &TestEnv) {
+        env.import_ok(&[job("old-done", "Completed", days_ago(200))]);
+        let before = env.dump_all();
+
+        assert_config_error(&with_config_file(env, "[retention]\ncompleted = \"ninety days\"\n", &["purge"]), "completed");
+        assert_config_error(&with_config_file(env, "[retention]\nbatch_size = \"lots\"\n", &["check-config"]), "batch_size");
+        assert_config_error(&with_config_file(env, "[schedule]\nrun_on_start = \"maybe\"\n", &["check-config"]), "run_on_start");
+        for (key, value, name) in [
+            ("RETENTIOND__RETENTION__CLOSED", "banana", "closed"),
+            ("RETENTIOND__RETENTION__CREATING_IDLE", "-5d", "creating_idle"),
+            ("RETENTIOND__RETENTION__BATCH_SIZE", "many", "batch_size"),
+            ("RETENTIOND__RETENTION__BATCH_SIZE", "0", "batch_size"),
+            ("RETENTIOND__RETENTION__MAX_DELETES_PER_RUN", "-1", "max_deletes_per_run"),
+            ("RETENTIOND__RETENTION__RUN_TIMEOUT", "forever", "run_timeout"),
+            ("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "soon", "connect_timeout"),
+            ("RETENTIOND__DATABASE__MAX_CONNECTIONS", "lots", "max_connections"),
+            ("RETENTIOND__LOG__FORMAT", "fancy", "format"),
+            ("RETENTIOND__DATABASE__URL", "mysql://root@127.0.0.1/db", "url"),
+        ] {
+            let out = env.run_env(&["purge"], &[(key, value)]);
+            assert_config_error(&out, name);
+        }
+        // Not TOML at all.
+        with_config_file(env, "[retention\ncompleted = 90d\n", &["check-config"]).expect_code(78);
+        // A configuration file that does not exist.
+        let missing = env.dir().join("no-such-dir").join("retentiond.toml");
+        env.run(&["--config", path_str(&missing), "check-config"]).expect_code(78);
+
+        assert_eq!(env.dump_all(), before, "a refused configuration touched the store");
+    }
+}
+
+both_backends! {
+    /// An enabled policy below `retention.minimum` is refused (78) and the
+    /// purge deletes nothing; at or above the minimum, or off, it is accepted.
+    fn policy_below_minimum_is_refused(env: &TestEnv) {
+        env.import_ok(&[
+            job("two-hours-done", "Completed", now() - chrono::Duration::hours(2)),
+            job("two-hours-closed", "Closed", now() - chrono::Duration::hours(2)),
+        ]);
+        let before = env.dump_all();
+        for (key, value, name) in [
+            ("RETENTIOND__RETENTION__COMPLETED", "1h", "completed"),
+            ("RETENTIOND__RETENTION__CLOSED", "23h", "closed"),
+            ("RETENTIOND__RETENTION__CREATING_IDLE", "12h", "creating_idle"),
+            ("RETENTIOND__RETENTION__COMPLETED", "0s", "completed"),
+        ] {
+            assert_config_error(&env.run_env(&["purge"], &[(key, value)]), name);
+            assert_config_error(&env.run_env(&["check-config"], &[(key, value)]), name);
+        }
+        assert_config_error(&with_config_file(env, "[retention]\ncompleted = \"1h\"\n", &["purge"]), "completed");
+        assert_eq!(env.dump_all(), before, "a refused configuration deleted something");
+
+        env.run_env(&["check-config"], &[("RETENTIOND__RETENTION__COMPLETED", "1d")]).expect_code(0);
+        env.run_env(&["check-config"], &[("RETENTIOND__RETENTION__COMPLETED", "off")]).expect_code(0);
+        env.run_env(&["check-config"], &[("RETENTIOND__RETENTION__CREATING_IDLE", "14d")]).expect_code(0);
+
+        // A lower minimum allows a shorter policy, which then applies.
+        let s = env.json_env(
+            &["purge"],
+            &[("RETENTIOND__RETENTION__MINIMUM", "1h"), ("RETENTIOND__RETENTION__COMPLETED", "1h")],
+        );
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_eq!(env.job_names(), vec!["two-hours-closed"]);
+    }
+}
+
+both_backends! {
+    /// `check-config` prints the effective configuration as TOML with the
+    /// password redacted, reflecting file and environment.
+    fn check_config_prints_toml_with_password_redacted(env: &TestEnv) {
+        let path = env.write_file("retentiond.toml", "[retention]\nbatch_size = 500\nclosed = \"45d\"\n");
+        let out = env.run_env(
+            &["--config", path_str(&path), "check-config", "--log-level", "trace"],
+            &[("RETENTIOND__DATABASE__URL", SECRET_URL), ("RETENTIOND__RETENTION__CLOSED", "30d")],
+        );
+        out.expect_code(0);
+        assert!(out.stdout.contains("REDACTED"), "{}", out.describe());
+        assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET), "the password leaked\n{}", out.describe());
+        let printed: toml::Table = toml::from_str(&out.stdout).unwrap_or_else(|e| panic!("not TOML: {e}\n{}", out.describe()));
+        let url = printed["database"]["url"].as_str().expect("database.url is printed");
+        assert!(url.contains("REDACTED") && url.contains("127.0.0.1:5432"), "{url}");
+        assert_eq!(printed["retention"]["batch_size"].as_integer(), Some(500), "the file's value: {}", out.stdout);
+        let closed = printed["retention"]["closed"].as_str().expect("retention.closed");
+        assert_eq!(humantime::parse_duration(closed).ok(), Some(std::time::Duration::from_secs(30 * 86400)), "the environment wins: {closed}");
+        let completed = printed["retention"]["completed"].as_str().expect("retention.completed");
+        assert_eq!(humantime::parse_duration(completed).ok(), Some(std::time::Duration::from_secs(90 * 86400)), "default: {completed}");
+        assert_eq!(printed["retention"]["creating_idle"].as_str(), Some("off"), "default: {}", out.stdout);
+        for section in ["database", "retention", "schedule", "metrics", "log", "shutdown"] {
+            assert!(printed.contains_key(section), "section [{section}] missing from\n{}", out.stdout);
+        }
+
+        // The same with the configuration given only by RETENTIOND_CONFIG.
+        let out = env.cmd(&["check-config"]).env("RETENTIOND_CONFIG", path_str(&path)).env("RETENTIOND__DATABASE__URL", SECRET_URL).run();
+        out.expect_code(0);
+        assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET), "{}", out.describe());
+        let printed: toml::Table = toml::from_str(&out.stdout).expect("TOML");
+        assert_eq!(printed["retention"]["batch_size"].as_integer(), Some(500), "RETENTIOND_CONFIG is read: {}", out.stdout);
+    }
+}
+
+both_backends! {
+    /// Later sources win: defaults < file < environment; RETENTIOND_CONFIG
+    /// names the file when --config is absent.
+    fn file_and_environment_layering_changes_what_is_eligible(env: &TestEnv) {
+        env.import_ok(&[
+            job("closed-100d", "Closed", days_ago(100)),
+            job("completed-40d", "Completed", days_ago(40)),
+        ]);
+        let path = env.write_file("retentiond.toml", "[retention]\nclosed = \"off\"\ncompleted = \"30d\"\n");
+        let file = path_str(&path);
+
+        let s = env.json(&["purge", "--dry-run"]);
+        assert_eq!(dry_run_names(&s), vec!["closed-100d"], "defaults: {s}");
+        let s = env.json(&["--config", file, "purge", "--dry-run"]);
+        assert_eq!(dry_run_names(&s), vec!["completed-40d"], "file: {s}");
+        let s = env.json_env(&["--config", file, "purge", "--dry-run"], &[("RETENTIOND__RETENTION__CLOSED", "90d")]);
+        assert_eq!(dry_run_names(&s), vec!["closed-100d", "completed-40d"], "environment over file: {s}");
+        let s = env.json_env(&["purge", "--dry-run"], &[("RETENTIOND_CONFIG", file)]);
+        assert_eq!(dry_run_names(&s), vec!["completed-40d"], "RETENTIOND_CONFIG: {s}");
+    }
+}
+
+/// Commands that must fail with 69 against an unreachable PostgreSQL URL
+/// holding a password, without showing it.
+const FAILING_COMMANDS: [&[&str]; 7] = [
+    &["purge"],
+    &["purge", "--dry-run"],
+    &["migrate"],
+    &["jobs", "list"],
+    &["jobs", "show", "some-job"],
+    &["audit", "list"],
+    &["runs", "list"],
+];
+
+#[test]
+fn password_never_in_output_of_failing_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://u:s3cretpw@127.0.0.1:1/db";
+    // All at once: each waits for its connect timeout.
+    let mut running = Vec::new();
+    for format in ["json", "pretty"] {
+        for args in FAILING_COMMANDS {
+            let mut all = vec!["--log-level", "trace", "--log-format", format];
+            all.extend_from_slice(args);
+            running.push(
+                Invocation::new(&all)
+                    .env("RETENTIOND__DATABASE__URL", url)
+                    .env("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "2s")
+                    .cwd(dir.path())
+                    .spawn(),
+            );
+        }
+    }
+    for process in running {
+        let out = process.wait();
+        out.expect_code(69);
+        assert!(
+            !out.stderr.contains(SECRET) && !out.stdout.contains(SECRET),
+            "the password leaked\n{}",
+            out.describe()
+        );
+    }
+    // A bad configuration with the password in it: the error does not show it either.
+    let out = Invocation::new(&["check-config"])
+        .env("RETENTIOND__DATABASE__URL", url)
+        .env("RETENTIOND__RETENTION__COMPLETED", "1h")
+        .cwd(dir.path())
+        .run();
+    out.expect_code(78);
+    assert!(!out.stderr.contains(SECRET) && !out.stdout.contains(SECRET), "the password leaked\n{}", out.describe());
+}
+
+postgres_only! {
+    /// A live server refusing the credentials: whatever the exit code, the
+    /// password is not shown.
+    fn password_never_in_output_when_login_fails(env: &TestEnv) {
+        let admin = url::Url::parse(&postgres_admin_url()).unwrap();
+        let url = format!(
+            "postgres://no_such_role_rtd:{SECRET}@{}:{}/{}",
+            admin.host_str().unwrap(),
+            admin.port().unwrap_or(5432),
+            env.url.rsplit('/').next().unwrap()
+        );
+        for args in FAILING_COMMANDS {
+            let mut all = vec!["--log-level", "trace"];
+            all.extend_from_slice(args);
+            let out = env.cmd(&all).env("RETENTIOND__DATABASE__URL", &url).env("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "3s").run();
+            assert_ne!(out.code, 0, "{}", out.describe());
+            assert!(!out.stderr.contains(SECRET) && !out.stdout.contains(SECRET), "the password leaked\n{}", out.describe());
+        }
+    }
+}

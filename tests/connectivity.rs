@@ -1,0 +1,108 @@
+//! An unreachable database exits 69, within `database.connect_timeout`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use common::*;
+
+const COMMANDS: [&[&str]; 4] = [&["purge"], &["migrate"], &["jobs", "list"], &["purge", "--dry-run"]];
+
+fn run_against(url: &str, args: &[&str], extra: &[(&str, &str)]) -> Out {
+    let dir = tempfile::tempdir().unwrap();
+    Invocation::new(args).env("RETENTIOND__DATABASE__URL", url).envs(extra).cwd(dir.path()).run()
+}
+
+#[test]
+fn postgres_closed_port_exits_69_quickly() {
+    // A refused connection is a definite answer: no need to wait for the
+    // whole connect_timeout (10s by default).
+    let out = run_against("postgres://postgres@127.0.0.1:1/x", &["purge"], &[]);
+    out.expect_code(69);
+    assert!(out.elapsed < Duration::from_secs(5), "a closed port should fail quickly\n{}", out.describe());
+    for args in COMMANDS {
+        let out =
+            run_against("postgres://postgres@127.0.0.1:1/x", args, &[("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "1s")]);
+        out.expect_code(69);
+        assert!(out.elapsed < Duration::from_secs(5), "connect_timeout=1s\n{}", out.describe());
+        assert!(out.stdout.trim().is_empty(), "no result on stdout\n{}", out.describe());
+    }
+}
+
+/// A server that accepts TCP connections and never says a word.
+struct SilentServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => held.push(stream),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        SilentServer { port, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn postgres_silent_server_exits_69_within_connect_timeout() {
+    let server = SilentServer::start();
+    let url = format!("postgres://postgres@127.0.0.1:{}/x", server.port);
+    for args in COMMANDS {
+        let out = run_against(&url, args, &[("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "1s")]);
+        out.expect_code(69);
+        assert!(
+            out.elapsed < Duration::from_secs(5),
+            "connect_timeout=1s but took {:?}\n{}",
+            out.elapsed,
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn sqlite_in_a_missing_directory_exits_69() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("does").join("not").join("exist").join("test.db");
+    let url = format!("sqlite://{}", path.display());
+    for args in COMMANDS {
+        let out = run_against(&url, args, &[]);
+        out.expect_code(69);
+        assert!(!path.exists());
+    }
+}
+
+#[test]
+fn sqlite_default_url_creates_the_file() {
+    // The built-in default `sqlite://retentiond.db` is created if missing
+    // (relative to the working directory).
+    let dir = tempfile::tempdir().unwrap();
+    let out = Invocation::new(&["purge", "--output", "json"]).cwd(dir.path()).run();
+    out.expect_code(0);
+    assert_eq!(out.json()["total"], 0, "{}", out.describe());
+    assert!(dir.path().join("retentiond.db").exists(), "{}", out.describe());
+}

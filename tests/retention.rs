@@ -1,0 +1,278 @@
+//! SPEC §3: which jobs the three retention policies select.
+
+#[macro_use]
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use serde_json::{Value, json};
+
+const IDLE_14D: (&str, &str) = ("RETENTIOND__RETENTION__CREATING_IDLE", "14d");
+
+/// A job in Creating, created at `created`, last touched at `updated`.
+fn creating_job(name: &str, created: DateTime<Utc>, updated: DateTime<Utc>) -> Value {
+    json!({
+        "name": name,
+        "job_type": "Export",
+        "state": "Creating",
+        "created_at": ts(created),
+        "updated_at": ts(updated),
+        "state_changed_at": ts(created),
+    })
+}
+
+/// A finished job created at `created` that entered `state` at `finished`.
+fn finished_job(name: &str, state: &str, created: DateTime<Utc>, finished: DateTime<Utc>) -> Value {
+    json!({
+        "name": name,
+        "job_type": "Import",
+        "state": state,
+        "created_at": ts(created),
+        "updated_at": ts(finished),
+        "state_changed_at": ts(finished),
+        "drives": drives(name, 1, "ShippedBack"),
+    })
+}
+
+fn dry_run_at(env: &TestEnv, as_of: DateTime<Utc>, extra_env: &[(&str, &str)]) -> Value {
+    let summary = env.json_env(&["purge", "--dry-run", "--as-of", &ts(as_of)], extra_env);
+    assert_eq!(summary["dry_run"], true, "{summary}");
+    assert_eq!(summary["run_id"], Value::Null, "{summary}");
+    assert_eq!(parse_ts(&summary["as_of"]), as_of, "{summary}");
+    summary
+}
+
+/// Asserts that `names` are gone and each left exactly one audit row with
+/// `policy` and a run id.
+#[track_caller]
+fn assert_purged(env: &TestEnv, names: &[&str], policy: &str, run_id: &Value) {
+    for name in names {
+        assert!(!env.job_exists(name), "{name} should have been deleted");
+        let rows = env.audit_rows(name);
+        assert_eq!(rows.len(), 1, "one audit row for {name}: {rows:?}");
+        assert_eq!(rows[0]["policy"], json!(policy), "policy of {name}: {rows:?}");
+        assert_eq!(&rows[0]["run_id"], run_id, "run id of {name}: {rows:?}");
+    }
+}
+
+#[track_caller]
+fn assert_kept(env: &TestEnv, names: &[&str]) {
+    for name in names {
+        assert!(env.job_exists(name), "{name} should have been kept");
+        assert!(env.audit_rows(name).is_empty(), "kept job {name} has an audit row");
+    }
+}
+
+both_backends! {
+    /// Age == retention is eligible; one second younger is not (all three
+    /// policies), evaluated at `--as-of`.
+    fn boundary_exactly_at_retention_is_eligible_one_second_less_is_not(env: &TestEnv) {
+        let as_of = days_ago(1);
+        let edge90 = as_of - Duration::days(90);
+        let edge14 = as_of - Duration::days(14);
+        let one = Duration::seconds(1);
+        env.import_ok(&[
+            finished_job("completed-exact", "Completed", edge90 - Duration::days(5), edge90),
+            finished_job("completed-young", "Completed", edge90 - Duration::days(5), edge90 + one),
+            finished_job("closed-exact", "Closed", edge90 - Duration::days(5), edge90),
+            finished_job("closed-young", "Closed", edge90 - Duration::days(5), edge90 + one),
+            creating_job("creating-exact", as_of - Duration::days(30), edge14),
+            creating_job("creating-young", as_of - Duration::days(30), edge14 + one),
+        ]);
+
+        let s = dry_run_at(env, as_of, &[]);
+        assert_eq!(sorted(&dry_run_names(&s)), vec!["closed-exact", "completed-exact"], "{s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 0}), "{s}");
+        assert_eq!(s["total"], 2, "{s}");
+        assert_eq!(parse_ts(&s["oldest_eligible_at"]), edge90, "{s}");
+
+        let s = dry_run_at(env, as_of, &[IDLE_14D]);
+        let listed = dry_run_names(&s);
+        assert_eq!(sorted(&listed), vec!["closed-exact", "completed-exact", "creating-exact"], "{s}");
+        assert_eq!(listed.last().map(String::as_str), Some("creating-exact"), "oldest first: {s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 1}), "{s}");
+
+        let s = dry_run_at(env, as_of + one, &[IDLE_14D]);
+        assert_eq!(s["total"], 6, "one second later every job is eligible: {s}");
+        let s = dry_run_at(env, as_of - one, &[IDLE_14D]);
+        assert_eq!(s["total"], 0, "one second earlier nothing is eligible: {s}");
+        assert_eq!(dry_run_names(&s), Vec::<String>::new());
+        assert_eq!(s["oldest_eligible_at"], Value::Null, "{s}");
+
+        // Now (a day after as_of) all six are old enough; a real purge takes them.
+        let s = env.json_env(&["purge"], &[IDLE_14D]);
+        assert_eq!(s["total"], 6, "{s}");
+        assert_eq!(env.count("jobs"), 0);
+    }
+}
+
+both_backends! {
+    /// A finished job's age counts from entering its final state, not from
+    /// creation and not from its last update.
+    fn age_counts_from_entering_the_final_state(env: &TestEnv) {
+        env.import_ok(&[
+            finished_job("old-job-finished-recently", "Completed", days_ago(400), days_ago(10)),
+            finished_job("closed-old-job-finished-recently", "Closed", days_ago(400), days_ago(10)),
+            finished_job("finished-long-ago", "Completed", days_ago(100), days_ago(95)),
+            set(
+                finished_job("finished-long-ago-touched-since", "Completed", days_ago(200), days_ago(95)),
+                "updated_at",
+                json!(ts(days_ago(1))),
+            ),
+        ]);
+        let s = env.json(&["purge"]);
+        assert_eq!(s["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_eq!(s["stopped_by"], "done", "{s}");
+        assert_purged(env, &["finished-long-ago", "finished-long-ago-touched-since"], "completed", &s["run_id"]);
+        assert_kept(env, &["old-job-finished-recently", "closed-old-job-finished-recently"]);
+    }
+}
+
+both_backends! {
+    /// Cancellation alone never makes a job eligible; a cancelled job that
+    /// reached Completed is deleted under `completed` and audited as cancelled.
+    fn cancelled_jobs_kept_until_completed(env: &TestEnv) {
+        let mut jobs = Vec::new();
+        for state in ["Creating", "Shipping", "Received", "Transferring", "Packaging"] {
+            let mut j = finished_job(&format!("cancelled-{state}"), state, days_ago(400), days_ago(300));
+            j = set(j, "updated_at", json!(ts(days_ago(300))));
+            j = set(j, "cancel_requested", json!(true));
+            j = set(j, "cancel_requested_at", json!(ts(days_ago(300))));
+            jobs.push(j);
+        }
+        let mut done = finished_job("cancelled-done", "Completed", days_ago(120), days_ago(100));
+        done = set(done, "cancel_requested", json!(true));
+        done = set(done, "cancel_requested_at", json!(ts(days_ago(110))));
+        jobs.push(done);
+        env.import_ok(&jobs);
+
+        let s = env.json(&["purge"]);
+        assert_eq!(s["total"], 1, "{s}");
+        assert_eq!(s["counts"]["completed"], 1, "{s}");
+        assert_purged(env, &["cancelled-done"], "completed", &s["run_id"]);
+        let rows = env.audit_rows("cancelled-done");
+        assert!(TestEnv::truthy(&rows[0]["cancel_requested"]), "audit row must say cancel_requested: {rows:?}");
+        assert_eq!(rows[0]["state"], "Completed");
+        let listed = env.json(&["audit", "list", "--job", "cancelled-done"]);
+        assert_eq!(listed[0]["cancel_requested"], true, "{listed}");
+        assert_eq!(listed[0]["policy"], "completed", "{listed}");
+        assert_kept(
+            env,
+            &["cancelled-Creating", "cancelled-Shipping", "cancelled-Received", "cancelled-Transferring", "cancelled-Packaging"],
+        );
+    }
+}
+
+both_backends! {
+    /// Old Closed jobs go under policy `closed`; with `retention.closed = off` they stay.
+    fn closed_policy_and_closed_off(env: &TestEnv) {
+        env.import_ok(&[
+            finished_job("closed-old", "Closed", days_ago(130), days_ago(100)),
+            finished_job("closed-young", "Closed", days_ago(130), days_ago(80)),
+            finished_job("completed-old", "Completed", days_ago(130), days_ago(100)),
+        ]);
+
+        let s = env.json_env(&["purge"], &[("RETENTIOND__RETENTION__CLOSED", "off")]);
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_purged(env, &["completed-old"], "completed", &s["run_id"]);
+        assert_kept(env, &["closed-old", "closed-young"]);
+
+        let s = env.json(&["purge"]);
+        assert_eq!(s["counts"], json!({"completed": 0, "closed": 1, "creating_idle": 0}), "{s}");
+        assert_purged(env, &["closed-old"], "closed", &s["run_id"]);
+        assert_eq!(env.audit_rows("closed-old")[0]["state"], "Closed");
+        assert_kept(env, &["closed-young"]);
+    }
+}
+
+both_backends! {
+    /// Idle Creating jobs: kept by default; with `creating_idle = 14d`, deleted
+    /// when updated_at is 14 days old or more, whatever created_at says.
+    fn idle_creating_off_by_default_on_when_set(env: &TestEnv) {
+        env.import_ok(&[
+            creating_job("idle-30d", days_ago(400), days_ago(30)),
+            creating_job("idle-15d", days_ago(20), days_ago(15)),
+            creating_job("idle-13d", days_ago(20), days_ago(13)),
+            creating_job("old-but-touched", days_ago(400), days_ago(1)),
+            set(finished_job("shipping-old", "Shipping", days_ago(400), days_ago(300)), "drives", json!([])),
+        ]);
+
+        let s = env.json(&["purge", "--dry-run"]);
+        assert_eq!(s["total"], 0, "creating_idle is off by default: {s}");
+        let s = env.json(&["purge"]);
+        assert_eq!(s["total"], 0, "creating_idle is off by default: {s}");
+        assert_eq!(env.count("jobs"), 5);
+
+        let s = env.json_env(&["purge"], &[IDLE_14D]);
+        assert_eq!(s["counts"], json!({"completed": 0, "closed": 0, "creating_idle": 2}), "{s}");
+        assert_purged(env, &["idle-30d", "idle-15d"], "creating_idle", &s["run_id"]);
+        assert_eq!(env.audit_rows("idle-30d")[0]["state"], "Creating");
+        assert_kept(env, &["idle-13d", "old-but-touched", "shipping-old"]);
+    }
+}
+
+both_backends! {
+    /// A held job is never eligible, whatever its policy; after release it is.
+    fn held_jobs_kept_until_released(env: &TestEnv) {
+        env.import_ok(&[
+            set(finished_job("held-completed", "Completed", days_ago(300), days_ago(200)), "hold_reason", json!("litigation")),
+            finished_job("held-closed", "Closed", days_ago(300), days_ago(200)),
+            // Held from the start, so that its updated_at stays old.
+            set(creating_job("held-creating", days_ago(300), days_ago(200)), "hold_reason", json!("customer asked")),
+            finished_job("unheld-completed", "Completed", days_ago(300), days_ago(199)),
+        ]);
+        env.json(&["jobs", "hold", "held-closed", "--reason", "audit request"]);
+
+        let s = env.json_env(&["purge", "--dry-run"], &[IDLE_14D]);
+        assert_eq!(dry_run_names(&s), vec!["unheld-completed"], "{s}");
+        let s = env.json_env(&["purge", "--dry-run", "--as-of", &ts(now() + Duration::days(400))], &[IDLE_14D]);
+        assert_eq!(dry_run_names(&s), vec!["unheld-completed"], "held jobs are never eligible: {s}");
+        let s = env.json_env(&["purge"], &[IDLE_14D]);
+        assert_eq!(s["total"], 1, "{s}");
+        assert_purged(env, &["unheld-completed"], "completed", &s["run_id"]);
+        assert_kept(env, &["held-completed", "held-closed", "held-creating"]);
+
+        env.json(&["jobs", "release", "held-completed"]);
+        let s = env.json_env(&["purge"], &[IDLE_14D]);
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_purged(env, &["held-completed"], "completed", &s["run_id"]);
+        assert_kept(env, &["held-closed", "held-creating"]);
+
+        env.json(&["jobs", "release", "held-closed"]);
+        env.json(&["jobs", "release", "held-creating"]);
+        let s = env.json_env(&["purge"], &[IDLE_14D]);
+        assert_eq!(s["counts"]["closed"], 1, "{s}");
+        assert_purged(env, &["held-closed"], "closed", &s["run_id"]);
+        // Releasing is a change (updated_at), so the idle clock may restart;
+        // either way the released job is eligible once idle for 14 days.
+        let s = env.json_env(&["purge", "--dry-run", "--as-of", &ts(now() + Duration::days(15))], &[IDLE_14D]);
+        assert!(dry_run_names(&s).contains(&"held-creating".to_string()), "{s}");
+    }
+}
+
+both_backends! {
+    /// Timestamps in the future are never eligible and are counted in
+    /// `skipped_future`, in a dry run and in a real purge.
+    fn future_timestamps_kept_and_counted(env: &TestEnv) {
+        let later = now() + Duration::days(1);
+        env.import_ok(&[
+            finished_job("future-completed", "Completed", days_ago(10), later),
+            finished_job("future-closed", "Closed", days_ago(10), later + Duration::days(1)),
+            creating_job("future-creating", days_ago(10), later),
+            finished_job("past-completed", "Completed", days_ago(200), days_ago(100)),
+        ]);
+
+        let s = env.json(&["purge", "--dry-run"]);
+        assert_eq!(dry_run_names(&s), vec!["past-completed"], "{s}");
+        assert_eq!(s["skipped_future"], 2, "{s}");
+
+        let s = env.json_env(&["purge", "--dry-run"], &[IDLE_14D]);
+        assert_eq!(s["skipped_future"], 3, "with creating_idle on, the idle job counts too: {s}");
+
+        let s = env.json_env(&["purge"], &[IDLE_14D]);
+        assert_eq!(s["total"], 1, "{s}");
+        assert_eq!(s["skipped_future"], 3, "{s}");
+        assert_purged(env, &["past-completed"], "completed", &s["run_id"]);
+        assert_kept(env, &["future-completed", "future-closed", "future-creating"]);
+    }
+}
