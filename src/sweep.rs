@@ -137,27 +137,6 @@ impl Progress {
         self.cursors[policy] = self.cursors[policy].max(Some(key));
         self.oldest = Some(self.oldest.map_or(key.timestamp, |oldest| oldest.min(key.timestamp)));
     }
-
-    fn report(
-        &self,
-        plan: &SweepPlan,
-        run_id: Option<i64>,
-        as_of: DateTime<Utc>,
-        stopped_by: StoppedBy,
-    ) -> SweepReport {
-        SweepReport {
-            run_id,
-            dry_run: plan.dry_run,
-            as_of,
-            counts: self.counts,
-            total: self.counts.total(),
-            stopped_by,
-            duration_ms: self.started.elapsed().as_millis() as u64,
-            oldest_eligible_at: self.oldest,
-            skipped_future: 0,
-            jobs: None,
-        }
-    }
 }
 
 /// Runs one sweep. `stop` asks it to end after the batch in flight.
@@ -167,22 +146,35 @@ pub async fn sweep(
     identity: &ProcessIdentity,
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
+    let mut progress = Progress::new();
     let failed = |source| SweepError { run_id: None, deleted: 0, source };
-    let now = match plan.as_of {
-        Some(as_of) => as_of,
-        None => store.now().await.map_err(failed)?,
-    };
+    let database_now = store.now().await.map_err(failed)?;
+    let now = plan.as_of.unwrap_or(database_now);
     let cutoffs = policy::cutoffs(&plan.retentions, now);
-    let skipped_future = store.count_future(&cutoffs, now).await.map_err(failed)?;
+    // Skew is measured against the database's clock, not the --as-of moment.
+    let skipped_future = store.count_future(&cutoffs, database_now).await.map_err(failed)?;
     if skipped_future > 0 {
-        tracing::warn!(jobs = skipped_future, %now, "jobs with a timestamp in the future are kept (clock skew?)");
+        tracing::warn!(jobs = skipped_future, now = %database_now, "jobs with a timestamp in the future are kept (clock skew?)");
     }
-    let mut report = if plan.dry_run {
-        dry_run(store, plan, &cutoffs, now, stop).await.map_err(failed)?
+    let (run_id, stopped_by, jobs) = if plan.dry_run {
+        let (stopped_by, names) = dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(failed)?;
+        (None, stopped_by, Some(names))
     } else {
-        delete_eligible(store, plan, &cutoffs, now, identity, stop).await?
+        let (run_id, stopped_by) = delete_eligible(store, plan, &cutoffs, &mut progress, identity, stop).await?;
+        (Some(run_id), stopped_by, None)
     };
-    report.skipped_future = skipped_future;
+    let report = SweepReport {
+        run_id,
+        dry_run: plan.dry_run,
+        as_of: now,
+        counts: progress.counts,
+        total: progress.counts.total(),
+        stopped_by,
+        duration_ms: progress.started.elapsed().as_millis() as u64,
+        oldest_eligible_at: progress.oldest,
+        skipped_future,
+        jobs,
+    };
     tracing::info!(
         run_id = report.run_id,
         dry_run = report.dry_run,
@@ -198,20 +190,19 @@ pub async fn sweep(
     Ok(report)
 }
 
-/// Lists what a sweep would delete; writes nothing.
+/// Lists what a sweep would delete, in order; writes nothing.
 async fn dry_run(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
-    now: DateTime<Utc>,
+    progress: &mut Progress,
     stop: &CancellationToken,
-) -> Result<SweepReport, StoreError> {
-    let mut progress = Progress::new();
+) -> Result<(StoppedBy, Vec<String>), StoreError> {
     let mut names = Vec::new();
-    let stopped_by = loop {
+    loop {
         let limit = match progress.next_batch(plan, stop) {
             Ok(limit) => limit,
-            Err(stopped_by) => break stopped_by,
+            Err(stopped_by) => return Ok((stopped_by, names)),
         };
         let candidates = store.find_eligible(BatchRequest { cutoffs, after: &progress.cursors, limit }).await?;
         for candidate in &candidates {
@@ -220,12 +211,9 @@ async fn dry_run(
         let exhausted = candidates.len() < limit as usize;
         names.extend(candidates.into_iter().map(|candidate| candidate.name));
         if exhausted {
-            break StoppedBy::Done;
+            return Ok((StoppedBy::Done, names));
         }
-    };
-    let mut report = progress.report(plan, None, now, stopped_by);
-    report.jobs = Some(names);
-    Ok(report)
+    }
 }
 
 /// Deletes in batches under a run record.
@@ -233,17 +221,16 @@ async fn delete_eligible(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
-    now: DateTime<Utc>,
+    progress: &mut Progress,
     identity: &ProcessIdentity,
     stop: &CancellationToken,
-) -> Result<SweepReport, SweepError> {
+) -> Result<(i64, StoppedBy), SweepError> {
     let run_id = store.begin_run(plan.trigger, identity).await.map_err(|source| SweepError {
         run_id: None,
         deleted: 0,
         source,
     })?;
     let deleted_by = identity.deleted_by();
-    let mut progress = Progress::new();
     let result = loop {
         let limit = match progress.next_batch(plan, stop) {
             Ok(limit) => limit,
@@ -296,7 +283,7 @@ async fn delete_eligible(
                 stopped_by: Some(stopped_by.as_str().into()),
                 error: None,
             };
-            (outcome, Ok(progress.report(plan, Some(run_id), now, stopped_by)))
+            (outcome, Ok((run_id, stopped_by)))
         }
         Err(source) => {
             let outcome = RunOutcome {

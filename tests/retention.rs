@@ -269,6 +269,12 @@ both_backends! {
         let s = env.json_env(&["purge", "--dry-run"], &[IDLE_14D]);
         assert_eq!(s["skipped_future"], 3, "with creating_idle on, the idle job counts too: {s}");
 
+        // Skew is judged by the database's clock, not by --as-of: a year ago,
+        // past-completed (which entered Completed 100 days ago) is not "in the future".
+        let s = env.json(&["purge", "--dry-run", "--as-of", &ts(days_ago(365))]);
+        assert_eq!(s["total"], 0, "{s}");
+        assert_eq!(s["skipped_future"], 2, "{s}");
+
         let s = env.json_env(&["purge"], &[IDLE_14D]);
         assert_eq!(s["total"], 1, "{s}");
         assert_eq!(s["skipped_future"], 3, "{s}");

@@ -437,10 +437,6 @@ impl TestEnv {
         TestEnv::new(self.backend, &self.name).expect("the backend was available a moment ago")
     }
 
-    pub fn is_postgres(&self) -> bool {
-        self.backend == Backend::Postgres
-    }
-
     /// `sqlite` on SQLite, `postgres` on PostgreSQL.
     pub fn pick<T>(&self, sqlite: T, postgres: T) -> T {
         match self.backend {
