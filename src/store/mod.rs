@@ -5,8 +5,8 @@
 //! from [`crate::lifecycle`] and are checked with the job's row locked; every
 //! deletion writes its audit row in the same transaction as the delete.
 
-mod postgres;
-mod sqlite;
+pub mod postgres;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -17,16 +17,13 @@ use crate::lifecycle::{JobState, JobType, LifecycleError, Operation};
 use crate::model::{AuditEntry, Job, RunRecord, RunStatus};
 use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
 
-pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
-
 /// Connects to the store that `settings.url` names, without touching its schema.
 pub async fn connect(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
     let url = settings.url.expose();
     if url.starts_with("sqlite:") {
-        Ok(Box::new(SqliteStore::connect(settings).await?))
+        Ok(Box::new(sqlite::SqliteStore::connect(settings).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Box::new(PostgresStore::connect(settings).await?))
+        Ok(Box::new(postgres::PostgresStore::connect(settings).await?))
     } else {
         Err(StoreError::UnsupportedUrl(settings.url.redacted()))
     }

@@ -4,7 +4,8 @@
 //! own connection, so the next sweep can tell a run whose process died (lock
 //! free) from one still working (lock held), whichever replica it runs on.
 
-mod sql;
+/// Public so that tests can examine the query plans.
+pub mod sql;
 
 use std::collections::HashMap;
 use std::str::FromStr;

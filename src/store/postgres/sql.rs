@@ -130,15 +130,18 @@ pub const SELECT_ELIGIBLE: &str = concat!(eligible!(""), " SELECT id, name, stat
 
 /// Claims the next eligible jobs, deletes them (drives by cascade) with the
 /// eligibility re-checked on each row, and writes one audit row each: one
-/// statement, so all of it commits or none. $11: run id; $12: deleted_by.
+/// statement, so all of it commits or none. The ids go in as an array, which
+/// keeps the delete on primary-key look-ups whatever the statistics say (a
+/// join could hash a scan of the whole table). `ts` is the job's age
+/// timestamp under its policy. $11: run id; $12: deleted_by.
 pub const DELETE_ELIGIBLE: &str = concat!(
     eligible!("FOR UPDATE SKIP LOCKED"),
-    ", deleted AS (DELETE FROM jobs USING picked WHERE jobs.id = picked.id AND jobs.hold_reason IS NULL \
-         AND ((jobs.state = 'Completed' AND jobs.state_changed_at <= $1) \
-           OR (jobs.state = 'Closed' AND jobs.state_changed_at <= $2) \
-           OR (jobs.state = 'Creating' AND jobs.updated_at <= $3)) \
-       RETURNING jobs.id, jobs.name, jobs.job_type, jobs.state, jobs.cancel_requested, jobs.created_at, \
-         jobs.state_changed_at, picked.ts), \
+    ", deleted AS (DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND hold_reason IS NULL \
+         AND ((state = 'Completed' AND state_changed_at <= $1) \
+           OR (state = 'Closed' AND state_changed_at <= $2) \
+           OR (state = 'Creating' AND updated_at <= $3)) \
+       RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
+         CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts), \
      audited AS (INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
          cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
        SELECT $11, id, name, job_type, \

@@ -3,7 +3,8 @@
 //! then writes takes the write lock up front instead of failing with
 //! SQLITE_BUSY halfway. The database file is created readable by its owner only.
 
-mod sql;
+/// Public so that tests can examine the query plans.
+pub mod sql;
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
