@@ -6,6 +6,7 @@
 //! deletion writes its audit row in the same transaction as the delete.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use async_trait::async_trait;

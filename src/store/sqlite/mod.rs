@@ -6,7 +6,6 @@
 /// Public so that tests can examine the query plans.
 pub mod sql;
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,7 +23,7 @@ use sqlx::{ConnectOptions, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column, probe,
+    conflict, parse_column, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -154,21 +153,16 @@ fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
 /// Attaches each job's drives, read in one query.
 async fn with_drives(conn: &mut SqliteConnection, jobs: Vec<(i64, Job)>) -> Result<Vec<Job>, StoreError> {
     let ids: Vec<i64> = jobs.iter().map(|(id, _)| *id).collect();
-    let mut drives: HashMap<i64, Vec<Drive>> = HashMap::new();
+    let mut drives = Vec::new();
     for row in sqlx::query(sql::SELECT_DRIVES_OF_JOBS).bind(Json(&ids)).fetch_all(&mut *conn).await? {
-        drives.entry(row.try_get("job_id")?).or_default().push(Drive {
+        let drive = Drive {
             drive_id: row.try_get("drive_id")?,
             state: parse_column(row.try_get("state")?)?,
             bytes: row.try_get("bytes")?,
-        });
+        };
+        drives.push((row.try_get("job_id")?, drive));
     }
-    Ok(jobs
-        .into_iter()
-        .map(|(id, mut job)| {
-            job.drives = drives.remove(&id).unwrap_or_default();
-            job
-        })
-        .collect())
+    Ok(rows::attach_drives(jobs, drives))
 }
 
 async fn job_by_name(conn: &mut SqliteConnection, name: &str) -> Result<(i64, Job), StoreError> {
@@ -191,27 +185,6 @@ struct AuditInsert<'a> {
     cancel_requested: bool,
     created_at: i64,
     state_changed_at: i64,
-}
-
-#[derive(Serialize)]
-struct JobInsert<'a> {
-    name: &'a str,
-    job_type: &'static str,
-    state: &'static str,
-    cancel_requested: bool,
-    cancel_requested_at: Option<i64>,
-    hold_reason: Option<&'a str>,
-    created_at: i64,
-    updated_at: i64,
-    state_changed_at: i64,
-}
-
-#[derive(Serialize)]
-struct DriveInsert<'a> {
-    job_name: &'a str,
-    drive_id: &'a str,
-    state: &'static str,
-    bytes: i64,
 }
 
 /// Binds the ten parameters of the eligibility statements.
@@ -255,41 +228,14 @@ impl Store for SqliteStore {
     }
 
     async fn create_jobs(&self, jobs: &[Job]) -> Result<(), StoreError> {
-        let names: Vec<&str> = jobs.iter().map(|job| job.name.as_str()).collect();
-        let rows: Vec<JobInsert<'_>> = jobs
-            .iter()
-            .map(|job| JobInsert {
-                name: &job.name,
-                job_type: job.job_type.as_str(),
-                state: job.state.as_str(),
-                cancel_requested: job.cancel_requested,
-                cancel_requested_at: job.cancel_requested_at.map(micros),
-                hold_reason: job.hold_reason.as_deref(),
-                created_at: micros(job.created_at),
-                updated_at: micros(job.updated_at),
-                state_changed_at: micros(job.state_changed_at),
-            })
-            .collect();
-        let drives: Vec<DriveInsert<'_>> = jobs
-            .iter()
-            .flat_map(|job| {
-                job.drives.iter().map(|drive| DriveInsert {
-                    job_name: &job.name,
-                    drive_id: &drive.drive_id,
-                    state: drive.state.as_str(),
-                    bytes: drive.bytes,
-                })
-            })
-            .collect();
         let mut tx = self.write_transaction().await?;
         let taken: Vec<String> =
-            sqlx::query_scalar(sql::SELECT_TAKEN_NAMES).bind(Json(&names)).fetch_all(&mut *tx).await?;
-        if let Some(index) = names.iter().position(|name| taken.iter().any(|t| t == name)) {
-            return Err(StoreError::NameTaken { name: names[index].to_owned(), index });
-        }
-        sqlx::query(sql::INSERT_JOBS).bind(Json(&rows)).execute(&mut *tx).await?;
+            sqlx::query_scalar(sql::SELECT_TAKEN_NAMES).bind(Json(rows::names(jobs))).fetch_all(&mut *tx).await?;
+        rows::ensure_names_free(jobs, &taken)?;
+        sqlx::query(sql::INSERT_JOBS).bind(Json(rows::job_rows(jobs, micros))).execute(&mut *tx).await?;
+        let drives = rows::drive_rows(jobs);
         if !drives.is_empty() {
-            sqlx::query(sql::INSERT_DRIVES).bind(Json(&drives)).execute(&mut *tx).await?;
+            sqlx::query(sql::INSERT_DRIVES).bind(Json(drives)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
