@@ -107,6 +107,12 @@ fn parse_column<T: std::str::FromStr<Err = String>>(value: String) -> Result<T, 
     value.parse().map_err(StoreError::Database)
 }
 
+/// The policy that deletes jobs in a state column's value.
+fn policy_of(state: &str) -> Result<Policy, StoreError> {
+    Policy::for_state(parse_column(state.to_owned())?)
+        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
+}
+
 /// Checks that every migration the binary carries has been applied.
 fn check_versions(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
     let missing: Vec<String> = migrator

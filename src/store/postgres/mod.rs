@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column, probe, rows,
+    conflict, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -181,11 +181,6 @@ fn bind_batch<'q>(
         query = query.bind(key.timestamp).bind(key.job_id);
     }
     query.bind(i64::from(limit))
-}
-
-fn policy_of(state: &str) -> Result<Policy, StoreError> {
-    Policy::for_state(parse_column(state.to_owned())?)
-        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
 }
 
 #[async_trait]

@@ -23,7 +23,7 @@ use sqlx::{ConnectOptions, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column, probe, rows,
+    conflict, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -203,11 +203,6 @@ fn bind_batch<'q>(
         query = query.bind(timestamp).bind(id);
     }
     query.bind(i64::from(limit))
-}
-
-fn policy_of(state: &str) -> Result<Policy, StoreError> {
-    Policy::for_state(parse_column(state.to_owned())?)
-        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
 }
 
 #[async_trait]
