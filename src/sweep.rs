@@ -101,6 +101,13 @@ pub struct SweepError {
     pub source: StoreError,
 }
 
+impl SweepError {
+    /// A failure before the sweep deleted anything.
+    fn at_start(source: StoreError) -> SweepError {
+        SweepError { run_id: None, deleted: 0, source }
+    }
+}
+
 /// Progress of a sweep, kept across batches.
 struct Progress {
     started: Instant,
@@ -147,17 +154,17 @@ pub async fn sweep(
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
     let mut progress = Progress::new();
-    let failed = |source| SweepError { run_id: None, deleted: 0, source };
-    let database_now = store.now().await.map_err(failed)?;
+    let database_now = store.now().await.map_err(SweepError::at_start)?;
     let now = plan.as_of.unwrap_or(database_now);
     let cutoffs = policy::cutoffs(&plan.retentions, now);
     // Skew is measured against the database's clock, not the --as-of moment.
-    let skipped_future = store.count_future(&cutoffs, database_now).await.map_err(failed)?;
+    let skipped_future = store.count_future(&cutoffs, database_now).await.map_err(SweepError::at_start)?;
     if skipped_future > 0 {
         tracing::warn!(jobs = skipped_future, now = %database_now, "jobs with a timestamp in the future are kept (clock skew?)");
     }
     let (run_id, stopped_by, jobs) = if plan.dry_run {
-        let (stopped_by, names) = dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(failed)?;
+        let (stopped_by, names) =
+            dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(SweepError::at_start)?;
         (None, stopped_by, Some(names))
     } else {
         let (run_id, stopped_by) = delete_eligible(store, plan, &cutoffs, &mut progress, identity, stop).await?;
@@ -225,11 +232,7 @@ async fn delete_eligible(
     identity: &ProcessIdentity,
     stop: &CancellationToken,
 ) -> Result<(i64, StoppedBy), SweepError> {
-    let run_id = store.begin_run(plan.trigger, identity).await.map_err(|source| SweepError {
-        run_id: None,
-        deleted: 0,
-        source,
-    })?;
+    let run_id = store.begin_run(plan.trigger, identity).await.map_err(SweepError::at_start)?;
     let deleted_by = identity.deleted_by();
     let result = loop {
         let limit = match progress.next_batch(plan, stop) {
