@@ -42,14 +42,19 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 impl Printer {
+    /// Writes a result. A reader that closes the pipe early (`| head`) has
+    /// seen all it wanted: that is not a failure of the command.
     fn emit(&self, json: &impl Serialize, text: impl FnOnce() -> String) -> io::Result<()> {
         let mut stdout = io::stdout().lock();
-        match self.format {
+        let written = match self.format {
             OutputFormat::Json => {
-                serde_json::to_writer_pretty(&mut stdout, json)?;
-                writeln!(stdout)
+                serde_json::to_writer_pretty(&mut stdout, json).map_err(io::Error::from).and_then(|()| writeln!(stdout))
             }
             OutputFormat::Text => stdout.write_all(text().as_bytes()),
+        };
+        match written.and_then(|()| stdout.flush()) {
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            result => result,
         }
     }
 

@@ -274,3 +274,25 @@ both_backends! {
         assert!(out.stdout.contains("log-keep"), "{}", out.describe());
     }
 }
+
+both_backends! {
+    /// A reader that stops early (`retentiond jobs list | head`) is not a
+    /// failure: the command exits 0 without an error on stderr.
+    fn closed_stdout_is_not_an_error(env: &TestEnv) {
+        env.run(&["jobs", "seed", "--count", "2000"]).expect_code(0);
+        let mut child = std::process::Command::new(BIN)
+            .args(["--output", "json", "jobs", "list", "--limit", "0"])
+            .env("RETENTIOND__DATABASE__URL", &env.url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start retentiond");
+        let mut first = [0_u8; 1];
+        std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("error"), "{stderr}");
+    }
+}
