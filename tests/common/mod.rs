@@ -47,40 +47,36 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The backend a generated test is named after: `sqlite` or `postgres`.
+    pub fn from_test_name(name: &str) -> Backend {
+        match name {
+            "sqlite" => Backend::Sqlite,
+            "postgres" => Backend::Postgres,
+            other => panic!("no backend is called {other}"),
+        }
+    }
+}
+
 /// Defines one scenario for both backends: `fn name(env: &TestEnv) { ... }`
 /// becomes the tests `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! both_backends {
-    ($(#[$meta:meta])* fn $name:ident($env:ident : &TestEnv) $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            $(#[$meta])*
-            fn scenario($env: &$crate::common::TestEnv) $body
-
-            #[test]
-            fn sqlite() {
-                let env = $crate::common::TestEnv::new($crate::common::Backend::Sqlite, stringify!($name))
-                    .expect("SQLite is always available");
-                scenario(&env);
-            }
-
-            #[test]
-            fn postgres() {
-                if let Some(env) = $crate::common::TestEnv::new($crate::common::Backend::Postgres, stringify!($name)) {
-                    scenario(&env);
-                }
-            }
-        }
-    };
+    ($($scenario:tt)*) => { $crate::scenario!([sqlite, postgres] $($scenario)*); };
 }
 
 /// Defines a PostgreSQL-only scenario: `fn name(env: &TestEnv) { ... }`
 /// becomes the test `name::postgres`.
 #[macro_export]
 macro_rules! postgres_only {
-    ($(#[$meta:meta])* fn $name:ident($env:ident : &TestEnv) $body:block) => {
+    ($($scenario:tt)*) => { $crate::scenario!([postgres] $($scenario)*); };
+}
+
+/// A module `name` holding the scenario and one `#[test]` per listed backend.
+/// A PostgreSQL test without a reachable server is skipped (see [`TestEnv::new`]).
+#[macro_export]
+macro_rules! scenario {
+    ([$($backend:ident),*] $(#[$meta:meta])* fn $name:ident($env:ident : &TestEnv) $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -88,12 +84,14 @@ macro_rules! postgres_only {
             $(#[$meta])*
             fn scenario($env: &$crate::common::TestEnv) $body
 
-            #[test]
-            fn postgres() {
-                if let Some(env) = $crate::common::TestEnv::new($crate::common::Backend::Postgres, stringify!($name)) {
-                    scenario(&env);
+            $(
+                #[test]
+                fn $backend() {
+                    if let Some(env) = $crate::common::TestEnv::new($crate::common::Backend::from_test_name(stringify!($backend)), stringify!($name)) {
+                        scenario(&env);
+                    }
                 }
-            }
+            )*
         }
     };
 }
