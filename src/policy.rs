@@ -46,6 +46,14 @@ impl Policy {
         }
     }
 
+    /// The `jobs` column a job's age is measured from under this policy.
+    pub fn age_column(self) -> &'static str {
+        match self {
+            Policy::Completed | Policy::Closed => "state_changed_at",
+            Policy::CreatingIdle => "updated_at",
+        }
+    }
+
     /// The policy that covers jobs in `state`, if any. Each state has at most
     /// one, so a deleted job's state tells which policy deleted it.
     pub fn for_state(state: JobState) -> Option<Policy> {

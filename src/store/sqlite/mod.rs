@@ -405,7 +405,6 @@ impl Store for SqliteStore {
         for row in &rows {
             let state = parse_column(row.try_get("state")?)?;
             let policy = policy_of(row.try_get("state")?)?;
-            let age_column = if policy == Policy::CreatingIdle { "updated_at" } else { "state_changed_at" };
             deleted.push(DeletedJob {
                 name: row.try_get("name")?,
                 job_type: parse_column(row.try_get("job_type")?)?,
@@ -415,7 +414,7 @@ impl Store for SqliteStore {
                 created_at: from_micros(row.try_get("created_at")?)?,
                 state_changed_at: from_micros(row.try_get("state_changed_at")?)?,
                 deleted_at,
-                key: SortKey { timestamp: from_micros(row.try_get(age_column)?)?, job_id: row.try_get("id")? },
+                key: SortKey { timestamp: from_micros(row.try_get(policy.age_column())?)?, job_id: row.try_get("id")? },
             });
         }
         let audit: Vec<AuditInsert<'_>> = deleted
