@@ -4,21 +4,21 @@
 use std::io::Read;
 use std::time::Instant;
 
-use futures::StreamExt;
 use serde_json::json;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook_tokio::Signals;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{AuditCommand, Cli, Command, JobsCommand, PurgeArgs, RunsCommand, SeedArgs};
 use crate::config::{self, Overrides, Settings};
-use crate::error::{Error, exit};
+use crate::daemon::{self, ConfigSource};
+use crate::error::Error;
 use crate::identity::ProcessIdentity;
 use crate::import;
 use crate::lifecycle::{self, Operation};
+use crate::metrics;
 use crate::model::Job;
 use crate::output::Printer;
 use crate::seed::SeedGenerator;
+use crate::signals;
 use crate::store::{self, AuditFilter, JobFilter, Store, StoreError};
 use crate::sweep::{self, SweepPlan};
 use crate::telemetry;
@@ -29,7 +29,7 @@ const SEED_CHUNK: usize = 10_000;
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let overrides = Overrides { log_format: cli.log_format, log_level: cli.log_level.clone() };
     let settings = config::load(cli.config.clone(), &overrides)?;
-    telemetry::init(&settings.log);
+    let log_level = telemetry::init(&settings.log);
     let printer = Printer { format: cli.output };
     match cli.command {
         Command::CheckConfig => {
@@ -40,6 +40,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let store = store::connect(&settings.database).await?;
             store.migrate().await?;
             Ok(printer.message(&json!({ "migrated": true }), "migrations applied")?)
+        }
+        Command::Run => {
+            let source = ConfigSource { file: cli.config, overrides };
+            daemon::run(settings, source, log_level).await
         }
         Command::Purge(args) => purge(&settings, args, &printer).await,
         Command::Jobs(command) => jobs(&settings, command, &printer).await,
@@ -66,29 +70,27 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
     plan.as_of = args.as_of;
     plan.max_deletes = args.max_deletes.unwrap_or(plan.max_deletes);
     plan.batch_size = args.batch_size.unwrap_or(plan.batch_size);
+    if let Some(path) = &args.metrics_textfile {
+        metrics::check_textfile_path(path).map_err(Error::Usage)?;
+    }
+    let pushgateway = Some(settings.metrics.pushgateway.as_str()).filter(|url| !url.is_empty() && !plan.dry_run);
+    let recorder =
+        if args.metrics_textfile.is_some() || pushgateway.is_some() { Some(metrics::install()?) } else { None };
     let store = store::open(&settings.database).await?;
     let stop = CancellationToken::new();
-    let signals = stop_on_signal(stop.clone())?;
+    let signals = signals::listen(stop.clone(), None)?;
     let report = sweep::sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &stop).await;
     signals.close();
-    Ok(printer.sweep(&report?)?)
-}
-
-/// SIGTERM or SIGINT cancels `stop` (the sweep ends after the batch in
-/// flight); a second one exits at once.
-fn stop_on_signal(stop: CancellationToken) -> Result<signal_hook_tokio::Handle, Error> {
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
-    let handle = signals.handle();
-    tokio::spawn(async move {
-        if signals.next().await.is_some() {
-            tracing::warn!("stopping after the batch in flight; signal again to exit at once");
-            stop.cancel();
-            if signals.next().await.is_some() {
-                std::process::exit(exit::FAILURE.into());
-            }
+    // The metrics go out however the sweep ended: a failed run is what they must show.
+    if let Some(recorder) = &recorder {
+        if let Some(path) = &args.metrics_textfile {
+            metrics::write_textfile(recorder, path)?;
         }
-    });
-    Ok(handle)
+        if let Some(url) = pushgateway {
+            metrics::push(recorder, url, settings.database.connect_timeout).await?;
+        }
+    }
+    Ok(printer.sweep(&report?)?)
 }
 
 async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> Result<(), Error> {

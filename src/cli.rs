@@ -44,6 +44,8 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: sweep on the schedule until SIGTERM (SIGHUP reloads the configuration).
+    Run,
     /// Delete every eligible job now (one sweep), then exit.
     Purge(PurgeArgs),
     /// Apply the schema migrations.
@@ -79,8 +81,8 @@ pub struct PurgeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: Option<u32>,
 
-    /// Write the run's metrics in node_exporter textfile format to PATH.
-    #[arg(long, value_name = "PATH")]
+    /// Write the run's metrics in node_exporter textfile format to PATH (replaced atomically).
+    #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
     pub metrics_textfile: Option<PathBuf>,
 }
 

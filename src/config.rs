@@ -350,6 +350,11 @@ impl Settings {
                     schedule.cron
                 ),
             );
+        } else if let Err(error) = crate::scheduler::check_cron(&schedule.cron) {
+            problem(
+                "schedule.cron",
+                format!("schedule.cron = {:?} is not a valid cron expression: {error}", schedule.cron),
+            );
         }
         if schedule.timezone != "UTC" {
             problem(
@@ -373,13 +378,12 @@ impl Settings {
             );
         }
         if !metrics.pushgateway.is_empty() {
-            let ok = url::Url::parse(&metrics.pushgateway)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            let ok = url::Url::parse(&metrics.pushgateway).is_ok_and(|u| u.scheme() == "http" && u.host().is_some());
             if !ok {
                 problem(
                     "metrics.pushgateway",
                     format!(
-                        "metrics.pushgateway = {:?} is not an http(s) URL (e.g. http://pushgateway:9091; empty disables)",
+                        "metrics.pushgateway = {:?} is not an http:// URL (e.g. http://pushgateway:9091; https is not supported; empty disables)",
                         redact_url(&metrics.pushgateway)
                     ),
                 );
@@ -879,7 +883,8 @@ fn ser_redacted_url<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, 
 
 /// `raw` with the userinfo password and any `…password=` query parameter
 /// replaced by `REDACTED`; unchanged when it holds no password.
-fn redact_url(raw: &str) -> String {
+/// `raw` with any password (and query string) replaced, for messages and `check-config`.
+pub fn redact_url(raw: &str) -> String {
     let without_userinfo = match url::Url::parse(raw) {
         Ok(mut parsed) if parsed.password().is_some() => {
             if parsed.set_password(Some(REDACTED)).is_ok() {
@@ -1363,8 +1368,13 @@ mod tests {
             ),
             ("[log]\nlevel = \"info,=[\"\n", "log.level = \"info,=[\" is not a valid filter"),
             ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen = \"localhost\" is not a socket address"),
-            ("[metrics]\npushgateway = \"ftp://gw\"\n", "metrics.pushgateway = \"ftp://gw\" is not an http(s) URL"),
-            ("[metrics]\npushgateway = \"gw:9091\"\n", "metrics.pushgateway = \"gw:9091\" is not an http(s) URL"),
+            ("[metrics]\npushgateway = \"ftp://gw\"\n", "metrics.pushgateway = \"ftp://gw\" is not an http:// URL"),
+            ("[metrics]\npushgateway = \"gw:9091\"\n", "metrics.pushgateway = \"gw:9091\" is not an http:// URL"),
+            ("[metrics]\npushgateway = \"https://gw:9091\"\n", "https is not supported"),
+            (
+                "[schedule]\ncron = \"0 0 25 * * *\"\n",
+                "schedule.cron = \"0 0 25 * * *\" is not a valid cron expression",
+            ),
             ("[schedule]\ncron = \"0 * * * *\"\n", "schedule.cron = \"0 * * * *\" has 5 fields"),
             ("[schedule]\ntimezone = \"Europe/Berlin\"\n", "use UTC (the scheduler computes a time zone's offset once"),
         ];
@@ -1374,7 +1384,7 @@ mod tests {
             assert!(message.contains("(set in "), "{text}: the file is named: {message}");
         }
         for text in [
-            "[metrics]\nlisten = \"[::]:9464\"\npushgateway = \"https://gw.example:9091/\"\n",
+            "[metrics]\nlisten = \"[::]:9464\"\npushgateway = \"http://gw.example:9091/\"\n",
             "[database]\nurl = \"postgresql://db/jobs\"\n",
             "[database]\nurl = \"sqlite::memory:\"\n",
             "[retention]\nbatch_size = 100000\n",

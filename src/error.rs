@@ -1,8 +1,11 @@
 //! The errors a command can end with, and the exit code of each (SPEC §5).
 
 use crate::config::ConfigError;
+use crate::http::ListenError;
 use crate::import::ImportError;
 use crate::lifecycle::ValidationError;
+use crate::metrics::MetricsError;
+use crate::scheduler::SchedulerError;
 use crate::store::StoreError;
 use crate::sweep::SweepError;
 
@@ -43,6 +46,12 @@ pub enum Error {
     Usage(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
 }
 
 impl Error {
@@ -50,7 +59,9 @@ impl Error {
         match self {
             Error::Config(_) => exit::INVALID_CONFIG,
             Error::Store(error) => store_exit_code(error),
-            Error::Sweep(_) | Error::Io(_) => exit::FAILURE,
+            Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) | Error::Scheduler(_) => {
+                exit::FAILURE
+            }
             Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
             Error::ImportConflict { .. } => exit::CONFLICT,
             Error::Usage(_) => exit::USAGE,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::RetentionSettings;
 use crate::identity::ProcessIdentity;
+use crate::metrics::{self, Outcome};
 use crate::model::RunStatus;
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::store::{BatchRequest, RunOutcome, Store, StoreError};
@@ -146,8 +147,28 @@ impl Progress {
     }
 }
 
-/// Runs one sweep. `stop` asks it to end after the batch in flight.
+/// Runs one sweep. `stop` asks it to end after the batch in flight. A sweep
+/// that deletes (not a dry run) is counted in the metrics however it ends.
 pub async fn sweep(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    identity: &ProcessIdentity,
+    stop: &CancellationToken,
+) -> Result<SweepReport, SweepError> {
+    let started = Instant::now();
+    let result = run_sweep(store, plan, identity, stop).await;
+    if !plan.dry_run {
+        let outcome = match &result {
+            Ok(report) if report.stopped_by == StoppedBy::Signal => Outcome::Interrupted,
+            Ok(_) => Outcome::Succeeded,
+            Err(_) => Outcome::Failed,
+        };
+        metrics::sweep_ended(outcome, started.elapsed());
+    }
+    result
+}
+
+async fn run_sweep(
     store: &dyn Store,
     plan: &SweepPlan,
     identity: &ProcessIdentity,
@@ -168,6 +189,13 @@ pub async fn sweep(
         (None, stopped_by, Some(names))
     } else {
         let (run_id, stopped_by) = delete_eligible(store, plan, &cutoffs, &mut progress, identity, stop).await?;
+        // What is left feeds the backlog gauges; not worth delaying a shutdown for.
+        if stopped_by != StoppedBy::Signal {
+            match store.eligible_jobs(&cutoffs).await {
+                Ok(eligible) => metrics::eligible_left(&eligible, now),
+                Err(error) => tracing::warn!(%error, "could not count the jobs still eligible"),
+            }
+        }
         (Some(run_id), stopped_by, None)
     };
     let report = SweepReport {
@@ -247,6 +275,7 @@ async fn delete_eligible(
             Ok(deleted) => deleted,
             Err(error) => break Err(error),
         };
+        metrics::batch_committed(batch_started.elapsed(), &deleted, &plan.retentions);
         for job in &deleted {
             progress.take(job.policy, job.key);
             tracing::info!(

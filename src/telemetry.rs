@@ -1,9 +1,13 @@
 //! Logging on stderr through `tracing`: pretty on a terminal, JSON otherwise
 //! (or as `log.format` says). Results go to stdout and never through here.
+//! The level can change while the daemon runs (SIGHUP reload); the format
+//! is fixed at start.
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 use crate::config::{LogFormat, LogSettings};
 
@@ -11,17 +15,35 @@ use crate::config::{LogFormat, LogSettings};
 /// skipping" from every migration check) at info; they are noise here.
 const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn";
 
-/// Installs the global subscriber. `settings.level` was validated with the
-/// configuration, so it parses here; a directive for the notices in it wins.
-pub fn init(settings: &LogSettings) {
-    let directives = format!("{QUIET_NOTICES},{}", settings.level);
-    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Changes the log level of the installed subscriber.
+#[derive(Clone)]
+pub struct LogLevel(Option<reload::Handle<EnvFilter, Registry>>);
+
+impl LogLevel {
+    /// Applies a level that the configuration has validated.
+    pub fn set(&self, level: &str) -> Result<(), String> {
+        let Some(handle) = &self.0 else { return Err("logging was set up elsewhere".into()) };
+        handle.reload(filter(level)).map_err(|e| e.to_string())
+    }
+}
+
+/// `level` was validated with the configuration, so it parses; a directive
+/// for the notices in it wins over the built-in one.
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_new(format!("{QUIET_NOTICES},{level}")).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs the global subscriber.
+pub fn init(settings: &LogSettings) -> LogLevel {
+    let (filter, handle) = reload::Layer::new(filter(&settings.level));
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = if json { output.json().boxed() } else { output.boxed() };
     // A second init (tests that run several commands in one process) keeps the first.
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let installed = tracing_subscriber::registry().with(filter).with(output).try_init().is_ok();
+    LogLevel(installed.then_some(handle))
 }

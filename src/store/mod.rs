@@ -162,6 +162,13 @@ pub struct DeletedJob {
     pub key: SortKey,
 }
 
+/// The jobs a policy finds eligible: how many, and the oldest age timestamp among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EligibleJobs {
+    pub count: u64,
+    pub oldest: Option<DateTime<Utc>>,
+}
+
 /// How a sweep ended, for its run record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -221,6 +228,19 @@ pub trait Store: Send + Sync {
     /// How many jobs in a state of an enabled policy have an age timestamp
     /// after `now` (clock skew); they are never eligible.
     async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    /// How many jobs each policy finds eligible under `cutoffs`, and the oldest of them.
+    async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError>;
+
+    /// Takes the store-wide sweep lock (`schedule.singleton`) unless another
+    /// process holds it; `false` means another replica is sweeping. On
+    /// PostgreSQL it is a session advisory lock, freed by [`Store::end_lead`]
+    /// or when this process dies. SQLite always answers `true`: a file has
+    /// one host, and its write lock already serialises the batches.
+    async fn try_lead(&self) -> Result<bool, StoreError>;
+
+    /// Releases the lock [`Store::try_lead`] took.
+    async fn end_lead(&self);
 
     /// The next eligible jobs in deletion order (oldest first), without
     /// deleting anything: the dry run.

@@ -18,8 +18,8 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column, policy_of, probe, rows,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
+    check_versions, conflict, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -32,6 +32,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// First key of the advisory locks that mark live runs ("RTDR").
 const RUN_LOCK_CLASS: i32 = 0x5254_4452;
 
+/// First key of the advisory lock that `schedule.singleton` takes ("RTDS").
+const SINGLETON_LOCK_CLASS: i32 = 0x5254_4453;
+
 /// The oldest timestamp a cursor can start from; job timestamps are never
 /// earlier (imports refuse anything before 1970).
 fn start_of_time() -> DateTime<Utc> {
@@ -42,6 +45,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The connection of each run in progress, holding its advisory lock.
     run_leases: Mutex<HashMap<i64, PgConnection>>,
+    /// The connection holding the singleton lock while this process sweeps.
+    leader: tokio::sync::Mutex<Option<PgConnection>>,
 }
 
 impl PostgresStore {
@@ -61,7 +66,7 @@ impl PostgresStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
-        Ok(PostgresStore { pool, run_leases: Mutex::new(HashMap::new()) })
+        Ok(PostgresStore { pool, run_leases: Mutex::new(HashMap::new()), leader: tokio::sync::Mutex::new(None) })
     }
 
     async fn finish_run_on(conn: &mut PgConnection, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
@@ -323,6 +328,48 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(count as u64)
+    }
+
+    async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError> {
+        let row = sqlx::query(sql::COUNT_ELIGIBLE)
+            .bind(cutoffs.completed)
+            .bind(cutoffs.closed)
+            .bind(cutoffs.creating_idle)
+            .fetch_one(&self.pool)
+            .await?;
+        let mut eligible = PerPolicy::<EligibleJobs>::default();
+        for policy in Policy::ALL {
+            let name = policy.as_str();
+            eligible[policy] = EligibleJobs {
+                count: row.try_get::<i64, _>(name)? as u64,
+                oldest: row.try_get(format!("{name}_oldest").as_str())?,
+            };
+        }
+        Ok(eligible)
+    }
+
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        let mut leader = self.leader.lock().await;
+        if leader.is_some() {
+            return Ok(true);
+        }
+        // A connection of its own: the lock lives as long as its session.
+        let mut conn = self.pool.acquire().await?.detach();
+        let locked: bool = sqlx::query_scalar(sql::TRY_LEAD).bind(SINGLETON_LOCK_CLASS).fetch_one(&mut conn).await?;
+        if locked {
+            *leader = Some(conn);
+        } else {
+            let _ = conn.close().await;
+        }
+        Ok(locked)
+    }
+
+    async fn end_lead(&self) {
+        if let Some(mut conn) = self.leader.lock().await.take() {
+            let _ = sqlx::query(sql::END_LEAD).bind(SINGLETON_LOCK_CLASS).execute(&mut conn).await;
+            // Closing ends the session, which frees the lock even if the unlock failed.
+            let _ = conn.close().await;
+        }
     }
 
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {

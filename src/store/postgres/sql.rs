@@ -96,6 +96,20 @@ pub const COUNT_FUTURE: &str = "SELECT \
      + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > $1) \
      + (SELECT count(*) FROM jobs WHERE $4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > $1)";
 
+/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
+pub const COUNT_ELIGIBLE: &str = "SELECT \
+       (SELECT count(*) FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1) AS completed, \
+       (SELECT min(state_changed_at) FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1) AS completed_oldest, \
+       (SELECT count(*) FROM jobs WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2) AS closed, \
+       (SELECT min(state_changed_at) FROM jobs WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2) AS closed_oldest, \
+       (SELECT count(*) FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3) AS creating_idle, \
+       (SELECT min(updated_at) FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3) AS creating_idle_oldest";
+
+/// Taken with the singleton lock's class ($1) by the sweeping replica, on a connection of its own.
+pub const TRY_LEAD: &str = "SELECT pg_try_advisory_lock($1, 0)";
+
+pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1, 0)";
+
 /// The next eligible jobs in deletion order, as CTEs ending in `picked`:
 /// each policy's partial index is read from its cursor up to its cut-off, at
 /// most $10 rows each, then merged. $1–$3: cut-offs of completed, closed,

@@ -22,8 +22,8 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, JobFilter, RunOutcome, Store, StoreError, check_versions,
-    conflict, parse_column, policy_of, probe, rows,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
+    check_versions, conflict, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -374,6 +374,30 @@ impl Store for SqliteStore {
             .await?;
         Ok(count as u64)
     }
+
+    async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError> {
+        let row = sqlx::query(sql::COUNT_ELIGIBLE)
+            .bind(cutoffs.completed.map(micros))
+            .bind(cutoffs.closed.map(micros))
+            .bind(cutoffs.creating_idle.map(micros))
+            .fetch_one(&self.pool)
+            .await?;
+        let mut eligible = PerPolicy::<EligibleJobs>::default();
+        for policy in Policy::ALL {
+            let name = policy.as_str();
+            eligible[policy] = EligibleJobs {
+                count: row.try_get::<i64, _>(name)? as u64,
+                oldest: optional_micros(row.try_get(format!("{name}_oldest").as_str())?)?,
+            };
+        }
+        Ok(eligible)
+    }
+
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
+    async fn end_lead(&self) {}
 
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {
         let rows = bind_batch(sqlx::query(sql::SELECT_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)

@@ -92,6 +92,15 @@ pub const COUNT_FUTURE: &str = "SELECT \
      + (SELECT count(*) FROM jobs INDEXED BY jobs_closed_by_age WHERE ?3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > ?1) \
      + (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE ?4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > ?1)";
 
+/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off).
+pub const COUNT_ELIGIBLE: &str = "SELECT \
+       (SELECT count(*) FROM jobs INDEXED BY jobs_completed_by_age WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1) AS completed, \
+       (SELECT min(state_changed_at) FROM jobs INDEXED BY jobs_completed_by_age WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1) AS completed_oldest, \
+       (SELECT count(*) FROM jobs INDEXED BY jobs_closed_by_age WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2) AS closed, \
+       (SELECT min(state_changed_at) FROM jobs INDEXED BY jobs_closed_by_age WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2) AS closed_oldest, \
+       (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3) AS creating_idle, \
+       (SELECT min(updated_at) FROM jobs INDEXED BY jobs_creating_by_idle WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3) AS creating_idle_oldest";
+
 /// The next eligible jobs in deletion order: each policy's partial index is
 /// read from its cursor up to its cut-off, at most ?10 rows each, then merged.
 /// `INDEXED BY` pins the policy indexes: without statistics SQLite prefers

@@ -1,0 +1,312 @@
+//! `retentiond run` (SPEC §6): sweeps on a schedule until told to stop.
+//!
+//! Start: HTTP endpoints first (so `/healthz` answers while the database is
+//! still out of reach), then the store, retried until it opens, then
+//! `READY=1` and the schedule. A tick starts a sweep unless one is running
+//! (skipped: `overlap`) or, with `schedule.singleton`, another replica holds
+//! the store's sweep lock (skipped: `not_leader`). A sweep runs in a task of
+//! its own, so its errors and panics are logged and counted and the next
+//! tick runs as usual. SIGHUP reloads the configuration file; SIGTERM/SIGINT
+//! stop the ticks, let the batch in flight finish, and exit within
+//! `shutdown.grace` even if the database does not answer.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, DatabaseSettings, Overrides, Settings, format_duration};
+use crate::error::Error;
+use crate::http::{self, Readiness};
+use crate::identity::ProcessIdentity;
+use crate::metrics::{self, Outcome, SkipReason};
+use crate::notify;
+use crate::scheduler::Schedule;
+use crate::signals;
+use crate::store::{self, Store, StoreError};
+use crate::sweep::{self, SweepPlan, SweepReport};
+use crate::telemetry::LogLevel;
+
+/// How often the database is asked whether it answers, for `/readyz`.
+const READINESS_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait between two attempts to open the store at start.
+const MAX_OPEN_RETRY: Duration = Duration::from_secs(30);
+
+/// Where the configuration came from, to read it again on SIGHUP.
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub overrides: Overrides,
+}
+
+pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) -> Result<(), Error> {
+    let stop = CancellationToken::new();
+    let (reload_tx, mut reload_rx) = mpsc::channel(1);
+    let signals = signals::listen(stop.clone(), Some(reload_tx))?;
+    let metrics_handle = metrics::install()?;
+    let readiness = Arc::new(Readiness::new());
+    let server = match settings.metrics.listen.parse() {
+        Ok(address) => {
+            let listener = http::bind(address).await?;
+            tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+            Some(http::serve(listener, metrics_handle, readiness.clone(), stop.clone()))
+        }
+        Err(_) => None,
+    };
+
+    let store = tokio::select! {
+        store = open_store(&settings.database, &readiness) => store?,
+        () = stop.cancelled() => {
+            tracing::info!("stopped before the store was open");
+            return Ok(());
+        }
+    };
+    readiness.set(Ok(()));
+    let daemon = Arc::new(Daemon {
+        store: Arc::from(store),
+        settings: RwLock::new(Arc::new(settings)),
+        identity: ProcessIdentity::current(),
+        readiness,
+        recheck: Notify::new(),
+        sweeping: Arc::new(Mutex::new(())),
+        sweeps: TaskTracker::new(),
+        stop: stop.clone(),
+    });
+    let watcher = tokio::spawn(daemon.clone().watch_readiness());
+    let watchdog = notify::spawn_watchdog(stop.clone());
+    let settings = daemon.settings();
+    let ticker = daemon.clone();
+    let mut schedule = Schedule::start(&settings.schedule.cron, move || ticker.tick()).await?;
+    let next = schedule.next_tick().await.map(|at| at.to_rfc3339());
+    tracing::info!(cron = settings.schedule.cron, next_tick = next, "daemon started");
+    notify::ready(&format!("ready; schedule {}", settings.schedule.cron));
+    if settings.schedule.run_on_start {
+        daemon.tick();
+    }
+
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(()) = reload_rx.recv() => daemon.reload(&source, &log_level, &mut schedule).await,
+        }
+    }
+
+    let stopping = Instant::now();
+    notify::stopping();
+    let grace = daemon.settings().shutdown.grace;
+    tracing::info!(grace = %format_duration(grace), "stopping: no new sweeps; waiting for the one in flight");
+    daemon.sweeps.close();
+    // The scheduler's own shutdown takes a lock a tick may hold: bounded too.
+    let _ = tokio::time::timeout(grace, schedule.shutdown()).await;
+    let left = grace.saturating_sub(stopping.elapsed());
+    if tokio::time::timeout(left, daemon.sweeps.wait()).await.is_err() {
+        tracing::warn!(
+            grace = %format_duration(grace),
+            "shutdown.grace has passed with a sweep in flight: exiting; its open transaction rolls back, \
+             and the next sweep marks its run abandoned"
+        );
+    }
+    signals.close();
+    watcher.abort();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    if let Some(server) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    }
+    tracing::info!(elapsed_ms = stopping.elapsed().as_millis() as u64, "stopped");
+    Ok(())
+}
+
+/// Opens the store, retrying while the database cannot be reached or
+/// migrated: the daemon waits for it rather than exiting. A URL the daemon
+/// cannot use at all ends the start.
+async fn open_store(settings: &DatabaseSettings, readiness: &Readiness) -> Result<Box<dyn Store>, StoreError> {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match store::open(settings).await {
+            Ok(store) => return Ok(store),
+            Err(error @ StoreError::UnsupportedUrl(_)) => return Err(error),
+            Err(error) => {
+                tracing::error!(%error, retry_in = %format_duration(delay), "cannot open the store; retrying");
+                readiness.set(Err(error.to_string()));
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(MAX_OPEN_RETRY);
+            }
+        }
+    }
+}
+
+struct Daemon {
+    store: Arc<dyn Store>,
+    /// The configuration in force; a reload swaps it whole.
+    settings: RwLock<Arc<Settings>>,
+    identity: ProcessIdentity,
+    readiness: Arc<Readiness>,
+    /// Asks the readiness watcher to check now (after a failed sweep).
+    recheck: Notify,
+    /// Held while a sweep runs: a tick that cannot take it is an overlap.
+    sweeping: Arc<Mutex<()>>,
+    /// The sweeps in flight, waited for at shutdown.
+    sweeps: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Daemon {
+    fn settings(&self) -> Arc<Settings> {
+        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A tick of the schedule (or the start): starts a sweep unless one runs.
+    fn tick(self: &Arc<Self>) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        let Ok(guard) = self.sweeping.clone().try_lock_owned() else {
+            tracing::info!(reason = "overlap", "sweep skipped: the previous one is still running");
+            metrics::sweep_skipped(SkipReason::Overlap);
+            return;
+        };
+        let daemon = self.clone();
+        self.sweeps.spawn(async move {
+            let _guard = guard;
+            let started = Instant::now();
+            let status = match AssertUnwindSafe(daemon.sweep()).catch_unwind().await {
+                Ok(status) => status,
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    tracing::error!(panic = message, "sweep panicked; the next tick runs as usual");
+                    metrics::sweep_ended(Outcome::Failed, started.elapsed());
+                    format!("last sweep panicked: {message}")
+                }
+            };
+            notify::status(&status);
+        });
+    }
+
+    /// One scheduled sweep; returns the status line for systemd.
+    async fn sweep(&self) -> String {
+        let settings = self.settings();
+        let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        let singleton = settings.schedule.singleton;
+        if singleton {
+            match self.store.try_lead().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(reason = "not_leader", "sweep skipped: another replica is sweeping");
+                    metrics::sweep_skipped(SkipReason::NotLeader);
+                    return format!("sweep at {started} skipped: another replica is sweeping");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "sweep failed: cannot take the singleton lock; the next tick tries again");
+                    metrics::sweep_ended(Outcome::Failed, Duration::ZERO);
+                    self.recheck.notify_one();
+                    return format!("last sweep at {started} failed: {error}");
+                }
+            }
+        }
+        let plan = SweepPlan::new(&settings.retention, "schedule");
+        let result = sweep::sweep(self.store.as_ref(), &plan, &self.identity, &self.stop).await;
+        if singleton {
+            self.store.end_lead().await;
+        }
+        match result {
+            Ok(report) => {
+                self.readiness.set(Ok(()));
+                status_line(&started.to_string(), &report)
+            }
+            Err(error) => {
+                tracing::error!(%error, "sweep failed; the next tick tries again");
+                self.recheck.notify_one();
+                format!("last sweep at {started} failed: {error}")
+            }
+        }
+    }
+
+    /// Asks the database whether it answers, every few seconds and after a
+    /// failed sweep, for `/readyz`.
+    async fn watch_readiness(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(READINESS_INTERVAL) => {}
+                () = self.recheck.notified() => {}
+                () = self.stop.cancelled() => return,
+            }
+            let timeout = self.settings().database.connect_timeout;
+            let finding = match tokio::time::timeout(timeout, self.store.now()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("the database did not answer within {}", format_duration(timeout))),
+            };
+            self.readiness.set(finding);
+        }
+    }
+
+    /// Reads the configuration file again. An invalid one changes nothing.
+    /// The schedule, retention and batch settings, the log level and the
+    /// shutdown grace take effect; the database, the HTTP address and the
+    /// log format need a restart and keep their old values meanwhile.
+    async fn reload(&self, source: &ConfigSource, log_level: &LogLevel, schedule: &mut Schedule) {
+        let mut new = match config::load(source.file.clone(), &source.overrides) {
+            Ok(new) => new,
+            Err(error) => {
+                tracing::error!(%error, "configuration reload refused; the previous configuration stays in force");
+                return;
+            }
+        };
+        let old = self.settings();
+        if new.schedule.cron != old.schedule.cron
+            && let Err(error) = schedule.replace(&new.schedule.cron).await
+        {
+            tracing::error!(%error, "configuration reload refused; the previous configuration stays in force");
+            return;
+        }
+        if new.log.level != old.log.level
+            && let Err(error) = log_level.set(&new.log.level)
+        {
+            tracing::warn!(%error, "log.level could not be changed");
+        }
+        let needs_restart = [
+            ("database", new.database != old.database),
+            ("metrics.listen", new.metrics.listen != old.metrics.listen),
+            ("log.format", new.log.format != old.log.format),
+        ];
+        for (key, changed) in needs_restart {
+            if changed {
+                tracing::warn!(key, "changed in the file; takes effect after a restart");
+            }
+        }
+        new.database = old.database.clone();
+        new.metrics.listen = old.metrics.listen.clone();
+        new.log.format = old.log.format;
+        let next = schedule.next_tick().await.map(|at| at.to_rfc3339());
+        tracing::info!(cron = new.schedule.cron, next_tick = next, "configuration reloaded");
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+}
+
+fn status_line(started: &str, report: &SweepReport) -> String {
+    let counts = &report.counts;
+    format!(
+        "last sweep at {started}: run {} stopped by {}, deleted {} (completed {}, closed {}, creating_idle {}) in {} ms",
+        report.run_id.unwrap_or_default(),
+        report.stopped_by.as_str(),
+        report.total,
+        counts.completed,
+        counts.closed,
+        counts.creating_idle,
+        report.duration_ms
+    )
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}

@@ -1,0 +1,250 @@
+//! Metrics (SPEC §8) through the `metrics` facade and a Prometheus recorder.
+//!
+//! The daemon serves them on `/metrics`; `purge --metrics-textfile` writes
+//! them in node_exporter's textfile format and `metrics.pushgateway` receives
+//! them at the end of a one-shot run. Without an installed recorder (a plain
+//! `purge`) every call here is a no-op.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use base64::Engine;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::policy::{PerPolicy, Policy, Retentions};
+use crate::store::{DeletedJob, EligibleJobs};
+
+const JOBS_DELETED: &str = "retentiond_jobs_deleted_total";
+const SWEEPS: &str = "retentiond_sweeps_total";
+const SWEEPS_SKIPPED: &str = "retentiond_sweeps_skipped_total";
+const SWEEP_DURATION: &str = "retentiond_sweep_duration_seconds";
+const BATCH_DURATION: &str = "retentiond_batch_duration_seconds";
+const DELETION_LAG: &str = "retentiond_deletion_lag_seconds";
+const ELIGIBLE_JOBS: &str = "retentiond_eligible_jobs";
+const OLDEST_ELIGIBLE_AGE: &str = "retentiond_oldest_eligible_age_seconds";
+const LAST_SUCCESS: &str = "retentiond_last_success_timestamp_seconds";
+const BUILD_INFO: &str = "retentiond_build_info";
+
+/// Histogram buckets in seconds: a sweep runs from milliseconds to `run_timeout`.
+const SWEEP_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
+/// A batch is one transaction of up to `batch_size` deletions.
+const BATCH_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// From a minute to a year late: an hourly schedule lands below an hour, a
+/// first run over an old store far above.
+const LAG_BUCKETS: &[f64] =
+    &[60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21_600.0, 86_400.0, 259_200.0, 604_800.0, 2_592_000.0, 31_536_000.0];
+
+/// How a sweep ended, as the `outcome` label of `retentiond_sweeps_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 3] = [Outcome::Succeeded, Outcome::Failed, Outcome::Interrupted];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Why a scheduled sweep did not run, as the `reason` label of `retentiond_sweeps_skipped_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The previous sweep of this process was still running.
+    Overlap,
+    /// Another replica holds the singleton lock (PostgreSQL, `schedule.singleton`).
+    NotLeader,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 2] = [SkipReason::Overlap, SkipReason::NotLeader];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Overlap => "overlap",
+            SkipReason::NotLeader => "not_leader",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot install the metrics recorder: {0}")]
+    Install(String),
+    #[error("cannot write the metrics textfile {path}: {source}")]
+    Textfile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot push metrics to the pushgateway {url}: {reason}")]
+    Push { url: String, reason: String },
+}
+
+/// Installs the process-wide Prometheus recorder and registers every metric
+/// with its zero value, so the first scrape already lists them all.
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    let install_error = |error: metrics_exporter_prometheus::BuildError| MetricsError::Install(error.to_string());
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(SWEEP_DURATION.into()), SWEEP_BUCKETS)
+        .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(BATCH_DURATION.into()), BATCH_BUCKETS))
+        .and_then(|builder| builder.set_buckets_for_metric(Matcher::Full(DELETION_LAG.into()), LAG_BUCKETS))
+        .map_err(install_error)?
+        .install_recorder()
+        .map_err(install_error)?;
+    describe();
+    for policy in Policy::ALL {
+        counter!(JOBS_DELETED, "policy" => policy.as_str()).absolute(0);
+        gauge!(ELIGIBLE_JOBS, "policy" => policy.as_str()).set(0.0);
+    }
+    for outcome in Outcome::ALL {
+        counter!(SWEEPS, "outcome" => outcome.as_str()).absolute(0);
+    }
+    for reason in SkipReason::ALL {
+        counter!(SWEEPS_SKIPPED, "reason" => reason.as_str()).absolute(0);
+    }
+    gauge!(OLDEST_ELIGIBLE_AGE).set(0.0);
+    gauge!(LAST_SUCCESS).set(0.0);
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+fn describe() {
+    describe_counter!(JOBS_DELETED, "Jobs deleted by retention, per policy.");
+    describe_counter!(SWEEPS, "Sweeps that ended, per outcome (succeeded, failed, interrupted).");
+    describe_counter!(SWEEPS_SKIPPED, "Scheduled sweeps not run: overlap (one still running) or not_leader.");
+    describe_histogram!(SWEEP_DURATION, Unit::Seconds, "Duration of a sweep.");
+    describe_histogram!(BATCH_DURATION, Unit::Seconds, "Duration of one batch (one transaction).");
+    describe_histogram!(DELETION_LAG, Unit::Seconds, "Time from the moment a job became eligible to its deletion.");
+    describe_gauge!(ELIGIBLE_JOBS, "Jobs still eligible after the last sweep, per policy.");
+    describe_gauge!(OLDEST_ELIGIBLE_AGE, Unit::Seconds, "Age of the oldest job still eligible after the last sweep.");
+    describe_gauge!(LAST_SUCCESS, Unit::Seconds, "Unix time at which the last successful sweep ended.");
+    describe_gauge!(BUILD_INFO, "Always 1; the version label names the running build.");
+}
+
+/// Records a committed batch: its duration, its deletions, and how late each came.
+pub fn batch_committed(elapsed: Duration, deleted: &[DeletedJob], retentions: &Retentions) {
+    histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
+    let mut counts = PerPolicy::<u64>::default();
+    for job in deleted {
+        counts[job.policy] += 1;
+        if let Some(retention) = retentions[job.policy] {
+            let eligible_at = chrono::Duration::from_std(retention)
+                .ok()
+                .and_then(|retention| job.key.timestamp.checked_add_signed(retention));
+            if let Some(eligible_at) = eligible_at {
+                let lag = (job.deleted_at - eligible_at).num_milliseconds().max(0) as f64 / 1000.0;
+                histogram!(DELETION_LAG).record(lag);
+            }
+        }
+    }
+    for policy in Policy::ALL {
+        if counts[policy] > 0 {
+            counter!(JOBS_DELETED, "policy" => policy.as_str()).increment(counts[policy]);
+        }
+    }
+}
+
+/// Records the end of a sweep that deleted (not a dry run).
+pub fn sweep_ended(outcome: Outcome, elapsed: Duration) {
+    counter!(SWEEPS, "outcome" => outcome.as_str()).increment(1);
+    histogram!(SWEEP_DURATION).record(elapsed.as_secs_f64());
+    if outcome == Outcome::Succeeded {
+        gauge!(LAST_SUCCESS).set(Utc::now().timestamp_millis() as f64 / 1000.0);
+    }
+}
+
+pub fn sweep_skipped(reason: SkipReason) {
+    counter!(SWEEPS_SKIPPED, "reason" => reason.as_str()).increment(1);
+}
+
+/// Records what is still eligible, as seen at `now`.
+pub fn eligible_left(eligible: &PerPolicy<EligibleJobs>, now: DateTime<Utc>) {
+    for policy in Policy::ALL {
+        gauge!(ELIGIBLE_JOBS, "policy" => policy.as_str()).set(eligible[policy].count as f64);
+    }
+    let oldest = Policy::ALL.iter().filter_map(|&policy| eligible[policy].oldest).min();
+    let age = oldest.map_or(0.0, |oldest| (now - oldest).num_milliseconds().max(0) as f64 / 1000.0);
+    gauge!(OLDEST_ELIGIBLE_AGE).set(age);
+}
+
+/// Writes the metrics to `path` in node_exporter's textfile format, replaced
+/// atomically: a temporary file in the same directory, synced, then renamed
+/// over `path`, so the collector never reads half a file.
+pub fn write_textfile(handle: &PrometheusHandle, path: &Path) -> Result<(), MetricsError> {
+    use std::io::Write;
+
+    let error = |source| MetricsError::Textfile { path: path.display().to_string(), source };
+    let file_name = path.file_name().ok_or_else(|| error(std::io::ErrorKind::InvalidInput.into()))?;
+    let temporary = path.with_file_name(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
+    let written = std::fs::File::create(&temporary).and_then(|mut file| {
+        file.write_all(handle.render().as_bytes())?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    renamed.map_err(error)
+}
+
+/// Checks, before any work, that the textfile's directory exists, so a typo
+/// fails the purge at once rather than after the deletions.
+pub fn check_textfile_path(path: &Path) -> Result<(), String> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() {
+        return Err(format!("--metrics-textfile {} does not name a file", path.display()));
+    }
+    if !directory.is_dir() {
+        return Err(format!("--metrics-textfile {}: directory {} does not exist", path.display(), directory.display()));
+    }
+    Ok(())
+}
+
+/// Replaces this job's metric group on the Pushgateway (`PUT
+/// /metrics/job/retentiond`). Plain HTTP only; userinfo in the URL becomes
+/// basic authentication. The URL was validated with the configuration.
+pub async fn push(handle: &PrometheusHandle, gateway: &str, timeout: Duration) -> Result<(), MetricsError> {
+    let shown = crate::config::redact_url(gateway);
+    let failed = |reason: String| MetricsError::Push { url: shown.clone(), reason };
+    let url = url::Url::parse(gateway).map_err(|e| failed(e.to_string()))?;
+    let host = url.host_str().ok_or_else(|| failed("no host".into()))?.to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let path = format!("{}/metrics/job/retentiond", url.path().trim_end_matches('/'));
+    let mut request = hyper::Request::put(path)
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4");
+    if !url.username().is_empty() {
+        let credentials = format!("{}:{}", url.username(), url.password().unwrap_or_default());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        request = request.header(hyper::header::AUTHORIZATION, format!("Basic {encoded}"));
+    }
+    let request = request.body(Full::new(Bytes::from(handle.render()))).map_err(|e| failed(e.to_string()))?;
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(result) => result.map_err(failed),
+        Err(_) => Err(failed(format!("no answer within {}", crate::config::format_duration(timeout)))),
+    }
+}
