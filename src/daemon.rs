@@ -174,17 +174,7 @@ impl Daemon {
         let daemon = self.clone();
         self.sweeps.spawn(async move {
             let _guard = guard;
-            let started = Instant::now();
-            let status = match AssertUnwindSafe(daemon.sweep()).catch_unwind().await {
-                Ok(status) => status,
-                Err(panic) => {
-                    let message = panic_message(panic.as_ref());
-                    tracing::error!(panic = message, "sweep panicked; the next tick runs as usual");
-                    metrics::sweep_ended(Outcome::Failed, started.elapsed());
-                    format!("last sweep panicked: {message}")
-                }
-            };
-            notify::status(&status);
+            notify::status(&survive_panic(daemon.sweep()).await);
         });
     }
 
@@ -303,10 +293,38 @@ fn status_line(started: &str, report: &SweepReport) -> String {
     )
 }
 
+/// Runs a sweep; a panic in it is logged and counted as a failed sweep
+/// instead of unwinding further, and the status line says so.
+async fn survive_panic(sweep: impl Future<Output = String>) -> String {
+    let started = Instant::now();
+    match AssertUnwindSafe(sweep).catch_unwind().await {
+        Ok(status) => status,
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(panic = message, "sweep panicked; the next tick runs as usual");
+            metrics::sweep_ended(Outcome::Failed, started.elapsed());
+            format!("last sweep panicked: {message}")
+        }
+    }
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_sweep_is_reported_and_the_next_one_runs() {
+        let status = survive_panic(async { panic!("injected failure") }).await;
+        assert_eq!(status, "last sweep panicked: injected failure");
+        let status = survive_panic(async { format!("last sweep: {}", 1 + 1) }).await;
+        assert_eq!(status, "last sweep: 2");
+    }
 }
