@@ -77,13 +77,13 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
         stop: stop.clone(),
     });
     let watcher = tokio::spawn(daemon.clone().watch_readiness());
-    let watchdog = notify::spawn_watchdog(stop.clone());
     let settings = daemon.settings();
     let ticker = daemon.clone();
     let mut schedule = Schedule::start(&settings.schedule.cron, move || ticker.tick()).await?;
     let next = schedule.next_tick().await.map(|at| at.to_rfc3339());
     tracing::info!(cron = settings.schedule.cron, next_tick = next, "daemon started");
     notify::ready(&format!("ready; schedule {}", settings.schedule.cron));
+    let watchdog = notify::spawn_watchdog(stop.clone());
     if settings.schedule.run_on_start {
         daemon.tick();
     }
@@ -181,6 +181,7 @@ impl Daemon {
     /// One scheduled sweep; returns the status line for systemd.
     async fn sweep(&self) -> String {
         let settings = self.settings();
+        let clock = Instant::now();
         let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         let singleton = settings.schedule.singleton;
         if singleton {
@@ -192,8 +193,9 @@ impl Daemon {
                     return format!("sweep at {started} skipped: another replica is sweeping");
                 }
                 Err(error) => {
-                    tracing::error!(%error, "sweep failed: cannot take the singleton lock; the next tick tries again");
-                    metrics::sweep_ended(Outcome::Failed, Duration::ZERO);
+                    let error = format!("cannot take the singleton lock: {error}");
+                    tracing::error!(error, "sweep failed; the next tick tries again");
+                    metrics::sweep_ended(Outcome::Failed, clock.elapsed());
                     self.recheck.notify_one();
                     return format!("last sweep at {started} failed: {error}");
                 }

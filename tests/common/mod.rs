@@ -875,3 +875,600 @@ pub fn contains_ci(s: &str, needle: &str) -> bool {
 pub fn path_str(p: &Path) -> &str {
     p.as_os_str().to_str().unwrap_or_else(|| panic!("non UTF-8 path {:?}", OsStr::new(p)))
 }
+
+// ---------------------------------------------------------------------------
+// The daemon (`retentiond run`): a guarded process with live logs, HTTP,
+// free ports, a TCP proxy, a NOTIFY_SOCKET reader, signals, polling
+// ---------------------------------------------------------------------------
+
+use std::io::BufRead;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+/// Polls `condition` every 50 ms until it holds (`true`) or `timeout` passes (`false`).
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends signal `name` (`TERM`, `HUP`, `KILL`, …) to `pid` with kill(1);
+/// whether kill succeeded.
+pub fn send_signal(pid: u32, name: &str) -> bool {
+    Command::new("kill")
+        .args(["-s", name, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill: {e}"))
+        .success()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}
+
+/// An HTTP response: status code, headers (names lowercased) and body.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `GET path HTTP/1.1` with `Connection: close` to 127.0.0.1:`port`;
+/// an error if nothing answers (within a few seconds) or the answer is not HTTP.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
+    let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| invalid("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| invalid(&format!("bad status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body).ok_or_else(|| invalid("bad chunked body"))?;
+    }
+    Ok(HttpResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&data[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(data.get(..size)?);
+        data = data.get(size + 2..)?;
+    }
+}
+
+/// A parsed Prometheus text exposition.
+pub struct Metrics {
+    pub text: String,
+    pub scrape: prometheus_parse::Scrape,
+}
+
+impl Metrics {
+    #[track_caller]
+    pub fn parse(text: &str) -> Metrics {
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape =
+            prometheus_parse::Scrape::parse(lines).unwrap_or_else(|e| panic!("unparsable metrics ({e}):\n{text}"));
+        Metrics { text: text.to_string(), scrape }
+    }
+
+    /// The samples named `name` whose labels are exactly `labels`.
+    pub fn samples(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&prometheus_parse::Sample> {
+        self.scrape
+            .samples
+            .iter()
+            .filter(|s| {
+                s.metric == name
+                    && s.labels.len() == labels.len()
+                    && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+            })
+            .collect()
+    }
+
+    /// The value of the one counter, gauge or untyped sample `name{labels}`, if present.
+    #[track_caller]
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let found = self.samples(name, labels);
+        assert!(found.len() <= 1, "{name}{labels:?} appears {} times:\n{}", found.len(), self.text);
+        found.first().map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            other => panic!("{name}{labels:?} is not a single value: {other:?}"),
+        })
+    }
+
+    /// Like [`get`](Self::get), failing when the sample is missing.
+    #[track_caller]
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.get(name, labels).unwrap_or_else(|| panic!("no sample {name}{labels:?} in:\n{}", self.text))
+    }
+
+    /// The buckets of histogram `name` (without labels), if present.
+    pub fn histogram(&self, name: &str) -> Option<Vec<prometheus_parse::HistogramCount>> {
+        self.samples(name, &[]).into_iter().find_map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(buckets) => Some(buckets.clone()),
+            _ => None,
+        })
+    }
+
+    /// The `# TYPE` of `name` as written in the text, if any.
+    pub fn type_of(&self, name: &str) -> Option<String> {
+        let prefix = format!("# TYPE {name} ");
+        self.text.lines().find_map(|l| l.strip_prefix(&prefix).map(|t| t.trim().to_string()))
+    }
+}
+
+/// `GET /metrics` on `port`, parsed.
+#[track_caller]
+pub fn scrape(port: u16) -> Metrics {
+    let response = http_get(port, "/metrics").unwrap_or_else(|e| panic!("GET /metrics on port {port}: {e}"));
+    assert_eq!(response.status, 200, "GET /metrics: {response:?}");
+    Metrics::parse(&response.body)
+}
+
+/// Whether `/readyz` on `port` answers `status`.
+pub fn readyz_is(port: u16, status: u16) -> bool {
+    http_get(port, "/readyz").is_ok_and(|r| r.status == status)
+}
+
+/// The text of the last `max` bytes of `s` (at a character boundary).
+pub fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut start = s.len() - max;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// A long-running `retentiond` (the daemon) whose stdout and stderr are
+/// collected while it runs. Dropping it kills the process (SIGKILL) if it is
+/// still running, so a failing test leaves no daemon behind.
+pub struct Daemon {
+    args: Vec<String>,
+    child: Mutex<(std::process::Child, Option<std::process::ExitStatus>)>,
+    pid: u32,
+    started: Instant,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn collect_lines<R: Read + Send + 'static>(pipe: R, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = std::io::BufReader::new(pipe);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            into.lock().unwrap_or_else(|e| e.into_inner()).push_str(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
+    })
+}
+
+impl Invocation {
+    /// Starts the process as a [`Daemon`]: a clean `RETENTIOND*` environment
+    /// as with [`spawn`](Self::spawn), output readable while it runs.
+    pub fn spawn_daemon(self) -> Daemon {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args);
+        for (key, _) in std::env::vars_os() {
+            let upper = key.to_string_lossy().to_ascii_uppercase();
+            if upper.starts_with("RETENTIOND") || upper == "NOTIFY_SOCKET" || upper.starts_with("WATCHDOG_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env_remove("RUST_LOG");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let readers = vec![
+            collect_lines(child.stdout.take().expect("stdout is piped"), stdout.clone()),
+            collect_lines(child.stderr.take().expect("stderr is piped"), stderr.clone()),
+        ];
+        let pid = child.id();
+        Daemon { args: self.args, child: Mutex::new((child, None)), pid, started, stdout, stderr, readers }
+    }
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The JSON log lines on stderr so far (other lines are left out).
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.stderr().lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).collect()
+    }
+
+    /// How many JSON log lines so far have `fields.message == message`.
+    pub fn logged(&self, message: &str) -> usize {
+        self.log_lines().iter().filter(|l| l["fields"]["message"] == message).count()
+    }
+
+    /// The exit code if the process has ended (a signal `s` gives `-s`).
+    pub fn exit_code(&self) -> Option<i32> {
+        let mut guard = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.1.is_none() {
+            guard.1 = guard.0.try_wait().expect("try_wait");
+        }
+        guard.1.map(exit_code_of)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.exit_code().is_none()
+    }
+
+    /// Sends signal `name` (`TERM`, `HUP`, …), asserting that kill succeeded.
+    #[track_caller]
+    pub fn signal(&self, name: &str) {
+        assert!(send_signal(self.pid, name), "kill -s {name} {} failed\n{}", self.pid, self.describe());
+    }
+
+    /// Waits at most `timeout` for the process to end and returns its
+    /// outcome (elapsed counts from the start); fails (and kills it) if it
+    /// is still running then.
+    #[track_caller]
+    pub fn wait_exit(mut self, timeout: Duration) -> Out {
+        if !wait_until(timeout, || !self.is_running()) {
+            panic!("the daemon did not exit within {timeout:?}\n{}", self.describe());
+        }
+        let code = self.exit_code().expect("exited");
+        let elapsed = self.started.elapsed();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        Out {
+            args: self.args.clone(),
+            code,
+            stdout: self.stdout.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            stderr: self.stderr(),
+            elapsed,
+        }
+    }
+
+    /// The command, its state and the tail of its stderr, for failure messages.
+    pub fn describe(&self) -> String {
+        let state = match self.exit_code() {
+            None => "running".to_string(),
+            Some(code) => format!("exited with {code}"),
+        };
+        let stderr = self.stderr();
+        format!(
+            "daemon: retentiond {} (pid {}, {state}, {:?} since start)\n--- stderr (tail) ---\n{}",
+            self.args.join(" "),
+            self.pid,
+            self.started.elapsed(),
+            tail(&stderr, 12_000)
+        )
+    }
+}
+
+fn exit_code_of(status: std::process::ExitStatus) -> i32 {
+    status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        -(status.signal().unwrap_or(0))
+    })
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let mut guard = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.1.is_none() && guard.0.try_wait().ok().flatten().is_none() {
+            let _ = guard.0.kill();
+            let _ = guard.0.wait();
+        }
+    }
+}
+
+impl TestEnv {
+    /// This store's URL with its port replaced (PostgreSQL through a [`TcpProxy`]).
+    pub fn url_with_port(&self, port: u16) -> String {
+        let mut url = url::Url::parse(&self.url).expect("database URL");
+        url.set_port(Some(port)).expect("URL takes a port");
+        url.to_string()
+    }
+
+    /// The address of the PostgreSQL server of this store.
+    pub fn postgres_address(&self) -> SocketAddr {
+        let url = url::Url::parse(&self.url).expect("database URL");
+        let host = url.host_str().expect("URL with a host");
+        (host, url.port().unwrap_or(5432)).to_socket_addrs().expect("resolve host").next().expect("an address")
+    }
+
+    /// SQL for a timestamp column as integer microseconds since the epoch.
+    pub fn sql_micros(&self, column: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => column.to_string(),
+            Backend::Postgres => format!("CAST(EXTRACT(EPOCH FROM {column}) * 1000000 AS BIGINT)"),
+        }
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 to `target`, to cut the database off and bring
+/// it back. [`stop`](Self::stop) closes the listener and every forwarded
+/// connection (refused from then on); [`start`](Self::start) listens on the
+/// same port again; [`freeze`](Self::freeze) keeps every connection open but
+/// forwards nothing (a network that drops packets) until [`thaw`](Self::thaw).
+pub struct TcpProxy {
+    port: u16,
+    target: SocketAddr,
+    frozen: Arc<AtomicBool>,
+    running: Option<ProxyRun>,
+}
+
+struct ProxyRun {
+    stop: Arc<AtomicBool>,
+    sockets: Arc<Mutex<Vec<TcpStream>>>,
+    acceptor: std::thread::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Listens on a free port and forwards to `target`.
+    pub fn new(target: SocketAddr) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let port = listener.local_addr().expect("proxy address").port();
+        let mut proxy = TcpProxy { port, target, frozen: Arc::new(AtomicBool::new(false)), running: None };
+        proxy.serve(listener);
+        proxy
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Listens again on the same port (retrying for a few seconds while it is busy).
+    #[track_caller]
+    pub fn start(&mut self) {
+        if self.running.is_some() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("proxy: port {} not free yet ({e}); retrying", self.port);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("proxy: cannot listen on port {} again: {e}", self.port),
+            }
+        };
+        self.serve(listener);
+    }
+
+    /// Closes the listener and shuts down every forwarded connection, both ways.
+    pub fn stop(&mut self) {
+        if let Some(run) = self.running.take() {
+            run.stop.store(true, Ordering::SeqCst);
+            let _ = run.acceptor.join();
+            for socket in run.sockets.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    /// Stops forwarding: connections stay open (new ones are accepted) but no byte passes.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards again what [`freeze`](Self::freeze) held back.
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sockets: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (target, frozen) = (self.target, self.frozen.clone());
+        let acceptor = {
+            let (stop, sockets) = (stop.clone(), sockets.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let _ = client.set_nonblocking(false);
+                            if let Ok(clone) = client.try_clone() {
+                                sockets.lock().unwrap_or_else(|e| e.into_inner()).push(clone);
+                            }
+                            let (stop, sockets, frozen) = (stop.clone(), sockets.clone(), frozen.clone());
+                            std::thread::spawn(move || proxy_connection(client, target, &stop, &sockets, &frozen));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+                // The listener is dropped here: new connections are refused.
+            })
+        };
+        self.running = Some(ProxyRun { stop, sockets, acceptor });
+    }
+}
+
+/// Holds `client` while frozen, then connects it to `target` and copies both ways.
+fn proxy_connection(
+    client: TcpStream,
+    target: SocketAddr,
+    stop: &Arc<AtomicBool>,
+    sockets: &Arc<Mutex<Vec<TcpStream>>>,
+    frozen: &Arc<AtomicBool>,
+) {
+    while frozen.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if stop.load(Ordering::SeqCst) {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
+    let Ok(upstream) = TcpStream::connect_timeout(&target, Duration::from_secs(5)) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    {
+        let mut all = sockets.lock().unwrap_or_else(|e| e.into_inner());
+        if stop.load(Ordering::SeqCst) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = upstream.shutdown(Shutdown::Both);
+            return;
+        }
+        if let Ok(clone) = upstream.try_clone() {
+            all.push(clone);
+        }
+    }
+    let pairs = [
+        (client.try_clone().expect("clone client"), upstream.try_clone().expect("clone upstream")),
+        (upstream, client),
+    ];
+    for (from, to) in pairs {
+        let (stop, frozen) = (stop.clone(), frozen.clone());
+        std::thread::spawn(move || copy_until_closed(from, to, &stop, &frozen));
+    }
+}
+
+fn copy_until_closed(mut from: TcpStream, mut to: TcpStream, stop: &AtomicBool, frozen: &AtomicBool) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        while frozen.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if stop.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    while frozen.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.thaw();
+        self.stop();
+    }
+}
+
+/// A `NOTIFY_SOCKET` (a Unix datagram socket in `dir`) that collects what
+/// the daemon tells systemd, in order of arrival.
+pub struct NotifySocket {
+    path: PathBuf,
+    messages: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NotifySocket {
+    pub fn bind(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let socket = UnixDatagram::bind(&path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+        socket.set_read_timeout(Some(Duration::from_millis(50))).expect("read timeout");
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (messages, stop) = (messages.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while !stop.load(Ordering::SeqCst) {
+                    if let Ok(n) = socket.recv(&mut buf) {
+                        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        messages.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+                    }
+                }
+            })
+        };
+        NotifySocket { path, messages, stop, reader: Some(reader) }
+    }
+
+    /// The value for `NOTIFY_SOCKET`.
+    pub fn path(&self) -> &str {
+        path_str(&self.path)
+    }
+
+    /// Every datagram received so far, in order.
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every `KEY=value` line received so far, in order.
+    pub fn lines(&self) -> Vec<String> {
+        self.messages().iter().flat_map(|m| m.lines().map(str::to_string).collect::<Vec<_>>()).collect()
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
