@@ -75,18 +75,6 @@ fn aged_days(name: &str, state: &str, days: i64) -> Value {
     job(name, state, days_ago(days))
 }
 
-fn creating_job(name: &str, idle_days: i64) -> Value {
-    let updated = days_ago(idle_days);
-    json!({
-        "name": name,
-        "job_type": "Export",
-        "state": "Creating",
-        "created_at": ts(updated - chrono::Duration::days(3)),
-        "updated_at": ts(updated),
-        "state_changed_at": ts(updated - chrono::Duration::days(3)),
-    })
-}
-
 /// The runs in id order: id, pid, trigger, status, stopped_by, started_us,
 /// finished_us (microseconds since the epoch) and deleted (all policies).
 fn runs(env: &TestEnv) -> Vec<BTreeMap<String, Value>> {

@@ -14,18 +14,6 @@ use serde_json::{Value, json};
 
 const IDLE_14D: (&str, &str) = ("RETENTIOND__RETENTION__CREATING_IDLE", "14d");
 
-fn creating_job(name: &str, idle_days: i64) -> Value {
-    let updated = days_ago(idle_days);
-    json!({
-        "name": name,
-        "job_type": "Export",
-        "state": "Creating",
-        "created_at": ts(updated - Duration::days(3)),
-        "updated_at": ts(updated),
-        "state_changed_at": ts(updated - Duration::days(3)),
-    })
-}
-
 /// A finished job (`state`) that entered its state `age` before now.
 fn aged(name: &str, state: &str, age: Duration) -> Value {
     job(name, state, now() - age)

@@ -204,12 +204,15 @@ impl Invocation {
     }
 
     /// Starts the process; the caller waits with [`Running::wait`].
-    pub fn spawn(self) -> Running {
+    /// The command to start: the binary with this invocation's arguments and
+    /// environment. The child sees only the configuration a test gives it: no
+    /// inherited `RETENTIOND*`, `RUST_LOG` or systemd variables.
+    fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(&self.args);
-        // The child sees only the configuration a test gives it.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().to_ascii_uppercase().starts_with("RETENTIOND") {
+            let upper = key.to_string_lossy().to_ascii_uppercase();
+            if upper.starts_with("RETENTIOND") || upper == "NOTIFY_SOCKET" || upper.starts_with("WATCHDOG_") {
                 cmd.env_remove(&key);
             }
         }
@@ -220,6 +223,11 @@ impl Invocation {
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
         }
+        cmd
+    }
+
+    pub fn spawn(self) -> Running {
+        let mut cmd = self.command();
         cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(Stdio::piped());
         cmd.stderr(Stdio::piped());
@@ -794,6 +802,19 @@ pub fn days_ago(days: i64) -> DateTime<Utc> {
     now() - chrono::Duration::days(days)
 }
 
+/// A job left in `Creating` (an Export) whose last update was `idle_days` ago.
+pub fn creating_job(name: &str, idle_days: i64) -> Value {
+    let updated = days_ago(idle_days);
+    json!({
+        "name": name,
+        "job_type": "Export",
+        "state": "Creating",
+        "created_at": ts(updated - chrono::Duration::days(3)),
+        "updated_at": ts(updated),
+        "state_changed_at": ts(updated - chrono::Duration::days(3)),
+    })
+}
+
 /// A job for `jobs import`: type Import, created 10 days before it entered
 /// `state` at `changed_at`, last updated then. Adjust fields with [`set`].
 pub fn job(name: &str, state: &str, changed_at: DateTime<Utc>) -> Value {
@@ -1093,21 +1114,7 @@ impl Invocation {
     /// Starts the process as a [`Daemon`]: a clean `RETENTIOND*` environment
     /// as with [`spawn`](Self::spawn), output readable while it runs.
     pub fn spawn_daemon(self) -> Daemon {
-        let mut cmd = Command::new(BIN);
-        cmd.args(&self.args);
-        for (key, _) in std::env::vars_os() {
-            let upper = key.to_string_lossy().to_ascii_uppercase();
-            if upper.starts_with("RETENTIOND") || upper == "NOTIFY_SOCKET" || upper.starts_with("WATCHDOG_") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env_remove("RUST_LOG");
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        if let Some(dir) = &self.cwd {
-            cmd.current_dir(dir);
-        }
+        let mut cmd = self.command();
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
