@@ -11,9 +11,10 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// sqlx reports PostgreSQL notices (such as "relation already exists,
-/// skipping" from every migration check) at info; they are noise here.
-const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn";
+/// Noise at info, quietened unless `log.level` names these targets: sqlx
+/// reports PostgreSQL notices (such as "relation already exists, skipping"
+/// from every migration check), and the scheduler its own start-up steps.
+const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn,tokio_cron_scheduler=warn";
 
 /// Changes the log level of the installed subscriber.
 #[derive(Clone)]
@@ -28,7 +29,7 @@ impl LogLevel {
 }
 
 /// `level` was validated with the configuration, so it parses; a directive
-/// for the notices in it wins over the built-in one.
+/// in it for one of the quiet targets wins over the built-in one.
 fn filter(level: &str) -> EnvFilter {
     EnvFilter::try_new(format!("{QUIET_NOTICES},{level}")).unwrap_or_else(|_| EnvFilter::new("info"))
 }
