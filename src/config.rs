@@ -99,10 +99,35 @@ impl DatabaseUrl {
             out = out.replace(self.expose(), &self.redacted());
         }
         for secret in url_secrets(self.expose()) {
-            out = out.replace(&secret, REDACTED);
+            out = replace_whole(&out, &secret, REDACTED);
         }
         out
     }
+}
+
+/// `text` with `secret` replaced. A short secret (under 8 characters) is
+/// replaced only where it is not part of a longer word: a password such as
+/// `on` must not turn "Connection" into "CREDACTEDnectiREDACTED", which would
+/// also show where it occurs. A longer one is replaced wherever it appears.
+fn replace_whole(text: &str, secret: &str, replacement: &str) -> String {
+    if secret.chars().count() >= 8 {
+        return text.replace(secret, replacement);
+    }
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(secret) {
+        let before = rest[..at].chars().next_back().or_else(|| out.chars().next_back());
+        let after = rest[at + secret.len()..].chars().next();
+        let glued_before = is_word(before) && secret.starts_with(char::is_alphanumeric);
+        let glued_after = is_word(after) && secret.ends_with(char::is_alphanumeric);
+        let whole = !glued_before && !glued_after;
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { replacement } else { secret });
+        rest = &rest[at + secret.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -1391,6 +1416,14 @@ mod tests {
         ] {
             load_text(text).unwrap_or_else(|err| panic!("{text}: {err}"));
         }
+    }
+
+    #[test]
+    fn scrubbing_a_short_password_leaves_words_alone() {
+        let url = DatabaseUrl::new("postgres://u:on@127.0.0.1:1/db".into());
+        assert_eq!(url.scrub("Connection refused for u:on@host"), "Connection refused for u:REDACTED@host");
+        let url = DatabaseUrl::new("postgres://u:s3cr3tpassw0rd@db/jobs".into());
+        assert_eq!(url.scrub("xs3cr3tpassw0rdx"), "xREDACTEDx");
     }
 
     #[test]

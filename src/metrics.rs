@@ -230,7 +230,9 @@ pub async fn push(handle: &PrometheusHandle, gateway: &str, timeout: Duration) -
         .header(hyper::header::HOST, format!("{host}:{port}"))
         .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4");
     if !url.username().is_empty() {
-        let credentials = format!("{}:{}", url.username(), url.password().unwrap_or_default());
+        // The URL keeps them percent-encoded; the gateway expects them as typed.
+        let decode = |part: &str| percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned();
+        let credentials = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or_default()));
         let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
         request = request.header(hyper::header::AUTHORIZATION, format!("Basic {encoded}"));
     }

@@ -212,8 +212,12 @@ impl Store for SqliteStore {
     }
 
     async fn check_migrated(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> =
-            sqlx::query_scalar(sql::SELECT_MIGRATION_VERSIONS).fetch_all(&self.pool).await.unwrap_or_default();
+        // No migrations table means nothing is applied; any other error (no
+        // permission to read it, say) is reported as it is.
+        let applied: Vec<i64> = match sqlx::query_scalar(sql::SELECT_MIGRATION_VERSIONS).fetch_all(&self.pool).await {
+            Err(sqlx::Error::Database(error)) if error.message().contains("no such table") => Vec::new(),
+            result => result?,
+        };
         check_versions(&MIGRATOR, &applied)
     }
 

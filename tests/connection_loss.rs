@@ -1,0 +1,272 @@
+//! A PostgreSQL backend terminated (`pg_terminate_backend`) in the middle of
+//! a batch: the batch rolls back whole, what earlier batches committed stays
+//! deleted and audited once, the purge fails cleanly (exit 1, an error that
+//! names the cause, no panic, no password), the run is recorded `failed`,
+//! and the next purge finishes the work.
+//!
+//! The batch is caught in flight deterministically: a trigger on
+//! `retention_audit` takes an advisory lock for one job's audit row while the
+//! test holds that lock on a connection of its own, so the batch that deletes
+//! that job waits inside its statement until the test has terminated it.
+
+#[macro_use]
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+use sqlx::Connection;
+
+/// The advisory lock the trigger waits for (any key nothing else uses).
+const BLOCK_KEY: i64 = 0x0052_5444_5445_5354;
+/// Jobs j00 (oldest) … j09, three per batch: j00–j02, j03–j05 commit, j06–j08 blocks.
+const JOBS: usize = 10;
+const BATCH: &str = "3";
+const BLOCKED_JOB: &str = "j07";
+const FIRST_BLOCKED: usize = 6;
+
+const PASSWORD: &str = "s3cr3t-pw";
+
+/// A PostgreSQL connection of the test's own, with its own runtime.
+struct Session {
+    rt: tokio::runtime::Runtime,
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl Session {
+    fn connect(url: &str) -> Session {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        let conn = rt.block_on(sqlx::PgConnection::connect(url)).unwrap_or_else(|e| panic!("connect: {e}"));
+        Session { rt, conn: Some(conn) }
+    }
+
+    #[track_caller]
+    fn exec(&mut self, sql: &str) {
+        let conn = self.conn.as_mut().expect("open");
+        let result = self.rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(conn));
+        result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+    }
+
+    #[track_caller]
+    fn ints(&mut self, sql: &str) -> Vec<i32> {
+        let conn = self.conn.as_mut().expect("open");
+        let result =
+            self.rt.block_on(sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(conn));
+        result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = self.rt.block_on(conn.close());
+        }
+    }
+}
+
+fn name(i: usize) -> String {
+    format!("j{i:02}")
+}
+
+fn names(range: std::ops::Range<usize>) -> BTreeSet<String> {
+    range.map(name).collect()
+}
+
+/// Ten eligible jobs, oldest first, each with a drive; two that are kept.
+fn import_jobs(env: &TestEnv) {
+    let mut jobs: Vec<_> = (0..JOBS)
+        .map(|i| {
+            let state = if i % 3 == 2 { "Closed" } else { "Completed" };
+            set(job(&name(i), state, days_ago(300 - i as i64)), "drives", drives(&name(i), 1, "ShippedBack"))
+        })
+        .collect();
+    jobs.push(job("young", "Completed", days_ago(5)));
+    jobs.push(set(job("held", "Completed", days_ago(400)), "hold_reason", json!("legal")));
+    env.import_ok(&jobs);
+}
+
+/// The trigger that makes the batch deleting [`BLOCKED_JOB`] wait for [`BLOCK_KEY`].
+fn install_trigger(env: &TestEnv) {
+    env.execute(&format!(
+        "CREATE FUNCTION test_block_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+           IF NEW.job_name = '{BLOCKED_JOB}' THEN PERFORM pg_advisory_xact_lock({BLOCK_KEY}); END IF; \
+           RETURN NEW; \
+         END $$; \
+         CREATE TRIGGER test_block_audit BEFORE INSERT ON retention_audit \
+           FOR EACH ROW EXECUTE FUNCTION test_block_audit()"
+    ));
+}
+
+fn drop_trigger(env: &TestEnv) {
+    env.execute("DROP TRIGGER test_block_audit ON retention_audit; DROP FUNCTION test_block_audit()");
+}
+
+/// The backends of retentiond (`application_name`) in this database that
+/// wait for the test's advisory lock: the batch in flight.
+const WAITING_BATCH: &str = "SELECT pid FROM pg_stat_activity \
+     WHERE datname = current_database() AND application_name = 'retentiond' AND state = 'active' \
+       AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE '%DELETE FROM jobs%'";
+
+/// The URL of the store with a password in it (trust authentication ignores it).
+fn url_with_password(env: &TestEnv) -> String {
+    let mut url = url::Url::parse(&env.url).expect("URL");
+    url.set_password(Some(PASSWORD)).expect("password");
+    url.to_string()
+}
+
+/// Starts `purge --batch-size 3` while `lock` holds [`BLOCK_KEY`], waits for
+/// its third batch to block, hands that batch's backend pid (and the other
+/// retentiond backends) to `terminate`, releases the lock, and returns the
+/// purge's outcome.
+fn purge_with_a_terminated_batch(env: &TestEnv, terminate: impl FnOnce(&mut Session, i32)) -> Out {
+    let mut lock = Session::connect(&env.url);
+    lock.exec(&format!("SELECT pg_advisory_lock({BLOCK_KEY})"));
+    let purge = env
+        .cmd(&["--log-level", "debug", "purge", "--batch-size", BATCH, "--output", "json"])
+        .env("RETENTIOND__DATABASE__URL", &url_with_password(env))
+        .env("RETENTIOND__DATABASE__STATEMENT_TIMEOUT", "120s")
+        .spawn();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let batch = loop {
+        let waiting = lock.ints(WAITING_BATCH);
+        if waiting.len() == 1 {
+            break Some(waiting[0]);
+        }
+        assert!(waiting.len() < 2, "more than one batch waits: {waiting:?}");
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let Some(pid) = batch else {
+        lock.exec(&format!("SELECT pg_advisory_unlock({BLOCK_KEY})"));
+        panic!("no batch of the purge waited for the lock within 30 s\n{}", purge.wait().describe());
+    };
+    // Earlier batches committed before this one started.
+    assert_eq!(env.count("retention_audit"), FIRST_BLOCKED as i64, "two batches committed before the third");
+    terminate(&mut lock, pid);
+    lock.exec(&format!("SELECT pg_advisory_unlock({BLOCK_KEY})"));
+    purge.wait()
+}
+
+#[track_caller]
+fn assert_clean_failure(out: &Out) {
+    out.expect_code(1);
+    assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"), "a panic\n{}", out.describe());
+    assert!(
+        !out.stderr.contains(PASSWORD) && !out.stdout.contains(PASSWORD),
+        "the password leaked\n{}",
+        out.describe()
+    );
+    assert!(out.stdout.trim().is_empty(), "no summary for a failed purge\n{}", out.describe());
+    let error = out
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line\n{}", out.describe()));
+    assert!(
+        error.contains("failed after deleting 6 jobs")
+            && error.contains("terminating connection due to administrator command"),
+        "the error names what was done and the cause: {error}"
+    );
+}
+
+/// After the failed purge: the blocked batch rolled back whole, the two
+/// batches before it stay deleted and audited once, the run is `failed`.
+#[track_caller]
+fn assert_rolled_back_after_two_batches(env: &TestEnv, run_id: i64) {
+    let left: BTreeSet<String> = env.strings("SELECT name FROM jobs").into_iter().collect();
+    let mut expected = names(FIRST_BLOCKED..JOBS);
+    expected.extend(["young".to_string(), "held".to_string()]);
+    assert_eq!(left, expected, "the interrupted batch rolled back; the earlier ones stay committed");
+    assert_eq!(env.count("job_drives"), (JOBS - FIRST_BLOCKED) as i64, "the drives of the rolled-back batch are back");
+    let audited: Vec<String> = env.strings("SELECT job_name FROM retention_audit ORDER BY job_name");
+    assert_eq!(audited, names(0..FIRST_BLOCKED).into_iter().collect::<Vec<_>>(), "audited exactly once each");
+    assert_eq!(env.count(&format!("retention_audit WHERE run_id = {run_id}")), FIRST_BLOCKED as i64);
+    assert_eq!(env.count("retention_audit a JOIN jobs j ON j.id = a.job_id OR j.name = a.job_name"), 0);
+    let runs =
+        env.records("SELECT id, status, deleted_completed, deleted_closed, error, finished_at FROM retention_runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["id"], json!(run_id), "{runs:?}");
+    assert_eq!(runs[0]["status"], "failed", "the run is recorded failed: {runs:?}");
+    // j00–j05: j02 and j05 are Closed.
+    assert_eq!((&runs[0]["deleted_completed"], &runs[0]["deleted_closed"]), (&json!(4), &json!(2)), "{runs:?}");
+    assert!(runs[0]["finished_at"].is_string(), "{runs:?}");
+    let error = runs[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("terminating connection due to administrator command"), "{runs:?}");
+    assert!(!error.contains(PASSWORD), "{runs:?}");
+}
+
+/// The next purge (no trigger any more) deletes the rest: every eligible job
+/// audited exactly once, no audit row for a job that exists.
+#[track_caller]
+fn assert_next_purge_finishes(env: &TestEnv, failed_run: i64) {
+    drop_trigger(env);
+    let summary = env.json(&["purge", "--batch-size", BATCH]);
+    assert_eq!(summary["total"], json!(JOBS - FIRST_BLOCKED), "{summary}");
+    assert_eq!(summary["stopped_by"], "done", "{summary}");
+    let run_id = summary["run_id"].as_i64().expect("run id");
+    let left: BTreeSet<String> = env.strings("SELECT name FROM jobs").into_iter().collect();
+    assert_eq!(left, ["held", "young"].map(String::from).into_iter().collect(), "only the kept jobs are left");
+    assert_eq!(env.count("job_drives"), 0);
+    assert_eq!(env.count("retention_audit"), JOBS as i64, "one audit row per deleted job");
+    assert_eq!(env.scalar("SELECT count(DISTINCT job_name) FROM retention_audit"), JOBS as i64);
+    assert_eq!(env.scalar("SELECT count(DISTINCT job_id) FROM retention_audit"), JOBS as i64);
+    assert_eq!(env.count(&format!("retention_audit WHERE run_id = {run_id}")), (JOBS - FIRST_BLOCKED) as i64);
+    assert_eq!(env.count("retention_audit a JOIN jobs j ON j.id = a.job_id OR j.name = a.job_name"), 0);
+    let statuses = env.strings("SELECT id || ':' || status FROM retention_runs ORDER BY id");
+    assert_eq!(
+        statuses,
+        vec![format!("{failed_run}:failed"), format!("{run_id}:succeeded")],
+        "the failed run stays failed"
+    );
+}
+
+fn the_run_id(env: &TestEnv) -> i64 {
+    env.scalar("SELECT max(id) FROM retention_runs")
+}
+
+postgres_only! {
+    /// Only the batch's backend is terminated; the run's own connection
+    /// (which holds the run's advisory lock) survives and records `failed`.
+    fn terminated_batch_rolls_back_and_the_next_purge_finishes(env: &TestEnv) {
+        env.migrate();
+        import_jobs(env);
+        install_trigger(env);
+        let out = purge_with_a_terminated_batch(env, |session, pid| {
+            session.exec(&format!("SELECT pg_terminate_backend({pid})"));
+        });
+        assert_clean_failure(&out);
+        let run_id = the_run_id(env);
+        assert!(out.stderr.contains(&format!("(run {run_id})")), "the error names the run\n{}", out.describe());
+        assert_rolled_back_after_two_batches(env, run_id);
+        assert_next_purge_finishes(env, run_id);
+    }
+}
+
+postgres_only! {
+    /// Every backend of the purge is terminated at once (a server restart, a
+    /// failover): the batch's and the run record's. The run is still
+    /// recorded `failed`, through a new connection.
+    fn all_connections_terminated_mid_batch(env: &TestEnv) {
+        env.migrate();
+        import_jobs(env);
+        install_trigger(env);
+        let out = purge_with_a_terminated_batch(env, |session, _| {
+            let all = session.ints(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'",
+            );
+            assert!(all.len() >= 2, "the batch and the run's connection at least: {all:?}");
+            for pid in all {
+                session.exec(&format!("SELECT pg_terminate_backend({pid})"));
+            }
+        });
+        assert_clean_failure(&out);
+        let run_id = the_run_id(env);
+        assert_rolled_back_after_two_batches(env, run_id);
+        assert_next_purge_finishes(env, run_id);
+    }
+}
