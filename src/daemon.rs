@@ -49,6 +49,7 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     let signals = signals::listen(stop.clone(), Some(reload_tx))?;
     let metrics_handle = metrics::install()?;
     let readiness = Arc::new(Readiness::new());
+    // Empty disables the server; any other value was validated with the configuration.
     let server = match settings.metrics.listen.parse() {
         Ok(address) => {
             let listener = http::bind(address).await?;
