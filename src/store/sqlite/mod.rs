@@ -6,9 +6,10 @@
 /// Public so that tests can examine the query plans.
 pub mod sql;
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -35,6 +36,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The database file; `None` in memory.
+    file: Option<PathBuf>,
 }
 
 impl SqliteStore {
@@ -48,13 +51,16 @@ impl SqliteStore {
             .busy_timeout(settings.statement_timeout)
             .foreign_keys(true)
             .log_statements(tracing::log::LevelFilter::Trace);
-        create_private_file(options.get_filename()).map_err(|e| unreachable(e.to_string()))?;
+        let file = Some(options.get_filename().to_path_buf()).filter(|path| path.as_os_str() != ":memory:");
+        if let Some(path) = &file {
+            create_private_file(path).map_err(|e| unreachable(e.to_string()))?;
+        }
         probe::<SqliteConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, file })
     }
 
     async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
@@ -64,16 +70,25 @@ impl SqliteStore {
 
 /// Creates the database file with mode 0600 if it does not exist yet, so job
 /// data is never world-readable, not even for the moment before a chmod.
-fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
-    if path.as_os_str() == ":memory:" {
-        return Ok(());
-    }
+fn create_private_file(path: &Path) -> std::io::Result<()> {
     match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
         Err(e) if e.kind() != ErrorKind::AlreadyExists => {
             Err(std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
         }
         _ => Ok(()),
     }
+}
+
+/// Waits for an exclusive advisory lock on `path`, released when the file is dropped.
+async fn lock_exclusively(path: PathBuf) -> Result<File, StoreError> {
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = File::open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| StoreError::Database(format!("migration lock: {e}")))?;
+    locked.map_err(|e| StoreError::Database(format!("cannot lock the database file for migrating: {e}")))
 }
 
 fn micros(timestamp: DateTime<Utc>) -> i64 {
@@ -208,6 +223,15 @@ fn bind_batch<'q>(
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
+        // sqlx's SQLite migrator takes no lock: processes opening a new file
+        // at once would all apply migration 1, and all but one fail. An
+        // exclusive flock on the file serialises them (SQLite's own locks are
+        // fcntl locks, which flock does not touch); the later ones find the
+        // migrations applied.
+        let _lock = match &self.file {
+            Some(path) => Some(lock_exclusively(path.clone()).await?),
+            None => None,
+        };
         Ok(MIGRATOR.run(&self.pool).await?)
     }
 
