@@ -226,7 +226,8 @@ pub trait Store: Send + Sync {
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
 
     /// How many jobs in a state of an enabled policy have an age timestamp
-    /// after `now` (clock skew); they are never eligible.
+    /// after `now`, or after the database's clock when the count runs if that
+    /// is later (clock skew); they are never eligible.
     async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     /// How many jobs each policy finds eligible under `cutoffs`, and the oldest of them.

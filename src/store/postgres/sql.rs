@@ -91,10 +91,12 @@ pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at
      deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7 WHERE id = $1";
 
 /// $1: now; $2–$4: whether completed, closed and creating_idle are enabled.
+/// "Future" is measured against this statement's own start as well, so a job
+/// written between the sweep's clock reading and this count is not skew.
 pub const COUNT_FUTURE: &str = "SELECT \
-       (SELECT count(*) FROM jobs WHERE $2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > $1) \
-     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > $1) \
-     + (SELECT count(*) FROM jobs WHERE $4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > $1)";
+       (SELECT count(*) FROM jobs WHERE $2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > GREATEST($1, statement_timestamp())) \
+     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > GREATEST($1, statement_timestamp())) \
+     + (SELECT count(*) FROM jobs WHERE $4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > GREATEST($1, statement_timestamp()))";
 
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \

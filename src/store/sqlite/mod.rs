@@ -393,6 +393,8 @@ impl Store for SqliteStore {
     }
 
     async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        // A job another process wrote since `now` was read is not skew.
+        let now = now.max(self.now().await?);
         let count: i64 = sqlx::query_scalar(sql::COUNT_FUTURE)
             .bind(micros(now))
             .bind(cutoffs.completed.is_some())
