@@ -168,15 +168,21 @@ async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> R
     }
 }
 
+/// Reads an import file (`-` for stdin). Bytes that are not UTF-8 are
+/// invalid input, reported with their line.
 fn read_input(file: &std::path::Path) -> Result<String, Error> {
-    let mut input = String::new();
+    let mut input = Vec::new();
     let result = if file.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut input).map(|_| ())
+        std::io::stdin().read_to_end(&mut input).map(|_| ())
     } else {
-        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut input)).map(|_| ())
+        std::fs::File::open(file).and_then(|mut f| f.read_to_end(&mut input)).map(|_| ())
     };
     result.map_err(|e| Error::Input(format!("cannot read {}: {e}", file.display())))?;
-    Ok(input)
+    String::from_utf8(input).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::Input(format!("line {line}: not valid UTF-8"))
+    })
 }
 
 async fn seed(store: &dyn Store, args: SeedArgs, printer: &Printer) -> Result<(), Error> {

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::policy::Retentions;
 
+/// One past the longest `database.statement_timeout`: 2^31 milliseconds.
+const MAX_STATEMENT_TIMEOUT: Duration = Duration::from_millis(1 << 31);
+
 /// The environment variable naming the configuration file when `--config` is not given.
 pub const CONFIG_FILE_ENV: &str = "RETENTIOND_CONFIG";
 
@@ -338,6 +341,29 @@ impl Settings {
                 problem(key, format!("{key} = 0s must be greater than 0"));
             }
         }
+        // Both drivers keep it in a 32-bit count of milliseconds.
+        if db.statement_timeout >= MAX_STATEMENT_TIMEOUT {
+            problem(
+                "database.statement_timeout",
+                format!(
+                    "database.statement_timeout = {} is too long (at most 24d)",
+                    format_duration(db.statement_timeout)
+                ),
+            );
+        }
+        let text_settings = [
+            ("database.url", db.url.expose()),
+            ("schedule.cron", self.schedule.cron.as_str()),
+            ("schedule.timezone", self.schedule.timezone.as_str()),
+            ("metrics.listen", self.metrics.listen.as_str()),
+            ("metrics.pushgateway", self.metrics.pushgateway.as_str()),
+            ("log.level", self.log.level.as_str()),
+        ];
+        for (key, value) in text_settings {
+            if value.chars().any(char::is_control) {
+                problem(key, format!("{key} contains a control character (the value is not shown)"));
+            }
+        }
 
         let ret = &self.retention;
         for (key, value) in [
@@ -415,7 +441,7 @@ impl Settings {
             }
         }
 
-        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+        if let Err(err) = crate::telemetry::parse_level(&self.log.level) {
             problem(
                 "log.level",
                 format!(
@@ -446,6 +472,10 @@ pub fn format_duration(value: Duration) -> String {
         return "0s".into();
     }
     let (size, unit) = UNITS.into_iter().find(|(size, _)| nanos.is_multiple_of(*size)).expect("1ns divides everything");
+    if nanos / size > u128::from(u64::MAX) {
+        // Too many of the small unit to read back: seconds plus the rest.
+        return format!("{}s {}ns", value.as_secs(), value.subsec_nanos());
+    }
     format!("{}{unit}", nanos / size)
 }
 

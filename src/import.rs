@@ -69,7 +69,7 @@ fn parse_line(text: &str) -> Result<Job, String> {
     let raw: ImportLine = serde_json::from_str(text).map_err(|e| {
         let message = e.to_string();
         let reason = message.rfind(" at line ").map_or(message.as_str(), |at| &message[..at]);
-        format!("column {}: {reason}", e.column())
+        format!("column {}: {}", e.column(), excerpt(reason))
     })?;
     lifecycle::validate_name(&raw.name).map_err(|e| e.to_string())?;
     lifecycle::validate_drives(raw.drives.iter().map(|d| (d.drive_id.as_str(), d.bytes))).map_err(|e| e.to_string())?;
@@ -107,8 +107,22 @@ fn parse_line(text: &str) -> Result<Job, String> {
     })
 }
 
-/// Timestamps from 1970 to 9999, kept to the microsecond.
+/// The parser's message, cut short: it quotes offending values whole, and
+/// an error must not echo megabytes of input.
+fn excerpt(message: &str) -> String {
+    const LIMIT: usize = 200;
+    match message.char_indices().nth(LIMIT) {
+        Some((at, _)) => format!("{}… ({} bytes in all)", &message[..at], message.len()),
+        None => message.to_owned(),
+    }
+}
+
+/// Timestamps from 1970 to 9999, kept to the microsecond. Leap seconds
+/// (`…:60Z`) are refused: the stores cannot keep them.
 fn timestamp(field: &str, value: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if value.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return Err(format!("{field}: leap seconds are not supported"));
+    }
     if value.timestamp() < 0 || value.year() > 9999 {
         return Err(format!("{field} {} is outside 1970..9999", value.to_rfc3339()));
     }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::ops::{Index, IndexMut};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
 
 use crate::lifecycle::JobState;
@@ -119,12 +119,16 @@ pub type Retentions = PerPolicy<Option<Duration>>;
 /// The newest age timestamp each policy deletes; `None` means the policy is off.
 pub type Cutoffs = PerPolicy<Option<DateTime<Utc>>>;
 
-/// The cut-offs at `now`: `now - retention` for every enabled policy.
+/// The cut-offs at `now`: `now - retention` for every enabled policy, to
+/// the microsecond the stores keep (rounded down), and never before year 1,
+/// which PostgreSQL could not take. No job is that old (imports start in 1970).
 pub fn cutoffs(retentions: &Retentions, now: DateTime<Utc>) -> Cutoffs {
+    let earliest = DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH);
     retentions.map(|_, retention| {
         retention.map(|retention| {
             let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-            now.checked_sub_signed(retention).unwrap_or(DateTime::<Utc>::MIN_UTC)
+            let cutoff = now.checked_sub_signed(retention).unwrap_or(earliest).max(earliest);
+            cutoff.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(cutoff)
         })
     })
 }

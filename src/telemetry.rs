@@ -28,10 +28,22 @@ impl LogLevel {
     }
 }
 
+/// Parses `log.level` as a tracing filter. Spaces around the comma-separated
+/// directives are dropped (tracing-subscriber would ignore a directive after
+/// a space, and panics on some such input), and a panic in the parser is an
+/// error here, never a crash.
+pub fn parse_level(level: &str) -> Result<EnvFilter, String> {
+    let directives: Vec<&str> = level.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    let directives = format!("{QUIET_NOTICES},{}", directives.join(","));
+    std::panic::catch_unwind(|| EnvFilter::try_new(&directives))
+        .map_err(|_| "the filter parser failed on it".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
 /// `level` was validated with the configuration, so it parses; a directive
 /// in it for one of the quiet targets wins over the built-in one.
 fn filter(level: &str) -> EnvFilter {
-    EnvFilter::try_new(format!("{QUIET_NOTICES},{level}")).unwrap_or_else(|_| EnvFilter::new("info"))
+    parse_level(level).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
 /// Installs the global subscriber.
