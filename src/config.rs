@@ -938,7 +938,6 @@ fn ser_redacted_url<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, 
 
 /// `raw` with the userinfo password and any `…password=` query parameter
 /// replaced by `REDACTED`; unchanged when it holds no password.
-/// `raw` with any password (and query string) replaced, for messages and `check-config`.
 pub fn redact_url(raw: &str) -> String {
     let without_userinfo = match url::Url::parse(raw) {
         Ok(mut parsed) if parsed.password().is_some() => {

@@ -119,11 +119,17 @@ pub type Retentions = PerPolicy<Option<Duration>>;
 /// The newest age timestamp each policy deletes; `None` means the policy is off.
 pub type Cutoffs = PerPolicy<Option<DateTime<Utc>>>;
 
+/// The start of year 1: the earliest cut-off or cursor, within what both
+/// stores can take. No job is that old (imports start in 1970).
+pub fn start_of_time() -> DateTime<Utc> {
+    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH)
+}
+
 /// The cut-offs at `now`: `now - retention` for every enabled policy, to
-/// the microsecond the stores keep (rounded down), and never before year 1,
-/// which PostgreSQL could not take. No job is that old (imports start in 1970).
+/// the microsecond the stores keep (rounded down), and never before
+/// [`start_of_time`].
 pub fn cutoffs(retentions: &Retentions, now: DateTime<Utc>) -> Cutoffs {
-    let earliest = DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH);
+    let earliest = start_of_time();
     retentions.map(|_, retention| {
         retention.map(|retention| {
             let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);

@@ -113,6 +113,21 @@ fn policy_of(state: &str) -> Result<Policy, StoreError> {
         .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
 }
 
+/// Reads the result of a backend's `COUNT_ELIGIBLE`: per policy, a count
+/// column named after it and a `<policy>_oldest` column, each decoded by the
+/// backend's own reader.
+fn eligible_from_row(
+    count: impl Fn(&str) -> Result<i64, StoreError>,
+    oldest: impl Fn(&str) -> Result<Option<DateTime<Utc>>, StoreError>,
+) -> Result<PerPolicy<EligibleJobs>, StoreError> {
+    let mut eligible = PerPolicy::<EligibleJobs>::default();
+    for policy in Policy::ALL {
+        let name = policy.as_str();
+        eligible[policy] = EligibleJobs { count: count(name)? as u64, oldest: oldest(&format!("{name}_oldest"))? };
+    }
+    Ok(eligible)
+}
+
 /// Checks that every migration the binary carries has been applied.
 fn check_versions(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
     let missing: Vec<String> = migrator

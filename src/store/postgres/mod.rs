@@ -19,13 +19,13 @@ use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
-    check_versions, conflict, parse_column, policy_of, probe, rows,
+    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Drive, Job, RunRecord, RunStatus};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey, start_of_time};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -34,12 +34,6 @@ const RUN_LOCK_CLASS: i32 = 0x5254_4452;
 
 /// First key of the advisory lock that `schedule.singleton` takes ("RTDS").
 const SINGLETON_LOCK_CLASS: i32 = 0x5254_4453;
-
-/// The oldest timestamp a cursor can start from; job timestamps are never
-/// earlier (imports refuse anything before 1970).
-fn start_of_time() -> DateTime<Utc> {
-    DateTime::from_timestamp(-62_135_596_800, 0).unwrap_or(DateTime::UNIX_EPOCH)
-}
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -341,15 +335,7 @@ impl Store for PostgresStore {
             .bind(cutoffs.creating_idle)
             .fetch_one(&self.pool)
             .await?;
-        let mut eligible = PerPolicy::<EligibleJobs>::default();
-        for policy in Policy::ALL {
-            let name = policy.as_str();
-            eligible[policy] = EligibleJobs {
-                count: row.try_get::<i64, _>(name)? as u64,
-                oldest: row.try_get(format!("{name}_oldest").as_str())?,
-            };
-        }
-        Ok(eligible)
+        eligible_from_row(|column| Ok(row.try_get(column)?), |column| Ok(row.try_get(column)?))
     }
 
     async fn try_lead(&self) -> Result<bool, StoreError> {

@@ -24,7 +24,7 @@ use sqlx::{ConnectOptions, Row};
 
 use super::{
     AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
-    check_versions, conflict, parse_column, policy_of, probe, rows,
+    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -412,15 +412,7 @@ impl Store for SqliteStore {
             .bind(cutoffs.creating_idle.map(micros))
             .fetch_one(&self.pool)
             .await?;
-        let mut eligible = PerPolicy::<EligibleJobs>::default();
-        for policy in Policy::ALL {
-            let name = policy.as_str();
-            eligible[policy] = EligibleJobs {
-                count: row.try_get::<i64, _>(name)? as u64,
-                oldest: optional_micros(row.try_get(format!("{name}_oldest").as_str())?)?,
-            };
-        }
-        Ok(eligible)
+        eligible_from_row(|column| Ok(row.try_get(column)?), |column| optional_micros(row.try_get(column)?))
     }
 
     async fn try_lead(&self) -> Result<bool, StoreError> {
