@@ -29,7 +29,7 @@ const SEED_CHUNK: usize = 10_000;
 pub async fn run(cli: Cli) -> Result<(), Error> {
     let overrides = Overrides { log_format: cli.log_format, log_level: cli.log_level.clone() };
     let settings = config::load(cli.config.clone(), &overrides)?;
-    let log_level = telemetry::init(&settings.log);
+    let (log_level, _log_guard) = telemetry::init(&settings.log);
     let printer = Printer { format: cli.output };
     match cli.command {
         Command::CheckConfig => {
@@ -191,7 +191,7 @@ async fn seed(store: &dyn Store, args: SeedArgs, printer: &Printer) -> Result<()
         let tag: String = std::iter::repeat_with(fastrand::lowercase).take(6).collect();
         format!("seed-{tag}")
     });
-    let mut generator = SeedGenerator::new(args.seed, store.now().await?, args.days, prefix.clone());
+    let mut generator = SeedGenerator::new(args.seed, store.now().await?, args.days, prefix.clone(), args.count);
     lifecycle::validate_name(&generator.name(args.count.saturating_sub(1)))?;
     let mut created = 0;
     while created < args.count {

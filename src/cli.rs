@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::batch::BatchSize;
 use crate::config::LogFormat;
 use crate::lifecycle::{JobState, JobType};
 
@@ -77,9 +78,9 @@ pub struct PurgeArgs {
     #[arg(long, value_name = "N")]
     pub max_deletes: Option<u64>,
 
-    /// Jobs per transaction (overrides retention.batch_size).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub batch_size: Option<u32>,
+    /// Jobs per transaction, or auto (overrides retention.batch_size).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<BatchSize>,
 
     /// Write the run's metrics in node_exporter textfile format to PATH (replaced atomically).
     #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]

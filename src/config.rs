@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::batch::{BatchSize, MAX_BATCH_SIZE};
 use crate::policy::Retentions;
 
 /// One past the longest `database.statement_timeout`: 2^31 milliseconds.
@@ -172,8 +173,10 @@ pub struct RetentionSettings {
     pub creating_idle: Option<Duration>,
     #[serde(with = "duration")]
     pub minimum: Duration,
-    #[serde(deserialize_with = "de_uint")]
-    pub batch_size: u32,
+    pub batch_size: BatchSize,
+    /// What one batch transaction should take when `batch_size` is `auto`.
+    #[serde(with = "duration")]
+    pub batch_budget: Duration,
     #[serde(with = "duration")]
     pub batch_pause: Duration,
     #[serde(deserialize_with = "de_uint")]
@@ -189,7 +192,8 @@ impl Default for RetentionSettings {
             closed: Some(Duration::from_secs(90 * 86400)),
             creating_idle: None,
             minimum: Duration::from_secs(86400),
-            batch_size: 1000,
+            batch_size: BatchSize::Auto,
+            batch_budget: Duration::from_millis(50),
             batch_pause: Duration::ZERO,
             max_deletes_per_run: 0,
             run_timeout: Duration::from_secs(3600),
@@ -384,10 +388,20 @@ impl Settings {
                 );
             }
         }
-        if !(1..=100_000).contains(&ret.batch_size) {
+        if !ret.batch_size.in_range() {
             problem(
                 "retention.batch_size",
-                format!("retention.batch_size = {} is out of range (1 to 100000)", ret.batch_size),
+                format!("retention.batch_size = {} is out of range (auto, or 1 to {MAX_BATCH_SIZE})", ret.batch_size),
+            );
+        }
+        if ret.batch_budget.is_zero() || ret.batch_budget > ret.run_timeout {
+            problem(
+                "retention.batch_budget",
+                format!(
+                    "retention.batch_budget = {} must be more than 0 and at most retention.run_timeout ({})",
+                    format_duration(ret.batch_budget),
+                    format_duration(ret.run_timeout)
+                ),
             );
         }
 
@@ -1118,7 +1132,8 @@ mod tests {
         assert_eq!(settings.retention.closed, Some(Duration::from_secs(90 * DAY)));
         assert_eq!(settings.retention.creating_idle, None);
         assert_eq!(settings.retention.minimum, Duration::from_secs(DAY));
-        assert_eq!(settings.retention.batch_size, 1000);
+        assert_eq!(settings.retention.batch_size, BatchSize::Auto);
+        assert_eq!(settings.retention.batch_budget, Duration::from_millis(50));
         assert_eq!(settings.retention.batch_pause, Duration::ZERO);
         assert_eq!(settings.retention.max_deletes_per_run, 0);
         assert_eq!(settings.retention.run_timeout, Duration::from_secs(3600));
@@ -1192,7 +1207,7 @@ mod tests {
         assert_eq!(settings.retention.completed, Some(Duration::from_secs(30 * DAY)));
         assert_eq!(settings.retention.closed, None);
         assert_eq!(settings.retention.creating_idle, Some(Duration::from_secs(14 * DAY)));
-        assert_eq!(settings.retention.batch_size, 250);
+        assert_eq!(settings.retention.batch_size, BatchSize::Jobs(250));
         assert_eq!(settings.retention.batch_pause, Duration::from_secs(90 * 60));
         assert_eq!(settings.retention.max_deletes_per_run, 100_000);
         assert_eq!(settings.retention.run_timeout, Duration::from_millis(500));
@@ -1228,7 +1243,7 @@ mod tests {
         assert!(!settings.database.auto_migrate);
         assert_eq!(settings.retention.creating_idle, Some(Duration::from_secs(14 * DAY)));
         assert_eq!(settings.retention.closed, None);
-        assert_eq!(settings.retention.batch_size, 50);
+        assert_eq!(settings.retention.batch_size, BatchSize::Jobs(50));
         assert_eq!(settings.retention.max_deletes_per_run, 7);
         assert!(!settings.schedule.run_on_start);
         assert_eq!(settings.metrics.listen, "");
@@ -1245,7 +1260,7 @@ mod tests {
             &no_overrides(),
         )
         .unwrap();
-        assert_eq!(settings.retention.batch_size, 20);
+        assert_eq!(settings.retention.batch_size, BatchSize::Jobs(20));
         assert_eq!(settings.retention.closed, Some(Duration::from_secs(30 * DAY)));
     }
 
@@ -1265,14 +1280,14 @@ mod tests {
         let path = file.path().to_str().unwrap();
         // RETENTIOND_CONFIG names the file, and is not itself taken as a key.
         let settings = load_env(&[("RETENTIOND_CONFIG", path)]).unwrap();
-        assert_eq!(settings.retention.batch_size, 10);
+        assert_eq!(settings.retention.batch_size, BatchSize::Jobs(10));
         // Empty means unset.
         assert_eq!(load_env(&[("RETENTIOND_CONFIG", "")]).unwrap(), Settings::default());
         // An explicit file wins over it.
         let other = self::file("[retention]\nbatch_size = 20\n");
         let settings =
             load_from(Some(other.path().to_owned()), env(&[("RETENTIOND_CONFIG", path)]), &no_overrides()).unwrap();
-        assert_eq!(settings.retention.batch_size, 20);
+        assert_eq!(settings.retention.batch_size, BatchSize::Jobs(20));
     }
 
     #[test]
@@ -1411,8 +1426,14 @@ mod tests {
     #[test]
     fn validation_rules() {
         let cases = [
-            ("[retention]\nbatch_size = 0\n", "retention.batch_size = 0 is out of range (1 to 100000)"),
+            ("[retention]\nbatch_size = 0\n", "retention.batch_size = 0 is out of range (auto, or 1 to 100000)"),
             ("[retention]\nbatch_size = 100001\n", "retention.batch_size = 100001 is out of range"),
+            ("[retention]\nbatch_size = \"most\"\n", "\"most\" is not a batch size: use auto or a number"),
+            ("[retention]\nbatch_budget = \"0s\"\n", "retention.batch_budget = 0s must be more than 0"),
+            (
+                "[retention]\nbatch_budget = \"2h\"\n",
+                "retention.batch_budget = 2h must be more than 0 and at most retention.run_timeout (1h)",
+            ),
             ("[database]\nmax_connections = 0\n", "database.max_connections = 0 must be at least 1"),
             ("[database]\nconnect_timeout = \"0s\"\n", "database.connect_timeout = 0s must be greater than 0"),
             ("[database]\nstatement_timeout = 0\n", "database.statement_timeout = 0s must be greater than 0"),
@@ -1442,6 +1463,7 @@ mod tests {
             "[database]\nurl = \"postgresql://db/jobs\"\n",
             "[database]\nurl = \"sqlite::memory:\"\n",
             "[retention]\nbatch_size = 100000\n",
+            "[retention]\nbatch_size = \"auto\"\nbatch_budget = \"200ms\"\n",
         ] {
             load_text(text).unwrap_or_else(|err| panic!("{text}: {err}"));
         }

@@ -3,6 +3,7 @@
 //! command line and calls [`app::run`]; each concept has its own module.
 
 pub mod app;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod daemon;

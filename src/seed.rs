@@ -3,6 +3,11 @@
 //! with one to ten drives in states that fit the job's. With the default
 //! retention about 30 % of the jobs are eligible.
 //!
+//! Jobs come out in creation order, so ids and names follow `created_at` as
+//! in a real store, where a job's row is written when it is created; the
+//! order in which a sweep meets them (by age) is then close to the order of
+//! the rows on disk, give or take the weeks a job takes to finish.
+//!
 //! The same seed, count and moment give the same jobs.
 
 use chrono::{DateTime, Duration, Utc};
@@ -23,18 +28,36 @@ const STATE_MIX: [(JobState, u32); 7] = [
 
 const HOLD_REASONS: [&str; 3] = ["legal hold", "customer dispute", "security investigation"];
 
-/// Makes jobs in chunks, so a million of them never sit in memory at once.
+/// Makes `count` jobs in chunks, so a million of them never sit in memory at
+/// once. Each job is drawn from its own random stream, so it can be drawn
+/// twice: once to learn when it was created, once to make it in that order.
 pub struct SeedGenerator {
+    seed: u64,
     rng: fastrand::Rng,
     now: DateTime<Utc>,
     days: u32,
     prefix: String,
+    /// Job streams in creation order (16 bytes a job).
+    order: std::vec::IntoIter<(DateTime<Utc>, u64)>,
     next: u64,
 }
 
 impl SeedGenerator {
-    pub fn new(seed: u64, now: DateTime<Utc>, days: u32, prefix: String) -> SeedGenerator {
-        SeedGenerator { rng: fastrand::Rng::with_seed(seed), now: truncate(now), days, prefix, next: 0 }
+    pub fn new(seed: u64, now: DateTime<Utc>, days: u32, prefix: String, count: u64) -> SeedGenerator {
+        let mut generator = SeedGenerator {
+            seed,
+            rng: fastrand::Rng::new(),
+            now: truncate(now),
+            days,
+            prefix,
+            order: Vec::new().into_iter(),
+            next: 0,
+        };
+        let mut order: Vec<(DateTime<Utc>, u64)> =
+            (0..count).map(|stream| (generator.job(stream).created_at, stream)).collect();
+        order.sort_unstable();
+        generator.order = order.into_iter();
+        generator
     }
 
     /// The name of the job with this number.
@@ -42,9 +65,17 @@ impl SeedGenerator {
         format!("{}-{number:07}", self.prefix)
     }
 
-    /// The next `count` jobs.
+    /// The next `count` jobs (fewer when the generator runs out).
     pub fn chunk(&mut self, count: usize) -> Vec<Job> {
-        (0..count).map(|_| self.job()).collect()
+        let streams: Vec<u64> = self.order.by_ref().take(count).map(|(_, stream)| stream).collect();
+        let mut jobs = Vec::with_capacity(streams.len());
+        for stream in streams {
+            let mut job = self.job(stream);
+            job.name = self.name(self.next);
+            self.next += 1;
+            jobs.push(job);
+        }
+        jobs
     }
 
     fn random_age(&mut self, max_days: u32) -> Duration {
@@ -62,9 +93,10 @@ impl SeedGenerator {
         JobState::Completed
     }
 
-    fn job(&mut self) -> Job {
-        let name = self.name(self.next);
-        self.next += 1;
+    /// The job drawn from random stream `stream`, named after the stream for now.
+    fn job(&mut self, stream: u64) -> Job {
+        self.rng.seed(self.seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let name = self.name(stream);
         let state = self.pick_state();
         // Finished jobs are spread over the whole period; jobs in flight are recent.
         let age_days = match state {
@@ -129,8 +161,13 @@ mod tests {
     #[test]
     fn seeded_jobs_are_valid_varied_and_reproducible() {
         let now = Utc::now();
-        let jobs = SeedGenerator::new(7, now, 365, "seed-t".into()).chunk(5000);
-        assert_eq!(jobs, SeedGenerator::new(7, now, 365, "seed-t".into()).chunk(5000));
+        let mut generator = SeedGenerator::new(7, now, 365, "seed-t".into(), 5000);
+        let jobs = generator.chunk(3000);
+        let jobs = [jobs, generator.chunk(3000)].concat();
+        assert_eq!(jobs.len(), 5000);
+        assert_eq!(jobs, SeedGenerator::new(7, now, 365, "seed-t".into(), 5000).chunk(5000));
+        assert!(jobs.windows(2).all(|pair| pair[0].created_at <= pair[1].created_at), "creation order");
+        assert_eq!(jobs[4999].name, "seed-t-0004999");
         for state in JobState::ALL {
             assert!(jobs.iter().any(|job| job.state == state), "{state}");
         }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{BatchSize, BatchSizer};
 use crate::config::RetentionSettings;
 use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome};
@@ -23,7 +24,9 @@ use crate::store::{BatchRequest, RunOutcome, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct SweepPlan {
     pub retentions: Retentions,
-    pub batch_size: u32,
+    pub batch_size: BatchSize,
+    /// What one batch should take when `batch_size` is auto.
+    pub batch_budget: Duration,
     pub batch_pause: Duration,
     /// 0 = no cap.
     pub max_deletes: u64,
@@ -40,6 +43,7 @@ impl SweepPlan {
         SweepPlan {
             retentions: settings.retentions(),
             batch_size: settings.batch_size,
+            batch_budget: settings.batch_budget,
             batch_pause: settings.batch_pause,
             max_deletes: settings.max_deletes_per_run,
             run_timeout: settings.run_timeout,
@@ -115,11 +119,18 @@ struct Progress {
     cursors: Cursors,
     counts: PerPolicy<u64>,
     oldest: Option<DateTime<Utc>>,
+    sizer: BatchSizer,
 }
 
 impl Progress {
-    fn new() -> Progress {
-        Progress { started: Instant::now(), cursors: Cursors::default(), counts: PerPolicy::default(), oldest: None }
+    fn new(plan: &SweepPlan) -> Progress {
+        Progress {
+            started: Instant::now(),
+            cursors: Cursors::default(),
+            counts: PerPolicy::default(),
+            oldest: None,
+            sizer: BatchSizer::new(plan.batch_size, plan.batch_budget),
+        }
     }
 
     /// Why to stop before the next batch, if at all; otherwise the batch's size.
@@ -130,12 +141,13 @@ impl Progress {
         if self.started.elapsed() >= plan.run_timeout {
             return Err(StoppedBy::Timeout);
         }
+        let size = self.sizer.size();
         if plan.max_deletes == 0 {
-            return Ok(plan.batch_size);
+            return Ok(size);
         }
         match plan.max_deletes.saturating_sub(self.counts.total()) {
             0 => Err(StoppedBy::MaxDeletes),
-            left => Ok(plan.batch_size.min(u32::try_from(left).unwrap_or(u32::MAX))),
+            left => Ok(size.min(u32::try_from(left).unwrap_or(u32::MAX))),
         }
     }
 
@@ -174,7 +186,7 @@ async fn run_sweep(
     identity: &ProcessIdentity,
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
-    let mut progress = Progress::new();
+    let mut progress = Progress::new(plan);
     let database_now = store.now().await.map_err(SweepError::at_start)?;
     let now = plan.as_of.unwrap_or(database_now);
     let cutoffs = policy::cutoffs(&plan.retentions, now);
@@ -189,6 +201,9 @@ async fn run_sweep(
         (None, stopped_by, Some(names))
     } else {
         let (run_id, stopped_by) = delete_eligible(store, plan, &cutoffs, &mut progress, identity, stop).await?;
+        if progress.counts.total() > 0 {
+            release_space(store, stop).await;
+        }
         // What is left feeds the backlog gauges; not worth delaying a shutdown for.
         if stopped_by != StoppedBy::Signal {
             match store.eligible_jobs(&cutoffs).await {
@@ -223,6 +238,27 @@ async fn run_sweep(
         "sweep finished"
     );
     Ok(report)
+}
+
+/// Hands the space of the deleted rows back to the file system, one short
+/// step at a time with a pause in between so that other writers get the
+/// lock; stops early on `stop`. A failure is only logged: the deletions stand.
+async fn release_space(store: &dyn Store, stop: &CancellationToken) {
+    const PAUSE: Duration = Duration::from_millis(10);
+    while !stop.is_cancelled() {
+        match store.release_space().await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not hand the freed space back to the file system");
+                return;
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PAUSE) => {}
+            () = stop.cancelled() => {}
+        }
+    }
 }
 
 /// Lists what a sweep would delete, in order; writes nothing.
@@ -273,9 +309,16 @@ async fn delete_eligible(
             .await
         {
             Ok(deleted) => deleted,
+            Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
+                // The batch rolled back whole; a smaller one may fit.
+                tracing::warn!(run_id, jobs = limit, %error, next = progress.sizer.size(), "batch timed out; retrying smaller");
+                continue;
+            }
             Err(error) => break Err(error),
         };
-        metrics::batch_committed(batch_started.elapsed(), &deleted, &plan.retentions);
+        let batch_elapsed = batch_started.elapsed();
+        progress.sizer.record(deleted.len(), batch_elapsed);
+        metrics::batch_committed(batch_elapsed, &deleted, &plan.retentions);
         for job in &deleted {
             progress.take(job.policy, job.key);
             tracing::info!(
@@ -290,10 +333,11 @@ async fn delete_eligible(
                 "job deleted"
             );
         }
+        // Read by the purge benchmark (bench/purge) for its batch durations.
         tracing::debug!(
             run_id,
             jobs = deleted.len(),
-            elapsed_ms = batch_started.elapsed().as_millis() as u64,
+            elapsed_ms = batch_elapsed.as_secs_f64() * 1e3,
             "batch committed"
         );
         if deleted.len() < limit as usize {

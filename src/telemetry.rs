@@ -2,9 +2,15 @@
 //! (or as `log.format` says). Results go to stdout and never through here.
 //! The level can change while the daemon runs (SIGHUP reload); the format
 //! is fixed at start.
+//!
+//! Lines are written to stderr by a thread of their own, through a buffer:
+//! a sweep logs one audit line per deleted job, and a write system call for
+//! each of them would cost more than deleting the job. Nothing is dropped
+//! (the queue blocks when full), and [`LogGuard`] writes out what is queued.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
@@ -15,6 +21,9 @@ use crate::config::{LogFormat, LogSettings};
 /// reports PostgreSQL notices (such as "relation already exists, skipping"
 /// from every migration check), and the scheduler its own start-up steps.
 const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn,tokio_cron_scheduler=warn";
+
+/// Lines waiting for the writer thread at most; a logging thread waits beyond that.
+const QUEUED_LINES: usize = 4096;
 
 /// Changes the log level of the installed subscriber.
 #[derive(Clone)]
@@ -46,17 +55,28 @@ fn filter(level: &str) -> EnvFilter {
     parse_level(level).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
+/// Keep it until the program ends: dropping it writes out the queued lines.
+pub struct LogGuard {
+    _flush_on_drop: Option<WorkerGuard>,
+}
+
 /// Installs the global subscriber.
-pub fn init(settings: &LogSettings) -> LogLevel {
+pub fn init(settings: &LogSettings) -> (LogLevel, LogGuard) {
     let (filter, handle) = reload::Layer::new(filter(&settings.level));
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        // A bound on the memory the queue takes (lines are a few hundred bytes).
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("retentiond-log")
+        .finish(BufWriter::new(std::io::stderr()));
+    let output = tracing_subscriber::fmt::layer().with_writer(writer);
     let output = if json { output.json().boxed() } else { output.boxed() };
     // A second init (tests that run several commands in one process) keeps the first.
     let installed = tracing_subscriber::registry().with(filter).with(output).try_init().is_ok();
-    LogLevel(installed.then_some(handle))
+    (LogLevel(installed.then_some(handle)), LogGuard { _flush_on_drop: installed.then_some(guard) })
 }

@@ -81,13 +81,24 @@ pub enum StoreError {
         /// Position of the offending job in the batch given to [`Store::create_jobs`].
         index: usize,
     },
+    /// PostgreSQL cancelled a statement at `database.statement_timeout`; its transaction rolled back.
+    #[error("database error: {0}")]
+    StatementTimeout(String),
     #[error("database error: {0}")]
     Database(String),
 }
 
+/// PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout` (or by hand).
+const QUERY_CANCELED: &str = "57014";
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        StoreError::Database(error.to_string())
+        let cancelled = error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == QUERY_CANCELED);
+        if cancelled {
+            StoreError::StatementTimeout(error.to_string())
+        } else {
+            StoreError::Database(error.to_string())
+        }
     }
 }
 
@@ -257,6 +268,13 @@ pub trait Store: Send + Sync {
 
     /// Releases the lock [`Store::try_lead`] took.
     async fn end_lead(&self);
+
+    /// One short step of handing the space deleted rows left back to the
+    /// file system; returns what is left to do (0: done). SQLite: a few
+    /// hundred free pages per step (`incremental_vacuum`, in a file created
+    /// with `auto_vacuum = INCREMENTAL`), then a truncating WAL checkpoint.
+    /// PostgreSQL: nothing; autovacuum does it.
+    async fn release_space(&self) -> Result<u64, StoreError>;
 
     /// The next eligible jobs in deletion order (oldest first), without
     /// deleting anything: the dry run.

@@ -35,10 +35,24 @@ const RUN_LOCK_CLASS: i32 = 0x5254_4452;
 /// First key of the advisory lock that `schedule.singleton` takes ("RTDS").
 const SINGLETON_LOCK_CLASS: i32 = 0x5254_4453;
 
+/// Sessions kept for reuse: one for a run's lease, one for the singleton lead.
+const SPARE_SESSIONS: usize = 2;
+
+/// A run that [`sql::BEGIN_RUN`] found left by a dead process.
+#[derive(serde::Deserialize)]
+struct AbandonedRun {
+    id: i64,
+    host: String,
+    pid: i64,
+}
+
 pub struct PostgresStore {
     pool: PgPool,
     /// The connection of each run in progress, holding its advisory lock.
     run_leases: Mutex<HashMap<i64, PgConnection>>,
+    /// Sessions given back by finished runs and leads, for the next ones: a
+    /// new connection per sweep would cost more than an idle sweep itself.
+    spare_sessions: Mutex<Vec<PgConnection>>,
     /// The connection holding the singleton lock while this process sweeps.
     leader: tokio::sync::Mutex<Option<PgConnection>>,
 }
@@ -60,11 +74,42 @@ impl PostgresStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
-        Ok(PostgresStore { pool, run_leases: Mutex::new(HashMap::new()), leader: tokio::sync::Mutex::new(None) })
+        Ok(PostgresStore {
+            pool,
+            run_leases: Mutex::new(HashMap::new()),
+            spare_sessions: Mutex::new(Vec::new()),
+            leader: tokio::sync::Mutex::new(None),
+        })
     }
 
-    async fn finish_run_on(conn: &mut PgConnection, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
-        sqlx::query(sql::FINISH_RUN)
+    /// A session of its own, outside the pool, for a lock that lives as long
+    /// as the session: the one a previous run or lead gave back, else a new one.
+    async fn session(&self) -> Result<PgConnection, StoreError> {
+        let spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(mut conn) = spare {
+            // It may have been idle for an hour: a server or firewall may have closed it.
+            if conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+        }
+        Ok(self.pool.acquire().await?.detach())
+    }
+
+    /// Keeps a session whose locks are all released for the next run or lead.
+    fn give_back(&self, conn: PgConnection) {
+        let mut spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_SESSIONS {
+            spare.push(conn);
+        }
+    }
+
+    /// Binds a run's outcome to `FINISH_RUN` or `FINISH_RUN_AND_UNLOCK`.
+    fn bind_outcome<'q>(
+        query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+        run_id: i64,
+        outcome: &'q RunOutcome,
+    ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        query
             .bind(run_id)
             .bind(outcome.status.as_str())
             .bind(outcome.counts.completed as i64)
@@ -72,9 +117,6 @@ impl PostgresStore {
             .bind(outcome.counts.creating_idle as i64)
             .bind(outcome.stopped_by.as_deref())
             .bind(outcome.error.as_deref())
-            .execute(conn)
-            .await?;
-        Ok(())
     }
 }
 
@@ -280,24 +322,27 @@ impl Store for PostgresStore {
     }
 
     async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError> {
-        // A connection of its own, outside the pool: it holds the run's lock
-        // until finish_run closes it, or until this process dies.
-        let mut conn = self.pool.acquire().await?.detach();
-        for row in sqlx::query(sql::MARK_RUNS_ABANDONED).bind(RUN_LOCK_CLASS).fetch_all(&mut conn).await? {
-            let (id, host, pid): (i64, String, i64) = (row.try_get("id")?, row.try_get("host")?, row.try_get("pid")?);
-            tracing::warn!(run_id = id, host, pid, "marked a run left running by a dead process as abandoned");
-        }
-        let mut tx = conn.begin().await?;
-        let run_id: i64 = sqlx::query_scalar(sql::INSERT_RUN)
+        // The session holds the run's lock until finish_run releases it, or
+        // until this process dies.
+        let mut conn = self.session().await?;
+        let row = sqlx::query(sql::BEGIN_RUN)
+            .bind(RUN_LOCK_CLASS)
             .bind(trigger)
             .bind(&owner.host)
             .bind(i64::from(owner.pid))
             .bind(owner.started.map(|ticks| ticks as i64))
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut conn)
             .await?;
-        // Locked before the row becomes visible, so no other sweep can see it unlocked.
-        sqlx::query(sql::LOCK_RUN).bind(RUN_LOCK_CLASS).bind(run_id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        let run_id: i64 = row.try_get("id")?;
+        let Json(abandoned): Json<Vec<AbandonedRun>> = row.try_get("abandoned")?;
+        for run in abandoned {
+            tracing::warn!(
+                run_id = run.id,
+                host = run.host,
+                pid = run.pid,
+                "marked a run left running by a dead process as abandoned"
+            );
+        }
         self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
         Ok(run_id)
     }
@@ -305,16 +350,29 @@ impl Store for PostgresStore {
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
         let lease = self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
         if let Some(mut conn) = lease {
-            let finished = Self::finish_run_on(&mut conn, run_id, outcome).await;
-            // Closing the connection releases the run's lock.
-            let _ = conn.close().await;
-            if finished.is_ok() {
-                return finished;
+            let finished = Self::bind_outcome(sqlx::query(sql::FINISH_RUN_AND_UNLOCK), run_id, outcome)
+                .bind(RUN_LOCK_CLASS)
+                .fetch_one(&mut conn)
+                .await
+                .and_then(|row| row.try_get::<bool, _>("unlocked"));
+            match finished {
+                Ok(true) => {
+                    self.give_back(conn);
+                    return Ok(());
+                }
+                // Recorded, but the lock is in doubt: closing the session ends it.
+                Ok(false) => {
+                    let _ = conn.close().await;
+                    return Ok(());
+                }
+                Err(_) => {
+                    let _ = conn.close().await;
+                }
             }
         }
         // No lease, or it broke (the backend was terminated): record the end through the pool.
-        let mut conn = self.pool.acquire().await?;
-        Self::finish_run_on(&mut conn, run_id, outcome).await
+        Self::bind_outcome(sqlx::query(sql::FINISH_RUN), run_id, outcome).execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -343,23 +401,31 @@ impl Store for PostgresStore {
         if leader.is_some() {
             return Ok(true);
         }
-        // A connection of its own: the lock lives as long as its session.
-        let mut conn = self.pool.acquire().await?.detach();
+        // A session of its own: the lock lives as long as the session.
+        let mut conn = self.session().await?;
         let locked: bool = sqlx::query_scalar(sql::TRY_LEAD).bind(SINGLETON_LOCK_CLASS).fetch_one(&mut conn).await?;
         if locked {
             *leader = Some(conn);
         } else {
-            let _ = conn.close().await;
+            self.give_back(conn);
         }
         Ok(locked)
     }
 
     async fn end_lead(&self) {
         if let Some(mut conn) = self.leader.lock().await.take() {
-            let _ = sqlx::query(sql::END_LEAD).bind(SINGLETON_LOCK_CLASS).execute(&mut conn).await;
-            // Closing ends the session, which frees the lock even if the unlock failed.
-            let _ = conn.close().await;
+            match sqlx::query_scalar(sql::END_LEAD).bind(SINGLETON_LOCK_CLASS).fetch_one(&mut conn).await {
+                Ok(true) => self.give_back(conn),
+                // Closing ends the session, which frees the lock even if the unlock failed.
+                _ => {
+                    let _ = conn.close().await;
+                }
+            }
         }
+    }
+
+    async fn release_space(&self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {

@@ -75,20 +75,32 @@ pub const SELECT_AUDIT: &str = concat!(
 pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, \
      deleted_closed, deleted_creating_idle, stopped_by, error, host, pid FROM retention_runs ORDER BY id DESC LIMIT $1";
 
-/// A live run holds the session advisory lock ($1, its id); a run whose lock
-/// can be taken was left by a process whose connection is gone.
-pub const MARK_RUNS_ABANDONED: &str = "UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
-     WHERE status = 'running' AND pg_try_advisory_xact_lock($1, (id % 2147483648)::int4) \
-     RETURNING id, host, pid";
+/// Starts a run in one statement: marks the runs left `running` by dead
+/// processes as abandoned, records the new run and takes its lock. A live
+/// run holds the session advisory lock ($1, its id); a run whose lock can be
+/// taken was left by a process whose connection is gone. The new run is
+/// locked before its row becomes visible, so no other sweep sees it unlocked.
+/// $2–$5: trigger, host, pid, process_started.
+pub const BEGIN_RUN: &str = "WITH abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
+       WHERE status = 'running' AND pg_try_advisory_xact_lock($1, (id % 2147483648)::int4) \
+       RETURNING id, host, pid), \
+     run AS (INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
+       VALUES ($2, 'running', now(), $3, $4, $5) RETURNING id) \
+     SELECT run.id, pg_advisory_lock($1, (run.id % 2147483648)::int4)::text AS locked, \
+       (SELECT coalesce(jsonb_agg(abandoned), '[]') FROM abandoned) AS abandoned \
+     FROM run";
 
-pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
-     VALUES ($1, 'running', now(), $2, $3, $4) RETURNING id";
-
-/// Held by the run's own connection for the run's lifetime.
-pub const LOCK_RUN: &str = "SELECT pg_advisory_lock($1, ($2 % 2147483648)::int4)";
-
+/// Records how a run ended; for a run whose lease is lost.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \
      deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7 WHERE id = $1";
+
+/// Records how a run ended and releases its lock ($8), in one statement, on
+/// the run's own connection. A sweep that finds the lock free meanwhile
+/// waits for this row's lock, then sees the run finished.
+pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs SET status = $2, \
+       finished_at = now(), deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, \
+       stopped_by = $6, error = $7 WHERE id = $1) \
+     SELECT pg_advisory_unlock($8, ($1 % 2147483648)::int4) AS unlocked";
 
 /// $1: now; $2–$4: whether completed, closed and creating_idle are enabled.
 /// "Future" is measured against this statement's own start as well, so a job

@@ -2,6 +2,14 @@
 //! every write in a `BEGIN IMMEDIATE` transaction, so a transaction that reads
 //! then writes takes the write lock up front instead of failing with
 //! SQLITE_BUSY halfway. The database file is created readable by its owner only.
+//!
+//! Checkpoints (copying the WAL back into the database file, with an fsync)
+//! run on a connection of their own after a commit has grown the WAL, not
+//! inside the commit as SQLite's automatic checkpoint would: a sweep's next
+//! batch then goes on while the last one is checkpointed, and the write lock
+//! is never held for a checkpoint. New files use `auto_vacuum = INCREMENTAL`,
+//! so the pages a sweep frees can be handed back to the file system
+//! ([`Store::release_space`]).
 
 /// Public so that tests can examine the query plans.
 pub mod sql;
@@ -11,13 +19,15 @@ use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
@@ -34,10 +44,19 @@ use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// A commit that leaves more than this in the WAL starts a checkpoint (about
+/// SQLite's own default of 1,000 pages).
+const CHECKPOINT_AFTER_BYTES: u64 = 4 << 20;
+
+/// `PRAGMA auto_vacuum` of a file whose free pages `incremental_vacuum` returns.
+const INCREMENTAL_AUTO_VACUUM: i64 = 2;
+
 pub struct SqliteStore {
     pool: SqlitePool,
     /// The database file; `None` in memory.
     file: Option<PathBuf>,
+    /// Set while a background checkpoint runs, so that only one does.
+    checkpointing: Arc<AtomicBool>,
 }
 
 impl SqliteStore {
@@ -50,6 +69,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(settings.statement_timeout)
             .foreign_keys(true)
+            // Takes effect on a new file only; docs/operations.md says how to convert an old one.
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            // This store checkpoints in the background instead (see the header).
+            .pragma("wal_autocheckpoint", "0")
             .log_statements(tracing::log::LevelFilter::Trace);
         let file = Some(options.get_filename().to_path_buf()).filter(|path| path.as_os_str() != ":memory:");
         if let Some(path) = &file {
@@ -60,11 +83,41 @@ impl SqliteStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
-        Ok(SqliteStore { pool, file })
+        Ok(SqliteStore { pool, file, checkpointing: Arc::new(AtomicBool::new(false)) })
     }
 
     async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Commits a write transaction, then checkpoints if the WAL has grown.
+    async fn commit(&self, tx: sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.checkpoint_in_background();
+        Ok(())
+    }
+
+    /// Starts a passive checkpoint on a pooled connection unless the WAL file
+    /// is still small or one is running. The WAL file keeps its size until a
+    /// truncating checkpoint ([`Store::release_space`]), so once it has grown
+    /// every commit is followed by a checkpoint, which costs next to nothing
+    /// when there is nothing new to copy. A passive checkpoint neither takes
+    /// the write lock nor waits for readers; what it cannot copy yet, the next copies.
+    fn checkpoint_in_background(&self) {
+        let Some(file) = &self.file else { return };
+        let mut wal = file.clone().into_os_string();
+        wal.push("-wal");
+        let grown = std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > CHECKPOINT_AFTER_BYTES);
+        if !grown || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (pool, checkpointing) = (self.pool.clone(), self.checkpointing.clone());
+        tokio::spawn(async move {
+            if let Err(error) = sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&pool).await {
+                tracing::warn!(%error, "WAL checkpoint failed; the next commit tries again");
+            }
+            checkpointing.store(false, Ordering::Release);
+        });
     }
 }
 
@@ -260,7 +313,7 @@ impl Store for SqliteStore {
         if !drives.is_empty() {
             sqlx::query(sql::INSERT_DRIVES).bind(Json(drives)).execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -303,7 +356,7 @@ impl Store for SqliteStore {
                 .await?;
         }
         let job = with_drives(&mut tx, vec![(id, job)]).await?.remove(0);
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(job)
     }
 
@@ -331,7 +384,7 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         let row = sqlx::query(sql::SELECT_AUDIT_BY_ID).bind(audit_id).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         audit_from_row(&row)
     }
 
@@ -371,7 +424,7 @@ impl Store for SqliteStore {
             .bind(owner.started.map(|ticks| ticks as i64))
             .fetch_one(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(run_id)
     }
 
@@ -388,7 +441,7 @@ impl Store for SqliteStore {
             .bind(outcome.error.as_deref())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 
@@ -417,6 +470,28 @@ impl Store for SqliteStore {
 
     async fn try_lead(&self) -> Result<bool, StoreError> {
         Ok(true)
+    }
+
+    async fn release_space(&self) -> Result<u64, StoreError> {
+        if self.file.is_none() {
+            return Ok(0);
+        }
+        let mut conn = self.pool.acquire().await?;
+        let auto_vacuum: i64 = sqlx::query_scalar(sql::AUTO_VACUUM).fetch_one(&mut *conn).await?;
+        let mut free: i64 = sqlx::query_scalar(sql::FREELIST_COUNT).fetch_one(&mut *conn).await?;
+        if auto_vacuum == INCREMENTAL_AUTO_VACUUM && free > 0 {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            sqlx::query(sql::INCREMENTAL_VACUUM_STEP).execute(&mut *tx).await?;
+            free = sqlx::query_scalar(sql::FREELIST_COUNT).fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        if auto_vacuum != INCREMENTAL_AUTO_VACUUM || free == 0 {
+            // The file shrinks when the checkpoint copies the vacuumed pages;
+            // truncating the WAL returns its space too.
+            sqlx::query(sql::CHECKPOINT_TRUNCATE).execute(&mut *conn).await?;
+            return Ok(0);
+        }
+        Ok(free as u64)
     }
 
     async fn end_lead(&self) {}
@@ -485,7 +560,7 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         deleted.sort_by_key(|job| job.key);
         Ok(deleted)
     }

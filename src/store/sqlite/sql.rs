@@ -144,3 +144,16 @@ pub const DELETE_ELIGIBLE: &str = concat!(
          OR (state = 'Creating' AND updated_at <= ?3)) \
      RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, updated_at"
 );
+
+pub const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
+/// Returns the file's size back to the WAL-checkpointed minimum.
+pub const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
+
+pub const AUTO_VACUUM: &str = "PRAGMA auto_vacuum";
+
+pub const FREELIST_COUNT: &str = "PRAGMA freelist_count";
+
+/// One step of `Store::release_space`: at most 512 free pages (2 MiB) handed
+/// back to the file system. (A pragma takes no bound parameters.)
+pub const INCREMENTAL_VACUUM_STEP: &str = "PRAGMA incremental_vacuum(512)";
