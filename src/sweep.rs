@@ -343,9 +343,10 @@ async fn delete_eligible(
         if deleted.len() < limit as usize {
             break Ok(StoppedBy::Done);
         }
-        if !plan.batch_pause.is_zero() {
+        let pause = plan.batch_pause.max(store.pause_between_batches());
+        if !pause.is_zero() {
             tokio::select! {
-                () = tokio::time::sleep(plan.batch_pause) => {}
+                () = tokio::time::sleep(pause) => {}
                 () = stop.cancelled() => {}
             }
         }

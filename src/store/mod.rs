@@ -9,6 +9,8 @@ pub mod postgres;
 mod rows;
 pub mod sqlite;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -268,6 +270,11 @@ pub trait Store: Send + Sync {
 
     /// Releases the lock [`Store::try_lead`] took.
     async fn end_lead(&self);
+
+    /// The least pause between two batches of a sweep, so that the
+    /// application's own writers get a turn. SQLite: 25 ms (see its store);
+    /// PostgreSQL: none, a batch locks only the rows it deletes.
+    fn pause_between_batches(&self) -> Duration;
 
     /// One short step of handing the space deleted rows left back to the
     /// file system; returns what is left to do (0: done). SQLite: a few

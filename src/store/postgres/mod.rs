@@ -10,6 +10,7 @@ pub mod sql;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -422,6 +423,10 @@ impl Store for PostgresStore {
                 }
             }
         }
+    }
+
+    fn pause_between_batches(&self) -> Duration {
+        Duration::ZERO
     }
 
     async fn release_space(&self) -> Result<u64, StoreError> {

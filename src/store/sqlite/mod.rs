@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -47,6 +48,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// A commit that leaves more than this in the WAL starts a checkpoint (about
 /// SQLite's own default of 1,000 pages).
 const CHECKPOINT_AFTER_BYTES: u64 = 4 << 20;
+
+/// A writer that waits for SQLite's write lock sleeps in its busy handler
+/// and retries at 1, 3, 8, 18, 33, 53, 78, 103 and 128 ms, then every 50 to
+/// 100 ms; it never learns that the lock was freed in between. A sweep that
+/// took the lock again at once after each commit would starve it. A free
+/// window of 25 ms after each batch always contains one of its retries once
+/// it has waited 53 ms, so it waits about one batch plus 25 ms at most.
+const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(25);
 
 /// `PRAGMA auto_vacuum` of a file whose free pages `incremental_vacuum` returns.
 const INCREMENTAL_AUTO_VACUUM: i64 = 2;
@@ -472,6 +481,10 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
+    fn pause_between_batches(&self) -> Duration {
+        PAUSE_BETWEEN_BATCHES
+    }
+
     async fn release_space(&self) -> Result<u64, StoreError> {
         if self.file.is_none() {
             return Ok(0);
@@ -487,8 +500,16 @@ impl Store for SqliteStore {
         }
         if auto_vacuum != INCREMENTAL_AUTO_VACUUM || free == 0 {
             // The file shrinks when the checkpoint copies the vacuumed pages;
-            // truncating the WAL returns its space too.
-            sqlx::query(sql::CHECKPOINT_TRUNCATE).execute(&mut *conn).await?;
+            // truncating the WAL returns its space too. A background
+            // checkpoint would make this one give up, so it goes first.
+            let waiting = std::time::Instant::now();
+            while self.checkpointing.load(Ordering::Acquire) && waiting.elapsed() < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let busy: i64 = sqlx::query_scalar(sql::CHECKPOINT_TRUNCATE).fetch_one(&mut *conn).await?;
+            if busy != 0 {
+                tracing::debug!("the WAL is in use; the next sweep truncates it");
+            }
             return Ok(0);
         }
         Ok(free as u64)
