@@ -187,11 +187,10 @@ async fn run_sweep(
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
     let mut progress = Progress::new(plan);
-    let database_now = store.now().await.map_err(SweepError::at_start)?;
+    // Skew is measured against the database's clock, not the --as-of moment.
+    let (database_now, skipped_future) = store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?;
     let now = plan.as_of.unwrap_or(database_now);
     let cutoffs = policy::cutoffs(&plan.retentions, now);
-    // Skew is measured against the database's clock, not the --as-of moment.
-    let skipped_future = store.count_future(&cutoffs, database_now).await.map_err(SweepError::at_start)?;
     if skipped_future > 0 {
         tracing::warn!(jobs = skipped_future, now = %database_now, "jobs with a timestamp in the future are kept (clock skew?)");
     }
@@ -204,12 +203,15 @@ async fn run_sweep(
         if progress.counts.total() > 0 {
             release_space(store, stop).await;
         }
-        // What is left feeds the backlog gauges; not worth delaying a shutdown for.
-        if stopped_by != StoppedBy::Signal {
-            match store.eligible_jobs(&cutoffs).await {
+        // What is left feeds the backlog gauges; not worth delaying a shutdown
+        // for. A sweep that ran out of jobs left none under its cut-offs.
+        match stopped_by {
+            StoppedBy::Signal => {}
+            StoppedBy::Done => metrics::eligible_left(&PerPolicy::default(), now),
+            StoppedBy::MaxDeletes | StoppedBy::Timeout => match store.eligible_jobs(&cutoffs).await {
                 Ok(eligible) => metrics::eligible_left(&eligible, now),
                 Err(error) => tracing::warn!(%error, "could not count the jobs still eligible"),
-            }
+            },
         }
         (Some(run_id), stopped_by, None)
     };

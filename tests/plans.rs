@@ -84,8 +84,10 @@ both_backends! {
         let by_key = env.pick("USING INTEGER PRIMARY KEY", "jobs_pkey");
         assert!(delete_plan.contains(by_key), "the delete does not look jobs up by key:\n{delete_plan}");
 
-        let future = [now, "true".into(), "true".into(), "true".into()];
-        let count = inline(env.pick(lite::COUNT_FUTURE, pg::COUNT_FUTURE), marker, &future);
+        let enabled: Vec<String> = vec!["true".into(); 3];
+        let future: Vec<String> = std::iter::once(now).chain(enabled.iter().cloned()).collect();
+        let (count_sql, count_values) = env.pick((lite::COUNT_FUTURE, &future), (pg::CLOCK_AND_SKEW, &enabled));
+        let count = inline(count_sql, marker, count_values);
         assert_uses_policy_indexes(&plan(env, &count), "the clock-skew count");
     }
 }

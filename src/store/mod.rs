@@ -18,7 +18,7 @@ use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType, LifecycleError, Operation};
 use crate::model::{AuditEntry, Job, RunRecord, RunStatus};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
 
 /// Connects to the store that `settings.url` names, without touching its schema.
 pub async fn connect(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
@@ -253,10 +253,11 @@ pub trait Store: Send + Sync {
     /// Records how a run ended.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
 
-    /// How many jobs in a state of an enabled policy have an age timestamp
-    /// after `now`, or after the database's clock when the count runs if that
-    /// is later (clock skew); they are never eligible.
-    async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// The database's clock, and how many jobs in a state of a policy that
+    /// `retentions` enables have an age timestamp after it (clock skew; they
+    /// are never eligible). One reading, so a job written a moment later is
+    /// not counted.
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError>;
 
     /// How many jobs each policy finds eligible under `cutoffs`, and the oldest of them.
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError>;

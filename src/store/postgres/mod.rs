@@ -26,7 +26,7 @@ use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Drive, Job, RunRecord, RunStatus};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey, start_of_time};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey, start_of_time};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -84,16 +84,45 @@ impl PostgresStore {
     }
 
     /// A session of its own, outside the pool, for a lock that lives as long
-    /// as the session: the one a previous run or lead gave back, else a new one.
-    async fn session(&self) -> Result<PgConnection, StoreError> {
+    /// as the session: the one a previous run or lead gave back (`true`),
+    /// else a new one. A given-back session may have been closed by a server
+    /// or firewall while idle; a caller whose first statement fails on it
+    /// tries once more on a new one ([`Self::new_session`]).
+    async fn session(&self) -> Result<(PgConnection, bool), StoreError> {
         let spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        if let Some(mut conn) = spare {
-            // It may have been idle for an hour: a server or firewall may have closed it.
-            if conn.ping().await.is_ok() {
-                return Ok(conn);
-            }
+        match spare {
+            Some(conn) => Ok((conn, true)),
+            None => Ok((self.new_session().await?, false)),
         }
-        Ok(self.pool.acquire().await?.detach())
+    }
+
+    /// Such a session writes only run records: their commits need not wait
+    /// for the WAL to reach the disk (a crash may lose the last one, never
+    /// half of it; a run left `running` is marked abandoned later). The
+    /// deletions and their audit rows commit on the pool, durably.
+    async fn new_session(&self) -> Result<PgConnection, StoreError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        sqlx::query(sql::RUN_RECORDS_WITHOUT_SYNC).execute(&mut conn).await?;
+        Ok(conn)
+    }
+
+    async fn begin_run_on(
+        conn: &mut PgConnection,
+        trigger: &str,
+        owner: &ProcessIdentity,
+    ) -> Result<PgRow, sqlx::Error> {
+        sqlx::query(sql::BEGIN_RUN)
+            .bind(RUN_LOCK_CLASS)
+            .bind(trigger)
+            .bind(&owner.host)
+            .bind(i64::from(owner.pid))
+            .bind(owner.started.map(|ticks| ticks as i64))
+            .fetch_one(conn)
+            .await
+    }
+
+    async fn try_lead_on(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar(sql::TRY_LEAD).bind(SINGLETON_LOCK_CLASS).fetch_one(conn).await
     }
 
     /// Keeps a session whose locks are all released for the next run or lead.
@@ -325,15 +354,14 @@ impl Store for PostgresStore {
     async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError> {
         // The session holds the run's lock until finish_run releases it, or
         // until this process dies.
-        let mut conn = self.session().await?;
-        let row = sqlx::query(sql::BEGIN_RUN)
-            .bind(RUN_LOCK_CLASS)
-            .bind(trigger)
-            .bind(&owner.host)
-            .bind(i64::from(owner.pid))
-            .bind(owner.started.map(|ticks| ticks as i64))
-            .fetch_one(&mut conn)
-            .await?;
+        let (mut conn, reused) = self.session().await?;
+        let row = match Self::begin_run_on(&mut conn, trigger, owner).await {
+            Err(_) if reused => {
+                conn = self.new_session().await?;
+                Self::begin_run_on(&mut conn, trigger, owner).await?
+            }
+            row => row?,
+        };
         let run_id: i64 = row.try_get("id")?;
         let Json(abandoned): Json<Vec<AbandonedRun>> = row.try_get("abandoned")?;
         for run in abandoned {
@@ -376,15 +404,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(sql::COUNT_FUTURE)
-            .bind(now)
-            .bind(cutoffs.completed.is_some())
-            .bind(cutoffs.closed.is_some())
-            .bind(cutoffs.creating_idle.is_some())
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError> {
+        let row = sqlx::query(sql::CLOCK_AND_SKEW)
+            .bind(retentions.completed.is_some())
+            .bind(retentions.closed.is_some())
+            .bind(retentions.creating_idle.is_some())
             .fetch_one(&self.pool)
             .await?;
-        Ok(count as u64)
+        Ok((row.try_get("now")?, row.try_get::<i64, _>("future")? as u64))
     }
 
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError> {
@@ -403,8 +430,14 @@ impl Store for PostgresStore {
             return Ok(true);
         }
         // A session of its own: the lock lives as long as the session.
-        let mut conn = self.session().await?;
-        let locked: bool = sqlx::query_scalar(sql::TRY_LEAD).bind(SINGLETON_LOCK_CLASS).fetch_one(&mut conn).await?;
+        let (mut conn, reused) = self.session().await?;
+        let locked = match Self::try_lead_on(&mut conn).await {
+            Err(_) if reused => {
+                conn = self.new_session().await?;
+                Self::try_lead_on(&mut conn).await?
+            }
+            locked => locked?,
+        };
         if locked {
             *leader = Some(conn);
         } else {

@@ -90,6 +90,9 @@ pub const BEGIN_RUN: &str = "WITH abandoned AS (UPDATE retention_runs SET status
        (SELECT coalesce(jsonb_agg(abandoned), '[]') FROM abandoned) AS abandoned \
      FROM run";
 
+/// For the sessions that hold run leases and write only run records.
+pub const RUN_RECORDS_WITHOUT_SYNC: &str = "SET synchronous_commit = off";
+
 /// Records how a run ended; for a run whose lease is lost.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \
      deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7 WHERE id = $1";
@@ -102,13 +105,12 @@ pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs
        stopped_by = $6, error = $7 WHERE id = $1) \
      SELECT pg_advisory_unlock($8, ($1 % 2147483648)::int4) AS unlocked";
 
-/// $1: now; $2–$4: whether completed, closed and creating_idle are enabled.
-/// "Future" is measured against this statement's own start as well, so a job
-/// written between the sweep's clock reading and this count is not skew.
-pub const COUNT_FUTURE: &str = "SELECT \
-       (SELECT count(*) FROM jobs WHERE $2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > GREATEST($1, statement_timestamp())) \
-     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > GREATEST($1, statement_timestamp())) \
-     + (SELECT count(*) FROM jobs WHERE $4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > GREATEST($1, statement_timestamp()))";
+/// The clock, and the jobs with an age timestamp after it.
+/// $1–$3: whether completed, closed and creating_idle are enabled.
+pub const CLOCK_AND_SKEW: &str = "SELECT now() AS now, \
+       (SELECT count(*) FROM jobs WHERE $1 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > now()) \
+     + (SELECT count(*) FROM jobs WHERE $2 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > now()) \
+     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > now()) AS future";
 
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \

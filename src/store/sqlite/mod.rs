@@ -20,7 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +41,7 @@ use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Drive, Job, MANUAL_POLICY, RunRecord, RunStatus, truncate};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -66,6 +66,8 @@ pub struct SqliteStore {
     file: Option<PathBuf>,
     /// Set while a background checkpoint runs, so that only one does.
     checkpointing: Arc<AtomicBool>,
+    /// The WAL file's size when the last checkpoint started.
+    checkpointed_wal_bytes: AtomicU64,
 }
 
 impl SqliteStore {
@@ -92,7 +94,12 @@ impl SqliteStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
-        Ok(SqliteStore { pool, file, checkpointing: Arc::new(AtomicBool::new(false)) })
+        Ok(SqliteStore {
+            pool,
+            file,
+            checkpointing: Arc::new(AtomicBool::new(false)),
+            checkpointed_wal_bytes: AtomicU64::new(0),
+        })
     }
 
     async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
@@ -106,20 +113,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Starts a passive checkpoint on a pooled connection unless the WAL file
-    /// is still small or one is running. The WAL file keeps its size until a
-    /// truncating checkpoint ([`Store::release_space`]), so once it has grown
-    /// every commit is followed by a checkpoint, which costs next to nothing
-    /// when there is nothing new to copy. A passive checkpoint neither takes
-    /// the write lock nor waits for readers; what it cannot copy yet, the next copies.
+    /// Starts a passive checkpoint on a pooled connection when the WAL file
+    /// has grown past 4 MiB and past its size at the last checkpoint, unless
+    /// one is running. After a complete checkpoint the next commit writes
+    /// the WAL from its start again, so the file only grows once it holds
+    /// that much unchecked work: one checkpoint per growth, as SQLite's own
+    /// automatic checkpoint would, but on another connection. A passive
+    /// checkpoint neither takes the write lock nor waits for readers; what it
+    /// cannot copy yet, the next copies.
     fn checkpoint_in_background(&self) {
         let Some(file) = &self.file else { return };
         let mut wal = file.clone().into_os_string();
         wal.push("-wal");
-        let grown = std::fs::metadata(&wal).is_ok_and(|meta| meta.len() > CHECKPOINT_AFTER_BYTES);
+        let size = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
+        let grown = size > CHECKPOINT_AFTER_BYTES.max(self.checkpointed_wal_bytes.load(Ordering::Acquire));
         if !grown || self.checkpointing.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.checkpointed_wal_bytes.store(size, Ordering::Release);
         let (pool, checkpointing) = (self.pool.clone(), self.checkpointing.clone());
         tokio::spawn(async move {
             if let Err(error) = sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&pool).await {
@@ -438,7 +449,7 @@ impl Store for SqliteStore {
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
-        let mut tx = self.write_transaction().await?;
+        // One statement commits on its own.
         sqlx::query(sql::FINISH_RUN)
             .bind(run_id)
             .bind(outcome.status.as_str())
@@ -448,23 +459,22 @@ impl Store for SqliteStore {
             .bind(outcome.counts.creating_idle as i64)
             .bind(outcome.stopped_by.as_deref())
             .bind(outcome.error.as_deref())
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        self.commit(tx).await?;
+        self.checkpoint_in_background();
         Ok(())
     }
 
-    async fn count_future(&self, cutoffs: &Cutoffs, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        // A job another process wrote since `now` was read is not skew.
-        let now = now.max(self.now().await?);
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError> {
+        let now = self.now().await?;
         let count: i64 = sqlx::query_scalar(sql::COUNT_FUTURE)
             .bind(micros(now))
-            .bind(cutoffs.completed.is_some())
-            .bind(cutoffs.closed.is_some())
-            .bind(cutoffs.creating_idle.is_some())
+            .bind(retentions.completed.is_some())
+            .bind(retentions.closed.is_some())
+            .bind(retentions.creating_idle.is_some())
             .fetch_one(&self.pool)
             .await?;
-        Ok(count as u64)
+        Ok((now, count as u64))
     }
 
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError> {
@@ -507,7 +517,9 @@ impl Store for SqliteStore {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let busy: i64 = sqlx::query_scalar(sql::CHECKPOINT_TRUNCATE).fetch_one(&mut *conn).await?;
-            if busy != 0 {
+            if busy == 0 {
+                self.checkpointed_wal_bytes.store(0, Ordering::Release);
+            } else {
                 tracing::debug!("the WAL is in use; the next sweep truncates it");
             }
             return Ok(0);

@@ -1,0 +1,61 @@
+//! The idle sweep: what a sweep costs when nothing is eligible, which is
+//! what the daemon does almost every hour. The store's partial indexes are
+//! meant to make that independent of the store's size, so it is measured at
+//! two sizes. It runs in-process through the library (`store::open`,
+//! `sweep::sweep`) rather than as a process, so the timing is the sweep
+//! itself — its run record, the eligibility and clock-skew counts — and not
+//! process start-up and connecting.
+
+use std::time::Instant;
+
+use retentiond::config::{DatabaseSettings, DatabaseUrl, RetentionSettings};
+use retentiond::identity::ProcessIdentity;
+use retentiond::sweep::{SweepPlan, sweep};
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Context, Result};
+use super::stats::Summary;
+use super::stores::BenchStore;
+
+const WARM_UP_SWEEPS: usize = 3;
+const TIMED_SWEEPS: usize = 50;
+
+/// The idle sweep at one store size, in milliseconds.
+#[derive(Debug, Clone)]
+pub struct IdleTiming {
+    pub jobs: u64,
+    pub sweeps: Summary,
+}
+
+/// Times [`TIMED_SWEEPS`] sweeps of `store` (of `jobs` jobs) after [`WARM_UP_SWEEPS`].
+pub async fn measure(store: &BenchStore, jobs: u64) -> Result<IdleTiming> {
+    let settings = DatabaseSettings { url: DatabaseUrl::new(store.url.clone()), ..DatabaseSettings::default() };
+    let opened = retentiond::store::open(&settings)
+        .await
+        .with_context(|| format!("retentiond cannot open the {} store", store.variant))?;
+    let plan = SweepPlan::new(&RetentionSettings::default(), "purge");
+    let identity = ProcessIdentity::current();
+    let stop = CancellationToken::new();
+    let mut durations = Vec::with_capacity(TIMED_SWEEPS);
+    for round in 0..WARM_UP_SWEEPS + TIMED_SWEEPS {
+        let started = Instant::now();
+        let report = sweep(opened.as_ref(), &plan, &identity, &stop)
+            .await
+            .with_context(|| format!("idle sweep of the {} store", store.variant))?;
+        let elapsed = started.elapsed();
+        if report.total != 0 {
+            return Err(format!("the idle store {} had {} eligible jobs", store.variant, report.total).into());
+        }
+        if round >= WARM_UP_SWEEPS {
+            durations.push(elapsed.as_secs_f64() * 1e3);
+        }
+    }
+    let sweeps = Summary::of(durations).ok_or("no idle sweep was timed")?;
+    super::progress(format!(
+        "{}: idle sweep of {jobs} jobs: median {:.3} ms, p99 {:.3} ms",
+        store.backend(),
+        sweeps.p50,
+        sweeps.p99
+    ));
+    Ok(IdleTiming { jobs, sweeps })
+}

@@ -1,0 +1,53 @@
+//! The machine and database versions the figures were measured on, for the
+//! report: without them the numbers cannot be compared with another run.
+
+use sqlx::{Connection, PgConnection, SqliteConnection};
+
+use super::Backend;
+use super::error::{Context, Result};
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub cpu: String,
+    pub cores: usize,
+    pub memory: String,
+    pub kernel: String,
+    /// `SELECT version()`; `None` when PostgreSQL is not measured.
+    pub postgres: Option<String>,
+    /// `sqlite_version()` of the SQLite library retentiond is built with.
+    pub sqlite: String,
+}
+
+pub async fn describe(backends: &[Backend], postgres_url: &str) -> Result<Machine> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|line| line.split_once(':').filter(|(key, _)| key.trim() == name))
+            .map_or_else(|| "unknown".to_owned(), |(_, value)| value.trim().to_owned())
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |text| format!("Linux {}", text.trim()));
+    let postgres = if backends.contains(&Backend::Postgres) {
+        let mut conn = PgConnection::connect(postgres_url).await.with_context(|| {
+            format!("cannot connect to PostgreSQL at {}", retentiond::config::redact_url(postgres_url))
+        })?;
+        let version: String = sqlx::query_scalar("SELECT version()").fetch_one(&mut conn).await.context("version()")?;
+        conn.close().await.context("closing a connection")?;
+        Some(version)
+    } else {
+        None
+    };
+    let mut sqlite = SqliteConnection::connect("sqlite::memory:").await.context("opening an in-memory SQLite")?;
+    let sqlite_version: String =
+        sqlx::query_scalar("SELECT sqlite_version()").fetch_one(&mut sqlite).await.context("sqlite_version()")?;
+    sqlite.close().await.context("closing a connection")?;
+    Ok(Machine {
+        cpu: field(&cpuinfo, "model name"),
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        memory: field(&meminfo, "MemTotal"),
+        kernel,
+        postgres,
+        sqlite: sqlite_version,
+    })
+}

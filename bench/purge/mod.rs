@@ -1,0 +1,442 @@
+//! The purge benchmark: how retentiond's sweep compares with the strongest
+//! hand-written single-statement delete, what it costs concurrent writers,
+//! what an idle sweep costs, how much memory a backlog takes, and what space
+//! a purge leaves behind — on SQLite and on PostgreSQL.
+//!
+//! Per backend, [`run`] seeds one store and gives every deleting variant an
+//! identical copy of it (so each starts from the same rows), checks after
+//! each variant that exactly the eligible jobs went with one audit row each,
+//! then builds the idle and backlog stores. It writes `benchmarks.md` and a
+//! latency plot to the report directory and prints one summary line per
+//! backend. `main.rs` runs it from the command line; the smoke test
+//! (`tests/bench_smoke.rs`) includes this module tree and runs it small.
+
+mod baseline;
+mod checks;
+mod cli;
+mod eligible;
+mod error;
+mod idle;
+mod machine;
+mod plot;
+mod report;
+mod seed;
+mod space;
+mod stats;
+mod stores;
+mod sweep_process;
+mod synthetic;
+mod writer;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use checks::Checks;
+use error::{Context, Result};
+use seed::Seeded;
+use stores::{BenchStore, Stores};
+
+/// How long the writer runs alone before a purge starts and after it ends.
+const WRITER_MARGIN: Duration = Duration::from_secs(1);
+
+/// The plot's file name in the report directory.
+const PLOT_FILE: &str = "benchmarks-writer-latency.png";
+
+/// The benchmark's command line (`cargo bench --bench purge -- OPTIONS`).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "purge", about = "Benchmarks retentiond's purge on SQLite and PostgreSQL")]
+pub struct Options {
+    /// Which store(s) to measure.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
+    pub backend: BackendChoice,
+
+    /// Jobs in the seeded store every deleting variant copies (about 30 % eligible).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: u64,
+
+    /// Jobs in the large idle store (nothing eligible); the idle sweep is also measured at --jobs.
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_jobs: u64,
+
+    /// Jobs in the all-eligible backlog store whose purge's peak RSS is measured; 0 skips it.
+    #[arg(long, default_value_t = 3_000_000)]
+    pub backlog_jobs: u64,
+
+    /// Operations per second of the concurrent writer.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+    pub writer_rate: u32,
+
+    /// How long the writer runs in the condition without a purge, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub writer_idle_seconds: u64,
+
+    /// PostgreSQL: how long to wait after the purge for autovacuum to clean up, in seconds.
+    #[arg(long, default_value_t = 90)]
+    pub autovacuum_wait_seconds: u64,
+
+    /// Where benchmarks.md and the plot are written (overwritten).
+    #[arg(long, default_value = "docs")]
+    pub report_dir: PathBuf,
+
+    /// A PostgreSQL role allowed to create databases.
+    #[arg(
+        long,
+        env = "RETENTIOND_TEST_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub postgres_url: String,
+
+    /// Where the SQLite files go (default: a temporary directory, removed at the end).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+impl BackendChoice {
+    pub fn backends(self) -> Vec<Backend> {
+        match self {
+            BackendChoice::Sqlite => vec![Backend::Sqlite],
+            BackendChoice::Postgres => vec![Backend::Postgres],
+            BackendChoice::Both => vec![Backend::Sqlite, Backend::Postgres],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The name in the summary lines: `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The name in the report: `SQLite` or `PostgreSQL`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one deleting run (the baseline or retentiond's purge) did.
+#[derive(Debug, Clone)]
+pub struct Purged {
+    pub deleted: u64,
+    /// The baseline: from before its statement to after its commit. The
+    /// purge: the process's wall time, from spawn to exit.
+    pub elapsed: Duration,
+    /// The newest `state_changed_at` it deleted ("now" at its start minus 90 days).
+    pub cutoff: DateTime<Utc>,
+    /// Only retentiond's purge has these.
+    pub process: Option<sweep_process::ProcessFigures>,
+}
+
+/// A deleting variant: what it did and whether it did it right.
+#[derive(Debug, Clone)]
+pub struct DeletionRun {
+    pub variant: &'static str,
+    pub purged: Purged,
+    pub checks: Checks,
+}
+
+impl DeletionRun {
+    pub fn rows_per_second(&self) -> f64 {
+        self.purged.deleted as f64 / self.purged.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Everything measured on one backend.
+#[derive(Debug, Clone)]
+pub struct BackendResult {
+    pub backend: Backend,
+    /// Jobs in the seeded store, and how many of them were eligible when it was read.
+    pub seeded_jobs: u64,
+    pub eligible_at_seed: u64,
+    /// Without the writer: the headline rows/s.
+    pub baseline: DeletionRun,
+    pub sweep: DeletionRun,
+    pub baseline_with_writer: DeletionRun,
+    pub sweep_with_writer: DeletionRun,
+    pub writer_alone: writer::Condition,
+    pub writer_during_baseline: writer::Condition,
+    pub writer_during_sweep: writer::Condition,
+    /// At --jobs, then at --idle-jobs (once when they are equal).
+    pub idle: Vec<idle::IdleTiming>,
+    pub backlog: Option<DeletionRun>,
+    /// Right after the sweep without the writer.
+    pub space: space::Space,
+}
+
+impl BackendResult {
+    /// Every variant that deleted, for the correctness checks.
+    pub fn deletion_runs(&self) -> Vec<&DeletionRun> {
+        let mut runs = vec![&self.baseline, &self.sweep, &self.baseline_with_writer, &self.sweep_with_writer];
+        runs.extend(&self.backlog);
+        runs
+    }
+
+    /// The writer's three conditions, in the order they ran.
+    pub fn writer_conditions(&self) -> [&writer::Condition; 3] {
+        [&self.writer_alone, &self.writer_during_baseline, &self.writer_during_sweep]
+    }
+
+    /// retentiond's purge rows/s over the baseline's, both without the writer.
+    pub fn purge_vs_single_statement(&self) -> f64 {
+        self.sweep.rows_per_second() / self.baseline.rows_per_second()
+    }
+
+    /// The larger peak RSS of the purge of the seeded store and of the backlog.
+    pub fn peak_rss_mib(&self) -> f64 {
+        [Some(&self.sweep), self.backlog.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|run| run.purged.process.as_ref())
+            .map(|process| process.peak_rss_mib())
+            .fold(0.0, f64::max)
+    }
+
+    /// The idle sweep on the largest idle store.
+    pub fn largest_idle(&self) -> &idle::IdleTiming {
+        self.idle.iter().max_by_key(|timing| timing.jobs).expect("the idle sweep is measured at one size at least")
+    }
+
+    /// The line printed at the end of the benchmark for this backend.
+    pub fn summary_line(&self) -> String {
+        let batch_p99 = self.sweep.purged.process.as_ref().map_or(f64::NAN, |process| process.batches.p99);
+        format!(
+            "{} purge_vs_single_statement={:.2} batch_p99_ms={:.3} writer_p99_ms={:.3} idle_sweep_ms_10m={:.3} peak_rss_mib={:.1}",
+            self.backend,
+            self.purge_vs_single_statement(),
+            batch_p99,
+            self.writer_during_sweep.latency.p99,
+            self.largest_idle().sweeps.p50,
+            self.peak_rss_mib()
+        )
+    }
+}
+
+/// Runs the whole benchmark: every backend chosen, then the report, the plot
+/// and the summary lines. Every PostgreSQL database it creates is dropped
+/// before it returns, on success or failure.
+pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
+    let started_at = Utc::now();
+    progress(format!("purge benchmark, {} jobs", options.jobs));
+    // Before the long measurements: a missing font fails now, not after an hour.
+    plot::register_font()?;
+    let temporary;
+    let work_dir = match &options.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?
+        }
+        None => {
+            temporary = tempfile::tempdir().context("cannot create a temporary work directory")?;
+            temporary.path().to_path_buf()
+        }
+    };
+    let backends = options.backend.backends();
+    let machine = machine::describe(&backends, &options.postgres_url).await?;
+    let mut results = Vec::new();
+    for backend in backends {
+        let mut stores = Stores::new(backend, &work_dir, &options.postgres_url);
+        let measured = measure_backend(&options, &mut stores).await;
+        let removed = stores.remove_all().await;
+        results.push(measured.with_context(|| format!("{} benchmark", backend.title()))?);
+        removed?;
+    }
+    std::fs::create_dir_all(&options.report_dir)
+        .with_context(|| format!("cannot create the report directory {}", options.report_dir.display()))?;
+    report::write(&options.report_dir.join("benchmarks.md"), &options, &machine, started_at, &results, PLOT_FILE)?;
+    plot::draw(&options.report_dir.join(PLOT_FILE), &results)?;
+    progress(format!("report written to {}", options.report_dir.join("benchmarks.md").display()));
+    for result in &results {
+        for run in result.deletion_runs() {
+            for problem in run.checks.problems() {
+                eprintln!("WARNING: {} {}: {problem}", result.backend, run.variant);
+            }
+        }
+        println!("{}", result.summary_line());
+    }
+    Ok(results)
+}
+
+/// The two ways of deleting that are compared.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    /// The hand-written single statement (`baseline`).
+    Baseline,
+    /// `retentiond purge` as a process (`sweep_process`).
+    Sweep,
+}
+
+impl Method {
+    async fn purge(self, store: &BenchStore) -> Result<Purged> {
+        match self {
+            Method::Baseline => baseline::run(store).await,
+            Method::Sweep => sweep_process::run(store).await,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Method::Baseline => "baseline",
+            Method::Sweep => "retentiond purge",
+        }
+    }
+}
+
+async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<BackendResult> {
+    let backend = stores.backend();
+    progress(format!("{backend}: seeding {} jobs (retentiond jobs seed)", options.jobs));
+    let seeded = seed::seed(stores, options.jobs).await?;
+    progress(format!("{backend}: seeded {} jobs, {} eligible", seeded.jobs, seeded.eligible_then));
+
+    let baseline = alone(stores, &seeded, "baseline", Method::Baseline).await?;
+
+    let store = stores.copy(&seeded.store, "sweep").await?;
+    let purged = Method::Sweep.purge(&store).await?;
+    let wait = Duration::from_secs(options.autovacuum_wait_seconds);
+    let space = space::measure(&store, purged.deleted, wait).await.context("measuring the space after the purge")?;
+    let sweep = check(&store, &seeded, "sweep", purged, 0).await?;
+    stores.remove(&store).await?;
+
+    let store = stores.copy(&seeded.store, "writer_alone").await?;
+    progress(format!("{backend}: writer alone for {} s", options.writer_idle_seconds));
+    let writer = writer::Writer::start(&store, options.writer_rate).await?;
+    tokio::time::sleep(Duration::from_secs(options.writer_idle_seconds)).await;
+    let log = writer.stop().await?;
+    let writer_alone = writer::Condition::whole("no purge", log)?;
+    stores.remove(&store).await?;
+
+    let (baseline_with_writer, writer_during_baseline) =
+        with_writer(options, stores, &seeded, "baseline_writer", Method::Baseline).await?;
+    let (sweep_with_writer, writer_during_sweep) =
+        with_writer(options, stores, &seeded, "sweep_writer", Method::Sweep).await?;
+    stores.remove(&seeded.store).await?;
+
+    let mut sizes = vec![options.jobs, options.idle_jobs];
+    sizes.dedup();
+    let mut idle = Vec::new();
+    for jobs in sizes {
+        progress(format!("{backend}: building an idle store of {jobs} jobs"));
+        let store = synthetic::idle_store(stores, jobs).await?;
+        idle.push(idle::measure(&store, jobs).await?);
+        stores.remove(&store).await?;
+    }
+
+    let backlog = if options.backlog_jobs == 0 {
+        None
+    } else {
+        progress(format!("{backend}: building a backlog store of {} eligible jobs", options.backlog_jobs));
+        let seeded = synthetic::backlog_store(stores, options.backlog_jobs).await?;
+        let purged = Method::Sweep.purge(&seeded.store).await?;
+        let run = check(&seeded.store, &seeded, "backlog", purged, 0).await?;
+        stores.remove(&seeded.store).await?;
+        Some(run)
+    };
+
+    Ok(BackendResult {
+        backend,
+        seeded_jobs: seeded.jobs,
+        eligible_at_seed: seeded.eligible_then,
+        baseline,
+        sweep,
+        baseline_with_writer,
+        sweep_with_writer,
+        writer_alone,
+        writer_during_baseline,
+        writer_during_sweep,
+        idle,
+        backlog,
+        space,
+    })
+}
+
+/// A deleting variant on a copy of the seed, with nothing else running.
+async fn alone(stores: &mut Stores, seeded: &Seeded, variant: &'static str, method: Method) -> Result<DeletionRun> {
+    let store = stores.copy(&seeded.store, variant).await?;
+    let purged = method.purge(&store).await?;
+    let run = check(&store, seeded, variant, purged, 0).await?;
+    stores.remove(&store).await?;
+    Ok(run)
+}
+
+/// A deleting variant on a copy of the seed while the writer runs: the writer
+/// starts [`WRITER_MARGIN`] before the purge and stops as long after it.
+async fn with_writer(
+    options: &Options,
+    stores: &mut Stores,
+    seeded: &Seeded,
+    variant: &'static str,
+    method: Method,
+) -> Result<(DeletionRun, writer::Condition)> {
+    let store = stores.copy(&seeded.store, variant).await?;
+    progress(format!("{}: {} with the writer", stores.backend(), method.name()));
+    let writer = writer::Writer::start(&store, options.writer_rate).await?;
+    tokio::time::sleep(WRITER_MARGIN).await;
+    let purge_started = Instant::now();
+    let purged = method.purge(&store).await?;
+    let purge_ended = Instant::now();
+    tokio::time::sleep(WRITER_MARGIN).await;
+    let log = writer.stop().await?;
+    let inserted = log.inserted;
+    let condition = writer::Condition::during(&format!("during {}", method.name()), log, purge_started, purge_ended)?;
+    let run = check(&store, seeded, variant, purged, inserted).await?;
+    stores.remove(&store).await?;
+    Ok((run, condition))
+}
+
+/// Checks a variant's store after its purge, and reports it.
+async fn check(
+    store: &BenchStore,
+    seeded: &Seeded,
+    variant: &'static str,
+    purged: Purged,
+    inserted: u64,
+) -> Result<DeletionRun> {
+    let checks = Checks::verify(store, seeded, &purged, inserted).await?;
+    let run = DeletionRun { variant, purged, checks };
+    progress(format!(
+        "{}: {variant}: deleted {} jobs in {:.2} s ({:.0} rows/s)",
+        store.backend(),
+        run.purged.deleted,
+        run.purged.elapsed.as_secs_f64(),
+        run.rows_per_second()
+    ));
+    for problem in run.checks.problems() {
+        progress(format!("WARNING: {} {variant}: {problem}", store.backend()));
+    }
+    Ok(run)
+}
+
+/// A progress message on stderr, with the time since the benchmark started.
+fn progress(message: impl fmt::Display) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    eprintln!("[purge bench {:>8.1} s] {message}", start.elapsed().as_secs_f64());
+}

@@ -1,0 +1,303 @@
+//! Where each measurement's store lives. Every variant gets a store of its
+//! own, so no measurement sees what another one did: on SQLite a file in the
+//! work directory, on PostgreSQL a database named
+//! `retentiond_bench_<pid>_<variant>`. A copy of the seeded store is a file
+//! copy (SQLite; the seed's WAL was folded into its file first) or a
+//! `CREATE DATABASE … TEMPLATE` (PostgreSQL), so every variant starts from
+//! the same rows. Every store made here is removed again by
+//! [`Stores::remove_all`], which `run` calls whether the measurements
+//! succeeded or not: no database is left behind on the server.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Connection};
+
+use super::Backend;
+use super::error::{Context, Result};
+
+/// How long a SQLite connection of the benchmark waits for the write lock:
+/// long enough that the writer queues behind a whole single-statement purge.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// PostgreSQL's SQLSTATE `object_in_use`: the template database still has a
+/// session (a backend that has not quite exited, or an autovacuum worker).
+const OBJECT_IN_USE: &str = "55006";
+
+/// One store, used by one variant.
+#[derive(Debug, Clone)]
+pub struct BenchStore {
+    /// The variant it serves, e.g. `baseline`.
+    pub variant: String,
+    /// The URL retentiond is given.
+    pub url: String,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    Postgres { database: String },
+}
+
+/// A connection of the benchmark's own to a store.
+pub enum Conn {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// The options of every SQLite connection the benchmark opens: the same
+/// journal and durability as retentiond's own (WAL, `synchronous=NORMAL`),
+/// foreign keys on so drives go with their job.
+pub fn sqlite_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+}
+
+impl BenchStore {
+    pub async fn connect(&self) -> Result<Conn> {
+        let what = || format!("cannot connect to the {} store ({})", self.variant, self.describe());
+        match &self.location {
+            Location::Sqlite(path) => {
+                SqliteConnection::connect_with(&sqlite_options(path)).await.map(Conn::Sqlite).with_context(what)
+            }
+            Location::Postgres { .. } => PgConnection::connect(&self.url).await.map(Conn::Postgres).with_context(what),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.location {
+            Location::Sqlite(_) => Backend::Sqlite,
+            Location::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// The file or database, for messages (never the URL: it may hold a password).
+    pub fn describe(&self) -> String {
+        match &self.location {
+            Location::Sqlite(path) => path.display().to_string(),
+            Location::Postgres { database } => format!("database {database}"),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs a `SELECT count(*) …` written the same for both backends.
+    pub async fn count(&mut self, sql: &'static str) -> Result<u64> {
+        let count: i64 = match self {
+            Conn::Sqlite(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
+            Conn::Postgres(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
+        }
+        .with_context(|| format!("query failed: {sql}"))?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// Leaves a freshly built store as a store that has run for a while
+    /// would be: SQLite's WAL folded into the database file (which also makes
+    /// the file complete for copying), PostgreSQL's tables vacuumed and
+    /// analysed (what autovacuum would have done after the bulk insert).
+    pub async fn settle(&mut self) -> Result<()> {
+        match self {
+            Conn::Sqlite(conn) => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(conn).await.context("WAL checkpoint")?;
+            }
+            Conn::Postgres(conn) => {
+                sqlx::raw_sql("VACUUM ANALYZE").execute(conn).await.context("VACUUM ANALYZE")?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn close(self) -> Result<()> {
+        match self {
+            Conn::Sqlite(conn) => conn.close().await,
+            Conn::Postgres(conn) => conn.close().await,
+        }
+        .context("closing a connection")
+    }
+}
+
+/// The stores of one backend, made and removed here.
+pub struct Stores {
+    backend: Backend,
+    work_dir: PathBuf,
+    /// PostgreSQL: a URL whose role may create databases.
+    admin_url: String,
+    /// `retentiond_bench_<pid>`: the start of every database name.
+    prefix: String,
+    /// Made and not removed yet.
+    live: Vec<BenchStore>,
+}
+
+impl Stores {
+    pub fn new(backend: Backend, work_dir: &Path, admin_url: &str) -> Stores {
+        Stores {
+            backend,
+            work_dir: work_dir.to_path_buf(),
+            admin_url: admin_url.to_owned(),
+            prefix: database_prefix(),
+            live: Vec::new(),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A new empty store (no schema yet: `retentiond migrate` or `jobs seed` makes it).
+    pub async fn empty(&mut self, variant: &str) -> Result<BenchStore> {
+        let store = self.name(variant)?;
+        match &store.location {
+            Location::Sqlite(path) => remove_sqlite_files(path)?,
+            Location::Postgres { database } => {
+                self.admin(&format!("CREATE DATABASE \"{database}\"")).await?;
+            }
+        }
+        self.live.push(store.clone());
+        Ok(store)
+    }
+
+    /// A copy of `source` for `variant`. `source` must have been settled
+    /// ([`Conn::settle`]) and have no open connection.
+    pub async fn copy(&mut self, source: &BenchStore, variant: &str) -> Result<BenchStore> {
+        let store = self.name(variant)?;
+        match (&source.location, &store.location) {
+            (Location::Sqlite(from), Location::Sqlite(to)) => {
+                remove_sqlite_files(to)?;
+                let (from, to) = (from.clone(), to.clone());
+                self.live.push(store.clone());
+                tokio::task::spawn_blocking(move || copy_file(&from, &to))
+                    .await
+                    .context("the file copy thread failed")??;
+            }
+            (Location::Postgres { database: from }, Location::Postgres { database: to }) => {
+                self.copy_database(from, to).await?;
+                self.live.push(store.clone());
+                // A new database's activity statistics start at zero (no live
+                // tuples in pg_stat_user_tables); ANALYZE counts them again.
+                let mut conn =
+                    PgConnection::connect(&store.url).await.with_context(|| format!("connecting to {to}"))?;
+                sqlx::raw_sql("ANALYZE").execute(&mut conn).await.with_context(|| format!("ANALYZE of {to}"))?;
+                conn.close().await.context("closing a connection")?;
+            }
+            _ => return Err("a store can only be copied within its backend".into()),
+        }
+        Ok(store)
+    }
+
+    /// Deletes a store's file(s) or drops its database.
+    pub async fn remove(&mut self, store: &BenchStore) -> Result<()> {
+        self.live.retain(|live| live.variant != store.variant);
+        match &store.location {
+            Location::Sqlite(path) => remove_sqlite_files(path),
+            Location::Postgres { database } => {
+                self.admin(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).await
+            }
+        }
+    }
+
+    /// Removes every store still there; reports the first failure after trying all.
+    pub async fn remove_all(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for store in std::mem::take(&mut self.live) {
+            if let Err(error) = self.remove(&store).await {
+                eprintln!("purge benchmark: could not remove the {} store: {error}", store.variant);
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn name(&self, variant: &str) -> Result<BenchStore> {
+        let location = match self.backend {
+            Backend::Sqlite => Location::Sqlite(self.work_dir.join(format!("{variant}.db"))),
+            Backend::Postgres => Location::Postgres { database: format!("{}_{variant}", self.prefix) },
+        };
+        let url = match &location {
+            Location::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Location::Postgres { database } => {
+                let mut url = url::Url::parse(&self.admin_url).context("--postgres-url is not a URL")?;
+                url.set_path(&format!("/{database}"));
+                url.to_string()
+            }
+        };
+        Ok(BenchStore { variant: variant.to_owned(), url, location })
+    }
+
+    /// `CREATE DATABASE to TEMPLATE from`, retried for a few seconds while the
+    /// template still has a session: a backend that has not finished exiting
+    /// after its client left, or an autovacuum worker.
+    async fn copy_database(&self, from: &str, to: &str) -> Result<()> {
+        let sql = format!("CREATE DATABASE \"{to}\" TEMPLATE \"{from}\"");
+        let mut attempts = 0;
+        loop {
+            let mut conn = self.admin_connection().await?;
+            let result = sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut conn).await;
+            let in_use = matches!(&result, Err(error)
+                if error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == OBJECT_IN_USE));
+            if in_use && attempts < 20 {
+                attempts += 1;
+                conn.close().await.context("closing the admin connection")?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            result.with_context(|| format!("{sql} failed"))?;
+            // The copy wrote the whole database to the WAL; a checkpoint now
+            // keeps that write-out from landing inside the next measurement.
+            // Only a superuser (or pg_checkpoint) may; without it the
+            // measurement is merely noisier, so it is not an error.
+            if let Err(error) = sqlx::raw_sql("CHECKPOINT").execute(&mut conn).await {
+                super::progress(format!("postgres: CHECKPOINT after copying refused ({error}); continuing"));
+            }
+            return conn.close().await.context("closing the admin connection");
+        }
+    }
+
+    async fn admin(&self, sql: &str) -> Result<()> {
+        let mut conn = self.admin_connection().await?;
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .with_context(|| format!("{sql} failed"))?;
+        conn.close().await.context("closing the admin connection")
+    }
+
+    async fn admin_connection(&self) -> Result<PgConnection> {
+        PgConnection::connect(&self.admin_url).await.with_context(|| {
+            format!("cannot connect to PostgreSQL at {}", retentiond::config::redact_url(&self.admin_url))
+        })
+    }
+}
+
+/// `retentiond_bench_<pid>`: every database of this process starts with it.
+pub fn database_prefix() -> String {
+    format!("retentiond_bench_{}", std::process::id())
+}
+
+/// Copies the file and flushes the copy, so the copy's write-back does not
+/// land inside the measurement that follows.
+fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    let what = || format!("cannot copy {} to {}", from.display(), to.display());
+    std::fs::copy(from, to).with_context(what)?;
+    std::fs::File::open(to).and_then(|file| file.sync_all()).with_context(what)
+}
+
+/// Removes a SQLite database with its WAL and shared-memory files, if there.
+fn remove_sqlite_files(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot remove {}: {error}", file.display()).into());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Runs the purge benchmark (`bench/purge/`) end to end on tiny stores, so
+//! it keeps working while the product changes: every deleting variant must
+//! pass its correctness checks with exact counts, the writer must have
+//! worked under every condition, the purge's batch durations must have been
+//! read from its log, and the report, the plot and the summary lines must
+//! come out. SQLite always; PostgreSQL when it is reachable at
+//! `RETENTIOND_TEST_POSTGRES_URL` (required with `RETENTIOND_TEST_REQUIRE_POSTGRES=1`).
+
+#[path = "../bench/purge/mod.rs"]
+mod purge_bench;
+
+use std::time::Duration;
+
+use clap::Parser;
+use sqlx::{Connection, PgConnection};
+
+const JOBS: u64 = 10_000;
+const IDLE_JOBS: u64 = 20_000;
+const BACKLOG_JOBS: u64 = 5_000;
+
+fn postgres_url() -> String {
+    std::env::var("RETENTIOND_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Whether PostgreSQL answers; fails instead when it is required.
+async fn postgres_reachable(url: &str) -> bool {
+    let reachable = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 5 s".to_owned()),
+    };
+    match reachable {
+        Ok(()) => true,
+        Err(reason) if std::env::var("RETENTIOND_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+            panic!("PostgreSQL is required (RETENTIOND_TEST_REQUIRE_POSTGRES=1) but unreachable: {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipping the PostgreSQL part of the benchmark smoke test: PostgreSQL unreachable ({reason})");
+            false
+        }
+    }
+}
+
+/// The names of this process's benchmark databases still on the server.
+async fn leftover_databases(url: &str) -> Vec<String> {
+    let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database").fetch_all(&mut conn).await.expect("pg_database");
+    let _ = conn.close().await;
+    let prefix = format!("retentiond_bench_{}_", std::process::id());
+    names.into_iter().filter(|name| name.starts_with(&prefix)).collect()
+}
+
+/// `key=number` with 1 to 3 decimals.
+fn assert_number(line: &str, field: &str, key: &str, decimals: std::ops::RangeInclusive<usize>) {
+    let value = field.strip_prefix(&format!("{key}=")).unwrap_or_else(|| panic!("{key}= expected in {line:?}"));
+    let (whole, fraction) = value.split_once('.').unwrap_or_else(|| panic!("{key} has no decimals in {line:?}"));
+    assert!(!whole.is_empty() && whole.chars().all(|c| c.is_ascii_digit()), "{key} in {line:?}");
+    assert!(fraction.chars().all(|c| c.is_ascii_digit()), "{key} in {line:?}");
+    assert!(decimals.contains(&fraction.len()), "{key} has {} decimals in {line:?}", fraction.len());
+}
+
+#[test]
+fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let url = postgres_url();
+    let with_postgres = runtime.block_on(postgres_reachable(&url));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let report_dir = dir.path().join("report");
+    let work_dir = dir.path().join("work");
+    let (jobs, idle_jobs, backlog_jobs) = (JOBS.to_string(), IDLE_JOBS.to_string(), BACKLOG_JOBS.to_string());
+    let options = purge_bench::Options::parse_from([
+        "purge",
+        "--backend",
+        if with_postgres { "both" } else { "sqlite" },
+        "--jobs",
+        &jobs,
+        "--idle-jobs",
+        &idle_jobs,
+        "--backlog-jobs",
+        &backlog_jobs,
+        "--writer-rate",
+        "200",
+        "--writer-idle-seconds",
+        "1",
+        "--autovacuum-wait-seconds",
+        "0",
+        "--postgres-url",
+        &url,
+        "--report-dir",
+        report_dir.to_str().expect("UTF-8 path"),
+        "--work-dir",
+        work_dir.to_str().expect("UTF-8 path"),
+    ]);
+
+    let results =
+        runtime.block_on(purge_bench::run(options)).unwrap_or_else(|error| panic!("benchmark failed: {error}"));
+
+    let expected_backends: &[&str] = if with_postgres { &["sqlite", "postgres"] } else { &["sqlite"] };
+    let backends: Vec<&str> = results.iter().map(|result| result.backend.name()).collect();
+    assert_eq!(backends, expected_backends);
+    for result in &results {
+        let backend = result.backend.name();
+        assert_eq!(result.seeded_jobs, JOBS, "{backend}");
+        assert!((2_000..4_000).contains(&result.eligible_at_seed), "{backend}: {} eligible", result.eligible_at_seed);
+        for run in result.deletion_runs() {
+            let checks = &run.checks;
+            let what = format!("{backend} {}: {checks:?}", run.variant);
+            assert!(checks.problems().is_empty(), "{what}: {:?}", checks.problems());
+            assert_eq!(checks.eligible_left, 0, "{what}");
+            assert_eq!(checks.deleted, checks.expected, "{what}");
+            assert_eq!(checks.audit_rows, checks.deleted, "{what}");
+            assert_eq!(checks.jobs_left + checks.deleted, checks.seeded + checks.inserted, "{what}");
+            assert!(checks.deleted > 0, "{what}");
+        }
+        let backlog = result.backlog.as_ref().expect("the backlog is measured");
+        assert_eq!((backlog.checks.seeded, backlog.checks.deleted), (BACKLOG_JOBS, BACKLOG_JOBS), "{backend} backlog");
+        assert!(result.baseline_with_writer.checks.inserted > 0, "{backend}: the writer inserted during the baseline");
+        assert!(result.sweep_with_writer.checks.inserted > 0, "{backend}: the writer inserted during the purge");
+        for condition in result.writer_conditions() {
+            assert!(condition.latency.count > 0, "{backend} writer {}: no operation measured", condition.label);
+            assert!(condition.ops.len() >= condition.latency.count, "{backend} writer {}", condition.label);
+        }
+        for run in [&result.sweep, &result.sweep_with_writer, backlog] {
+            let process = run.purged.process.as_ref().expect("a retentiond purge has process figures");
+            assert!(process.batches.count > 0, "{backend} {}: no batch durations", run.variant);
+            assert_eq!(process.batch_sizes.iter().sum::<u64>(), run.purged.deleted, "{backend} {}", run.variant);
+            assert!(process.peak_rss_kib > 0, "{backend} {}: no peak RSS", run.variant);
+        }
+        assert_eq!(result.idle.iter().map(|idle| idle.jobs).collect::<Vec<_>>(), [JOBS, IDLE_JOBS], "{backend}");
+        assert!(result.idle.iter().all(|idle| idle.sweeps.count == 50 && idle.sweeps.p50 > 0.0), "{backend}");
+
+        let line = result.summary_line();
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 6, "{line:?}");
+        assert_eq!(fields[0], backend, "{line:?}");
+        assert_number(&line, fields[1], "purge_vs_single_statement", 2..=2);
+        assert_number(&line, fields[2], "batch_p99_ms", 1..=3);
+        assert_number(&line, fields[3], "writer_p99_ms", 1..=3);
+        assert_number(&line, fields[4], "idle_sweep_ms_10m", 1..=3);
+        assert_number(&line, fields[5], "peak_rss_mib", 0..=3);
+    }
+
+    let markdown = std::fs::read_to_string(report_dir.join("benchmarks.md")).expect("benchmarks.md is written");
+    assert!(markdown.contains("| measure | value |"), "{markdown}");
+    assert!(markdown.contains("| **purge / baseline** |"), "{markdown}");
+    assert!(markdown.contains("## SQLite"), "{markdown}");
+    assert_eq!(markdown.contains("## PostgreSQL"), with_postgres, "{markdown}");
+    assert!(!markdown.contains("FAILED"), "{markdown}");
+    for result in &results {
+        assert!(markdown.contains(&result.summary_line()), "{markdown}");
+    }
+    let png = std::fs::read(report_dir.join("benchmarks-writer-latency.png")).expect("the plot is written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+
+    if with_postgres {
+        let left = runtime.block_on(leftover_databases(&url));
+        assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
+    }
+}
