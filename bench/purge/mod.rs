@@ -48,7 +48,11 @@ const PLOT_FILE: &str = "benchmarks-writer-latency.png";
 
 /// The benchmark's command line (`cargo bench --bench purge -- OPTIONS`).
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "purge", about = "Benchmarks retentiond's purge on SQLite and PostgreSQL")]
+#[command(
+    name = "purge",
+    bin_name = "cargo bench --bench purge --",
+    about = "Benchmarks retentiond's purge on SQLite and PostgreSQL"
+)]
 pub struct Options {
     /// Which store(s) to measure.
     #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
