@@ -345,7 +345,11 @@ async fn delete_eligible(
         if deleted.len() < limit as usize {
             break Ok(StoppedBy::Done);
         }
-        let pause = plan.batch_pause.max(store.pause_between_batches());
+        let settling = Instant::now();
+        if let Err(error) = store.after_batch().await {
+            break Err(error);
+        }
+        let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(settling.elapsed());
         if !pause.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}

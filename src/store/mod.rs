@@ -277,6 +277,11 @@ pub trait Store: Send + Sync {
     /// PostgreSQL: none, a batch locks only the rows it deletes.
     fn pause_between_batches(&self) -> Duration;
 
+    /// Work between two batches of a sweep, outside any transaction. SQLite
+    /// checkpoints the WAL the batch wrote, so that the next batch writes it
+    /// from its start again instead of growing it; PostgreSQL: nothing.
+    async fn after_batch(&self) -> Result<(), StoreError>;
+
     /// One short step of handing the space deleted rows left back to the
     /// file system; returns what is left to do (0: done). SQLite: a few
     /// hundred free pages per step (`incremental_vacuum`, in a file created

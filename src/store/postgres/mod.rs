@@ -462,6 +462,10 @@ impl Store for PostgresStore {
         Duration::ZERO
     }
 
+    async fn after_batch(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn release_space(&self) -> Result<u64, StoreError> {
         Ok(0)
     }

@@ -4,10 +4,9 @@
 //! SQLITE_BUSY halfway. The database file is created readable by its owner only.
 //!
 //! Checkpoints (copying the WAL back into the database file, with an fsync)
-//! run on a connection of their own after a commit has grown the WAL, not
-//! inside the commit as SQLite's automatic checkpoint would: a sweep's next
-//! batch then goes on while the last one is checkpointed, and the write lock
-//! is never held for a checkpoint. New files use `auto_vacuum = INCREMENTAL`,
+//! never run inside a commit, as SQLite's automatic checkpoint would: a
+//! sweep checkpoints between its batches ([`Store::after_batch`]), other
+//! writes start one on a connection of their own once the WAL has grown. New files use `auto_vacuum = INCREMENTAL`,
 //! so the pages a sweep frees can be handed back to the file system
 //! ([`Store::release_space`]).
 
@@ -111,6 +110,14 @@ impl SqliteStore {
         tx.commit().await?;
         self.checkpoint_in_background();
         Ok(())
+    }
+
+    /// Waits (up to 5 s) for a checkpoint [`Self::checkpoint_in_background`] started.
+    async fn wait_for_background_checkpoint(&self) {
+        let waiting = std::time::Instant::now();
+        while self.checkpointing.load(Ordering::Acquire) && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Starts a passive checkpoint on a pooled connection when the WAL file
@@ -495,6 +502,18 @@ impl Store for SqliteStore {
         PAUSE_BETWEEN_BATCHES
     }
 
+    async fn after_batch(&self) -> Result<(), StoreError> {
+        // A checkpoint in the background while the next batch writes would
+        // never find the WAL fully copied, so the WAL would never restart
+        // and would grow by every batch. Here it completes before the next
+        // batch begins (the application's own writes meanwhile excepted).
+        if self.file.is_some() {
+            self.wait_for_background_checkpoint().await;
+            sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     async fn release_space(&self) -> Result<u64, StoreError> {
         if self.file.is_none() {
             return Ok(0);
@@ -512,10 +531,7 @@ impl Store for SqliteStore {
             // The file shrinks when the checkpoint copies the vacuumed pages;
             // truncating the WAL returns its space too. A background
             // checkpoint would make this one give up, so it goes first.
-            let waiting = std::time::Instant::now();
-            while self.checkpointing.load(Ordering::Acquire) && waiting.elapsed() < Duration::from_secs(5) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            self.wait_for_background_checkpoint().await;
             let busy: i64 = sqlx::query_scalar(sql::CHECKPOINT_TRUNCATE).fetch_one(&mut *conn).await?;
             if busy == 0 {
                 self.checkpointed_wal_bytes.store(0, Ordering::Release);
@@ -593,7 +609,8 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        self.commit(tx).await?;
+        // Checkpointed by after_batch, between batches.
+        tx.commit().await?;
         deleted.sort_by_key(|job| job.key);
         Ok(deleted)
     }
