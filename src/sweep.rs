@@ -243,10 +243,10 @@ async fn run_sweep(
 }
 
 /// Hands the space of the deleted rows back to the file system, one short
-/// step at a time with a pause in between so that other writers get the
-/// lock; stops early on `stop`. A failure is only logged: the deletions stand.
+/// step at a time with the pause between batches in between, so that other
+/// writers get the lock; stops early on `stop`. A failure is only logged:
+/// the deletions stand.
 async fn release_space(store: &dyn Store, stop: &CancellationToken) {
-    const PAUSE: Duration = Duration::from_millis(10);
     while !stop.is_cancelled() {
         match store.release_space().await {
             Ok(0) => return,
@@ -257,7 +257,7 @@ async fn release_space(store: &dyn Store, stop: &CancellationToken) {
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(PAUSE) => {}
+            () = tokio::time::sleep(store.pause_between_batches()) => {}
             () = stop.cancelled() => {}
         }
     }
