@@ -4,9 +4,9 @@
 //! SQLITE_BUSY halfway. The database file is created readable by its owner only.
 //!
 //! Checkpoints (copying the WAL back into the database file, with an fsync)
-//! never run inside a commit, as SQLite's automatic checkpoint would: a
-//! sweep checkpoints between its batches ([`Store::after_batch`]), other
-//! writes start one on a connection of their own once the WAL has grown. New files use `auto_vacuum = INCREMENTAL`,
+//! never run inside a commit, as SQLite's automatic checkpoint would, but
+//! after it, with the write lock free: a sweep checkpoints between its
+//! batches ([`Store::after_batch`]), other writes once the WAL has grown. New files use `auto_vacuum = INCREMENTAL`,
 //! so the pages a sweep frees can be handed back to the file system
 //! ([`Store::release_space`]).
 
@@ -18,8 +18,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -63,8 +62,6 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// The database file; `None` in memory.
     file: Option<PathBuf>,
-    /// Set while a background checkpoint runs, so that only one does.
-    checkpointing: Arc<AtomicBool>,
     /// The WAL file's size when the last checkpoint started.
     checkpointed_wal_bytes: AtomicU64,
 }
@@ -93,12 +90,7 @@ impl SqliteStore {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
-        Ok(SqliteStore {
-            pool,
-            file,
-            checkpointing: Arc::new(AtomicBool::new(false)),
-            checkpointed_wal_bytes: AtomicU64::new(0),
-        })
+        Ok(SqliteStore { pool, file, checkpointed_wal_bytes: AtomicU64::new(0) })
     }
 
     async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
@@ -108,43 +100,28 @@ impl SqliteStore {
     /// Commits a write transaction, then checkpoints if the WAL has grown.
     async fn commit(&self, tx: sqlx::Transaction<'static, sqlx::Sqlite>) -> Result<(), StoreError> {
         tx.commit().await?;
-        self.checkpoint_in_background();
-        Ok(())
+        self.checkpoint_if_grown().await
     }
 
-    /// Waits (up to 5 s) for a checkpoint [`Self::checkpoint_in_background`] started.
-    async fn wait_for_background_checkpoint(&self) {
-        let waiting = std::time::Instant::now();
-        while self.checkpointing.load(Ordering::Acquire) && waiting.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Starts a passive checkpoint on a pooled connection when the WAL file
-    /// has grown past 4 MiB and past its size at the last checkpoint, unless
-    /// one is running. After a complete checkpoint the next commit writes
-    /// the WAL from its start again, so the file only grows once it holds
-    /// that much unchecked work: one checkpoint per growth, as SQLite's own
-    /// automatic checkpoint would, but on another connection. A passive
-    /// checkpoint neither takes the write lock nor waits for readers; what it
-    /// cannot copy yet, the next copies.
-    fn checkpoint_in_background(&self) {
-        let Some(file) = &self.file else { return };
+    /// A passive checkpoint when the WAL file has grown past 4 MiB and past
+    /// its size at the last checkpoint. It runs after the commit, with the
+    /// write lock free, and completes before this connection writes again,
+    /// so the next write starts the WAL over (a checkpoint left running
+    /// while writes go on would never find it fully copied, and the WAL
+    /// would grow with every write). The file only grows again once it holds
+    /// that much unchecked work: about one checkpoint per 4 MiB, as SQLite's
+    /// own automatic checkpoint would do inside the commit. A passive
+    /// checkpoint neither takes the write lock nor waits for readers.
+    async fn checkpoint_if_grown(&self) -> Result<(), StoreError> {
+        let Some(file) = &self.file else { return Ok(()) };
         let mut wal = file.clone().into_os_string();
         wal.push("-wal");
         let size = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
-        let grown = size > CHECKPOINT_AFTER_BYTES.max(self.checkpointed_wal_bytes.load(Ordering::Acquire));
-        if !grown || self.checkpointing.swap(true, Ordering::AcqRel) {
-            return;
+        if size > CHECKPOINT_AFTER_BYTES.max(self.checkpointed_wal_bytes.load(Ordering::Acquire)) {
+            self.checkpointed_wal_bytes.store(size, Ordering::Release);
+            sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&self.pool).await?;
         }
-        self.checkpointed_wal_bytes.store(size, Ordering::Release);
-        let (pool, checkpointing) = (self.pool.clone(), self.checkpointing.clone());
-        tokio::spawn(async move {
-            if let Err(error) = sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&pool).await {
-                tracing::warn!(%error, "WAL checkpoint failed; the next commit tries again");
-            }
-            checkpointing.store(false, Ordering::Release);
-        });
+        Ok(())
     }
 }
 
@@ -468,8 +445,7 @@ impl Store for SqliteStore {
             .bind(outcome.error.as_deref())
             .execute(&self.pool)
             .await?;
-        self.checkpoint_in_background();
-        Ok(())
+        self.checkpoint_if_grown().await
     }
 
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError> {
@@ -503,12 +479,9 @@ impl Store for SqliteStore {
     }
 
     async fn after_batch(&self) -> Result<(), StoreError> {
-        // A checkpoint in the background while the next batch writes would
-        // never find the WAL fully copied, so the WAL would never restart
-        // and would grow by every batch. Here it completes before the next
-        // batch begins (the application's own writes meanwhile excepted).
+        // Every batch: it completes before the next batch begins, so the
+        // next batch starts the WAL over (see checkpoint_if_grown).
         if self.file.is_some() {
-            self.wait_for_background_checkpoint().await;
             sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&self.pool).await?;
         }
         Ok(())
@@ -529,9 +502,7 @@ impl Store for SqliteStore {
         }
         if auto_vacuum != INCREMENTAL_AUTO_VACUUM || free == 0 {
             // The file shrinks when the checkpoint copies the vacuumed pages;
-            // truncating the WAL returns its space too. A background
-            // checkpoint would make this one give up, so it goes first.
-            self.wait_for_background_checkpoint().await;
+            // truncating the WAL returns its space too.
             let busy: i64 = sqlx::query_scalar(sql::CHECKPOINT_TRUNCATE).fetch_one(&mut *conn).await?;
             if busy == 0 {
                 self.checkpointed_wal_bytes.store(0, Ordering::Release);
