@@ -493,25 +493,24 @@ impl Store for SqliteStore {
         }
         let mut conn = self.pool.acquire().await?;
         let auto_vacuum: i64 = sqlx::query_scalar(sql::AUTO_VACUUM).fetch_one(&mut *conn).await?;
-        let mut free: i64 = sqlx::query_scalar(sql::FREELIST_COUNT).fetch_one(&mut *conn).await?;
-        if auto_vacuum == INCREMENTAL_AUTO_VACUUM && free > 0 {
+        if auto_vacuum == INCREMENTAL_AUTO_VACUUM {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             sqlx::query(sql::INCREMENTAL_VACUUM_STEP).execute(&mut *tx).await?;
-            free = sqlx::query_scalar(sql::FREELIST_COUNT).fetch_one(&mut *tx).await?;
+            let free: i64 = sqlx::query_scalar(sql::FREELIST_COUNT).fetch_one(&mut *tx).await?;
             tx.commit().await?;
-        }
-        if auto_vacuum != INCREMENTAL_AUTO_VACUUM || free == 0 {
-            // The file shrinks when the checkpoint copies the vacuumed pages;
-            // truncating the WAL returns its space too.
-            let busy: i64 = sqlx::query_scalar(sql::CHECKPOINT_TRUNCATE).fetch_one(&mut *conn).await?;
-            if busy == 0 {
-                self.checkpointed_wal_bytes.store(0, Ordering::Release);
-            } else {
-                tracing::debug!("the WAL is in use; the next sweep truncates it");
+            if free > 0 {
+                return Ok(free as u64);
             }
-            return Ok(0);
         }
-        Ok(free as u64)
+        // The file shrinks when the checkpoint copies the vacuumed pages;
+        // truncating the WAL returns its space too.
+        let busy: i64 = sqlx::query_scalar(sql::CHECKPOINT_TRUNCATE).fetch_one(&mut *conn).await?;
+        if busy == 0 {
+            self.checkpointed_wal_bytes.store(0, Ordering::Release);
+        } else {
+            tracing::debug!("the WAL is in use; the next sweep truncates it");
+        }
+        Ok(0)
     }
 
     async fn end_lead(&self) {}
