@@ -4,7 +4,7 @@
 //! The callback must be quick: it only decides whether to start a sweep and
 //! spawns it elsewhere, so a slow or failing sweep never delays or stops the
 //! scheduler. The crate's quirks that matter here: it fixes a time zone's
-//! offset when a job is created (so only UTC is accepted, see `config.rs`),
+//! offset when a job is created (so only UTC is accepted, see `config/validate.rs`),
 //! drops missed ticks rather than catching up, and guards against no overlap
 //! (the daemon does that itself).
 

@@ -1,0 +1,449 @@
+//! Loading and validating whole configurations: layers, sources named in
+//! errors, unknown keys, the rules, and secrets kept out of what is shown.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::layers::{known_keys, load_from};
+use super::*;
+use crate::batch::BatchSize;
+use crate::policy::Retentions;
+
+const DAY: u64 = 86_400;
+
+fn env(vars: &[(&str, &str)]) -> HashMap<String, String> {
+    vars.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+}
+
+fn no_overrides() -> Overrides {
+    Overrides::default()
+}
+
+/// A temporary TOML file holding `text`.
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
+fn load_env(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    load_from(None, env(vars), &no_overrides())
+}
+
+fn load_text(text: &str) -> Result<Settings, ConfigError> {
+    let file = file(text);
+    load_from(Some(file.path().to_owned()), HashMap::new(), &no_overrides())
+}
+
+fn err(result: Result<Settings, ConfigError>) -> String {
+    result.expect_err("an error").to_string()
+}
+
+#[test]
+fn defaults() {
+    let settings = load_env(&[]).unwrap();
+    assert_eq!(settings, Settings::default());
+    assert_eq!(settings.database.url.expose(), "sqlite://retentiond.db");
+    assert_eq!(settings.database.max_connections, 4);
+    assert_eq!(settings.database.connect_timeout, Duration::from_secs(10));
+    assert_eq!(settings.database.statement_timeout, Duration::from_secs(30));
+    assert!(settings.database.auto_migrate);
+    assert_eq!(settings.retention.completed, Some(Duration::from_secs(90 * DAY)));
+    assert_eq!(settings.retention.closed, Some(Duration::from_secs(90 * DAY)));
+    assert_eq!(settings.retention.creating_idle, None);
+    assert_eq!(settings.retention.minimum, Duration::from_secs(DAY));
+    assert_eq!(settings.retention.batch_size, BatchSize::Auto);
+    assert_eq!(settings.retention.batch_budget, Duration::from_millis(50));
+    assert_eq!(settings.retention.batch_pause, Duration::ZERO);
+    assert_eq!(settings.retention.max_deletes_per_run, 0);
+    assert_eq!(settings.retention.run_timeout, Duration::from_secs(3600));
+    assert_eq!(settings.schedule.cron, "0 0 * * * *");
+    assert_eq!(settings.schedule.timezone, "UTC");
+    assert!(settings.schedule.run_on_start);
+    assert!(settings.schedule.singleton);
+    assert_eq!(settings.metrics.listen, "127.0.0.1:9464");
+    assert_eq!(settings.metrics.pushgateway, "");
+    assert_eq!(settings.log.format, LogFormat::Auto);
+    assert_eq!(settings.log.level, "info");
+    assert_eq!(settings.shutdown.grace, Duration::from_secs(30));
+    assert_eq!(
+        settings.retention.retentions(),
+        Retentions {
+            completed: Some(Duration::from_secs(90 * DAY)),
+            closed: Some(Duration::from_secs(90 * DAY)),
+            creating_idle: None
+        }
+    );
+}
+
+#[test]
+fn sample_file_loads_and_holds_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/retentiond.toml");
+    let settings = load_from(Some(path.clone()), HashMap::new(), &no_overrides()).unwrap();
+    assert_eq!(settings, Settings::default());
+    // Every key is in the sample.
+    let sample: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    for (section, keys) in known_keys() {
+        for key in keys {
+            assert!(sample[&section].get(&key).is_some(), "{section}.{key} missing from the sample");
+        }
+    }
+}
+
+#[test]
+fn file_overrides_defaults() {
+    let settings = load_text(
+        r#"
+        [database]
+        url = "postgres://retention@db.example:5432/jobs"
+        max_connections = 8
+        auto_migrate = false
+        [retention]
+        completed = "30d"
+        closed = "off"
+        creating_idle = "14d"
+        batch_size = 250
+        batch_pause = "1h 30m"
+        max_deletes_per_run = 100000
+        run_timeout = "500ms"
+        [schedule]
+        cron = "0 */5 * * * *"
+        singleton = false
+        [metrics]
+        listen = ""
+        pushgateway = "http://pushgateway:9091"
+        [log]
+        format = "json"
+        level = "warn,retentiond=debug"
+        [shutdown]
+        grace = "0s"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(settings.database.url.expose(), "postgres://retention@db.example:5432/jobs");
+    assert_eq!(settings.database.max_connections, 8);
+    assert_eq!(settings.database.connect_timeout, Duration::from_secs(10), "unset keys keep their default");
+    assert!(!settings.database.auto_migrate);
+    assert_eq!(settings.retention.completed, Some(Duration::from_secs(30 * DAY)));
+    assert_eq!(settings.retention.closed, None);
+    assert_eq!(settings.retention.creating_idle, Some(Duration::from_secs(14 * DAY)));
+    assert_eq!(settings.retention.batch_size, BatchSize::Jobs(250));
+    assert_eq!(settings.retention.batch_pause, Duration::from_secs(90 * 60));
+    assert_eq!(settings.retention.max_deletes_per_run, 100_000);
+    assert_eq!(settings.retention.run_timeout, Duration::from_millis(500));
+    assert_eq!(settings.schedule.cron, "0 */5 * * * *");
+    assert!(!settings.schedule.singleton);
+    assert!(settings.schedule.run_on_start);
+    assert_eq!(settings.metrics.listen, "");
+    assert_eq!(settings.metrics.pushgateway, "http://pushgateway:9091");
+    assert_eq!(settings.log.format, LogFormat::Json);
+    assert_eq!(settings.log.level, "warn,retentiond=debug");
+    assert_eq!(settings.shutdown.grace, Duration::ZERO);
+}
+
+#[test]
+fn environment_overrides_with_the_spec_names() {
+    let settings = load_env(&[
+        ("RETENTIOND__DATABASE__URL", "postgres://u:pw@db/jobs"),
+        ("RETENTIOND__DATABASE__MAX_CONNECTIONS", "16"),
+        ("RETENTIOND__DATABASE__AUTO_MIGRATE", "false"),
+        ("RETENTIOND__RETENTION__CREATING_IDLE", "14d"),
+        ("RETENTIOND__RETENTION__CLOSED", "off"),
+        ("RETENTIOND__RETENTION__BATCH_SIZE", "50"),
+        ("RETENTIOND__RETENTION__MAX_DELETES_PER_RUN", "7"),
+        ("RETENTIOND__SCHEDULE__RUN_ON_START", "FALSE"),
+        ("RETENTIOND__METRICS__LISTEN", ""),
+        ("RETENTIOND__LOG__FORMAT", "pretty"),
+        ("RETENTIOND__SHUTDOWN__GRACE", "1m"),
+        ("UNRELATED", "x"),
+    ])
+    .unwrap();
+    assert_eq!(settings.database.url.expose(), "postgres://u:pw@db/jobs");
+    assert_eq!(settings.database.max_connections, 16);
+    assert!(!settings.database.auto_migrate);
+    assert_eq!(settings.retention.creating_idle, Some(Duration::from_secs(14 * DAY)));
+    assert_eq!(settings.retention.closed, None);
+    assert_eq!(settings.retention.batch_size, BatchSize::Jobs(50));
+    assert_eq!(settings.retention.max_deletes_per_run, 7);
+    assert!(!settings.schedule.run_on_start);
+    assert_eq!(settings.metrics.listen, "");
+    assert_eq!(settings.log.format, LogFormat::Pretty);
+    assert_eq!(settings.shutdown.grace, Duration::from_secs(60));
+}
+
+#[test]
+fn environment_wins_over_the_file() {
+    let file = file("[retention]\nbatch_size = 10\nclosed = \"30d\"\n");
+    let settings =
+        load_from(Some(file.path().to_owned()), env(&[("RETENTIOND__RETENTION__BATCH_SIZE", "20")]), &no_overrides())
+            .unwrap();
+    assert_eq!(settings.retention.batch_size, BatchSize::Jobs(20));
+    assert_eq!(settings.retention.closed, Some(Duration::from_secs(30 * DAY)));
+}
+
+#[test]
+fn single_underscore_after_the_prefix_is_not_read() {
+    let settings =
+        load_env(&[("RETENTIOND_DATABASE__URL", "postgres://elsewhere/db"), ("RETENTIOND_RETENTION__BATCH_SIZE", "5")])
+            .unwrap();
+    assert_eq!(settings, Settings::default());
+}
+
+#[test]
+fn config_file_from_the_environment() {
+    let file = file("[retention]\nbatch_size = 10\n");
+    let path = file.path().to_str().unwrap();
+    // RETENTIOND_CONFIG names the file, and is not itself taken as a key.
+    let settings = load_env(&[("RETENTIOND_CONFIG", path)]).unwrap();
+    assert_eq!(settings.retention.batch_size, BatchSize::Jobs(10));
+    // Empty means unset.
+    assert_eq!(load_env(&[("RETENTIOND_CONFIG", "")]).unwrap(), Settings::default());
+    // An explicit file wins over it.
+    let other = self::file("[retention]\nbatch_size = 20\n");
+    let settings =
+        load_from(Some(other.path().to_owned()), env(&[("RETENTIOND_CONFIG", path)]), &no_overrides()).unwrap();
+    assert_eq!(settings.retention.batch_size, BatchSize::Jobs(20));
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let message = err(load_from(Some("/nonexistent/retentiond.toml".into()), HashMap::new(), &no_overrides()));
+    assert!(message.starts_with("invalid configuration: "), "{message}");
+    assert!(message.contains("/nonexistent/retentiond.toml"), "{message}");
+    let message = err(load_env(&[("RETENTIOND_CONFIG", "/nonexistent/other.toml")]));
+    assert!(message.contains("/nonexistent/other.toml"), "{message}");
+}
+
+#[test]
+fn a_toml_syntax_error_names_the_file_and_line_but_shows_no_password() {
+    let file = file("[database]\nurl = \"postgres://u:hunter2@db/jobs\nmax_connections = 4\n");
+    let message = err(load_from(Some(file.path().to_owned()), HashMap::new(), &no_overrides()));
+    assert!(message.contains(file.path().to_str().unwrap()), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn overrides_win() {
+    let overrides = Overrides { log_format: Some(LogFormat::Json), log_level: Some("debug".into()) };
+    let file = file("[log]\nformat = \"pretty\"\nlevel = \"warn\"\n");
+    let settings = load_from(
+        Some(file.path().to_owned()),
+        env(&[("RETENTIOND__LOG__LEVEL", "error"), ("RETENTIOND__LOG__FORMAT", "pretty")]),
+        &overrides,
+    )
+    .unwrap();
+    assert_eq!(settings.log.format, LogFormat::Json);
+    assert_eq!(settings.log.level, "debug");
+    // A bad override is refused, naming the flag.
+    let overrides = Overrides { log_format: None, log_level: Some("info,=[".into()) };
+    let message = err(load_from(None, HashMap::new(), &overrides));
+    assert!(message.contains("log.level") && message.contains("--log-level"), "{message}");
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_errors_naming_them() {
+    let file = file("[database]\nurl = \"sqlite://x.db\"\nmax_conections = 4\n");
+    let message = err(load_from(Some(file.path().to_owned()), HashMap::new(), &no_overrides()));
+    assert!(message.contains("unknown key `database.max_conections`"), "{message}");
+    assert!(message.contains(file.path().to_str().unwrap()), "{message}");
+    assert!(message.contains("max_connections"), "the known keys are listed: {message}");
+
+    let message = err(load_text("[retension]\ncompleted = \"30d\"\n"));
+    assert!(message.contains("unknown section `retension`"), "{message}");
+
+    let message = err(load_text("batch_size = 5\n"));
+    assert!(message.contains("unknown key `batch_size`"), "{message}");
+
+    let message = err(load_text("[database.pool]\nsize = 5\n"));
+    assert!(message.contains("unknown key `database.pool`"), "{message}");
+}
+
+#[test]
+fn unknown_keys_in_the_environment_are_errors_naming_them() {
+    let message = err(load_env(&[("RETENTIOND__RETENTION__BATCHSIZE", "5")]));
+    assert!(message.contains("unknown key `retention.batchsize`"), "{message}");
+    assert!(message.contains("RETENTIOND__RETENTION__BATCHSIZE"), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__RETENTON__BATCH_SIZE", "5")]));
+    assert!(message.contains("unknown section `retenton`"), "{message}");
+    assert!(message.contains("RETENTIOND__RETENTON__BATCH_SIZE"), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__CONFIG", "/etc/retentiond.toml")]));
+    assert!(message.contains("unknown key `config`"), "{message}");
+}
+
+#[test]
+fn bad_values_name_the_key_the_value_and_the_source() {
+    let file = file("[retention]\ncompleted = \"90 days and a bit\"\n");
+    let message = err(load_from(Some(file.path().to_owned()), HashMap::new(), &no_overrides()));
+    assert!(message.contains("retention.completed"), "{message}");
+    assert!(message.contains("90 days and a bit"), "{message}");
+    assert!(message.contains(file.path().to_str().unwrap()), "{message}");
+
+    let message = err(load_text("[shutdown]\ngrace = 30\n"));
+    assert!(message.contains("shutdown.grace") && message.contains("unit"), "{message}");
+
+    let message = err(load_text("[shutdown]\ngrace = \"off\"\n"));
+    assert!(message.contains("shutdown.grace") && message.contains("\"off\""), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__RETENTION__BATCH_SIZE", "lots")]));
+    assert!(message.contains("retention.batch_size"), "{message}");
+    assert!(message.contains("\"lots\""), "{message}");
+    assert!(message.contains("RETENTIOND__RETENTION__BATCH_SIZE"), "{message}");
+
+    let message = err(load_text("[retention]\nbatch_size = 2.5\n"));
+    assert!(message.contains("retention.batch_size") && message.contains("2.5"), "{message}");
+
+    let message = err(load_text("[database]\nmax_connections = 5000000000\n"));
+    assert!(message.contains("database.max_connections") && message.contains("5000000000"), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__SCHEDULE__SINGLETON", "maybe")]));
+    assert!(message.contains("schedule.singleton") && message.contains("\"maybe\""), "{message}");
+
+    let message = err(load_text("[log]\nformat = \"xml\"\n"));
+    assert!(message.contains("log.format") && message.contains("\"xml\""), "{message}");
+
+    let message = err(load_text("[schedule]\ncron = [1, 2]\n"));
+    assert!(message.contains("schedule.cron"), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__DATABASE", "postgres://u:hunter2@db/jobs")]));
+    assert!(message.contains("`database` must be a section"), "{message}");
+    assert!(message.contains("RETENTIOND__DATABASE"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn off_disables_a_policy_and_serializes_as_off() {
+    let settings = load_text("[retention]\ncompleted = \"off\"\nclosed = \"OFF\"\ncreating_idle = \"off\"\n").unwrap();
+    assert_eq!(settings.retention.retentions(), Retentions { completed: None, closed: None, creating_idle: None });
+    let text = settings.to_redacted_toml();
+    assert!(text.contains("completed = \"off\""), "{text}");
+}
+
+#[test]
+fn a_policy_below_the_minimum_is_refused() {
+    let message = err(load_text("[retention]\nclosed = \"1h\"\n"));
+    assert!(message.contains("retention.closed = 1h is below retention.minimum (1d)"), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__RETENTION__MINIMUM", "100d")]));
+    assert!(message.contains("retention.completed = 90d is below retention.minimum (100d)"), "{message}");
+    assert!(message.contains("retention.closed = 90d is below"), "every problem is reported: {message}");
+
+    // Off is never below the minimum; equal to it is fine.
+    load_text("[retention]\ncreating_idle = \"1d\"\ncompleted = \"off\"\n").unwrap();
+    // A lower minimum allows a shorter policy.
+    let settings = load_text("[retention]\nminimum = \"1h\"\nclosed = \"1h\"\n").unwrap();
+    assert_eq!(settings.retention.closed, Some(Duration::from_secs(3600)));
+}
+
+#[test]
+fn validation_rules() {
+    let cases = [
+        ("[retention]\nbatch_size = 0\n", "retention.batch_size = 0 is out of range (auto, or 1 to 100000)"),
+        ("[retention]\nbatch_size = 100001\n", "retention.batch_size = 100001 is out of range"),
+        ("[retention]\nbatch_size = \"most\"\n", "\"most\" is not a batch size: use auto or a number"),
+        ("[retention]\nbatch_budget = \"0s\"\n", "retention.batch_budget = 0s must be more than 0"),
+        (
+            "[retention]\nbatch_budget = \"2h\"\n",
+            "retention.batch_budget = 2h must be more than 0 and at most retention.run_timeout (1h)",
+        ),
+        ("[database]\nmax_connections = 0\n", "database.max_connections = 0 must be at least 1"),
+        ("[database]\nconnect_timeout = \"0s\"\n", "database.connect_timeout = 0s must be greater than 0"),
+        ("[database]\nstatement_timeout = 0\n", "database.statement_timeout = 0s must be greater than 0"),
+        ("[database]\nurl = \"mysql://db/jobs\"\n", "database.url must start with sqlite:, postgres: or postgresql:"),
+        ("[log]\nlevel = \"info,=[\"\n", "log.level = \"info,=[\" is not a valid filter"),
+        ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen = \"localhost\" is not a socket address"),
+        ("[metrics]\npushgateway = \"ftp://gw\"\n", "metrics.pushgateway = \"ftp://gw\" is not an http:// URL"),
+        ("[metrics]\npushgateway = \"gw:9091\"\n", "metrics.pushgateway = \"gw:9091\" is not an http:// URL"),
+        ("[metrics]\npushgateway = \"https://gw:9091\"\n", "https is not supported"),
+        ("[schedule]\ncron = \"0 0 25 * * *\"\n", "schedule.cron = \"0 0 25 * * *\" is not a valid cron expression"),
+        ("[schedule]\ncron = \"0 * * * *\"\n", "schedule.cron = \"0 * * * *\" has 5 fields"),
+        ("[schedule]\ntimezone = \"Europe/Berlin\"\n", "use UTC (the scheduler computes a time zone's offset once"),
+    ];
+    for (text, expected) in cases {
+        let message = err(load_text(text));
+        assert!(message.contains(expected), "{text}: {message}");
+        assert!(message.contains("(set in "), "{text}: the file is named: {message}");
+    }
+    for text in [
+        "[metrics]\nlisten = \"[::]:9464\"\npushgateway = \"http://gw.example:9091/\"\n",
+        "[database]\nurl = \"postgresql://db/jobs\"\n",
+        "[database]\nurl = \"sqlite::memory:\"\n",
+        "[retention]\nbatch_size = 100000\n",
+        "[retention]\nbatch_size = \"auto\"\nbatch_budget = \"200ms\"\n",
+    ] {
+        load_text(text).unwrap_or_else(|err| panic!("{text}: {err}"));
+    }
+}
+
+#[test]
+fn the_database_password_never_appears_in_errors() {
+    let message = err(load_env(&[
+        ("RETENTIOND__DATABASE__URL", "mysql://admin:hunter2@db/jobs"),
+        ("RETENTIOND__DATABASE__MAX_CONNECTIONS", "0"),
+    ]));
+    assert!(message.contains("database.url") && message.contains("RETENTIOND__DATABASE__URL"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+
+    let message = err(load_text("[database]\nurl = { password = \"hunter2\" }\n"));
+    assert!(message.contains("database.url"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn redacted_toml_round_trips() {
+    let mut settings = Settings::default();
+    settings.database.url = DatabaseUrl::new("postgres://retention:hunter2@db.example:5432/jobs?password=x9".into());
+    settings.database.max_connections = 12;
+    settings.database.statement_timeout = Duration::from_millis(2500);
+    settings.retention.completed = Some(Duration::from_secs(36 * 3600));
+    settings.retention.closed = None;
+    settings.retention.creating_idle = Some(Duration::from_secs(14 * DAY));
+    settings.retention.batch_pause = Duration::from_secs(90 * 60);
+    settings.retention.max_deletes_per_run = 5000;
+    settings.schedule.run_on_start = false;
+    settings.metrics.pushgateway = "http://gw:9091".into();
+    settings.log.format = LogFormat::Json;
+    settings.log.level = "warn,retentiond=debug".into();
+    settings.shutdown.grace = Duration::from_secs(45);
+
+    let text = settings.to_redacted_toml();
+    assert!(!text.contains("hunter2") && !text.contains("x9"), "{text}");
+    for section in ["[database]", "[retention]", "[schedule]", "[metrics]", "[log]", "[shutdown]"] {
+        assert!(text.contains(section), "{text}");
+    }
+    for line in [
+        "url = \"postgres://retention:REDACTED@db.example:5432/jobs?password=REDACTED\"",
+        "statement_timeout = \"2500ms\"",
+        "completed = \"36h\"",
+        "closed = \"off\"",
+        "creating_idle = \"14d\"",
+        "batch_pause = \"90m\"",
+        "grace = \"45s\"",
+        "format = \"json\"",
+    ] {
+        assert!(text.contains(line), "{line} in:\n{text}");
+    }
+
+    let file = file(&text);
+    let loaded = load_from(Some(file.path().to_owned()), HashMap::new(), &no_overrides()).unwrap();
+    assert_eq!(loaded.database.url.redacted(), settings.database.url.redacted());
+    let mut expected = settings.clone();
+    expected.database.url = loaded.database.url.clone();
+    assert_eq!(loaded, expected);
+
+    // And the defaults print every key.
+    let defaults = Settings::default().to_redacted_toml();
+    let count: usize = known_keys().values().map(Vec::len).sum();
+    assert_eq!(defaults.lines().filter(|line| line.contains(" = ")).count(), count, "{defaults}");
+    assert!(defaults.contains("creating_idle = \"off\""), "{defaults}");
+}
+
+#[test]
+fn debug_of_the_settings_shows_no_password() {
+    let mut settings = Settings::default();
+    settings.database.url = DatabaseUrl::new("postgres://u:hunter2@db/jobs".into());
+    assert!(!format!("{settings:?}").contains("hunter2"));
+}

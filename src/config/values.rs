@@ -1,0 +1,242 @@
+//! Value formats of settings. The config crate hands file values over typed
+//! and environment values as strings; both are accepted, but nothing is
+//! coerced silently (no floats as integers, no numbers as booleans).
+//! Durations are human-readable (`90d`, `1h 30m`) both ways.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::Serializer;
+use serde::de::{self, Deserializer, Visitor};
+
+/// Formats a duration in the largest unit that divides it exactly: `90d`,
+/// `36h`, `90m`, `30s`, `500ms`, `0s`. The result parses back unchanged.
+pub fn format_duration(value: Duration) -> String {
+    const UNITS: [(u128, &str); 7] = [
+        (86_400_000_000_000, "d"),
+        (3_600_000_000_000, "h"),
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+        (1, "ns"),
+    ];
+    let nanos = value.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let (size, unit) = UNITS.into_iter().find(|(size, _)| nanos.is_multiple_of(*size)).expect("1ns divides everything");
+    if nanos / size > u128::from(u64::MAX) {
+        // Too many of the small unit to read back: seconds plus the rest.
+        return format!("{}s {}ns", value.as_secs(), value.subsec_nanos());
+    }
+    format!("{}{unit}", nanos / size)
+}
+
+/// Parses a human-readable duration (`90d`, `30s`, `1h 30m`).
+pub(super) fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|err| format!("invalid duration {text:?}: {err}"))
+}
+
+/// A non-negative integer, as a number or a string of digits.
+pub(super) fn de_uint<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct UintVisitor<T>(PhantomData<T>);
+
+    impl<T: TryFrom<u64>> UintVisitor<T> {
+        fn convert<E: de::Error>(value: u64) -> Result<T, E> {
+            T::try_from(value).map_err(|_| E::custom(format!("invalid value {value}: too large")))
+        }
+    }
+
+    impl<T: TryFrom<u64>> Visitor<'_> for UintVisitor<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer")
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<T, E> {
+            Self::convert(value)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<T, E> {
+            let value = u64::try_from(value)
+                .map_err(|_| E::custom(format!("invalid value {value}: expected a non-negative integer")))?;
+            Self::convert(value)
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<T, E> {
+            Err(E::custom(format!("invalid value {value}: expected a non-negative integer")))
+        }
+
+        fn visit_bool<E: de::Error>(self, value: bool) -> Result<T, E> {
+            Err(E::custom(format!("invalid value {value}: expected a non-negative integer")))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            let value = text
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| E::custom(format!("invalid value {text:?}: expected a non-negative integer")))?;
+            Self::convert(value)
+        }
+    }
+
+    deserializer.deserialize_any(UintVisitor(PhantomData))
+}
+
+/// `true` or `false`, as a boolean or a string (any case).
+pub(super) fn de_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    struct BoolVisitor;
+
+    impl Visitor<'_> for BoolVisitor {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("true or false")
+        }
+
+        fn visit_bool<E: de::Error>(self, value: bool) -> Result<bool, E> {
+            Ok(value)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<bool, E> {
+            Err(E::custom(format!("invalid value {value}: expected true or false")))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<bool, E> {
+            Err(E::custom(format!("invalid value {value}: expected true or false")))
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> Result<bool, E> {
+            Err(E::custom(format!("invalid value {value}: expected true or false")))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<bool, E> {
+            match text.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(E::custom(format!("invalid value {text:?}: expected true or false"))),
+            }
+        }
+    }
+
+    deserializer.deserialize_any(BoolVisitor)
+}
+
+/// A duration as text (`90d`, `1h 30m`); a bare `0` means zero.
+struct DurationVisitor {
+    off_allowed: bool,
+}
+
+impl DurationVisitor {
+    fn examples(&self) -> &'static str {
+        if self.off_allowed { "e.g. 90d, 12h, 30s or 1h 30m, or off" } else { "e.g. 90d, 12h, 30s or 1h 30m" }
+    }
+
+    fn refuse<E: de::Error>(&self, what: impl fmt::Display) -> E {
+        E::custom(format!("{what}; expected {}", self.examples()))
+    }
+}
+
+impl Visitor<'_> for DurationVisitor {
+    type Value = Option<Duration>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a duration, {}", self.examples())
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        match value {
+            0 => Ok(Some(Duration::ZERO)),
+            _ => Err(self.refuse(format_args!("invalid duration {value}: a unit is needed"))),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        match value {
+            0 => Ok(Some(Duration::ZERO)),
+            _ => Err(self.refuse(format_args!("invalid duration {value}: a unit is needed"))),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Err(self.refuse(format_args!("invalid duration {value}")))
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Err(self.refuse(format_args!("invalid duration {value}")))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        if self.off_allowed && text.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        parse_duration(text).map(Some).map_err(|message| self.refuse(message))
+    }
+}
+
+/// `Duration` fields: human-readable text.
+pub(super) mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&format_duration(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let value = deserializer.deserialize_any(DurationVisitor { off_allowed: false })?;
+        Ok(value.expect("off is refused"))
+    }
+}
+
+/// Policy fields: a duration, or `off` (`None`).
+pub(super) mod policy_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.serialize_str(&format_duration(*value)),
+            None => serializer.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        deserializer.deserialize_any(DurationVisitor { off_allowed: true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    #[test]
+    fn durations_format_in_the_largest_exact_unit() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(90 * DAY), "90d"),
+            (Duration::from_secs(36 * 3600), "36h"),
+            (Duration::from_secs(90 * 60), "90m"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(500), "500ms"),
+            (Duration::from_micros(1500), "1500us"),
+            (Duration::from_nanos(7), "7ns"),
+            (Duration::from_secs(DAY + 1), "86401s"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(format_duration(value), text);
+            assert_eq!(parse_duration(text), Ok(value), "{text} parses back");
+        }
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        // humantime's months and years come back in exact seconds.
+        let month = parse_duration("1M").unwrap();
+        assert_eq!(parse_duration(&format_duration(month)), Ok(month));
+    }
+}
