@@ -353,6 +353,10 @@ fn validation_rules() {
         ("[database]\nconnect_timeout = \"0s\"\n", "database.connect_timeout = 0s must be greater than 0"),
         ("[database]\nstatement_timeout = 0\n", "database.statement_timeout = 0s must be greater than 0"),
         ("[database]\nurl = \"mysql://db/jobs\"\n", "database.url must start with sqlite:, postgres: or postgresql:"),
+        (
+            "[database]\nurl = \"postgres://u:pa/ss@db/jobs\"\n",
+            "database.url is not a valid URL (the value is not shown",
+        ),
         ("[log]\nlevel = \"info,=[\"\n", "log.level = \"info,=[\" is not a valid filter"),
         ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen = \"localhost\" is not a socket address"),
         ("[metrics]\npushgateway = \"ftp://gw\"\n", "metrics.pushgateway = \"ftp://gw\" is not an http:// URL"),
@@ -386,6 +390,10 @@ fn the_database_password_never_appears_in_errors() {
     ]));
     assert!(message.contains("database.url") && message.contains("RETENTIOND__DATABASE__URL"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+
+    let message = err(load_env(&[("RETENTIOND__DATABASE__URL", "postgres://admin:hun/ter2@db/jobs")]));
+    assert!(message.contains("database.url is not a valid URL"), "{message}");
+    assert!(!message.contains("hun/ter2") && !message.contains("ter2"), "{message}");
 
     let message = err(load_text("[database]\nurl = { password = \"hunter2\" }\n"));
     assert!(message.contains("database.url"), "{message}");
