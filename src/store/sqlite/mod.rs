@@ -32,8 +32,8 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store,
+    StoreError, check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -133,6 +133,23 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
             Err(std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
         }
         _ => Ok(()),
+    }
+}
+
+/// Whether this process may write `path`, asked with access(2): it sees
+/// permissions, read-only mounts and immutable files, and opens nothing (a
+/// descriptor of the database file closed by this process would drop the
+/// POSIX locks SQLite holds on it).
+fn writable(path: &Path) -> Result<bool, StoreError> {
+    use rustix::io::Errno;
+    match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+        Ok(()) => Ok(true),
+        Err(Errno::ACCESS | Errno::ROFS | Errno::PERM | Errno::TXTBSY) => Ok(false),
+        Err(errno) => Err(StoreError::Database(format!(
+            "cannot tell whether {} is writable: {}",
+            path.display(),
+            std::io::Error::from(errno)
+        ))),
     }
 }
 
@@ -476,6 +493,18 @@ impl Store for SqliteStore {
 
     fn pause_between_batches(&self) -> Duration {
         PAUSE_BETWEEN_BATCHES
+    }
+
+    async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError> {
+        let Some(file) = &self.file else { return Ok(None) };
+        if !writable(file)? {
+            return Ok(Some(ReadOnly::File(file.display().to_string())));
+        }
+        let directory = file.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !writable(directory)? {
+            return Ok(Some(ReadOnly::Directory(directory.display().to_string())));
+        }
+        Ok(None)
     }
 
     async fn after_batch(&self) -> Result<(), StoreError> {
