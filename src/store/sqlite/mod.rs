@@ -84,6 +84,10 @@ impl SqliteStore {
         let file = Some(options.get_filename().to_path_buf()).filter(|path| path.as_os_str() != ":memory:");
         if let Some(path) = &file {
             create_private_file(path).map_err(|e| unreachable(e.to_string()))?;
+            // SQLite would open it read-only, then fail on the first pragma that writes.
+            if let Some(reason) = read_only_file(path)? {
+                return Err(StoreError::ReadOnly(reason));
+            }
         }
         probe::<SqliteConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = SqlitePoolOptions::new()
@@ -134,6 +138,19 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// Why this process cannot write the database file `file` (or create the
+/// journal files beside it), if it cannot.
+fn read_only_file(file: &Path) -> Result<Option<ReadOnly>, StoreError> {
+    let directory = file.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok(if !writable(file)? {
+        Some(ReadOnly::File(file.display().to_string()))
+    } else if !writable(directory)? {
+        Some(ReadOnly::Directory(directory.display().to_string()))
+    } else {
+        None
+    })
 }
 
 /// Whether this process may write `path`, asked with access(2): it sees
@@ -496,15 +513,12 @@ impl Store for SqliteStore {
     }
 
     async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError> {
-        let Some(file) = &self.file else { return Ok(None) };
-        if !writable(file)? {
-            return Ok(Some(ReadOnly::File(file.display().to_string())));
+        // No connection of the pool is read-only: one opened on a file that
+        // SQLite cannot write fails on its first pragma and never joins it.
+        match &self.file {
+            Some(file) => read_only_file(file),
+            None => Ok(None),
         }
-        let directory = file.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !writable(directory)? {
-            return Ok(Some(ReadOnly::Directory(directory.display().to_string())));
-        }
-        Ok(None)
     }
 
     async fn after_batch(&self) -> Result<(), StoreError> {
