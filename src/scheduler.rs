@@ -222,7 +222,11 @@ impl Timetable {
 
 /// What the loop does after waking.
 enum Wake {
-    Tick { due: DateTime<Utc>, late: chrono::TimeDelta, missed: usize },
+    Tick {
+        due: DateTime<Utc>,
+        late: chrono::TimeDelta,
+        missed: usize,
+    },
     Sleep(Duration),
     /// The schedule has no tick ahead: wait for a replacement.
     Idle,

@@ -363,7 +363,10 @@ fn validation_rules() {
         ("[metrics]\npushgateway = \"gw:9091\"\n", "metrics.pushgateway = \"gw:9091\" is not an http:// URL"),
         ("[metrics]\npushgateway = \"https://gw:9091\"\n", "https is not supported"),
         ("[schedule]\ncron = \"0 0 25 * * *\"\n", "schedule.cron = \"0 0 25 * * *\" is not a valid cron expression"),
-        ("[schedule]\ncron = \"0 0 * * * * 2030\"\n", "schedule.cron = \"0 0 * * * * 2030\" has 7 fields; it needs five"),
+        (
+            "[schedule]\ncron = \"0 0 * * * * 2030\"\n",
+            "schedule.cron = \"0 0 * * * * 2030\" has 7 fields; it needs five",
+        ),
         ("[schedule]\ncron = \"@daily\"\n", "schedule.cron = \"@daily\" has 1 field; it needs five"),
         ("[schedule]\ncron = \"0 0 0 30 2 *\"\n", "schedule.cron = \"0 0 0 30 2 *\" never fires"),
         ("[schedule]\ntimezone = \"Europe/Berln\"\n", "schedule.timezone = \"Europe/Berln\" is not an IANA time zone"),

@@ -117,7 +117,12 @@ fn an_hourly_schedule_keeps_a_real_hour_between_ticks_across_both_changes() {
     ] {
         for (day, ticks_that_day) in [(spring, 23), (autumn, 25)] {
             let from = utc(&format!("{day}T00:00:00Z")) - chrono::TimeDelta::days(1);
-            let ticks = ticks_between("0 0 * * * *", zone, &from.to_rfc3339(), &(from + chrono::TimeDelta::days(3)).to_rfc3339());
+            let ticks = ticks_between(
+                "0 0 * * * *",
+                zone,
+                &from.to_rfc3339(),
+                &(from + chrono::TimeDelta::days(3)).to_rfc3339(),
+            );
             assert!(
                 ticks.windows(2).all(|pair| pair[1] - pair[0] == chrono::TimeDelta::hours(1)),
                 "{zone} around {day}: one real hour apart: {ticks:?}"
@@ -166,10 +171,15 @@ fn a_fixed_utc_offset_taken_when_the_job_is_created_fires_an_hour_off_after_the_
 #[test]
 fn five_fields_are_six_with_second_zero() {
     for zone in ["Europe/Berlin", "Australia/Sydney"] {
-        for (five, six) in [("30 2 * * *", "0 30 2 * * *"), ("*/20 * * * *", "0 */20 * * * *"), ("0 3 * * 1-5", "0 0 3 * * 1-5")]
+        for (five, six) in
+            [("30 2 * * *", "0 30 2 * * *"), ("*/20 * * * *", "0 */20 * * * *"), ("0 3 * * 1-5", "0 0 3 * * 1-5")]
         {
             let year = ("2025-01-01T00:00:00Z", "2026-01-01T00:00:00Z");
-            assert_eq!(ticks_between(five, zone, year.0, year.1), ticks_between(six, zone, year.0, year.1), "{five} in {zone}");
+            assert_eq!(
+                ticks_between(five, zone, year.0, year.1),
+                ticks_between(six, zone, year.0, year.1),
+                "{five} in {zone}"
+            );
         }
     }
 }
@@ -212,7 +222,10 @@ fn expressions_and_zones_that_cannot_be_scheduled_are_refused_with_the_reason() 
     }
     for zone in ["Europe/Berln", "CEST", "+02:00", ""] {
         let error = CronSchedule::new("0 0 * * * *", zone).expect_err(zone).to_string();
-        assert!(error.starts_with(&format!("schedule.timezone = {zone:?} is not an IANA time zone")), "{zone}: {error}");
+        assert!(
+            error.starts_with(&format!("schedule.timezone = {zone:?} is not an IANA time zone")),
+            "{zone}: {error}"
+        );
     }
     for zone in ["UTC", "Etc/UTC", "Europe/Berlin", "America/Santiago", "Asia/Kolkata"] {
         CronSchedule::new("0 0 * * * *", zone).unwrap_or_else(|e| panic!("{zone}: {e}"));
@@ -228,8 +241,12 @@ fn timetable(cron: &str, zone: &str, now: &str) -> Timetable {
 #[test]
 fn a_wake_up_at_the_tick_ticks_once_and_moves_on() {
     let timetable = timetable("0 0 * * * *", "Europe/Berlin", "2025-10-25T23:30:00Z");
-    assert!(matches!(timetable.on_wake(utc("2025-10-25T23:59:00Z")), Wake::Sleep(wait) if wait == Duration::from_secs(60)));
-    assert!(matches!(timetable.on_wake(utc("2025-10-25T23:59:30Z")), Wake::Sleep(wait) if wait == Duration::from_secs(30)));
+    assert!(
+        matches!(timetable.on_wake(utc("2025-10-25T23:59:00Z")), Wake::Sleep(wait) if wait == Duration::from_secs(60))
+    );
+    assert!(
+        matches!(timetable.on_wake(utc("2025-10-25T23:59:30Z")), Wake::Sleep(wait) if wait == Duration::from_secs(30))
+    );
     let Wake::Tick { due, missed, .. } = timetable.on_wake(utc("2025-10-26T00:00:00.002Z")) else { panic!("due") };
     assert_eq!((due, missed), (utc("2025-10-26T00:00:00Z"), 0));
     assert!(matches!(timetable.on_wake(utc("2025-10-26T00:00:00.003Z")), Wake::Sleep(_)), "never the same tick twice");
@@ -253,7 +270,9 @@ fn a_clock_set_back_brings_the_next_tick_forward() {
     let timetable = timetable("0 0 * * * *", "UTC", "2025-05-01T10:30:00Z");
     assert_eq!(timetable.next_tick().unwrap().at, utc("2025-05-01T11:00:00Z"));
     // The clock goes back a day: the hourly tick is due within the hour, not in 25.
-    assert!(matches!(timetable.on_wake(utc("2025-04-30T10:45:00Z")), Wake::Sleep(wait) if wait == Duration::from_secs(60)));
+    assert!(
+        matches!(timetable.on_wake(utc("2025-04-30T10:45:00Z")), Wake::Sleep(wait) if wait == Duration::from_secs(60))
+    );
     assert_eq!(timetable.next_tick().unwrap().at, utc("2025-04-30T11:00:00Z"));
 }
 

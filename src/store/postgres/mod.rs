@@ -19,8 +19,8 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store,
-    StoreError, check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
+    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -141,7 +141,8 @@ impl PostgresStore {
     /// settings (`default_transaction_read_only`) as they are now. Sessions
     /// in use (none while sweeps are skipped) go back to the pool as they are.
     async fn renew_sessions(&self) {
-        let spare: Vec<PgConnection> = std::mem::take(&mut *self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()));
+        let spare: Vec<PgConnection> =
+            std::mem::take(&mut *self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()));
         for conn in spare {
             let _ = conn.close().await;
         }
@@ -490,7 +491,10 @@ impl Store for PostgresStore {
             Ok::<_, sqlx::Error>((row.try_get::<bool, _>("in_recovery")?, row.try_get::<bool, _>("read_only")?))
         };
         let (in_recovery, read_only) = tokio::time::timeout(timeout, ask).await.map_err(|_| {
-            StoreError::Database(format!("no new session within {} (database.connect_timeout)", format_duration(timeout)))
+            StoreError::Database(format!(
+                "no new session within {} (database.connect_timeout)",
+                format_duration(timeout)
+            ))
         })??;
         let finding = if in_recovery {
             Some(ReadOnly::Standby)

@@ -32,8 +32,8 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store,
-    StoreError, check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
+    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
