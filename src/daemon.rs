@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, DatabaseSettings, Overrides, Settings, format_duration};
+use crate::config::{self, DatabaseSettings, Overrides, ScheduleSettings, Settings, format_duration};
 use crate::error::Error;
 use crate::http::{self, Readiness};
 use crate::identity::ProcessIdentity;
@@ -85,14 +85,7 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     let settings = daemon.settings();
     let ticker = daemon.clone();
     let clock = scheduler::spawn(timetable, stop.clone(), move || ticker.tick());
-    let (next_tick, next_tick_local) = daemon.next_tick_texts();
-    tracing::info!(
-        cron = settings.schedule.cron,
-        timezone = settings.schedule.timezone,
-        next_tick,
-        next_tick_local,
-        "daemon started"
-    );
+    daemon.log_next_tick(&settings.schedule, "daemon started");
     notify::ready(&format!("ready; schedule {} in {}", settings.schedule.cron, settings.schedule.timezone));
     let watchdog = notify::spawn_watchdog(stop.clone());
     if settings.schedule.run_on_start {
@@ -188,17 +181,17 @@ impl Daemon {
         self.sweeps.spawn(async move {
             let _guard = guard;
             notify::status(&survive_panic(daemon.sweep()).await);
-            let (next_tick, next_tick_local) = daemon.next_tick_texts();
-            tracing::info!(next_tick, next_tick_local, "next sweep");
+            daemon.log_next_tick(&daemon.settings().schedule, "next sweep");
         });
     }
 
-    /// The next tick in UTC and in the schedule's zone, for the logs.
-    fn next_tick_texts(&self) -> (String, String) {
-        match self.timetable.next_tick() {
+    /// Logs `message` with the schedule and its next tick in UTC and in the schedule's zone.
+    fn log_next_tick(&self, schedule: &ScheduleSettings, message: &str) {
+        let (next_tick, next_tick_local) = match self.timetable.next_tick() {
             Some(next) => (next.utc_text(), next.local_text()),
             None => ("none".into(), "none: the schedule never fires again".into()),
-        }
+        };
+        tracing::info!(cron = schedule.cron, timezone = schedule.timezone, next_tick, next_tick_local, "{message}");
     }
 
     /// A sweep that failed before it began: logged, counted, readiness rechecked.
@@ -329,14 +322,7 @@ impl Daemon {
         new.database = old.database.clone();
         new.metrics.listen = old.metrics.listen.clone();
         new.log.format = old.log.format;
-        let (next_tick, next_tick_local) = self.next_tick_texts();
-        tracing::info!(
-            cron = new.schedule.cron,
-            timezone = new.schedule.timezone,
-            next_tick,
-            next_tick_local,
-            "configuration reloaded"
-        );
+        self.log_next_tick(&new.schedule, "configuration reloaded");
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
     }
 }

@@ -38,67 +38,85 @@ fn ticks_between(cron: &str, zone: &str, from: &str, to: &str) -> Vec<DateTime<U
         .collect()
 }
 
-#[test]
-fn a_daily_time_in_the_spring_forward_gap_runs_once_at_the_end_of_the_gap() {
-    // Berlin, 30 March 2025: 02:00 CET becomes 03:00 CEST; 02:30 does not exist.
-    assert_eq!(
-        walk("0 30 2 * * *", "Europe/Berlin", "2025-03-28T12:00:00Z", 3),
-        [
-            "2025-03-29T01:30:00Z = 2025-03-29T02:30:00+01:00 Europe/Berlin",
-            "2025-03-30T01:00:00Z = 2025-03-30T03:00:00+02:00 Europe/Berlin",
-            "2025-03-31T00:30:00Z = 2025-03-31T02:30:00+02:00 Europe/Berlin",
-        ]
-    );
-    // Sydney, 5 October 2025: 02:00 AEST becomes 03:00 AEDT.
-    assert_eq!(
-        walk("0 30 2 * * *", "Australia/Sydney", "2025-10-03T12:00:00Z", 3),
-        [
-            "2025-10-03T16:30:00Z = 2025-10-04T02:30:00+10:00 Australia/Sydney",
-            "2025-10-04T16:00:00Z = 2025-10-05T03:00:00+11:00 Australia/Sydney",
-            "2025-10-05T15:30:00Z = 2025-10-06T02:30:00+11:00 Australia/Sydney",
-        ]
-    );
-    // Santiago, 7 September 2025: midnight (-04) becomes 01:00 (-03); a
-    // five-field daily midnight runs at 01:00 that day.
-    assert_eq!(
-        walk("0 0 * * *", "America/Santiago", "2025-09-05T12:00:00Z", 3),
-        [
-            "2025-09-06T04:00:00Z = 2025-09-06T00:00:00-04:00 America/Santiago",
-            "2025-09-07T04:00:00Z = 2025-09-07T01:00:00-03:00 America/Santiago",
-            "2025-09-08T03:00:00Z = 2025-09-08T00:00:00-03:00 America/Santiago",
-        ]
-    );
-}
+/// Each case: cron, zone, walk from, the next three ticks.
+type Walk = (&'static str, &'static str, &'static str, [&'static str; 3]);
 
 #[test]
-fn a_daily_time_in_the_fall_back_overlap_runs_once_at_its_first_pass() {
-    // Berlin, 26 October 2025: 03:00 CEST becomes 02:00 CET; 02:30 comes twice.
-    assert_eq!(
-        walk("0 30 2 * * *", "Europe/Berlin", "2025-10-24T12:00:00Z", 3),
-        [
-            "2025-10-25T00:30:00Z = 2025-10-25T02:30:00+02:00 Europe/Berlin",
-            "2025-10-26T00:30:00Z = 2025-10-26T02:30:00+02:00 Europe/Berlin",
-            "2025-10-27T01:30:00Z = 2025-10-27T02:30:00+01:00 Europe/Berlin",
-        ]
-    );
-    // Sydney, 6 April 2025: 03:00 AEDT becomes 02:00 AEST.
-    assert_eq!(
-        walk("0 30 2 * * *", "Australia/Sydney", "2025-04-04T12:00:00Z", 3),
-        [
-            "2025-04-04T15:30:00Z = 2025-04-05T02:30:00+11:00 Australia/Sydney",
-            "2025-04-05T15:30:00Z = 2025-04-06T02:30:00+11:00 Australia/Sydney",
-            "2025-04-06T16:30:00Z = 2025-04-07T02:30:00+10:00 Australia/Sydney",
-        ]
-    );
-    // Santiago, 5 April 2025: midnight (-03) becomes 23:00 (-04) the day before.
-    assert_eq!(
-        walk("30 23 * * *", "America/Santiago", "2025-04-04T12:00:00Z", 3),
-        [
-            "2025-04-05T02:30:00Z = 2025-04-04T23:30:00-03:00 America/Santiago",
-            "2025-04-06T02:30:00Z = 2025-04-05T23:30:00-03:00 America/Santiago",
-            "2025-04-07T03:30:00Z = 2025-04-06T23:30:00-04:00 America/Santiago",
-        ]
-    );
+fn a_daily_time_runs_once_on_both_change_days() {
+    let cases: [Walk; 6] = [
+        // Spring forward: a daily time in the gap runs once, at the end of the gap, that day.
+        // Berlin, 30 March 2025: 02:00 CET becomes 03:00 CEST; 02:30 does not exist.
+        (
+            "0 30 2 * * *",
+            "Europe/Berlin",
+            "2025-03-28T12:00:00Z",
+            [
+                "2025-03-29T01:30:00Z = 2025-03-29T02:30:00+01:00 Europe/Berlin",
+                "2025-03-30T01:00:00Z = 2025-03-30T03:00:00+02:00 Europe/Berlin",
+                "2025-03-31T00:30:00Z = 2025-03-31T02:30:00+02:00 Europe/Berlin",
+            ],
+        ),
+        // Sydney, 5 October 2025: 02:00 AEST becomes 03:00 AEDT.
+        (
+            "0 30 2 * * *",
+            "Australia/Sydney",
+            "2025-10-03T12:00:00Z",
+            [
+                "2025-10-03T16:30:00Z = 2025-10-04T02:30:00+10:00 Australia/Sydney",
+                "2025-10-04T16:00:00Z = 2025-10-05T03:00:00+11:00 Australia/Sydney",
+                "2025-10-05T15:30:00Z = 2025-10-06T02:30:00+11:00 Australia/Sydney",
+            ],
+        ),
+        // Santiago, 7 September 2025: midnight (-04) becomes 01:00 (-03); a
+        // five-field daily midnight runs at 01:00 that day.
+        (
+            "0 0 * * *",
+            "America/Santiago",
+            "2025-09-05T12:00:00Z",
+            [
+                "2025-09-06T04:00:00Z = 2025-09-06T00:00:00-04:00 America/Santiago",
+                "2025-09-07T04:00:00Z = 2025-09-07T01:00:00-03:00 America/Santiago",
+                "2025-09-08T03:00:00Z = 2025-09-08T00:00:00-03:00 America/Santiago",
+            ],
+        ),
+        // Fall back: a daily time in the overlap runs once, in its first pass.
+        // Berlin, 26 October 2025: 03:00 CEST becomes 02:00 CET; 02:30 comes twice.
+        (
+            "0 30 2 * * *",
+            "Europe/Berlin",
+            "2025-10-24T12:00:00Z",
+            [
+                "2025-10-25T00:30:00Z = 2025-10-25T02:30:00+02:00 Europe/Berlin",
+                "2025-10-26T00:30:00Z = 2025-10-26T02:30:00+02:00 Europe/Berlin",
+                "2025-10-27T01:30:00Z = 2025-10-27T02:30:00+01:00 Europe/Berlin",
+            ],
+        ),
+        // Sydney, 6 April 2025: 03:00 AEDT becomes 02:00 AEST.
+        (
+            "0 30 2 * * *",
+            "Australia/Sydney",
+            "2025-04-04T12:00:00Z",
+            [
+                "2025-04-04T15:30:00Z = 2025-04-05T02:30:00+11:00 Australia/Sydney",
+                "2025-04-05T15:30:00Z = 2025-04-06T02:30:00+11:00 Australia/Sydney",
+                "2025-04-06T16:30:00Z = 2025-04-07T02:30:00+10:00 Australia/Sydney",
+            ],
+        ),
+        // Santiago, 5 April 2025: midnight (-03) becomes 23:00 (-04) the day before.
+        (
+            "30 23 * * *",
+            "America/Santiago",
+            "2025-04-04T12:00:00Z",
+            [
+                "2025-04-05T02:30:00Z = 2025-04-04T23:30:00-03:00 America/Santiago",
+                "2025-04-06T02:30:00Z = 2025-04-05T23:30:00-03:00 America/Santiago",
+                "2025-04-07T03:30:00Z = 2025-04-06T23:30:00-04:00 America/Santiago",
+            ],
+        ),
+    ];
+    for (cron, zone, from, expected) in cases {
+        assert_eq!(walk(cron, zone, from, 3), expected);
+    }
 }
 
 #[test]
