@@ -11,6 +11,7 @@ use crate::cli::{AuditCommand, Cli, Command, JobsCommand, PurgeArgs, RunsCommand
 use crate::config::{self, Overrides, Settings};
 use crate::daemon::{self, ConfigSource};
 use crate::error::Error;
+use crate::generate;
 use crate::identity::ProcessIdentity;
 use crate::import;
 use crate::lifecycle::{self, Operation};
@@ -57,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let store = store::open(&settings.database).await?;
             Ok(printer.runs(&store.runs(no_limit_if_zero(limit)).await?)?)
         }
+        Command::Generate(command) => generate::write(command),
     }
 }
 

@@ -62,6 +62,9 @@ pub enum Command {
     /// Read the records of past sweeps.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Write the man pages or a shell completion script, made from this command line (for packaging).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +175,20 @@ pub enum RunsCommand {
         /// At most N runs (0 = all).
         #[arg(long, default_value_t = 20)]
         limit: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Man pages: retentiond.1 and one page per subcommand, written into DIR (created if missing).
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL, on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod generate;
 pub mod http;
 pub mod identity;
 pub mod import;
