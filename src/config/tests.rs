@@ -350,6 +350,10 @@ fn validation_rules() {
             "retention.batch_budget = 2h must be more than 0 and at most retention.run_timeout (1h)",
         ),
         ("[database]\nmax_connections = 0\n", "database.max_connections = 0 must be at least 1"),
+        (
+            "[retention]\nmax_deletes_per_run = \"9223372036854775808\"\n",
+            "retention.max_deletes_per_run = 9223372036854775808 is too large (at most 9223372036854775807)",
+        ),
         ("[database]\nconnect_timeout = \"0s\"\n", "database.connect_timeout = 0s must be greater than 0"),
         ("[database]\nstatement_timeout = 0\n", "database.statement_timeout = 0s must be greater than 0"),
         ("[database]\nurl = \"mysql://db/jobs\"\n", "database.url must start with sqlite:, postgres: or postgresql:"),

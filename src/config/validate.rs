@@ -115,6 +115,13 @@ fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
             );
         }
     }
+    // The stores count deletions in 64-bit signed integers, as TOML does.
+    if i64::try_from(ret.max_deletes_per_run).is_err() {
+        problems.add(
+            "retention.max_deletes_per_run",
+            format!("retention.max_deletes_per_run = {} is too large (at most {})", ret.max_deletes_per_run, i64::MAX),
+        );
+    }
     if !ret.batch_size.in_range() {
         problems.add(
             "retention.batch_size",
