@@ -1,6 +1,7 @@
 //! The errors a command can end with, and the exit code of each (SPEC §5).
 
 use crate::config::ConfigError;
+use crate::export::ExportError;
 use crate::http::ListenError;
 use crate::import::ImportError;
 use crate::lifecycle::ValidationError;
@@ -52,6 +53,8 @@ pub enum Error {
     Listen(#[from] ListenError),
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
 }
 
 impl Error {
@@ -65,6 +68,8 @@ impl Error {
             Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
             Error::ImportConflict { .. } => exit::CONFLICT,
             Error::Usage(_) => exit::USAGE,
+            Error::Export(ExportError::Store(error)) => store_exit_code(error),
+            Error::Export(ExportError::Write { .. } | ExportError::Interrupted { .. }) => exit::FAILURE,
         }
     }
 }
