@@ -444,8 +444,8 @@ const ENTRY_KEYS: [&str; 11] = [
 
 /// `count` audit rows whose `deleted_at` is not in id order (a
 /// permutation of `count` seconds ten days back), half of them of one run,
-/// with `deleted_by` values that CSV must quote (a comma, quotes, a line
-/// break) on every third row.
+/// with `deleted_by` values that CSV must quote (a comma, quotes and a line
+/// break together, and each of the last two alone) on some rows.
 fn scrambled_trail(env: &TestEnv, count: i64) {
     let run_id = run(env, "succeeded", 20, Some(10), count / 2);
     let numbers = env.pick(
@@ -467,7 +467,9 @@ fn scrambled_trail(env: &TestEnv, count: i64) {
          SELECT CASE WHEN i % 2 = 0 THEN {run_id} END, 5000000 + i, 'export-' || i, \
            CASE WHEN i % 2 = 0 THEN 'Import' ELSE 'Export' END, CASE WHEN i % 2 = 0 THEN 'completed' ELSE 'manual' END, \
            'Completed', {cancelled}, {created}, {created}, {deleted_at}, \
-           CASE WHEN i % 3 = 0 THEN 'o''brien, \"night\" shift' || {newline} || '@host' ELSE 'ops@host' END FROM {from}",
+           CASE WHEN i % 3 = 0 THEN 'o''brien, \"night\" shift' || {newline} || '@host' \
+             WHEN i % 5 = 0 THEN '\"quoted\"@host' WHEN i % 7 = 0 THEN 'line' || {newline} || 'break@host' \
+             ELSE 'ops@host' END FROM {from}",
         created = ago(env, 30),
     ));
 }
@@ -600,7 +602,9 @@ both_backends! {
                 assert_eq!(field, &expected, "{key} of {entry}");
             }
         }
-        assert!(rows.iter().any(|row| row[10].contains(", \"night\" shift\n")), "quoted fields come back whole");
+        for quoted in [", \"night\" shift\n", "\"quoted\"@", "line\nbreak"] {
+            assert!(rows.iter().any(|row| row[10].contains(quoted)), "{quoted:?} comes back whole");
+        }
     }
 }
 
