@@ -6,8 +6,8 @@ use crate::http::ListenError;
 use crate::import::ImportError;
 use crate::lifecycle::ValidationError;
 use crate::metrics::MetricsError;
-use crate::scheduler::SchedulerError;
-use crate::store::StoreError;
+use crate::scheduler::ScheduleError;
+use crate::store::{ReadOnly, StoreError};
 use crate::sweep::SweepError;
 
 /// Exit codes of SPEC §5.
@@ -52,7 +52,10 @@ pub enum Error {
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error(transparent)]
-    Scheduler(#[from] SchedulerError),
+    Schedule(#[from] ScheduleError),
+    /// `purge` found the database read-only and deleted nothing.
+    #[error("purge deleted nothing: the database is read-only: {0} (a dry run still works)")]
+    PurgeReadOnly(ReadOnly),
     #[error(transparent)]
     Export(#[from] ExportError),
 }
@@ -60,13 +63,12 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => exit::INVALID_CONFIG,
+            Error::Config(_) | Error::Schedule(_) => exit::INVALID_CONFIG,
             Error::Store(error) => store_exit_code(error),
-            Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) | Error::Scheduler(_) => {
-                exit::FAILURE
-            }
+            Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) => exit::FAILURE,
             Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
             Error::ImportConflict { .. } => exit::CONFLICT,
+            Error::PurgeReadOnly(_) => exit::UNREACHABLE,
             Error::Usage(_) => exit::USAGE,
             Error::Export(ExportError::Store(error)) => store_exit_code(error),
             Error::Export(ExportError::Write { .. } | ExportError::Interrupted { .. }) => exit::FAILURE,
@@ -77,7 +79,7 @@ impl Error {
 fn store_exit_code(error: &StoreError) -> u8 {
     match error {
         StoreError::UnsupportedUrl(_) => exit::INVALID_CONFIG,
-        StoreError::Unreachable { .. } => exit::UNREACHABLE,
+        StoreError::Unreachable { .. } | StoreError::ReadOnly(_) => exit::UNREACHABLE,
         StoreError::NotFound(_) => exit::NOT_FOUND,
         StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,
         StoreError::NotMigrated(_) | StoreError::StatementTimeout(_) | StoreError::Database(_) => exit::FAILURE,

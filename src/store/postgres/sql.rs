@@ -183,6 +183,14 @@ pub const DELETE_ELIGIBLE: &str = concat!(
      FROM deleted"
 );
 
+// Read-only databases.
+
+/// Whether the server is a standby in recovery, and whether this session is
+/// read-only: asked on a new session, it shows the
+/// `default_transaction_read_only` of the server, database and role now.
+pub const READ_ONLY: &str =
+    "SELECT pg_is_in_recovery() AS in_recovery, current_setting('transaction_read_only') = 'on' AS read_only";
+
 // --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
 
 /// Opens the transaction each statement below runs in, with planner
