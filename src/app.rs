@@ -7,10 +7,11 @@ use std::time::Instant;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{AuditCommand, Cli, Command, JobsCommand, PurgeArgs, RunsCommand, SeedArgs};
+use crate::cli::{AuditCommand, Cli, Command, JobsCommand, Output, PurgeArgs, RunsCommand, SeedArgs};
 use crate::config::{self, Overrides, Settings};
 use crate::daemon::{self, ConfigSource};
 use crate::error::Error;
+use crate::export::{self, ExportRequest};
 use crate::generate;
 use crate::identity::ProcessIdentity;
 use crate::import;
@@ -20,7 +21,7 @@ use crate::model::Job;
 use crate::output::Printer;
 use crate::seed::SeedGenerator;
 use crate::signals;
-use crate::store::{self, AuditFilter, JobFilter, Store, StoreError};
+use crate::store::{self, AuditFilter, AuditWindow, JobFilter, Store, StoreError};
 use crate::sweep::{self, SweepPlan};
 use crate::telemetry;
 
@@ -31,7 +32,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let overrides = Overrides { log_format: cli.log_format, log_level: cli.log_level.clone() };
     let settings = config::load(cli.config.clone(), &overrides)?;
     let (log_level, _log_guard) = telemetry::init(&settings.log);
-    let printer = Printer { format: cli.output };
+    let printer = Printer { format: cli.output.format() };
     match cli.command {
         Command::CheckConfig => {
             print!("{}", settings.to_redacted_toml());
@@ -53,6 +54,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let entries =
                 store.audit_entries(&AuditFilter { job_name, run_id, limit: no_limit_if_zero(limit) }).await?;
             Ok(printer.audit_entries(&entries)?)
+        }
+        Command::Audit(AuditCommand::Export { since, until, format, output }) => {
+            let request =
+                ExportRequest { window: AuditWindow { since, until }, format, file: output.and_then(Output::file) };
+            audit_export(&settings, &request, &printer).await
         }
         Command::Runs(RunsCommand::List { limit }) => {
             let store = store::open(&settings.database).await?;
@@ -104,6 +110,23 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
         }
     }
     Ok(printer.sweep(&report?)?)
+}
+
+async fn audit_export(settings: &Settings, request: &ExportRequest, printer: &Printer) -> Result<(), Error> {
+    request.check().map_err(Error::Usage)?;
+    let store = store::open(&settings.database).await?;
+    let stop = CancellationToken::new();
+    let signals = signals::listen(stop.clone(), None)?;
+    let exported = export::export(store.as_ref(), request, &stop).await;
+    signals.close();
+    let rows = exported?;
+    match &request.file {
+        Some(path) => {
+            let text = format!("exported {rows} audit entries to {}", path.display());
+            Ok(printer.message(&json!({ "exported": rows, "file": path }), &text)?)
+        }
+        None => Ok(()),
+    }
 }
 
 async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> Result<(), Error> {

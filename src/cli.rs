@@ -4,10 +4,12 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use clap::builder::{PathBufValueParser, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::batch::BatchSize;
 use crate::config::LogFormat;
+use crate::export::ExportFormat;
 use crate::lifecycle::{JobState, JobType};
 
 #[derive(Debug, Parser)]
@@ -30,8 +32,8 @@ pub struct Cli {
     pub log_level: Option<String>,
 
     /// Format of results on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text", value_parser = output_format())]
+    pub output: Output,
 
     #[command(subcommand)]
     pub command: Command,
@@ -41,6 +43,39 @@ pub struct Cli {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+/// `--output`: the format of results on stdout, or, for `audit export`,
+/// the file to write. A subcommand's option named like a global one takes
+/// the global one's place in clap, and both share one value, hence one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Format(OutputFormat),
+    File(PathBuf),
+}
+
+impl Output {
+    /// The format of results on stdout: text beside a file.
+    pub fn format(&self) -> OutputFormat {
+        match self {
+            Output::Format(format) => *format,
+            Output::File(_) => OutputFormat::Text,
+        }
+    }
+
+    /// The file to write, if this names one.
+    pub fn file(self) -> Option<PathBuf> {
+        match self {
+            Output::Format(_) => None,
+            Output::File(path) => Some(path),
+        }
+    }
+}
+
+/// The global `--output`: text or json.
+fn output_format() -> impl TypedValueParser<Value = Output> {
+    PossibleValuesParser::new(["text", "json"])
+        .map(|format| Output::Format(if format == "json" { OutputFormat::Json } else { OutputFormat::Text }))
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +200,20 @@ pub enum AuditCommand {
         /// At most N entries (0 = all).
         #[arg(long, default_value_t = 100)]
         limit: u64,
+    },
+    /// Stream the audit trail in id order (JSON Lines or CSV), to ship it before it is removed.
+    Export {
+        /// Only entries deleted at or after TIME (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+        since: Option<DateTime<Utc>>,
+        /// Only entries deleted before TIME (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+        until: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Write to FILE (replaced atomically, mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE", value_parser = PathBufValueParser::new().map(Output::File))]
+        output: Option<Output>,
     },
 }
 

@@ -1,6 +1,7 @@
 //! The errors a command can end with, and the exit code of each (SPEC §5).
 
 use crate::config::ConfigError;
+use crate::export::ExportError;
 use crate::http::ListenError;
 use crate::import::ImportError;
 use crate::lifecycle::ValidationError;
@@ -55,6 +56,8 @@ pub enum Error {
     /// `purge` found the database read-only and deleted nothing.
     #[error("purge deleted nothing: the database is read-only: {0} (a dry run still works)")]
     PurgeReadOnly(ReadOnly),
+    #[error(transparent)]
+    Export(#[from] ExportError),
 }
 
 impl Error {
@@ -67,6 +70,8 @@ impl Error {
             Error::ImportConflict { .. } => exit::CONFLICT,
             Error::PurgeReadOnly(_) => exit::UNREACHABLE,
             Error::Usage(_) => exit::USAGE,
+            Error::Export(ExportError::Store(error)) => store_exit_code(error),
+            Error::Export(ExportError::Write { .. } | ExportError::Interrupted { .. }) => exit::FAILURE,
         }
     }
 }

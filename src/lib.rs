@@ -3,11 +3,13 @@
 //! command line and calls [`app::run`]; each concept has its own module.
 
 pub mod app;
+pub mod atomic_file;
 pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod export;
 pub mod generate;
 pub mod http;
 pub mod identity;
@@ -24,3 +26,4 @@ pub mod signals;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;
+pub mod trail;

@@ -16,6 +16,7 @@ use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::atomic_file::{self, AtomicFile};
 use crate::policy::{PerPolicy, Policy, Retentions};
 use crate::store::{DeletedJob, EligibleJobs};
 
@@ -29,6 +30,8 @@ const ELIGIBLE_JOBS: &str = "retentiond_eligible_jobs";
 const OLDEST_ELIGIBLE_AGE: &str = "retentiond_oldest_eligible_age_seconds";
 const LAST_SUCCESS: &str = "retentiond_last_success_timestamp_seconds";
 const BUILD_INFO: &str = "retentiond_build_info";
+const AUDIT_ROWS_REMOVED: &str = "retentiond_audit_rows_removed_total";
+const RUN_RECORDS_REMOVED: &str = "retentiond_run_records_removed_total";
 
 // The daemon's schedule.
 const NEXT_SWEEP: &str = "retentiond_next_sweep_timestamp_seconds";
@@ -121,6 +124,8 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     for reason in SkipReason::ALL {
         counter!(SWEEPS_SKIPPED, "reason" => reason.as_str()).absolute(0);
     }
+    counter!(AUDIT_ROWS_REMOVED).absolute(0);
+    counter!(RUN_RECORDS_REMOVED).absolute(0);
     gauge!(OLDEST_ELIGIBLE_AGE).set(0.0);
     gauge!(LAST_SUCCESS).set(0.0);
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
@@ -142,6 +147,8 @@ fn describe() {
     describe_gauge!(LAST_SUCCESS, Unit::Seconds, "Unix time at which the last successful sweep ended.");
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the running build.");
     describe_gauge!(NEXT_SWEEP, Unit::Seconds, "Unix time of the daemon's next scheduled tick (0: none ahead).");
+    describe_counter!(AUDIT_ROWS_REMOVED, "Audit rows removed past retention.audit.");
+    describe_counter!(RUN_RECORDS_REMOVED, "Run records removed past retention.runs.");
 }
 
 /// Records a committed batch: its duration, its deletions, and how late each came.
@@ -176,6 +183,15 @@ pub fn sweep_ended(outcome: Outcome, elapsed: Duration) {
     }
 }
 
+/// Records a committed batch of the audit trail's own removal (src/trail.rs).
+pub fn audit_rows_removed(rows: u64) {
+    counter!(AUDIT_ROWS_REMOVED).increment(rows);
+}
+
+pub fn run_records_removed(runs: u64) {
+    counter!(RUN_RECORDS_REMOVED).increment(runs);
+}
+
 pub fn sweep_skipped(reason: SkipReason) {
     counter!(SWEEPS_SKIPPED, "reason" => reason.as_str()).increment(1);
 }
@@ -196,39 +212,20 @@ pub fn eligible_left(eligible: &PerPolicy<EligibleJobs>, now: DateTime<Utc>) {
 }
 
 /// Writes the metrics to `path` in node_exporter's textfile format, replaced
-/// atomically: a temporary file in the same directory, synced, then renamed
-/// over `path`, so the collector never reads half a file.
+/// atomically ([`AtomicFile`]), so the collector never reads half a file.
 pub fn write_textfile(handle: &PrometheusHandle, path: &Path) -> Result<(), MetricsError> {
     use std::io::Write;
 
     let error = |source| MetricsError::Textfile { path: path.display().to_string(), source };
-    let file_name = path.file_name().ok_or_else(|| error(std::io::ErrorKind::InvalidInput.into()))?;
-    let temporary = path.with_file_name(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
-    let written = std::fs::File::create(&temporary).and_then(|mut file| {
-        file.write_all(handle.render().as_bytes())?;
-        file.sync_all()
-    });
-    let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
-    if renamed.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    renamed.map_err(error)
+    let mut file = AtomicFile::create(path, 0o666).map_err(error)?;
+    file.write_all(handle.render().as_bytes()).map_err(error)?;
+    file.commit().map_err(error)
 }
 
 /// Checks, before any work, that the textfile's directory exists, so a typo
 /// fails the purge at once rather than after the deletions.
 pub fn check_textfile_path(path: &Path) -> Result<(), String> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    if path.file_name().is_none() {
-        return Err(format!("--metrics-textfile {} does not name a file", path.display()));
-    }
-    if !directory.is_dir() {
-        return Err(format!("--metrics-textfile {}: directory {} does not exist", path.display(), directory.display()));
-    }
-    Ok(())
+    atomic_file::check_target("--metrics-textfile", path)
 }
 
 /// Replaces this job's metric group on the Pushgateway (`PUT

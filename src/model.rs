@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{DriveState, Effect, JobState, JobStatus, JobType};
 use crate::policy::PerPolicy;
+use crate::trail::Removed;
 
 /// A job and its drives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,6 +126,9 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub host: String,
     pub pid: i64,
+    /// What the run removed of the audit trail (`audit_rows_removed`, `runs_removed`).
+    #[serde(flatten)]
+    pub removed: Removed,
 }
 
 /// Where a sweep's run record stands.

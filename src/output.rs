@@ -153,6 +153,7 @@ impl Printer {
                         run.total.to_string(),
                         format!("{}/{}/{}", run.counts.completed, run.counts.closed, run.counts.creating_idle),
                         run.stopped_by.clone().unwrap_or_else(|| "-".to_owned()),
+                        format!("{}/{}", run.removed.audit_rows, run.removed.runs),
                         run.error.clone().unwrap_or_else(|| "-".to_owned()),
                     ]
                 })
@@ -166,6 +167,7 @@ impl Printer {
                 "DELETED",
                 "COMPL/CLOSED/IDLE",
                 "STOPPED_BY",
+                "REMOVED_AUDIT/RUNS",
                 "ERROR",
             ];
             table(&headers, &rows)
@@ -190,6 +192,12 @@ impl Printer {
             );
             if report.skipped_future > 0 {
                 text += &format!("; {} jobs with future timestamps kept", report.skipped_future);
+            }
+            if report.removed.any() {
+                text += &format!(
+                    "; removed {} audit rows and {} run records",
+                    report.removed.audit_rows, report.removed.runs
+                );
             }
             text.push('\n');
             for name in report.jobs.iter().flatten() {

@@ -129,14 +129,16 @@ pub fn start_of_time() -> DateTime<Utc> {
 /// the microsecond the stores keep (rounded down), and never before
 /// [`start_of_time`].
 pub fn cutoffs(retentions: &Retentions, now: DateTime<Utc>) -> Cutoffs {
+    retentions.map(|_, retention| retention.map(|retention| cutoff(retention, now)))
+}
+
+/// `now - retention`, to the microsecond the stores keep (rounded down),
+/// and never before [`start_of_time`].
+pub fn cutoff(retention: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
     let earliest = start_of_time();
-    retentions.map(|_, retention| {
-        retention.map(|retention| {
-            let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
-            let cutoff = now.checked_sub_signed(retention).unwrap_or(earliest).max(earliest);
-            cutoff.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(cutoff)
-        })
-    })
+    let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let cutoff = now.checked_sub_signed(retention).unwrap_or(earliest).max(earliest);
+    cutoff.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(cutoff)
 }
 
 /// A position in a policy's deletion order: oldest age timestamp first, ties

@@ -19,6 +19,7 @@ use crate::metrics::{self, Outcome};
 use crate::model::RunStatus;
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::store::{BatchRequest, RunOutcome, Store, StoreError};
+use crate::trail::{self, TrailCutoffs, TrailRetentions};
 
 /// What a sweep does, from the configuration and the command line.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct SweepPlan {
     pub as_of: Option<DateTime<Utc>>,
     /// Recorded in the run row: `purge` or `schedule`.
     pub trigger: &'static str,
+    /// The audit rows and run records to remove after the jobs (src/trail.rs).
+    pub trail: TrailRetentions,
 }
 
 impl SweepPlan {
@@ -50,6 +53,7 @@ impl SweepPlan {
             dry_run: false,
             as_of: None,
             trigger,
+            trail: settings.trail(),
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct SweepReport {
     /// Dry run only: the names of the jobs it would delete, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobs: Option<Vec<String>>,
+    /// What it removed of the audit trail after the jobs (`audit_rows_removed`, `runs_removed`).
+    #[serde(flatten)]
+    pub removed: trail::Removed,
 }
 
 /// A sweep that failed; what it committed before the failure stays committed and audited.
@@ -120,6 +127,7 @@ struct Progress {
     counts: PerPolicy<u64>,
     oldest: Option<DateTime<Utc>>,
     sizer: BatchSizer,
+    trail: trail::Removed,
 }
 
 impl Progress {
@@ -130,6 +138,7 @@ impl Progress {
             counts: PerPolicy::default(),
             oldest: None,
             sizer: BatchSizer::new(plan.batch_size, plan.batch_budget),
+            trail: trail::Removed::default(),
         }
     }
 
@@ -191,6 +200,7 @@ async fn run_sweep(
     let (database_now, skipped_future) = store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?;
     let now = plan.as_of.unwrap_or(database_now);
     let cutoffs = policy::cutoffs(&plan.retentions, now);
+    let trail_cutoffs = trail::cutoffs(&plan.trail, database_now);
     if skipped_future > 0 {
         tracing::warn!(jobs = skipped_future, now = %database_now, "jobs with a timestamp in the future are kept (clock skew?)");
     }
@@ -199,8 +209,9 @@ async fn run_sweep(
             dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(SweepError::at_start)?;
         (None, stopped_by, Some(names))
     } else {
-        let (run_id, stopped_by) = delete_eligible(store, plan, &cutoffs, &mut progress, identity, stop).await?;
-        if progress.counts.total() > 0 {
+        let (run_id, stopped_by) =
+            delete_eligible(store, plan, &cutoffs, &trail_cutoffs, &mut progress, identity, stop).await?;
+        if progress.counts.total() > 0 || progress.trail.any() {
             release_space(store, stop).await;
         }
         // What is left feeds the backlog gauges; not worth delaying a shutdown
@@ -226,6 +237,7 @@ async fn run_sweep(
         oldest_eligible_at: progress.oldest,
         skipped_future,
         jobs,
+        removed: progress.trail,
     };
     tracing::info!(
         run_id = report.run_id,
@@ -237,6 +249,8 @@ async fn run_sweep(
         stopped_by = report.stopped_by.as_str(),
         duration_ms = report.duration_ms,
         skipped_future,
+        audit_rows_removed = report.removed.audit_rows,
+        runs_removed = report.removed.runs,
         "sweep finished"
     );
     Ok(report)
@@ -294,6 +308,7 @@ async fn delete_eligible(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
+    trail_cutoffs: &TrailCutoffs,
     progress: &mut Progress,
     identity: &ProcessIdentity,
     stop: &CancellationToken,
@@ -357,6 +372,15 @@ async fn delete_eligible(
             }
         }
     };
+    // The audit trail's own lifecycle, once the jobs are done (src/trail.rs).
+    let result = match result {
+        Ok(stopped_by @ (StoppedBy::Done | StoppedBy::MaxDeletes)) => {
+            trail::remove_expired(store, plan, trail_cutoffs, run_id, progress.started, stop, &mut progress.trail)
+                .await
+                .map(|stopped| stopped.unwrap_or(stopped_by))
+        }
+        other => other,
+    };
     let (outcome, result) = match result {
         Ok(stopped_by) => {
             let status = if stopped_by == StoppedBy::Signal { RunStatus::Interrupted } else { RunStatus::Succeeded };
@@ -365,6 +389,7 @@ async fn delete_eligible(
                 counts: progress.counts,
                 stopped_by: Some(stopped_by.as_str().into()),
                 error: None,
+                removed: progress.trail,
             };
             (outcome, Ok((run_id, stopped_by)))
         }
@@ -374,6 +399,7 @@ async fn delete_eligible(
                 counts: progress.counts,
                 stopped_by: None,
                 error: Some(source.to_string()),
+                removed: progress.trail,
             };
             (outcome, Err(SweepError { run_id: Some(run_id), deleted: progress.counts.total(), source }))
         }

@@ -768,6 +768,7 @@ mod lib_driver {
                 dry_run: request.as_of.is_some(),
                 as_of: request.as_of,
                 trigger: "purge",
+                trail: Default::default(),
             };
             let stop = CancellationToken::new();
             let result = self.rt.block_on(sweep::sweep(self.store(), &plan, &self.identity, &stop));

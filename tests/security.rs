@@ -494,7 +494,8 @@ postgres_only! {
         assert!(out.stderr.contains("permission denied for schema public"), "{}", out.describe());
         assert_no_password(&out);
         assert!(env.job_exists("victim"), "nothing was deleted");
-        assert_eq!(env.count("_sqlx_migrations"), 1);
+        let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).unwrap().count();
+        assert_eq!(env.count("_sqlx_migrations"), migrations as i64, "no migration was applied or undone");
         assert_eq!(env.count("pg_tables WHERE schemaname = 'public'"), 5, "no table was created or dropped");
     }
 }
@@ -1057,4 +1058,42 @@ fn sqlite_files_are_created_owner_only() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(mode(&db), Some(0o640));
+}
+
+postgres_only! {
+    /// With `retention.audit` and `retention.runs` set, the daemon grants
+    /// alone refuse the trail's removal (the purge fails and removes
+    /// nothing of the trail); with the trail grants of docs/security.md the
+    /// daemon removes the old audit row and both old run records.
+    fn the_trail_grants_let_the_daemon_remove_the_old_trail(env: &TestEnv) {
+        let roles = setup(env);
+        let daemon = roles.daemon_url();
+        env.execute(
+            "INSERT INTO retention_runs (trigger, status, started_at, finished_at, deleted_completed, host, pid) \
+             VALUES ('purge', 'succeeded', now() - interval '100 days', now() - interval '100 days', 1, 'h', 1), \
+                    ('purge', 'succeeded', now() - interval '100 days', now() - interval '100 days', 0, 'h', 1); \
+             INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
+               created_at, state_changed_at, deleted_at, deleted_by) \
+             SELECT min(id), 777, 'old', 'Import', 'completed', 'Completed', false, now() - interval '200 days', \
+               now() - interval '110 days', now() - interval '100 days', 'ops@host' FROM retention_runs",
+        );
+        let trail = [("RETENTIOND__RETENTION__AUDIT", "30d"), ("RETENTIOND__RETENTION__RUNS", "30d")];
+
+        let refused = as_role(env, &daemon, &["purge"]).envs(&trail).run();
+        refused.expect_code(1);
+        assert!(refused.stderr.contains("permission denied"), "{}", refused.describe());
+        assert_eq!(env.count("retention_audit"), 1);
+        assert_eq!(env.count("retention_runs WHERE finished_at < now() - interval '90 days'"), 2);
+
+        let mut owner = Session::connect(&roles.owner_url());
+        for statement in statements(&roles.sql(&doc_block("trail grants"))) {
+            owner.exec_ok(&statement);
+        }
+        let out = as_role(env, &daemon, &["purge", "--output", "json"]).envs(&trail).run();
+        out.expect_code(0);
+        let summary = out.json();
+        assert_eq!((summary["audit_rows_removed"].as_u64(), summary["runs_removed"].as_u64()), (Some(1), Some(2)), "{summary}");
+        assert_eq!(env.count("retention_audit"), 0);
+        assert_eq!(env.count("retention_runs WHERE finished_at < now() - interval '90 days'"), 0);
+    }
 }

@@ -12,6 +12,7 @@ use super::secrets::{self, DatabaseUrl};
 use super::values::{de_bool, de_uint, duration, policy_duration};
 use crate::batch::BatchSize;
 use crate::policy::Retentions;
+use crate::trail::TrailRetentions;
 
 /// The effective configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +73,12 @@ pub struct RetentionSettings {
     pub max_deletes_per_run: u64,
     #[serde(with = "duration")]
     pub run_timeout: Duration,
+    /// Audit rows older than this are removed after the jobs (SPEC §11); `None` keeps them.
+    #[serde(with = "policy_duration")]
+    pub audit: Option<Duration>,
+    /// Finished run records older than this are removed after the jobs; `None` keeps them.
+    #[serde(with = "policy_duration")]
+    pub runs: Option<Duration>,
 }
 
 impl Default for RetentionSettings {
@@ -86,6 +93,8 @@ impl Default for RetentionSettings {
             batch_pause: Duration::ZERO,
             max_deletes_per_run: 0,
             run_timeout: Duration::from_secs(3600),
+            audit: None,
+            runs: None,
         }
     }
 }
@@ -93,6 +102,10 @@ impl Default for RetentionSettings {
 impl RetentionSettings {
     pub fn retentions(&self) -> Retentions {
         Retentions { completed: self.completed, closed: self.closed, creating_idle: self.creating_idle }
+    }
+
+    pub fn trail(&self) -> TrailRetentions {
+        TrailRetentions { audit: self.audit, runs: self.runs }
     }
 }
 

@@ -101,6 +101,8 @@ fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
         ("retention.completed", ret.completed),
         ("retention.closed", ret.closed),
         ("retention.creating_idle", ret.creating_idle),
+        ("retention.audit", ret.audit),
+        ("retention.runs", ret.runs),
     ] {
         if let Some(value) = value
             && value < ret.minimum

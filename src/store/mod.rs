@@ -19,6 +19,7 @@ use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType, LifecycleError, Operation};
 use crate::model::{AuditEntry, Job, RunRecord, RunStatus};
 use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
+use crate::trail::{AuditRemoval, Removed, RunRemoval, TrailKey};
 
 /// Connects to the store that `settings.url` names, without touching its schema.
 pub async fn connect(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
@@ -235,6 +236,8 @@ pub struct RunOutcome {
     pub counts: PerPolicy<u64>,
     pub stopped_by: Option<String>,
     pub error: Option<String>,
+    /// What it removed of the audit trail after the jobs.
+    pub removed: Removed,
 }
 
 /// One batch of a sweep: which jobs qualify and how many to take.
@@ -343,4 +346,29 @@ pub trait Store: Send + Sync {
     /// sweep runs on sessions that see the change. SQLite: the file or its
     /// directory is not writable by this process.
     async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError>;
+
+    // --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
+
+    /// Removes, in one transaction, at most `limit` audit rows that
+    /// `removal` lets go, next in (deleted_at, id) order; returns their keys.
+    async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError>;
+
+    /// Removes, in one transaction, at most `limit` run records that
+    /// `removal` lets go, next in (finished_at, id) order; returns their keys.
+    async fn remove_run_records(&self, removal: &RunRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError>;
+
+    /// The first and last id of the audit rows deleted at or after `since`
+    /// and before `until` (`None`: unbounded); `None` when there is none.
+    async fn audit_id_range(&self, window: &AuditWindow) -> Result<Option<(i64, i64)>, StoreError>;
+
+    /// At most `limit` audit entries with an id above `after` and at most
+    /// `last`, in id order.
+    async fn audit_page(&self, after: i64, last: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Which audit rows `audit export` writes: deleted at or after `since` and before `until`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditWindow {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
 }

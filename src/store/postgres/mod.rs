@@ -19,14 +19,15 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Connection, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
+    AuditFilter, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome,
+    Store, StoreError, check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Drive, Job, RunRecord, RunStatus};
 use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey, start_of_time};
+use crate::trail::{AuditRemoval, Removed, RunRemoval, TrailKey};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -165,6 +166,8 @@ impl PostgresStore {
             .bind(outcome.counts.creating_idle as i64)
             .bind(outcome.stopped_by.as_deref())
             .bind(outcome.error.as_deref())
+            .bind(outcome.removed.audit_rows as i64)
+            .bind(outcome.removed.runs as i64)
     }
 }
 
@@ -220,6 +223,10 @@ fn run_from_row(row: &PgRow) -> Result<RunRecord, StoreError> {
         error: row.try_get("error")?,
         host: row.try_get("host")?,
         pid: row.try_get("pid")?,
+        removed: Removed {
+            audit_rows: row.try_get::<i64, _>("audit_rows_removed")? as u64,
+            runs: row.try_get::<i64, _>("runs_removed")? as u64,
+        },
     })
 }
 
@@ -562,5 +569,64 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         deleted.sort_by_key(|job| job.key);
         Ok(deleted)
+    }
+
+    // --- The audit trail's own lifecycle and its export ---
+
+    async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
+        let query = sqlx::query(sql::REMOVE_AUDIT_ROWS)
+            .bind(removal.cutoff)
+            .bind(removal.after.at)
+            .bind(removal.after.id)
+            .bind(i64::from(limit));
+        let rows = self.in_trail_transaction(query).await?;
+        rows.iter().map(|row| Ok(TrailKey { at: row.try_get("at")?, id: row.try_get("id")? })).collect()
+    }
+
+    async fn remove_run_records(&self, removal: &RunRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
+        let query = sqlx::query(sql::REMOVE_RUN_RECORDS)
+            .bind(removal.spent_cutoff)
+            .bind(removal.empty_cutoff)
+            .bind(removal.after_spent.at)
+            .bind(removal.after_spent.id)
+            .bind(removal.after_empty.at)
+            .bind(removal.after_empty.id)
+            .bind(i64::from(limit));
+        let rows = self.in_trail_transaction(query).await?;
+        rows.iter().map(|row| Ok(TrailKey { at: row.try_get("at")?, id: row.try_get("id")? })).collect()
+    }
+
+    async fn audit_id_range(&self, window: &AuditWindow) -> Result<Option<(i64, i64)>, StoreError> {
+        let query = if *window == AuditWindow::default() {
+            sqlx::query(sql::SELECT_AUDIT_ID_RANGE)
+        } else {
+            sqlx::query(sql::SELECT_AUDIT_ID_RANGE_BETWEEN)
+                .bind(window.since.unwrap_or_else(start_of_time))
+                .bind(window.until.unwrap_or(DateTime::<Utc>::MAX_UTC))
+        };
+        let rows = self.in_trail_transaction(query).await?;
+        let row = rows.first().ok_or_else(|| StoreError::Database("no row from an aggregate".into()))?;
+        Ok(row.try_get::<Option<i64>, _>("first")?.zip(row.try_get::<Option<i64>, _>("last")?))
+    }
+
+    async fn audit_page(&self, after: i64, last: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let query = sqlx::query(sql::SELECT_AUDIT_PAGE).bind(after).bind(last).bind(i64::from(limit));
+        let rows = self.in_trail_transaction(query).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+impl PostgresStore {
+    /// Runs one statement of the trail's lifecycle or export in a
+    /// transaction of its own, under [`sql::BEGIN_TRAIL_TRANSACTION`]'s
+    /// planner settings.
+    async fn in_trail_transaction(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        let mut tx = self.pool.begin_with(sql::BEGIN_TRAIL_TRANSACTION).await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows)
     }
 }

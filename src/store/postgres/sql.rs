@@ -73,7 +73,8 @@ pub const SELECT_AUDIT: &str = concat!(
 
 /// $1: limit or NULL.
 pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, \
-     deleted_closed, deleted_creating_idle, stopped_by, error, host, pid FROM retention_runs ORDER BY id DESC LIMIT $1";
+     deleted_closed, deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed \
+     FROM retention_runs ORDER BY id DESC LIMIT $1";
 
 /// Starts a run in one statement: marks the runs left `running` by dead
 /// processes as abandoned, records the new run and takes its lock. A live
@@ -95,15 +96,16 @@ pub const RUN_RECORDS_WITHOUT_SYNC: &str = "SET synchronous_commit = off";
 
 /// Records how a run ended; for a run whose lease is lost.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \
-     deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7 WHERE id = $1";
+     deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7, audit_rows_removed = $8, \
+     runs_removed = $9 WHERE id = $1";
 
-/// Records how a run ended and releases its lock ($8), in one statement, on
+/// Records how a run ended and releases its lock ($10), in one statement, on
 /// the run's own connection. A sweep that finds the lock free meanwhile
 /// waits for this row's lock, then sees the run finished.
 pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs SET status = $2, \
        finished_at = now(), deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, \
-       stopped_by = $6, error = $7 WHERE id = $1) \
-     SELECT pg_advisory_unlock($8, ($1 % 2147483648)::int4) AS unlocked";
+       stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9 WHERE id = $1) \
+     SELECT pg_advisory_unlock($10, ($1 % 2147483648)::int4) AS unlocked";
 
 /// The clock, and the jobs with an age timestamp after it.
 /// $1–$3: whether completed, closed and creating_idle are enabled.
@@ -188,3 +190,72 @@ pub const DELETE_ELIGIBLE: &str = concat!(
 /// `default_transaction_read_only` of the server, database and role now.
 pub const READ_ONLY: &str =
     "SELECT pg_is_in_recovery() AS in_recovery, current_setting('transaction_read_only') = 'on' AS read_only";
+
+// --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
+
+/// Opens the transaction each statement below runs in, with planner
+/// settings that keep the plan it was written for whatever the statistics
+/// say (none after a bulk load, stale after a large removal) and for generic
+/// plans alike: no sequential scan, no bitmap scan, no sort. Each statement
+/// below is written so that its plan needs none of them (its indexes read in
+/// their own order, the primary key for a list of ids); any other plan would
+/// need one, and each one disabled costs more than any real plan.
+pub const BEGIN_TRAIL_TRANSACTION: &str =
+    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
+
+/// Removes the next audit rows past `retention.audit`, in (deleted_at, id)
+/// order from the cursor: rows of `jobs delete` (no run) and of runs that
+/// finished at or before the cut-off; never those of a run still running or
+/// finished after it. The run test is a scalar subquery, one primary-key
+/// look-up per row, where a join or EXISTS could be planned as a hash join
+/// over every run; the ids go to the delete as an array, so it stays on
+/// primary-key look-ups. A row another sweep removes first is skipped.
+/// $1: cut-off; $2/$3: cursor (deleted_at, id); $4: limit.
+pub const REMOVE_AUDIT_ROWS: &str = "DELETE FROM retention_audit WHERE id = ANY(ARRAY( \
+       SELECT a.id FROM retention_audit AS a \
+       WHERE a.deleted_at <= $1 AND (a.deleted_at, a.id) > ($2::timestamptz, $3::bigint) \
+         AND (a.run_id IS NULL OR (SELECT r.finished_at FROM retention_runs AS r \
+               WHERE r.id = a.run_id AND r.status <> 'running') <= $1) \
+       ORDER BY a.deleted_at, a.id LIMIT $4)) \
+     RETURNING deleted_at AS at, id";
+
+/// Removes the next run records past `retention.runs` that no audit row
+/// names, from two walks merged in (finished_at, id) order (a merge of two
+/// ordered index reads, no sort): finished runs up to $1 (past both limits,
+/// so their audit rows are gone), and finished runs that deleted nothing
+/// after $1 up to $2 (the second walk's cursor starts after $1), each along
+/// its partial index. "No audit row names it" is a scalar subquery, one seek
+/// into `retention_audit_by_run`, where NOT EXISTS could be planned as an
+/// anti-join over the whole trail.
+/// $3/$4, $5/$6: cursors (finished_at, id) of each walk; $7: limit.
+pub const REMOVE_RUN_RECORDS: &str = "DELETE FROM retention_runs WHERE id = ANY(ARRAY( \
+       SELECT id FROM ( \
+         (SELECT r.id, r.finished_at FROM retention_runs AS r \
+           WHERE r.status <> 'running' AND r.finished_at <= $1 \
+             AND (r.finished_at, r.id) > ($3::timestamptz, $4::bigint) \
+             AND (SELECT a.id FROM retention_audit AS a WHERE a.run_id = r.id LIMIT 1) IS NULL \
+           ORDER BY r.finished_at, r.id LIMIT $7) \
+         UNION ALL \
+         (SELECT r.id, r.finished_at FROM retention_runs AS r \
+           WHERE r.status <> 'running' AND r.deleted_completed = 0 AND r.deleted_closed = 0 \
+             AND r.deleted_creating_idle = 0 AND r.finished_at <= $2 \
+             AND (r.finished_at, r.id) > ($5::timestamptz, $6::bigint) \
+             AND (SELECT a.id FROM retention_audit AS a WHERE a.run_id = r.id LIMIT 1) IS NULL \
+           ORDER BY r.finished_at, r.id LIMIT $7) \
+       ) AS picked ORDER BY finished_at, id LIMIT $7)) \
+     RETURNING finished_at AS at, id";
+
+/// The first and last audit id of the whole trail: the ends of the key.
+pub const SELECT_AUDIT_ID_RANGE: &str = "SELECT min(id) AS first, max(id) AS last FROM retention_audit";
+
+/// The first and last id of the audit rows deleted in [$1, $2), read from
+/// `retention_audit_by_deleted_at`, which holds the ids. The ordered
+/// subquery keeps the planner from walking the primary key from either end
+/// until it meets the window, which could pass most of the trail.
+pub const SELECT_AUDIT_ID_RANGE_BETWEEN: &str = "SELECT min(id) AS first, max(id) AS last FROM ( \
+       SELECT id FROM retention_audit WHERE deleted_at >= $1 AND deleted_at < $2 ORDER BY deleted_at, id) AS in_window";
+
+/// One page of `audit export`: ids above $1 up to $2, in id order, at most
+/// $3: a range of the primary key, read in its order.
+pub const SELECT_AUDIT_PAGE: &str =
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3");

@@ -32,14 +32,15 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
+    AuditFilter, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome,
+    Store, StoreError, check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Drive, Job, MANUAL_POLICY, RunRecord, RunStatus, truncate};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey, start_of_time};
+use crate::trail::{AuditRemoval, Removed, RunRemoval, TrailKey};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -253,6 +254,10 @@ fn run_from_row(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         error: row.try_get("error")?,
         host: row.try_get("host")?,
         pid: row.try_get("pid")?,
+        removed: Removed {
+            audit_rows: row.try_get::<i64, _>("audit_rows_removed")? as u64,
+            runs: row.try_get::<i64, _>("runs_removed")? as u64,
+        },
     })
 }
 
@@ -477,6 +482,8 @@ impl Store for SqliteStore {
             .bind(outcome.counts.creating_idle as i64)
             .bind(outcome.stopped_by.as_deref())
             .bind(outcome.error.as_deref())
+            .bind(outcome.removed.audit_rows as i64)
+            .bind(outcome.removed.runs as i64)
             .execute(&self.pool)
             .await?;
         self.checkpoint_if_grown().await
@@ -626,5 +633,65 @@ impl Store for SqliteStore {
         tx.commit().await?;
         deleted.sort_by_key(|job| job.key);
         Ok(deleted)
+    }
+
+    // --- The audit trail's own lifecycle and its export ---
+
+    async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
+        let query = sqlx::query(sql::REMOVE_AUDIT_ROWS)
+            .bind(micros(removal.cutoff))
+            .bind(micros(removal.after.at))
+            .bind(removal.after.id)
+            .bind(i64::from(limit));
+        self.remove_trail(query).await
+    }
+
+    async fn remove_run_records(&self, removal: &RunRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
+        let query = sqlx::query(sql::REMOVE_RUN_RECORDS)
+            .bind(micros(removal.spent_cutoff))
+            .bind(micros(removal.empty_cutoff))
+            .bind(micros(removal.after_spent.at))
+            .bind(removal.after_spent.id)
+            .bind(micros(removal.after_empty.at))
+            .bind(removal.after_empty.id)
+            .bind(i64::from(limit));
+        self.remove_trail(query).await
+    }
+
+    async fn audit_id_range(&self, window: &AuditWindow) -> Result<Option<(i64, i64)>, StoreError> {
+        let query = if *window == AuditWindow::default() {
+            sqlx::query(sql::SELECT_AUDIT_ID_RANGE)
+        } else {
+            sqlx::query(sql::SELECT_AUDIT_ID_RANGE_BETWEEN)
+                .bind(micros(window.since.unwrap_or_else(start_of_time)))
+                .bind(window.until.map_or(i64::MAX, micros))
+        };
+        let row = query.fetch_one(&self.pool).await?;
+        Ok(row.try_get::<Option<i64>, _>("first")?.zip(row.try_get::<Option<i64>, _>("last")?))
+    }
+
+    async fn audit_page(&self, after: i64, last: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(sql::SELECT_AUDIT_PAGE)
+            .bind(after)
+            .bind(last)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+impl SqliteStore {
+    /// Runs a removal of the trail in a write transaction of its own;
+    /// returns the keys (`at`, `id`) of the rows it removed.
+    async fn remove_trail(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<Vec<TrailKey>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        // Checkpointed by after_batch, between batches.
+        tx.commit().await?;
+        rows.iter().map(|row| Ok(TrailKey { at: from_micros(row.try_get("at")?)?, id: row.try_get("id")? })).collect()
     }
 }

@@ -72,7 +72,8 @@ pub const SELECT_AUDIT_BY_ID: &str = concat!("SELECT ", audit_columns!(), " FROM
 
 /// ?1: limit, -1 for none.
 pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-     deleted_creating_idle, stopped_by, error, host, pid FROM retention_runs ORDER BY id DESC LIMIT ?1";
+     deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed \
+     FROM retention_runs ORDER BY id DESC LIMIT ?1";
 
 pub const SELECT_RUNNING_RUNS: &str =
     "SELECT id, host, pid, process_started FROM retention_runs WHERE status = 'running'";
@@ -84,7 +85,8 @@ pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, start
      VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
 
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?3, deleted_completed = ?4, \
-     deleted_closed = ?5, deleted_creating_idle = ?6, stopped_by = ?7, error = ?8 WHERE id = ?1";
+     deleted_closed = ?5, deleted_creating_idle = ?6, stopped_by = ?7, error = ?8, audit_rows_removed = ?9, \
+     runs_removed = ?10 WHERE id = ?1";
 
 /// ?1: now; ?2–?4: whether completed, closed and creating_idle are enabled.
 pub const COUNT_FUTURE: &str = "SELECT \
@@ -157,3 +159,56 @@ pub const FREELIST_COUNT: &str = "PRAGMA freelist_count";
 /// One step of `Store::release_space`: at most 512 free pages (2 MiB) handed
 /// back to the file system. (A pragma takes no bound parameters.)
 pub const INCREMENTAL_VACUUM_STEP: &str = "PRAGMA incremental_vacuum(512)";
+
+// --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
+
+/// Removes the next audit rows past `retention.audit`, in (deleted_at, id)
+/// order from the cursor: rows of `jobs delete` (no run) and of runs that
+/// finished at or before the cut-off; never those of a run still running or
+/// finished after it (each run is looked up by its key). `INDEXED BY` pins
+/// the walk to its index whatever the statistics say.
+/// ?1: cut-off; ?2/?3: cursor (deleted_at, id); ?4: limit.
+pub const REMOVE_AUDIT_ROWS: &str = "DELETE FROM retention_audit WHERE id IN ( \
+       SELECT a.id FROM retention_audit AS a INDEXED BY retention_audit_by_deleted_at \
+       WHERE a.deleted_at <= ?1 AND (a.deleted_at, a.id) > (?2, ?3) \
+         AND (a.run_id IS NULL OR (SELECT r.finished_at FROM retention_runs AS r \
+               WHERE r.id = a.run_id AND r.status <> 'running') <= ?1) \
+       ORDER BY a.deleted_at, a.id LIMIT ?4) \
+     RETURNING deleted_at AS at, id";
+
+/// Removes the next run records past `retention.runs` that no audit row
+/// names, from two walks merged in (finished_at, id) order: finished runs up
+/// to ?1 (past both limits, so their audit rows are gone), and finished runs
+/// that deleted nothing after ?1 up to ?2 (the second walk's cursor starts
+/// after ?1). Each walk is pinned to its partial index; whether an audit row
+/// names a run is one seek into `retention_audit_by_run`.
+/// ?3/?4, ?5/?6: cursors (finished_at, id) of each walk; ?7: limit.
+pub const REMOVE_RUN_RECORDS: &str = "DELETE FROM retention_runs WHERE id IN (SELECT id FROM ( \
+       SELECT * FROM (SELECT r.id, r.finished_at FROM retention_runs AS r INDEXED BY retention_runs_by_finish \
+         WHERE r.status <> 'running' AND r.finished_at <= ?1 AND (r.finished_at, r.id) > (?3, ?4) \
+           AND NOT EXISTS (SELECT 1 FROM retention_audit AS a WHERE a.run_id = r.id) \
+         ORDER BY r.finished_at, r.id LIMIT ?7) \
+       UNION ALL \
+       SELECT * FROM (SELECT r.id, r.finished_at FROM retention_runs AS r INDEXED BY retention_runs_empty_by_finish \
+         WHERE r.status <> 'running' AND r.deleted_completed = 0 AND r.deleted_closed = 0 \
+           AND r.deleted_creating_idle = 0 AND r.finished_at <= ?2 AND (r.finished_at, r.id) > (?5, ?6) \
+           AND NOT EXISTS (SELECT 1 FROM retention_audit AS a WHERE a.run_id = r.id) \
+         ORDER BY r.finished_at, r.id LIMIT ?7) \
+     ) ORDER BY finished_at, id LIMIT ?7) \
+     RETURNING finished_at AS at, id";
+
+/// The first and last audit id of the whole trail: the ends of the key.
+pub const SELECT_AUDIT_ID_RANGE: &str = "SELECT min(id) AS first, max(id) AS last FROM retention_audit";
+
+/// The first and last id of the audit rows deleted in [?1, ?2): a walk over
+/// `retention_audit_by_deleted_at`, which holds the ids, so no table row is read.
+pub const SELECT_AUDIT_ID_RANGE_BETWEEN: &str = "SELECT min(id) AS first, max(id) AS last \
+     FROM retention_audit INDEXED BY retention_audit_by_deleted_at WHERE deleted_at >= ?1 AND deleted_at < ?2";
+
+/// One page of `audit export`: ids above ?1 up to ?2, in id order, at most
+/// ?3. `NOT INDEXED` keeps it on the table's own key (a rowid range).
+pub const SELECT_AUDIT_PAGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit NOT INDEXED WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
+);
