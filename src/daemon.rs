@@ -131,7 +131,7 @@ async fn open_store(settings: &DatabaseSettings, readiness: &Readiness) -> Resul
     loop {
         match store::open(settings).await {
             Ok(store) => return Ok(store),
-            Err(error @ StoreError::UnsupportedUrl(_)) => return Err(error),
+            Err(error @ (StoreError::UnsupportedUrl(_) | StoreError::File(_))) => return Err(error),
             Err(error) => {
                 tracing::error!(%error, retry_in = %format_duration(delay), "cannot open the store; retrying");
                 readiness.set(Err(error.to_string()));
@@ -244,6 +244,7 @@ impl Daemon {
     /// shutdown grace take effect; the database, the HTTP address and the
     /// log format need a restart and keep their old values meanwhile.
     async fn reload(&self, source: &ConfigSource, log_level: &LogLevel, schedule: &mut Schedule) {
+        self.reload_credentials().await;
         let mut new = match config::load(source.file.clone(), &source.overrides) {
             Ok(new) => new,
             Err(error) => {
@@ -279,6 +280,18 @@ impl Daemon {
         let next = schedule.next_tick().await.map(|at| at.to_rfc3339());
         tracing::info!(cron = new.schedule.cron, next_tick = next, "configuration reloaded");
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+}
+
+impl Daemon {
+    /// Reads the password file and TLS files again (a rotated password takes
+    /// effect for new connections), whatever becomes of the rest of the reload.
+    async fn reload_credentials(&self) {
+        match self.store.reload_credentials().await {
+            Ok(false) => {}
+            Ok(true) => tracing::info!("database password and TLS files read again, for new connections"),
+            Err(error) => tracing::error!(%error, "cannot read a database file again; the previous ones stay in use"),
+        }
     }
 }
 

@@ -59,6 +59,7 @@ impl Error {
         match self {
             Error::Config(_) => exit::INVALID_CONFIG,
             Error::Store(error) => store_exit_code(error),
+            Error::Metrics(MetricsError::PushSetup { .. }) => exit::INVALID_CONFIG,
             Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) | Error::Scheduler(_) => {
                 exit::FAILURE
             }
@@ -71,7 +72,7 @@ impl Error {
 
 fn store_exit_code(error: &StoreError) -> u8 {
     match error {
-        StoreError::UnsupportedUrl(_) => exit::INVALID_CONFIG,
+        StoreError::UnsupportedUrl(_) | StoreError::File(_) => exit::INVALID_CONFIG,
         StoreError::Unreachable { .. } => exit::UNREACHABLE,
         StoreError::NotFound(_) => exit::NOT_FOUND,
         StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,

@@ -13,6 +13,10 @@
 
 #![allow(dead_code)]
 
+pub mod https_server;
+pub mod pg_server;
+pub mod pki;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{Read, Write};
@@ -206,13 +210,20 @@ impl Invocation {
     /// Starts the process; the caller waits with [`Running::wait`].
     /// The command to start: the binary with this invocation's arguments and
     /// environment. The child sees only the configuration a test gives it: no
-    /// inherited `RETENTIOND*`, `RUST_LOG` or systemd variables.
+    /// inherited `RETENTIOND*`, `PG*`, `RUST_LOG` or systemd variables.
     fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(&self.args);
         for (key, _) in std::env::vars_os() {
             let upper = key.to_string_lossy().to_ascii_uppercase();
-            if upper.starts_with("RETENTIOND") || upper == "NOTIFY_SOCKET" || upper.starts_with("WATCHDOG_") {
+            // PG* (PGSSLMODE, PGPASSWORD…) and CREDENTIALS_DIRECTORY change
+            // how the binary connects: a test sets them when it means to.
+            if upper.starts_with("RETENTIOND")
+                || upper == "NOTIFY_SOCKET"
+                || upper.starts_with("WATCHDOG_")
+                || upper.starts_with("PG")
+                || upper == "CREDENTIALS_DIRECTORY"
+            {
                 cmd.env_remove(&key);
             }
         }

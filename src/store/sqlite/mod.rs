@@ -584,4 +584,8 @@ impl Store for SqliteStore {
         deleted.sort_by_key(|job| job.key);
         Ok(deleted)
     }
+
+    async fn reload_credentials(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
