@@ -177,6 +177,20 @@ fn tls_failures_exit_69_naming_the_cause() {
     let out = fx.run(&with_root("127.0.0.1", "verify-full", &fx.ca.cert), &["purge"], &[]);
     expect_unreachable(&out, "it is not valid for the host name 127.0.0.1: it names localhost");
 
+    // The same as settings: the mode and CA file keys are used, not only the URL's.
+    let settings = [
+        ("RETENTIOND__DATABASE__SSLMODE", "verify-full"),
+        ("RETENTIOND__DATABASE__SSLROOTCERT", path_str(&fx.ca.cert)),
+    ];
+    let out = fx.run(&fx.url("postgres", "127.0.0.1", "jobs", ""), &["purge"], &settings);
+    expect_unreachable(&out, "it is not valid for the host name 127.0.0.1");
+    let settings = [
+        ("RETENTIOND__DATABASE__SSLMODE", "verify-full"),
+        ("RETENTIOND__DATABASE__SSLROOTCERT", path_str(&other_ca.cert)),
+    ];
+    let out = fx.run(&fx.url("postgres", "localhost", "jobs", ""), &["purge"], &settings);
+    expect_unreachable(&out, not_trusted);
+
     // Plain text: the server takes TLS connections only (hostssl).
     let out = fx.run(&fx.url("postgres", "localhost", "jobs", "sslmode=disable"), &["purge"], &[]);
     expect_unreachable(&out, "no encryption");
