@@ -364,6 +364,16 @@ fn password_file_errors_exit_78() {
         out.describe()
     );
 
+    // The daemon does not wait for such a file: it exits 78 at once.
+    let out = Invocation::new(&["run"])
+        .env("RETENTIOND__DATABASE__URL", "postgres://pwuser@127.0.0.1:1/db")
+        .env("RETENTIOND__DATABASE__PASSWORD_FILE", path_str(&missing))
+        .env("RETENTIOND__METRICS__LISTEN", "")
+        .cwd(dir.path())
+        .run();
+    out.expect_code(78);
+    assert!(out.stderr.contains("no such file"), "{}", out.describe());
+
     let empty = dir.path().join("empty");
     write_secret(&empty, "\n", 0o600);
     let out = run("postgres://pwuser@127.0.0.1:1/db", &[("RETENTIOND__DATABASE__PASSWORD_FILE", path_str(&empty))]);
