@@ -156,8 +156,8 @@ impl PgServer {
         }
     }
 
-    #[track_caller]
-    fn run_as_server_user(&self, program: &str, args: &[&str]) {
+    /// `program` of the server's binaries, to run as the server's user.
+    fn server_command(&self, program: &str) -> Command {
         let program = self.bindir.join(program);
         let mut command = if self.as_postgres {
             let mut command = Command::new("runuser");
@@ -166,11 +166,16 @@ impl PgServer {
         } else {
             Command::new(&program)
         };
-        let out = command.args(args).current_dir(self.dir.path()).output().expect("run a PostgreSQL tool");
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    #[track_caller]
+    fn run_as_server_user(&self, program: &str, args: &[&str]) {
+        let out = self.server_command(program).args(args).output().expect("run a PostgreSQL tool");
         assert!(
             out.status.success(),
-            "{} {} failed:\n{}{}\n--- server log ---\n{}",
-            program.display(),
+            "{program} {} failed:\n{}{}\n--- server log ---\n{}",
             args.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),
@@ -182,15 +187,7 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         let data = self.data_dir();
-        let pg_ctl = self.bindir.join("pg_ctl");
         let args = ["-D", data.to_str().unwrap_or_default(), "-m", "immediate", "-w", "stop"];
-        let mut command = if self.as_postgres {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            command
-        } else {
-            Command::new(&pg_ctl)
-        };
-        let _ = command.args(args).current_dir(self.dir.path()).output();
+        let _ = self.server_command("pg_ctl").args(args).output();
     }
 }
