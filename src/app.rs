@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::identity::ProcessIdentity;
 use crate::import;
 use crate::lifecycle::{self, Operation};
-use crate::metrics;
+use crate::metrics::{self, SkipReason};
 use crate::model::Job;
 use crate::output::Printer;
 use crate::seed::SeedGenerator;
@@ -81,10 +81,21 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
     let recorder =
         if args.metrics_textfile.is_some() || pushgateway.is_some() { Some(metrics::install()?) } else { None };
     let store = store::open(&settings.database).await?;
-    let stop = CancellationToken::new();
-    let signals = signals::listen(stop.clone(), None)?;
-    let report = sweep::sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &stop).await;
-    signals.close();
+    // A dry run writes nothing, so it works on a read-only database too.
+    let read_only = if plan.dry_run { None } else { store.read_only().await? };
+    let report = match read_only {
+        Some(reason) => {
+            metrics::sweep_skipped(SkipReason::ReadOnly);
+            Err(Error::PurgeReadOnly(reason))
+        }
+        None => {
+            let stop = CancellationToken::new();
+            let signals = signals::listen(stop.clone(), None)?;
+            let report = sweep::sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &stop).await;
+            signals.close();
+            report.map_err(Error::from)
+        }
+    };
     // The metrics go out however the sweep ended: a failed run is what they must show.
     if let Some(recorder) = &recorder {
         if let Some(path) = &args.metrics_textfile {

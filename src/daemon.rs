@@ -3,8 +3,10 @@
 //! Start: HTTP endpoints first (so `/healthz` answers while the database is
 //! still out of reach), then the store, retried until it opens, then
 //! `READY=1` and the schedule. A tick starts a sweep unless one is running
-//! (skipped: `overlap`) or, with `schedule.singleton`, another replica holds
-//! the store's sweep lock (skipped: `not_leader`). A sweep runs in a task of
+//! (skipped: `overlap`), the database refuses writes (skipped: `read_only`,
+//! and `/readyz` says why until it takes them again) or, with
+//! `schedule.singleton`, another replica holds the store's sweep lock
+//! (skipped: `not_leader`). A sweep runs in a task of
 //! its own, so its errors and panics are logged and counted and the next
 //! tick runs as usual. SIGHUP reloads the configuration file; SIGTERM/SIGINT
 //! stop the ticks, let the batch in flight finish, and exit within
@@ -20,13 +22,13 @@ use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{self, DatabaseSettings, Overrides, Settings, format_duration};
+use crate::config::{self, DatabaseSettings, Overrides, ScheduleSettings, Settings, format_duration};
 use crate::error::Error;
 use crate::http::{self, Readiness};
 use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome, SkipReason};
 use crate::notify;
-use crate::scheduler::Schedule;
+use crate::scheduler::{self, CronSchedule, Timetable};
 use crate::signals;
 use crate::store::{self, Store, StoreError};
 use crate::sweep::{self, SweepPlan, SweepReport};
@@ -66,7 +68,7 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
             return Ok(());
         }
     };
-    readiness.set(Ok(()));
+    let timetable = Timetable::new(CronSchedule::new(&settings.schedule.cron, &settings.schedule.timezone)?);
     let daemon = Arc::new(Daemon {
         store: Arc::from(store),
         settings: RwLock::new(Arc::new(settings)),
@@ -76,14 +78,15 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
         sweeping: Arc::new(Mutex::new(())),
         sweeps: TaskTracker::new(),
         stop: stop.clone(),
+        timetable: timetable.clone(),
     });
+    daemon.check_readiness().await;
     let watcher = tokio::spawn(daemon.clone().watch_readiness());
     let settings = daemon.settings();
     let ticker = daemon.clone();
-    let mut schedule = Schedule::start(&settings.schedule.cron, move || ticker.tick()).await?;
-    let next = schedule.next_tick().await.map(|at| at.to_rfc3339());
-    tracing::info!(cron = settings.schedule.cron, next_tick = next, "daemon started");
-    notify::ready(&format!("ready; schedule {}", settings.schedule.cron));
+    let clock = scheduler::spawn(timetable, stop.clone(), move || ticker.tick());
+    daemon.log_next_tick(&settings.schedule, "daemon started");
+    notify::ready(&format!("ready; schedule {} in {}", settings.schedule.cron, settings.schedule.timezone));
     let watchdog = notify::spawn_watchdog(stop.clone());
     if settings.schedule.run_on_start {
         daemon.tick();
@@ -92,7 +95,10 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            Some(()) = reload_rx.recv() => daemon.reload(&source, &log_level, &mut schedule).await,
+            Some(()) = reload_rx.recv() => {
+                daemon.reload_credentials().await;
+                daemon.reload(&source, &log_level);
+            }
         }
     }
 
@@ -101,8 +107,8 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     let grace = daemon.settings().shutdown.grace;
     tracing::info!(grace = %format_duration(grace), "stopping: no new sweeps; waiting for the one in flight");
     daemon.sweeps.close();
-    // The scheduler's own shutdown takes a lock a tick may hold: bounded too.
-    let _ = tokio::time::timeout(grace, schedule.shutdown()).await;
+    // The clock stops at once on `stop`; bounded all the same.
+    let _ = tokio::time::timeout(grace, clock).await;
     let left = grace.saturating_sub(stopping.elapsed());
     if tokio::time::timeout(left, daemon.sweeps.wait()).await.is_err() {
         tracing::warn!(
@@ -155,6 +161,8 @@ struct Daemon {
     /// The sweeps in flight, waited for at shutdown.
     sweeps: TaskTracker,
     stop: CancellationToken,
+    /// The schedule in force and its next tick.
+    timetable: Timetable,
 }
 
 impl Daemon {
@@ -176,7 +184,25 @@ impl Daemon {
         self.sweeps.spawn(async move {
             let _guard = guard;
             notify::status(&survive_panic(daemon.sweep()).await);
+            daemon.log_next_tick(&daemon.settings().schedule, "next sweep");
         });
+    }
+
+    /// Logs `message` with the schedule and its next tick in UTC and in the schedule's zone.
+    fn log_next_tick(&self, schedule: &ScheduleSettings, message: &str) {
+        let (next_tick, next_tick_local) = match self.timetable.next_tick() {
+            Some(next) => (next.utc_text(), next.local_text()),
+            None => ("none".into(), "none: the schedule never fires again".into()),
+        };
+        tracing::info!(cron = schedule.cron, timezone = schedule.timezone, next_tick, next_tick_local, "{message}");
+    }
+
+    /// A sweep that failed before it began: logged, counted, readiness rechecked.
+    fn failed_at_start(&self, started: &str, clock: Instant, error: String) -> String {
+        tracing::error!(error, "sweep failed; the next tick tries again");
+        metrics::sweep_ended(Outcome::Failed, clock.elapsed());
+        self.recheck.notify_one();
+        format!("last sweep at {started} failed: {error}")
     }
 
     /// One scheduled sweep; returns the status line for systemd.
@@ -184,6 +210,19 @@ impl Daemon {
         let settings = self.settings();
         let clock = Instant::now();
         let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        match self.store.read_only().await {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
+                tracing::warn!(reason = "read_only", database = %reason, "sweep skipped: the database is read-only");
+                metrics::sweep_skipped(SkipReason::ReadOnly);
+                self.readiness.set(Err(StoreError::ReadOnly(reason).to_string()));
+                return format!("sweep at {started} skipped: the database is read-only");
+            }
+            Err(error) => {
+                let error = format!("cannot tell whether the database takes writes: {error}");
+                return self.failed_at_start(&started.to_string(), clock, error);
+            }
+        }
         let singleton = settings.schedule.singleton;
         if singleton {
             match self.store.try_lead().await {
@@ -195,10 +234,7 @@ impl Daemon {
                 }
                 Err(error) => {
                     let error = format!("cannot take the singleton lock: {error}");
-                    tracing::error!(error, "sweep failed; the next tick tries again");
-                    metrics::sweep_ended(Outcome::Failed, clock.elapsed());
-                    self.recheck.notify_one();
-                    return format!("last sweep at {started} failed: {error}");
+                    return self.failed_at_start(&started.to_string(), clock, error);
                 }
             }
         }
@@ -220,8 +256,7 @@ impl Daemon {
         }
     }
 
-    /// Asks the database whether it answers, every few seconds and after a
-    /// failed sweep, for `/readyz`.
+    /// Checks readiness every few seconds and after a failed sweep.
     async fn watch_readiness(self: Arc<Self>) {
         loop {
             tokio::select! {
@@ -229,22 +264,32 @@ impl Daemon {
                 () = self.recheck.notified() => {}
                 () = self.stop.cancelled() => return,
             }
-            let timeout = self.settings().database.connect_timeout;
-            let finding = match tokio::time::timeout(timeout, self.store.now()).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err(format!("the database did not answer within {}", format_duration(timeout))),
-            };
-            self.readiness.set(finding);
+            self.check_readiness().await;
         }
+    }
+
+    /// Asks the database whether it answers and takes writes, for `/readyz`.
+    async fn check_readiness(&self) {
+        let timeout = self.settings().database.connect_timeout;
+        let check = async {
+            self.store.now().await?;
+            match self.store.read_only().await? {
+                Some(reason) => Err(StoreError::ReadOnly(reason)),
+                None => Ok(()),
+            }
+        };
+        let finding = match tokio::time::timeout(timeout, check).await {
+            Ok(result) => result.map_err(|error| error.to_string()),
+            Err(_) => Err(format!("the database did not answer within {}", format_duration(timeout))),
+        };
+        self.readiness.set(finding);
     }
 
     /// Reads the configuration file again. An invalid one changes nothing.
     /// The schedule, retention and batch settings, the log level and the
     /// shutdown grace take effect; the database, the HTTP address and the
     /// log format need a restart and keep their old values meanwhile.
-    async fn reload(&self, source: &ConfigSource, log_level: &LogLevel, schedule: &mut Schedule) {
-        self.reload_credentials().await;
+    fn reload(&self, source: &ConfigSource, log_level: &LogLevel) {
         let mut new = match config::load(source.file.clone(), &source.overrides) {
             Ok(new) => new,
             Err(error) => {
@@ -253,11 +298,14 @@ impl Daemon {
             }
         };
         let old = self.settings();
-        if new.schedule.cron != old.schedule.cron
-            && let Err(error) = schedule.replace(&new.schedule.cron).await
-        {
-            tracing::error!(%error, "configuration reload refused; the previous configuration stays in force");
-            return;
+        if new.schedule.cron != old.schedule.cron || new.schedule.timezone != old.schedule.timezone {
+            match CronSchedule::new(&new.schedule.cron, &new.schedule.timezone) {
+                Ok(schedule) => self.timetable.replace(schedule),
+                Err(error) => {
+                    tracing::error!(%error, "configuration reload refused; the previous configuration stays in force");
+                    return;
+                }
+            }
         }
         if new.log.level != old.log.level
             && let Err(error) = log_level.set(&new.log.level)
@@ -277,8 +325,7 @@ impl Daemon {
         new.database = old.database.clone();
         new.metrics.listen = old.metrics.listen.clone();
         new.log.format = old.log.format;
-        let next = schedule.next_tick().await.map(|at| at.to_rfc3339());
-        tracing::info!(cron = new.schedule.cron, next_tick = next, "configuration reloaded");
+        self.log_next_tick(&new.schedule, "configuration reloaded");
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
     }
 }

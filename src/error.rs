@@ -5,8 +5,8 @@ use crate::http::ListenError;
 use crate::import::ImportError;
 use crate::lifecycle::ValidationError;
 use crate::metrics::MetricsError;
-use crate::scheduler::SchedulerError;
-use crate::store::StoreError;
+use crate::scheduler::ScheduleError;
+use crate::store::{ReadOnly, StoreError};
 use crate::sweep::SweepError;
 
 /// Exit codes of SPEC §5.
@@ -51,20 +51,22 @@ pub enum Error {
     #[error(transparent)]
     Listen(#[from] ListenError),
     #[error(transparent)]
-    Scheduler(#[from] SchedulerError),
+    Schedule(#[from] ScheduleError),
+    /// `purge` found the database read-only and deleted nothing.
+    #[error("purge deleted nothing: the database is read-only: {0} (a dry run still works)")]
+    PurgeReadOnly(ReadOnly),
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => exit::INVALID_CONFIG,
+            Error::Config(_) | Error::Schedule(_) => exit::INVALID_CONFIG,
             Error::Store(error) => store_exit_code(error),
             Error::Metrics(MetricsError::PushSetup { .. }) => exit::INVALID_CONFIG,
-            Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) | Error::Scheduler(_) => {
-                exit::FAILURE
-            }
+            Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) => exit::FAILURE,
             Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
             Error::ImportConflict { .. } => exit::CONFLICT,
+            Error::PurgeReadOnly(_) => exit::UNREACHABLE,
             Error::Usage(_) => exit::USAGE,
         }
     }
@@ -73,7 +75,7 @@ impl Error {
 fn store_exit_code(error: &StoreError) -> u8 {
     match error {
         StoreError::UnsupportedUrl(_) | StoreError::File(_) => exit::INVALID_CONFIG,
-        StoreError::Unreachable { .. } => exit::UNREACHABLE,
+        StoreError::Unreachable { .. } | StoreError::ReadOnly(_) => exit::UNREACHABLE,
         StoreError::NotFound(_) => exit::NOT_FOUND,
         StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,
         StoreError::NotMigrated(_) | StoreError::StatementTimeout(_) | StoreError::Database(_) => exit::FAILURE,

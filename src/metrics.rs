@@ -36,6 +36,9 @@ const OLDEST_ELIGIBLE_AGE: &str = "retentiond_oldest_eligible_age_seconds";
 const LAST_SUCCESS: &str = "retentiond_last_success_timestamp_seconds";
 const BUILD_INFO: &str = "retentiond_build_info";
 
+// The daemon's schedule.
+const NEXT_SWEEP: &str = "retentiond_next_sweep_timestamp_seconds";
+
 /// Histogram buckets in seconds: a sweep runs from milliseconds to `run_timeout`.
 const SWEEP_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0];
 /// A batch is one transaction of up to `batch_size` deletions.
@@ -72,15 +75,18 @@ pub enum SkipReason {
     Overlap,
     /// Another replica holds the singleton lock (PostgreSQL, `schedule.singleton`).
     NotLeader,
+    /// The database refuses writes (a standby, `default_transaction_read_only`, a read-only SQLite file).
+    ReadOnly,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 2] = [SkipReason::Overlap, SkipReason::NotLeader];
+    pub const ALL: [SkipReason; 3] = [SkipReason::Overlap, SkipReason::NotLeader, SkipReason::ReadOnly];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Overlap => "overlap",
             SkipReason::NotLeader => "not_leader",
+            SkipReason::ReadOnly => "read_only",
         }
     }
 }
@@ -133,7 +139,10 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
 fn describe() {
     describe_counter!(JOBS_DELETED, "Jobs deleted by retention, per policy.");
     describe_counter!(SWEEPS, "Sweeps that ended, per outcome (succeeded, failed, interrupted).");
-    describe_counter!(SWEEPS_SKIPPED, "Scheduled sweeps not run: overlap (one still running) or not_leader.");
+    describe_counter!(
+        SWEEPS_SKIPPED,
+        "Sweeps not run: overlap (one still running), not_leader or read_only (the database refuses writes)."
+    );
     describe_histogram!(SWEEP_DURATION, Unit::Seconds, "Duration of a sweep.");
     describe_histogram!(BATCH_DURATION, Unit::Seconds, "Duration of one batch (one transaction).");
     describe_histogram!(DELETION_LAG, Unit::Seconds, "Time from the moment a job became eligible to its deletion.");
@@ -141,6 +150,7 @@ fn describe() {
     describe_gauge!(OLDEST_ELIGIBLE_AGE, Unit::Seconds, "Age of the oldest job still eligible after the last sweep.");
     describe_gauge!(LAST_SUCCESS, Unit::Seconds, "Unix time at which the last successful sweep ended.");
     describe_gauge!(BUILD_INFO, "Always 1; the version label names the running build.");
+    describe_gauge!(NEXT_SWEEP, Unit::Seconds, "Unix time of the daemon's next scheduled tick (0: none ahead).");
 }
 
 /// Records a committed batch: its duration, its deletions, and how late each came.
@@ -177,6 +187,11 @@ pub fn sweep_ended(outcome: Outcome, elapsed: Duration) {
 
 pub fn sweep_skipped(reason: SkipReason) {
     counter!(SWEEPS_SKIPPED, "reason" => reason.as_str()).increment(1);
+}
+
+/// Records when the daemon's schedule ticks next (`None`: never again).
+pub fn next_sweep_at(at: Option<DateTime<Utc>>) {
+    gauge!(NEXT_SWEEP).set(at.map_or(0.0, |at| at.timestamp() as f64));
 }
 
 /// Records what is still eligible, as seen at `now`.

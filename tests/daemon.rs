@@ -2,7 +2,8 @@
 //! real store — scheduled sweeps and their metrics, SIGTERM during a sweep
 //! and during an outage, SIGHUP reloads, systemd notifications, a database
 //! outage and its recovery (through a TCP proxy), two replicas with
-//! `schedule.singleton`, and the start-up errors.
+//! `schedule.singleton`, the start-up errors, the next tick in a named time
+//! zone, and read-only databases.
 
 #[macro_use]
 mod common;
@@ -206,7 +207,7 @@ both_backends! {
         for outcome in ["succeeded", "failed", "interrupted"] {
             assert!(first.get(SWEEPS, &[("outcome", outcome)]).is_some(), "{SWEEPS}{{outcome={outcome}}} missing:\n{}", first.text);
         }
-        for reason in ["overlap", "not_leader"] {
+        for reason in ["overlap", "not_leader", "read_only"] {
             assert!(first.get(SKIPPED, &[("reason", reason)]).is_some(), "{SKIPPED}{{reason={reason}}} missing:\n{}", first.text);
         }
         assert!(first.get("retentiond_oldest_eligible_age_seconds", &[]).is_some(), "{}", first.text);
@@ -793,12 +794,12 @@ postgres_only! {
 // 8. Start-up errors and the HTTP endpoints
 // ---------------------------------------------------------------------------
 
-/// A bad `schedule.cron` (five fields; hour 25) exits 78 naming the key; a
+/// A bad `schedule.cron` (four fields; hour 25) exits 78 naming the key; a
 /// `metrics.listen` port in use exits 1 naming the key; unknown paths are 404.
 #[test]
 fn bad_schedule_and_busy_port_fail_the_start_and_unknown_paths_are_404() {
     let env = TestEnv::new(Backend::Sqlite, "bad_schedule_and_busy_port_fail_the_start").expect("sqlite");
-    for cron in ["* * * * *", "0 0 25 * * *"] {
+    for cron in ["* * * *", "0 0 25 * * *"] {
         let daemon = daemon_cmd(&env, free_port()).env("RETENTIOND__SCHEDULE__CRON", cron).spawn_daemon();
         let out = daemon.wait_exit(PATIENCE);
         out.expect_code(78);
@@ -825,4 +826,171 @@ fn bad_schedule_and_busy_port_fail_the_start_and_unknown_paths_are_404() {
     assert_eq!(get("/metrics").status, 200);
     let (out, _) = terminate(daemon, Duration::from_secs(10));
     out.expect_code(0);
+}
+
+// ---------------------------------------------------------------------------
+// 9. The schedule's time zone
+// ---------------------------------------------------------------------------
+
+/// A five-field daily schedule in Australia/Sydney: the start and the
+/// reload log the next tick in UTC and in the zone, at 02:30 local time.
+#[test]
+fn the_next_tick_is_logged_in_utc_and_in_the_zone() {
+    let env = TestEnv::new(Backend::Sqlite, "the_next_tick_is_logged_in_utc_and_in_the_zone").expect("sqlite");
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port)
+        .env("RETENTIOND__SCHEDULE__CRON", "30 2 * * *")
+        .env("RETENTIOND__SCHEDULE__TIMEZONE", "Australia/Sydney")
+        .spawn_daemon();
+    wait_ready(&daemon, port);
+    let started = daemon.log_lines().into_iter().find(|l| l["fields"]["message"] == "daemon started").expect("logged");
+    let fields = &started["fields"];
+    assert_eq!((fields["cron"].as_str(), fields["timezone"].as_str()), (Some("30 2 * * *"), Some("Australia/Sydney")));
+    let utc = parse_ts(&fields["next_tick"]);
+    let local = fields["next_tick_local"].as_str().expect("next_tick_local");
+    let (local_time, zone) = local.split_once(' ').expect("time and zone");
+    assert_eq!(zone, "Australia/Sydney", "{local}");
+    let local_time = chrono::DateTime::parse_from_rfc3339(local_time).expect("RFC 3339");
+    assert_eq!(local_time, utc, "the same instant: {local} and {utc}");
+    assert_eq!(local_time.format("%H:%M:%S").to_string(), "02:30:00", "{local}");
+    assert!([10 * 3600, 11 * 3600].contains(&local_time.offset().local_minus_utc()), "{local}");
+    assert!(utc > chrono::Utc::now() && utc <= chrono::Utc::now() + chrono::Duration::days(1), "{utc}");
+    let gauge = scrape(port).value("retentiond_next_sweep_timestamp_seconds", &[]);
+    assert_eq!(gauge, utc.timestamp() as f64, "the gauge shows the same tick");
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+}
+
+// ---------------------------------------------------------------------------
+// 10. Read-only databases
+// ---------------------------------------------------------------------------
+
+/// Sets `default_transaction_read_only` on the test database itself: read
+/// by every session that starts afterwards.
+fn set_database_read_only(env: &TestEnv, on: bool) {
+    let value = if on { "on" } else { "off" };
+    // The harness's own session may have started read-only: make it writable first.
+    env.execute(&format!(
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE; \
+         DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_read_only = {value}', \
+         current_database()); END $$;"
+    ));
+}
+
+postgres_only! {
+    /// A database set to `default_transaction_read_only = on`: `purge` exits
+    /// 69 with the reason and deletes nothing (a dry run still lists the
+    /// jobs); the daemon skips each tick (counted as `read_only`), `/readyz`
+    /// answers 503 with the reason; once the setting is off again, the next
+    /// tick of the same process deletes the eligible jobs with their audit rows.
+    fn a_read_only_database_is_not_swept_until_it_takes_writes_again(env: &TestEnv) {
+        let eligible = ["ro-old-1", "ro-old-2", "ro-old-3"];
+        let mut jobs: Vec<Value> = eligible.iter().map(|name| aged_days(name, "Completed", 100)).collect();
+        jobs.push(aged_days("ro-young", "Completed", 10));
+        env.import_ok(&jobs);
+        set_database_read_only(env, true);
+
+        let out = env.run(&["purge"]);
+        out.expect_code(69);
+        assert!(out.stderr.contains("purge deleted nothing: the database is read-only"), "{}", out.describe());
+        assert!(out.stderr.contains("default_transaction_read_only"), "names the setting\n{}", out.describe());
+        let dry = env.json(&["purge", "--dry-run"]);
+        assert_eq!(dry_run_names(&dry), eligible, "a dry run works on a read-only database");
+        assert_eq!((env.count("jobs"), env.count("retention_audit"), env.count("retention_runs")), (4, 0, 0));
+
+        let port = free_port();
+        // Without the singleton lock a sweep's first statement runs on a
+        // pooled session: one left over from the read-only time would fail it.
+        let daemon = daemon_cmd(env, port).env("RETENTIOND__SCHEDULE__SINGLETON", "false").spawn_daemon();
+        wait_for(&daemon, PATIENCE, "two ticks skipped as read_only", || {
+            http_get(port, "/metrics").is_ok_and(|r| r.status == 200)
+                && scrape(port).value(SKIPPED, &[("reason", "read_only")]) >= 2.0
+        });
+        let ready = http_get(port, "/readyz").expect("/readyz");
+        assert_eq!(ready.status, 503, "{ready:?}");
+        assert!(
+            ready.body.contains("not ready: the database is read-only") && ready.body.contains("default_transaction_read_only"),
+            "{ready:?}"
+        );
+        assert!(daemon.logged("sweep skipped: the database is read-only") >= 2, "{}", daemon.describe());
+        assert_eq!(scrape(port).value(SWEEPS, &[("outcome", "failed")]), 0.0, "a skip is not a failure\n{}", daemon.describe());
+        assert_eq!((env.count("jobs"), env.count("retention_audit"), env.count("retention_runs")), (4, 0, 0));
+
+        let pid = daemon.pid();
+        set_database_read_only(env, false);
+        wait_for(&daemon, PATIENCE, "the eligible jobs deleted once the database takes writes", || env.count("jobs") == 1);
+        wait_for(&daemon, PATIENCE, "/readyz 200", || readyz_is(port, 200));
+        assert_eq!(daemon.pid(), pid);
+        for name in eligible {
+            let rows = env.audit_rows(name);
+            assert_eq!(rows.len(), 1, "{name}: {rows:?}");
+            assert_eq!(rows[0]["policy"], "completed");
+        }
+        assert!(env.job_exists("ro-young"));
+        let runs = runs(env);
+        assert!(runs.iter().all(|r| r["pid"] == json!(i64::from(pid))), "{runs:?}");
+        assert!(runs.iter().any(|r| r["status"] == "succeeded" && r["deleted"] == json!(3)), "{runs:?}");
+        assert!(runs.iter().all(|r| r["status"] == "succeeded"), "no sweep failed on a stale session: {runs:?}");
+        assert_eq!(scrape(port).value(SWEEPS, &[("outcome", "failed")]), 0.0, "{}", daemon.describe());
+        let (out, _) = terminate(daemon, Duration::from_secs(10));
+        out.expect_code(0);
+    }
+}
+
+/// Makes the SQLite file of `env` unwritable even for root (immutable), or
+/// writable again.
+fn set_file_read_only(env: &TestEnv, on: bool) {
+    let file = env.dir().join("test.db");
+    let status = if is_root() {
+        std::process::Command::new("chattr").arg(if on { "+i" } else { "-i" }).arg(&file).status().expect("chattr")
+    } else {
+        std::process::Command::new("chmod").arg(if on { "a-w" } else { "u+w" }).arg(&file).status().expect("chmod")
+    };
+    assert!(status.success(), "cannot change {}", file.display());
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+/// A SQLite file this process cannot write: `purge` exits 69 naming the
+/// file; the daemon waits with `/readyz` 503 and the reason, and sweeps
+/// once the file is writable, without a restart.
+#[test]
+fn a_read_only_sqlite_file_is_not_swept_until_it_is_writable() {
+    let env = TestEnv::new(Backend::Sqlite, "a_read_only_sqlite_file_is_not_swept").expect("sqlite");
+    env.import_ok(&[aged_days("file-old", "Closed", 100), aged_days("file-young", "Closed", 10)]);
+    set_file_read_only(&env, true);
+    let restore = Restore(&env);
+
+    let out = env.run(&["purge"]);
+    out.expect_code(69);
+    assert!(out.stderr.contains("the database is read-only: the SQLite file"), "{}", out.describe());
+    assert!(out.stderr.contains("test.db is not writable by this process"), "{}", out.describe());
+
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port).spawn_daemon();
+    wait_for(&daemon, PATIENCE, "/readyz 503 with the reason", || {
+        http_get(port, "/readyz").is_ok_and(|r| r.status == 503 && r.body.contains("is not writable by this process"))
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(env.count("jobs"), 2, "{}", daemon.describe());
+
+    drop(restore);
+    wait_for(&daemon, PATIENCE, "the eligible job deleted", || !env.job_exists("file-old"));
+    wait_for(&daemon, PATIENCE, "/readyz 200", || readyz_is(port, 200));
+    assert_eq!(env.audit_rows("file-old").len(), 1);
+    assert!(env.job_exists("file-young"));
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+}
+
+/// Makes the file writable again when dropped, even if the test fails first
+/// (an immutable file could not be removed with its temporary directory).
+struct Restore<'a>(&'a TestEnv);
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        set_file_read_only(self.0, false);
+    }
 }

@@ -374,8 +374,14 @@ fn validation_rules() {
             "metrics.pushgateway = \"gw:9091\" is not an http:// or https:// URL",
         ),
         ("[schedule]\ncron = \"0 0 25 * * *\"\n", "schedule.cron = \"0 0 25 * * *\" is not a valid cron expression"),
-        ("[schedule]\ncron = \"0 * * * *\"\n", "schedule.cron = \"0 * * * *\" has 5 fields"),
-        ("[schedule]\ntimezone = \"Europe/Berlin\"\n", "use UTC (the scheduler computes a time zone's offset once"),
+        (
+            "[schedule]\ncron = \"0 0 * * * * 2030\"\n",
+            "schedule.cron = \"0 0 * * * * 2030\" has 7 fields; it needs five",
+        ),
+        ("[schedule]\ncron = \"@daily\"\n", "schedule.cron = \"@daily\" has 1 field; it needs five"),
+        ("[schedule]\ncron = \"0 0 0 30 2 *\"\n", "schedule.cron = \"0 0 0 30 2 *\" never fires"),
+        ("[schedule]\ntimezone = \"Europe/Berln\"\n", "schedule.timezone = \"Europe/Berln\" is not an IANA time zone"),
+        ("[schedule]\ntimezone = \"CEST\"\n", "schedule.timezone = \"CEST\" is not an IANA time zone"),
     ];
     for (text, expected) in cases {
         let message = err(load_text(text));
@@ -389,6 +395,9 @@ fn validation_rules() {
         "[database]\nurl = \"sqlite::memory:\"\n",
         "[retention]\nbatch_size = 100000\n",
         "[retention]\nbatch_size = \"auto\"\nbatch_budget = \"200ms\"\n",
+        "[schedule]\ncron = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\n",
+        "[schedule]\ncron = \"0 0 3 * * SUN\"\ntimezone = \"America/Santiago\"\n",
+        "[schedule]\ntimezone = \"Etc/UTC\"\n",
     ] {
         load_text(text).unwrap_or_else(|err| panic!("{text}: {err}"));
     }

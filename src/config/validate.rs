@@ -236,30 +236,11 @@ fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
 }
 
 fn schedule(schedule: &ScheduleSettings, problems: &mut Problems<'_>) {
-    let fields = schedule.cron.split_whitespace().count();
-    if fields != 6 {
-        problems.add(
-            "schedule.cron",
-            format!(
-                "schedule.cron = {:?} has {fields} fields; it needs exactly six, seconds first (e.g. \"0 0 * * * *\" = hourly)",
-                schedule.cron
-            ),
-        );
-    } else if let Err(error) = crate::scheduler::check_cron(&schedule.cron) {
-        problems.add(
-            "schedule.cron",
-            format!("schedule.cron = {:?} is not a valid cron expression: {error}", schedule.cron),
-        );
+    if let Err(reason) = crate::scheduler::parse_cron(&schedule.cron) {
+        problems.add("schedule.cron", format!("schedule.cron = {:?} {reason}", schedule.cron));
     }
-    if schedule.timezone != "UTC" {
-        problems.add(
-            "schedule.timezone",
-            format!(
-                "schedule.timezone = {:?} is not supported; use UTC (the scheduler computes a time zone's \
-                 offset once, when the job is created, so it would not follow daylight-saving changes)",
-                schedule.timezone
-            ),
-        );
+    if let Err(reason) = crate::scheduler::parse_zone(&schedule.timezone) {
+        problems.add("schedule.timezone", format!("schedule.timezone = {:?} {reason}", schedule.timezone));
     }
 }
 

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, Visitor};
 /// Formats a duration in the largest unit that divides it exactly: `90d`,
 /// `36h`, `90m`, `30s`, `500ms`, `0s`. The result parses back unchanged.
 pub fn format_duration(value: Duration) -> String {
+    const NANOS_PER_SECOND: u128 = 1_000_000_000;
     const UNITS: [(u128, &str); 7] = [
         (86_400_000_000_000, "d"),
         (3_600_000_000_000, "h"),
@@ -27,8 +28,9 @@ pub fn format_duration(value: Duration) -> String {
         return "0s".into();
     }
     let (size, unit) = UNITS.into_iter().find(|(size, _)| nanos.is_multiple_of(*size)).expect("1ns divides everything");
-    if nanos / size > u128::from(u64::MAX) {
-        // Too many of the small unit to read back: seconds plus the rest.
+    if size < NANOS_PER_SECOND && nanos > u128::from(u64::MAX) {
+        // humantime reads a sub-second unit into a u64 of nanoseconds, so
+        // this would not read back: seconds plus the rest instead.
         return format!("{}s {}ns", value.as_secs(), value.subsec_nanos());
     }
     format!("{}{unit}", nanos / size)
@@ -247,6 +249,8 @@ mod tests {
             (Duration::from_micros(1500), "1500us"),
             (Duration::from_nanos(7), "7ns"),
             (Duration::from_secs(DAY + 1), "86401s"),
+            // 585 years and 1us: too many microseconds for humantime's nanosecond counter.
+            (Duration::new(18_461_196_000, 1_000), "18461196000s 1000ns"),
         ];
         for (value, text) in cases {
             assert_eq!(format_duration(value), text);

@@ -33,13 +33,18 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Box<dyn Store>, Stor
 }
 
 /// Connects, then applies the migrations when `auto_migrate` is set, or
-/// checks that they have been applied.
+/// checks that they have been applied. A read-only database (a standby
+/// replicates its primary's schema) is only checked: it cannot be migrated.
 pub async fn open(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
     let store = connect(settings).await?;
-    if settings.auto_migrate {
-        store.migrate().await?;
-    } else {
-        store.check_migrated().await?;
+    let read_only = if settings.auto_migrate { store.read_only().await? } else { None };
+    match read_only {
+        None if settings.auto_migrate => store.migrate().await?,
+        None => store.check_migrated().await?,
+        Some(reason) => {
+            tracing::info!(%reason, "the database is read-only: migrations are checked, not applied");
+            store.check_migrated().await?;
+        }
     }
     Ok(store)
 }
@@ -108,18 +113,44 @@ pub enum StoreError {
     StatementTimeout(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database refuses writes; nothing was written.
+    #[error("the database is read-only: {0}")]
+    ReadOnly(#[from] ReadOnly),
+}
+
+/// Why a database refuses writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadOnly {
+    #[error("the PostgreSQL server is a standby in recovery (pg_is_in_recovery()); point database.url at the primary")]
+    Standby,
+    #[error(
+        "new PostgreSQL sessions are read-only (transaction_read_only: default_transaction_read_only is on for \
+         this database, role or server)"
+    )]
+    Sessions,
+    /// PostgreSQL refused a write (SQLSTATE 25006), with its message.
+    #[error("PostgreSQL refused a write: {0}")]
+    Refused(String),
+    #[error("the SQLite file {0} is not writable by this process (permissions or a read-only mount)")]
+    File(String),
+    #[error(
+        "the directory {0} of the SQLite file is not writable by this process (SQLite keeps its -wal and -shm \
+         files there)"
+    )]
+    Directory(String),
 }
 
 /// PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout` (or by hand).
 const QUERY_CANCELED: &str = "57014";
+/// PostgreSQL's SQLSTATE for a write in a read-only transaction (a standby, `default_transaction_read_only`).
+const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        let cancelled = error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == QUERY_CANCELED);
-        if cancelled {
-            StoreError::StatementTimeout(error.to_string())
-        } else {
-            StoreError::Database(error.to_string())
+        match error.as_database_error().and_then(|e| e.code()).as_deref() {
+            Some(QUERY_CANCELED) => StoreError::StatementTimeout(error.to_string()),
+            Some(READ_ONLY_SQL_TRANSACTION) => StoreError::ReadOnly(ReadOnly::Refused(error.to_string())),
+            _ => StoreError::Database(error.to_string()),
         }
     }
 }
@@ -322,6 +353,16 @@ pub trait Store: Send + Sync {
         batch: BatchRequest<'_>,
         deleted_by: &str,
     ) -> Result<Vec<DeletedJob>, StoreError>;
+
+    // Read-only databases (SPEC §6): a sweep is skipped while one refuses writes.
+
+    /// Why the database refuses writes now, or `None` when it takes them.
+    /// PostgreSQL asks a session opened for the question: a pooled session
+    /// keeps the `default_transaction_read_only` it started with. When the
+    /// answer changes, the pooled and spare sessions are closed, so the next
+    /// sweep runs on sessions that see the change. SQLite: the file or its
+    /// directory is not writable by this process.
+    async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError>;
 
     // Credentials and TLS files read again on a reload (SIGHUP).
 

@@ -19,10 +19,10 @@ use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
     check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
-use crate::config::DatabaseSettings;
+use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Drive, Job, RunRecord, RunStatus};
@@ -58,6 +58,8 @@ pub struct PostgresStore {
     spare_sessions: Mutex<Vec<PgConnection>>,
     /// The connection holding the singleton lock while this process sweeps.
     leader: tokio::sync::Mutex<Option<PgConnection>>,
+    /// Whether the database refused writes at the last [`Store::read_only`].
+    read_only_seen: Mutex<Option<bool>>,
 }
 
 impl PostgresStore {
@@ -84,6 +86,7 @@ impl PostgresStore {
             run_leases: Mutex::new(HashMap::new()),
             spare_sessions: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(None),
+            read_only_seen: Mutex::new(None),
         })
     }
 
@@ -134,6 +137,21 @@ impl PostgresStore {
         let mut spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner());
         if spare.len() < SPARE_SESSIONS {
             spare.push(conn);
+        }
+    }
+
+    /// Closes the idle pooled sessions and the spare ones, so that the next
+    /// statements run on new sessions, which read the database's and role's
+    /// settings (`default_transaction_read_only`) as they are now. Sessions
+    /// in use (none while sweeps are skipped) go back to the pool as they are.
+    async fn renew_sessions(&self) {
+        let spare: Vec<PgConnection> =
+            std::mem::take(&mut *self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()));
+        for conn in spare {
+            let _ = conn.close().await;
+        }
+        while let Some(conn) = self.pool.try_acquire() {
+            let _ = conn.close().await;
         }
     }
 
@@ -464,6 +482,36 @@ impl Store for PostgresStore {
 
     fn pause_between_batches(&self) -> Duration {
         Duration::ZERO
+    }
+
+    async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError> {
+        let options = self.pool.connect_options();
+        let timeout = self.pool.options().get_acquire_timeout();
+        let ask = async {
+            let mut conn = PgConnection::connect_with(&*options).await?;
+            let row = sqlx::query(sql::READ_ONLY).fetch_one(&mut conn).await;
+            let _ = conn.close().await;
+            let row = row?;
+            Ok::<_, sqlx::Error>((row.try_get::<bool, _>("in_recovery")?, row.try_get::<bool, _>("read_only")?))
+        };
+        let (in_recovery, read_only) = tokio::time::timeout(timeout, ask).await.map_err(|_| {
+            StoreError::Database(format!(
+                "no new session within {} (database.connect_timeout)",
+                format_duration(timeout)
+            ))
+        })??;
+        let finding = if in_recovery {
+            Some(ReadOnly::Standby)
+        } else if read_only {
+            Some(ReadOnly::Sessions)
+        } else {
+            None
+        };
+        let seen = self.read_only_seen.lock().unwrap_or_else(|e| e.into_inner()).replace(finding.is_some());
+        if seen.is_some_and(|was| was != finding.is_some()) {
+            self.renew_sessions().await;
+        }
+        Ok(finding)
     }
 
     async fn after_batch(&self) -> Result<(), StoreError> {

@@ -180,3 +180,11 @@ pub const DELETE_ELIGIBLE: &str = concat!(
      SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
      FROM deleted"
 );
+
+// Read-only databases.
+
+/// Whether the server is a standby in recovery, and whether this session is
+/// read-only: asked on a new session, it shows the
+/// `default_transaction_read_only` of the server, database and role now.
+pub const READ_ONLY: &str =
+    "SELECT pg_is_in_recovery() AS in_recovery, current_setting('transaction_read_only') = 'on' AS read_only";

@@ -32,7 +32,7 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, RunOutcome, Store, StoreError,
+    AuditFilter, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
     check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
@@ -84,6 +84,10 @@ impl SqliteStore {
         let file = Some(options.get_filename().to_path_buf()).filter(|path| path.as_os_str() != ":memory:");
         if let Some(path) = &file {
             create_private_file(path).map_err(|e| unreachable(e.to_string()))?;
+            // SQLite would open it read-only, then fail on the first pragma that writes.
+            if let Some(reason) = read_only_file(path)? {
+                return Err(StoreError::ReadOnly(reason));
+            }
         }
         probe::<SqliteConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = SqlitePoolOptions::new()
@@ -133,6 +137,36 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
             Err(std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
         }
         _ => Ok(()),
+    }
+}
+
+/// Why this process cannot write the database file `file` (or create the
+/// journal files beside it), if it cannot.
+fn read_only_file(file: &Path) -> Result<Option<ReadOnly>, StoreError> {
+    let directory = file.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok(if !writable(file)? {
+        Some(ReadOnly::File(file.display().to_string()))
+    } else if !writable(directory)? {
+        Some(ReadOnly::Directory(directory.display().to_string()))
+    } else {
+        None
+    })
+}
+
+/// Whether this process may write `path`, asked with access(2): it sees
+/// permissions, read-only mounts and immutable files, and opens nothing (a
+/// descriptor of the database file closed by this process would drop the
+/// POSIX locks SQLite holds on it).
+fn writable(path: &Path) -> Result<bool, StoreError> {
+    use rustix::io::Errno;
+    match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+        Ok(()) => Ok(true),
+        Err(Errno::ACCESS | Errno::ROFS | Errno::PERM | Errno::TXTBSY) => Ok(false),
+        Err(errno) => Err(StoreError::Database(format!(
+            "cannot tell whether {} is writable: {}",
+            path.display(),
+            std::io::Error::from(errno)
+        ))),
     }
 }
 
@@ -476,6 +510,15 @@ impl Store for SqliteStore {
 
     fn pause_between_batches(&self) -> Duration {
         PAUSE_BETWEEN_BATCHES
+    }
+
+    async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError> {
+        // No connection of the pool is read-only: one opened on a file that
+        // SQLite cannot write fails on its first pragma and never joins it.
+        match &self.file {
+            Some(file) => read_only_file(file),
+            None => Ok(None),
+        }
     }
 
     async fn after_batch(&self) -> Result<(), StoreError> {
