@@ -15,12 +15,11 @@ use std::process::Command;
 
 use super::pki::{Issued, TestCa, openssl_available, skip};
 
-/// PostgreSQL's server binaries (`pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin`) when they and openssl are installed;
-/// otherwise `None` after saying so, or a failure under
-/// `RETENTIOND_TEST_REQUIRE_TLS=1` (see [`skip`]).
-pub fn tools(test: &str) -> Option<PathBuf> {
-    let bindir = Command::new("pg_config")
+/// The directory of PostgreSQL's server programs (initdb, pg_ctl,
+/// pg_basebackup): `pg_config --bindir`, else the newest of Debian's
+/// `/usr/lib/postgresql/N/bin`; `None` when neither has initdb.
+pub fn bindir() -> Option<PathBuf> {
+    Command::new("pg_config")
         .arg("--bindir")
         .output()
         .ok()
@@ -28,16 +27,20 @@ pub fn tools(test: &str) -> Option<PathBuf> {
         .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
         .filter(|dir| dir.join("initdb").exists())
         .or_else(|| {
-            let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
                 .ok()?
-                .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
-                .filter(|dir| dir.join("initdb").exists())
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
                 .collect();
-            dirs.sort_by_key(|dir| {
-                dir.parent().and_then(|v| v.file_name()?.to_str()?.parse::<u32>().ok()).unwrap_or_default()
-            });
-            dirs.pop()
-        });
+            versions.sort();
+            let dir = PathBuf::from(format!("/usr/lib/postgresql/{}/bin", versions.last()?));
+            dir.join("initdb").exists().then_some(dir)
+        })
+}
+
+/// [`bindir`] when it and openssl are installed; otherwise `None` after
+/// saying so, or a failure under `RETENTIOND_TEST_REQUIRE_TLS=1` (see [`skip`]).
+pub fn tools(test: &str) -> Option<PathBuf> {
+    let bindir = bindir();
     let missing = match (&bindir, openssl_available()) {
         (None, _) => "PostgreSQL's initdb (pg_config --bindir) is not installed",
         (Some(_), false) => "openssl is not installed",
