@@ -7,7 +7,8 @@
 # The image runs as UID/GID 65532, not root. Its working directory
 # /var/lib/retentiond belongs to that user and holds the SQLite default
 # (sqlite://retentiond.db, relative to the working directory); mount a volume
-# there to keep it. For PostgreSQL set RETENTIOND__DATABASE__URL.
+# there to keep it. For PostgreSQL set RETENTIOND__DATABASE__URL, and mount the
+# password as a file named by RETENTIOND__DATABASE__PASSWORD_FILE.
 # deploy/kubernetes/ runs this image.
 
 # Needs Rust >= 1.94 (edition 2024, sqlx 0.9).
@@ -25,10 +26,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && install -m 0755 target/release/retentiond /usr/local/bin/retentiond
 
 FROM debian:bookworm-slim
-# ca-certificates: the trust store for TLS. The binary speaks no TLS today
-# (no TLS feature in sqlx, http:// push gateway only); this keeps the image
-# ready for a build that does. Not pinned (DL3008): the stable archive drops
-# old versions, and a pin would break the build at the next point release.
+# ca-certificates: the system's CA certificates, which TLS to PostgreSQL
+# (beside database.sslrootcert) and to an https:// pushgateway (unless
+# metrics.pushgateway_ca_file is set) trust. Not pinned (DL3008): the stable
+# archive drops old versions, and a pin would break the build at the next
+# point release.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \

@@ -81,7 +81,11 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
     if let Some(path) = &args.metrics_textfile {
         metrics::check_textfile_path(path).map_err(Error::Usage)?;
     }
-    let pushgateway = Some(settings.metrics.pushgateway.as_str()).filter(|url| !url.is_empty() && !plan.dry_run);
+    let pushgateway = if settings.metrics.pushgateway.is_empty() || plan.dry_run {
+        None
+    } else {
+        Some(metrics::Pushgateway::prepare(&settings.metrics)?)
+    };
     let recorder =
         if args.metrics_textfile.is_some() || pushgateway.is_some() { Some(metrics::install()?) } else { None };
     let store = store::open(&settings.database).await?;
@@ -105,8 +109,8 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
         if let Some(path) = &args.metrics_textfile {
             metrics::write_textfile(recorder, path)?;
         }
-        if let Some(url) = pushgateway {
-            metrics::push(recorder, url, settings.database.connect_timeout).await?;
+        if let Some(pushgateway) = &pushgateway {
+            pushgateway.push(recorder, settings.database.connect_timeout).await?;
         }
     }
     Ok(printer.sweep(&report?)?)

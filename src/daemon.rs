@@ -95,7 +95,10 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     loop {
         tokio::select! {
             () = stop.cancelled() => break,
-            Some(()) = reload_rx.recv() => daemon.reload(&source, &log_level),
+            Some(()) = reload_rx.recv() => {
+                daemon.reload_credentials().await;
+                daemon.reload(&source, &log_level);
+            }
         }
     }
 
@@ -134,7 +137,7 @@ async fn open_store(settings: &DatabaseSettings, readiness: &Readiness) -> Resul
     loop {
         match store::open(settings).await {
             Ok(store) => return Ok(store),
-            Err(error @ StoreError::UnsupportedUrl(_)) => return Err(error),
+            Err(error @ (StoreError::UnsupportedUrl(_) | StoreError::File(_))) => return Err(error),
             Err(error) => {
                 tracing::error!(%error, retry_in = %format_duration(delay), "cannot open the store; retrying");
                 readiness.set(Err(error.to_string()));
@@ -324,6 +327,18 @@ impl Daemon {
         new.log.format = old.log.format;
         self.log_next_tick(&new.schedule, "configuration reloaded");
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
+    }
+}
+
+impl Daemon {
+    /// Reads the password file and TLS files again (a rotated password takes
+    /// effect for new connections), whatever becomes of the rest of the reload.
+    async fn reload_credentials(&self) {
+        match self.store.reload_credentials().await {
+            Ok(false) => {}
+            Ok(true) => tracing::info!("database password and TLS files read again, for new connections"),
+            Err(error) => tracing::error!(%error, "cannot read a database file again; the previous ones stay in use"),
+        }
     }
 }
 

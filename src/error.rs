@@ -65,6 +65,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Schedule(_) => exit::INVALID_CONFIG,
             Error::Store(error) => store_exit_code(error),
+            Error::Metrics(MetricsError::PushSetup { .. }) => exit::INVALID_CONFIG,
             Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) => exit::FAILURE,
             Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
             Error::ImportConflict { .. } => exit::CONFLICT,
@@ -78,7 +79,7 @@ impl Error {
 
 fn store_exit_code(error: &StoreError) -> u8 {
     match error {
-        StoreError::UnsupportedUrl(_) => exit::INVALID_CONFIG,
+        StoreError::UnsupportedUrl(_) | StoreError::File(_) => exit::INVALID_CONFIG,
         StoreError::Unreachable { .. } | StoreError::ReadOnly(_) => exit::UNREACHABLE,
         StoreError::NotFound(_) => exit::NOT_FOUND,
         StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,

@@ -8,6 +8,8 @@ use clap::Parser;
 use retentiond::cli::Cli;
 
 fn main() -> ExitCode {
+    // Before anything can build a TLS configuration: one provider for the binary.
+    retentiond::tls::install_crypto_provider();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -1,11 +1,12 @@
 //! Metrics (SPEC §8) through the `metrics` facade and a Prometheus recorder.
 //!
 //! The daemon serves them on `/metrics`; `purge --metrics-textfile` writes
-//! them in node_exporter's textfile format and `metrics.pushgateway` receives
-//! them at the end of a one-shot run. Without an installed recorder (a plain
+//! them in node_exporter's textfile format and `metrics.pushgateway` (http
+//! or https) receives them at the end of a one-shot run. Without an installed recorder (a plain
 //! `purge`) every call here is a no-op.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -15,6 +16,11 @@ use chrono::{DateTime, Utc};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use rustls::pki_types::ServerName;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::MetricsSettings;
+use crate::credentials::{self, Sensitivity};
 
 use crate::atomic_file::{self, AtomicFile};
 use crate::policy::{PerPolicy, Policy, Retentions};
@@ -100,6 +106,9 @@ pub enum MetricsError {
     },
     #[error("cannot push metrics to the pushgateway {url}: {reason}")]
     Push { url: String, reason: String },
+    /// A file the pushgateway settings name cannot be used (exit 78).
+    #[error("cannot prepare the push to the pushgateway {url}: {reason}")]
+    PushSetup { url: String, reason: String },
 }
 
 /// Installs the process-wide Prometheus recorder and registers every metric
@@ -228,37 +237,111 @@ pub fn check_textfile_path(path: &Path) -> Result<(), String> {
     atomic_file::check_target("--metrics-textfile", path)
 }
 
-/// Replaces this job's metric group on the Pushgateway (`PUT
-/// /metrics/job/retentiond`). Plain HTTP only; userinfo in the URL becomes
-/// basic authentication. The URL was validated with the configuration.
-pub async fn push(handle: &PrometheusHandle, gateway: &str, timeout: Duration) -> Result<(), MetricsError> {
-    let shown = crate::config::redact_url(gateway);
-    let failed = |reason: String| MetricsError::Push { url: shown.clone(), reason };
-    let url = url::Url::parse(gateway).map_err(|e| failed(e.to_string()))?;
-    let host = url.host_str().ok_or_else(|| failed("no host".into()))?.to_owned();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let path = format!("{}/metrics/job/retentiond", url.path().trim_end_matches('/'));
-    let mut request = hyper::Request::put(path)
-        .header(hyper::header::HOST, format!("{host}:{port}"))
-        .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4");
-    if !url.username().is_empty() {
-        // The URL keeps them percent-encoded; the gateway expects them as typed.
-        let decode = |part: &str| percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned();
-        let credentials = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or_default()));
-        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
-        request = request.header(hyper::header::AUTHORIZATION, format!("Basic {encoded}"));
+/// The Pushgateway that `purge` pushes to at its end, made ready before the
+/// sweep (`metrics.pushgateway`, `pushgateway_ca_file`,
+/// `pushgateway_password_file`): a missing or malformed file fails the run
+/// before anything is deleted.
+pub struct Pushgateway {
+    url: url::Url,
+    /// The URL as shown: password redacted.
+    shown: String,
+    /// For `https://`: verifies the gateway against the CA file, else the system's CAs.
+    tls: Option<tokio_rustls::TlsConnector>,
+    /// The `Authorization` header's value, from the URL's user and its
+    /// password or the password file.
+    authorization: Option<SecretString>,
+}
+
+impl Pushgateway {
+    /// Reads the files the settings name; the URL was validated with the configuration.
+    pub fn prepare(settings: &MetricsSettings) -> Result<Pushgateway, MetricsError> {
+        let shown = crate::config::redact_url(&settings.pushgateway);
+        let failed = |reason: String| MetricsError::PushSetup { url: shown.clone(), reason };
+        let url = url::Url::parse(&settings.pushgateway).map_err(|e| failed(e.to_string()))?;
+        let tls = if url.scheme() == "https" {
+            let authorities = if settings.pushgateway_ca_file.is_empty() {
+                None
+            } else {
+                let key = "metrics.pushgateway_ca_file";
+                let (path, pem) = credentials::read(key, &settings.pushgateway_ca_file, Sensitivity::Public)
+                    .map_err(|e| failed(e.to_string()))?;
+                let certificates = crate::tls::parse_certificates(&pem)
+                    .map_err(|reason| failed(format!("{key} {}: {reason}", path.display())))?;
+                Some(certificates)
+            };
+            let config = crate::tls::client_config(authorities).map_err(failed)?;
+            Some(tokio_rustls::TlsConnector::from(Arc::new(config)))
+        } else {
+            None
+        };
+        let authorization = if url.username().is_empty() {
+            None
+        } else {
+            // The URL keeps them percent-encoded; the gateway expects them as typed.
+            let decode = |part: &str| percent_encoding::percent_decode_str(part).decode_utf8_lossy().into_owned();
+            let password = if settings.pushgateway_password_file.is_empty() {
+                decode(url.password().unwrap_or_default())
+            } else {
+                let password = credentials::read_password(
+                    "metrics.pushgateway_password_file",
+                    &settings.pushgateway_password_file,
+                )
+                .map_err(|e| failed(e.to_string()))?;
+                password.expose_secret().to_owned()
+            };
+            let credentials = format!("{}:{password}", decode(url.username()));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            Some(SecretString::from(format!("Basic {encoded}")))
+        };
+        Ok(Pushgateway { url, shown, tls, authorization })
     }
-    let request = request.body(Full::new(Bytes::from(handle.render()))).map_err(|e| failed(e.to_string()))?;
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-        tokio::spawn(connection);
-        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(result) => result.map_err(failed),
-        Err(_) => Err(failed(format!("no answer within {}", crate::config::format_duration(timeout)))),
+
+    /// Replaces this job's metric group on the gateway (`PUT
+    /// /metrics/job/retentiond`) within `timeout`.
+    pub async fn push(&self, handle: &PrometheusHandle, timeout: Duration) -> Result<(), MetricsError> {
+        let failed = |reason: String| MetricsError::Push { url: self.shown.clone(), reason };
+        let host = self.url.host_str().ok_or_else(|| failed("no host".into()))?.to_owned();
+        let port = self.url.port_or_known_default().unwrap_or(80);
+        let path = format!("{}/metrics/job/retentiond", self.url.path().trim_end_matches('/'));
+        let mut request = hyper::Request::put(path)
+            .header(hyper::header::HOST, format!("{host}:{port}"))
+            .header(hyper::header::CONTENT_TYPE, "text/plain; version=0.0.4");
+        if let Some(authorization) = &self.authorization {
+            request = request.header(hyper::header::AUTHORIZATION, authorization.expose_secret());
+        }
+        let request = request.body(Full::new(Bytes::from(handle.render()))).map_err(|e| failed(e.to_string()))?;
+        let exchange = async {
+            let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
+            match &self.tls {
+                None => send(stream, request).await,
+                Some(connector) => {
+                    // An IPv6 literal is written in brackets in the URL, not in the certificate.
+                    let name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+                    let name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+                    let trusted = "metrics.pushgateway_ca_file, else the system's CA certificates";
+                    let stream = connector
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| crate::tls::explain(&e, trusted).unwrap_or_else(|| e.to_string()))?;
+                    send(stream, request).await
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result.map_err(failed),
+            Err(_) => Err(failed(format!("no answer within {}", crate::config::format_duration(timeout)))),
+        }
     }
+}
+
+/// Sends one HTTP/1.1 request over `stream`; any answer but 2xx is an error.
+async fn send<S>(stream: S, request: hyper::Request<Full<Bytes>>) -> Result<(), String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    if response.status().is_success() { Ok(()) } else { Err(format!("answered {}", response.status())) }
 }

@@ -18,25 +18,6 @@ use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The directory of initdb, pg_ctl and pg_basebackup: `pg_config --bindir`,
-/// else the newest of Debian's /usr/lib/postgresql/N/bin.
-fn postgres_bindir() -> Option<PathBuf> {
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-    from_pg_config.filter(|dir| dir.join("initdb").exists()).or_else(|| {
-        let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        versions.sort();
-        versions.last().map(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin")))
-    })
-}
-
 /// The uid and gid of the postgres user when running as root (PostgreSQL
 /// will not run as root); `None` otherwise, to run as ourselves.
 fn server_user() -> Option<(u32, u32)> {
@@ -159,7 +140,7 @@ fn wait_for(daemon: &Daemon, servers: &Servers, what: &str, mut condition: impl 
 
 #[test]
 fn a_hot_standby_is_not_swept_and_is_once_promoted() {
-    let Some(bindir) = postgres_bindir() else {
+    let Some(bindir) = common::pg_server::bindir() else {
         let required = std::env::var("RETENTIOND_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true");
         assert!(!required, "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are required but not found");
         eprintln!("skipping: PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");

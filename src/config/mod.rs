@@ -20,7 +20,7 @@ pub use layers::CONFIG_FILE_ENV;
 pub use secrets::{DatabaseUrl, redact_url};
 pub use settings::{
     DatabaseSettings, LogFormat, LogSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings,
-    ShutdownSettings,
+    ShutdownSettings, SslMode, TlsFile,
 };
 pub use values::format_duration;
 

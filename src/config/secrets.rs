@@ -42,6 +42,20 @@ impl DatabaseUrl {
         })
     }
 
+    /// The (decoded) value of the last query parameter named one of
+    /// `names`; `None` when there is none or the URL does not parse.
+    pub fn parameter(&self, names: &[&str]) -> Option<String> {
+        let parsed = Url::parse(self.expose()).ok()?;
+        parsed.query_pairs().filter(|(name, _)| names.contains(&name.as_ref())).last().map(|(_, v)| v.into_owned())
+    }
+
+    /// The names of the URL's query parameters, decoded.
+    pub fn parameter_names(&self) -> Vec<String> {
+        Url::parse(self.expose())
+            .map(|parsed| parsed.query_pairs().map(|(name, _)| name.into_owned()).collect())
+            .unwrap_or_default()
+    }
+
     /// `text` (typically a foreign error message) with the URL and its
     /// password replaced by their redacted forms.
     pub fn scrub(&self, text: &str) -> String {

@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::secrets::{self, DatabaseUrl};
-use super::values::{de_bool, de_uint, duration, policy_duration};
+use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_duration};
 use crate::batch::BatchSize;
 use crate::policy::Retentions;
 use crate::trail::TrailRetentions;
@@ -30,6 +30,17 @@ pub struct Settings {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: DatabaseUrl,
+    /// A file holding the password (see `crate::credentials`); empty: none.
+    /// Shown as its name only: the content is read when connecting.
+    pub password_file: String,
+    /// `None` (empty in the file): the URL's `sslmode`, else `prefer`.
+    #[serde(with = "optional_ssl_mode")]
+    pub sslmode: Option<SslMode>,
+    /// CA certificates (PEM) that verify the server; empty: the URL's, if any.
+    pub sslrootcert: String,
+    /// Client certificate (PEM) and its key; empty: the URL's, if any.
+    pub sslcert: String,
+    pub sslkey: String,
     #[serde(deserialize_with = "de_uint")]
     pub max_connections: u32,
     #[serde(with = "duration")]
@@ -40,10 +51,124 @@ pub struct DatabaseSettings {
     pub auto_migrate: bool,
 }
 
+/// The URL parameters sqlx reads as `sslmode`.
+pub(super) const SSLMODE_PARAMETERS: &[&str] = &["sslmode", "ssl-mode"];
+
+/// A file of the PostgreSQL TLS settings, set as a setting or in the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFile {
+    /// `sslrootcert`: CA certificates that verify the server.
+    RootCert,
+    /// `sslcert`: the client certificate.
+    ClientCert,
+    /// `sslkey`: the client certificate's private key.
+    ClientKey,
+}
+
+impl TlsFile {
+    pub const ALL: [TlsFile; 3] = [TlsFile::RootCert, TlsFile::ClientCert, TlsFile::ClientKey];
+
+    /// The setting's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            TlsFile::RootCert => "database.sslrootcert",
+            TlsFile::ClientCert => "database.sslcert",
+            TlsFile::ClientKey => "database.sslkey",
+        }
+    }
+
+    /// The URL parameters sqlx reads for it; the first is libpq's name.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            TlsFile::RootCert => &["sslrootcert", "ssl-root-cert", "ssl-ca"],
+            TlsFile::ClientCert => &["sslcert", "ssl-cert"],
+            TlsFile::ClientKey => &["sslkey", "ssl-key"],
+        }
+    }
+
+    /// The setting's value; empty when not set.
+    pub(super) fn setting(self, db: &DatabaseSettings) -> &str {
+        match self {
+            TlsFile::RootCert => &db.sslrootcert,
+            TlsFile::ClientCert => &db.sslcert,
+            TlsFile::ClientKey => &db.sslkey,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The TLS mode set by `database.sslmode`, else by the URL's `sslmode`;
+    /// `None`: neither (the driver's default, `prefer`, or `PGSSLMODE`).
+    /// A value that does not parse counts as unset: validation refused it.
+    pub fn ssl_mode(&self) -> Option<SslMode> {
+        self.sslmode.or_else(|| self.url.parameter(SSLMODE_PARAMETERS).and_then(|mode| SslMode::parse(&mode).ok()))
+    }
+
+    /// The name of a TLS file and where it was set (the setting's key, or
+    /// the URL parameter): the setting when not empty, else the URL's.
+    pub fn tls_file(&self, file: TlsFile) -> Option<(String, String)> {
+        let setting = file.setting(self);
+        if !setting.is_empty() {
+            return Some((file.key().to_owned(), setting.to_owned()));
+        }
+        let name = file.parameters()[0];
+        self.url.parameter(file.parameters()).map(|value| (format!("{name} in database.url"), value))
+    }
+}
+
+/// How the PostgreSQL connection uses TLS, by libpq's names. `allow` is
+/// not offered: the driver treats it as `disable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// TLS when the server offers it, else plain TCP; nothing is verified.
+    Prefer,
+    /// TLS or no connection; the server is not verified (but see the store:
+    /// with a CA file it verifies as `verify-ca` does, as libpq does).
+    Require,
+    /// TLS; the server's certificate must chain to a trusted CA.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// Parses a mode by its libpq name (any case).
+    pub fn parse(text: &str) -> Result<SslMode, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "disable" => Ok(SslMode::Disable),
+            "prefer" => Ok(SslMode::Prefer),
+            "require" => Ok(SslMode::Require),
+            "verify-ca" => Ok(SslMode::VerifyCa),
+            "verify-full" => Ok(SslMode::VerifyFull),
+            "allow" => Err("sslmode allow is not supported (the driver would not use TLS at all); \
+                 use disable, prefer, require, verify-ca or verify-full"
+                .into()),
+            _ => Err(format!("invalid sslmode {text:?}: expected disable, prefer, require, verify-ca or verify-full")),
+        }
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
             url: DatabaseUrl::new("sqlite://retentiond.db".into()),
+            password_file: String::new(),
+            sslmode: None,
+            sslrootcert: String::new(),
+            sslcert: String::new(),
+            sslkey: String::new(),
             max_connections: 4,
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
@@ -133,11 +258,22 @@ pub struct MetricsSettings {
     /// Serialized with any password redacted, like `database.url`.
     #[serde(serialize_with = "secrets::ser_redacted_url")]
     pub pushgateway: String,
+    /// CA certificates (PEM) that verify an `https://` gateway instead of
+    /// the system's; empty: the system's.
+    pub pushgateway_ca_file: String,
+    /// A file holding the basic-authentication password for the user named
+    /// in `pushgateway`; empty: none (or the URL's).
+    pub pushgateway_password_file: String,
 }
 
 impl Default for MetricsSettings {
     fn default() -> Self {
-        MetricsSettings { listen: "127.0.0.1:9464".into(), pushgateway: String::new() }
+        MetricsSettings {
+            listen: "127.0.0.1:9464".into(),
+            pushgateway: String::new(),
+            pushgateway_ca_file: String::new(),
+            pushgateway_password_file: String::new(),
+        }
     }
 }
 

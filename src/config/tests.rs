@@ -64,6 +64,12 @@ fn defaults() {
     assert!(settings.schedule.singleton);
     assert_eq!(settings.metrics.listen, "127.0.0.1:9464");
     assert_eq!(settings.metrics.pushgateway, "");
+    assert_eq!(settings.metrics.pushgateway_ca_file, "");
+    assert_eq!(settings.metrics.pushgateway_password_file, "");
+    assert_eq!(settings.database.password_file, "");
+    assert_eq!(settings.database.sslmode, None);
+    assert_eq!((settings.database.sslrootcert.as_str(), settings.database.sslcert.as_str()), ("", ""));
+    assert_eq!(settings.database.sslkey, "");
     assert_eq!(settings.log.format, LogFormat::Auto);
     assert_eq!(settings.log.level, "info");
     assert_eq!(settings.shutdown.grace, Duration::from_secs(30));
@@ -363,9 +369,14 @@ fn validation_rules() {
         ),
         ("[log]\nlevel = \"info,=[\"\n", "log.level = \"info,=[\" is not a valid filter"),
         ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen = \"localhost\" is not a socket address"),
-        ("[metrics]\npushgateway = \"ftp://gw\"\n", "metrics.pushgateway = \"ftp://gw\" is not an http:// URL"),
-        ("[metrics]\npushgateway = \"gw:9091\"\n", "metrics.pushgateway = \"gw:9091\" is not an http:// URL"),
-        ("[metrics]\npushgateway = \"https://gw:9091\"\n", "https is not supported"),
+        (
+            "[metrics]\npushgateway = \"ftp://gw\"\n",
+            "metrics.pushgateway = \"ftp://gw\" is not an http:// or https:// URL",
+        ),
+        (
+            "[metrics]\npushgateway = \"gw:9091\"\n",
+            "metrics.pushgateway = \"gw:9091\" is not an http:// or https:// URL",
+        ),
         ("[schedule]\ncron = \"0 0 25 * * *\"\n", "schedule.cron = \"0 0 25 * * *\" is not a valid cron expression"),
         (
             "[schedule]\ncron = \"0 0 * * * * 2030\"\n",
@@ -383,6 +394,7 @@ fn validation_rules() {
     }
     for text in [
         "[metrics]\nlisten = \"[::]:9464\"\npushgateway = \"http://gw.example:9091/\"\n",
+        "[metrics]\npushgateway = \"https://gw.example:9091/\"\n",
         "[database]\nurl = \"postgresql://db/jobs\"\n",
         "[database]\nurl = \"sqlite::memory:\"\n",
         "[retention]\nbatch_size = 100000\n",
@@ -467,4 +479,117 @@ fn debug_of_the_settings_shows_no_password() {
     let mut settings = Settings::default();
     settings.database.url = DatabaseUrl::new("postgres://u:hunter2@db/jobs".into());
     assert!(!format!("{settings:?}").contains("hunter2"));
+}
+
+#[test]
+fn tls_settings_and_url_parameters() {
+    let settings = load_env(&[
+        ("RETENTIOND__DATABASE__URL", "postgres://u@db.example/jobs"),
+        ("RETENTIOND__DATABASE__SSLMODE", "Verify-Full"),
+        ("RETENTIOND__DATABASE__SSLROOTCERT", "/etc/retentiond/ca.crt"),
+        ("RETENTIOND__DATABASE__PASSWORD_FILE", "db-password"),
+    ])
+    .unwrap();
+    assert_eq!(settings.database.sslmode, Some(SslMode::VerifyFull));
+    assert_eq!(settings.database.ssl_mode(), Some(SslMode::VerifyFull));
+    assert_eq!(
+        settings.database.tls_file(TlsFile::RootCert),
+        Some(("database.sslrootcert".to_owned(), "/etc/retentiond/ca.crt".to_owned()))
+    );
+    let text = settings.to_redacted_toml();
+    assert!(text.contains("sslmode = \"verify-full\"") && text.contains("password_file = \"db-password\""), "{text}");
+
+    // From the URL, with sqlx's other spellings.
+    let settings = load_env(&[(
+        "RETENTIOND__DATABASE__URL",
+        "postgres://u@db/jobs?ssl-mode=verify-ca&ssl-ca=/ca.pem&sslcert=/c.pem&ssl-key=/k.pem",
+    )])
+    .unwrap();
+    assert_eq!(settings.database.sslmode, None, "the setting stays unset");
+    assert_eq!(settings.database.ssl_mode(), Some(SslMode::VerifyCa));
+    assert_eq!(
+        settings.database.tls_file(TlsFile::ClientKey),
+        Some(("sslkey in database.url".to_owned(), "/k.pem".to_owned()))
+    );
+    // The same value in both places agrees.
+    load_env(&[
+        ("RETENTIOND__DATABASE__URL", "postgres://u@db/jobs?sslmode=require"),
+        ("RETENTIOND__DATABASE__SSLMODE", "require"),
+    ])
+    .unwrap();
+    // Empty leaves it to the URL (and the driver's default, prefer).
+    let settings = load_text("[database]\nurl = \"postgres://db/jobs\"\nsslmode = \"\"\n").unwrap();
+    assert_eq!(settings.database.ssl_mode(), None);
+}
+
+#[test]
+fn tls_and_password_file_rules() {
+    const PG: (&str, &str) = ("RETENTIOND__DATABASE__URL", "postgres://db/j");
+    let url = |value| ("RETENTIOND__DATABASE__URL", value);
+    let cases: [(&[(&str, &str)], &str); 12] = [
+        (&[PG, ("RETENTIOND__DATABASE__SSLMODE", "allow")], "sslmode allow is not supported"),
+        (&[PG, ("RETENTIOND__DATABASE__SSLMODE", "verify_full")], "invalid sslmode \"verify_full\""),
+        (&[url("postgres://db/j?sslmode=strict")], "database.url: invalid sslmode \"strict\""),
+        (
+            &[url("postgres://db/j?sslmode=require"), ("RETENTIOND__DATABASE__SSLMODE", "verify-full")],
+            "database.sslmode = \"verify-full\" conflicts with sslmode=require in database.url; set it in one place",
+        ),
+        (
+            &[url("postgres://db/j?sslrootcert=/a.pem"), ("RETENTIOND__DATABASE__SSLROOTCERT", "/b.pem")],
+            "database.sslrootcert = \"/b.pem\" conflicts with sslrootcert=/a.pem in database.url",
+        ),
+        (&[PG, ("RETENTIOND__DATABASE__SSLCERT", "/c.pem")], "database.sslcert and database.sslkey"),
+        (
+            &[url("postgres://db/j?sslmode=disable"), ("RETENTIOND__DATABASE__SSLROOTCERT", "/a.pem")],
+            "sslmode is disable, so database.sslrootcert would not be used",
+        ),
+        (&[url("postgres://db/j?passfile=/p")], "passfile is not supported; name the file in database.password_file"),
+        (&[url("postgres://db/j?sslcrl=/crl.pem")], "the parameter sslcrl is not supported"),
+        (
+            &[url("postgres://u:hunter2@db/j"), ("RETENTIOND__DATABASE__PASSWORD_FILE", "/p")],
+            "database.url holds a password and database.password_file is set",
+        ),
+        (
+            &[url("sqlite://x.db"), ("RETENTIOND__DATABASE__SSLMODE", "require")],
+            "database.sslmode applies to PostgreSQL only",
+        ),
+        (&[("RETENTIOND__DATABASE__PASSWORD_FILE", "/p")], "database.password_file applies to PostgreSQL only"),
+    ];
+    for (vars, expected) in cases {
+        let message = err(load_env(vars));
+        assert!(message.contains(expected), "{vars:?}: {message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[test]
+fn pushgateway_tls_and_password_file_rules() {
+    let cases = [
+        (
+            "pushgateway = \"http://u@gw:9091\"\npushgateway_ca_file = \"/ca.pem\"",
+            "metrics.pushgateway_ca_file is set, but metrics.pushgateway is not an https:// URL",
+        ),
+        (
+            "pushgateway_password_file = \"/p\"",
+            "metrics.pushgateway_password_file is set, but metrics.pushgateway is not",
+        ),
+        (
+            "pushgateway = \"https://gw:9091\"\npushgateway_password_file = \"/p\"",
+            "needs the user name in metrics.pushgateway",
+        ),
+        (
+            "pushgateway = \"https://u:hunter2@gw:9091\"\npushgateway_password_file = \"/p\"",
+            "metrics.pushgateway holds a password and metrics.pushgateway_password_file is set",
+        ),
+    ];
+    for (keys, expected) in cases {
+        let message = err(load_text(&format!("[metrics]\n{keys}\n")));
+        assert!(message.contains(expected), "{keys}: {message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    let settings = load_text(
+        "[metrics]\npushgateway = \"https://pusher@gw:9091\"\npushgateway_ca_file = \"ca.pem\"\npushgateway_password_file = \"push\"\n",
+    )
+    .unwrap();
+    assert_eq!(settings.metrics.pushgateway_password_file, "push");
 }

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use super::layers::Sources;
 use super::secrets::redact_url;
+use super::settings::SSLMODE_PARAMETERS;
 use super::values::format_duration;
-use super::{ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings};
+use super::{
+    ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings, SslMode, TlsFile,
+};
 use crate::batch::MAX_BATCH_SIZE;
 
 /// One past the longest `database.statement_timeout`: 2^31 milliseconds.
@@ -44,10 +47,16 @@ impl Settings {
         }
         let text_settings = [
             ("database.url", self.database.url.expose()),
+            ("database.password_file", self.database.password_file.as_str()),
+            ("database.sslrootcert", self.database.sslrootcert.as_str()),
+            ("database.sslcert", self.database.sslcert.as_str()),
+            ("database.sslkey", self.database.sslkey.as_str()),
             ("schedule.cron", self.schedule.cron.as_str()),
             ("schedule.timezone", self.schedule.timezone.as_str()),
             ("metrics.listen", self.metrics.listen.as_str()),
             ("metrics.pushgateway", self.metrics.pushgateway.as_str()),
+            ("metrics.pushgateway_ca_file", self.metrics.pushgateway_ca_file.as_str()),
+            ("metrics.pushgateway_password_file", self.metrics.pushgateway_password_file.as_str()),
             ("log.level", self.log.level.as_str()),
         ];
         for (key, value) in text_settings {
@@ -69,8 +78,23 @@ fn database(db: &DatabaseSettings, problems: &mut Problems<'_>) {
                  percent-encode reserved characters in the user and password (/ as %2F, @ as %40, # as %23)"
                     .into(),
             );
+        } else {
+            postgres_tls_and_password(db, problems);
         }
-    } else if !url.starts_with("sqlite:") {
+    } else if url.starts_with("sqlite:") {
+        let postgres_only = [
+            ("database.password_file", db.password_file.is_empty()),
+            ("database.sslmode", db.sslmode.is_none()),
+            ("database.sslrootcert", db.sslrootcert.is_empty()),
+            ("database.sslcert", db.sslcert.is_empty()),
+            ("database.sslkey", db.sslkey.is_empty()),
+        ];
+        for (key, unset) in postgres_only {
+            if !unset {
+                problems.add(key, format!("{key} applies to PostgreSQL only, and database.url is an sqlite: URL"));
+            }
+        }
+    } else {
         problems.add(
             "database.url",
             "database.url must start with sqlite:, postgres: or postgresql: (the value is not shown: it may hold a password)"
@@ -92,6 +116,84 @@ fn database(db: &DatabaseSettings, problems: &mut Problems<'_>) {
         problems.add(
             "database.statement_timeout",
             format!("database.statement_timeout = {} is too long (at most 24d)", format_duration(db.statement_timeout)),
+        );
+    }
+}
+
+/// The TLS parameters of a PostgreSQL URL and the `database.ssl*` settings
+/// must agree; a password comes from the URL or from a file, not both.
+fn postgres_tls_and_password(db: &DatabaseSettings, problems: &mut Problems<'_>) {
+    let known: Vec<&str> =
+        SSLMODE_PARAMETERS.iter().chain(TlsFile::ALL.iter().flat_map(|file| file.parameters())).copied().collect();
+    for name in db.url.parameter_names() {
+        let lower = name.to_ascii_lowercase();
+        if lower == "passfile" {
+            problems.add(
+                "database.url",
+                "database.url: the parameter passfile is not supported; name the file in database.password_file".into(),
+            );
+        } else if lower.starts_with("ssl") && !known.contains(&name.as_str()) {
+            problems.add(
+                "database.url",
+                format!(
+                    "database.url: the parameter {name} is not supported (the driver would ignore it); \
+                     the TLS parameters are sslmode, sslrootcert, sslcert and sslkey"
+                ),
+            );
+        }
+    }
+    let url_mode = db.url.parameter(SSLMODE_PARAMETERS);
+    if let Some(text) = &url_mode
+        && let Err(error) = SslMode::parse(text)
+    {
+        problems.add("database.url", format!("database.url: {error}"));
+    }
+    if let (Some(setting), Some(Ok(in_url))) = (db.sslmode, url_mode.as_deref().map(SslMode::parse))
+        && setting != in_url
+    {
+        problems.add(
+            "database.sslmode",
+            format!(
+                "database.sslmode = {:?} conflicts with sslmode={} in database.url; set it in one place",
+                setting.as_str(),
+                in_url.as_str()
+            ),
+        );
+    }
+    for file in TlsFile::ALL {
+        let setting = file.setting(db);
+        if let Some(in_url) = db.url.parameter(file.parameters())
+            && !setting.is_empty()
+            && setting != in_url
+        {
+            problems.add(
+                file.key(),
+                format!(
+                    "{} = {setting:?} conflicts with {}={in_url} in database.url; set it in one place",
+                    file.key(),
+                    file.parameters()[0]
+                ),
+            );
+        }
+    }
+    if db.tls_file(TlsFile::ClientCert).is_some() != db.tls_file(TlsFile::ClientKey).is_some() {
+        problems.add(
+            "database.sslcert",
+            "database.sslcert and database.sslkey (or sslcert and sslkey in database.url) go together: \
+             set both or neither"
+                .into(),
+        );
+    }
+    if db.ssl_mode() == Some(SslMode::Disable)
+        && let Some((key, _)) = TlsFile::ALL.into_iter().find_map(|file| db.tls_file(file))
+    {
+        problems.add("database.sslmode", format!("sslmode is disable, so {key} would not be used; remove one"));
+    }
+    if !db.password_file.is_empty() && db.url.password().is_some() {
+        problems.add(
+            "database.password_file",
+            "database.url holds a password and database.password_file is set: keep one (the password is not shown)"
+                .into(),
         );
     }
 }
@@ -161,16 +263,40 @@ fn metrics(metrics: &MetricsSettings, problems: &mut Problems<'_>) {
             ),
         );
     }
-    if !metrics.pushgateway.is_empty() {
-        let ok = url::Url::parse(&metrics.pushgateway).is_ok_and(|u| u.scheme() == "http" && u.host().is_some());
-        if !ok {
-            problems.add(
-                "metrics.pushgateway",
-                format!(
-                    "metrics.pushgateway = {:?} is not an http:// URL (e.g. http://pushgateway:9091; https is not supported; empty disables)",
-                    redact_url(&metrics.pushgateway)
-                ),
-            );
+    let gateway = url::Url::parse(&metrics.pushgateway).ok().filter(|u| u.host().is_some());
+    let https = gateway.as_ref().is_some_and(|u| u.scheme() == "https");
+    if !metrics.pushgateway.is_empty() && !gateway.as_ref().is_some_and(|u| ["http", "https"].contains(&u.scheme())) {
+        problems.add(
+            "metrics.pushgateway",
+            format!(
+                "metrics.pushgateway = {:?} is not an http:// or https:// URL (e.g. https://pushgateway:9091; empty disables)",
+                redact_url(&metrics.pushgateway)
+            ),
+        );
+    }
+    if !metrics.pushgateway_ca_file.is_empty() && !https {
+        problems.add(
+            "metrics.pushgateway_ca_file",
+            "metrics.pushgateway_ca_file is set, but metrics.pushgateway is not an https:// URL".into(),
+        );
+    }
+    if !metrics.pushgateway_password_file.is_empty() {
+        let user = gateway.as_ref().map(|u| (u.username().is_empty(), u.password().is_some()));
+        let problem = match user {
+            None => Some("metrics.pushgateway_password_file is set, but metrics.pushgateway is not".to_owned()),
+            Some((true, _)) => Some(
+                "metrics.pushgateway_password_file needs the user name in metrics.pushgateway (https://USER@host:9091)"
+                    .to_owned(),
+            ),
+            Some((false, true)) => Some(
+                "metrics.pushgateway holds a password and metrics.pushgateway_password_file is set: keep one \
+                 (the password is not shown)"
+                    .to_owned(),
+            ),
+            Some((false, false)) => None,
+        };
+        if let Some(problem) = problem {
+            problems.add("metrics.pushgateway_password_file", problem);
         }
     }
 }

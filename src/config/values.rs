@@ -213,6 +213,24 @@ pub(super) mod policy_duration {
     }
 }
 
+/// `database.sslmode`: a mode's name, or empty for none (`None`).
+pub(super) mod optional_ssl_mode {
+    use super::*;
+    use crate::config::SslMode;
+
+    pub fn serialize<S: Serializer>(value: &Option<SslMode>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value.map_or("", SslMode::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SslMode>, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        SslMode::parse(&text).map(Some).map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,11 +56,28 @@ pub async fn open(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreEr
 async fn probe<C: sqlx::Connection>(options: &C::Options, timeout: std::time::Duration) -> Result<(), String> {
     match tokio::time::timeout(timeout, C::connect_with(options)).await {
         Err(_) => Err(format!("no connection within {} (database.connect_timeout)", format_duration(timeout))),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Err(error)) => Err(describe_connect_error(&error)),
         Ok(Ok(connection)) => {
             let _ = connection.close().await;
             Ok(())
         }
+    }
+}
+
+/// A failed connection in plain words: a TLS failure says what was
+/// refused (the certificate's issuer, its host name), not only that it failed.
+fn describe_connect_error(error: &sqlx::Error) -> String {
+    let trusted = "sslrootcert, and the system's CA certificates";
+    if let Some(tls) = crate::tls::explain(error, trusted) {
+        return tls;
+    }
+    match error {
+        // sqlx's words when the server answers the TLS request with "no".
+        sqlx::Error::Tls(inner) if inner.to_string() == "server does not support TLS" => {
+            "the server does not accept TLS connections, and sslmode (require, verify-ca or verify-full) requires TLS"
+                .into()
+        }
+        other => other.to_string(),
     }
 }
 
@@ -71,6 +88,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("cannot reach the database at {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// A password, key or certificate file named by the settings is unusable.
+    #[error(transparent)]
+    File(#[from] crate::credentials::FileError),
     #[error(
         "the database schema is not up to date ({0}); run `retentiond migrate` or set database.auto_migrate = true"
     )]
@@ -346,6 +366,14 @@ pub trait Store: Send + Sync {
     /// sweep runs on sessions that see the change. SQLite: the file or its
     /// directory is not writable by this process.
     async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError>;
+
+    // Credentials and TLS files read again on a reload (SIGHUP).
+
+    /// Reads `database.password_file` and the TLS files again and uses them
+    /// for every new connection, so a rotated password or client key takes
+    /// effect without a restart; on an error the previous ones stay in use.
+    /// `false`: no such file is configured (always, on SQLite).
+    async fn reload_credentials(&self) -> Result<bool, StoreError>;
 
     // --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
 

@@ -4,19 +4,19 @@
 //! own connection, so the next sweep can tell a run whose process died (lock
 //! free) from one still working (lock held), whichever replica it runs on.
 
+mod options;
 /// Public so that tests can examine the query plans.
 pub mod sql;
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{Connection, Row};
 
 use super::{
     AuditFilter, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome,
@@ -49,6 +49,8 @@ struct AbandonedRun {
 }
 
 pub struct PostgresStore {
+    /// What the connect options are built from again on a reload.
+    settings: DatabaseSettings,
     pool: PgPool,
     /// The connection of each run in progress, holding its advisory lock.
     run_leases: Mutex<HashMap<i64, PgConnection>>,
@@ -67,18 +69,20 @@ impl PostgresStore {
             url: settings.url.redacted(),
             reason: settings.url.scrub(&reason),
         };
-        let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
-        let options = PgConnectOptions::from_str(settings.url.expose())
-            .map_err(|e| unreachable(e.to_string()))?
-            .application_name("retentiond")
-            .options([("statement_timeout", statement_timeout.as_str())])
-            .log_statements(tracing::log::LevelFilter::Trace);
+        let options = options::connect_options(settings)?;
+        if options::is_unverified_tls(&options) {
+            tracing::warn!(
+                "sslmode is require: the connection is encrypted, but the server is not verified, so anyone on the \
+                 path can pose as it; use sslmode verify-full with sslrootcert"
+            );
+        }
         probe::<PgConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
             .connect_lazy_with(options);
         Ok(PostgresStore {
+            settings: settings.clone(),
             pool,
             run_leases: Mutex::new(HashMap::new()),
             spare_sessions: Mutex::new(Vec::new()),
@@ -569,6 +573,11 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         deleted.sort_by_key(|job| job.key);
         Ok(deleted)
+    }
+
+    async fn reload_credentials(&self) -> Result<bool, StoreError> {
+        self.pool.set_connect_options(options::connect_options(&self.settings)?);
+        Ok(options::reads_files(&self.settings))
     }
 
     // --- The audit trail's own lifecycle and its export ---

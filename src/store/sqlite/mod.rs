@@ -635,6 +635,10 @@ impl Store for SqliteStore {
         Ok(deleted)
     }
 
+    async fn reload_credentials(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
     // --- The audit trail's own lifecycle and its export ---
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
