@@ -11,6 +11,7 @@ use crate::cli::{AuditCommand, Cli, Command, JobsCommand, PurgeArgs, RunsCommand
 use crate::config::{self, Overrides, Settings};
 use crate::daemon::{self, ConfigSource};
 use crate::error::Error;
+use crate::forecast;
 use crate::identity::ProcessIdentity;
 use crate::import;
 use crate::lifecycle::{self, Operation};
@@ -56,6 +57,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Runs(RunsCommand::List { limit }) => {
             let store = store::open(&settings.database).await?;
             Ok(printer.runs(&store.runs(no_limit_if_zero(limit)).await?)?)
+        }
+        Command::Forecast { days } => {
+            let store = store::open(&settings.database).await?;
+            let forecast = forecast::forecast(store.as_ref(), &settings.retention.retentions(), days).await?;
+            Ok(printer.forecast(&forecast)?)
         }
     }
 }

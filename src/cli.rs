@@ -62,6 +62,12 @@ pub enum Command {
     /// Read the records of past sweeps.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Jobs that become eligible per day over the next days, per policy, held jobs apart.
+    Forecast {
+        /// Days ahead, 1 to 365; day 1 is the next 24 hours.
+        #[arg(long, default_value_t = crate::forecast::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::forecast::MAX_DAYS)))]
+        days: u32,
+    },
 }
 
 #[derive(Debug, Args)]

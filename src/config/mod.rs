@@ -9,6 +9,7 @@
 //! - `secrets`: passwords, and keeping them out of everything shown.
 
 mod layers;
+mod password_file;
 mod secrets;
 mod settings;
 mod validate;
@@ -17,10 +18,11 @@ mod values;
 use std::path::PathBuf;
 
 pub use layers::CONFIG_FILE_ENV;
+pub use password_file::read_password_file;
 pub use secrets::{DatabaseUrl, redact_url};
 pub use settings::{
     DatabaseSettings, LogFormat, LogSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings,
-    ShutdownSettings,
+    ShutdownSettings, UiSettings,
 };
 pub use values::format_duration;
 

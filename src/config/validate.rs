@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::layers::Sources;
 use super::secrets::redact_url;
 use super::values::format_duration;
-use super::{ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings};
+use super::{ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings, UiSettings};
 use crate::batch::MAX_BATCH_SIZE;
 
 /// One past the longest `database.statement_timeout`: 2^31 milliseconds.
@@ -33,6 +33,7 @@ impl Settings {
         retention(&self.retention, &mut problems);
         schedule(&self.schedule, &mut problems);
         metrics(&self.metrics, &mut problems);
+        ui(&self.ui, &self.metrics, &mut problems);
         if let Err(err) = crate::telemetry::parse_level(&self.log.level) {
             problems.add(
                 "log.level",
@@ -48,6 +49,7 @@ impl Settings {
             ("schedule.timezone", self.schedule.timezone.as_str()),
             ("metrics.listen", self.metrics.listen.as_str()),
             ("metrics.pushgateway", self.metrics.pushgateway.as_str()),
+            ("ui.password_file", self.ui.password_file.as_str()),
             ("log.level", self.log.level.as_str()),
         ];
         for (key, value) in text_settings {
@@ -182,5 +184,21 @@ fn metrics(metrics: &MetricsSettings, problems: &mut Problems<'_>) {
                 ),
             );
         }
+    }
+}
+
+/// Pages reachable from other hosts must ask for a password.
+fn ui(ui: &UiSettings, metrics: &MetricsSettings, problems: &mut Problems<'_>) {
+    let Ok(address) = metrics.listen.parse::<SocketAddr>() else { return };
+    if ui.enabled && ui.password_file.is_empty() && !address.ip().is_loopback() {
+        problems.add(
+            "metrics.listen",
+            format!(
+                "ui.password_file is empty but metrics.listen = {:?} is not a loopback address: the status pages \
+                 would be open to the network; set ui.password_file, bind metrics.listen to 127.0.0.1, or set \
+                 ui.enabled = false",
+                metrics.listen
+            ),
+        );
     }
 }

@@ -63,11 +63,12 @@ pub const DELETE_JOB_AUDITED: &str = concat!(
     audit_columns!()
 );
 
-/// $1: job name or NULL; $2: run id or NULL; $3: limit or NULL.
+/// $1: job name or NULL; $2: run id or NULL; $3: limit or NULL. The names
+/// compare in byte order (`COLLATE "C"`), as their index sorts them (migration 4).
 pub const SELECT_AUDIT: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit WHERE ($1::text IS NULL OR job_name = $1) AND ($2::bigint IS NULL OR run_id = $2) \
+    " FROM retention_audit WHERE ($1::text IS NULL OR job_name COLLATE \"C\" = $1) AND ($2::bigint IS NULL OR run_id = $2) \
      ORDER BY id DESC LIMIT $3"
 );
 
@@ -179,4 +180,87 @@ pub const DELETE_ELIGIBLE: &str = concat!(
          state, cancel_requested, created_at, state_changed_at, now(), $12 FROM deleted) \
      SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
      FROM deleted"
+);
+
+// ---------------------------------------------------------------------------
+// The status pages and `forecast` (issue 13). Each statement reads one index
+// range, so a page costs the same whatever the size of the tables.
+// ---------------------------------------------------------------------------
+
+/// Jobs whose age crosses their policy's retention within the forecast's
+/// window, counted per policy and day; held jobs apart, those already past
+/// it on day -1. Days start at "now": day 0 is the next 24 hours, and a job
+/// whose timestamp lies exactly `retention + k days` ago is counted on day k-1.
+/// A difference of two timestamps counts whole 24-hour periods as days.
+/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off);
+/// $4–$6: those cut-offs plus the window.
+pub const FORECAST: &str = "SELECT policy, held, day, count(*) AS jobs FROM ( \
+       SELECT 'completed' AS policy, false AS held, \
+              extract(day FROM state_changed_at - interval '1 microsecond' - $1)::int8 AS day \
+         FROM jobs \
+         WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at > $1 AND state_changed_at <= $4 \
+       UNION ALL \
+       SELECT 'closed', false, extract(day FROM state_changed_at - interval '1 microsecond' - $2)::int8 \
+         FROM jobs \
+         WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at > $2 AND state_changed_at <= $5 \
+       UNION ALL \
+       SELECT 'creating_idle', false, extract(day FROM updated_at - interval '1 microsecond' - $3)::int8 \
+         FROM jobs \
+         WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at > $3 AND updated_at <= $6 \
+       UNION ALL \
+       SELECT policy, true, \
+              CASE WHEN ts <= cutoff THEN -1 ELSE extract(day FROM ts - interval '1 microsecond' - cutoff)::int8 END \
+         FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
+                      CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+                      CASE state WHEN 'Completed' THEN $1::timestamptz WHEN 'Closed' THEN $2::timestamptz ELSE $3::timestamptz END AS cutoff, \
+                      CASE state WHEN 'Completed' THEN $4::timestamptz WHEN 'Closed' THEN $5::timestamptz ELSE $6::timestamptz END AS horizon \
+                 FROM jobs WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) held \
+         WHERE ts <= horizon \
+     ) counted GROUP BY policy, held, day";
+
+pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs WHERE hold_reason IS NOT NULL";
+
+/// $1/$2: the (created_at, id) the page starts after; $3: limit.
+pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
+     FROM jobs WHERE hold_reason IS NOT NULL AND (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3";
+
+macro_rules! run_columns {
+    () => {
+        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+         deleted_creating_idle, stopped_by, error, host, pid"
+    };
+}
+
+pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = $1");
+
+/// $1: the page starts below this id; $2: limit.
+pub const SELECT_RUNS_BEFORE: &str =
+    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < $1 ORDER BY id DESC LIMIT $2");
+
+/// Newest first. $1: the page starts below this id; $2: limit.
+pub const SELECT_AUDIT_BEFORE: &str =
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < $1 ORDER BY id DESC LIMIT $2");
+
+/// One run's rows, newest first. $1: run id; $2: below this id; $3: limit.
+pub const SELECT_AUDIT_OF_RUN: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE run_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+);
+
+/// One job name's rows, newest first. $1: name; $2: run id or NULL; $3: below this id; $4: limit.
+pub const SELECT_AUDIT_OF_NAME: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE job_name COLLATE \"C\" = $1 AND id < $3 \
+     AND ($2::bigint IS NULL OR run_id = $2) ORDER BY id DESC LIMIT $4"
+);
+
+/// Names from $1 (included) to $2 (excluded) in byte order, in name then id
+/// order, after ($3, $4); $5: limit.
+pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE job_name COLLATE \"C\" >= $1 AND job_name COLLATE \"C\" < $2 \
+     AND (job_name COLLATE \"C\", id) > ($3, $4) ORDER BY job_name COLLATE \"C\", id LIMIT $5"
 );

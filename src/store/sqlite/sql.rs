@@ -157,3 +157,86 @@ pub const FREELIST_COUNT: &str = "PRAGMA freelist_count";
 /// One step of `Store::release_space`: at most 512 free pages (2 MiB) handed
 /// back to the file system. (A pragma takes no bound parameters.)
 pub const INCREMENTAL_VACUUM_STEP: &str = "PRAGMA incremental_vacuum(512)";
+
+// ---------------------------------------------------------------------------
+// The status pages and `forecast` (issue 13). Each statement reads one index
+// range (pinned with `INDEXED BY`, as above), so a page costs the same
+// whatever the size of the tables.
+// ---------------------------------------------------------------------------
+
+/// Jobs whose age crosses their policy's retention within the forecast's
+/// window, counted per policy and day; held jobs apart, those already past
+/// it on day -1. Days start at "now": day 0 is the next 24 hours, and a job
+/// whose timestamp lies exactly `retention + k days` ago is counted on day k-1.
+/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off);
+/// ?4–?6: those cut-offs plus the window.
+pub const FORECAST: &str = "SELECT policy, held, day, count(*) AS jobs FROM ( \
+       SELECT 'completed' AS policy, 0 AS held, (state_changed_at - ?1 - 1) / 86400000000 AS day \
+         FROM jobs INDEXED BY jobs_completed_by_age \
+         WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at > ?1 AND state_changed_at <= ?4 \
+       UNION ALL \
+       SELECT 'closed', 0, (state_changed_at - ?2 - 1) / 86400000000 \
+         FROM jobs INDEXED BY jobs_closed_by_age \
+         WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at > ?2 AND state_changed_at <= ?5 \
+       UNION ALL \
+       SELECT 'creating_idle', 0, (updated_at - ?3 - 1) / 86400000000 \
+         FROM jobs INDEXED BY jobs_creating_by_idle \
+         WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at > ?3 AND updated_at <= ?6 \
+       UNION ALL \
+       SELECT policy, 1, CASE WHEN ts <= cutoff THEN -1 ELSE (ts - cutoff - 1) / 86400000000 END FROM ( \
+         SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
+                CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+                CASE state WHEN 'Completed' THEN ?1 WHEN 'Closed' THEN ?2 ELSE ?3 END AS cutoff, \
+                CASE state WHEN 'Completed' THEN ?4 WHEN 'Closed' THEN ?5 ELSE ?6 END AS horizon \
+           FROM jobs INDEXED BY jobs_held \
+           WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) \
+         WHERE ts <= horizon \
+     ) GROUP BY policy, held, day";
+
+pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL";
+
+/// ?1/?2: the (created_at, id) the page starts after; ?3: limit.
+pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
+     FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL AND (created_at, id) > (?1, ?2) \
+     ORDER BY created_at, id LIMIT ?3";
+
+macro_rules! run_columns {
+    () => {
+        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+         deleted_creating_idle, stopped_by, error, host, pid"
+    };
+}
+
+pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = ?1");
+
+/// ?1: the page starts below this id; ?2: limit.
+pub const SELECT_RUNS_BEFORE: &str =
+    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+
+/// Newest first. ?1: the page starts below this id; ?2: limit.
+pub const SELECT_AUDIT_BEFORE: &str =
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+
+/// One run's rows, newest first. ?1: run id; ?2: below this id; ?3: limit.
+pub const SELECT_AUDIT_OF_RUN: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit INDEXED BY retention_audit_by_run WHERE run_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+);
+
+/// One job name's rows, newest first. ?1: name; ?2: run id or NULL; ?3: below this id; ?4: limit.
+pub const SELECT_AUDIT_OF_NAME: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit INDEXED BY retention_audit_by_job_name \
+     WHERE job_name = ?1 AND id < ?3 AND (?2 IS NULL OR run_id = ?2) ORDER BY id DESC LIMIT ?4"
+);
+
+/// Names from ?1 (included) to ?2 (excluded), in name then id order, after
+/// (?3, ?4); ?5: limit.
+pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit INDEXED BY retention_audit_by_job_name \
+     WHERE job_name >= ?1 AND job_name < ?2 AND (job_name, id) > (?3, ?4) ORDER BY job_name, id LIMIT ?5"
+);
