@@ -279,9 +279,10 @@ fn nothing(what: &str) -> Markup {
 pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuery) -> Page {
     Params::parse(query.as_deref(), &[])?;
     let settings = view.settings();
-    let next_tick = view.next_tick().await;
     let readiness = view.readiness.get();
     let store = view.store();
+    // The schedule starts once the store is open.
+    let next_tick = if store.is_some() { view.next_tick().await } else { None };
     let figures = match &store {
         Some(store) => Some(overview_figures(store.as_ref(), &settings).await),
         None => None,

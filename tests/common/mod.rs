@@ -955,12 +955,22 @@ impl HttpResponse {
 /// `GET path HTTP/1.1` with `Connection: close` to 127.0.0.1:`port`;
 /// an error if nothing answers (within a few seconds) or the answer is not HTTP.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
+    http_request(port, "GET", path, &[])
+}
+
+/// `METHOD path HTTP/1.1` with `headers` (and `Connection: close`) to
+/// 127.0.0.1:`port`, without a body.
+pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<HttpResponse> {
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    write!(stream, "{request}\r\n")?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| invalid("no end of headers"))?;
