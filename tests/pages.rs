@@ -246,7 +246,7 @@ both_backends! {
 
         // GET only; the endpoints beside the pages are untouched.
         for (method, path) in [("POST", "/"), ("PUT", "/forecast"), ("DELETE", "/holds"), ("POST", "/audit")] {
-            let response = http_request(port, method, path, &[("Content-Length", "0")]).unwrap();
+            let response = http_request(port, method, path, &[("Content-Length", "0")], "").unwrap();
             assert_eq!(response.status, 405, "{method} {path}");
             assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
         }
@@ -348,7 +348,7 @@ both_backends! {
             assert_eq!(response.header("www-authenticate"), Some(r#"Basic realm="retentiond", charset="UTF-8""#));
             assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
         }
-        let with = |value: &str| http_request(port, "GET", "/", &[("Authorization", value)]).unwrap().status;
+        let with = |value: &str| http_request(port, "GET", "/", &[("Authorization", value)], "").unwrap().status;
         assert_eq!(with(&basic), 200);
         assert_eq!(with("Bearer correct horse:battery"), 200);
         assert_eq!(with("Bearer correct horse:batter"), 401);

@@ -235,27 +235,30 @@ fn runs_table(runs: &[RunRecord], now: DateTime<Utc>) -> Markup {
     }
 }
 
-fn audit_table(entries: &[AuditEntry]) -> Markup {
+/// Audit rows; the run column only where rows of several runs may show.
+fn audit_table(entries: &[AuditEntry], with_run: bool) -> Markup {
     html! {
         div.scroll {
             table {
                 thead { tr {
-                    th.num { "Audit id" } th.num { "Run" } th { "Job" } th { "Type" } th { "Policy" } th { "State" }
-                    th { "Cancelled" } th { "In state since (UTC)" } th { "Deleted (UTC)" } th { "Deleted by" }
+                    th.num { "Audit id" } @if with_run { th.num { "Run" } } th { "Job" } th { "Type" } th { "Policy" }
+                    th { "Cancelled" } th { "In final state since (UTC)" } th { "Deleted (UTC)" } th { "Deleted by" }
                 } }
                 tbody {
                     @for entry in entries {
                         tr {
                             td.num { (entry.id) }
-                            td.num {
-                                @if let Some(run_id) = entry.run_id {
-                                    a href=(format!("/runs/{run_id}")) { (run_id) }
-                                } @else { "manual" }
+                            @if with_run {
+                                td.num {
+                                    @if let Some(run_id) = entry.run_id {
+                                        a href=(format!("/runs/{run_id}")) { (run_id) }
+                                    } @else { "–" }
+                                }
                             }
                             td { a href=(link("/audit", &[("job", entry.job_name.clone())])) { (entry.job_name) } }
                             td { (entry.job_type.as_str()) }
-                            td { (entry.policy) }
-                            td { (entry.state.as_str()) }
+                            // A policy names its state; a manual delete does not.
+                            td { (entry.policy) @if entry.policy == crate::model::MANUAL_POLICY { " (" (entry.state.as_str()) ")" } }
                             td { @if entry.cancel_requested { "yes" } @else { "–" } }
                             td { (time(entry.state_changed_at)) }
                             td { (time(entry.deleted_at)) }
@@ -298,7 +301,7 @@ pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
             }
             div.card {
                 div.muted { "Next sweep" }
-                div.big { (next_tick.map_or_else(|| "–".to_owned(), |at| at.format("%H:%M:%S").to_string())) }
+                div.big { (next_tick.map_or_else(|| "–".to_owned(), |at| format!("in {}", age(at, Utc::now())))) }
                 (schedule_line(&settings, next_tick))
             }
             @if let Some(Ok(figures)) = &figures {
@@ -436,10 +439,10 @@ pub async fn forecast(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
         div.legend {
             @for policy in Policy::ALL { span { span class=(format!("swatch {}", policy.as_str())) {} (policy.as_str()) } }
         }
-        (chart::eligible_per_day(&forecast))
+        div.scroll { (chart::eligible_per_day(&forecast)) }
         h2 { "Held jobs whose retention ends, per day" }
         div.legend { span { span class="swatch held" {} "held (kept while held)" } }
-        (chart::held_per_day(&forecast))
+        div.scroll { (chart::held_per_day(&forecast)) }
         h2 { "Per day" }
         div.scroll {
             table {
@@ -545,7 +548,7 @@ pub async fn run(State(view): State<Arc<DaemonView>>, Path(id): Path<String>, Ra
         (runs_table(std::slice::from_ref(&record), now))
         h2 { "Deleted jobs" }
         p.muted { (record.total) " jobs deleted; their audit rows, newest first." }
-        @if entries.is_empty() { (nothing("No audit rows here.")) } @else { (audit_table(&entries)) }
+        @if entries.is_empty() { (nothing("No audit rows here.")) } @else { (audit_table(&entries, false)) }
         (pager(first, next))
     };
     Ok(layout(&format!("Run {run_id}"), Some(Nav::Runs), body))
@@ -639,7 +642,7 @@ pub async fn audit(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuer
     let body = html! {
         form method="get" action="/audit" {
             label { "Job name" input type="text" name="job" value=(job.unwrap_or("")) maxlength="64"
-                pattern="[A-Za-z0-9_-]+" autocomplete="off" spellcheck="false"; }
+                pattern=r"[A-Za-z0-9_\-]+" autocomplete="off" spellcheck="false"; }
             label { "Match" select name="match" {
                 option value="exact" selected[!prefix] { "exact" }
                 option value="prefix" selected[prefix] { "prefix" }
@@ -648,7 +651,7 @@ pub async fn audit(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuer
             button type="submit" { "Search" }
         }
         p.muted { "Audit rows of deleted jobs, " (order) "." }
-        @if entries.is_empty() { (nothing("No audit rows match.")) } @else { (audit_table(&entries)) }
+        @if entries.is_empty() { (nothing("No audit rows match.")) } @else { (audit_table(&entries, true)) }
         (pager(first, next))
     };
     Ok(layout("Audit", Some(Nav::Audit), body))
