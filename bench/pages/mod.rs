@@ -259,7 +259,7 @@ fn measure(store: &Store, options: &Options, runtime: &tokio::runtime::Runtime) 
         format!("/audit?before={middle_row}"),
         format!("/audit?job={}", name(middle_row)),
         format!("/audit?job={}&match=prefix", &name(middle_row)[..9]),
-        "/audit?job=seed-&match=prefix".to_owned(),
+        "/audit?job=gone-&match=prefix".to_owned(),
         format!("/audit?job=gone-&match=prefix&after_job={}&after_id={middle_row}", name(middle_row)),
         format!("/audit?run={middle_run}"),
         "/holds".to_owned(),
@@ -338,10 +338,11 @@ async fn seed_audit_trail(store: &Store, rows: u64) -> Result<()> {
                    timestamptz '2023-07-22 04:26:40Z' + i * interval '1 second', \
                    timestamptz '2023-08-14 07:33:20Z' + i * interval '1 second', \
                    timestamptz '2023-11-14 22:13:21Z' + ((i - 1) / {ROWS_PER_RUN} + 1) * interval '1 hour', \
-                   'retentiond@bench' FROM generate_series(1, {rows}) AS i; \
-                 VACUUM ANALYZE;"
+                   'retentiond@bench' FROM generate_series(1, {rows}) AS i"
             );
             sqlx::raw_sql(sqlx::AssertSqlSafe(statements)).execute(&mut conn).await.map_err(error)?;
+            // Outside the statements' transaction, as autovacuum would.
+            sqlx::raw_sql("VACUUM ANALYZE").execute(&mut conn).await.map_err(error)?;
             conn.close().await.map_err(error)
         }
     }
