@@ -58,9 +58,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let store = store::open(&settings.database).await?;
             Ok(printer.runs(&store.runs(no_limit_if_zero(limit)).await?)?)
         }
-        Command::Forecast { days } => {
+        Command::Forecast { days, as_of } => {
             let store = store::open(&settings.database).await?;
-            let forecast = forecast::forecast(store.as_ref(), &settings.retention.retentions(), days).await?;
+            let retentions = settings.retention.retentions();
+            let forecast = forecast::forecast(store.as_ref(), &retentions, days, as_of).await?;
             Ok(printer.forecast(&forecast)?)
         }
     }

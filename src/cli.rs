@@ -67,6 +67,9 @@ pub enum Command {
         /// Days ahead, 1 to 365; day 1 is the next 24 hours.
         #[arg(long, default_value_t = crate::forecast::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::forecast::MAX_DAYS)))]
         days: u32,
+        /// Forecast from this moment instead of now (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+        as_of: Option<DateTime<Utc>>,
     },
 }
 

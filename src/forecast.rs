@@ -76,9 +76,18 @@ pub fn check_days(days: u64) -> Result<u32, DaysOutOfRange> {
     u32::try_from(days).ok().filter(|days| (1..=MAX_DAYS).contains(days)).ok_or(DaysOutOfRange(days))
 }
 
-/// The forecast at the database's "now" under `retentions`, over `days` days (1..=[`MAX_DAYS`]).
-pub async fn forecast(store: &dyn Store, retentions: &Retentions, days: u32) -> Result<Forecast, StoreError> {
-    let as_of = store.now().await?;
+/// The forecast under `retentions` over `days` days (1..=[`MAX_DAYS`]) from
+/// `as_of`, by default the database's "now".
+pub async fn forecast(
+    store: &dyn Store,
+    retentions: &Retentions,
+    days: u32,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Forecast, StoreError> {
+    let as_of = match as_of {
+        Some(as_of) => crate::model::truncate(as_of),
+        None => store.now().await?,
+    };
     let cutoffs = policy::cutoffs(retentions, as_of);
     let window = DAY * days as i32;
     let horizons: Cutoffs = cutoffs.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window));

@@ -309,6 +309,41 @@ both_backends! {
     }
 }
 
+both_backends! {
+    fn forecast_days_end_where_retention_ends(env: &TestEnv) {
+        // "Now" is fixed with --as-of, so each job can lie on a day's edge, to the microsecond.
+        let as_of = parse_ts(&json!("2026-06-15T12:00:00Z"));
+        let cutoff = as_of - chrono::Duration::days(90);
+        let at = |days: i64, micros: i64| cutoff + chrono::Duration::days(days) + chrono::Duration::microseconds(micros);
+        let held = |name: &str, when| set(job(name, "Closed", when), "hold_reason", json!("kept"));
+        env.import_ok(&[
+            job("due-now", "Completed", at(0, 0)),
+            job("day-1-first", "Completed", at(0, 1)),
+            job("day-1-last", "Completed", at(1, 0)),
+            job("day-2-first", "Completed", at(1, 1)),
+            job("day-3-last", "Closed", at(3, 0)),
+            job("beyond", "Closed", at(3, 1)),
+            held("held-past", at(0, 0)),
+            held("held-day-1", at(0, 1)),
+            held("held-day-3", at(3, 0)),
+            held("held-beyond", at(3, 1)),
+        ]);
+        let forecast = env.json(&["forecast", "--days", "3", "--as-of", "2026-06-15T12:00:00Z"]);
+        assert_eq!(parse_ts(&forecast["as_of"]), as_of);
+        let per_day: Vec<(u64, u64, u64)> = forecast["per_day"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["counts"]["completed"].as_u64().unwrap(), d["counts"]["closed"].as_u64().unwrap(), d["held"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(per_day, [(2, 0, 1), (1, 0, 0), (0, 1, 1)], "{forecast}");
+        assert_eq!(forecast["policies"]["completed"]["eligible_now"], json!(1), "{forecast}");
+        assert_eq!(forecast["policies"]["closed"]["held_past_retention"], json!(1), "{forecast}");
+        assert_eq!(forecast["policies"]["closed"]["held_within_window"], json!(2), "{forecast}");
+        assert_eq!((forecast["total"].clone(), forecast["held_total"].clone()), (json!(4), json!(3)), "{forecast}");
+    }
+}
+
 /// A password file, and the headers that give its password.
 fn password_setup(env: &TestEnv) -> (std::path::PathBuf, String) {
     let dir = env.dir().join("credentials");

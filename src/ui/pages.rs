@@ -424,7 +424,7 @@ pub async fn forecast(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
     let days = params.number("days", 1..=MAX_DAYS)?.unwrap_or(DEFAULT_DAYS);
     let store = store(&view)?;
     let settings = view.settings();
-    let forecast = forecast::forecast(store.as_ref(), &settings.retention.retentions(), days).await?;
+    let forecast = forecast::forecast(store.as_ref(), &settings.retention.retentions(), days, None).await?;
     let title = format!("Forecast: the next {days} days");
     let body = html! {
         form method="get" action="/forecast" {
