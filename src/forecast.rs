@@ -130,8 +130,10 @@ pub async fn forecast(
         }
     }
     let total = Policy::ALL.iter().map(|&policy| policies[policy].within_window).sum();
-    let held_total =
-        Policy::ALL.iter().map(|&policy| policies[policy].held_within_window + policies[policy].held_past_retention).sum();
+    let held_total = Policy::ALL
+        .iter()
+        .map(|&policy| policies[policy].held_within_window + policies[policy].held_past_retention)
+        .sum();
     Ok(Forecast { as_of, days, policies, per_day, total, held_total })
 }
 

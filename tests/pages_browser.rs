@@ -74,7 +74,8 @@ impl Driver {
     /// A WebDriver command; its `value`.
     #[track_caller]
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let body = body.map(|b| b.to_string()).unwrap_or_else(|| if method == "POST" { "{}".into() } else { String::new() });
+        let body =
+            body.map(|b| b.to_string()).unwrap_or_else(|| if method == "POST" { "{}".into() } else { String::new() });
         let response = http_request(self.port, method, path, &[], &body)
             .unwrap_or_else(|e| panic!("chromedriver {method} {path}: {e}"));
         let answer: Value = serde_json::from_str(&response.body)
@@ -141,7 +142,9 @@ fn errors(messages: &[String]) -> Vec<&String> {
 fn every_page_loads_in_chromium_without_console_errors() {
     let (Some(chromium), Some(chromedriver)) = (find("chromium"), find("chromedriver")) else {
         if std::env::var("RETENTIOND_TEST_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("the browser test is required (RETENTIOND_TEST_REQUIRE_BROWSER=1) but chromium or chromedriver is missing");
+            panic!(
+                "the browser test is required (RETENTIOND_TEST_REQUIRE_BROWSER=1) but chromium or chromedriver is missing"
+            );
         }
         eprintln!("skipping the browser test: install Debian's chromium and chromium-driver to run it");
         return;
@@ -198,7 +201,8 @@ fn every_page_loads_in_chromium_without_console_errors() {
             let source = source.as_str().unwrap_or_default();
             assert!(source.contains("<main>") && !source.contains("<script"), "{path}: {source}");
             // The page never scrolls sideways; wide tables scroll in their own box.
-            let overflow = driver.script("return document.documentElement.scrollWidth - document.documentElement.clientWidth");
+            let overflow =
+                driver.script("return document.documentElement.scrollWidth - document.documentElement.clientWidth");
             assert_eq!(overflow, json!(0), "{path} is wider than the {size:?} window");
             driver.screenshot(&shots.join(format!("{name}{suffix}.png")));
         }

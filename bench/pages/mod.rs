@@ -138,7 +138,8 @@ pub fn run(options: &Options) -> Result<Vec<BackendResult>> {
         results.push(result);
     }
     if let Some(path) = &options.report {
-        std::fs::write(path, markdown(&results, options)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, markdown(&results, options))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(results)
 }
@@ -157,7 +158,8 @@ impl Store {
     fn create(backend: Backend, options: &Options, runtime: &tokio::runtime::Runtime) -> Result<Store> {
         match backend {
             Backend::Sqlite => {
-                let dir = tempfile::Builder::new().prefix("retentiond-pages-bench-").tempdir().map_err(|e| e.to_string())?;
+                let dir =
+                    tempfile::Builder::new().prefix("retentiond-pages-bench-").tempdir().map_err(|e| e.to_string())?;
                 let url = format!("sqlite://{}", dir.path().join("pages.db").display());
                 Ok(Store { backend, url, dir: Some(dir), postgres: None })
             }
@@ -384,8 +386,8 @@ fn wait_ready(daemon: &mut Daemon, port: u16) -> Result<()> {
 /// `GET path` on 127.0.0.1:`port`: the status and the body.
 fn get(port: u16, path: &str) -> Result<(u16, String)> {
     let failed = |e: std::io::Error| format!("GET {path}: {e}");
-    let mut stream =
-        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2)).map_err(failed)?;
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2))
+        .map_err(failed)?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(failed)?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").map_err(failed)?;
     let mut raw = Vec::new();

@@ -30,10 +30,10 @@ pub fn read_password_file(key: &str, name: &str) -> Result<SecretString, ConfigE
             }
         }
     };
-    let content = std::fs::read(&path)
-        .map_err(|error| ConfigError(format!("{key}: cannot read {}: {error}", path.display())))?;
-    let mut content = String::from_utf8(content)
-        .map_err(|_| ConfigError(format!("{key}: {} is not UTF-8 text", path.display())))?;
+    let content =
+        std::fs::read(&path).map_err(|error| ConfigError(format!("{key}: cannot read {}: {error}", path.display())))?;
+    let mut content =
+        String::from_utf8(content).map_err(|_| ConfigError(format!("{key}: {} is not UTF-8 text", path.display())))?;
     if content.ends_with('\n') {
         content.pop();
         if content.ends_with('\r') {

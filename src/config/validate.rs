@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::layers::Sources;
 use super::secrets::redact_url;
 use super::values::format_duration;
-use super::{ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings, UiSettings};
+use super::{
+    ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings, UiSettings,
+};
 use crate::batch::MAX_BATCH_SIZE;
 
 /// One past the longest `database.statement_timeout`: 2^31 milliseconds.

@@ -47,8 +47,7 @@ impl Access {
         let Some((scheme, credentials)) = given.trim().split_once(' ') else { return false };
         let credentials = credentials.trim();
         let offered = if scheme.eq_ignore_ascii_case("basic") {
-            let Some(decoded) = BASE64.decode(credentials).ok().and_then(|bytes| String::from_utf8(bytes).ok())
-            else {
+            let Some(decoded) = BASE64.decode(credentials).ok().and_then(|bytes| String::from_utf8(bytes).ok()) else {
                 return false;
             };
             match decoded.split_once(':') {

@@ -79,9 +79,12 @@ fn bars(forecast: &Forecast, series: &[Series], height: f64, description: &str) 
         }
     }
     let every = label_spacing(forecast.per_day.len());
-    let labels = forecast.per_day.iter().enumerate().filter(|(index, _)| index % every == 0).map(|(index, day)| {
-        (LEFT + index as f64 * slot + slot / 2.0, day.from.format("%m-%d").to_string())
-    });
+    let labels = forecast
+        .per_day
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| index % every == 0)
+        .map(|(index, day)| (LEFT + index as f64 * slot + slot / 2.0, day.from.format("%m-%d").to_string()));
     html! {
         svg viewBox=(format!("0 0 {WIDTH} {height}")) role="img" aria-label=(description) {
             title { (description) }

@@ -51,7 +51,10 @@ pub struct DaemonView {
 
 impl DaemonView {
     /// The view, and the requests for the next tick the daemon must answer.
-    pub fn new(settings: Arc<Settings>, readiness: Arc<Readiness>) -> (Arc<DaemonView>, mpsc::Receiver<NextTickRequest>) {
+    pub fn new(
+        settings: Arc<Settings>,
+        readiness: Arc<Readiness>,
+    ) -> (Arc<DaemonView>, mpsc::Receiver<NextTickRequest>) {
         let (next_tick, requests) = mpsc::channel(16);
         let view = DaemonView { store: OnceLock::new(), settings: RwLock::new(settings), readiness, next_tick };
         (Arc::new(view), requests)

@@ -61,7 +61,8 @@ impl Params {
         T: FromStr + PartialOrd + Display,
     {
         let Some(text) = self.text(key) else { return Ok(None) };
-        let out_of_range = || BadRequest(format!("{key} must be a whole number from {} to {}", range.start(), range.end()));
+        let out_of_range =
+            || BadRequest(format!("{key} must be a whole number from {} to {}", range.start(), range.end()));
         let number: T = text.parse().map_err(|_| out_of_range())?;
         if range.contains(&number) { Ok(Some(number)) } else { Err(out_of_range()) }
     }
@@ -99,7 +100,10 @@ mod tests {
     #[test]
     fn unknown_repeated_and_malformed_parameters_are_refused_with_a_reason() {
         let known = ["limit", "before", "job"];
-        assert_eq!(message(Params::parse(Some("x=1"), &known)), r#"unknown parameter "x": this page takes limit, before, job"#);
+        assert_eq!(
+            message(Params::parse(Some("x=1"), &known)),
+            r#"unknown parameter "x": this page takes limit, before, job"#
+        );
         assert_eq!(message(Params::parse(Some("x=1"), &[])), r#"unknown parameter "x": this page takes no parameters"#);
         assert_eq!(message(Params::parse(Some("limit=1&limit=2"), &known)), "parameter limit is given more than once");
         assert_eq!(message(Params::parse(Some("job=a%0Ab"), &known)), "parameter job contains a control character");

@@ -650,11 +650,9 @@ impl Store for SqliteStore {
             AuditSearch::Run { run_id, before } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_RUN).bind(*run_id).bind(*before).bind(limit)
             }
-            AuditSearch::Name { name, run_id, before } => sqlx::query(sql::SELECT_AUDIT_OF_NAME)
-                .bind(name.as_str())
-                .bind(*run_id)
-                .bind(*before)
-                .bind(limit),
+            AuditSearch::Name { name, run_id, before } => {
+                sqlx::query(sql::SELECT_AUDIT_OF_NAME).bind(name.as_str()).bind(*run_id).bind(*before).bind(limit)
+            }
             AuditSearch::NameRange { from, until, after_name, after_id } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_NAME_RANGE)
                     .bind(from.as_str())
