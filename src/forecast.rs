@@ -66,16 +66,6 @@ pub struct ForecastDay {
     pub held: u64,
 }
 
-/// `days` outside 1..=[`MAX_DAYS`].
-#[derive(Debug, thiserror::Error)]
-#[error("the forecast covers 1 to {MAX_DAYS} days, not {0}")]
-pub struct DaysOutOfRange(pub u64);
-
-/// Checks a requested window.
-pub fn check_days(days: u64) -> Result<u32, DaysOutOfRange> {
-    u32::try_from(days).ok().filter(|days| (1..=MAX_DAYS).contains(days)).ok_or(DaysOutOfRange(days))
-}
-
 /// The forecast under `retentions` over `days` days (1..=[`MAX_DAYS`]) from
 /// `as_of`, by default the database's "now".
 pub async fn forecast(
@@ -135,18 +125,4 @@ pub async fn forecast(
         .map(|&policy| policies[policy].held_within_window + policies[policy].held_past_retention)
         .sum();
     Ok(Forecast { as_of, days, policies, per_day, total, held_total })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn days_outside_the_window_are_refused() {
-        assert_eq!(check_days(1).unwrap(), 1);
-        assert_eq!(check_days(365).unwrap(), 365);
-        assert_eq!(check_days(0).unwrap_err().to_string(), "the forecast covers 1 to 365 days, not 0");
-        assert!(check_days(366).is_err());
-        assert!(check_days(u64::MAX).is_err());
-    }
 }

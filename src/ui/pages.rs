@@ -16,8 +16,8 @@ use super::params::{BadRequest, Params};
 use crate::config::{Settings, format_duration};
 use crate::forecast::{self, DEFAULT_DAYS, Forecast, MAX_DAYS};
 use crate::model::{AuditEntry, RunRecord, RunStatus};
-use crate::policy::{self, Policy};
-use crate::store::{AuditSearch, HeldKey, Store, StoreError};
+use crate::policy::{self, PerPolicy, Policy};
+use crate::store::{AuditSearch, EligibleJobs, HeldKey, Store, StoreError};
 
 /// The pages' one style sheet, inline; the content security policy admits it by its hash.
 pub const STYLE: &str = include_str!("style.css");
@@ -340,7 +340,7 @@ pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
 /// What the overview reads from the store.
 struct OverviewFigures {
     now: DateTime<Utc>,
-    eligible: crate::policy::PerPolicy<crate::store::EligibleJobs>,
+    eligible: PerPolicy<EligibleJobs>,
     backlog: u64,
     oldest: Option<DateTime<Utc>>,
     held: u64,
