@@ -531,7 +531,10 @@ pub async fn run(State(view): State<Arc<DaemonView>>, Path(id): Path<String>, Ra
         .parse()
         .ok()
         .filter(|id| *id > 0)
-        .ok_or_else(|| PageError::BadRequest(format!("{id:?} is not a run number")))?;
+        .ok_or_else(|| {
+            let shown: String = id.chars().take(40).collect();
+            PageError::BadRequest(format!("{shown:?} is not a run number"))
+        })?;
     let params = Params::parse(query.as_deref(), &["before", "limit"])?;
     let (before, limit) = (params.id("before")?, params.page_size()?);
     let store = store(&view)?;
