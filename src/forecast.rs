@@ -82,7 +82,7 @@ pub async fn forecast(
     let window = DAY * days as i32;
     let horizons: Cutoffs = cutoffs.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window));
     let (counts, eligible) = futures::try_join!(
-        store.forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons }),
+        store.forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days }),
         store.eligible_jobs(&cutoffs)
     )?;
 

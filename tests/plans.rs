@@ -112,8 +112,8 @@ both_backends! {
                 let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros().to_string();
                 let mut window = vec![micros(cutoff); 3];
                 window.extend(vec![micros(horizon); 3]);
+                window.push("30".into());
                 (window, vec![i64::MIN.to_string(), i64::MIN.to_string(), "51".into()], vec![
-                    "'seed-'".into(),
                     "'seed.'".into(),
                     "'seed-'".into(),
                     i64::MIN.to_string(),
@@ -124,9 +124,9 @@ both_backends! {
                 let at = |t: chrono::DateTime<Utc>| format!("'{}'::timestamptz", t.to_rfc3339());
                 let mut window = vec![at(cutoff); 3];
                 window.extend(vec![at(horizon); 3]);
+                window.push("30".into());
                 let start = "'0001-01-01T00:00:00Z'::timestamptz".to_owned();
                 (window, vec![start, "0".into(), "51".into()], vec![
-                    "'seed-'".into(),
                     "'seed.'".into(),
                     "'seed-'".into(),
                     "0".into(),

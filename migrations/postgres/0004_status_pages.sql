@@ -2,7 +2,9 @@
 
 -- Held jobs, oldest first, page by page. Held jobs are few and absent from
 -- the policy indexes, which leave them out.
-CREATE INDEX jobs_held ON jobs (created_at, id) WHERE hold_reason IS NOT NULL;
+-- The state and age timestamps ride along, so the forecast counts the held
+-- jobs from the index alone.
+CREATE INDEX jobs_held ON jobs (created_at, id, state, state_changed_at, updated_at) WHERE hold_reason IS NOT NULL;
 
 -- The audit search by name prefix is a range of names in byte order
 -- (COLLATE "C"), whatever the database's collation: in a linguistic one

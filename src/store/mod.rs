@@ -235,6 +235,7 @@ pub struct BatchRequest<'a> {
 pub struct ForecastWindow<'a> {
     pub cutoffs: &'a Cutoffs,
     pub horizons: &'a Cutoffs,
+    pub days: u32,
 }
 
 /// How many jobs of a policy become eligible on one day of the forecast's
@@ -277,9 +278,10 @@ pub enum AuditSearch {
     Run { run_id: i64, before: i64 },
     /// One job name's rows (of one run if given), newest first, below id `before`.
     Name { name: String, run_id: Option<i64>, before: i64 },
-    /// Rows whose job name is in `from..until` (byte order), in name then
-    /// id order, after (`after_name`, `after_id`).
-    NameRange { from: String, until: String, after_name: String, after_id: i64 },
+    /// Rows whose job name lies after (`after_name`, `after_id`) and below
+    /// `until` (byte order), in name then id order. The first page of a
+    /// prefix starts after (prefix, `i64::MIN`).
+    NameRange { until: String, after_name: String, after_id: i64 },
 }
 
 #[async_trait]
@@ -373,7 +375,7 @@ pub trait Store: Send + Sync {
     // --- The status pages and `forecast` (issue 13) ---
 
     /// The jobs that become eligible in each day of `window`, per policy,
-    /// with held jobs counted apart; counts of zero are left out.
+    /// with held jobs counted apart; counts of zero may be left out.
     async fn forecast(&self, window: ForecastWindow<'_>) -> Result<Vec<ForecastCount>, StoreError>;
 
     /// How many jobs carry a hold.

@@ -604,7 +604,6 @@ pub async fn audit(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuer
             ));
         }
         (Some(job), true, None) => AuditSearch::NameRange {
-            from: job.to_owned(),
             until: after_prefix(job),
             after_name: after_job.unwrap_or(job).to_owned(),
             after_id: after_id.unwrap_or(i64::MIN),

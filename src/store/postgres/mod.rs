@@ -539,7 +539,7 @@ impl Store for PostgresStore {
                 query = query.bind(bounds[policy]);
             }
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.bind(i64::from(window.days)).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 forecast_count(row.try_get("policy")?, row.try_get("held")?, row.try_get("day")?, row.try_get("jobs")?)
@@ -584,9 +584,8 @@ impl Store for PostgresStore {
             AuditSearch::Name { name, run_id, before } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_NAME).bind(name.as_str()).bind(*run_id).bind(*before).bind(limit)
             }
-            AuditSearch::NameRange { from, until, after_name, after_id } => {
+            AuditSearch::NameRange { until, after_name, after_id } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_NAME_RANGE)
-                    .bind(from.as_str())
                     .bind(until.as_str())
                     .bind(after_name.as_str())
                     .bind(*after_id)

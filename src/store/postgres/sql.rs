@@ -189,34 +189,43 @@ pub const DELETE_ELIGIBLE: &str = concat!(
 
 /// Jobs whose age crosses their policy's retention within the forecast's
 /// window, counted per policy and day; held jobs apart, those already past
-/// it on day -1. Days start at "now": day 0 is the next 24 hours, and a job
-/// whose timestamp lies exactly `retention + k days` ago is counted on day k-1.
-/// A difference of two timestamps counts whole 24-hour periods as days.
+/// it on day -1. Days start at "now" and last 24 hours (not calendar days):
+/// day 0 is the next 24 hours, and a job whose timestamp lies exactly
+/// `retention + k days` ago is counted on day k-1. Each day of a policy is
+/// one range of its index, counted without a sort; the held jobs, few, are
+/// grouped from their covering index (a difference of two timestamps counts
+/// whole 24-hour periods as days).
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off);
-/// $4–$6: those cut-offs plus the window.
-pub const FORECAST: &str = "SELECT policy, held, day, count(*) AS jobs FROM ( \
-       SELECT 'completed' AS policy, false AS held, \
-              extract(day FROM state_changed_at - interval '1 microsecond' - $1)::int8 AS day \
-         FROM jobs \
-         WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at > $1 AND state_changed_at <= $4 \
-       UNION ALL \
-       SELECT 'closed', false, extract(day FROM state_changed_at - interval '1 microsecond' - $2)::int8 \
-         FROM jobs \
-         WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at > $2 AND state_changed_at <= $5 \
-       UNION ALL \
-       SELECT 'creating_idle', false, extract(day FROM updated_at - interval '1 microsecond' - $3)::int8 \
-         FROM jobs \
-         WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at > $3 AND updated_at <= $6 \
-       UNION ALL \
-       SELECT policy, true, \
-              CASE WHEN ts <= cutoff THEN -1 ELSE extract(day FROM ts - interval '1 microsecond' - cutoff)::int8 END \
-         FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
-                      CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                      CASE state WHEN 'Completed' THEN $1::timestamptz WHEN 'Closed' THEN $2::timestamptz ELSE $3::timestamptz END AS cutoff, \
-                      CASE state WHEN 'Completed' THEN $4::timestamptz WHEN 'Closed' THEN $5::timestamptz ELSE $6::timestamptz END AS horizon \
-                 FROM jobs WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) held \
-         WHERE ts <= horizon \
-     ) counted GROUP BY policy, held, day";
+/// $4–$6: those cut-offs plus the window; $7: days in the window.
+macro_rules! day_counts {
+    ($policy:literal, $state:literal, $age:literal, $cutoff:literal) => {
+        concat!(
+            "SELECT '", $policy, "' AS policy, false AS held, day, \
+               (SELECT count(*) FROM jobs WHERE state = '", $state, "' AND hold_reason IS NULL \
+                  AND ", $age, " > ", $cutoff, "::timestamptz + day * interval '24 hours' \
+                  AND ", $age, " <= ", $cutoff, "::timestamptz + (day + 1) * interval '24 hours') AS jobs \
+             FROM generate_series(0, $7::int - 1) AS day WHERE ", $cutoff, "::timestamptz IS NOT NULL"
+        )
+    };
+}
+
+pub const FORECAST: &str = concat!(
+    day_counts!("completed", "Completed", "state_changed_at", "$1"),
+    " UNION ALL ",
+    day_counts!("closed", "Closed", "state_changed_at", "$2"),
+    " UNION ALL ",
+    day_counts!("creating_idle", "Creating", "updated_at", "$3"),
+    " UNION ALL \
+     SELECT policy, true, \
+            CASE WHEN ts <= cutoff THEN -1 ELSE extract(day FROM ts - interval '1 microsecond' - cutoff)::int8 END AS day, \
+            count(*) \
+       FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
+                    CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+                    CASE state WHEN 'Completed' THEN $1::timestamptz WHEN 'Closed' THEN $2::timestamptz ELSE $3::timestamptz END AS cutoff, \
+                    CASE state WHEN 'Completed' THEN $4::timestamptz WHEN 'Closed' THEN $5::timestamptz ELSE $6::timestamptz END AS horizon \
+               FROM jobs WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) held \
+      WHERE ts <= horizon GROUP BY policy, 3"
+);
 
 pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs WHERE hold_reason IS NOT NULL";
 
@@ -256,11 +265,10 @@ pub const SELECT_AUDIT_OF_NAME: &str = concat!(
      AND ($2::bigint IS NULL OR run_id = $2) ORDER BY id DESC LIMIT $4"
 );
 
-/// Names from $1 (included) to $2 (excluded) in byte order, in name then id
-/// order, after ($3, $4); $5: limit.
+/// Names after ($2, $3) and below $1 in byte order, in name then id order; $4: limit.
 pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit WHERE job_name COLLATE \"C\" >= $1 AND job_name COLLATE \"C\" < $2 \
-     AND (job_name COLLATE \"C\", id) > ($3, $4) ORDER BY job_name COLLATE \"C\", id LIMIT $5"
+    " FROM retention_audit WHERE (job_name COLLATE \"C\", id) > ($2, $3) AND job_name COLLATE \"C\" < $1 \
+     ORDER BY job_name COLLATE \"C\", id LIMIT $4"
 );

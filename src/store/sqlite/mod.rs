@@ -608,7 +608,7 @@ impl Store for SqliteStore {
                 query = query.bind(bounds[policy].map(micros));
             }
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.bind(i64::from(window.days)).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 forecast_count(row.try_get("policy")?, row.try_get("held")?, row.try_get("day")?, row.try_get("jobs")?)
@@ -653,9 +653,8 @@ impl Store for SqliteStore {
             AuditSearch::Name { name, run_id, before } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_NAME).bind(name.as_str()).bind(*run_id).bind(*before).bind(limit)
             }
-            AuditSearch::NameRange { from, until, after_name, after_id } => {
+            AuditSearch::NameRange { until, after_name, after_id } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_NAME_RANGE)
-                    .bind(from.as_str())
                     .bind(until.as_str())
                     .bind(after_name.as_str())
                     .bind(*after_id)

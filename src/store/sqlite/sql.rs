@@ -168,30 +168,40 @@ pub const INCREMENTAL_VACUUM_STEP: &str = "PRAGMA incremental_vacuum(512)";
 /// window, counted per policy and day; held jobs apart, those already past
 /// it on day -1. Days start at "now": day 0 is the next 24 hours, and a job
 /// whose timestamp lies exactly `retention + k days` ago is counted on day k-1.
+/// Each day of a policy is one range of its index, counted without a sort;
+/// the held jobs, few, are grouped from their covering index.
 /// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off);
-/// ?4–?6: those cut-offs plus the window.
-pub const FORECAST: &str = "SELECT policy, held, day, count(*) AS jobs FROM ( \
-       SELECT 'completed' AS policy, 0 AS held, (state_changed_at - ?1 - 1) / 86400000000 AS day \
-         FROM jobs INDEXED BY jobs_completed_by_age \
-         WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at > ?1 AND state_changed_at <= ?4 \
-       UNION ALL \
-       SELECT 'closed', 0, (state_changed_at - ?2 - 1) / 86400000000 \
-         FROM jobs INDEXED BY jobs_closed_by_age \
-         WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at > ?2 AND state_changed_at <= ?5 \
-       UNION ALL \
-       SELECT 'creating_idle', 0, (updated_at - ?3 - 1) / 86400000000 \
-         FROM jobs INDEXED BY jobs_creating_by_idle \
-         WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at > ?3 AND updated_at <= ?6 \
-       UNION ALL \
-       SELECT policy, 1, CASE WHEN ts <= cutoff THEN -1 ELSE (ts - cutoff - 1) / 86400000000 END FROM ( \
-         SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
-                CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                CASE state WHEN 'Completed' THEN ?1 WHEN 'Closed' THEN ?2 ELSE ?3 END AS cutoff, \
-                CASE state WHEN 'Completed' THEN ?4 WHEN 'Closed' THEN ?5 ELSE ?6 END AS horizon \
-           FROM jobs INDEXED BY jobs_held \
-           WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) \
-         WHERE ts <= horizon \
-     ) GROUP BY policy, held, day";
+/// ?4–?6: those cut-offs plus the window; ?7: days in the window.
+macro_rules! day_counts {
+    ($policy:literal, $index:literal, $state:literal, $age:literal, $cutoff:literal) => {
+        concat!(
+            "SELECT '", $policy, "' AS policy, 0 AS held, day, \
+               (SELECT count(*) FROM jobs INDEXED BY ", $index, " \
+                 WHERE state = '", $state, "' AND hold_reason IS NULL \
+                   AND ", $age, " > ", $cutoff, " + day * 86400000000 AND ", $age, " <= ", $cutoff,
+            " + (day + 1) * 86400000000) AS jobs \
+             FROM days WHERE ", $cutoff, " IS NOT NULL"
+        )
+    };
+}
+
+pub const FORECAST: &str = concat!(
+    "WITH RECURSIVE days(day) AS (SELECT 0 UNION ALL SELECT day + 1 FROM days WHERE day + 1 < ?7) ",
+    day_counts!("completed", "jobs_completed_by_age", "Completed", "state_changed_at", "?1"),
+    " UNION ALL ",
+    day_counts!("closed", "jobs_closed_by_age", "Closed", "state_changed_at", "?2"),
+    " UNION ALL ",
+    day_counts!("creating_idle", "jobs_creating_by_idle", "Creating", "updated_at", "?3"),
+    " UNION ALL \
+     SELECT policy, 1, CASE WHEN ts <= cutoff THEN -1 ELSE (ts - cutoff - 1) / 86400000000 END AS day, count(*) FROM ( \
+       SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
+              CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+              CASE state WHEN 'Completed' THEN ?1 WHEN 'Closed' THEN ?2 ELSE ?3 END AS cutoff, \
+              CASE state WHEN 'Completed' THEN ?4 WHEN 'Closed' THEN ?5 ELSE ?6 END AS horizon \
+         FROM jobs INDEXED BY jobs_held \
+         WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) \
+     WHERE ts <= horizon GROUP BY policy, day"
+);
 
 pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL";
 
@@ -232,11 +242,12 @@ pub const SELECT_AUDIT_OF_NAME: &str = concat!(
      WHERE job_name = ?1 AND id < ?3 AND (?2 IS NULL OR run_id = ?2) ORDER BY id DESC LIMIT ?4"
 );
 
-/// Names from ?1 (included) to ?2 (excluded), in name then id order, after
-/// (?3, ?4); ?5: limit.
+/// Names after (?2, ?3) and below ?1, in name then id order; ?4: limit. The
+/// row value alone starts the range (with a second lower bound SQLite
+/// would seek with the other one and step over the rows before it).
 pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
     " FROM retention_audit INDEXED BY retention_audit_by_job_name \
-     WHERE job_name >= ?1 AND job_name < ?2 AND (job_name, id) > (?3, ?4) ORDER BY job_name, id LIMIT ?5"
+     WHERE (job_name, id) > (?2, ?3) AND job_name < ?1 ORDER BY job_name, id LIMIT ?4"
 );
