@@ -42,8 +42,6 @@ pub struct Forecast {
 pub struct PolicyForecast {
     /// The retention, human-readable; `None` when the policy is off.
     pub retention: Option<String>,
-    /// Eligible already: the next sweep deletes them.
-    pub eligible_now: u64,
     /// Become eligible within the window.
     pub within_window: u64,
     /// Held jobs already past their retention.
@@ -81,10 +79,7 @@ pub async fn forecast(
     let cutoffs = policy::cutoffs(retentions, as_of);
     let window = DAY * days as i32;
     let horizons: Cutoffs = cutoffs.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window));
-    let (counts, eligible) = futures::try_join!(
-        store.forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days }),
-        store.eligible_jobs(&cutoffs)
-    )?;
+    let counts = store.forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days }).await?;
 
     let mut per_day: Vec<ForecastDay> = (0..days)
         .map(|index| ForecastDay {
@@ -98,7 +93,6 @@ pub async fn forecast(
         .collect();
     let mut policies = PerPolicy::from_fn(|policy| PolicyForecast {
         retention: retentions[policy].map(format_duration),
-        eligible_now: eligible[policy].count,
         ..PolicyForecast::default()
     });
     for count in counts {

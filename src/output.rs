@@ -216,7 +216,6 @@ impl Printer {
                     vec![
                         policy.as_str().to_owned(),
                         part.retention.clone().unwrap_or_else(|| "off".to_owned()),
-                        part.eligible_now.to_string(),
                         part.within_window.to_string(),
                         part.held_past_retention.to_string(),
                         part.held_within_window.to_string(),
@@ -225,7 +224,7 @@ impl Printer {
                 .collect();
             let within = format!("WITHIN_{days}D");
             let held_within = format!("HELD_WITHIN_{days}D");
-            let headers = ["POLICY", "RETENTION", "ELIGIBLE_NOW", &within, "HELD_PAST_RETENTION", &held_within];
+            let headers = ["POLICY", "RETENTION", &within, "HELD_PAST_RETENTION", &held_within];
             text += &table(&headers, &policies);
             text.push('\n');
             let rows: Vec<Vec<String>> = forecast

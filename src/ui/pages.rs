@@ -436,7 +436,8 @@ pub async fn forecast(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
             button type="submit" { "Show" }
         }
         p.muted { "From " (time(forecast.as_of)) " (the database's clock); day 1 is the next 24 hours. "
-            "A job becomes eligible when its age reaches its policy's retention; held jobs are counted apart: they stay while held." }
+            "A job becomes eligible when its age reaches its policy's retention; held jobs are counted apart: they stay while held. "
+            "What is eligible already is on the " a href="/" { "overview" } "." }
         (forecast_summary(&forecast))
         h2 { "Becoming eligible per day" }
         div.legend {
@@ -475,7 +476,7 @@ fn forecast_summary(forecast: &Forecast) -> Markup {
         div.scroll {
             table {
                 thead { tr {
-                    th { "Policy" } th { "Retention" } th.num { "Eligible now" } th.num { "Within " (forecast.days) " days" }
+                    th { "Policy" } th { "Retention" } th.num { "Within " (forecast.days) " days" }
                     th.num { "Held, past retention" } th.num { "Held, retention ends within " (forecast.days) " days" }
                 } }
                 tbody {
@@ -484,7 +485,6 @@ fn forecast_summary(forecast: &Forecast) -> Markup {
                         tr {
                             td { (policy.as_str()) }
                             td { (part.retention.as_deref().unwrap_or("off")) }
-                            td.num { (part.eligible_now) }
                             td.num { (part.within_window) }
                             td.num { (part.held_past_retention) }
                             td.num { (part.held_within_window) }
@@ -492,7 +492,6 @@ fn forecast_summary(forecast: &Forecast) -> Markup {
                     }
                     tr.total {
                         td { "all" } td {}
-                        td.num { (Policy::ALL.iter().map(|&p| forecast.policies[p].eligible_now).sum::<u64>()) }
                         td.num { (forecast.total) }
                         td.num colspan="2" { (forecast.held_total) " held" }
                     }
@@ -527,14 +526,10 @@ pub async fn runs(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuery
 }
 
 pub async fn run(State(view): State<Arc<DaemonView>>, Path(id): Path<String>, RawQuery(query): RawQuery) -> Page {
-    let run_id: i64 = id
-        .parse()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            let shown: String = id.chars().take(40).collect();
-            PageError::BadRequest(format!("{shown:?} is not a run number"))
-        })?;
+    let run_id: i64 = id.parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+        let shown: String = id.chars().take(40).collect();
+        PageError::BadRequest(format!("{shown:?} is not a run number"))
+    })?;
     let params = Params::parse(query.as_deref(), &["before", "limit"])?;
     let (before, limit) = (params.id("before")?, params.page_size()?);
     let store = store(&view)?;

@@ -200,11 +200,25 @@ pub const DELETE_ELIGIBLE: &str = concat!(
 macro_rules! day_counts {
     ($policy:literal, $state:literal, $age:literal, $cutoff:literal) => {
         concat!(
-            "SELECT '", $policy, "' AS policy, false AS held, day, \
-               (SELECT count(*) FROM jobs WHERE state = '", $state, "' AND hold_reason IS NULL \
-                  AND ", $age, " > ", $cutoff, "::timestamptz + day * interval '24 hours' \
-                  AND ", $age, " <= ", $cutoff, "::timestamptz + (day + 1) * interval '24 hours') AS jobs \
-             FROM generate_series(0, $7::int - 1) AS day WHERE ", $cutoff, "::timestamptz IS NOT NULL"
+            "SELECT '",
+            $policy,
+            "' AS policy, false AS held, day, \
+               (SELECT count(*) FROM jobs WHERE state = '",
+            $state,
+            "' AND hold_reason IS NULL \
+                  AND ",
+            $age,
+            " > ",
+            $cutoff,
+            "::timestamptz + day * interval '24 hours' \
+                  AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            "::timestamptz + (day + 1) * interval '24 hours') AS jobs \
+             FROM generate_series(0, $7::int - 1) AS day WHERE ",
+            $cutoff,
+            "::timestamptz IS NOT NULL"
         )
     };
 }

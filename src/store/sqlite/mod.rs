@@ -653,13 +653,11 @@ impl Store for SqliteStore {
             AuditSearch::Name { name, run_id, before } => {
                 sqlx::query(sql::SELECT_AUDIT_OF_NAME).bind(name.as_str()).bind(*run_id).bind(*before).bind(limit)
             }
-            AuditSearch::NameRange { until, after_name, after_id } => {
-                sqlx::query(sql::SELECT_AUDIT_OF_NAME_RANGE)
-                    .bind(until.as_str())
-                    .bind(after_name.as_str())
-                    .bind(*after_id)
-                    .bind(limit)
-            }
+            AuditSearch::NameRange { until, after_name, after_id } => sqlx::query(sql::SELECT_AUDIT_OF_NAME_RANGE)
+                .bind(until.as_str())
+                .bind(after_name.as_str())
+                .bind(*after_id)
+                .bind(limit),
         };
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()

@@ -175,12 +175,27 @@ pub const INCREMENTAL_VACUUM_STEP: &str = "PRAGMA incremental_vacuum(512)";
 macro_rules! day_counts {
     ($policy:literal, $index:literal, $state:literal, $age:literal, $cutoff:literal) => {
         concat!(
-            "SELECT '", $policy, "' AS policy, 0 AS held, day, \
-               (SELECT count(*) FROM jobs INDEXED BY ", $index, " \
-                 WHERE state = '", $state, "' AND hold_reason IS NULL \
-                   AND ", $age, " > ", $cutoff, " + day * 86400000000 AND ", $age, " <= ", $cutoff,
+            "SELECT '",
+            $policy,
+            "' AS policy, 0 AS held, day, \
+               (SELECT count(*) FROM jobs INDEXED BY ",
+            $index,
+            " \
+                 WHERE state = '",
+            $state,
+            "' AND hold_reason IS NULL \
+                   AND ",
+            $age,
+            " > ",
+            $cutoff,
+            " + day * 86400000000 AND ",
+            $age,
+            " <= ",
+            $cutoff,
             " + (day + 1) * 86400000000) AS jobs \
-             FROM days WHERE ", $cutoff, " IS NOT NULL"
+             FROM days WHERE ",
+            $cutoff,
+            " IS NOT NULL"
         )
     };
 }
