@@ -97,11 +97,11 @@ both_backends! {
 both_backends! {
     fn status_page_statements_read_index_ranges(env: &TestEnv) {
         env.run(&["jobs", "seed", "--count", "20000"]).expect_code(0);
-        env.execute(&format!(
+        env.execute(
             "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
              created_at, state_changed_at, deleted_at, deleted_by) SELECT NULL, id + 1000000, name, job_type, \
-             'manual', state, cancel_requested, created_at, state_changed_at, updated_at, 'test' FROM jobs"
-        ));
+             'manual', state, cancel_requested, created_at, state_changed_at, updated_at, 'test' FROM jobs",
+        );
         if env.backend == Backend::Postgres {
             env.execute("ANALYZE");
         }
