@@ -47,6 +47,10 @@ WORKDIR /var/lib/retentiond
 # overrides metrics.listen in a configuration file: to change or disable it
 # (empty), set this variable, e.g. `docker run -e RETENTIOND__METRICS__LISTEN=`.
 ENV RETENTIOND__METRICS__LISTEN=0.0.0.0:9464
+# Off the loopback address the status pages need a password file: they are
+# off in the image. To serve them, mount a file holding the password and set
+# RETENTIOND__UI__ENABLED=true and RETENTIOND__UI__PASSWORD_FILE=/path/to/it.
+ENV RETENTIOND__UI__ENABLED=false
 EXPOSE 9464
 ENTRYPOINT ["/usr/local/bin/retentiond"]
 CMD ["run"]

@@ -12,6 +12,7 @@ use crate::config::{self, Overrides, Settings};
 use crate::daemon::{self, ConfigSource};
 use crate::error::Error;
 use crate::export::{self, ExportRequest};
+use crate::forecast;
 use crate::generate;
 use crate::identity::ProcessIdentity;
 use crate::import;
@@ -65,6 +66,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(printer.runs(&store.runs(no_limit_if_zero(limit)).await?)?)
         }
         Command::Generate(command) => generate::write(command),
+        Command::Forecast { days, as_of } => {
+            let store = store::open(&settings.database).await?;
+            let retentions = settings.retention.retentions();
+            let forecast = forecast::forecast(store.as_ref(), &retentions, days, as_of).await?;
+            Ok(printer.forecast(&forecast)?)
+        }
     }
 }
 

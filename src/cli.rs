@@ -100,6 +100,15 @@ pub enum Command {
     /// Write the man pages or a shell completion script, made from this command line (for packaging).
     #[command(subcommand, hide = true)]
     Generate(GenerateCommand),
+    /// Jobs that become eligible per day over the next days, per policy, held jobs apart.
+    Forecast {
+        /// Days ahead, 1 to 365; day 1 is the next 24 hours.
+        #[arg(long, default_value_t = crate::forecast::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::forecast::MAX_DAYS)))]
+        days: u32,
+        /// Forecast from this moment instead of now (RFC 3339).
+        #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+        as_of: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,7 @@ use crate::signals;
 use crate::store::{self, Store, StoreError};
 use crate::sweep::{self, SweepPlan, SweepReport};
 use crate::telemetry::LogLevel;
+use crate::ui::{self, Access, DaemonView};
 
 /// How often the database is asked whether it answers, for `/readyz`.
 const READINESS_INTERVAL: Duration = Duration::from_secs(5);
@@ -51,12 +52,15 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     let signals = signals::listen(stop.clone(), Some(reload_tx))?;
     let metrics_handle = metrics::install()?;
     let readiness = Arc::new(Readiness::new());
+    let timetable = Timetable::new(CronSchedule::new(&settings.schedule.cron, &settings.schedule.timezone)?);
+    let view = DaemonView::new(Arc::new(settings.clone()), readiness.clone(), timetable.clone());
     // Empty disables the server; any other value was validated with the configuration.
     let server = match settings.metrics.listen.parse() {
         Ok(address) => {
+            let pages = ui::router(view.clone(), Access::from_settings(&settings.ui)?);
             let listener = http::bind(address).await?;
-            tracing::info!(%address, "serving /metrics, /healthz and /readyz");
-            Some(http::serve(listener, metrics_handle, readiness.clone(), stop.clone()))
+            tracing::info!(%address, pages = settings.ui.enabled, "serving /metrics, /healthz, /readyz and the status pages");
+            Some(http::serve(listener, metrics_handle, readiness.clone(), pages, stop.clone()))
         }
         Err(_) => None,
     };
@@ -68,9 +72,10 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
             return Ok(());
         }
     };
-    let timetable = Timetable::new(CronSchedule::new(&settings.schedule.cron, &settings.schedule.timezone)?);
+    let store: Arc<dyn Store> = Arc::from(store);
+    view.store_opened(store.clone());
     let daemon = Arc::new(Daemon {
-        store: Arc::from(store),
+        store,
         settings: RwLock::new(Arc::new(settings)),
         identity: ProcessIdentity::current(),
         readiness,
@@ -98,6 +103,7 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
             Some(()) = reload_rx.recv() => {
                 daemon.reload_credentials().await;
                 daemon.reload(&source, &log_level);
+                view.settings_changed(daemon.settings());
             }
         }
     }
@@ -287,8 +293,9 @@ impl Daemon {
 
     /// Reads the configuration file again. An invalid one changes nothing.
     /// The schedule, retention and batch settings, the log level and the
-    /// shutdown grace take effect; the database, the HTTP address and the
-    /// log format need a restart and keep their old values meanwhile.
+    /// shutdown grace take effect; the database, the HTTP address, the
+    /// status pages' settings and the log format need a restart and keep
+    /// their old values meanwhile.
     fn reload(&self, source: &ConfigSource, log_level: &LogLevel) {
         let mut new = match config::load(source.file.clone(), &source.overrides) {
             Ok(new) => new,
@@ -316,6 +323,7 @@ impl Daemon {
             ("database", new.database != old.database),
             ("metrics.listen", new.metrics.listen != old.metrics.listen),
             ("log.format", new.log.format != old.log.format),
+            ("ui", new.ui != old.ui),
         ];
         for (key, changed) in needs_restart {
             if changed {
@@ -325,6 +333,7 @@ impl Daemon {
         new.database = old.database.clone();
         new.metrics.listen = old.metrics.listen.clone();
         new.log.format = old.log.format;
+        new.ui = old.ui.clone();
         self.log_next_tick(&new.schedule, "configuration reloaded");
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
     }

@@ -1,6 +1,7 @@
 //! The daemon's HTTP endpoints on `metrics.listen` (SPEC §6): `/metrics` in
 //! the Prometheus text format, `/healthz` (the process answers) and
-//! `/readyz` (the store is open and the database answers; 503 otherwise).
+//! `/readyz` (the store is open and the database answers; 503 otherwise),
+//! and the status pages of [`crate::ui`] beside them.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -69,11 +70,13 @@ pub async fn bind(address: SocketAddr) -> Result<TcpListener, ListenError> {
     TcpListener::bind(address).await.map_err(|source| ListenError { address: address.to_string(), source })
 }
 
-/// Serves the endpoints until `stop` is cancelled.
+/// Serves the endpoints, and `pages` beside them (the status pages,
+/// `crate::ui`), until `stop` is cancelled.
 pub fn serve(
     listener: TcpListener,
     metrics: PrometheusHandle,
     readiness: Arc<Readiness>,
+    pages: Router,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let upkeep = metrics.clone();
@@ -81,7 +84,8 @@ pub fn serve(
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(Endpoints { metrics, readiness });
+        .with_state(Endpoints { metrics, readiness })
+        .merge(pages);
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(METRICS_UPKEEP);
         let server = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned()).into_future();

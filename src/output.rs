@@ -7,7 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::cli::OutputFormat;
+use crate::forecast::Forecast;
 use crate::model::{AuditEntry, Job, RunRecord};
+use crate::policy::Policy;
 use crate::sweep::SweepReport;
 
 pub struct Printer {
@@ -203,6 +205,56 @@ impl Printer {
             for name in report.jobs.iter().flatten() {
                 text += &format!("  {name}\n");
             }
+            text
+        })
+    }
+
+    /// `forecast`: a line per policy, then a line per day.
+    pub fn forecast(&self, forecast: &Forecast) -> io::Result<()> {
+        self.emit(forecast, || {
+            let days = forecast.days;
+            let mut text = format!(
+                "forecast at {} for the next {days} days (day 1 = the next 24 hours); held jobs are kept while held\n\n",
+                time(forecast.as_of)
+            );
+            let policies: Vec<Vec<String>> = Policy::ALL
+                .iter()
+                .map(|&policy| {
+                    let part = &forecast.policies[policy];
+                    vec![
+                        policy.as_str().to_owned(),
+                        part.retention.clone().unwrap_or_else(|| "off".to_owned()),
+                        part.within_window.to_string(),
+                        part.held_past_retention.to_string(),
+                        part.held_within_window.to_string(),
+                    ]
+                })
+                .collect();
+            let within = format!("WITHIN_{days}D");
+            let held_within = format!("HELD_WITHIN_{days}D");
+            let headers = ["POLICY", "RETENTION", &within, "HELD_PAST_RETENTION", &held_within];
+            text += &table(&headers, &policies);
+            text.push('\n');
+            let rows: Vec<Vec<String>> = forecast
+                .per_day
+                .iter()
+                .map(|day| {
+                    vec![
+                        day.day.to_string(),
+                        time(day.from),
+                        day.counts.completed.to_string(),
+                        day.counts.closed.to_string(),
+                        day.counts.creating_idle.to_string(),
+                        day.total.to_string(),
+                        day.held.to_string(),
+                    ]
+                })
+                .collect();
+            text += &table(&["DAY", "FROM", "COMPLETED", "CLOSED", "CREATING_IDLE", "TOTAL", "HELD"], &rows);
+            text += &format!(
+                "\n{} jobs become eligible within {days} days; {} held jobs are past or reach their retention\n",
+                forecast.total, forecast.held_total
+            );
             text
         })
     }

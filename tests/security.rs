@@ -421,6 +421,7 @@ postgres_only! {
         assert_eq!(env.count("retention_audit"), 1);
         import_as(env, &roles.admin_url(), &[job("victim", "Completed", days_ago(200))]);
         let jobs_before = env.strings("SELECT name || '/' || state || '/' || coalesce(hold_reason, '-') || '/' || updated_at FROM jobs ORDER BY name");
+        let migrations = env.count("_sqlx_migrations");
         let mut before = env.dump_all();
         before.remove("jobs");
 
@@ -494,8 +495,7 @@ postgres_only! {
         assert!(out.stderr.contains("permission denied for schema public"), "{}", out.describe());
         assert_no_password(&out);
         assert!(env.job_exists("victim"), "nothing was deleted");
-        let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).unwrap().count();
-        assert_eq!(env.count("_sqlx_migrations"), migrations as i64, "no migration was applied or undone");
+        assert_eq!(env.count("_sqlx_migrations"), migrations, "no migration was recorded or removed");
         assert_eq!(env.count("pg_tables WHERE schemaname = 'public'"), 5, "no table was created or dropped");
     }
 }

@@ -20,7 +20,7 @@ pub use layers::CONFIG_FILE_ENV;
 pub use secrets::{DatabaseUrl, redact_url};
 pub use settings::{
     DatabaseSettings, LogFormat, LogSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings,
-    ShutdownSettings, SslMode, TlsFile,
+    ShutdownSettings, SslMode, TlsFile, UiSettings,
 };
 pub use values::format_duration;
 

@@ -22,6 +22,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub schedule: ScheduleSettings,
     pub metrics: MetricsSettings,
+    pub ui: UiSettings,
     pub log: LogSettings,
     pub shutdown: ShutdownSettings,
 }
@@ -274,6 +275,31 @@ impl Default for MetricsSettings {
             pushgateway_ca_file: String::new(),
             pushgateway_password_file: String::new(),
         }
+    }
+}
+
+/// The status pages the daemon serves beside `/metrics` (`crate::ui`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    #[serde(deserialize_with = "de_bool")]
+    pub enabled: bool,
+    /// A file holding the pages' password (relative: in `$CREDENTIALS_DIRECTORY`);
+    /// empty for none. Required when `metrics.listen` is not a loopback address.
+    pub password_file: String,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        UiSettings { enabled: true, password_file: String::new() }
+    }
+}
+
+impl UiSettings {
+    /// Whether the pages ask for the password: always when a password file is
+    /// set, and it must be set unless the pages are reachable from this host only.
+    pub fn requires_password(&self) -> bool {
+        self.enabled && !self.password_file.is_empty()
     }
 }
 

@@ -70,6 +70,8 @@ fn defaults() {
     assert_eq!(settings.database.sslmode, None);
     assert_eq!((settings.database.sslrootcert.as_str(), settings.database.sslcert.as_str()), ("", ""));
     assert_eq!(settings.database.sslkey, "");
+    assert!(settings.ui.enabled);
+    assert_eq!(settings.ui.password_file, "");
     assert_eq!(settings.log.format, LogFormat::Auto);
     assert_eq!(settings.log.level, "info");
     assert_eq!(settings.shutdown.grace, Duration::from_secs(30));
@@ -393,8 +395,8 @@ fn validation_rules() {
         assert!(message.contains("(set in "), "{text}: the file is named: {message}");
     }
     for text in [
-        "[metrics]\nlisten = \"[::]:9464\"\npushgateway = \"http://gw.example:9091/\"\n",
         "[metrics]\npushgateway = \"https://gw.example:9091/\"\n",
+        "[metrics]\nlisten = \"[::]:9464\"\npushgateway = \"http://gw.example:9091/\"\n[ui]\nenabled = false\n",
         "[database]\nurl = \"postgresql://db/jobs\"\n",
         "[database]\nurl = \"sqlite::memory:\"\n",
         "[retention]\nbatch_size = 100000\n",
@@ -592,4 +594,28 @@ fn pushgateway_tls_and_password_file_rules() {
     )
     .unwrap();
     assert_eq!(settings.metrics.pushgateway_password_file, "push");
+}
+
+// --- The status pages (issue 13) ---
+
+#[test]
+fn pages_on_a_network_address_need_a_password_file() {
+    let message = err(load_env(&[("RETENTIOND__METRICS__LISTEN", "0.0.0.0:9464")]));
+    assert!(message.contains("ui.password_file is empty but metrics.listen = \"0.0.0.0:9464\""), "{message}");
+    assert!(message.contains("(set by environment variable RETENTIOND__METRICS__LISTEN)"), "{message}");
+    let message = err(load_text("[metrics]\nlisten = \"[::]:9464\"\n"));
+    assert!(message.contains("ui.password_file is empty"), "{message}");
+
+    for allowed in [
+        vec![("RETENTIOND__METRICS__LISTEN", "127.0.0.2:9464")],
+        vec![("RETENTIOND__METRICS__LISTEN", "[::1]:9464")],
+        vec![("RETENTIOND__METRICS__LISTEN", "")],
+        vec![("RETENTIOND__METRICS__LISTEN", "0.0.0.0:9464"), ("RETENTIOND__UI__ENABLED", "false")],
+        vec![("RETENTIOND__METRICS__LISTEN", "0.0.0.0:9464"), ("RETENTIOND__UI__PASSWORD_FILE", "ui-password")],
+    ] {
+        let settings = load_env(&allowed).unwrap_or_else(|e| panic!("{allowed:?}: {e}"));
+        assert_eq!(settings.ui.requires_password(), allowed.iter().any(|(key, _)| key.ends_with("PASSWORD_FILE")));
+    }
+    let message = err(load_env(&[("RETENTIOND__UI__PASSWORD_FILE", "a\nb")]));
+    assert!(message.contains("ui.password_file contains a control character"), "{message}");
 }

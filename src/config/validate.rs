@@ -10,6 +10,7 @@ use super::settings::SSLMODE_PARAMETERS;
 use super::values::format_duration;
 use super::{
     ConfigError, DatabaseSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings, SslMode, TlsFile,
+    UiSettings,
 };
 use crate::batch::MAX_BATCH_SIZE;
 
@@ -36,6 +37,7 @@ impl Settings {
         retention(&self.retention, &mut problems);
         schedule(&self.schedule, &mut problems);
         metrics(&self.metrics, &mut problems);
+        ui(&self.ui, &self.metrics, &mut problems);
         if let Err(err) = crate::telemetry::parse_level(&self.log.level) {
             problems.add(
                 "log.level",
@@ -57,6 +59,7 @@ impl Settings {
             ("metrics.pushgateway", self.metrics.pushgateway.as_str()),
             ("metrics.pushgateway_ca_file", self.metrics.pushgateway_ca_file.as_str()),
             ("metrics.pushgateway_password_file", self.metrics.pushgateway_password_file.as_str()),
+            ("ui.password_file", self.ui.password_file.as_str()),
             ("log.level", self.log.level.as_str()),
         ];
         for (key, value) in text_settings {
@@ -298,5 +301,21 @@ fn metrics(metrics: &MetricsSettings, problems: &mut Problems<'_>) {
         if let Some(problem) = problem {
             problems.add("metrics.pushgateway_password_file", problem);
         }
+    }
+}
+
+/// Pages reachable from other hosts must ask for a password.
+fn ui(ui: &UiSettings, metrics: &MetricsSettings, problems: &mut Problems<'_>) {
+    let Ok(address) = metrics.listen.parse::<SocketAddr>() else { return };
+    if ui.enabled && ui.password_file.is_empty() && !address.ip().is_loopback() {
+        problems.add(
+            "metrics.listen",
+            format!(
+                "ui.password_file is empty but metrics.listen = {:?} is not a loopback address: the status pages \
+                 would be open to the network; set ui.password_file, bind metrics.listen to 127.0.0.1, or set \
+                 ui.enabled = false",
+                metrics.listen
+            ),
+        );
     }
 }

@@ -193,6 +193,15 @@ fn eligible_from_row(
     Ok(eligible)
 }
 
+/// A row of a backend's `FORECAST`.
+fn forecast_count(policy: &str, held: bool, day: i64, jobs: i64) -> Result<ForecastCount, StoreError> {
+    let policy = Policy::ALL
+        .into_iter()
+        .find(|p| p.as_str() == policy)
+        .ok_or_else(|| StoreError::Database(format!("the forecast names no policy {policy:?}")))?;
+    Ok(ForecastCount { policy, held, day, jobs: jobs as u64 })
+}
+
 /// Checks that every migration the binary carries has been applied.
 fn check_versions(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<(), StoreError> {
     let missing: Vec<String> = migrator
@@ -267,6 +276,66 @@ pub struct BatchRequest<'a> {
     /// Resume each policy's scan after these keys.
     pub after: &'a Cursors,
     pub limit: u32,
+}
+
+// ---------------------------------------------------------------------------
+// What the status pages and `forecast` read (issue 13)
+// ---------------------------------------------------------------------------
+
+/// The forecast's window, per policy (`None`: the policy is off): jobs whose
+/// age timestamp lies after the cut-off and at or before the horizon (the
+/// cut-off plus the window) become eligible within the window.
+#[derive(Debug, Clone, Copy)]
+pub struct ForecastWindow<'a> {
+    pub cutoffs: &'a Cutoffs,
+    pub horizons: &'a Cutoffs,
+    pub days: u32,
+}
+
+/// How many jobs of a policy become eligible on one day of the forecast's
+/// window (day 0: the next 24 hours); held jobs are counted apart, and those
+/// already past their retention on day -1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForecastCount {
+    pub policy: Policy,
+    pub held: bool,
+    pub day: i64,
+    pub jobs: u64,
+}
+
+/// A job with a hold, as the holds page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldJob {
+    pub id: i64,
+    pub name: String,
+    pub job_type: JobType,
+    pub state: JobState,
+    pub hold_reason: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub state_changed_at: DateTime<Utc>,
+}
+
+/// A place in the list of held jobs (oldest first): the last job of a page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldKey {
+    pub created_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// Which audit rows a page of the audit search shows, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditSearch {
+    /// Every row, newest first, below id `before`.
+    All { before: i64 },
+    /// One run's rows, newest first, below id `before`.
+    Run { run_id: i64, before: i64 },
+    /// One job name's rows (of one run if given), newest first, below id `before`.
+    Name { name: String, run_id: Option<i64>, before: i64 },
+    /// Rows whose job name lies after (`after_name`, `after_id`) and below
+    /// `until` (byte order), in name then id order. The first page of a
+    /// prefix starts after (prefix, `i64::MIN`).
+    NameRange { until: String, after_name: String, after_id: i64 },
 }
 
 #[async_trait]
@@ -392,6 +461,26 @@ pub trait Store: Send + Sync {
     /// At most `limit` audit entries with an id above `after` and at most
     /// `last`, in id order.
     async fn audit_page(&self, after: i64, last: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    // --- The status pages and `forecast` (issue 13) ---
+
+    /// The jobs that become eligible in each day of `window`, per policy,
+    /// with held jobs counted apart; counts of zero may be left out.
+    async fn forecast(&self, window: ForecastWindow<'_>) -> Result<Vec<ForecastCount>, StoreError>;
+
+    /// How many jobs carry a hold.
+    async fn count_held(&self) -> Result<u64, StoreError>;
+
+    /// At most `limit` held jobs after `after`, oldest (by `created_at`) first.
+    async fn held_jobs(&self, after: Option<HeldKey>, limit: u32) -> Result<Vec<HeldJob>, StoreError>;
+
+    async fn run(&self, run_id: i64) -> Result<Option<RunRecord>, StoreError>;
+
+    /// At most `limit` run records with an id below `before`, newest first.
+    async fn runs_before(&self, before: i64, limit: u32) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// At most `limit` audit rows of `search`.
+    async fn search_audit(&self, search: &AuditSearch, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// Which audit rows `audit export` writes: deleted at or after `since` and before `until`.

@@ -978,14 +978,32 @@ impl HttpResponse {
 /// `GET path HTTP/1.1` with `Connection: close` to 127.0.0.1:`port`;
 /// an error if nothing answers (within a few seconds) or the answer is not HTTP.
 pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
+    http_request(port, "GET", path, &[], "")
+}
+
+/// `METHOD path HTTP/1.1` with `headers`, `Connection: close` and `body`
+/// (with its length, unless empty) to 127.0.0.1:`port`.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<HttpResponse> {
     let invalid = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request += &format!("{name}: {value}\r\n");
+    }
+    if !body.is_empty() {
+        request += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    }
+    write!(stream, "{request}\r\n{body}")?;
+    let raw = read_response(&mut stream)?;
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| invalid("no end of headers"))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut body = raw[split + 4..].to_vec();
@@ -1005,6 +1023,38 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
         body = dechunk(&body).ok_or_else(|| invalid("bad chunked body"))?;
     }
     Ok(HttpResponse { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
+}
+
+/// The bytes of one response: up to its `Content-Length` when it gives one
+/// (a server may keep the connection open despite `Connection: close`),
+/// else up to the end of the stream.
+fn read_response(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length: Option<usize> =
+                head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok());
+            if let Some(length) = length {
+                while raw.len() < split + 4 + length {
+                    let n = stream.read(&mut buffer)?;
+                    if n == 0 {
+                        break;
+                    }
+                    raw.extend_from_slice(&buffer[..n]);
+                }
+                return Ok(raw);
+            }
+            stream.read_to_end(&mut raw)?;
+            return Ok(raw);
+        }
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Ok(raw);
+        }
+        raw.extend_from_slice(&buffer[..n]);
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

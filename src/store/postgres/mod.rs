@@ -19,8 +19,9 @@ use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use super::{
-    AuditFilter, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, JobFilter, ReadOnly, RunOutcome,
-    Store, StoreError, check_versions, conflict, eligible_from_row, parse_column, policy_of, probe, rows,
+    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, ForecastCount,
+    ForecastWindow, HeldJob, HeldKey, JobFilter, ReadOnly, RunOutcome, Store, StoreError, check_versions, conflict,
+    eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -231,6 +232,19 @@ fn run_from_row(row: &PgRow) -> Result<RunRecord, StoreError> {
             audit_rows: row.try_get::<i64, _>("audit_rows_removed")? as u64,
             runs: row.try_get::<i64, _>("runs_removed")? as u64,
         },
+    })
+}
+
+fn held_from_row(row: &PgRow) -> Result<HeldJob, StoreError> {
+    Ok(HeldJob {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        job_type: parse_column(row.try_get("job_type")?)?,
+        state: parse_column(row.try_get("state")?)?,
+        hold_reason: row.try_get("hold_reason")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        state_changed_at: row.try_get("state_changed_at")?,
     })
 }
 
@@ -621,6 +635,70 @@ impl Store for PostgresStore {
     async fn audit_page(&self, after: i64, last: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let query = sqlx::query(sql::SELECT_AUDIT_PAGE).bind(after).bind(last).bind(i64::from(limit));
         let rows = self.in_trail_transaction(query).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    // --- The status pages and `forecast` (issue 13) ---
+
+    async fn forecast(&self, window: ForecastWindow<'_>) -> Result<Vec<ForecastCount>, StoreError> {
+        let mut query = sqlx::query(sql::FORECAST);
+        for bounds in [window.cutoffs, window.horizons] {
+            for policy in Policy::ALL {
+                query = query.bind(bounds[policy]);
+            }
+        }
+        let rows = query.bind(i64::from(window.days)).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                forecast_count(row.try_get("policy")?, row.try_get("held")?, row.try_get("day")?, row.try_get("jobs")?)
+            })
+            .collect()
+    }
+
+    async fn count_held(&self) -> Result<u64, StoreError> {
+        let held: i64 = sqlx::query_scalar(sql::COUNT_HELD).fetch_one(&self.pool).await?;
+        Ok(held as u64)
+    }
+
+    async fn held_jobs(&self, after: Option<HeldKey>, limit: u32) -> Result<Vec<HeldJob>, StoreError> {
+        let after = after.unwrap_or(HeldKey { created_at: start_of_time(), id: i64::MIN });
+        let rows = sqlx::query(sql::SELECT_HELD)
+            .bind(after.created_at)
+            .bind(after.id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(held_from_row).collect()
+    }
+
+    async fn run(&self, run_id: i64) -> Result<Option<RunRecord>, StoreError> {
+        let row = sqlx::query(sql::SELECT_RUN).bind(run_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(run_from_row).transpose()
+    }
+
+    async fn runs_before(&self, before: i64, limit: u32) -> Result<Vec<RunRecord>, StoreError> {
+        let rows =
+            sqlx::query(sql::SELECT_RUNS_BEFORE).bind(before).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    async fn search_audit(&self, search: &AuditSearch, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::from(limit);
+        let query = match search {
+            AuditSearch::All { before } => sqlx::query(sql::SELECT_AUDIT_BEFORE).bind(*before).bind(limit),
+            AuditSearch::Run { run_id, before } => {
+                sqlx::query(sql::SELECT_AUDIT_OF_RUN).bind(*run_id).bind(*before).bind(limit)
+            }
+            AuditSearch::Name { name, run_id, before } => {
+                sqlx::query(sql::SELECT_AUDIT_OF_NAME).bind(name.as_str()).bind(*run_id).bind(*before).bind(limit)
+            }
+            AuditSearch::NameRange { until, after_name, after_id } => sqlx::query(sql::SELECT_AUDIT_OF_NAME_RANGE)
+                .bind(until.as_str())
+                .bind(after_name.as_str())
+                .bind(*after_id)
+                .bind(limit),
+        };
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
     }
 }

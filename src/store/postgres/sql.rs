@@ -63,11 +63,12 @@ pub const DELETE_JOB_AUDITED: &str = concat!(
     audit_columns!()
 );
 
-/// $1: job name or NULL; $2: run id or NULL; $3: limit or NULL.
+/// $1: job name or NULL; $2: run id or NULL; $3: limit or NULL. The names
+/// compare in byte order (`COLLATE "C"`), as their index sorts them (migration 4).
 pub const SELECT_AUDIT: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit WHERE ($1::text IS NULL OR job_name = $1) AND ($2::bigint IS NULL OR run_id = $2) \
+    " FROM retention_audit WHERE ($1::text IS NULL OR job_name COLLATE \"C\" = $1) AND ($2::bigint IS NULL OR run_id = $2) \
      ORDER BY id DESC LIMIT $3"
 );
 
@@ -259,3 +260,108 @@ pub const SELECT_AUDIT_ID_RANGE_BETWEEN: &str = "SELECT min(id) AS first, max(id
 /// $3: a range of the primary key, read in its order.
 pub const SELECT_AUDIT_PAGE: &str =
     concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3");
+
+// ---------------------------------------------------------------------------
+// The status pages and `forecast` (issue 13). Each statement reads one index
+// range, so a page costs the same whatever the size of the tables.
+// ---------------------------------------------------------------------------
+
+/// Jobs whose age crosses their policy's retention within the forecast's
+/// window, counted per policy and day; held jobs apart, those already past
+/// it on day -1. Days start at "now" and last 24 hours (not calendar days):
+/// day 0 is the next 24 hours, and a job whose timestamp lies exactly
+/// `retention + k days` ago is counted on day k-1. Each day of a policy is
+/// one range of its index, counted without a sort; the held jobs, few, are
+/// grouped from their covering index (a difference of two timestamps counts
+/// whole 24-hour periods as days).
+/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off);
+/// $4–$6: those cut-offs plus the window; $7: days in the window.
+macro_rules! day_counts {
+    ($policy:literal, $state:literal, $age:literal, $cutoff:literal) => {
+        concat!(
+            "SELECT '",
+            $policy,
+            "' AS policy, false AS held, day, \
+               (SELECT count(*) FROM jobs WHERE state = '",
+            $state,
+            "' AND hold_reason IS NULL \
+                  AND ",
+            $age,
+            " > ",
+            $cutoff,
+            "::timestamptz + day * interval '24 hours' \
+                  AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            "::timestamptz + (day + 1) * interval '24 hours') AS jobs \
+             FROM generate_series(0, $7::int - 1) AS day WHERE ",
+            $cutoff,
+            "::timestamptz IS NOT NULL"
+        )
+    };
+}
+
+pub const FORECAST: &str = concat!(
+    day_counts!("completed", "Completed", "state_changed_at", "$1"),
+    " UNION ALL ",
+    day_counts!("closed", "Closed", "state_changed_at", "$2"),
+    " UNION ALL ",
+    day_counts!("creating_idle", "Creating", "updated_at", "$3"),
+    " UNION ALL \
+     SELECT policy, true, \
+            CASE WHEN ts <= cutoff THEN -1 ELSE extract(day FROM ts - interval '1 microsecond' - cutoff)::int8 END AS day, \
+            count(*) \
+       FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
+                    CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+                    CASE state WHEN 'Completed' THEN $1::timestamptz WHEN 'Closed' THEN $2::timestamptz ELSE $3::timestamptz END AS cutoff, \
+                    CASE state WHEN 'Completed' THEN $4::timestamptz WHEN 'Closed' THEN $5::timestamptz ELSE $6::timestamptz END AS horizon \
+               FROM jobs WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) held \
+      WHERE ts <= horizon GROUP BY policy, 3"
+);
+
+pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs WHERE hold_reason IS NOT NULL";
+
+/// $1/$2: the (created_at, id) the page starts after; $3: limit.
+pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
+     FROM jobs WHERE hold_reason IS NOT NULL AND (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3";
+
+macro_rules! run_columns {
+    () => {
+        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+         deleted_creating_idle, stopped_by, error, host, pid"
+    };
+}
+
+pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = $1");
+
+/// $1: the page starts below this id; $2: limit.
+pub const SELECT_RUNS_BEFORE: &str =
+    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < $1 ORDER BY id DESC LIMIT $2");
+
+/// Newest first. $1: the page starts below this id; $2: limit.
+pub const SELECT_AUDIT_BEFORE: &str =
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < $1 ORDER BY id DESC LIMIT $2");
+
+/// One run's rows, newest first. $1: run id; $2: below this id; $3: limit.
+pub const SELECT_AUDIT_OF_RUN: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE run_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+);
+
+/// One job name's rows, newest first. $1: name; $2: run id or NULL; $3: below this id; $4: limit.
+pub const SELECT_AUDIT_OF_NAME: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE job_name COLLATE \"C\" = $1 AND id < $3 \
+     AND ($2::bigint IS NULL OR run_id = $2) ORDER BY id DESC LIMIT $4"
+);
+
+/// Names after ($2, $3) and below $1 in byte order, in name then id order; $4: limit.
+pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit WHERE (job_name COLLATE \"C\", id) > ($2, $3) AND job_name COLLATE \"C\" < $1 \
+     ORDER BY job_name COLLATE \"C\", id LIMIT $4"
+);

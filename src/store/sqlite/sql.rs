@@ -212,3 +212,112 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
     audit_columns!(),
     " FROM retention_audit NOT INDEXED WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
 );
+
+// ---------------------------------------------------------------------------
+// The status pages and `forecast` (issue 13). Each statement reads one index
+// range (pinned with `INDEXED BY`, as above), so a page costs the same
+// whatever the size of the tables.
+// ---------------------------------------------------------------------------
+
+/// Jobs whose age crosses their policy's retention within the forecast's
+/// window, counted per policy and day; held jobs apart, those already past
+/// it on day -1. Days start at "now": day 0 is the next 24 hours, and a job
+/// whose timestamp lies exactly `retention + k days` ago is counted on day k-1.
+/// Each day of a policy is one range of its index, counted without a sort;
+/// the held jobs, few, are grouped from their covering index.
+/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off);
+/// ?4–?6: those cut-offs plus the window; ?7: days in the window.
+macro_rules! day_counts {
+    ($policy:literal, $index:literal, $state:literal, $age:literal, $cutoff:literal) => {
+        concat!(
+            "SELECT '",
+            $policy,
+            "' AS policy, 0 AS held, day, \
+               (SELECT count(*) FROM jobs INDEXED BY ",
+            $index,
+            " \
+                 WHERE state = '",
+            $state,
+            "' AND hold_reason IS NULL \
+                   AND ",
+            $age,
+            " > ",
+            $cutoff,
+            " + day * 86400000000 AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            " + (day + 1) * 86400000000) AS jobs \
+             FROM days WHERE ",
+            $cutoff,
+            " IS NOT NULL"
+        )
+    };
+}
+
+pub const FORECAST: &str = concat!(
+    "WITH RECURSIVE days(day) AS (SELECT 0 UNION ALL SELECT day + 1 FROM days WHERE day + 1 < ?7) ",
+    day_counts!("completed", "jobs_completed_by_age", "Completed", "state_changed_at", "?1"),
+    " UNION ALL ",
+    day_counts!("closed", "jobs_closed_by_age", "Closed", "state_changed_at", "?2"),
+    " UNION ALL ",
+    day_counts!("creating_idle", "jobs_creating_by_idle", "Creating", "updated_at", "?3"),
+    " UNION ALL \
+     SELECT policy, 1, CASE WHEN ts <= cutoff THEN -1 ELSE (ts - cutoff - 1) / 86400000000 END AS day, count(*) FROM ( \
+       SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
+              CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+              CASE state WHEN 'Completed' THEN ?1 WHEN 'Closed' THEN ?2 ELSE ?3 END AS cutoff, \
+              CASE state WHEN 'Completed' THEN ?4 WHEN 'Closed' THEN ?5 ELSE ?6 END AS horizon \
+         FROM jobs INDEXED BY jobs_held \
+         WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) \
+     WHERE ts <= horizon GROUP BY policy, day"
+);
+
+pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL";
+
+/// ?1/?2: the (created_at, id) the page starts after; ?3: limit.
+pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
+     FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL AND (created_at, id) > (?1, ?2) \
+     ORDER BY created_at, id LIMIT ?3";
+
+macro_rules! run_columns {
+    () => {
+        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+         deleted_creating_idle, stopped_by, error, host, pid"
+    };
+}
+
+pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = ?1");
+
+/// ?1: the page starts below this id; ?2: limit.
+pub const SELECT_RUNS_BEFORE: &str =
+    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+
+/// Newest first. ?1: the page starts below this id; ?2: limit.
+pub const SELECT_AUDIT_BEFORE: &str =
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+
+/// One run's rows, newest first. ?1: run id; ?2: below this id; ?3: limit.
+pub const SELECT_AUDIT_OF_RUN: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit INDEXED BY retention_audit_by_run WHERE run_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+);
+
+/// One job name's rows, newest first. ?1: name; ?2: run id or NULL; ?3: below this id; ?4: limit.
+pub const SELECT_AUDIT_OF_NAME: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit INDEXED BY retention_audit_by_job_name \
+     WHERE job_name = ?1 AND id < ?3 AND (?2 IS NULL OR run_id = ?2) ORDER BY id DESC LIMIT ?4"
+);
+
+/// Names after (?2, ?3) and below ?1, in name then id order; ?4: limit. The
+/// row value alone starts the range (with a second lower bound SQLite
+/// would seek with the other one and step over the rows before it).
+pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM retention_audit INDEXED BY retention_audit_by_job_name \
+     WHERE (job_name, id) > (?2, ?3) AND job_name < ?1 ORDER BY job_name, id LIMIT ?4"
+);
