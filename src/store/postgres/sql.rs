@@ -72,10 +72,15 @@ pub const SELECT_AUDIT: &str = concat!(
      ORDER BY id DESC LIMIT $3"
 );
 
+macro_rules! run_columns {
+    () => {
+        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
+    };
+}
+
 /// $1: limit or NULL.
-pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, \
-     deleted_closed, deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed \
-     FROM retention_runs ORDER BY id DESC LIMIT $1";
+pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs ORDER BY id DESC LIMIT $1");
 
 /// Starts a run in one statement: marks the runs left `running` by dead
 /// processes as abandoned, records the new run and takes its lock. A live
@@ -325,13 +330,6 @@ pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs WHERE hold_reason IS NOT
 /// $1/$2: the (created_at, id) the page starts after; $3: limit.
 pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
      FROM jobs WHERE hold_reason IS NOT NULL AND (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3";
-
-macro_rules! run_columns {
-    () => {
-        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid"
-    };
-}
 
 pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = $1");
 

@@ -70,10 +70,15 @@ pub const SELECT_AUDIT: &str = concat!(
 
 pub const SELECT_AUDIT_BY_ID: &str = concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id = ?1");
 
+macro_rules! run_columns {
+    () => {
+        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
+         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
+    };
+}
+
 /// ?1: limit, -1 for none.
-pub const SELECT_RUNS: &str = "SELECT id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-     deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed \
-     FROM retention_runs ORDER BY id DESC LIMIT ?1";
+pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs ORDER BY id DESC LIMIT ?1");
 
 pub const SELECT_RUNNING_RUNS: &str =
     "SELECT id, host, pid, process_started FROM retention_runs WHERE status = 'running'";
@@ -279,13 +284,6 @@ pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs INDEXED BY jobs_held WHE
 pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
      FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL AND (created_at, id) > (?1, ?2) \
      ORDER BY created_at, id LIMIT ?3";
-
-macro_rules! run_columns {
-    () => {
-        "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid"
-    };
-}
 
 pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = ?1");
 
