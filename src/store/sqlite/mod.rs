@@ -91,7 +91,7 @@ impl SqliteStore {
                 return Err(StoreError::ReadOnly(reason));
             }
         }
-        probe::<SqliteConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
+        probe_while_busy(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.connect_timeout)
@@ -128,6 +128,23 @@ impl SqliteStore {
             sqlx::query(sql::CHECKPOINT_PASSIVE).execute(&self.pool).await?;
         }
         Ok(())
+    }
+}
+
+/// Opens and closes one connection, tried again for up to `timeout` while
+/// SQLite answers "database is locked": processes opening a new file at once
+/// race to switch it to WAL, and the losers get SQLITE_BUSY at once, without
+/// the busy handler's wait.
+async fn probe_while_busy(options: &SqliteConnectOptions, timeout: Duration) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match probe::<SqliteConnection>(options, left).await {
+            Err(reason) if reason.contains("database is locked") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            result => return result,
+        }
     }
 }
 
