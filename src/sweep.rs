@@ -1,10 +1,13 @@
-//! One sweep (SPEC §4): delete every eligible job, oldest first, in batches of
-//! one transaction each, recorded in `retention_runs` from start to end.
+//! One sweep (SPEC §4): delete every eligible job (under a cap, the N
+//! oldest), in batches of one transaction each, in id order (see
+//! `pending`), recorded in `retention_runs` from start to end.
 //!
 //! The sweep fixes "now" once, at its start, from the database's clock (or
 //! `--as-of` in a dry run); every batch uses the same cut-offs. It stops when
 //! nothing is left, at the deletion cap, at the run timeout, or when `stop` is
 //! cancelled; a batch in flight always finishes (commits or rolls back) first.
+
+mod pending;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,7 @@ use crate::model::RunStatus;
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::store::{BatchRequest, RunOutcome, Store, StoreError};
 use crate::trail::{self, TrailCutoffs, TrailRetentions};
+use pending::PendingIds;
 
 /// What a sweep does, from the configuration and the command line.
 #[derive(Debug, Clone)]
@@ -123,7 +127,6 @@ impl SweepError {
 /// Progress of a sweep, kept across batches.
 struct Progress {
     started: Instant,
-    cursors: Cursors,
     counts: PerPolicy<u64>,
     oldest: Option<DateTime<Utc>>,
     sizer: BatchSizer,
@@ -134,7 +137,6 @@ impl Progress {
     fn new(plan: &SweepPlan) -> Progress {
         Progress {
             started: Instant::now(),
-            cursors: Cursors::default(),
             counts: PerPolicy::default(),
             oldest: None,
             sizer: BatchSizer::new(plan.batch_size, plan.batch_budget),
@@ -154,16 +156,20 @@ impl Progress {
         if plan.max_deletes == 0 {
             return Ok(size);
         }
-        match plan.max_deletes.saturating_sub(self.counts.total()) {
-            0 => Err(StoppedBy::MaxDeletes),
-            left => Ok(size.min(u32::try_from(left).unwrap_or(u32::MAX))),
+        if self.cap_reached(plan) {
+            return Err(StoppedBy::MaxDeletes);
         }
+        let left = plan.max_deletes - self.counts.total();
+        Ok(size.min(u32::try_from(left).unwrap_or(u32::MAX)))
     }
 
-    /// Records one job taken by a batch.
+    fn cap_reached(&self, plan: &SweepPlan) -> bool {
+        plan.max_deletes > 0 && self.counts.total() >= plan.max_deletes
+    }
+
+    /// Records one job a batch took (deleted, or listed by a dry run).
     fn take(&mut self, policy: policy::Policy, key: policy::SortKey) {
         self.counts[policy] += 1;
-        self.cursors[policy] = self.cursors[policy].max(Some(key));
         self.oldest = Some(self.oldest.map_or(key.timestamp, |oldest| oldest.min(key.timestamp)));
     }
 }
@@ -286,14 +292,16 @@ async fn dry_run(
     stop: &CancellationToken,
 ) -> Result<(StoppedBy, Vec<String>), StoreError> {
     let mut names = Vec::new();
+    let mut cursors = Cursors::default();
     loop {
         let limit = match progress.next_batch(plan, stop) {
             Ok(limit) => limit,
             Err(stopped_by) => return Ok((stopped_by, names)),
         };
-        let candidates = store.find_eligible(BatchRequest { cutoffs, after: &progress.cursors, limit }).await?;
+        let candidates = store.find_eligible(BatchRequest { cutoffs, after: &cursors, limit }).await?;
         for candidate in &candidates {
             progress.take(candidate.policy, candidate.key);
+            cursors[candidate.policy] = cursors[candidate.policy].max(Some(candidate.key));
         }
         let exhausted = candidates.len() < limit as usize;
         names.extend(candidates.into_iter().map(|candidate| candidate.name));
@@ -314,64 +322,7 @@ async fn delete_eligible(
     stop: &CancellationToken,
 ) -> Result<(i64, StoppedBy), SweepError> {
     let run_id = store.begin_run(plan.trigger, identity).await.map_err(SweepError::at_start)?;
-    let deleted_by = identity.deleted_by();
-    let result = loop {
-        let limit = match progress.next_batch(plan, stop) {
-            Ok(limit) => limit,
-            Err(stopped_by) => break Ok(stopped_by),
-        };
-        let batch_started = Instant::now();
-        let deleted = match store
-            .delete_eligible(run_id, BatchRequest { cutoffs, after: &progress.cursors, limit }, &deleted_by)
-            .await
-        {
-            Ok(deleted) => deleted,
-            Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
-                // The batch rolled back whole; a smaller one may fit.
-                tracing::warn!(run_id, jobs = limit, %error, next = progress.sizer.size(), "batch timed out; retrying smaller");
-                continue;
-            }
-            Err(error) => break Err(error),
-        };
-        let batch_elapsed = batch_started.elapsed();
-        progress.sizer.record(deleted.len(), batch_elapsed);
-        metrics::batch_committed(batch_elapsed, &deleted, &plan.retentions);
-        for job in &deleted {
-            progress.take(job.policy, job.key);
-            tracing::info!(
-                target: "retentiond::audit",
-                run_id,
-                job = job.name,
-                job_type = job.job_type.as_str(),
-                policy = job.policy.as_str(),
-                state = job.state.as_str(),
-                cancel_requested = job.cancel_requested,
-                state_changed_at = %job.state_changed_at.to_rfc3339(),
-                "job deleted"
-            );
-        }
-        // Read by the purge benchmark (bench/purge) for its batch durations.
-        tracing::debug!(
-            run_id,
-            jobs = deleted.len(),
-            elapsed_ms = batch_elapsed.as_secs_f64() * 1e3,
-            "batch committed"
-        );
-        if deleted.len() < limit as usize {
-            break Ok(StoppedBy::Done);
-        }
-        let settling = Instant::now();
-        if let Err(error) = store.after_batch().await {
-            break Err(error);
-        }
-        let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(settling.elapsed());
-        if !pause.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = stop.cancelled() => {}
-            }
-        }
-    };
+    let result = delete_in_batches(store, plan, cutoffs, run_id, &identity.deleted_by(), progress, stop).await;
     // The audit trail's own lifecycle, once the jobs are done (src/trail.rs).
     let result = match result {
         Ok(stopped_by @ (StoppedBy::Done | StoppedBy::MaxDeletes)) => {
@@ -413,4 +364,78 @@ async fn delete_eligible(
         }
     }
     result
+}
+
+/// The batches of one run, in id order; returns why they stopped.
+async fn delete_in_batches(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    cutoffs: &Cutoffs,
+    run_id: i64,
+    deleted_by: &str,
+    progress: &mut Progress,
+    stop: &CancellationToken,
+) -> Result<StoppedBy, StoreError> {
+    let mut pending = PendingIds::start(store, cutoffs, plan.max_deletes).await?;
+    loop {
+        let limit = match progress.next_batch(plan, stop) {
+            Ok(limit) => limit,
+            Err(stopped_by) => return Ok(stopped_by),
+        };
+        let ids = pending.next_batch(store, limit as usize).await?;
+        if ids.is_empty() {
+            return Ok(StoppedBy::Done);
+        }
+        let tried = ids.len();
+        let batch_started = Instant::now();
+        let deleted = match store.delete_eligible(run_id, cutoffs, ids, deleted_by).await {
+            Ok(deleted) => deleted,
+            Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
+                // The batch rolled back whole; a smaller one may fit.
+                tracing::warn!(run_id, jobs = tried, %error, next = progress.sizer.size(), "batch timed out; retrying smaller");
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        pending.done(tried);
+        let batch_elapsed = batch_started.elapsed();
+        progress.sizer.record(deleted.len(), batch_elapsed);
+        metrics::batch_committed(batch_elapsed, &deleted, &plan.retentions);
+        for job in &deleted {
+            progress.take(job.policy, job.key);
+            tracing::info!(
+                target: "retentiond::audit",
+                run_id,
+                job = job.name,
+                job_type = job.job_type.as_str(),
+                policy = job.policy.as_str(),
+                state = job.state.as_str(),
+                cancel_requested = job.cancel_requested,
+                state_changed_at = %job.state_changed_at.to_rfc3339(),
+                "job deleted"
+            );
+        }
+        // Read by the purge benchmark (bench/purge) for its batch durations.
+        tracing::debug!(
+            run_id,
+            jobs = deleted.len(),
+            elapsed_ms = batch_elapsed.as_secs_f64() * 1e3,
+            "batch committed"
+        );
+        if progress.cap_reached(plan) {
+            return Ok(StoppedBy::MaxDeletes);
+        }
+        if pending.is_empty() {
+            return Ok(StoppedBy::Done);
+        }
+        let settling = Instant::now();
+        store.after_batch().await?;
+        let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(settling.elapsed());
+        if !pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = stop.cancelled() => {}
+            }
+        }
+    }
 }

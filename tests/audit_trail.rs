@@ -299,7 +299,7 @@ fn inline(sql: &str, marker: char, values: &[String]) -> String {
 
 /// The planner settings of the store's trail statements, for this session.
 fn trail_planner_settings() -> String {
-    pg::BEGIN_TRAIL_TRANSACTION.replace("BEGIN; ", "").replace("SET LOCAL", "SET")
+    pg::INDEX_ORDER_SETTINGS.map(|(name, value)| format!("SET {name} = {value}")).join("; ")
 }
 
 /// The plans of `sql` with `values` for its parameters. SQLite: `EXPLAIN

@@ -1,15 +1,24 @@
-//! The statements a sweep runs are served by the per-policy partial indexes,
-//! never by a scan of the `jobs` table, so "is anything eligible?" and each
-//! batch cost the same whatever the table's size (SPEC §9). Checked on the
-//! query plans of a seeded store.
+//! The statements a sweep runs keep one plan, the one they were written for,
+//! whatever the planner knows (SPEC §4, §9): the per-policy partial indexes
+//! for "what is eligible", the primary key for the deleting batch, never a
+//! scan of `jobs`. Checked on PostgreSQL with no statistics at all (a fresh
+//! `jobs import`, autovacuum off), with fresh ones, and with stale ones (a
+//! large purge later), each as a custom and as a generic plan
+//! (`plan_cache_mode = force_generic_plan`, what a prepared statement runs
+//! after five executions); on SQLite without `ANALYZE` and with stale
+//! statistics.
 
 mod common;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use common::*;
 use retentiond::store::{postgres::sql as pg, sqlite::sql as lite};
+use sqlx::{Connection, Row};
 
 const POLICY_INDEXES: [&str; 3] = ["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle"];
+
+/// Jobs of the store the plans are checked on.
+const JOBS: usize = 30_000;
 
 /// `sql` with its numbered parameters (`?N` or `$N`) replaced by literals,
 /// highest number first so that `?1` does not eat into `?10`.
@@ -36,59 +45,280 @@ fn assert_uses_policy_indexes(plan: &str, what: &str) {
     for index in POLICY_INDEXES {
         assert!(plan.contains(index), "{what} does not use {index}:\n{plan}");
     }
-    for scan in ["SCAN jobs", "Seq Scan on jobs"] {
-        assert!(!plan.lines().any(|line| line.contains(scan) && !line.contains("USING")), "{what} scans jobs:\n{plan}");
+    assert_no_scan_of("jobs", plan, what);
+}
+
+fn assert_no_scan_of(table: &str, plan: &str, what: &str) {
+    for scan in [format!("SCAN {table}"), format!("Seq Scan on {table}")] {
+        assert!(
+            !plan.lines().any(|line| line.contains(&scan) && !line.contains("USING")),
+            "{what} scans {table}:\n{plan}"
+        );
     }
 }
 
-both_backends! {
-    fn sweep_statements_seek_the_policy_indexes(env: &TestEnv) {
-        env.run(&["jobs", "seed", "--count", "20000"]).expect_code(0);
-        // As in production: autovacuum analyses PostgreSQL tables, while a
-        // SQLite file has no statistics unless someone runs ANALYZE.
-        if env.backend == Backend::Postgres {
-            env.execute("ANALYZE");
+/// The plan a statement must keep.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// Each policy's partial index, no scan of `jobs`.
+    PolicyIndexes,
+    /// This index, read in its order: no scan, no sort.
+    OneIndex(&'static str),
+    /// `jobs` through its primary key only: no policy index (a generic plan
+    /// could otherwise seek one with the ids as a second condition, reading
+    /// every eligible entry for each batch), no scan.
+    JobsByKey,
+    /// `retention_runs` never scanned.
+    RunRecords,
+}
+
+fn assert_shape(plan: &str, shape: Shape, what: &str) {
+    match shape {
+        Shape::PolicyIndexes => assert_uses_policy_indexes(plan, what),
+        Shape::OneIndex(index) => {
+            assert!(plan.contains(index), "{what} does not use {index}:\n{plan}");
+            assert_no_scan_of("jobs", plan, what);
+            assert!(!plan.contains("Sort") && !plan.contains("TEMP B-TREE"), "{what} sorts:\n{plan}");
         }
-        let cutoff = Utc::now() - Duration::days(90);
-        let idle_cutoff = Utc::now() - Duration::days(14);
-        // Cut-offs of the three policies (all on), cursors at the start, limit.
-        let (batch, now): (Vec<String>, String) = match env.backend {
+        Shape::JobsByKey => {
+            assert!(
+                plan.contains("jobs_pkey") || plan.contains("USING INTEGER PRIMARY KEY"),
+                "{what} does not look jobs up by key:\n{plan}"
+            );
+            for index in POLICY_INDEXES.iter().chain(&["jobs_by_state"]) {
+                assert!(!plan.contains(index), "{what} reads {index}:\n{plan}");
+            }
+            assert_no_scan_of("jobs", plan, what);
+        }
+        Shape::RunRecords => assert_no_scan_of("retention_runs", plan, what),
+    }
+}
+
+/// A store as a bulk load leaves it: `JOBS` jobs imported at once, their
+/// ages in no relation to their ids, most of them eligible.
+fn import_shuffled_jobs(env: &TestEnv) {
+    let mut lines = Vec::with_capacity(JOBS);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..JOBS {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let days = (state >> 33) % 400;
+        let job = match i % 10 {
+            0 => creating_job(&format!("plan-{i:06}"), (days % 30) as i64),
+            1 => common::job(&format!("plan-{i:06}"), "Closed", days_ago(days as i64)),
+            2 => common::job(&format!("plan-{i:06}"), "Shipping", days_ago(days as i64 % 20)),
+            _ => common::job(&format!("plan-{i:06}"), "Completed", days_ago(days as i64)),
+        };
+        lines.push(job.to_string());
+    }
+    env.import_lines(&lines).expect_code(0);
+}
+
+/// The values of every statement a sweep runs, per backend, and the shape
+/// each must keep.
+struct Statements {
+    list: Vec<(&'static str, &'static str, Vec<String>, Shape)>,
+    /// The planner settings the PostgreSQL store reads under, for a session.
+    index_order: String,
+}
+
+impl Statements {
+    fn new(env: &TestEnv, ids: &[i64]) -> Statements {
+        let now = Utc::now();
+        let (completed, closed, idle) = (now - Duration::days(90), now - Duration::days(90), now - Duration::days(14));
+        let at = |t: DateTime<Utc>| match env.backend {
+            Backend::Sqlite => t.timestamp_micros().to_string(),
+            Backend::Postgres => format!("'{}'::timestamptz", t.to_rfc3339()),
+        };
+        let start = env.pick(i64::MIN.to_string(), "'0001-01-01T00:00:00Z'::timestamptz".into());
+        let first_id = env.pick(i64::MIN.to_string(), "(-9223372036854775807 - 1)".into());
+        let last_id = i64::MAX.to_string();
+        let cutoffs = vec![at(completed), at(closed), at(idle)];
+        let mut batch = cutoffs.clone();
+        for _ in 0..3 {
+            batch.extend([start.clone(), first_id.clone()]);
+        }
+        batch.push("1000".into());
+        let ids_of = |cutoff: DateTime<Utc>| {
+            vec![at(cutoff), start.clone(), first_id.clone(), at(cutoff), last_id.clone(), "500000".into()]
+        };
+        let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let mut delete = vec![env.pick(format!("'[{id_list}]'"), format!("ARRAY[{id_list}]::bigint[]"))];
+        delete.extend(cutoffs.clone());
+        let mut nth = cutoffs.clone();
+        nth.push("1000".into());
+        let enabled = vec![env.pick("1", "true").to_owned(); 3];
+        let mut list = vec![
+            ("the dry run's batch", env.pick(lite::SELECT_ELIGIBLE, pg::SELECT_ELIGIBLE), batch, Shape::PolicyIndexes),
+            (
+                "the cap's last job",
+                env.pick(lite::SELECT_NTH_ELIGIBLE, pg::SELECT_NTH_ELIGIBLE),
+                nth,
+                Shape::PolicyIndexes,
+            ),
+            (
+                "the completed ids",
+                env.pick(lite::SELECT_COMPLETED_IDS, pg::SELECT_COMPLETED_IDS),
+                ids_of(completed),
+                Shape::OneIndex("jobs_completed_by_age"),
+            ),
+            (
+                "the closed ids",
+                env.pick(lite::SELECT_CLOSED_IDS, pg::SELECT_CLOSED_IDS),
+                ids_of(closed),
+                Shape::OneIndex("jobs_closed_by_age"),
+            ),
+            (
+                "the idle creating ids",
+                env.pick(lite::SELECT_CREATING_IDLE_IDS, pg::SELECT_CREATING_IDLE_IDS),
+                ids_of(idle),
+                Shape::OneIndex("jobs_creating_by_idle"),
+            ),
+            (
+                "the eligible and backlog counts",
+                env.pick(lite::COUNT_ELIGIBLE, pg::COUNT_ELIGIBLE),
+                cutoffs,
+                Shape::PolicyIndexes,
+            ),
+        ];
+        match env.backend {
             Backend::Sqlite => {
-                let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros().to_string();
-                let mut values = vec![micros(cutoff), micros(cutoff), micros(idle_cutoff)];
-                values.extend(std::iter::repeat_n(i64::MIN.to_string(), 6));
-                values.push("1000".into());
-                (values, micros(Utc::now()))
+                let mut audit = delete.clone();
+                audit.extend(["NULL".into(), at(now), "'test'".into()]);
+                list.extend([
+                    ("the batch's audit rows", lite::AUDIT_ELIGIBLE, audit, Shape::JobsByKey),
+                    ("the deleting batch", lite::DELETE_ELIGIBLE, delete, Shape::JobsByKey),
+                    ("the idle check", lite::COUNT_FUTURE, [vec![at(now)], enabled].concat(), Shape::PolicyIndexes),
+                    ("the runs left running", lite::SELECT_RUNNING_RUNS, vec![], Shape::RunRecords),
+                    (
+                        "the run's end",
+                        lite::FINISH_RUN,
+                        ["1", "'succeeded'", "1", "0", "0", "0", "'done'", "NULL", "0", "0"].map(String::from).to_vec(),
+                        Shape::RunRecords,
+                    ),
+                ]);
             }
             Backend::Postgres => {
-                let at = |t: chrono::DateTime<Utc>| format!("'{}'::timestamptz", t.to_rfc3339());
-                let mut values = vec![at(cutoff), at(cutoff), at(idle_cutoff)];
-                for _ in 0..3 {
-                    values.push("'0001-01-01T00:00:00Z'::timestamptz".into());
-                    values.push("(-9223372036854775807 - 1)".into());
-                }
-                values.push("1000".into());
-                (values, at(Utc::now()))
+                delete.extend(["NULL::bigint".into(), "'test'".into()]);
+                list.extend([
+                    ("the deleting batch", pg::DELETE_ELIGIBLE, delete, Shape::JobsByKey),
+                    ("the idle check", pg::CLOCK_AND_SKEW, enabled, Shape::PolicyIndexes),
+                    (
+                        "the run's start",
+                        pg::BEGIN_RUN,
+                        ["1381254226", "'purge'", "'host'", "1", "NULL::bigint"].map(String::from).to_vec(),
+                        Shape::RunRecords,
+                    ),
+                    (
+                        "the run's end",
+                        pg::FINISH_RUN_AND_UNLOCK,
+                        ["1", "'succeeded'", "1", "0", "0", "'done'", "NULL", "0", "0", "1381254226"]
+                            .map(String::from)
+                            .to_vec(),
+                        Shape::RunRecords,
+                    ),
+                ]);
             }
+        }
+        let index_order = pg::INDEX_ORDER_SETTINGS.map(|(name, value)| format!("SET {name} = {value}")).join("; ");
+        Statements { list, index_order }
+    }
+
+    /// Checks each statement's plan; on PostgreSQL both as a custom and as a generic plan.
+    fn check(&self, env: &TestEnv, condition: &str) {
+        let mut session = (env.backend == Backend::Postgres).then(|| PgSession::new(env));
+        for (what, statement, values, shape) in &self.list {
+            let what = format!("{what} ({condition})");
+            match &mut session {
+                None => assert_shape(&plan(env, &inline(statement, '?', values)), *shape, &what),
+                Some(session) => {
+                    // The store reads, counts and records runs under these
+                    // settings; it deletes on sessions without them.
+                    let pinned = !matches!(shape, Shape::JobsByKey);
+                    session.lines(if pinned { &self.index_order } else { "RESET ALL" });
+                    assert_shape(&session.plan(statement, values, false), *shape, &what);
+                    assert_shape(&session.plan(statement, values, true), *shape, &format!("{what}, generic plan"));
+                }
+            }
+        }
+    }
+}
+
+/// One PostgreSQL session, as `PREPARE` and `EXPLAIN EXECUTE` need.
+struct PgSession {
+    runtime: tokio::runtime::Runtime,
+    connection: sqlx::PgConnection,
+}
+
+impl PgSession {
+    fn new(env: &TestEnv) -> PgSession {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        let connection = runtime.block_on(sqlx::PgConnection::connect(&env.url)).expect("a session");
+        PgSession { runtime, connection }
+    }
+
+    fn lines(&mut self, sql: &str) -> Vec<String> {
+        let rows = self
+            .runtime
+            .block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut self.connection))
+            .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+        rows.iter().map(|row| row.get::<String, _>(0)).collect()
+    }
+
+    /// The plan of `statement` run with `values`: a custom plan (the values
+    /// written into it), or the generic plan of it prepared.
+    fn plan(&mut self, statement: &str, values: &[String], generic: bool) -> String {
+        let explain = if generic {
+            self.lines("DEALLOCATE ALL");
+            self.lines("SET plan_cache_mode = force_generic_plan");
+            self.lines(&format!("PREPARE checked AS {statement}"));
+            format!("EXPLAIN EXECUTE checked({})", values.join(", "))
+        } else {
+            self.lines("SET plan_cache_mode = auto");
+            format!("EXPLAIN {}", inline(statement, '$', values))
         };
-        let marker = env.pick('?', '$');
+        self.lines(&explain).join("\n")
+    }
+}
 
-        let select = inline(env.pick(lite::SELECT_ELIGIBLE, pg::SELECT_ELIGIBLE), marker, &batch);
-        assert_uses_policy_indexes(&plan(env, &select), "the dry run's batch");
+/// The ids a batch would delete: the first thousand eligible completed jobs.
+fn some_eligible_ids(env: &TestEnv) -> Vec<i64> {
+    let cutoff = env.pick(
+        (Utc::now() - Duration::days(90)).timestamp_micros().to_string(),
+        format!("'{}'::timestamptz", (Utc::now() - Duration::days(90)).to_rfc3339()),
+    );
+    env.rows(&format!(
+        "SELECT id FROM jobs WHERE state = 'Completed' AND state_changed_at <= {cutoff} ORDER BY id LIMIT 1000"
+    ))
+    .into_iter()
+    .filter_map(|row| row[0].as_i64())
+    .collect()
+}
 
-        let mut delete_values = batch.clone();
-        delete_values.extend(["NULL".to_owned(), "'test'".to_owned()]);
-        let delete = inline(env.pick(lite::DELETE_ELIGIBLE, pg::DELETE_ELIGIBLE), marker, &delete_values);
-        let delete_plan = plan(env, &delete);
-        assert_uses_policy_indexes(&delete_plan, "the deleting batch");
-        let by_key = env.pick("USING INTEGER PRIMARY KEY", "jobs_pkey");
-        assert!(delete_plan.contains(by_key), "the delete does not look jobs up by key:\n{delete_plan}");
+both_backends! {
+    fn sweep_statements_keep_their_plans_without_stale_or_any_statistics(env: &TestEnv) {
+        env.migrate();
+        if env.backend == Backend::Postgres {
+            // This test decides when statistics exist, not autovacuum.
+            for table in ["jobs", "job_drives", "retention_audit", "retention_runs"] {
+                env.execute(&format!("ALTER TABLE {table} SET (autovacuum_enabled = false)"));
+            }
+        }
+        import_shuffled_jobs(env);
+        let statistics = env.pick(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
+            "SELECT count(*) FROM pg_statistic WHERE starelid = 'jobs'::regclass",
+        );
+        assert_eq!(env.scalar(statistics), 0, "a fresh import has no statistics");
+        Statements::new(env, &some_eligible_ids(env)).check(env, "no statistics");
 
-        let enabled: Vec<String> = vec!["true".into(); 3];
-        let future: Vec<String> = std::iter::once(now).chain(enabled.iter().cloned()).collect();
-        let (count_sql, count_values) = env.pick((lite::COUNT_FUTURE, &future), (pg::CLOCK_AND_SKEW, &enabled));
-        let count = inline(count_sql, marker, count_values);
-        assert_uses_policy_indexes(&plan(env, &count), "the clock-skew count");
+        env.execute("ANALYZE");
+        let statements = Statements::new(env, &some_eligible_ids(env));
+        statements.check(env, "fresh statistics");
+
+        let before = env.count("jobs");
+        let purged = env.json(&["purge"]);
+        assert!(purged["total"].as_i64().unwrap() * 2 > before, "the purge took most jobs: {purged}");
+        statements.check(env, "stale statistics: after a large purge");
     }
 }
 

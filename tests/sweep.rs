@@ -541,3 +541,80 @@ both_backends! {
         assert_eq!(row["stopped_by"], "signal", "{row:?}");
     }
 }
+
+both_backends! {
+    /// SPEC §4: the set is defined by age, the order inside it is the
+    /// store's. On a store whose ages are shuffled relative to the ids (with
+    /// ties), a capped purge deletes exactly the N oldest (ties by id), and
+    /// deletes them in id order; an uncapped purge leaves nothing eligible.
+    fn shuffled_store_capped_purge_takes_the_oldest_in_id_order(env: &TestEnv) {
+        let base = now();
+        let mut jobs = Vec::new();
+        let mut seed = 7_u64;
+        for i in 0..240 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            // Ages 0–399 days in no order; many jobs share a day, so ties are decided by id.
+            let days = ((seed >> 33) % 40 * 10) as i64;
+            let name = format!("mix-{i:03}");
+            let job = match i % 4 {
+                0 => set(
+                    aged(&name, "Creating", Duration::days(days / 10)),
+                    "updated_at",
+                    json!(ts(base - Duration::days(days / 10))),
+                ),
+                1 => job(&name, "Closed", base - Duration::days(days)),
+                _ => job(&name, "Completed", base - Duration::days(days)),
+            };
+            jobs.push(job);
+        }
+        env.import_ok(&jobs);
+        let ids: BTreeMap<String, i64> = env
+            .rows("SELECT name, id FROM jobs")
+            .into_iter()
+            .map(|row| (row[0].as_str().unwrap().to_owned(), row[1].as_i64().unwrap()))
+            .collect();
+        // Each eligible job's key: its age timestamp (as days before `base`, negated) and id.
+        let mut eligible: Vec<((i64, i64), String)> = jobs
+            .iter()
+            .filter_map(|job| {
+                let name = job["name"].as_str().unwrap().to_owned();
+                let (column, retention) = match job["state"].as_str().unwrap() {
+                    "Creating" => ("updated_at", 14),
+                    _ => ("state_changed_at", 90),
+                };
+                let days = (base - parse_ts(&job[column])).num_days();
+                (days >= retention).then(|| ((-days, ids[&name]), name))
+            })
+            .collect();
+        eligible.sort();
+        assert!(eligible.len() > 100, "{} eligible", eligible.len());
+
+        let s = env.json_env(&["purge", "--max-deletes", "37", "--batch-size", "5"], &[IDLE_14D]);
+        assert_eq!(s["total"], 37, "{s}");
+        assert_eq!(s["stopped_by"], "max_deletes", "{s}");
+        let run = s["run_id"].as_i64().unwrap();
+        let deleted: BTreeSet<String> =
+            env.strings(&format!("SELECT job_name FROM retention_audit WHERE run_id = {run}")).into_iter().collect();
+        let oldest: BTreeSet<String> = eligible.iter().take(37).map(|(_, name)| name.clone()).collect();
+        assert_eq!(deleted, oldest, "the 37 oldest eligible jobs, ties by id");
+        let order: Vec<i64> = env
+            .rows(&format!("SELECT job_id FROM retention_audit WHERE run_id = {run} ORDER BY id"))
+            .into_iter()
+            .map(|row| row[0].as_i64().unwrap())
+            .collect();
+        assert!(order.windows(2).all(|pair| pair[0] < pair[1]), "deleted in id order: {order:?}");
+        let oldest_first: Vec<i64> = eligible.iter().take(37).map(|((_, id), _)| *id).collect();
+        assert!(
+            !oldest_first.windows(2).all(|pair| pair[0] < pair[1]),
+            "the ages are shuffled relative to the ids, so the two orders differ: {oldest_first:?}"
+        );
+
+        let s = env.json_env(&["purge", "--batch-size", "7"], &[IDLE_14D]);
+        assert_eq!(s["total"].as_u64().unwrap() as usize, eligible.len() - 37, "{s}");
+        assert_eq!(s["stopped_by"], "done", "{s}");
+        let left = env.json_env(&["purge", "--dry-run"], &[IDLE_14D]);
+        assert_eq!(left["total"], 0, "nothing eligible is left: {left}");
+        assert_eq!(env.count("retention_audit") as usize, eligible.len());
+        assert_eq!(env.count("jobs") as usize, jobs.len() - eligible.len());
+    }
+}

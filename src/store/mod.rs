@@ -18,7 +18,7 @@ use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType, LifecycleError, Operation};
 use crate::model::{AuditEntry, Job, RunRecord, RunStatus};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
+use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
 use crate::trail::{AuditRemoval, Removed, RunRemoval, TrailKey};
 
 /// Connects to the store that `settings.url` names, without touching its schema.
@@ -269,13 +269,45 @@ pub struct RunOutcome {
     pub removed: Removed,
 }
 
-/// One batch of a sweep: which jobs qualify and how many to take.
+/// One step of a dry run: which jobs qualify and how many to list.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchRequest<'a> {
     pub cutoffs: &'a Cutoffs,
     /// Resume each policy's scan after these keys.
     pub after: &'a Cursors,
     pub limit: u32,
+}
+
+/// One read of a policy's eligible ids for a sweep (src/sweep/chunks.rs):
+/// the jobs whose key lies after `after` and at or before `through`, in
+/// the policy's age order, at most `limit`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdRange {
+    pub policy: Policy,
+    pub cutoff: DateTime<Utc>,
+    /// `None`: from the oldest.
+    pub after: Option<SortKey>,
+    /// The last job of a capped sweep's set; `None`: up to the cut-off.
+    pub through: Option<SortKey>,
+    pub limit: u32,
+}
+
+impl IdRange {
+    /// The range's ends as the statements take them: (timestamp, id) after
+    /// which it starts, and (timestamp, id) at which it ends.
+    fn ends(&self) -> ((DateTime<Utc>, i64), (DateTime<Utc>, i64)) {
+        let after = self.after.map_or((policy::start_of_time(), i64::MIN), |key| (key.timestamp, key.job_id));
+        let through = self.through.map_or((self.cutoff, i64::MAX), |key| (key.timestamp, key.job_id));
+        (after, through)
+    }
+}
+
+/// What [`Store::eligible_ids`] read: the ids in the policy's age order,
+/// and the key of the last, where the next read starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EligibleIds {
+    pub ids: Vec<i64>,
+    pub last: Option<SortKey>,
 }
 
 // ---------------------------------------------------------------------------
@@ -412,17 +444,27 @@ pub trait Store: Send + Sync {
     /// PostgreSQL: nothing; autovacuum does it.
     async fn release_space(&self) -> Result<u64, StoreError>;
 
-    /// The next eligible jobs in deletion order (oldest first), without
-    /// deleting anything: the dry run.
+    /// The next eligible jobs oldest first, without deleting anything: the dry run.
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError>;
 
-    /// Deletes the next eligible jobs in deletion order, with their drives and
-    /// one audit row each, in one transaction. The eligibility condition is
-    /// checked again by the deleting statement.
+    /// The key of the `n`-th oldest eligible job over all policies (each
+    /// policy's age timestamp, ties by id), or `None` when fewer are
+    /// eligible: the last job of a sweep capped at `n` deletions.
+    async fn nth_eligible(&self, cutoffs: &Cutoffs, n: u64) -> Result<Option<SortKey>, StoreError>;
+
+    /// The ids of the next eligible jobs of one policy, read from its
+    /// partial index alone.
+    async fn eligible_ids(&self, range: IdRange) -> Result<EligibleIds, StoreError>;
+
+    /// Deletes those of `ids` that are still eligible under `cutoffs`, with
+    /// their drives and one audit row each, in one transaction; returns them
+    /// in id order. The eligibility condition is checked again by the
+    /// deleting statement; a job another sweep is deleting is skipped.
     async fn delete_eligible(
         &self,
         run_id: i64,
-        batch: BatchRequest<'_>,
+        cutoffs: &Cutoffs,
+        ids: &[i64],
         deleted_by: &str,
     ) -> Result<Vec<DeletedJob>, StoreError>;
 

@@ -14,14 +14,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use super::{
-    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, ForecastCount,
-    ForecastWindow, HeldJob, HeldKey, JobFilter, ReadOnly, RunOutcome, Store, StoreError, check_versions, conflict,
-    eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
+    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
+    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
+    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -53,6 +54,9 @@ pub struct PostgresStore {
     /// What the connect options are built from again on a reload.
     settings: DatabaseSettings,
     pool: PgPool,
+    /// Sessions under [`sql::INDEX_ORDER_SETTINGS`], for the reads of a
+    /// sweep, its run records and the trail's removals.
+    index_order_pool: PgPool,
     /// The connection of each run in progress, holding its advisory lock.
     run_leases: Mutex<HashMap<i64, PgConnection>>,
     /// Sessions given back by finished runs and leads, for the next ones: a
@@ -78,13 +82,14 @@ impl PostgresStore {
             );
         }
         probe::<PgConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.connect_timeout)
-            .connect_lazy_with(options);
+        let pool_options =
+            PgPoolOptions::new().max_connections(settings.max_connections).acquire_timeout(settings.connect_timeout);
+        let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
+        let pool = pool_options.connect_lazy_with(options);
         Ok(PostgresStore {
             settings: settings.clone(),
             pool,
+            index_order_pool,
             run_leases: Mutex::new(HashMap::new()),
             spare_sessions: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(None),
@@ -110,7 +115,7 @@ impl PostgresStore {
     /// half of it; a run left `running` is marked abandoned later). The
     /// deletions and their audit rows commit on the pool, durably.
     async fn new_session(&self) -> Result<PgConnection, StoreError> {
-        let mut conn = self.pool.acquire().await?.detach();
+        let mut conn = self.index_order_pool.acquire().await?.detach();
         sqlx::query(sql::RUN_RECORDS_WITHOUT_SYNC).execute(&mut conn).await?;
         Ok(conn)
     }
@@ -152,8 +157,10 @@ impl PostgresStore {
         for conn in spare {
             let _ = conn.close().await;
         }
-        while let Some(conn) = self.pool.try_acquire() {
-            let _ = conn.close().await;
+        for pool in [&self.pool, &self.index_order_pool] {
+            while let Some(conn) = pool.try_acquire() {
+                let _ = conn.close().await;
+            }
         }
     }
 
@@ -443,7 +450,7 @@ impl Store for PostgresStore {
             }
         }
         // No lease, or it broke (the backend was terminated): record the end through the pool.
-        Self::bind_outcome(sqlx::query(sql::FINISH_RUN), run_id, outcome).execute(&self.pool).await?;
+        Self::bind_outcome(sqlx::query(sql::FINISH_RUN), run_id, outcome).execute(&self.index_order_pool).await?;
         Ok(())
     }
 
@@ -452,7 +459,7 @@ impl Store for PostgresStore {
             .bind(retentions.completed.is_some())
             .bind(retentions.closed.is_some())
             .bind(retentions.creating_idle.is_some())
-            .fetch_one(&self.pool)
+            .fetch_one(&self.index_order_pool)
             .await?;
         Ok((row.try_get("now")?, row.try_get::<i64, _>("future")? as u64))
     }
@@ -462,7 +469,7 @@ impl Store for PostgresStore {
             .bind(cutoffs.completed)
             .bind(cutoffs.closed)
             .bind(cutoffs.creating_idle)
-            .fetch_one(&self.pool)
+            .fetch_one(&self.index_order_pool)
             .await?;
         eligible_from_row(|column| Ok(row.try_get(column)?), |column| Ok(row.try_get(column)?))
     }
@@ -545,7 +552,7 @@ impl Store for PostgresStore {
 
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {
         let rows = bind_batch(sqlx::query(sql::SELECT_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.index_order_pool)
             .await?;
         rows.iter()
             .map(|row| {
@@ -558,19 +565,59 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn nth_eligible(&self, cutoffs: &Cutoffs, n: u64) -> Result<Option<SortKey>, StoreError> {
+        let row = sqlx::query(sql::SELECT_NTH_ELIGIBLE)
+            .bind(cutoffs.completed)
+            .bind(cutoffs.closed)
+            .bind(cutoffs.creating_idle)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .fetch_optional(&self.index_order_pool)
+            .await?;
+        row.map(|row| Ok(SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? })).transpose()
+    }
+
+    async fn eligible_ids(&self, range: IdRange) -> Result<EligibleIds, StoreError> {
+        let statement = match range.policy {
+            Policy::Completed => sql::SELECT_COMPLETED_IDS,
+            Policy::Closed => sql::SELECT_CLOSED_IDS,
+            Policy::CreatingIdle => sql::SELECT_CREATING_IDLE_IDS,
+        };
+        let ((after_at, after_id), (through_at, through_id)) = range.ends();
+        let mut rows = sqlx::query(statement)
+            .bind(range.cutoff)
+            .bind(after_at)
+            .bind(after_id)
+            .bind(through_at)
+            .bind(through_id)
+            .bind(i64::from(range.limit))
+            .fetch(&self.index_order_pool);
+        // Row by row: a read of a million ids holds the ids, not the rows.
+        let mut read = EligibleIds::default();
+        while let Some(row) = rows.try_next().await? {
+            let key = SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? };
+            read.ids.push(key.job_id);
+            read.last = Some(key);
+        }
+        Ok(read)
+    }
+
     async fn delete_eligible(
         &self,
         run_id: i64,
-        batch: BatchRequest<'_>,
+        cutoffs: &Cutoffs,
+        ids: &[i64],
         deleted_by: &str,
     ) -> Result<Vec<DeletedJob>, StoreError> {
-        let rows = bind_batch(sqlx::query(sql::DELETE_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
+        let rows = sqlx::query(sql::DELETE_ELIGIBLE)
+            .bind(ids)
+            .bind(cutoffs.completed)
+            .bind(cutoffs.closed)
+            .bind(cutoffs.creating_idle)
             .bind(run_id)
             .bind(deleted_by)
             .fetch_all(&self.pool)
             .await?;
-        let mut deleted = rows
-            .iter()
+        rows.iter()
             .map(|row| {
                 Ok(DeletedJob {
                     name: row.try_get("name")?,
@@ -584,13 +631,13 @@ impl Store for PostgresStore {
                     key: SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? },
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        deleted.sort_by_key(|job| job.key);
-        Ok(deleted)
+            .collect()
     }
 
     async fn reload_credentials(&self) -> Result<bool, StoreError> {
-        self.pool.set_connect_options(options::connect_options(&self.settings)?);
+        let options = options::connect_options(&self.settings)?;
+        self.index_order_pool.set_connect_options(options::index_order_options(options.clone()));
+        self.pool.set_connect_options(options);
         Ok(options::reads_files(&self.settings))
     }
 
@@ -602,7 +649,7 @@ impl Store for PostgresStore {
             .bind(removal.after.at)
             .bind(removal.after.id)
             .bind(i64::from(limit));
-        let rows = self.in_trail_transaction(query).await?;
+        let rows = query.fetch_all(&self.index_order_pool).await?;
         rows.iter().map(|row| Ok(TrailKey { at: row.try_get("at")?, id: row.try_get("id")? })).collect()
     }
 
@@ -615,7 +662,7 @@ impl Store for PostgresStore {
             .bind(removal.after_empty.at)
             .bind(removal.after_empty.id)
             .bind(i64::from(limit));
-        let rows = self.in_trail_transaction(query).await?;
+        let rows = query.fetch_all(&self.index_order_pool).await?;
         rows.iter().map(|row| Ok(TrailKey { at: row.try_get("at")?, id: row.try_get("id")? })).collect()
     }
 
@@ -627,14 +674,14 @@ impl Store for PostgresStore {
                 .bind(window.since.unwrap_or_else(start_of_time))
                 .bind(window.until.unwrap_or(DateTime::<Utc>::MAX_UTC))
         };
-        let rows = self.in_trail_transaction(query).await?;
+        let rows = query.fetch_all(&self.index_order_pool).await?;
         let row = rows.first().ok_or_else(|| StoreError::Database("no row from an aggregate".into()))?;
         Ok(row.try_get::<Option<i64>, _>("first")?.zip(row.try_get::<Option<i64>, _>("last")?))
     }
 
     async fn audit_page(&self, after: i64, last: i64, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let query = sqlx::query(sql::SELECT_AUDIT_PAGE).bind(after).bind(last).bind(i64::from(limit));
-        let rows = self.in_trail_transaction(query).await?;
+        let rows = query.fetch_all(&self.index_order_pool).await?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -700,20 +747,5 @@ impl Store for PostgresStore {
         };
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
-    }
-}
-
-impl PostgresStore {
-    /// Runs one statement of the trail's lifecycle or export in a
-    /// transaction of its own, under [`sql::BEGIN_TRAIL_TRANSACTION`]'s
-    /// planner settings.
-    async fn in_trail_transaction(
-        &self,
-        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Vec<PgRow>, StoreError> {
-        let mut tx = self.pool.begin_with(sql::BEGIN_TRAIL_TRANSACTION).await?;
-        let rows = query.fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(rows)
     }
 }

@@ -12,6 +12,7 @@ use secrecy::ExposeSecret;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
+use super::sql;
 use crate::config::{DatabaseSettings, SslMode, TlsFile};
 use crate::credentials::{self, FileError, Sensitivity};
 use crate::store::StoreError;
@@ -25,7 +26,10 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOp
             reason: settings.url.scrub(&e.to_string()),
         })?
         .application_name("retentiond")
-        .options([("statement_timeout", statement_timeout.as_str())])
+        // No statement of the store gains from JIT compilation, and a plan
+        // costed without statistics can cross jit_above_cost and spend
+        // hundreds of milliseconds compiling a one-millisecond batch.
+        .options([("statement_timeout", statement_timeout.as_str()), ("jit", "off")])
         .log_statements(tracing::log::LevelFilter::Trace);
     if let Some(mode) = settings.ssl_mode() {
         options = options.ssl_mode(driver_mode(mode));
@@ -65,6 +69,12 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOp
         options = options.password(password.expose_secret());
     }
     Ok(options)
+}
+
+/// The options of the sessions that run the statements written for one
+/// plan, under [`sql::INDEX_ORDER_SETTINGS`].
+pub(super) fn index_order_options(options: PgConnectOptions) -> PgConnectOptions {
+    options.options(sql::INDEX_ORDER_SETTINGS)
 }
 
 /// Whether [`connect_options`] reads any file.

@@ -113,12 +113,20 @@ pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs
        stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9 WHERE id = $1) \
      SELECT pg_advisory_unlock($10, ($1 % 2147483648)::int4) AS unlocked";
 
-/// The clock, and the jobs with an age timestamp after it.
+/// The clock, and the jobs with an age timestamp after it. The clock is
+/// read while the statement runs (`clock_timestamp()`, once), after its
+/// snapshot was taken: every job the count can see was written before that,
+/// so a job written while the statement was being planned is not counted
+/// as "in the future". (`now()` is the moment the statement arrived, before
+/// planning, which on a new session under load can take long enough for a
+/// client to write a job in between.) The redundant `> now()`, which the
+/// planner can estimate, keeps each count on its policy index.
 /// $1–$3: whether completed, closed and creating_idle are enabled.
-pub const CLOCK_AND_SKEW: &str = "SELECT now() AS now, \
-       (SELECT count(*) FROM jobs WHERE $1 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > now()) \
-     + (SELECT count(*) FROM jobs WHERE $2 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > now()) \
-     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > now()) AS future";
+pub const CLOCK_AND_SKEW: &str = "SELECT clock.now, \
+       (SELECT count(*) FROM jobs WHERE $1 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
+     + (SELECT count(*) FROM jobs WHERE $2 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
+     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > now() AND updated_at > clock.now) AS future \
+     FROM (SELECT clock_timestamp() AS now) AS clock";
 
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \
@@ -134,60 +142,118 @@ pub const TRY_LEAD: &str = "SELECT pg_try_advisory_lock($1, 0)";
 
 pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1, 0)";
 
-/// The next eligible jobs in deletion order, as CTEs ending in `picked`:
-/// each policy's partial index is read from its cursor up to its cut-off, at
-/// most $10 rows each, then merged. $1–$3: cut-offs of completed, closed,
+/// Planner settings of the sessions that read what a sweep deletes, count
+/// what is eligible and remove the audit trail's expired rows: they keep
+/// each statement on the plan it was written for whatever the statistics
+/// say (none after a bulk load, stale after a large removal) and for generic
+/// plans alike: no sequential scan, no bitmap scan, no sort. The statements
+/// run on them are written so that their plan needs none of them (an index
+/// read in its own order, the primary key for a list of ids); any other plan
+/// would need one, and each one disabled costs more than any real plan.
+/// (With statistics saying a read takes most of an index, the planner would
+/// otherwise fetch the rows in the table's order and sort them, or count
+/// them with a scan of the whole table.)
+pub const INDEX_ORDER_SETTINGS: [(&str, &str); 3] =
+    [("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("enable_sort", "off")];
+
+/// The next eligible jobs oldest first, as CTEs ending in `picked`: each
+/// policy's partial index is read from its cursor up to its cut-off, at most
+/// $10 rows each, then merged. $1–$3: cut-offs of completed, closed,
 /// creating_idle (NULL = off); $4/$5, $6/$7, $8/$9: cursors (timestamp, id); $10: limit.
-/// `$lock` is empty for a read, or `FOR UPDATE SKIP LOCKED` to claim the rows:
-/// rows another sweep holds are skipped, not waited for.
 macro_rules! eligible {
-    ($lock:literal) => {
+    () => {
+        "WITH completed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
+           WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1 \
+             AND (state_changed_at, id) > ($4::timestamptz, $5::bigint) \
+           ORDER BY state_changed_at, id LIMIT $10), \
+         closed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
+           WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2 \
+             AND (state_changed_at, id) > ($6::timestamptz, $7::bigint) \
+           ORDER BY state_changed_at, id LIMIT $10), \
+         creating_idle AS (SELECT id, name, state, updated_at AS ts FROM jobs \
+           WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3 \
+             AND (updated_at, id) > ($8::timestamptz, $9::bigint) \
+           ORDER BY updated_at, id LIMIT $10), \
+         picked AS (SELECT * FROM completed UNION ALL SELECT * FROM closed \
+           UNION ALL SELECT * FROM creating_idle ORDER BY ts, id LIMIT $10)"
+    };
+}
+
+/// The dry run's list, oldest first.
+pub const SELECT_ELIGIBLE: &str = concat!(eligible!(), " SELECT id, name, state, ts FROM picked ORDER BY ts, id");
+
+/// The key (age timestamp, id) of the $4-th oldest eligible job over all
+/// policies: the last job of a capped sweep's set. Each policy's index is
+/// read in its order, at most $4 entries, and the three walks merged.
+/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
+pub const SELECT_NTH_ELIGIBLE: &str = "SELECT ts, id FROM ( \
+       (SELECT state_changed_at AS ts, id FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL \
+          AND state_changed_at <= $1 ORDER BY state_changed_at, id LIMIT $4) \
+       UNION ALL \
+       (SELECT state_changed_at AS ts, id FROM jobs WHERE state = 'Closed' AND hold_reason IS NULL \
+          AND state_changed_at <= $2 ORDER BY state_changed_at, id LIMIT $4) \
+       UNION ALL \
+       (SELECT updated_at AS ts, id FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL \
+          AND updated_at <= $3 ORDER BY updated_at, id LIMIT $4) \
+     ) AS eligible ORDER BY ts, id OFFSET $4 - 1 LIMIT 1";
+
+/// The next ids of one policy's eligible jobs in its age order, with their
+/// age timestamps: one range of the policy's partial index, from the cursor
+/// ($2, $3) exclusive to the bound ($4, $5) inclusive and the cut-off $1, at
+/// most $6. Every column read is in the index.
+macro_rules! eligible_ids {
+    ($state:literal, $age:literal) => {
         concat!(
-            "WITH completed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
-               WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1 \
-                 AND (state_changed_at, id) > ($4::timestamptz, $5::bigint) \
-               ORDER BY state_changed_at, id LIMIT $10 ",
-            $lock,
-            "), closed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
-               WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2 \
-                 AND (state_changed_at, id) > ($6::timestamptz, $7::bigint) \
-               ORDER BY state_changed_at, id LIMIT $10 ",
-            $lock,
-            "), creating_idle AS (SELECT id, name, state, updated_at AS ts FROM jobs \
-               WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3 \
-                 AND (updated_at, id) > ($8::timestamptz, $9::bigint) \
-               ORDER BY updated_at, id LIMIT $10 ",
-            $lock,
-            "), picked AS (SELECT * FROM completed UNION ALL SELECT * FROM closed \
-               UNION ALL SELECT * FROM creating_idle ORDER BY ts, id LIMIT $10)"
+            "SELECT ",
+            $age,
+            " AS ts, id FROM jobs WHERE state = '",
+            $state,
+            "' AND hold_reason IS NULL AND ",
+            $age,
+            " <= $1 AND (",
+            $age,
+            ", id) > ($2::timestamptz, $3::bigint) AND (",
+            $age,
+            ", id) <= ($4::timestamptz, $5::bigint) ORDER BY ",
+            $age,
+            ", id LIMIT $6"
         )
     };
 }
 
-pub const SELECT_ELIGIBLE: &str = concat!(eligible!(""), " SELECT id, name, state, ts FROM picked ORDER BY ts, id");
+pub const SELECT_COMPLETED_IDS: &str = eligible_ids!("Completed", "state_changed_at");
+pub const SELECT_CLOSED_IDS: &str = eligible_ids!("Closed", "state_changed_at");
+pub const SELECT_CREATING_IDLE_IDS: &str = eligible_ids!("Creating", "updated_at");
 
-/// Claims the next eligible jobs, deletes them (drives by cascade) with the
-/// eligibility re-checked on each row, and writes one audit row each: one
-/// statement, so all of it commits or none. The ids go in as an array, which
-/// keeps the delete on primary-key look-ups whatever the statistics say (a
-/// join could hash a scan of the whole table). `ts` is the job's age
-/// timestamp under its policy. $11: run id; $12: deleted_by.
-pub const DELETE_ELIGIBLE: &str = concat!(
-    eligible!("FOR UPDATE SKIP LOCKED"),
-    ", deleted AS (DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND hold_reason IS NULL \
-         AND ((state = 'Completed' AND state_changed_at <= $1) \
-           OR (state = 'Closed' AND state_changed_at <= $2) \
-           OR (state = 'Creating' AND updated_at <= $3)) \
+/// Deletes the listed jobs that are still eligible (drives by cascade) and
+/// writes one audit row each: one statement, so all of it commits or none.
+/// Each listed id is looked up on its own, a subquery on the primary key
+/// with the re-check as a filter: the one plan such a look-up has, whatever
+/// the statistics and for a generic plan alike (the ids as one list let the
+/// planner scan the table for them without statistics, or seek a policy
+/// index with the ids as its second column, reading every eligible entry
+/// for each batch). Each row is claimed `FOR UPDATE SKIP LOCKED`, re-checked
+/// on its newest version: a row another sweep holds is skipped, not waited
+/// for. The claimed rows are then deleted by their physical address (`ctid`,
+/// fixed while the lock is held), again the one plan there is. `ts` is the
+/// job's age timestamp under its policy.
+/// $1: job ids; $2–$4: cut-offs of completed, closed, creating_idle (NULL =
+/// off); $5: run id; $6: deleted_by.
+pub const DELETE_ELIGIBLE: &str = "WITH claimed AS (SELECT (SELECT ctid FROM jobs WHERE id = listed.id \
+           AND hold_reason IS NULL \
+           AND CASE state WHEN 'Completed' THEN state_changed_at <= $2 WHEN 'Closed' THEN state_changed_at <= $3 \
+                 WHEN 'Creating' THEN updated_at <= $4 ELSE false END \
+         FOR UPDATE SKIP LOCKED) AS address FROM unnest($1::bigint[]) AS listed(id)), \
+     deleted AS (DELETE FROM jobs WHERE ctid = ANY(ARRAY(SELECT address FROM claimed WHERE address IS NOT NULL)) \
        RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
          CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts), \
      audited AS (INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
          cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
-       SELECT $11, id, name, job_type, \
+       SELECT $5, id, name, job_type, \
          CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-         state, cancel_requested, created_at, state_changed_at, now(), $12 FROM deleted) \
+         state, cancel_requested, created_at, state_changed_at, now(), $6 FROM deleted ORDER BY id) \
      SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
-     FROM deleted"
-);
+     FROM deleted ORDER BY id";
 
 // Read-only databases.
 
@@ -198,16 +264,8 @@ pub const READ_ONLY: &str =
     "SELECT pg_is_in_recovery() AS in_recovery, current_setting('transaction_read_only') = 'on' AS read_only";
 
 // --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
-
-/// Opens the transaction each statement below runs in, with planner
-/// settings that keep the plan it was written for whatever the statistics
-/// say (none after a bulk load, stale after a large removal) and for generic
-/// plans alike: no sequential scan, no bitmap scan, no sort. Each statement
-/// below is written so that its plan needs none of them (its indexes read in
-/// their own order, the primary key for a list of ids); any other plan would
-/// need one, and each one disabled costs more than any real plan.
-pub const BEGIN_TRAIL_TRANSACTION: &str =
-    "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
+//
+// Each statement below runs under [`INDEX_ORDER_SETTINGS`].
 
 /// Removes the next audit rows past `retention.audit`, in (deleted_at, id)
 /// order from the cursor: rows of `jobs delete` (no run) and of runs that

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -32,9 +33,9 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleJobs, ForecastCount,
-    ForecastWindow, HeldJob, HeldKey, JobFilter, ReadOnly, RunOutcome, Store, StoreError, check_versions, conflict,
-    eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
+    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
+    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
+    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -611,17 +612,73 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn nth_eligible(&self, cutoffs: &Cutoffs, n: u64) -> Result<Option<SortKey>, StoreError> {
+        let mut query = sqlx::query(sql::SELECT_NTH_ELIGIBLE);
+        for policy in Policy::ALL {
+            query = query.bind(cutoffs[policy].map(micros));
+        }
+        let row = query.bind(i64::try_from(n).unwrap_or(i64::MAX)).fetch_optional(&self.pool).await?;
+        row.map(|row| Ok(SortKey { timestamp: from_micros(row.try_get("ts")?)?, job_id: row.try_get("id")? }))
+            .transpose()
+    }
+
+    async fn eligible_ids(&self, range: IdRange) -> Result<EligibleIds, StoreError> {
+        let statement = match range.policy {
+            Policy::Completed => sql::SELECT_COMPLETED_IDS,
+            Policy::Closed => sql::SELECT_CLOSED_IDS,
+            Policy::CreatingIdle => sql::SELECT_CREATING_IDLE_IDS,
+        };
+        let ((after_at, after_id), (through_at, through_id)) = range.ends();
+        let mut rows = sqlx::query(statement)
+            .bind(micros(range.cutoff))
+            .bind(micros(after_at))
+            .bind(after_id)
+            .bind(micros(through_at))
+            .bind(through_id)
+            .bind(i64::from(range.limit))
+            .fetch(&self.pool);
+        // Row by row: a read of a million ids holds the ids, not the rows.
+        let mut read = EligibleIds::default();
+        while let Some(row) = rows.try_next().await? {
+            let key = SortKey { timestamp: from_micros(row.try_get("ts")?)?, job_id: row.try_get("id")? };
+            read.ids.push(key.job_id);
+            read.last = Some(key);
+        }
+        Ok(read)
+    }
+
     async fn delete_eligible(
         &self,
         run_id: i64,
-        batch: BatchRequest<'_>,
+        cutoffs: &Cutoffs,
+        ids: &[i64],
         deleted_by: &str,
     ) -> Result<Vec<DeletedJob>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let deleted_at = self.now().await?;
-        let rows = bind_batch(sqlx::query(sql::DELETE_ELIGIBLE), batch.cutoffs, batch.after, batch.limit)
-            .fetch_all(&mut *tx)
-            .await?;
+        let bind_ids = |statement| {
+            let mut query = sqlx::query(statement).bind(Json(ids));
+            for policy in Policy::ALL {
+                query = query.bind(cutoffs[policy].map(micros));
+            }
+            query
+        };
+        let audited = bind_ids(sql::AUDIT_ELIGIBLE)
+            .bind(run_id)
+            .bind(micros(deleted_at))
+            .bind(deleted_by)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let rows = bind_ids(sql::DELETE_ELIGIBLE).fetch_all(&mut *tx).await?;
+        if rows.len() as u64 != audited {
+            // Cannot happen inside one write transaction; if it did, the
+            // batch rolls back rather than delete a job without its trace.
+            return Err(StoreError::Database(format!(
+                "a batch would delete {} jobs but wrote {audited} audit rows; rolled back",
+                rows.len()
+            )));
+        }
         let mut deleted = Vec::with_capacity(rows.len());
         for row in &rows {
             let state = parse_column(row.try_get("state")?)?;
@@ -638,31 +695,9 @@ impl Store for SqliteStore {
                 key: SortKey { timestamp: from_micros(row.try_get(policy.age_column())?)?, job_id: row.try_get("id")? },
             });
         }
-        let audit: Vec<AuditInsert<'_>> = deleted
-            .iter()
-            .map(|job| AuditInsert {
-                job_id: job.key.job_id,
-                job_name: &job.name,
-                job_type: job.job_type.as_str(),
-                policy: job.policy.as_str(),
-                state: job.state.as_str(),
-                cancel_requested: job.cancel_requested,
-                created_at: micros(job.created_at),
-                state_changed_at: micros(job.state_changed_at),
-            })
-            .collect();
-        if !audit.is_empty() {
-            sqlx::query(sql::INSERT_AUDIT)
-                .bind(run_id)
-                .bind(micros(deleted_at))
-                .bind(deleted_by)
-                .bind(Json(&audit))
-                .execute(&mut *tx)
-                .await?;
-        }
         // Checkpointed by after_batch, between batches.
         tx.commit().await?;
-        deleted.sort_by_key(|job| job.key);
+        deleted.sort_by_key(|job| job.key.job_id);
         Ok(deleted)
     }
 

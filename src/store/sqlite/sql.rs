@@ -108,7 +108,7 @@ pub const COUNT_ELIGIBLE: &str = "SELECT \
        (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3) AS creating_idle, \
        (SELECT min(updated_at) FROM jobs INDEXED BY jobs_creating_by_idle WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3) AS creating_idle_oldest";
 
-/// The next eligible jobs in deletion order: each policy's partial index is
+/// The next eligible jobs oldest first: each policy's partial index is
 /// read from its cursor up to its cut-off, at most ?10 rows each, then merged.
 /// `INDEXED BY` pins the policy indexes: without statistics SQLite prefers
 /// `jobs_by_state` and sorts every job in the state, and with the pin a
@@ -136,20 +136,87 @@ macro_rules! eligible {
     };
 }
 
+/// The dry run's list, oldest first.
 pub const SELECT_ELIGIBLE: &str = eligible!();
 
-/// Deletes the next eligible jobs, re-checking eligibility on each row.
-/// Parameters as for [`SELECT_ELIGIBLE`]. `NOT INDEXED` keeps SQLite on rowid
-/// look-ups for the listed ids: otherwise the re-check's OR leads it to scan
-/// every job of the three states through `jobs_by_state`.
+/// The key (age timestamp, id) of the ?4-th oldest eligible job over all
+/// policies: the last job of a capped sweep's set. Each policy's index is
+/// read in its order, at most ?4 entries, and the three walks merged.
+/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off).
+pub const SELECT_NTH_ELIGIBLE: &str = "SELECT ts, id FROM ( \
+       SELECT * FROM (SELECT state_changed_at AS ts, id FROM jobs INDEXED BY jobs_completed_by_age \
+         WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1 \
+         ORDER BY state_changed_at, id LIMIT ?4) \
+       UNION ALL \
+       SELECT * FROM (SELECT state_changed_at AS ts, id FROM jobs INDEXED BY jobs_closed_by_age \
+         WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2 \
+         ORDER BY state_changed_at, id LIMIT ?4) \
+       UNION ALL \
+       SELECT * FROM (SELECT updated_at AS ts, id FROM jobs INDEXED BY jobs_creating_by_idle \
+         WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3 \
+         ORDER BY updated_at, id LIMIT ?4) \
+     ) ORDER BY ts, id LIMIT 1 OFFSET ?4 - 1";
+
+/// The next ids of one policy's eligible jobs in its age order, with their
+/// age timestamps: one range of the policy's partial index (pinned, and
+/// covering: the id is the rowid), from the cursor (?2, ?3) exclusive to
+/// the bound (?4, ?5) inclusive and the cut-off ?1, at most ?6.
+macro_rules! eligible_ids {
+    ($index:literal, $state:literal, $age:literal) => {
+        concat!(
+            "SELECT ",
+            $age,
+            " AS ts, id FROM jobs INDEXED BY ",
+            $index,
+            " WHERE state = '",
+            $state,
+            "' AND hold_reason IS NULL AND ",
+            $age,
+            " <= ?1 AND (",
+            $age,
+            ", id) > (?2, ?3) AND (",
+            $age,
+            ", id) <= (?4, ?5) ORDER BY ",
+            $age,
+            ", id LIMIT ?6"
+        )
+    };
+}
+
+pub const SELECT_COMPLETED_IDS: &str = eligible_ids!("jobs_completed_by_age", "Completed", "state_changed_at");
+pub const SELECT_CLOSED_IDS: &str = eligible_ids!("jobs_closed_by_age", "Closed", "state_changed_at");
+pub const SELECT_CREATING_IDLE_IDS: &str = eligible_ids!("jobs_creating_by_idle", "Creating", "updated_at");
+
+/// Which of the listed jobs are still eligible: one `CASE` on the row, the
+/// same in both statements below, which run in one write transaction and so
+/// see the same rows. ?1: JSON array of job ids; ?2–?4: cut-offs of
+/// completed, closed, creating_idle (NULL = off). `NOT INDEXED` keeps SQLite
+/// on rowid look-ups for the ids.
+macro_rules! still_eligible {
+    () => {
+        "FROM jobs NOT INDEXED WHERE id IN (SELECT value FROM json_each(?1)) AND hold_reason IS NULL \
+           AND CASE state WHEN 'Completed' THEN state_changed_at <= ?2 WHEN 'Closed' THEN state_changed_at <= ?3 \
+                 WHEN 'Creating' THEN updated_at <= ?4 ELSE 0 END"
+    };
+}
+
+/// One audit row for each listed job still eligible, written from its row
+/// before [`DELETE_ELIGIBLE`] removes it. ?5: run id; ?6: deleted_at; ?7: deleted_by.
+pub const AUDIT_ELIGIBLE: &str = concat!(
+    "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
+       cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
+     SELECT ?5, id, name, job_type, \
+       CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
+       state, cancel_requested, created_at, state_changed_at, ?6, ?7 ",
+    still_eligible!(),
+    " ORDER BY id"
+);
+
+/// Deletes the listed jobs still eligible (drives by cascade).
 pub const DELETE_ELIGIBLE: &str = concat!(
-    "DELETE FROM jobs NOT INDEXED WHERE id IN (SELECT id FROM (",
-    eligible!(),
-    ")) AND hold_reason IS NULL \
-       AND ((state = 'Completed' AND state_changed_at <= ?1) \
-         OR (state = 'Closed' AND state_changed_at <= ?2) \
-         OR (state = 'Creating' AND updated_at <= ?3)) \
-     RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, updated_at"
+    "DELETE ",
+    still_eligible!(),
+    " RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, updated_at"
 );
 
 pub const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";

@@ -1,0 +1,86 @@
+//! The ids a sweep deletes next, in id order (SPEC §4: the set a sweep
+//! deletes is defined by age, the order inside it is the store's choice).
+//!
+//! Each policy's partial index is read in age order, up to [`IDS_PER_READ`]
+//! ids in all, and the ids are sorted: the batches then visit the table in
+//! the order its rows lie (rows are written in id order), so a page is
+//! rewritten once per read instead of once per batch that touches it, in a
+//! store whose ages are in any order relative to its ids. A capped sweep
+//! reads only up to the key of its N-th oldest job, fixed once at its
+//! start, so the set it deletes is still exactly the N oldest; a sweep
+//! stopped early leaves part of its set, whichever part, to the next one.
+
+use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+use crate::store::{IdRange, Store, StoreError};
+
+/// Ids read at a time: 4 MiB of them, read in a few hundred milliseconds;
+/// enough that a backlog of millions is crossed in a few passes.
+const IDS_PER_READ: usize = 500_000;
+
+/// The ids read and not yet deleted, and where each policy's next read starts.
+pub struct PendingIds {
+    cutoffs: Cutoffs,
+    /// The last job of a capped sweep's set; `None` without a cap.
+    through: Option<SortKey>,
+    cursors: Cursors,
+    /// Whether a policy's last read came back short: nothing more to read.
+    exhausted: PerPolicy<bool>,
+    /// Sorted; those before `next` are done.
+    ids: Vec<i64>,
+    next: usize,
+}
+
+impl PendingIds {
+    /// `max_deletes`: the sweep's cap (0 = none).
+    pub async fn start(store: &dyn Store, cutoffs: &Cutoffs, max_deletes: u64) -> Result<PendingIds, StoreError> {
+        let through = if max_deletes > 0 { store.nth_eligible(cutoffs, max_deletes).await? } else { None };
+        let mut exhausted = PerPolicy::default();
+        for policy in Policy::ALL {
+            exhausted[policy] = cutoffs[policy].is_none();
+        }
+        Ok(PendingIds { cutoffs: *cutoffs, through, cursors: Cursors::default(), exhausted, ids: Vec::new(), next: 0 })
+    }
+
+    /// The next at most `limit` ids in id order, read from the store when
+    /// all read before are done; empty when nothing eligible is left to read.
+    pub async fn next_batch(&mut self, store: &dyn Store, limit: usize) -> Result<&[i64], StoreError> {
+        if self.next == self.ids.len() {
+            self.read(store).await?;
+        }
+        let end = self.ids.len().min(self.next + limit);
+        Ok(&self.ids[self.next..end])
+    }
+
+    /// Marks the first `count` pending ids done (deleted, or no longer eligible).
+    pub fn done(&mut self, count: usize) {
+        self.next = self.ids.len().min(self.next + count);
+    }
+
+    /// Whether every id is done and nothing is left to read.
+    pub fn is_empty(&self) -> bool {
+        self.next == self.ids.len() && Policy::ALL.into_iter().all(|policy| self.exhausted[policy])
+    }
+
+    async fn read(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+        self.ids.clear();
+        self.next = 0;
+        for policy in Policy::ALL {
+            let room = IDS_PER_READ - self.ids.len();
+            let Some(cutoff) = self.cutoffs[policy].filter(|_| !self.exhausted[policy] && room > 0) else {
+                continue;
+            };
+            let limit = u32::try_from(room).unwrap_or(u32::MAX);
+            let range = IdRange { policy, cutoff, after: self.cursors[policy], through: self.through, limit };
+            let read = store.eligible_ids(range).await?;
+            self.exhausted[policy] = read.ids.len() < room;
+            self.cursors[policy] = read.last.or(self.cursors[policy]);
+            if self.ids.is_empty() {
+                self.ids = read.ids;
+            } else {
+                self.ids.extend(read.ids);
+            }
+        }
+        self.ids.sort_unstable();
+        Ok(())
+    }
+}
