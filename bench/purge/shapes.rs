@@ -39,12 +39,12 @@ impl Shape {
                  (about 30 %) sit together at the start of the table, as in a store that has run for years."
             }
             Shape::Shuffled => {
-                "The seeded store's jobs, identical in every column but rewritten in a scrambled order (ids by \
+                "the seeded store's jobs, identical in every column but rewritten in a scrambled order (ids by \
                  `id × 2654435761 mod 4294967291`), so the eligible jobs are spread over every page of the table: \
                  a store whose rows were not written in age order (an import, a merge of stores)."
             }
             Shape::Backlog => {
-                "Every job `Completed` 100–400 days ago, so all are eligible at once: a store whose retention was \
+                "every job `Completed` 100–400 days ago, so all are eligible at once: a store whose retention was \
                  off for a long time, purged in one run."
             }
             Shape::NoStatistics => {
