@@ -1,9 +1,10 @@
 //! Runs the purge benchmark (`bench/purge/`) end to end on tiny stores, so
-//! it keeps working while the product changes: every deleting variant must
-//! pass its correctness checks with exact counts, the writer must have
-//! worked under every condition, the purge's batch durations must have been
-//! read from its log, and the report, the plot and the summary lines must
-//! come out. SQLite always; PostgreSQL when it is reachable at
+//! it keeps working while the product changes: every store shape must have
+//! been compared (seeded, shuffled, backlog, and on PostgreSQL the store
+//! without statistics), every deleting variant must pass its correctness
+//! checks with exact counts, the writer must have worked under every
+//! condition, the purge's batch durations must have been read from its log,
+//! and the report, the plot and the summary lines must come out. SQLite always; PostgreSQL when it is reachable at
 //! `RETENTIOND_TEST_POSTGRES_URL` (required with `RETENTIOND_TEST_REQUIRE_POSTGRES=1`).
 
 #[path = "../bench/purge/mod.rs"]
@@ -17,6 +18,7 @@ use sqlx::{Connection, PgConnection};
 const JOBS: u64 = 10_000;
 const IDLE_JOBS: u64 = 20_000;
 const BACKLOG_JOBS: u64 = 5_000;
+const NO_STATS_JOBS: u64 = 5_000;
 
 fn postgres_url() -> String {
     std::env::var("RETENTIOND_TEST_POSTGRES_URL")
@@ -72,7 +74,8 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let report_dir = dir.path().join("report");
     let work_dir = dir.path().join("work");
-    let (jobs, idle_jobs, backlog_jobs) = (JOBS.to_string(), IDLE_JOBS.to_string(), BACKLOG_JOBS.to_string());
+    let (jobs, idle_jobs, backlog_jobs, no_stats_jobs) =
+        (JOBS.to_string(), IDLE_JOBS.to_string(), BACKLOG_JOBS.to_string(), NO_STATS_JOBS.to_string());
     let options = purge_bench::Options::parse_from([
         "purge",
         "--backend",
@@ -83,6 +86,8 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         &idle_jobs,
         "--backlog-jobs",
         &backlog_jobs,
+        "--no-stats-jobs",
+        &no_stats_jobs,
         "--writer-rate",
         "200",
         "--writer-idle-seconds",
@@ -105,8 +110,15 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     assert_eq!(backends, expected_backends);
     for result in &results {
         let backend = result.backend.name();
-        assert_eq!(result.seeded_jobs, JOBS, "{backend}");
-        assert!((2_000..4_000).contains(&result.eligible_at_seed), "{backend}: {} eligible", result.eligible_at_seed);
+        assert_eq!(result.seeded.jobs(), JOBS, "{backend}");
+        assert!((2_000..4_000).contains(&result.seeded.eligible()), "{backend}: {} eligible", result.seeded.eligible());
+        let shapes: Vec<&str> = result.comparisons().map(|comparison| comparison.shape.name()).collect();
+        let expected_shapes: &[&str] = if backend == "postgres" {
+            &["seeded", "shuffled", "backlog", "no_stats"]
+        } else {
+            &["seeded", "shuffled", "backlog"]
+        };
+        assert_eq!(shapes, expected_shapes, "{backend}");
         for run in result.deletion_runs() {
             let checks = &run.checks;
             let what = format!("{backend} {}: {checks:?}", run.variant);
@@ -117,15 +129,38 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
             assert_eq!(checks.jobs_left + checks.deleted, checks.seeded + checks.inserted, "{what}");
             assert!(checks.deleted > 0, "{what}");
         }
-        let backlog = result.backlog.as_ref().expect("the backlog is measured");
-        assert_eq!((backlog.checks.seeded, backlog.checks.deleted), (BACKLOG_JOBS, BACKLOG_JOBS), "{backend} backlog");
+        let shuffled = &result.other_shapes[0];
+        assert_eq!(shuffled.jobs(), JOBS, "{backend} shuffled");
+        assert!(
+            shuffled.eligible().abs_diff(result.seeded.eligible()) < 10,
+            "{backend}: the shuffled store has the seeded store's eligible jobs"
+        );
+        let backlog = &result.other_shapes[1];
+        for run in [&backlog.sweep, &backlog.baseline] {
+            assert_eq!((run.checks.seeded, run.checks.deleted), (BACKLOG_JOBS, BACKLOG_JOBS), "{backend} backlog");
+        }
+        if let Some(no_stats) = result.other_shapes.get(2) {
+            for run in [&no_stats.sweep, &no_stats.baseline] {
+                assert_eq!(run.checks.seeded, NO_STATS_JOBS, "{backend} {}", run.variant);
+                assert_eq!(run.checks.deleted, NO_STATS_JOBS / 25 * 24, "{backend} {}", run.variant);
+            }
+        }
+        for comparison in result.comparisons() {
+            let ratio = comparison.purge_vs_single_statement();
+            assert!(ratio.is_finite() && ratio > 0.0, "{backend} {}: {ratio}", comparison.shape.name());
+            assert!(comparison.batch_p99_ms() > 0.0, "{backend} {}", comparison.shape.name());
+        }
+        let worst =
+            result.comparisons().map(|comparison| comparison.purge_vs_single_statement()).fold(f64::MAX, f64::min);
+        assert_eq!(result.worst_case_vs_single_statement(), worst, "{backend}");
         assert!(result.baseline_with_writer.checks.inserted > 0, "{backend}: the writer inserted during the baseline");
         assert!(result.sweep_with_writer.checks.inserted > 0, "{backend}: the writer inserted during the purge");
         for condition in result.writer_conditions() {
             assert!(condition.latency.count > 0, "{backend} writer {}: no operation measured", condition.label);
             assert!(condition.ops.len() >= condition.latency.count, "{backend} writer {}", condition.label);
         }
-        for run in [&result.sweep, &result.sweep_with_writer, backlog] {
+        let purges = result.comparisons().map(|comparison| &comparison.sweep).chain([&result.sweep_with_writer]);
+        for run in purges {
             let process = run.purged.process.as_ref().expect("a retentiond purge has process figures");
             assert!(process.batches.count > 0, "{backend} {}: no batch durations", run.variant);
             assert_eq!(process.batch_sizes.iter().sum::<u64>(), run.purged.deleted, "{backend} {}", run.variant);
@@ -136,18 +171,25 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
 
         let line = result.summary_line();
         let fields: Vec<&str> = line.split(' ').collect();
-        assert_eq!(fields.len(), 6, "{line:?}");
+        assert_eq!(fields.len(), 7, "{line:?}");
         assert_eq!(fields[0], backend, "{line:?}");
         assert_number(&line, fields[1], "purge_vs_single_statement", 2..=2);
         assert_number(&line, fields[2], "batch_p99_ms", 1..=3);
         assert_number(&line, fields[3], "writer_p99_ms", 1..=3);
         assert_number(&line, fields[4], "idle_sweep_ms_10m", 1..=3);
         assert_number(&line, fields[5], "peak_rss_mib", 0..=3);
+        assert_number(&line, fields[6], "worst_case_vs_single_statement", 2..=2);
     }
 
     let markdown = std::fs::read_to_string(report_dir.join("benchmarks.md")).expect("benchmarks.md is written");
     assert!(markdown.contains("| measure | value |"), "{markdown}");
     assert!(markdown.contains("| **purge / baseline** |"), "{markdown}");
+    assert!(markdown.contains("| store | jobs | eligible | single statement, rows/s |"), "{markdown}");
+    for shape in ["seeded", "shuffled", "backlog"] {
+        assert!(markdown.contains(&format!("- **{shape}**: ")), "{markdown}");
+        assert!(markdown.contains(&format!("| {shape} | ")), "{markdown}");
+    }
+    assert_eq!(markdown.contains("| no_stats | "), with_postgres, "{markdown}");
     assert!(markdown.contains("## SQLite"), "{markdown}");
     assert_eq!(markdown.contains("## PostgreSQL"), with_postgres, "{markdown}");
     assert!(!markdown.contains("FAILED"), "{markdown}");

@@ -6,7 +6,9 @@
 //! Per backend, [`run`] seeds one store and gives every deleting variant an
 //! identical copy of it (so each starts from the same rows), checks after
 //! each variant that exactly the eligible jobs went with one audit row each,
-//! then builds the idle and backlog stores. It writes `benchmarks.md` and a
+//! then compares the purge with the single statement on the other store
+//! shapes (`shapes`: shuffled, backlog, and on PostgreSQL a store without
+//! statistics) and builds the idle stores. It writes `benchmarks.md` and a
 //! latency plot to the report directory and prints one summary line per
 //! backend. `main.rs` runs it from the command line; the smoke test
 //! (`tests/bench_smoke.rs`) includes this module tree and runs it small.
@@ -18,9 +20,12 @@ mod eligible;
 mod error;
 mod idle;
 mod machine;
+mod no_statistics;
 mod plot;
 mod report;
 mod seed;
+mod shapes;
+mod shuffle;
 mod space;
 mod stats;
 mod stores;
@@ -38,6 +43,7 @@ use chrono::{DateTime, Utc};
 use checks::Checks;
 use error::{Context, Result};
 use seed::Seeded;
+use shapes::{Comparison, Shape};
 use stores::{BenchStore, Stores};
 
 /// How long the writer runs alone before a purge starts and after it ends.
@@ -66,9 +72,13 @@ pub struct Options {
     #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_jobs: u64,
 
-    /// Jobs in the all-eligible backlog store whose purge's peak RSS is measured; 0 skips it.
+    /// Jobs in the all-eligible backlog store (purge against single statement, peak RSS); 0 skips it.
     #[arg(long, default_value_t = 3_000_000)]
     pub backlog_jobs: u64,
+
+    /// PostgreSQL: jobs in the store purged without planner statistics (96 % eligible); 0 skips it.
+    #[arg(long, default_value_t = 125_000)]
+    pub no_stats_jobs: u64,
 
     /// Operations per second of the concurrent writer.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
@@ -178,12 +188,10 @@ impl DeletionRun {
 #[derive(Debug, Clone)]
 pub struct BackendResult {
     pub backend: Backend,
-    /// Jobs in the seeded store, and how many of them were eligible when it was read.
-    pub seeded_jobs: u64,
-    pub eligible_at_seed: u64,
-    /// Without the writer: the headline rows/s.
-    pub baseline: DeletionRun,
-    pub sweep: DeletionRun,
+    /// The seeded store, without the writer: the headline rows/s.
+    pub seeded: Comparison,
+    /// The other shapes: shuffled, then backlog and no statistics when measured.
+    pub other_shapes: Vec<Comparison>,
     pub baseline_with_writer: DeletionRun,
     pub sweep_with_writer: DeletionRun,
     pub writer_alone: writer::Condition,
@@ -191,16 +199,28 @@ pub struct BackendResult {
     pub writer_during_sweep: writer::Condition,
     /// At --jobs, then at --idle-jobs (once when they are equal).
     pub idle: Vec<idle::IdleTiming>,
-    pub backlog: Option<DeletionRun>,
     /// Right after the sweep without the writer.
     pub space: space::Space,
 }
 
 impl BackendResult {
+    /// Every shape compared, the seeded store first.
+    pub fn comparisons(&self) -> impl Iterator<Item = &Comparison> {
+        std::iter::once(&self.seeded).chain(&self.other_shapes)
+    }
+
+    /// The comparison on `shape`, if it was measured.
+    pub fn comparison(&self, shape: Shape) -> Option<&Comparison> {
+        self.comparisons().find(|comparison| comparison.shape == shape)
+    }
+
     /// Every variant that deleted, for the correctness checks.
     pub fn deletion_runs(&self) -> Vec<&DeletionRun> {
-        let mut runs = vec![&self.baseline, &self.sweep, &self.baseline_with_writer, &self.sweep_with_writer];
-        runs.extend(&self.backlog);
+        let mut runs =
+            vec![&self.seeded.baseline, &self.seeded.sweep, &self.baseline_with_writer, &self.sweep_with_writer];
+        for comparison in &self.other_shapes {
+            runs.extend([&comparison.baseline, &comparison.sweep]);
+        }
         runs
     }
 
@@ -209,17 +229,20 @@ impl BackendResult {
         [&self.writer_alone, &self.writer_during_baseline, &self.writer_during_sweep]
     }
 
-    /// retentiond's purge rows/s over the baseline's, both without the writer.
+    /// On the seeded store: retentiond's purge rows/s over the baseline's, both without the writer.
     pub fn purge_vs_single_statement(&self) -> f64 {
-        self.sweep.rows_per_second() / self.baseline.rows_per_second()
+        self.seeded.purge_vs_single_statement()
     }
 
-    /// The larger peak RSS of the purge of the seeded store and of the backlog.
+    /// The lowest purge/single ratio over every shape compared.
+    pub fn worst_case_vs_single_statement(&self) -> f64 {
+        self.comparisons().map(Comparison::purge_vs_single_statement).fold(f64::INFINITY, f64::min)
+    }
+
+    /// The largest peak RSS of the purges without the writer (every shape; the backlog is the largest store).
     pub fn peak_rss_mib(&self) -> f64 {
-        [Some(&self.sweep), self.backlog.as_ref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|run| run.purged.process.as_ref())
+        self.comparisons()
+            .filter_map(|comparison| comparison.sweep.purged.process.as_ref())
             .map(|process| process.peak_rss_mib())
             .fold(0.0, f64::max)
     }
@@ -231,15 +254,16 @@ impl BackendResult {
 
     /// The line printed at the end of the benchmark for this backend.
     pub fn summary_line(&self) -> String {
-        let batch_p99 = self.sweep.purged.process.as_ref().map_or(f64::NAN, |process| process.batches.p99);
         format!(
-            "{} purge_vs_single_statement={:.2} batch_p99_ms={:.3} writer_p99_ms={:.3} idle_sweep_ms_10m={:.3} peak_rss_mib={:.1}",
+            "{} purge_vs_single_statement={:.2} batch_p99_ms={:.3} writer_p99_ms={:.3} idle_sweep_ms_10m={:.3} \
+             peak_rss_mib={:.1} worst_case_vs_single_statement={:.2}",
             self.backend,
             self.purge_vs_single_statement(),
-            batch_p99,
+            self.seeded.batch_p99_ms(),
             self.writer_during_sweep.latency.p99,
             self.largest_idle().sweeps.p50,
-            self.peak_rss_mib()
+            self.peak_rss_mib(),
+            self.worst_case_vs_single_statement()
         )
     }
 }
@@ -320,14 +344,15 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
     let seeded = seed::seed(stores, options.jobs).await?;
     progress(format!("{backend}: seeded {} jobs, {} eligible", seeded.jobs, seeded.eligible_then));
 
-    let baseline = alone(stores, &seeded, "baseline", Method::Baseline).await?;
+    let baseline = alone(stores, &seeded, variant(Shape::Seeded, Method::Baseline), Method::Baseline).await?;
 
-    let store = stores.copy(&seeded.store, "sweep").await?;
+    let store = stores.copy(&seeded.store, variant(Shape::Seeded, Method::Sweep)).await?;
     let purged = Method::Sweep.purge(&store).await?;
     let wait = Duration::from_secs(options.autovacuum_wait_seconds);
     let space = space::measure(&store, purged.deleted, wait).await.context("measuring the space after the purge")?;
-    let sweep = check(&store, &seeded, "sweep", purged, 0).await?;
+    let sweep = check(&store, &seeded, variant(Shape::Seeded, Method::Sweep), purged, 0).await?;
     stores.remove(&store).await?;
+    let seeded_comparison = Comparison { shape: Shape::Seeded, baseline, sweep };
 
     let store = stores.copy(&seeded.store, "writer_alone").await?;
     progress(format!("{backend}: writer alone for {} s", options.writer_idle_seconds));
@@ -341,7 +366,12 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
         with_writer(options, stores, &seeded, "baseline_writer", Method::Baseline).await?;
     let (sweep_with_writer, writer_during_sweep) =
         with_writer(options, stores, &seeded, "sweep_writer", Method::Sweep).await?;
+
+    progress(format!("{backend}: rewriting the seeded store's jobs in a scrambled order"));
+    let shuffled = shuffle::shuffled_store(stores, &seeded).await?;
     stores.remove(&seeded.store).await?;
+    let mut other_shapes = vec![compare_on_copies(stores, &shuffled, Shape::Shuffled).await?];
+    stores.remove(&shuffled.store).await?;
 
     let mut sizes = vec![options.jobs, options.idle_jobs];
     sizes.dedup();
@@ -353,32 +383,80 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
         stores.remove(&store).await?;
     }
 
-    let backlog = if options.backlog_jobs == 0 {
-        None
-    } else {
+    if options.backlog_jobs > 0 {
         progress(format!("{backend}: building a backlog store of {} eligible jobs", options.backlog_jobs));
-        let seeded = synthetic::backlog_store(stores, options.backlog_jobs).await?;
-        let purged = Method::Sweep.purge(&seeded.store).await?;
-        let run = check(&seeded.store, &seeded, "backlog", purged, 0).await?;
-        stores.remove(&seeded.store).await?;
-        Some(run)
-    };
+        let backlog = synthetic::backlog_store(stores, options.backlog_jobs).await?;
+        other_shapes.push(compare_on_copies(stores, &backlog, Shape::Backlog).await?);
+        stores.remove(&backlog.store).await?;
+    }
+
+    if backend == Backend::Postgres && options.no_stats_jobs > 0 {
+        other_shapes.push(compare_without_statistics(stores, options.no_stats_jobs).await?);
+    }
 
     Ok(BackendResult {
         backend,
-        seeded_jobs: seeded.jobs,
-        eligible_at_seed: seeded.eligible_then,
-        baseline,
-        sweep,
+        seeded: seeded_comparison,
+        other_shapes,
         baseline_with_writer,
         sweep_with_writer,
         writer_alone,
         writer_during_baseline,
         writer_during_sweep,
         idle,
-        backlog,
         space,
     })
+}
+
+/// `shape` deleted both ways, each on its own copy of `source`, nothing else
+/// running. The purge goes first, so the memory the single statement leaves
+/// in this process (on SQLite every deleted job passes through it) is not in
+/// the purge's `ru_maxrss`, which starts from this process's.
+async fn compare_on_copies(stores: &mut Stores, source: &Seeded, shape: Shape) -> Result<Comparison> {
+    progress(format!(
+        "{}: {} store of {} jobs, {} eligible",
+        stores.backend(),
+        shape.name(),
+        source.jobs,
+        source.eligible_then
+    ));
+    let sweep = alone(stores, source, variant(shape, Method::Sweep), Method::Sweep).await?;
+    let baseline = alone(stores, source, variant(shape, Method::Baseline), Method::Baseline).await?;
+    Ok(Comparison { shape, baseline, sweep })
+}
+
+/// PostgreSQL: both ways on stores without planner statistics, each built
+/// fresh by the same load right before it is deleted (`no_statistics`).
+async fn compare_without_statistics(stores: &mut Stores, jobs: u64) -> Result<Comparison> {
+    let sweep = without_statistics(stores, jobs, Method::Sweep).await?;
+    let baseline = without_statistics(stores, jobs, Method::Baseline).await?;
+    Ok(Comparison { shape: Shape::NoStatistics, baseline, sweep })
+}
+
+/// One deletion on a fresh store without statistics.
+async fn without_statistics(stores: &mut Stores, jobs: u64, method: Method) -> Result<DeletionRun> {
+    let name = variant(Shape::NoStatistics, method);
+    progress(format!("{}: loading {jobs} jobs without statistics for {}", stores.backend(), method.name()));
+    let loaded = no_statistics::store(stores, jobs, name).await?;
+    no_statistics::ensure_absent(&loaded.store).await?;
+    let purged = method.purge(&loaded.store).await?;
+    let run = check(&loaded.store, &loaded, name, purged, 0).await?;
+    stores.remove(&loaded.store).await?;
+    Ok(run)
+}
+
+/// The store name of a shape's deleting variant, e.g. `shuffled_sweep`.
+fn variant(shape: Shape, method: Method) -> &'static str {
+    match (shape, method) {
+        (Shape::Seeded, Method::Baseline) => "baseline",
+        (Shape::Seeded, Method::Sweep) => "sweep",
+        (Shape::Shuffled, Method::Baseline) => "shuffled_baseline",
+        (Shape::Shuffled, Method::Sweep) => "shuffled_sweep",
+        (Shape::Backlog, Method::Baseline) => "backlog_baseline",
+        (Shape::Backlog, Method::Sweep) => "backlog_sweep",
+        (Shape::NoStatistics, Method::Baseline) => "no_stats_baseline",
+        (Shape::NoStatistics, Method::Sweep) => "no_stats_sweep",
+    }
 }
 
 /// A deleting variant on a copy of the seed, with nothing else running.

@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::{Context, Result};
 use super::machine::Machine;
+use super::shapes::Shape;
 use super::space::{PostgresSpace, Space, SqliteSpace, TableStats};
 use super::stats::Summary;
 use super::sweep_process::ProcessFigures;
@@ -51,6 +52,7 @@ fn render(
     line(o, "");
     machine_section(o, machine);
     sizes_section(o, options);
+    shapes_section(o, options);
     method_section(o, options);
     for result in results {
         backend_section(o, options, result);
@@ -81,10 +83,11 @@ fn command(options: &Options) -> String {
     };
     let mut command = format!(
         "cargo bench --bench purge -- --backend {backend} --jobs {} --idle-jobs {} --backlog-jobs {} \
-         --writer-rate {} --writer-idle-seconds {} --autovacuum-wait-seconds {} --report-dir {}",
+         --no-stats-jobs {} --writer-rate {} --writer-idle-seconds {} --autovacuum-wait-seconds {} --report-dir {}",
         options.jobs,
         options.idle_jobs,
         options.backlog_jobs,
+        options.no_stats_jobs,
         options.writer_rate,
         options.writer_idle_seconds,
         options.autovacuum_wait_seconds,
@@ -128,6 +131,14 @@ fn sizes_section(o: &mut String, options: &Options) {
             options.jobs
         ),
     );
+    line(
+        o,
+        &format!(
+            "| shuffled | {} | the seeded store's jobs and drives rewritten in a scrambled order (a copy of the seed, \
+             one transaction); then one identical copy per variant |",
+            thousands(options.jobs)
+        ),
+    );
     let idle = if options.idle_jobs == options.jobs {
         thousands(options.jobs)
     } else {
@@ -145,10 +156,40 @@ fn sizes_section(o: &mut String, options: &Options) {
             o,
             &format!(
                 "| backlog | {} | set-based SQL: every job `Completed` 100–400 days ago, so all are eligible; 2 drives \
-                 each |",
+                 each; built once, then one identical copy per variant |",
                 thousands(options.backlog_jobs)
             ),
         );
+    }
+    if options.no_stats_jobs > 0 {
+        line(
+            o,
+            &format!(
+                "| no_stats (PostgreSQL) | {} | set-based SQL: 24 jobs in 25 `Completed` or `Closed` 100–400 days ago, \
+                 every 25th `Transferring`; 2 drives each; built afresh for each variant, never vacuumed or analysed |",
+                thousands(options.no_stats_jobs)
+            ),
+        );
+    }
+    line(o, "");
+}
+
+/// One sentence per shape measured.
+fn shapes_section(o: &mut String, options: &Options) {
+    line(o, "## Store shapes");
+    line(o, "");
+    line(o, "The purge and the single statement are compared on each of these, on identical stores:");
+    line(o, "");
+    let shapes = [
+        (Shape::Seeded, true),
+        (Shape::Shuffled, true),
+        (Shape::Backlog, options.backlog_jobs > 0),
+        (Shape::NoStatistics, options.no_stats_jobs > 0 && options.backend != super::BackendChoice::Sqlite),
+    ];
+    for (shape, measured) in shapes {
+        if measured {
+            line(o, &format!("- **{}**: {}", shape.name(), shape.description()));
+        }
     }
     line(o, "");
 }
@@ -170,7 +211,8 @@ log events. Its peak RSS is the high-water mark of its own address space (`VmHWM
 sampled every 5 ms until it exits). The kernel's `ru_maxrss` from `wait4`, shown in brackets, is only an upper \
 bound: Linux carries the benchmark's own resident memory at the spawn into the child's `ru_maxrss`.
 - **purge / baseline**: the purge's rows/s over the baseline's, both without the writer, each on its own copy of the \
-seeded store.
+same store, per shape; the purge runs first on every shape but the seeded one. The summary line's \
+`purge_vs_single_statement` is the seeded store's, `worst_case_vs_single_statement` the lowest over the shapes.
 - **writer**: a task on its own connection doing {rate} operations/s, alternately a new `Creating` job with 2 drives \
 (one transaction; `BEGIN IMMEDIATE` on SQLite) and an update of a random live job. Open-loop: operation i is due at \
 start + i/{rate} s and its latency is its end minus its due time, so waiting behind a lock — and the queue that builds \
@@ -195,17 +237,21 @@ seeded + written by the writer.
 fn backend_section(o: &mut String, options: &Options, result: &BackendResult) {
     line(o, &format!("## {}", result.backend.title()));
     line(o, "");
+    shapes_table(o, result);
+    line(o, "The seeded store in detail:");
+    line(o, "");
     line(o, "| measure | value |");
     line(o, "|---|---|");
+    let seeded = &result.seeded;
     row(
         o,
-        "seeded store: jobs; eligible when seeded",
-        &format!("{}; {}", thousands(result.seeded_jobs), thousands(result.eligible_at_seed)),
+        "seeded store: jobs; eligible at the purge's cut-off",
+        &format!("{}; {}", thousands(seeded.jobs()), thousands(seeded.eligible())),
     );
-    row(o, "baseline (single statement), rows/s", &deletion(&result.baseline));
-    row(o, "retentiond purge, rows/s", &deletion(&result.sweep));
+    row(o, "baseline (single statement), rows/s", &deletion(&seeded.baseline));
+    row(o, "retentiond purge, rows/s", &deletion(&seeded.sweep));
     row(o, "**purge / baseline**", &format!("**{:.2}**", result.purge_vs_single_statement()));
-    if let Some(process) = &result.sweep.purged.process {
+    if let Some(process) = &seeded.sweep.purged.process {
         row(o, "purge batch ms, p50 / p99 / max", &summary(&process.batches));
         let mut sizes = process.batch_sizes.clone();
         sizes.sort_unstable();
@@ -222,13 +268,13 @@ fn backend_section(o: &mut String, options: &Options, result: &BackendResult) {
         );
         row(o, &format!("purge peak RSS, seeded store ({} jobs)", thousands(options.jobs)), &rss(process));
     }
-    if let Some(backlog) = &result.backlog
-        && let Some(process) = &backlog.purged.process
+    if let Some(backlog) = result.comparison(Shape::Backlog)
+        && let Some(process) = &backlog.sweep.purged.process
     {
         row(
             o,
             &format!("purge of the backlog ({} jobs): peak RSS; rows/s", thousands(options.backlog_jobs)),
-            &format!("{}; {}", rss(process), deletion(backlog)),
+            &format!("{}; {}", rss(process), deletion(&backlog.sweep)),
         );
     }
     for condition in result.writer_conditions() {
@@ -261,6 +307,39 @@ fn backend_section(o: &mut String, options: &Options, result: &BackendResult) {
         Space::Postgres(space) => postgres_space(o, space),
     }
     checks_table(o, result);
+}
+
+/// Every shape side by side: both deletions, their ratio, the purge's batch p99, and the writer where it ran.
+fn shapes_table(o: &mut String, result: &BackendResult) {
+    line(
+        o,
+        "| store | jobs | eligible | single statement, rows/s | retentiond purge, rows/s | purge / single | \
+         purge batch p99 ms | writer p99 ms during the purge |",
+    );
+    line(o, "|---|---|---|---|---|---|---|---|");
+    for comparison in result.comparisons() {
+        let writer = if comparison.shape == Shape::Seeded {
+            format!("{:.3}", result.writer_during_sweep.latency.p99)
+        } else {
+            "– (no writer)".to_owned()
+        };
+        line(
+            o,
+            &format!(
+                "| {} | {} | {} | {} | {} | **{:.2}** | {:.3} | {writer} |",
+                comparison.shape.name(),
+                thousands(comparison.jobs()),
+                thousands(comparison.eligible()),
+                deletion(&comparison.baseline),
+                deletion(&comparison.sweep),
+                comparison.purge_vs_single_statement(),
+                comparison.batch_p99_ms(),
+            ),
+        );
+    }
+    line(o, "");
+    line(o, &format!("Worst case, purge / single statement: **{:.2}**.", result.worst_case_vs_single_statement()));
+    line(o, "");
 }
 
 fn sqlite_space(o: &mut String, space: &SqliteSpace) {

@@ -1,5 +1,6 @@
 //! Stores built with set-based SQL, for sizes `jobs seed` would take too long
-//! to make: ten million idle jobs, or a backlog of millions all eligible.
+//! to make (ten million idle jobs, or a backlog of millions all eligible) or
+//! shapes it does not make (a store loaded and purged at once).
 //! The schema comes from `retentiond migrate`; the rows from a recursive CTE
 //! (SQLite) or `generate_series` (PostgreSQL), in chunks so no transaction
 //! (and no WAL) grows with the whole store, and progress can be shown.
@@ -9,6 +10,10 @@
 //!   `idle-%08d`; no drives (an idle sweep never reads them).
 //! * backlog: every job `Completed` 100–400 days ago, so all are eligible;
 //!   names `backlog-%08d`; two drives each, for the cascade to delete.
+//! * loaded (PostgreSQL only): 24 jobs in 25 `Completed` or `Closed` 100–400
+//!   days ago (eligible), every 25th `Transferring` within the last 30 days;
+//!   names `loaded-%08d`; two drives each. Not settled: no `VACUUM`, no
+//!   `ANALYZE`, so the planner has no statistics on it (`no_statistics`).
 
 use chrono::Utc;
 
@@ -60,11 +65,26 @@ const POSTGRES_BACKLOG: &str = "INSERT INTO jobs (name, job_type, state, cancel_
      FROM (SELECT i, now() - make_interval(secs => $4 + i * 7919 % $3) AS ts \
            FROM generate_series($1::bigint, $2::bigint) AS i) AS numbered";
 
+/// $1, $2: first and last number; $3: spread and $4: minimum age of the
+/// eligible jobs, $5: spread of the live ones, in seconds.
+const POSTGRES_LOADED: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, created_at, updated_at, \
+       state_changed_at) \
+     SELECT 'loaded-' || lpad(i::text, 8, '0'), CASE i % 2 WHEN 0 THEN 'Import' ELSE 'Export' END, state, false, \
+       ts - interval '10 days', ts, ts \
+     FROM (SELECT i, \
+             CASE WHEN i % 25 = 0 THEN 'Transferring' WHEN i % 10 = 1 THEN 'Closed' ELSE 'Completed' END AS state, \
+             CASE WHEN i % 25 = 0 THEN now() - make_interval(secs => i * 7919 % $5) \
+               ELSE now() - make_interval(secs => $4 + i * 7919 % $3) END AS ts \
+           FROM generate_series($1::bigint, $2::bigint) AS i) AS numbered";
+
+/// Seconds in 30 days: live jobs of the loaded store changed up to this long ago.
+const LOADED_LIVE_SPREAD_S: i64 = 30 * 86_400;
+
 /// Two drives for every job with an id above ?1 / $1 (the jobs of the chunk just written).
-const SQLITE_BACKLOG_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
+const SQLITE_TWO_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
      SELECT jobs.id, drive.id, 'ShippedBack', 0 FROM jobs \
      CROSS JOIN (SELECT 'BACKLOG1' AS id UNION ALL SELECT 'BACKLOG2') AS drive WHERE jobs.id > ?1";
-const POSTGRES_BACKLOG_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
+const POSTGRES_TWO_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
      SELECT jobs.id, drive.id, 'ShippedBack', 0 FROM jobs \
      CROSS JOIN (SELECT 'BACKLOG1' AS id UNION ALL SELECT 'BACKLOG2') AS drive WHERE jobs.id > $1";
 
@@ -77,15 +97,24 @@ pub async fn idle_store(stores: &mut Stores, jobs: u64) -> Result<BenchStore> {
 
 /// A store of `jobs` jobs, all eligible, read like the seed for the checks.
 pub async fn backlog_store(stores: &mut Stores, jobs: u64) -> Result<Seeded> {
-    let store = stores.empty("backlog").await?;
+    let store = stores.empty("backlog_seed").await?;
     build(&store, jobs, Kind::Backlog).await?;
     Seeded::read(store).await
+}
+
+/// PostgreSQL: a store of `jobs` jobs, 96 % eligible, left as the load
+/// left it (neither vacuumed nor analysed).
+pub async fn loaded_store(stores: &mut Stores, jobs: u64, variant: &str) -> Result<BenchStore> {
+    let store = stores.empty(variant).await?;
+    build(&store, jobs, Kind::Loaded).await?;
+    Ok(store)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Idle,
     Backlog,
+    Loaded,
 }
 
 async fn build(store: &BenchStore, jobs: u64, kind: Kind) -> Result<()> {
@@ -102,12 +131,14 @@ async fn build(store: &BenchStore, jobs: u64, kind: Kind) -> Result<()> {
         }
         first = last + 1;
     }
-    conn.settle().await?;
+    if kind != Kind::Loaded {
+        conn.settle().await?;
+    }
     conn.close().await
 }
 
-/// Jobs `first` to `last` in one transaction, with their drives for a backlog.
-async fn insert_chunk(conn: &mut Conn, kind: Kind, first: u64, last: u64) -> std::result::Result<(), sqlx::Error> {
+/// Jobs `first` to `last` in one transaction, with their drives unless idle.
+async fn insert_chunk(conn: &mut Conn, kind: Kind, first: u64, last: u64) -> Result<()> {
     let (first, last) = (first as i64, last as i64);
     match conn {
         Conn::Sqlite(conn) => {
@@ -123,12 +154,13 @@ async fn insert_chunk(conn: &mut Conn, kind: Kind, first: u64, last: u64) -> std
                     .bind(now)
                     .bind(BACKLOG_SPREAD_S)
                     .bind(BACKLOG_MIN_AGE_S),
+                Kind::Loaded => return Err("the loaded store is PostgreSQL only".into()),
             };
             jobs.execute(&mut *transaction).await?;
             if kind == Kind::Backlog {
-                sqlx::query(SQLITE_BACKLOG_DRIVES).bind(before).execute(&mut *transaction).await?;
+                sqlx::query(SQLITE_TWO_DRIVES).bind(before).execute(&mut *transaction).await?;
             }
-            transaction.commit().await
+            Ok(transaction.commit().await?)
         }
         Conn::Postgres(conn) => {
             let mut transaction = sqlx::Connection::begin(conn).await?;
@@ -139,12 +171,18 @@ async fn insert_chunk(conn: &mut Conn, kind: Kind, first: u64, last: u64) -> std
                 Kind::Backlog => {
                     sqlx::query(POSTGRES_BACKLOG).bind(first).bind(last).bind(BACKLOG_SPREAD_S).bind(BACKLOG_MIN_AGE_S)
                 }
+                Kind::Loaded => sqlx::query(POSTGRES_LOADED)
+                    .bind(first)
+                    .bind(last)
+                    .bind(BACKLOG_SPREAD_S)
+                    .bind(BACKLOG_MIN_AGE_S)
+                    .bind(LOADED_LIVE_SPREAD_S),
             };
             jobs.execute(&mut *transaction).await?;
-            if kind == Kind::Backlog {
-                sqlx::query(POSTGRES_BACKLOG_DRIVES).bind(before).execute(&mut *transaction).await?;
+            if kind != Kind::Idle {
+                sqlx::query(POSTGRES_TWO_DRIVES).bind(before).execute(&mut *transaction).await?;
             }
-            transaction.commit().await
+            Ok(transaction.commit().await?)
         }
     }
 }
