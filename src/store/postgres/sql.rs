@@ -235,11 +235,12 @@ pub const SELECT_CREATING_IDLE_IDS: &str = eligible_ids!("Creating", "updated_at
 /// for each batch). Each row is claimed `FOR UPDATE SKIP LOCKED`, re-checked
 /// on its newest version: a row another sweep holds is skipped, not waited
 /// for. The claimed rows are then deleted by their physical address (`ctid`,
-/// fixed while the lock is held), again the one plan there is. `ts` is the
+/// fixed while the lock is held), again the one plan there is; the claims
+/// are materialised first, so each id is looked up once. `ts` is the
 /// job's age timestamp under its policy.
 /// $1: job ids; $2–$4: cut-offs of completed, closed, creating_idle (NULL =
 /// off); $5: run id; $6: deleted_by.
-pub const DELETE_ELIGIBLE: &str = "WITH claimed AS (SELECT (SELECT ctid FROM jobs WHERE id = listed.id \
+pub const DELETE_ELIGIBLE: &str = "WITH claimed AS MATERIALIZED (SELECT (SELECT ctid FROM jobs WHERE id = listed.id \
            AND hold_reason IS NULL \
            AND CASE state WHEN 'Completed' THEN state_changed_at <= $2 WHEN 'Closed' THEN state_changed_at <= $3 \
                  WHEN 'Creating' THEN updated_at <= $4 ELSE false END \
