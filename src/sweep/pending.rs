@@ -13,9 +13,14 @@
 use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
 use crate::store::{IdRange, Store, StoreError};
 
-/// Ids read at a time: 4 MiB of them, read in a few hundred milliseconds;
+/// Ids held at a time: 4 MiB of them, read in a few hundred milliseconds;
 /// enough that a backlog of millions is crossed in a few passes.
 const IDS_PER_READ: usize = 500_000;
+
+/// Ids one statement returns at most. The store reads whole results (a
+/// streamed read costs an idle SQLite sweep half a millisecond more), so
+/// this bounds the rows held at once.
+const IDS_PER_STATEMENT: usize = 50_000;
 
 /// The ids read and not yet deleted, and where each policy's next read starts.
 pub struct PendingIds {
@@ -65,18 +70,14 @@ impl PendingIds {
         self.ids.clear();
         self.next = 0;
         for policy in Policy::ALL {
-            let room = IDS_PER_READ - self.ids.len();
-            let Some(cutoff) = self.cutoffs[policy].filter(|_| !self.exhausted[policy] && room > 0) else {
-                continue;
-            };
-            let limit = u32::try_from(room).unwrap_or(u32::MAX);
-            let range = IdRange { policy, cutoff, after: self.cursors[policy], through: self.through, limit };
-            let read = store.eligible_ids(range).await?;
-            self.exhausted[policy] = read.ids.len() < room;
-            self.cursors[policy] = read.last.or(self.cursors[policy]);
-            if self.ids.is_empty() {
-                self.ids = read.ids;
-            } else {
+            while !self.exhausted[policy] && self.ids.len() < IDS_PER_READ {
+                let Some(cutoff) = self.cutoffs[policy] else { break };
+                let wanted = (IDS_PER_READ - self.ids.len()).min(IDS_PER_STATEMENT);
+                let limit = u32::try_from(wanted).unwrap_or(u32::MAX);
+                let range = IdRange { policy, cutoff, after: self.cursors[policy], through: self.through, limit };
+                let read = store.eligible_ids(range).await?;
+                self.exhausted[policy] = read.ids.len() < wanted;
+                self.cursors[policy] = read.last.or(self.cursors[policy]);
                 self.ids.extend(read.ids);
             }
         }

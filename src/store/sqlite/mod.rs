@@ -23,7 +23,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 use serde::Serialize;
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
@@ -629,17 +628,17 @@ impl Store for SqliteStore {
             Policy::CreatingIdle => sql::SELECT_CREATING_IDLE_IDS,
         };
         let ((after_at, after_id), (through_at, through_id)) = range.ends();
-        let mut rows = sqlx::query(statement)
+        let rows = sqlx::query(statement)
             .bind(micros(range.cutoff))
             .bind(micros(after_at))
             .bind(after_id)
             .bind(micros(through_at))
             .bind(through_id)
             .bind(i64::from(range.limit))
-            .fetch(&self.pool);
-        // Row by row: a read of a million ids holds the ids, not the rows.
+            .fetch_all(&self.pool)
+            .await?;
         let mut read = EligibleIds::default();
-        while let Some(row) = rows.try_next().await? {
+        for row in &rows {
             let key = SortKey { timestamp: from_micros(row.try_get("ts")?)?, job_id: row.try_get("id")? };
             read.ids.push(key.job_id);
             read.last = Some(key);
