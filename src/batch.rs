@@ -5,9 +5,19 @@
 //! `retention.batch_budget`: a short transaction holds SQLite's write lock
 //! (and PostgreSQL's row locks) briefly, while a batch too small spends its
 //! time on per-transaction costs (commit, WAL sync, round trips) instead of
-//! deleting. The size follows the rate the last full batch achieved, at most
-//! doubling or halving at a time, so one slow batch (a checkpoint, a busy
-//! disk) does not swing it wildly; a statement timeout cuts it to a quarter.
+//! deleting. The size follows the rate the last full batch achieved, growing
+//! by at most a quarter and shrinking by at most half at a time, so one slow
+//! batch (a checkpoint, a busy disk) does not swing it wildly; a statement
+//! timeout cuts it to a quarter.
+//!
+//! The cost of a job is not the same at every size: past some size a batch
+//! costs more per job (on PostgreSQL, once a batch's WAL outgrows what the
+//! server buffers, a batch of 1,800 jobs took four times as long as one of
+//! 900). Steering by the rate alone would swing between a size below that
+//! point and one above it. So when a larger batch was markedly slower per
+//! job than the one before it, the sizer goes back to the smaller size and
+//! stays at or below it for a while, then tries again (conditions change
+//! within a long sweep).
 
 use std::fmt;
 use std::str::FromStr;
@@ -20,6 +30,17 @@ pub const MAX_BATCH_SIZE: u32 = 100_000;
 
 /// The first batch of an `auto` sweep.
 pub const FIRST_AUTO_BATCH: u32 = 1000;
+
+/// At most this factor larger than the batch before.
+const MAX_GROWTH: f64 = 1.25;
+
+/// A larger batch whose rate (jobs per second) fell below this share of the
+/// previous batch's rate sets a cap: the batch's noise stays well above it,
+/// the drop past a costlier size well below (half or less, measured).
+const RATE_FALL: f64 = 0.7;
+
+/// Full batches a cap holds before the sizer may grow past it again.
+const CAP_BATCHES: u32 = 100;
 
 /// `retention.batch_size`: `auto` or a fixed number of jobs per transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,14 +141,19 @@ pub struct BatchSizer {
     size: u32,
     /// `None`: the size is fixed.
     budget: Option<Duration>,
+    /// The last full batch: its size and rate in jobs per second.
+    last: Option<(u32, f64)>,
+    /// The largest size allowed while a cap holds, and for how many more batches.
+    cap: Option<(u32, u32)>,
 }
 
 impl BatchSizer {
     pub fn new(size: BatchSize, budget: Duration) -> BatchSizer {
-        match size {
-            BatchSize::Auto => BatchSizer { size: FIRST_AUTO_BATCH, budget: Some(budget) },
-            BatchSize::Jobs(jobs) => BatchSizer { size: jobs, budget: None },
-        }
+        let (size, budget) = match size {
+            BatchSize::Auto => (FIRST_AUTO_BATCH, Some(budget)),
+            BatchSize::Jobs(jobs) => (jobs, None),
+        };
+        BatchSizer { size, budget, last: None, cap: None }
     }
 
     /// Jobs the next batch takes.
@@ -142,10 +168,22 @@ impl BatchSizer {
         if jobs < self.size as usize || elapsed.is_zero() {
             return;
         }
-        let fitting = jobs as f64 * budget.as_secs_f64() / elapsed.as_secs_f64();
+        let rate = jobs as f64 / elapsed.as_secs_f64();
         let current = f64::from(self.size);
-        let next = fitting.clamp(current / 2.0, current * 2.0).round();
-        self.size = (next as u32).clamp(1, MAX_BATCH_SIZE);
+        let mut next = (rate * budget.as_secs_f64()).clamp(current / 2.0, current * MAX_GROWTH).round() as u32;
+        if let Some((last_size, last_rate)) = self.last
+            && self.size > last_size
+            && rate < last_rate * RATE_FALL
+        {
+            next = last_size;
+            self.cap = Some((last_size, CAP_BATCHES));
+        }
+        if let Some((cap, batches)) = self.cap {
+            next = next.min(cap);
+            self.cap = (batches > 1).then_some((cap, batches - 1));
+        }
+        self.last = Some((self.size, rate));
+        self.size = next.clamp(1, MAX_BATCH_SIZE);
     }
 
     /// After a batch that hit the statement timeout (and rolled back): a
@@ -178,15 +216,51 @@ mod tests {
         let mut sizer = BatchSizer::new(BatchSize::Auto, BUDGET);
         assert_eq!(sizer.size(), 1000);
         sizer.record(1000, Duration::from_millis(10));
-        assert_eq!(sizer.size(), 2000, "at most doubled");
-        sizer.record(2000, Duration::from_millis(40));
-        assert_eq!(sizer.size(), 2500, "steered to the budget");
-        sizer.record(2500, Duration::from_millis(50));
-        assert_eq!(sizer.size(), 2500, "on budget: kept");
-        sizer.record(2500, Duration::from_millis(400));
-        assert_eq!(sizer.size(), 1250, "at most halved");
+        assert_eq!(sizer.size(), 1250, "grown by a quarter at most");
+        sizer.record(1250, Duration::from_millis(12));
+        assert_eq!(sizer.size(), 1563, "grown by a quarter at most");
+        sizer.record(1563, Duration::from_millis(15));
+        sizer.record(1954, Duration::from_millis(25));
+        sizer.record(2443, Duration::from_millis(40));
+        assert_eq!(sizer.size(), 3054, "the rate fell, but by less than a third: no cap");
+        sizer.record(3054, Duration::from_millis(60));
+        assert_eq!(sizer.size(), 2545, "steered to the budget");
+        sizer.record(2545, Duration::from_millis(50));
+        assert_eq!(sizer.size(), 2545, "on budget: kept");
+        sizer.record(2545, Duration::from_millis(400));
+        assert_eq!(sizer.size(), 1273, "at most halved");
         sizer.record(10, Duration::from_secs(9));
-        assert_eq!(sizer.size(), 1250, "a short batch ends the sweep and says nothing of the rate");
+        assert_eq!(sizer.size(), 1273, "a short batch ends the sweep and says nothing of the rate");
+    }
+
+    /// What the PostgreSQL purge benchmark showed: 1,200 jobs in 32 ms, 1,500
+    /// in 81 ms. Steered by the rate alone, the size swings between the two.
+    #[test]
+    fn auto_stays_below_a_size_where_the_rate_fell_for_a_while() {
+        let cost = |jobs: u32| Duration::from_micros(u64::from(jobs) * if jobs > 1300 { 54 } else { 27 });
+        let mut sizer = BatchSizer::new(BatchSize::Auto, BUDGET);
+        let mut sizes = vec![sizer.size()];
+        for _ in 0..3 {
+            let size = sizer.size();
+            sizer.record(size as usize, cost(size));
+            sizes.push(sizer.size());
+        }
+        assert_eq!(sizes, [1000, 1250, 1563, 1250], "back to the last fast size after the slow one");
+        for batch in 1..CAP_BATCHES {
+            sizer.record(1250, cost(1250));
+            assert_eq!(sizer.size(), 1250, "held at the fast size, batch {batch} after the slow one");
+        }
+        sizer.record(1250, cost(1250));
+        assert_eq!(sizer.size(), 1563, "the cap has run out: it tries a larger batch again");
+    }
+
+    #[test]
+    fn a_larger_batch_as_fast_per_job_sets_no_cap() {
+        let mut sizer = BatchSizer::new(BatchSize::Auto, BUDGET);
+        sizer.record(1000, Duration::from_millis(20));
+        sizer.record(1250, Duration::from_millis(24));
+        sizer.record(1563, Duration::from_millis(31));
+        assert_eq!(sizer.size(), 1954, "still growing");
     }
 
     #[test]
