@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
     ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
+    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options, probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -81,8 +81,7 @@ impl PostgresStore {
             );
         }
         probe::<PgConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
-        let pool_options =
-            PgPoolOptions::new().max_connections(settings.max_connections).acquire_timeout(settings.connect_timeout);
+        let pool_options = pool_options::<sqlx::Postgres>(settings);
         let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
         let pool = pool_options.connect_lazy_with(options);
         Ok(PostgresStore {
@@ -443,12 +442,16 @@ impl Store for PostgresStore {
                     let _ = conn.close().await;
                     return Ok(());
                 }
+                // The backend was terminated, and those of the pooled
+                // sessions likely with it (a restart, a failover): pooled
+                // sessions used moments ago are not pinged before use.
                 Err(_) => {
                     let _ = conn.close().await;
+                    self.renew_sessions().await;
                 }
             }
         }
-        // No lease, or it broke (the backend was terminated): record the end through the pool.
+        // No lease, or it broke: record the end through the pool.
         Self::bind_outcome(sqlx::query(sql::FINISH_RUN), run_id, outcome).execute(&self.index_order_pool).await?;
         Ok(())
     }

@@ -25,8 +25,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
@@ -34,7 +34,7 @@ use sqlx::{ConnectOptions, Row};
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
     ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, probe, rows,
+    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -92,10 +92,7 @@ impl SqliteStore {
             }
         }
         probe_while_busy(&options, settings.connect_timeout).await.map_err(unreachable)?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.connect_timeout)
-            .connect_lazy_with(options);
+        let pool = pool_options::<sqlx::Sqlite>(settings).connect_lazy_with(options);
         Ok(SqliteStore { pool, file, checkpointed_wal_bytes: AtomicU64::new(0) })
     }
 
