@@ -306,7 +306,6 @@ pub struct BatchRequest<'a> {
 /// the policy's age order, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct IdRange {
-    pub policy: Policy,
     pub cutoff: DateTime<Utc>,
     /// `None`: from the oldest.
     pub after: Option<SortKey>,
@@ -315,22 +314,44 @@ pub struct IdRange {
     pub limit: u32,
 }
 
-impl IdRange {
-    /// The range's ends as the statements take them: (timestamp, id) after
-    /// which it starts, and (timestamp, id) at which it ends.
-    fn ends(&self) -> ((DateTime<Utc>, i64), (DateTime<Utc>, i64)) {
-        let after = self.after.map_or((policy::start_of_time(), i64::MIN), |key| (key.timestamp, key.job_id));
-        let through = self.through.map_or((self.cutoff, i64::MAX), |key| (key.timestamp, key.job_id));
-        (after, through)
+/// One policy's range as [`Store::eligible_ids`] binds it: the cut-off, the
+/// (timestamp, id) after which it starts, the (timestamp, id) at which it
+/// ends, and the limit; a policy not read binds no cut-off and limit 0.
+struct IdRangeBinds {
+    cutoff: Option<DateTime<Utc>>,
+    after: (DateTime<Utc>, i64),
+    through: (DateTime<Utc>, i64),
+    limit: i64,
+}
+
+impl IdRangeBinds {
+    fn of(range: &Option<IdRange>) -> IdRangeBinds {
+        let start = (policy::start_of_time(), i64::MIN);
+        match range {
+            None => IdRangeBinds { cutoff: None, after: start, through: start, limit: 0 },
+            Some(range) => IdRangeBinds {
+                cutoff: Some(range.cutoff),
+                after: range.after.map_or(start, |key| (key.timestamp, key.job_id)),
+                through: range.through.map_or((range.cutoff, i64::MAX), |key| (key.timestamp, key.job_id)),
+                limit: i64::from(range.limit),
+            },
+        }
     }
 }
 
-/// What [`Store::eligible_ids`] read: the ids in the policy's age order,
-/// and the key of the last, where the next read starts.
+/// What [`Store::eligible_ids`] read of one policy: the ids in the
+/// policy's age order, and the key of the last, where the next read starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EligibleIds {
     pub ids: Vec<i64>,
     pub last: Option<SortKey>,
+}
+
+impl EligibleIds {
+    fn push(&mut self, key: SortKey) {
+        self.ids.push(key.job_id);
+        self.last = Some(key);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -475,9 +496,9 @@ pub trait Store: Send + Sync {
     /// eligible: the last job of a sweep capped at `n` deletions.
     async fn nth_eligible(&self, cutoffs: &Cutoffs, n: u64) -> Result<Option<SortKey>, StoreError>;
 
-    /// The ids of the next eligible jobs of one policy, read from its
-    /// partial index alone.
-    async fn eligible_ids(&self, range: IdRange) -> Result<EligibleIds, StoreError>;
+    /// The ids of the next eligible jobs of each policy given a range, read
+    /// from the policies' partial indexes alone, in one statement.
+    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError>;
 
     /// Deletes those of `ids` that are still eligible under `cutoffs`, with
     /// their drives and one audit row each, in one transaction; returns them

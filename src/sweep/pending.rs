@@ -66,19 +66,34 @@ impl PendingIds {
         self.next == self.ids.len() && Policy::ALL.into_iter().all(|policy| self.exhausted[policy])
     }
 
+    /// Reads up to [`IDS_PER_READ`] ids, each statement reading every policy
+    /// not exhausted yet (an idle sweep: one statement).
     async fn read(&mut self, store: &dyn Store) -> Result<(), StoreError> {
         self.ids.clear();
         self.next = 0;
-        for policy in Policy::ALL {
-            while !self.exhausted[policy] && self.ids.len() < IDS_PER_READ {
-                let Some(cutoff) = self.cutoffs[policy] else { break };
-                let wanted = (IDS_PER_READ - self.ids.len()).min(IDS_PER_STATEMENT);
-                let limit = u32::try_from(wanted).unwrap_or(u32::MAX);
-                let range = IdRange { policy, cutoff, after: self.cursors[policy], through: self.through, limit };
-                let read = store.eligible_ids(range).await?;
+        loop {
+            let reading: Vec<Policy> = Policy::ALL.into_iter().filter(|&policy| !self.exhausted[policy]).collect();
+            let room = IDS_PER_READ.saturating_sub(self.ids.len());
+            if reading.is_empty() || room == 0 {
+                break;
+            }
+            let wanted = (room.min(IDS_PER_STATEMENT) / reading.len()).max(1);
+            let limit = u32::try_from(wanted).unwrap_or(u32::MAX);
+            let mut ranges = PerPolicy::<Option<IdRange>>::default();
+            for &policy in &reading {
+                ranges[policy] = self.cutoffs[policy].map(|cutoff| IdRange {
+                    cutoff,
+                    after: self.cursors[policy],
+                    through: self.through,
+                    limit,
+                });
+            }
+            let read = store.eligible_ids(&ranges).await?;
+            for policy in reading {
+                let read = &read[policy];
                 self.exhausted[policy] = read.ids.len() < wanted;
                 self.cursors[policy] = read.last.or(self.cursors[policy]);
-                self.ids.extend(read.ids);
+                self.ids.extend(&read.ids);
             }
         }
         self.ids.sort_unstable();

@@ -20,8 +20,9 @@ use sqlx::{Connection, Row};
 
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
-    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options, probe, rows,
+    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly, RunOutcome, Store,
+    StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options,
+    probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -578,27 +579,22 @@ impl Store for PostgresStore {
         row.map(|row| Ok(SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? })).transpose()
     }
 
-    async fn eligible_ids(&self, range: IdRange) -> Result<EligibleIds, StoreError> {
-        let statement = match range.policy {
-            Policy::Completed => sql::SELECT_COMPLETED_IDS,
-            Policy::Closed => sql::SELECT_CLOSED_IDS,
-            Policy::CreatingIdle => sql::SELECT_CREATING_IDLE_IDS,
-        };
-        let ((after_at, after_id), (through_at, through_id)) = range.ends();
-        let rows = sqlx::query(statement)
-            .bind(range.cutoff)
-            .bind(after_at)
-            .bind(after_id)
-            .bind(through_at)
-            .bind(through_id)
-            .bind(i64::from(range.limit))
-            .fetch_all(&self.index_order_pool)
-            .await?;
-        let mut read = EligibleIds::default();
-        for row in &rows {
-            let key = SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? };
-            read.ids.push(key.job_id);
-            read.last = Some(key);
+    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
+        let mut query = sqlx::query(sql::SELECT_ELIGIBLE_IDS);
+        for policy in Policy::ALL {
+            let binds = IdRangeBinds::of(&ranges[policy]);
+            query = query
+                .bind(binds.cutoff)
+                .bind(binds.after.0)
+                .bind(binds.after.1)
+                .bind(binds.through.0)
+                .bind(binds.through.1)
+                .bind(binds.limit);
+        }
+        let mut read = PerPolicy::<EligibleIds>::default();
+        for row in &query.fetch_all(&self.index_order_pool).await? {
+            read[policy_of(row.try_get("state")?)?]
+                .push(SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? });
         }
         Ok(read)
     }

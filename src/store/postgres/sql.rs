@@ -197,33 +197,56 @@ pub const SELECT_NTH_ELIGIBLE: &str = "SELECT ts, id FROM ( \
           AND updated_at <= $3 ORDER BY updated_at, id LIMIT $4) \
      ) AS eligible ORDER BY ts, id OFFSET $4 - 1 LIMIT 1";
 
-/// The next ids of one policy's eligible jobs in its age order, with their
-/// age timestamps: one range of the policy's partial index, from the cursor
-/// ($2, $3) exclusive to the bound ($4, $5) inclusive and the cut-off $1, at
-/// most $6. Every column read is in the index.
-macro_rules! eligible_ids {
-    ($state:literal, $age:literal) => {
+/// One policy's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
+/// index in its age order, with the age timestamps, from the cursor
+/// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
+/// Every column read is in the index.
+macro_rules! eligible_ids_of {
+    ($state:literal, $age:literal, $cutoff:literal, $after_at:literal, $after_id:literal, $through_at:literal,
+     $through_id:literal, $limit:literal) => {
         concat!(
-            "SELECT ",
+            "(SELECT '",
+            $state,
+            "'::text AS state, ",
             $age,
             " AS ts, id FROM jobs WHERE state = '",
             $state,
             "' AND hold_reason IS NULL AND ",
             $age,
-            " <= $1 AND (",
+            " <= ",
+            $cutoff,
+            "::timestamptz AND (",
             $age,
-            ", id) > ($2::timestamptz, $3::bigint) AND (",
+            ", id) > (",
+            $after_at,
+            "::timestamptz, ",
+            $after_id,
+            "::bigint) AND (",
             $age,
-            ", id) <= ($4::timestamptz, $5::bigint) ORDER BY ",
+            ", id) <= (",
+            $through_at,
+            "::timestamptz, ",
+            $through_id,
+            "::bigint) ORDER BY ",
             $age,
-            ", id LIMIT $6"
+            ", id LIMIT ",
+            $limit,
+            "::bigint)"
         )
     };
 }
 
-pub const SELECT_COMPLETED_IDS: &str = eligible_ids!("Completed", "state_changed_at");
-pub const SELECT_CLOSED_IDS: &str = eligible_ids!("Closed", "state_changed_at");
-pub const SELECT_CREATING_IDLE_IDS: &str = eligible_ids!("Creating", "updated_at");
+/// The next ids of every policy's eligible jobs, in one statement (an idle
+/// sweep reads nothing else): per policy, in the order completed, closed,
+/// creating_idle, its cut-off, cursor (age, id), bound (age, id) and limit,
+/// $1–$6, $7–$12, $13–$18; a policy not read has no cut-off and limit 0.
+pub const SELECT_ELIGIBLE_IDS: &str = concat!(
+    eligible_ids_of!("Completed", "state_changed_at", "$1", "$2", "$3", "$4", "$5", "$6"),
+    " UNION ALL ",
+    eligible_ids_of!("Closed", "state_changed_at", "$7", "$8", "$9", "$10", "$11", "$12"),
+    " UNION ALL ",
+    eligible_ids_of!("Creating", "updated_at", "$13", "$14", "$15", "$16", "$17", "$18"),
+);
 
 /// Deletes the listed jobs that are still eligible (drives by cascade) and
 /// writes one audit row each: one statement, so all of it commits or none.

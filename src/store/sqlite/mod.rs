@@ -33,8 +33,9 @@ use sqlx::{ConnectOptions, Row};
 
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
-    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, ReadOnly, RunOutcome, Store, StoreError,
-    check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options, probe, rows,
+    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly, RunOutcome, Store,
+    StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options,
+    probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -618,27 +619,22 @@ impl Store for SqliteStore {
             .transpose()
     }
 
-    async fn eligible_ids(&self, range: IdRange) -> Result<EligibleIds, StoreError> {
-        let statement = match range.policy {
-            Policy::Completed => sql::SELECT_COMPLETED_IDS,
-            Policy::Closed => sql::SELECT_CLOSED_IDS,
-            Policy::CreatingIdle => sql::SELECT_CREATING_IDLE_IDS,
-        };
-        let ((after_at, after_id), (through_at, through_id)) = range.ends();
-        let rows = sqlx::query(statement)
-            .bind(micros(range.cutoff))
-            .bind(micros(after_at))
-            .bind(after_id)
-            .bind(micros(through_at))
-            .bind(through_id)
-            .bind(i64::from(range.limit))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut read = EligibleIds::default();
-        for row in &rows {
+    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
+        let mut query = sqlx::query(sql::SELECT_ELIGIBLE_IDS);
+        for policy in Policy::ALL {
+            let binds = IdRangeBinds::of(&ranges[policy]);
+            query = query
+                .bind(binds.cutoff.map(micros))
+                .bind(micros(binds.after.0))
+                .bind(binds.after.1)
+                .bind(micros(binds.through.0))
+                .bind(binds.through.1)
+                .bind(binds.limit);
+        }
+        let mut read = PerPolicy::<EligibleIds>::default();
+        for row in &query.fetch_all(&self.pool).await? {
             let key = SortKey { timestamp: from_micros(row.try_get("ts")?)?, job_id: row.try_get("id")? };
-            read.ids.push(key.job_id);
-            read.last = Some(key);
+            read[policy_of(row.try_get("state")?)?].push(key);
         }
         Ok(read)
     }

@@ -157,14 +157,17 @@ pub const SELECT_NTH_ELIGIBLE: &str = "SELECT ts, id FROM ( \
          ORDER BY updated_at, id LIMIT ?4) \
      ) ORDER BY ts, id LIMIT 1 OFFSET ?4 - 1";
 
-/// The next ids of one policy's eligible jobs in its age order, with their
-/// age timestamps: one range of the policy's partial index (pinned, and
-/// covering: the id is the rowid), from the cursor (?2, ?3) exclusive to
-/// the bound (?4, ?5) inclusive and the cut-off ?1, at most ?6.
-macro_rules! eligible_ids {
-    ($index:literal, $state:literal, $age:literal) => {
+/// One policy's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
+/// index (pinned, and covering: the id is the rowid) in its age order, with
+/// the age timestamps, from the cursor (exclusive) to the bound (inclusive)
+/// and the cut-off, at most the limit.
+macro_rules! eligible_ids_of {
+    ($index:literal, $state:literal, $age:literal, $cutoff:literal, $after_at:literal, $after_id:literal,
+     $through_at:literal, $through_id:literal, $limit:literal) => {
         concat!(
-            "SELECT ",
+            "SELECT * FROM (SELECT '",
+            $state,
+            "' AS state, ",
             $age,
             " AS ts, id FROM jobs INDEXED BY ",
             $index,
@@ -172,20 +175,40 @@ macro_rules! eligible_ids {
             $state,
             "' AND hold_reason IS NULL AND ",
             $age,
-            " <= ?1 AND (",
+            " <= ",
+            $cutoff,
+            " AND (",
             $age,
-            ", id) > (?2, ?3) AND (",
+            ", id) > (",
+            $after_at,
+            ", ",
+            $after_id,
+            ") AND (",
             $age,
-            ", id) <= (?4, ?5) ORDER BY ",
+            ", id) <= (",
+            $through_at,
+            ", ",
+            $through_id,
+            ") ORDER BY ",
             $age,
-            ", id LIMIT ?6"
+            ", id LIMIT ",
+            $limit,
+            ")"
         )
     };
 }
 
-pub const SELECT_COMPLETED_IDS: &str = eligible_ids!("jobs_completed_by_age", "Completed", "state_changed_at");
-pub const SELECT_CLOSED_IDS: &str = eligible_ids!("jobs_closed_by_age", "Closed", "state_changed_at");
-pub const SELECT_CREATING_IDLE_IDS: &str = eligible_ids!("jobs_creating_by_idle", "Creating", "updated_at");
+/// The next ids of every policy's eligible jobs, in one statement (an idle
+/// sweep reads nothing else): per policy, in the order completed, closed,
+/// creating_idle, its cut-off, cursor (age, id), bound (age, id) and limit,
+/// ?1–?6, ?7–?12, ?13–?18; a policy not read has no cut-off and limit 0.
+pub const SELECT_ELIGIBLE_IDS: &str = concat!(
+    eligible_ids_of!("jobs_completed_by_age", "Completed", "state_changed_at", "?1", "?2", "?3", "?4", "?5", "?6"),
+    " UNION ALL ",
+    eligible_ids_of!("jobs_closed_by_age", "Closed", "state_changed_at", "?7", "?8", "?9", "?10", "?11", "?12"),
+    " UNION ALL ",
+    eligible_ids_of!("jobs_creating_by_idle", "Creating", "updated_at", "?13", "?14", "?15", "?16", "?17", "?18"),
+);
 
 /// Which of the listed jobs are still eligible: one `CASE` on the row, the
 /// same in both statements below, which run in one write transaction and so
