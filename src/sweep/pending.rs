@@ -19,8 +19,9 @@ const IDS_PER_READ: usize = 500_000;
 
 /// Ids one statement returns at most. The store reads whole results (a
 /// streamed read costs an idle SQLite sweep half a millisecond more), so
-/// this bounds the rows held at once.
-const IDS_PER_STATEMENT: usize = 50_000;
+/// this bounds the rows held at once: 50,000 rows raised a SQLite purge's
+/// peak RSS from 29.5 MiB to 63 MiB.
+const IDS_PER_STATEMENT: usize = 10_000;
 
 /// The ids read and not yet deleted, and where each policy's next read starts.
 pub struct PendingIds {
