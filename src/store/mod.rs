@@ -301,9 +301,9 @@ pub struct BatchRequest<'a> {
     pub limit: u32,
 }
 
-/// One read of a policy's eligible ids for a sweep (src/sweep/chunks.rs):
-/// the jobs whose key lies after `after` and at or before `through`, in
-/// the policy's age order, at most `limit`.
+/// One policy's part of a read of eligible ids for a sweep
+/// (src/sweep/pending.rs): the jobs whose key lies after `after` and at or
+/// before `through`, in the policy's age order, at most `limit`.
 #[derive(Debug, Clone, Copy)]
 pub struct IdRange {
     pub cutoff: DateTime<Utc>,
@@ -325,7 +325,7 @@ struct IdRangeBinds {
 }
 
 impl IdRangeBinds {
-    fn of(range: &Option<IdRange>) -> IdRangeBinds {
+    fn of(range: Option<&IdRange>) -> IdRangeBinds {
         let start = (policy::start_of_time(), i64::MIN);
         match range {
             None => IdRangeBinds { cutoff: None, after: start, through: start, limit: 0 },

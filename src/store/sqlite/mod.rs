@@ -622,7 +622,7 @@ impl Store for SqliteStore {
     async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
         let mut query = sqlx::query(sql::SELECT_ELIGIBLE_IDS);
         for policy in Policy::ALL {
-            let binds = IdRangeBinds::of(&ranges[policy]);
+            let binds = IdRangeBinds::of(ranges[policy].as_ref());
             query = query
                 .bind(binds.cutoff.map(micros))
                 .bind(micros(binds.after.0))
