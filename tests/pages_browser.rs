@@ -222,8 +222,14 @@ fn every_page_loads_in_chromium_without_console_errors() {
     driver.session_call("POST", &format!("element/{prefix}/click"), None);
     let button = driver.element("button[type=submit]");
     driver.session_call("POST", &format!("element/{button}/click"), None);
+    // A click that submits a form may return before the navigation starts
+    // (CI saw the old URL once); ChromeDriver waits for a started one.
+    let searched = wait_until(Duration::from_secs(15), || {
+        let url = driver.session_call("GET", "url", None);
+        url.as_str().is_some_and(|u| u.contains("/audit?job=demo-0000&match=prefix"))
+    });
     let url = driver.session_call("GET", "url", None);
-    assert!(url.as_str().unwrap().contains("/audit?job=demo-0000&match=prefix"), "{url}");
+    assert!(searched, "the search form did not navigate to its results: still at {url}");
     let results = driver.script("return document.querySelectorAll('tbody tr').length");
     assert!(results.as_u64().unwrap() > 0, "the search found nothing");
     let console = driver.console();
