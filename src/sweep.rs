@@ -21,7 +21,7 @@ use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome};
 use crate::model::RunStatus;
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
-use crate::store::{BatchRequest, RunOutcome, Store, StoreError};
+use crate::store::{BatchRequest, ClockReading, RunOutcome, Store, StoreError};
 use crate::trail::{self, TrailCutoffs, TrailRetentions};
 use pending::PendingIds;
 
@@ -202,21 +202,25 @@ async fn run_sweep(
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
     let mut progress = Progress::new(plan);
+    // A deleting sweep reads the clock as it records its run.
+    let (run_id, clock) = if plan.dry_run {
+        (None, store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?)
+    } else {
+        let (run_id, clock) =
+            store.begin_run(plan.trigger, identity, &plan.retentions).await.map_err(SweepError::at_start)?;
+        (Some(run_id), clock)
+    };
+    let ClockReading { now: database_now, future_jobs: skipped_future } = clock;
     // Skew is measured against the database's clock, not the --as-of moment.
-    let (database_now, skipped_future) = store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?;
     let now = plan.as_of.unwrap_or(database_now);
     let cutoffs = policy::cutoffs(&plan.retentions, now);
     let trail_cutoffs = trail::cutoffs(&plan.trail, database_now);
     if skipped_future > 0 {
         tracing::warn!(jobs = skipped_future, now = %database_now, "jobs with a timestamp in the future are kept (clock skew?)");
     }
-    let (run_id, stopped_by, jobs) = if plan.dry_run {
-        let (stopped_by, names) =
-            dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(SweepError::at_start)?;
-        (None, stopped_by, Some(names))
-    } else {
-        let (run_id, stopped_by) =
-            delete_eligible(store, plan, &cutoffs, &trail_cutoffs, &mut progress, identity, stop).await?;
+    let (stopped_by, jobs) = if let Some(id) = run_id {
+        let run = Run { id, deleted_by: identity.deleted_by() };
+        let stopped_by = delete_eligible(store, plan, &cutoffs, &trail_cutoffs, &mut progress, &run, stop).await?;
         if progress.counts.total() > 0 || progress.trail.any() {
             release_space(store, stop).await;
         }
@@ -230,7 +234,11 @@ async fn run_sweep(
                 Err(error) => tracing::warn!(%error, "could not count the jobs still eligible"),
             },
         }
-        (Some(run_id), stopped_by, None)
+        (stopped_by, None)
+    } else {
+        let (stopped_by, names) =
+            dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(SweepError::at_start)?;
+        (stopped_by, Some(names))
     };
     let report = SweepReport {
         run_id,
@@ -311,18 +319,24 @@ async fn dry_run(
     }
 }
 
-/// Deletes in batches under a run record.
+/// The run record a deleting sweep writes under, and who its audit rows say deleted the jobs.
+struct Run {
+    id: i64,
+    deleted_by: String,
+}
+
+/// Deletes in batches under the run record `run` (begun), then records its end.
 async fn delete_eligible(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
     trail_cutoffs: &TrailCutoffs,
     progress: &mut Progress,
-    identity: &ProcessIdentity,
+    run: &Run,
     stop: &CancellationToken,
-) -> Result<(i64, StoppedBy), SweepError> {
-    let run_id = store.begin_run(plan.trigger, identity).await.map_err(SweepError::at_start)?;
-    let result = delete_in_batches(store, plan, cutoffs, run_id, &identity.deleted_by(), progress, stop).await;
+) -> Result<StoppedBy, SweepError> {
+    let run_id = run.id;
+    let result = delete_in_batches(store, plan, cutoffs, run, progress, stop).await;
     // The audit trail's own lifecycle, once the jobs are done (src/trail.rs).
     let result = match result {
         Ok(stopped_by @ (StoppedBy::Done | StoppedBy::MaxDeletes)) => {
@@ -342,7 +356,7 @@ async fn delete_eligible(
                 error: None,
                 removed: progress.trail,
             };
-            (outcome, Ok((run_id, stopped_by)))
+            (outcome, Ok(stopped_by))
         }
         Err(source) => {
             let outcome = RunOutcome {
@@ -371,11 +385,11 @@ async fn delete_in_batches(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
-    run_id: i64,
-    deleted_by: &str,
+    run: &Run,
     progress: &mut Progress,
     stop: &CancellationToken,
 ) -> Result<StoppedBy, StoreError> {
+    let run_id = run.id;
     let mut pending = PendingIds::start(store, cutoffs, plan.max_deletes).await?;
     loop {
         let limit = match progress.next_batch(plan, stop) {
@@ -388,7 +402,7 @@ async fn delete_in_batches(
         }
         let tried = ids.len();
         let batch_started = Instant::now();
-        let deleted = match store.delete_eligible(run_id, cutoffs, ids, deleted_by).await {
+        let deleted = match store.delete_eligible(run_id, cutoffs, ids, &run.deleted_by).await {
             Ok(deleted) => deleted,
             Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
                 // The batch rolled back whole; a smaller one may fit.

@@ -188,15 +188,22 @@ impl Statements {
                 ]);
             }
             Backend::Postgres => {
+                let run_start = ["1381254226", "'purge'", "'host'", "1", "NULL::bigint"].map(String::from).to_vec();
                 delete.extend(["NULL::bigint".into(), "'test'".into()]);
                 list.extend([
                     ("the deleting batch", pg::DELETE_ELIGIBLE, delete, Shape::JobsByKey),
-                    ("the idle check", pg::CLOCK_AND_SKEW, enabled, Shape::PolicyIndexes),
+                    ("the dry run's idle check", pg::CLOCK_AND_SKEW, enabled.clone(), Shape::PolicyIndexes),
                     (
                         "the run's start",
                         pg::BEGIN_RUN,
-                        ["1381254226", "'purge'", "'host'", "1", "NULL::bigint"].map(String::from).to_vec(),
+                        [enabled.clone(), run_start.clone()].concat(),
                         Shape::RunRecords,
+                    ),
+                    (
+                        "the run's start's idle check",
+                        pg::BEGIN_RUN,
+                        [enabled, run_start].concat(),
+                        Shape::PolicyIndexes,
                     ),
                     (
                         "the run's end",

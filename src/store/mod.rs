@@ -281,6 +281,16 @@ pub struct EligibleJobs {
     pub oldest: Option<DateTime<Utc>>,
 }
 
+/// The database's clock at a sweep's start, and how many jobs in a state of
+/// a policy the sweep enables have an age timestamp after it (clock skew;
+/// they are never eligible). One reading, so a job written a moment later
+/// is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReading {
+    pub now: DateTime<Utc>,
+    pub future_jobs: u64,
+}
+
 /// How a sweep ended, for its run record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOutcome {
@@ -446,17 +456,22 @@ pub trait Store: Send + Sync {
     async fn runs(&self, limit: Option<u64>) -> Result<Vec<RunRecord>, StoreError>;
 
     /// Marks runs left `running` by dead processes as `abandoned`, then
-    /// records a new run as `running` and returns its id.
-    async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError>;
+    /// records a new run as `running`; returns its id and the clock's
+    /// reading as [`Store::clock_and_skew`] takes it. PostgreSQL does both
+    /// in one statement: an idle sweep's time is mostly round trips.
+    async fn begin_run(
+        &self,
+        trigger: &str,
+        owner: &ProcessIdentity,
+        retentions: &Retentions,
+    ) -> Result<(i64, ClockReading), StoreError>;
 
     /// Records how a run ended.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
 
-    /// The database's clock, and how many jobs in a state of a policy that
-    /// `retentions` enables have an age timestamp after it (clock skew; they
-    /// are never eligible). One reading, so a job written a moment later is
-    /// not counted.
-    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError>;
+    /// The database's clock, and the jobs in the future of it (a dry run's
+    /// start; a deleting sweep's comes with [`Store::begin_run`]).
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError>;
 
     /// How many jobs each policy finds eligible under `cutoffs`, and the oldest of them.
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError>;

@@ -19,10 +19,10 @@ use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use super::{
-    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
-    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly, RunOutcome, Store,
-    StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options,
-    probe, rows,
+    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
+    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly,
+    RunOutcome, Store, StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column,
+    policy_of, pool_options, probe, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -123,8 +123,12 @@ impl PostgresStore {
         conn: &mut PgConnection,
         trigger: &str,
         owner: &ProcessIdentity,
+        retentions: &Retentions,
     ) -> Result<PgRow, sqlx::Error> {
         sqlx::query(sql::BEGIN_RUN)
+            .bind(retentions.completed.is_some())
+            .bind(retentions.closed.is_some())
+            .bind(retentions.creating_idle.is_some())
             .bind(RUN_LOCK_CLASS)
             .bind(trigger)
             .bind(&owner.host)
@@ -180,6 +184,11 @@ impl PostgresStore {
             .bind(outcome.removed.audit_rows as i64)
             .bind(outcome.removed.runs as i64)
     }
+}
+
+/// The `now` and `future` columns of `CLOCK_AND_SKEW` and `BEGIN_RUN`.
+fn clock_from_row(row: &PgRow) -> Result<ClockReading, StoreError> {
+    Ok(ClockReading { now: row.try_get("now")?, future_jobs: row.try_get::<i64, _>("future")? as u64 })
 }
 
 fn job_from_row(row: &PgRow) -> Result<(i64, Job), StoreError> {
@@ -400,18 +409,24 @@ impl Store for PostgresStore {
         rows.iter().map(run_from_row).collect()
     }
 
-    async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError> {
+    async fn begin_run(
+        &self,
+        trigger: &str,
+        owner: &ProcessIdentity,
+        retentions: &Retentions,
+    ) -> Result<(i64, ClockReading), StoreError> {
         // The session holds the run's lock until finish_run releases it, or
         // until this process dies.
         let (mut conn, reused) = self.session().await?;
-        let row = match Self::begin_run_on(&mut conn, trigger, owner).await {
+        let row = match Self::begin_run_on(&mut conn, trigger, owner, retentions).await {
             Err(_) if reused => {
                 conn = self.new_session().await?;
-                Self::begin_run_on(&mut conn, trigger, owner).await?
+                Self::begin_run_on(&mut conn, trigger, owner, retentions).await?
             }
             row => row?,
         };
         let run_id: i64 = row.try_get("id")?;
+        let clock = clock_from_row(&row)?;
         let Json(abandoned): Json<Vec<AbandonedRun>> = row.try_get("abandoned")?;
         for run in abandoned {
             tracing::warn!(
@@ -422,7 +437,7 @@ impl Store for PostgresStore {
             );
         }
         self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
-        Ok(run_id)
+        Ok((run_id, clock))
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
@@ -457,14 +472,14 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError> {
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
         let row = sqlx::query(sql::CLOCK_AND_SKEW)
             .bind(retentions.completed.is_some())
             .bind(retentions.closed.is_some())
             .bind(retentions.creating_idle.is_some())
             .fetch_one(&self.index_order_pool)
             .await?;
-        Ok((row.try_get("now")?, row.try_get::<i64, _>("future")? as u64))
+        clock_from_row(&row)
     }
 
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError> {

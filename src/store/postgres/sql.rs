@@ -82,20 +82,46 @@ macro_rules! run_columns {
 /// $1: limit or NULL.
 pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs ORDER BY id DESC LIMIT $1");
 
+/// The jobs with an age timestamp after `clock.now`, the clock read while
+/// the statement runs (`clock_timestamp()`, once), after its snapshot was
+/// taken: every job the count can see was written before that, so a job
+/// written while the statement was being planned is not counted as "in the
+/// future". (`now()` is the moment the statement arrived, before planning,
+/// which on a new session under load can take long enough for a client to
+/// write a job in between.) The redundant `> now()`, which the planner can
+/// estimate, keeps each count on its policy index.
+/// $1–$3: whether completed, closed and creating_idle are enabled.
+macro_rules! future_jobs {
+    () => {
+        "(SELECT count(*) FROM jobs WHERE $1 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
+     + (SELECT count(*) FROM jobs WHERE $2 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
+     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > now() AND updated_at > clock.now) AS future"
+    };
+}
+
+/// A dry run's clock and `future_jobs!`.
+pub const CLOCK_AND_SKEW: &str =
+    concat!("SELECT clock.now, ", future_jobs!(), " FROM (SELECT clock_timestamp() AS now) AS clock");
+
 /// Starts a run in one statement: marks the runs left `running` by dead
 /// processes as abandoned, records the new run and takes its lock. A live
-/// run holds the session advisory lock ($1, its id); a run whose lock can be
+/// run holds the session advisory lock ($4, its id); a run whose lock can be
 /// taken was left by a process whose connection is gone. The new run is
 /// locked before its row becomes visible, so no other sweep sees it unlocked.
-/// $2–$5: trigger, host, pid, process_started.
-pub const BEGIN_RUN: &str = "WITH abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
-       WHERE status = 'running' AND pg_try_advisory_xact_lock($1, (id % 2147483648)::int4) \
+/// It also reads the clock and counts `future_jobs!` ($1–$3), in the same
+/// round trip. $4: the lock class; $5–$8: trigger, host, pid, process_started.
+pub const BEGIN_RUN: &str = concat!(
+    "WITH clock AS (SELECT clock_timestamp() AS now), \
+     abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
+       WHERE status = 'running' AND pg_try_advisory_xact_lock($4, (id % 2147483648)::int4) \
        RETURNING id, host, pid), \
      run AS (INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
-       VALUES ($2, 'running', now(), $3, $4, $5) RETURNING id) \
-     SELECT run.id, pg_advisory_lock($1, (run.id % 2147483648)::int4)::text AS locked, \
-       (SELECT coalesce(jsonb_agg(abandoned), '[]') FROM abandoned) AS abandoned \
-     FROM run";
+       VALUES ($5, 'running', now(), $6, $7, $8) RETURNING id) \
+     SELECT run.id, pg_advisory_lock($4, (run.id % 2147483648)::int4)::text AS locked, \
+       (SELECT coalesce(jsonb_agg(abandoned), '[]') FROM abandoned) AS abandoned, clock.now, ",
+    future_jobs!(),
+    " FROM run, clock"
+);
 
 /// For the sessions that hold run leases and write only run records.
 pub const RUN_RECORDS_WITHOUT_SYNC: &str = "SET synchronous_commit = off";
@@ -112,21 +138,6 @@ pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs
        finished_at = now(), deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, \
        stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9 WHERE id = $1) \
      SELECT pg_advisory_unlock($10, ($1 % 2147483648)::int4) AS unlocked";
-
-/// The clock, and the jobs with an age timestamp after it. The clock is
-/// read while the statement runs (`clock_timestamp()`, once), after its
-/// snapshot was taken: every job the count can see was written before that,
-/// so a job written while the statement was being planned is not counted
-/// as "in the future". (`now()` is the moment the statement arrived, before
-/// planning, which on a new session under load can take long enough for a
-/// client to write a job in between.) The redundant `> now()`, which the
-/// planner can estimate, keeps each count on its policy index.
-/// $1–$3: whether completed, closed and creating_idle are enabled.
-pub const CLOCK_AND_SKEW: &str = "SELECT clock.now, \
-       (SELECT count(*) FROM jobs WHERE $1 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
-     + (SELECT count(*) FROM jobs WHERE $2 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
-     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > now() AND updated_at > clock.now) AS future \
-     FROM (SELECT clock_timestamp() AS now) AS clock";
 
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \

@@ -32,10 +32,10 @@ use sqlx::types::Json;
 use sqlx::{ConnectOptions, Row};
 
 use super::{
-    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, DeletedJob, EligibleIds, EligibleJobs,
-    ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly, RunOutcome, Store,
-    StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column, policy_of, pool_options,
-    probe, rows,
+    AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
+    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly,
+    RunOutcome, Store, StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column,
+    policy_of, pool_options, probe, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -475,8 +475,14 @@ impl Store for SqliteStore {
         rows.iter().map(run_from_row).collect()
     }
 
-    async fn begin_run(&self, trigger: &str, owner: &ProcessIdentity) -> Result<i64, StoreError> {
-        let now = micros(self.now().await?);
+    async fn begin_run(
+        &self,
+        trigger: &str,
+        owner: &ProcessIdentity,
+        retentions: &Retentions,
+    ) -> Result<(i64, ClockReading), StoreError> {
+        let clock = self.clock_and_skew(retentions).await?;
+        let now = micros(clock.now);
         let mut tx = self.write_transaction().await?;
         // SQLite runs on one host, so a run is live only while the process
         // that recorded it is; anything else was left by a process that died.
@@ -497,7 +503,7 @@ impl Store for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         self.commit(tx).await?;
-        Ok(run_id)
+        Ok((run_id, clock))
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
@@ -518,7 +524,7 @@ impl Store for SqliteStore {
         self.checkpoint_if_grown().await
     }
 
-    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<(DateTime<Utc>, u64), StoreError> {
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
         let now = self.now().await?;
         let count: i64 = sqlx::query_scalar(sql::COUNT_FUTURE)
             .bind(micros(now))
@@ -527,7 +533,7 @@ impl Store for SqliteStore {
             .bind(retentions.creating_idle.is_some())
             .fetch_one(&self.pool)
             .await?;
-        Ok((now, count as u64))
+        Ok(ClockReading { now, future_jobs: count as u64 })
     }
 
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError> {
