@@ -96,7 +96,7 @@ pub struct Options {
     #[arg(long, default_value = "docs")]
     pub report_dir: PathBuf,
 
-    /// A PostgreSQL role allowed to create databases.
+    /// A PostgreSQL role allowed to create databases and to run CHECKPOINT (pg_checkpoint).
     #[arg(
         long,
         env = "RETENTIOND_TEST_POSTGRES_URL",
