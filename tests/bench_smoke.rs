@@ -167,7 +167,13 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
             assert!(process.peak_rss_kib > 0, "{backend} {}: no peak RSS", run.variant);
         }
         assert_eq!(result.idle.iter().map(|idle| idle.jobs).collect::<Vec<_>>(), [JOBS, IDLE_JOBS], "{backend}");
-        assert!(result.idle.iter().all(|idle| idle.sweeps.count == 50 && idle.sweeps.p50 > 0.0), "{backend}");
+        assert!(
+            result
+                .idle
+                .iter()
+                .all(|idle| idle.sweeps.count == purge_bench::idle::TIMED_SWEEPS && idle.sweeps.p50 > 0.0),
+            "{backend}"
+        );
 
         let line = result.summary_line();
         let fields: Vec<&str> = line.split(' ').collect();

@@ -6,7 +6,7 @@
 //! itself — its run record, the eligibility and clock-skew counts — and not
 //! process start-up and connecting.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use retentiond::config::{DatabaseSettings, DatabaseUrl, RetentionSettings};
 use retentiond::identity::ProcessIdentity;
@@ -17,8 +17,14 @@ use super::error::{Context, Result};
 use super::stats::Summary;
 use super::stores::BenchStore;
 
-const WARM_UP_SWEEPS: usize = 3;
-const TIMED_SWEEPS: usize = 50;
+/// Past the sixth execution, where PostgreSQL's prepared statements switch
+/// to their generic plans.
+pub const WARM_UP_SWEEPS: usize = 10;
+pub const TIMED_SWEEPS: usize = 200;
+/// Back to back, 50 sweeps took 50 ms: one moment of a noisy machine (in
+/// one run the 10M PostgreSQL store measured 0.91 ms that way; a store
+/// built the same way, re-measured by hand right after its build, 0.5–0.6).
+pub const GAP_BETWEEN_SWEEPS: Duration = Duration::from_millis(10);
 
 /// The idle sweep at one store size, in milliseconds.
 #[derive(Debug, Clone)]
@@ -49,6 +55,7 @@ pub async fn measure(store: &BenchStore, jobs: u64) -> Result<IdleTiming> {
         if round >= WARM_UP_SWEEPS {
             durations.push(elapsed.as_secs_f64() * 1e3);
         }
+        tokio::time::sleep(GAP_BETWEEN_SWEEPS).await;
     }
     let sweeps = Summary::of(durations).ok_or("no idle sweep was timed")?;
     super::progress(format!(

@@ -18,7 +18,7 @@ mod checks;
 mod cli;
 mod eligible;
 mod error;
-mod idle;
+pub mod idle;
 mod machine;
 mod no_statistics;
 mod plot;

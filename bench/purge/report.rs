@@ -9,6 +9,7 @@ use std::path::Path;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::error::{Context, Result};
+use super::idle;
 use super::machine::Machine;
 use super::shapes::Shape;
 use super::space::{PostgresSpace, Space, SqliteSpace, TableStats};
@@ -221,7 +222,8 @@ Three conditions, each on a fresh copy: no purge ({idle} s, every operation coun
 retentiond's purge. With a purge, the writer starts 1 s before it and stops 1 s after it, and the statistics cover \
 the operations due while the purge ran.
 - **idle sweep**: in-process through the library (`store::open`, `sweep::sweep`) on a store where nothing is \
-eligible; 3 warm-up sweeps, then 50 timed ones.
+eligible; {warm_up} warm-up sweeps, then {timed} timed ones, {gap} ms apart (a few seconds of the machine, not one \
+moment of it).
 - **space**: read right after retentiond's purge of the seeded store (without the writer).
 - **checks**: after every deleting run: nothing eligible left at its cut-off; deleted = the jobs of the seed \
 eligible at that cut-off (its own \"now\" minus 90 days); one audit row per deleted job; jobs left + deleted = \
@@ -229,7 +231,10 @@ seeded + written by the writer.
 
 ",
         rate = options.writer_rate,
-        idle = options.writer_idle_seconds
+        idle = options.writer_idle_seconds,
+        warm_up = idle::WARM_UP_SWEEPS,
+        timed = idle::TIMED_SWEEPS,
+        gap = idle::GAP_BETWEEN_SWEEPS.as_millis(),
     );
     o.push_str(&text);
 }
