@@ -17,10 +17,7 @@
 //! point and one above it. So when a larger batch was markedly slower per
 //! job than the one before it, the sizer goes back to the smaller size and
 //! stays at or below it for a while, then tries again (conditions change
-//! within a long sweep). Each such hold lasts twice as long as the one
-//! before it in the sweep: a retry that finds the costlier size still there
-//! is one slow batch, and with a fixed hold of 100 batches those retries
-//! were 1 % of a long sweep's batches, as many as its p99 allows.
+//! within a long sweep).
 
 use std::fmt;
 use std::str::FromStr;
@@ -42,9 +39,8 @@ const MAX_GROWTH: f64 = 1.25;
 /// the drop past a costlier size well below (half or less, measured).
 const RATE_FALL: f64 = 0.7;
 
-/// Full batches a sweep's first cap holds before the sizer may grow past
-/// it again; each later cap holds twice as many as the one before.
-const FIRST_CAP_BATCHES: u32 = 100;
+/// Full batches a cap holds before the sizer may grow past it again.
+const CAP_BATCHES: u32 = 100;
 
 /// `retention.batch_size`: `auto` or a fixed number of jobs per transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +145,6 @@ pub struct BatchSizer {
     last: Option<(u32, f64)>,
     /// The largest size allowed while a cap holds, and for how many more batches.
     cap: Option<(u32, u32)>,
-    /// How many batches the next cap holds.
-    next_cap_batches: u32,
 }
 
 impl BatchSizer {
@@ -159,7 +153,7 @@ impl BatchSizer {
             BatchSize::Auto => (FIRST_AUTO_BATCH, Some(budget)),
             BatchSize::Jobs(jobs) => (jobs, None),
         };
-        BatchSizer { size, budget, last: None, cap: None, next_cap_batches: FIRST_CAP_BATCHES }
+        BatchSizer { size, budget, last: None, cap: None }
     }
 
     /// Jobs the next batch takes.
@@ -182,8 +176,7 @@ impl BatchSizer {
             && rate < last_rate * RATE_FALL
         {
             next = last_size;
-            self.cap = Some((last_size, self.next_cap_batches));
-            self.next_cap_batches = self.next_cap_batches.saturating_mul(2);
+            self.cap = Some((last_size, CAP_BATCHES));
         }
         if let Some((cap, batches)) = self.cap {
             next = next.min(cap);
@@ -253,17 +246,12 @@ mod tests {
             sizes.push(sizer.size());
         }
         assert_eq!(sizes, [1000, 1250, 1563, 1250], "back to the last fast size after the slow one");
-        // Each retry finds the slow size still there: the holds double.
-        for hold in [FIRST_CAP_BATCHES, 2 * FIRST_CAP_BATCHES, 4 * FIRST_CAP_BATCHES] {
-            for batch in 1..hold {
-                sizer.record(1250, cost(1250));
-                assert_eq!(sizer.size(), 1250, "held at the fast size, batch {batch} of {hold} after the slow one");
-            }
+        for batch in 1..CAP_BATCHES {
             sizer.record(1250, cost(1250));
-            assert_eq!(sizer.size(), 1563, "the cap of {hold} batches has run out: it tries a larger batch again");
-            sizer.record(1563, cost(1563));
-            assert_eq!(sizer.size(), 1250, "the larger batch was slow again");
+            assert_eq!(sizer.size(), 1250, "held at the fast size, batch {batch} after the slow one");
         }
+        sizer.record(1250, cost(1250));
+        assert_eq!(sizer.size(), 1563, "the cap has run out: it tries a larger batch again");
     }
 
     #[test]
