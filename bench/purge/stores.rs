@@ -104,8 +104,7 @@ impl Conn {
     /// analysed (what autovacuum would have done after the bulk insert) and
     /// written back by a checkpoint, so that what is measured next does not
     /// share the disk with the write-back of what the load and the vacuum
-    /// dirtied (without it, one run's idle sweeps of the 1M store had a
-    /// median of 0.9 ms and a p99 of 91 ms).
+    /// dirtied.
     pub async fn settle(&mut self) -> Result<()> {
         match self {
             Conn::Sqlite(conn) => {
