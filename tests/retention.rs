@@ -280,5 +280,11 @@ both_backends! {
         assert_eq!(s["skipped_future"], 3, "{s}");
         assert_purged(env, &["past-completed"], "completed", &s["run_id"]);
         assert_kept(env, &["future-completed", "future-closed", "future-creating"]);
+
+        // A deleting sweep reads the count with its run's start: only the
+        // policies it enables count there too.
+        let s = env.json(&["purge"]);
+        assert_eq!(s["total"], 0, "{s}");
+        assert_eq!(s["skipped_future"], 2, "{s}");
     }
 }
