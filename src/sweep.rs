@@ -7,6 +7,7 @@
 //! nothing is left, at the deletion cap, at the run timeout, or when `stop` is
 //! cancelled; a batch in flight always finishes (commits or rolls back) first.
 
+mod audit_lines;
 mod pending;
 
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::model::RunStatus;
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::store::{BatchRequest, ClockReading, RunOutcome, Store, StoreError};
 use crate::trail::{self, TrailCutoffs, TrailRetentions};
+use audit_lines::AuditLines;
 use pending::PendingIds;
 
 /// What a sweep does, from the configuration and the command line.
@@ -380,13 +382,29 @@ async fn delete_eligible(
     result
 }
 
-/// The batches of one run, in id order; returns why they stopped.
+/// The batches of one run, in id order; returns why they stopped once
+/// the audit log lines of every batch are written.
 async fn delete_in_batches(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
     run: &Run,
     progress: &mut Progress,
+    stop: &CancellationToken,
+) -> Result<StoppedBy, StoreError> {
+    let mut audit_lines = AuditLines::default();
+    let stopped = delete_batches(store, plan, cutoffs, run, progress, &mut audit_lines, stop).await;
+    audit_lines.finish().await;
+    stopped
+}
+
+async fn delete_batches(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    cutoffs: &Cutoffs,
+    run: &Run,
+    progress: &mut Progress,
+    audit_lines: &mut AuditLines,
     stop: &CancellationToken,
 ) -> Result<StoppedBy, StoreError> {
     let run_id = run.id;
@@ -411,23 +429,13 @@ async fn delete_in_batches(
             }
             Err(error) => return Err(error),
         };
+        let committed = Instant::now();
         pending.done(tried);
-        let batch_elapsed = batch_started.elapsed();
+        let batch_elapsed = committed - batch_started;
         progress.sizer.record(deleted.len(), batch_elapsed);
         metrics::batch_committed(batch_elapsed, &deleted, &plan.retentions);
         for job in &deleted {
             progress.take(job.policy, job.key);
-            tracing::info!(
-                target: "retentiond::audit",
-                run_id,
-                job = job.name,
-                job_type = job.job_type.as_str(),
-                policy = job.policy.as_str(),
-                state = job.state.as_str(),
-                cancel_requested = job.cancel_requested,
-                state_changed_at = %job.state_changed_at.to_rfc3339(),
-                "job deleted"
-            );
         }
         // Read by the purge benchmark (bench/purge) for its batch durations.
         tracing::debug!(
@@ -436,15 +444,17 @@ async fn delete_in_batches(
             elapsed_ms = batch_elapsed.as_secs_f64() * 1e3,
             "batch committed"
         );
+        audit_lines.write(run_id, deleted).await;
         if progress.cap_reached(plan) {
             return Ok(StoppedBy::MaxDeletes);
         }
         if pending.is_empty() {
             return Ok(StoppedBy::Done);
         }
-        let settling = Instant::now();
+        // The pause runs from the commit: what the sweep did since (the
+        // store's upkeep, its own bookkeeping) is part of it.
         store.after_batch().await?;
-        let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(settling.elapsed());
+        let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(committed.elapsed());
         if !pause.is_zero() {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
