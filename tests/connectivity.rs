@@ -1,4 +1,5 @@
-//! An unreachable database exits 69, within `database.connect_timeout`.
+//! An unreachable database exits 69, within `database.connect_timeout`; a
+//! reachable PostgreSQL gets no more sessions than a purge needs.
 
 mod common;
 
@@ -105,4 +106,36 @@ fn sqlite_default_url_creates_the_file() {
     out.expect_code(0);
     assert_eq!(out.json()["total"], 0, "{}", out.describe());
     assert!(dir.path().join("retentiond.db").exists(), "{}", out.describe());
+}
+
+/// A purge opens three sessions on PostgreSQL, each a TLS handshake and an
+/// authentication: the one that found the server reachable, which then asks
+/// twice whether it takes writes and holds the run's lease, and one per pool
+/// (the deletions; the reads under the index-order settings). It opened six
+/// when every question had a session of its own.
+#[test]
+fn a_postgres_purge_opens_three_sessions() {
+    let Some(env) = TestEnv::new(Backend::Postgres, "a_postgres_purge_opens_three_sessions") else {
+        return;
+    };
+    env.migrate();
+    env.import_ok(&[job("old", "Completed", days_ago(100)), job("new", "Completed", days_ago(1))]);
+    // A backend adds itself to the count as it exits, moments after its client closed it.
+    let settled_sessions = || {
+        let count = || env.scalar("SELECT sessions FROM pg_stat_database WHERE datname = current_database()");
+        let mut last = count();
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            match count() {
+                now if now == last => return now,
+                now => last = now,
+            }
+        }
+    };
+    let before = settled_sessions();
+    let out = env.run(&["purge", "--output", "json"]);
+    out.expect_code(0);
+    assert_eq!(out.json()["total"], 1, "{}", out.describe());
+    let opened = settled_sessions() - before;
+    assert_eq!(opened, 3, "sessions the purge opened\n{}", out.describe());
 }

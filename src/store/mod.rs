@@ -73,17 +73,17 @@ fn pool_options<DB: sqlx::Database>(settings: &DatabaseSettings) -> sqlx::pool::
         })
 }
 
-/// Opens one connection within `timeout` and closes it again. A refused or
+/// Opens one connection within `timeout`, outside any pool. A refused or
 /// failed connection is reported at once with its cause, where a pool would
 /// keep retrying until its acquire timeout and then say only that it timed out.
-async fn probe<C: sqlx::Connection>(options: &C::Options, timeout: std::time::Duration) -> Result<(), String> {
+async fn first_connection<C: sqlx::Connection>(
+    options: &C::Options,
+    timeout: std::time::Duration,
+) -> Result<C, String> {
     match tokio::time::timeout(timeout, C::connect_with(options)).await {
         Err(_) => Err(format!("no connection within {} (database.connect_timeout)", format_duration(timeout))),
         Ok(Err(error)) => Err(describe_connect_error(&error)),
-        Ok(Ok(connection)) => {
-            let _ = connection.close().await;
-            Ok(())
-        }
+        Ok(Ok(connection)) => Ok(connection),
     }
 }
 

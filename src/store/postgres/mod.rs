@@ -10,7 +10,7 @@ pub mod sql;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,8 +21,8 @@ use sqlx::{Connection, Row};
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
     EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly,
-    RunOutcome, Store, StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column,
-    policy_of, pool_options, probe, rows,
+    RunOutcome, Store, StoreError, check_versions, conflict, eligible_from_row, first_connection, forecast_count,
+    parse_column, policy_of, pool_options, rows,
 };
 use crate::config::{DatabaseSettings, format_duration};
 use crate::identity::ProcessIdentity;
@@ -41,6 +41,11 @@ const SINGLETON_LOCK_CLASS: i32 = 0x5254_4453;
 
 /// Sessions kept for reuse: one for a run's lease, one for the singleton lead.
 const SPARE_SESSIONS: usize = 2;
+
+/// A session opened this recently answers [`Store::read_only`] for a new
+/// one: the settings it started with are those of now. Long enough for the
+/// two questions of a purge, short of the daemon's 5 s between readiness checks.
+const NEW_SESSION_FOR: Duration = Duration::from_secs(1);
 
 /// A run that [`sql::BEGIN_RUN`] found left by a dead process.
 #[derive(serde::Deserialize)]
@@ -66,6 +71,12 @@ pub struct PostgresStore {
     leader: tokio::sync::Mutex<Option<PgConnection>>,
     /// Whether the database refused writes at the last [`Store::read_only`].
     read_only_seen: Mutex<Option<bool>>,
+    /// The session that last asked [`Store::read_only`] (first, the one that
+    /// found the server reachable) and when it was opened, kept while no
+    /// spare session is: it asks again while it is new, then holds the next
+    /// run's lease. Every session costs a TLS handshake and authentication
+    /// (90 ms on a local server), and a purge asks twice before its run begins.
+    asking_session: Mutex<Option<(PgConnection, Instant)>>,
 }
 
 impl PostgresStore {
@@ -81,7 +92,10 @@ impl PostgresStore {
                  path can pose as it; use sslmode verify-full with sslrootcert"
             );
         }
-        probe::<PgConnection>(&options, settings.connect_timeout).await.map_err(unreachable)?;
+        let first =
+            first_connection::<PgConnection>(&options::run_record_options(options.clone()), settings.connect_timeout)
+                .await
+                .map_err(unreachable)?;
         let pool_options = pool_options::<sqlx::Postgres>(settings);
         let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
         let pool = pool_options.connect_lazy_with(options);
@@ -93,30 +107,40 @@ impl PostgresStore {
             spare_sessions: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(None),
             read_only_seen: Mutex::new(None),
+            asking_session: Mutex::new(Some((first, Instant::now()))),
         })
     }
 
     /// A session of its own, outside the pool, for a lock that lives as long
-    /// as the session: the one a previous run or lead gave back (`true`),
-    /// else a new one. A given-back session may have been closed by a server
-    /// or firewall while idle; a caller whose first statement fails on it
-    /// tries once more on a new one ([`Self::new_session`]).
+    /// as the session: one a previous run or lead gave back or one that asked
+    /// [`Store::read_only`] (`true`), else a new one. A kept session may have
+    /// been closed by a server or firewall while idle; a caller whose first
+    /// statement fails on it tries once more on a new one ([`Self::new_session`]).
     async fn session(&self) -> Result<(PgConnection, bool), StoreError> {
         let spare = self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        match spare {
+        let kept = spare.or_else(|| self.take_asking_session().map(|(conn, _)| conn));
+        match kept {
             Some(conn) => Ok((conn, true)),
             None => Ok((self.new_session().await?, false)),
         }
     }
 
-    /// Such a session writes only run records: their commits need not wait
-    /// for the WAL to reach the disk (a crash may lose the last one, never
-    /// half of it; a run left `running` is marked abandoned later). The
-    /// deletions and their audit rows commit on the pool, durably.
+    /// A new session under [`options::run_record_options`], within the
+    /// pool's acquire timeout (`database.connect_timeout`).
     async fn new_session(&self) -> Result<PgConnection, StoreError> {
-        let mut conn = self.index_order_pool.acquire().await?.detach();
-        sqlx::query(sql::RUN_RECORDS_WITHOUT_SYNC).execute(&mut conn).await?;
-        Ok(conn)
+        let options = options::run_record_options((*self.pool.connect_options()).clone());
+        let timeout = self.pool.options().get_acquire_timeout();
+        match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(StoreError::Database(format!(
+                "no new session within {} (database.connect_timeout)",
+                format_duration(timeout)
+            ))),
+        }
+    }
+
+    fn take_asking_session(&self) -> Option<(PgConnection, Instant)> {
+        self.asking_session.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     async fn begin_run_on(
@@ -150,14 +174,15 @@ impl PostgresStore {
         }
     }
 
-    /// Closes the idle pooled sessions and the spare ones, so that the next
+    /// Closes the idle pooled sessions and the kept ones, so that the next
     /// statements run on new sessions, which read the database's and role's
     /// settings (`default_transaction_read_only`) as they are now. Sessions
     /// in use (none while sweeps are skipped) go back to the pool as they are.
     async fn renew_sessions(&self) {
-        let spare: Vec<PgConnection> =
+        let mut kept: Vec<PgConnection> =
             std::mem::take(&mut *self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()));
-        for conn in spare {
+        kept.extend(self.take_asking_session().map(|(conn, _)| conn));
+        for conn in kept {
             let _ = conn.close().await;
         }
         for pool in [&self.pool, &self.index_order_pool] {
@@ -531,21 +556,24 @@ impl Store for PostgresStore {
     }
 
     async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError> {
-        let options = self.pool.connect_options();
-        let timeout = self.pool.options().get_acquire_timeout();
-        let ask = async {
-            let mut conn = PgConnection::connect_with(&*options).await?;
-            let row = sqlx::query(sql::READ_ONLY).fetch_one(&mut conn).await;
-            let _ = conn.close().await;
-            let row = row?;
-            Ok::<_, sqlx::Error>((row.try_get::<bool, _>("in_recovery")?, row.try_get::<bool, _>("read_only")?))
+        let (mut conn, opened) = match self.take_asking_session() {
+            Some((conn, opened)) if opened.elapsed() < NEW_SESSION_FOR => (conn, opened),
+            kept => {
+                if let Some((old, _)) = kept {
+                    let _ = old.close().await;
+                }
+                (self.new_session().await?, Instant::now())
+            }
         };
-        let (in_recovery, read_only) = tokio::time::timeout(timeout, ask).await.map_err(|_| {
-            StoreError::Database(format!(
-                "no new session within {} (database.connect_timeout)",
-                format_duration(timeout)
-            ))
-        })??;
+        let timeout = self.pool.options().get_acquire_timeout();
+        let row =
+            tokio::time::timeout(timeout, sqlx::query(sql::READ_ONLY).fetch_one(&mut conn)).await.map_err(|_| {
+                StoreError::Database(format!(
+                    "no answer within {} (database.connect_timeout)",
+                    format_duration(timeout)
+                ))
+            })??;
+        let (in_recovery, read_only) = (row.try_get::<bool, _>("in_recovery")?, row.try_get::<bool, _>("read_only")?);
         let finding = if in_recovery {
             Some(ReadOnly::Standby)
         } else if read_only {
@@ -556,6 +584,12 @@ impl Store for PostgresStore {
         let seen = self.read_only_seen.lock().unwrap_or_else(|e| e.into_inner()).replace(finding.is_some());
         if seen.is_some_and(|was| was != finding.is_some()) {
             self.renew_sessions().await;
+        }
+        // Kept for the next run only when no spare session would serve it.
+        if self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            *self.asking_session.lock().unwrap_or_else(|e| e.into_inner()) = Some((conn, opened));
+        } else {
+            let _ = conn.close().await;
         }
         Ok(finding)
     }

@@ -77,6 +77,16 @@ pub(super) fn index_order_options(options: PgConnectOptions) -> PgConnectOptions
     options.options(sql::INDEX_ORDER_SETTINGS)
 }
 
+/// The options of the sessions outside the pools that hold run leases and
+/// the singleton lead: index order, and commits that need not wait for the
+/// WAL to reach the disk, since they write only run records (a crash may
+/// lose the last one, never half of it; a run left `running` is marked
+/// abandoned later). The deletions and their audit rows commit on the pool,
+/// durably.
+pub(super) fn run_record_options(options: PgConnectOptions) -> PgConnectOptions {
+    index_order_options(options).options([sql::RUN_RECORDS_WITHOUT_SYNC])
+}
+
 /// Whether [`connect_options`] reads any file.
 pub(super) fn reads_files(settings: &DatabaseSettings) -> bool {
     !settings.password_file.is_empty() || TlsFile::ALL.into_iter().any(|file| settings.tls_file(file).is_some())

@@ -124,7 +124,7 @@ pub const BEGIN_RUN: &str = concat!(
 );
 
 /// For the sessions that hold run leases and write only run records.
-pub const RUN_RECORDS_WITHOUT_SYNC: &str = "SET synchronous_commit = off";
+pub const RUN_RECORDS_WITHOUT_SYNC: (&str, &str) = ("synchronous_commit", "off");
 
 /// Records how a run ended; for a run whose lease is lost.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \

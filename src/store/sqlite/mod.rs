@@ -34,8 +34,8 @@ use sqlx::{ConnectOptions, Row};
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
     EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly,
-    RunOutcome, Store, StoreError, check_versions, conflict, eligible_from_row, forecast_count, parse_column,
-    policy_of, pool_options, probe, rows,
+    RunOutcome, Store, StoreError, check_versions, conflict, eligible_from_row, first_connection, forecast_count,
+    parse_column, policy_of, pool_options, rows,
 };
 use crate::config::DatabaseSettings;
 use crate::identity::ProcessIdentity;
@@ -137,11 +137,15 @@ async fn probe_while_busy(options: &SqliteConnectOptions, timeout: Duration) -> 
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match probe::<SqliteConnection>(options, left).await {
+        match first_connection::<SqliteConnection>(options, left).await {
             Err(reason) if reason.contains("database is locked") && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            result => return result,
+            Err(reason) => return Err(reason),
+            Ok(connection) => {
+                let _ = sqlx::Connection::close(connection).await;
+                return Ok(());
+            }
         }
     }
 }
