@@ -41,7 +41,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Migrate => {
             let store = store::connect(&settings.database).await?;
-            store.migrate().await?;
+            closing(store.as_ref(), store.migrate().await).await?;
             Ok(printer.message(&json!({ "migrated": true }), "migrations applied")?)
         }
         Command::Run => {
@@ -52,9 +52,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Jobs(command) => jobs(&settings, command, &printer).await,
         Command::Audit(AuditCommand::List { job_name, run_id, limit }) => {
             let store = store::open(&settings.database).await?;
-            let entries =
-                store.audit_entries(&AuditFilter { job_name, run_id, limit: no_limit_if_zero(limit) }).await?;
-            Ok(printer.audit_entries(&entries)?)
+            let entries = store.audit_entries(&AuditFilter { job_name, run_id, limit: no_limit_if_zero(limit) }).await;
+            Ok(printer.audit_entries(&closing(store.as_ref(), entries).await?)?)
         }
         Command::Audit(AuditCommand::Export { since, until, format, output }) => {
             let request =
@@ -63,16 +62,23 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Runs(RunsCommand::List { limit }) => {
             let store = store::open(&settings.database).await?;
-            Ok(printer.runs(&store.runs(no_limit_if_zero(limit)).await?)?)
+            let runs = store.runs(no_limit_if_zero(limit)).await;
+            Ok(printer.runs(&closing(store.as_ref(), runs).await?)?)
         }
         Command::Generate(command) => generate::write(command),
         Command::Forecast { days, as_of } => {
             let store = store::open(&settings.database).await?;
             let retentions = settings.retention.retentions();
-            let forecast = forecast::forecast(store.as_ref(), &retentions, days, as_of).await?;
-            Ok(printer.forecast(&forecast)?)
+            let forecast = forecast::forecast(store.as_ref(), &retentions, days, as_of).await;
+            Ok(printer.forecast(&closing(store.as_ref(), forecast).await?)?)
         }
     }
+}
+
+/// `result`, once the sessions of the store it came from are ended.
+async fn closing<T>(store: &dyn Store, result: T) -> T {
+    store.close().await;
+    result
 }
 
 fn no_limit_if_zero(limit: u64) -> Option<u64> {
@@ -111,6 +117,7 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
             report.map_err(Error::from)
         }
     };
+    store.close().await;
     // The metrics go out however the sweep ended: a failed run is what they must show.
     if let Some(recorder) = &recorder {
         if let Some(path) = &args.metrics_textfile {
@@ -130,7 +137,7 @@ async fn audit_export(settings: &Settings, request: &ExportRequest, printer: &Pr
     let signals = signals::listen(stop.clone(), None)?;
     let exported = export::export(store.as_ref(), request, &stop).await;
     signals.close();
-    let rows = exported?;
+    let rows = closing(store.as_ref(), exported).await?;
     match &request.file {
         Some(path) => {
             let text = format!("exported {rows} audit entries to {}", path.display());
@@ -162,57 +169,61 @@ async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> R
         _ => None,
     };
     let store = store::open(&settings.database).await?;
-    match command {
-        JobsCommand::Create { name, job_type, drives } => {
-            let job = Job::new(name, job_type, drives, store.now().await?);
-            store.create_jobs(std::slice::from_ref(&job)).await?;
-            Ok(printer.job(&job)?)
-        }
-        JobsCommand::Show { name } => {
-            let job = store.job(&name).await?.ok_or_else(|| StoreError::NotFound(lifecycle::quoted(&name)))?;
-            Ok(printer.job(&job)?)
-        }
-        JobsCommand::List { states, limit } => {
-            let jobs = store.list_jobs(&JobFilter { states, limit: no_limit_if_zero(limit) }).await?;
-            Ok(printer.jobs(&jobs)?)
-        }
-        JobsCommand::SetState { name, .. }
-        | JobsCommand::Cancel { name }
-        | JobsCommand::Hold { name, .. }
-        | JobsCommand::Release { name } => {
-            let operation = operation.expect("every changing command has an operation");
-            Ok(printer.job(&store.change_job(&name, &operation).await?)?)
-        }
-        JobsCommand::Delete { name } => {
-            let entry = store.delete_job(&name, &ProcessIdentity::current().deleted_by()).await?;
-            tracing::info!(
-                target: "retentiond::audit",
-                job = entry.job_name,
-                job_type = entry.job_type.as_str(),
-                policy = entry.policy,
-                state = entry.state.as_str(),
-                cancel_requested = entry.cancel_requested,
-                state_changed_at = %entry.state_changed_at.to_rfc3339(),
-                "job deleted"
-            );
-            Ok(printer.audit_entry(&entry)?)
-        }
-        JobsCommand::Import { .. } => {
-            let imported = imported.unwrap_or_default();
-            let jobs: Vec<Job> = imported.iter().map(|line| line.job.clone()).collect();
-            match store.create_jobs(&jobs).await {
-                Err(error @ StoreError::NameTaken { index, .. }) => {
-                    Err(Error::ImportConflict { line: imported[index].line, source: error })
-                }
-                result => {
-                    result?;
-                    let text = format!("imported {} jobs", jobs.len());
-                    Ok(printer.message(&json!({ "imported": jobs.len() }), &text)?)
+    let done: Result<(), Error> = async {
+        match command {
+            JobsCommand::Create { name, job_type, drives } => {
+                let job = Job::new(name, job_type, drives, store.now().await?);
+                store.create_jobs(std::slice::from_ref(&job)).await?;
+                Ok(printer.job(&job)?)
+            }
+            JobsCommand::Show { name } => {
+                let job = store.job(&name).await?.ok_or_else(|| StoreError::NotFound(lifecycle::quoted(&name)))?;
+                Ok(printer.job(&job)?)
+            }
+            JobsCommand::List { states, limit } => {
+                let jobs = store.list_jobs(&JobFilter { states, limit: no_limit_if_zero(limit) }).await?;
+                Ok(printer.jobs(&jobs)?)
+            }
+            JobsCommand::SetState { name, .. }
+            | JobsCommand::Cancel { name }
+            | JobsCommand::Hold { name, .. }
+            | JobsCommand::Release { name } => {
+                let operation = operation.expect("every changing command has an operation");
+                Ok(printer.job(&store.change_job(&name, &operation).await?)?)
+            }
+            JobsCommand::Delete { name } => {
+                let entry = store.delete_job(&name, &ProcessIdentity::current().deleted_by()).await?;
+                tracing::info!(
+                    target: "retentiond::audit",
+                    job = entry.job_name,
+                    job_type = entry.job_type.as_str(),
+                    policy = entry.policy,
+                    state = entry.state.as_str(),
+                    cancel_requested = entry.cancel_requested,
+                    state_changed_at = %entry.state_changed_at.to_rfc3339(),
+                    "job deleted"
+                );
+                Ok(printer.audit_entry(&entry)?)
+            }
+            JobsCommand::Import { .. } => {
+                let imported = imported.unwrap_or_default();
+                let jobs: Vec<Job> = imported.iter().map(|line| line.job.clone()).collect();
+                match store.create_jobs(&jobs).await {
+                    Err(error @ StoreError::NameTaken { index, .. }) => {
+                        Err(Error::ImportConflict { line: imported[index].line, source: error })
+                    }
+                    result => {
+                        result?;
+                        let text = format!("imported {} jobs", jobs.len());
+                        Ok(printer.message(&json!({ "imported": jobs.len() }), &text)?)
+                    }
                 }
             }
+            JobsCommand::Seed(args) => seed(store.as_ref(), args, printer).await,
         }
-        JobsCommand::Seed(args) => seed(store.as_ref(), args, printer).await,
     }
+    .await;
+    closing(store.as_ref(), done).await
 }
 
 /// Reads an import file (`-` for stdin). Bytes that are not UTF-8 are

@@ -116,7 +116,8 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     // The clock stops at once on `stop`; bounded all the same.
     let _ = tokio::time::timeout(grace, clock).await;
     let left = grace.saturating_sub(stopping.elapsed());
-    if tokio::time::timeout(left, daemon.sweeps.wait()).await.is_err() {
+    let swept = tokio::time::timeout(left, daemon.sweeps.wait()).await.is_ok();
+    if !swept {
         tracing::warn!(
             grace = %format_duration(grace),
             "shutdown.grace has passed with a sweep in flight: exiting; its open transaction rolls back, \
@@ -130,6 +131,10 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     }
     if let Some(server) = server {
         let _ = tokio::time::timeout(Duration::from_secs(1), server).await;
+    }
+    // A sweep still in flight keeps its sessions until the process exits.
+    if swept {
+        let _ = tokio::time::timeout(Duration::from_secs(1), daemon.store.close()).await;
     }
     tracing::info!(elapsed_ms = stopping.elapsed().as_millis() as u64, "stopped");
     Ok(())

@@ -1,6 +1,8 @@
 //! One sweep (SPEC §4): delete every eligible job (under a cap, the N
 //! oldest), in batches of one transaction each, in id order (see
-//! `pending`), recorded in `retention_runs` from start to end.
+//! `pending`), with a pause for the application's writers between them
+//! (`pause`) and their audit log lines written alongside (`audit_lines`),
+//! recorded in `retention_runs` from start to end.
 //!
 //! The sweep fixes "now" once, at its start, from the database's clock (or
 //! `--as-of` in a dry run); every batch uses the same cut-offs. It stops when
@@ -8,6 +10,7 @@
 //! cancelled; a batch in flight always finishes (commits or rolls back) first.
 
 mod audit_lines;
+mod pause;
 mod pending;
 
 use std::time::{Duration, Instant};
@@ -25,6 +28,7 @@ use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::store::{BatchRequest, ClockReading, RunOutcome, Store, StoreError};
 use crate::trail::{self, TrailCutoffs, TrailRetentions};
 use audit_lines::AuditLines;
+pub(crate) use pause::settle;
 use pending::PendingIds;
 
 /// What a sweep does, from the configuration and the command line.
@@ -451,15 +455,6 @@ async fn delete_batches(
         if pending.is_empty() {
             return Ok(StoppedBy::Done);
         }
-        // The pause runs from the commit: what the sweep did since (the
-        // store's upkeep, its own bookkeeping) is part of it.
-        store.after_batch().await?;
-        let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(committed.elapsed());
-        if !pause.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = stop.cancelled() => {}
-            }
-        }
+        settle(store, plan, committed, stop).await?;
     }
 }

@@ -30,7 +30,7 @@ use crate::batch::BatchSizer;
 use crate::metrics;
 use crate::policy::{cutoff, start_of_time};
 use crate::store::{Store, StoreError};
-use crate::sweep::{StoppedBy, SweepPlan};
+use crate::sweep::{StoppedBy, SweepPlan, settle};
 
 /// `retention.audit` and `retention.runs`; `None` keeps them forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -212,7 +212,8 @@ pub async fn remove_expired(
                 }
                 Err(error) => return Err(error),
             };
-            sizer.record(removed_keys.len(), batch_started.elapsed());
+            let committed = Instant::now();
+            sizer.record(removed_keys.len(), committed - batch_started);
             let exhausted = removed_keys.len() < limit as usize;
             if !removed_keys.is_empty() {
                 phase.take(&removed_keys, removed, run_id);
@@ -220,26 +221,10 @@ pub async fn remove_expired(
             if exhausted {
                 break;
             }
-            settle(store, plan, stop).await?;
+            settle(store, plan, committed, stop).await?;
         }
     }
     Ok(None)
-}
-
-/// Between two batches, as between two job batches: the store's own work
-/// (SQLite checkpoints), then the pause that lets the application's writers
-/// in, cut short by `stop`.
-async fn settle(store: &dyn Store, plan: &SweepPlan, stop: &CancellationToken) -> Result<(), StoreError> {
-    let settling = Instant::now();
-    store.after_batch().await?;
-    let pause = plan.batch_pause.max(store.pause_between_batches()).saturating_sub(settling.elapsed());
-    if !pause.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = stop.cancelled() => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

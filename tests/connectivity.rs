@@ -108,34 +108,61 @@ fn sqlite_default_url_creates_the_file() {
     assert!(dir.path().join("retentiond.db").exists(), "{}", out.describe());
 }
 
+/// `sessions` and `sessions_abandoned` of the test's database in
+/// `pg_stat_database`, once they stop moving: a backend adds itself as it
+/// exits, moments after its client left.
+fn settled_session_counts(env: &TestEnv) -> (i64, i64) {
+    let read = || {
+        let rows =
+            env.rows("SELECT sessions, sessions_abandoned FROM pg_stat_database WHERE datname = current_database()");
+        (rows[0][0].as_i64().unwrap(), rows[0][1].as_i64().unwrap())
+    };
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        match read() {
+            now if now == last => return now,
+            now => last = now,
+        }
+    }
+}
+
 /// A purge opens three sessions on PostgreSQL, each a TLS handshake and an
 /// authentication: the one that found the server reachable, which then asks
 /// twice whether it takes writes and holds the run's lease, and one per pool
 /// (the deletions; the reads under the index-order settings). It opened six
-/// when every question had a session of its own.
+/// when every question had a session of its own. Every command ends its
+/// sessions before it exits: the server logs each one a client drops
+/// ("could not receive data from client") and counts it as abandoned.
 #[test]
-fn a_postgres_purge_opens_three_sessions() {
-    let Some(env) = TestEnv::new(Backend::Postgres, "a_postgres_purge_opens_three_sessions") else {
+fn a_postgres_purge_opens_three_sessions_and_commands_end_theirs() {
+    let Some(env) = TestEnv::new(Backend::Postgres, "a_postgres_purge_opens_three_sessions_and_commands_end_theirs")
+    else {
         return;
     };
     env.migrate();
     env.import_ok(&[job("old", "Completed", days_ago(100)), job("new", "Completed", days_ago(1))]);
-    // A backend adds itself to the count as it exits, moments after its client closed it.
-    let settled_sessions = || {
-        let count = || env.scalar("SELECT sessions FROM pg_stat_database WHERE datname = current_database()");
-        let mut last = count();
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            match count() {
-                now if now == last => return now,
-                now => last = now,
-            }
-        }
-    };
-    let before = settled_sessions();
+    let (sessions, abandoned) = settled_session_counts(&env);
     let out = env.run(&["purge", "--output", "json"]);
     out.expect_code(0);
     assert_eq!(out.json()["total"], 1, "{}", out.describe());
-    let opened = settled_sessions() - before;
-    assert_eq!(opened, 3, "sessions the purge opened\n{}", out.describe());
+    let (sessions_after, abandoned_after) = settled_session_counts(&env);
+    assert_eq!(sessions_after - sessions, 3, "sessions the purge opened\n{}", out.describe());
+    assert_eq!(abandoned_after, abandoned, "sessions the purge dropped\n{}", out.describe());
+
+    let export = env.dir().join("audit.jsonl");
+    let commands: [&[&str]; 7] = [
+        &["migrate"],
+        &["jobs", "list"],
+        &["jobs", "show", "new"],
+        &["audit", "list"],
+        &["audit", "export", "--output", export.to_str().unwrap()],
+        &["runs", "list"],
+        &["forecast"],
+    ];
+    for args in commands {
+        env.run(args).expect_code(0);
+    }
+    let (_, abandoned_at_end) = settled_session_counts(&env);
+    assert_eq!(abandoned_at_end, abandoned, "sessions dropped by {commands:?}");
 }

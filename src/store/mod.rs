@@ -491,6 +491,13 @@ pub trait Store: Send + Sync {
     /// PostgreSQL: none, a batch locks only the rows it deletes.
     fn pause_between_batches(&self) -> Duration;
 
+    /// A number that changes whenever another connection commits to the
+    /// store, read between batches: a sweep lets its pause go on while the
+    /// application's writers are still getting through (src/sweep/pause.rs).
+    /// SQLite: `PRAGMA data_version`, on a connection kept for it. `None`
+    /// where a batch holds no writer back: PostgreSQL, SQLite in memory.
+    async fn commit_counter(&self) -> Result<Option<i64>, StoreError>;
+
     /// Work between two batches of a sweep, outside any transaction. SQLite
     /// checkpoints the WAL the batch wrote, so that the next batch writes it
     /// from its start again instead of growing it; PostgreSQL: nothing.
@@ -544,6 +551,13 @@ pub trait Store: Send + Sync {
     /// effect without a restart; on an error the previous ones stay in use.
     /// `false`: no such file is configured (always, on SQLite).
     async fn reload_credentials(&self) -> Result<bool, StoreError>;
+
+    /// Ends every session the store holds, each with a goodbye to the
+    /// server, once no sweep is in flight (a pooled session still in use is
+    /// ended when it is given back). A PostgreSQL server logs every session
+    /// whose client went away without one ("could not receive data from
+    /// client") and counts it in `pg_stat_database.sessions_abandoned`.
+    async fn close(&self);
 
     // --- The audit trail's own lifecycle and its export (src/trail.rs, src/export.rs) ---
 

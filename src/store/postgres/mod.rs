@@ -179,16 +179,21 @@ impl PostgresStore {
     /// settings (`default_transaction_read_only`) as they are now. Sessions
     /// in use (none while sweeps are skipped) go back to the pool as they are.
     async fn renew_sessions(&self) {
+        self.close_kept_sessions().await;
+        for pool in [&self.pool, &self.index_order_pool] {
+            while let Some(conn) = pool.try_acquire() {
+                let _ = conn.close().await;
+            }
+        }
+    }
+
+    /// Ends the spare sessions and the one that asked [`Store::read_only`].
+    async fn close_kept_sessions(&self) {
         let mut kept: Vec<PgConnection> =
             std::mem::take(&mut *self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()));
         kept.extend(self.take_asking_session().map(|(conn, _)| conn));
         for conn in kept {
             let _ = conn.close().await;
-        }
-        for pool in [&self.pool, &self.index_order_pool] {
-            while let Some(conn) = pool.try_acquire() {
-                let _ = conn.close().await;
-            }
         }
     }
 
@@ -594,6 +599,10 @@ impl Store for PostgresStore {
         Ok(finding)
     }
 
+    async fn commit_counter(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     async fn after_batch(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -679,6 +688,13 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn close(&self) {
+        self.end_lead().await;
+        self.close_kept_sessions().await;
+        self.pool.close().await;
+        self.index_order_pool.close().await;
     }
 
     async fn reload_credentials(&self) -> Result<bool, StoreError> {

@@ -67,6 +67,9 @@ pub struct SqliteStore {
     file: Option<PathBuf>,
     /// The WAL file's size when the last checkpoint started.
     checkpointed_wal_bytes: AtomicU64,
+    /// Reads [`Store::commit_counter`]: `PRAGMA data_version` compares what
+    /// one connection saw, and a pooled one would take a slot of the pool.
+    commit_watch: tokio::sync::Mutex<Option<SqliteConnection>>,
 }
 
 impl SqliteStore {
@@ -94,7 +97,12 @@ impl SqliteStore {
         }
         probe_while_busy(&options, settings.connect_timeout).await.map_err(unreachable)?;
         let pool = pool_options::<sqlx::Sqlite>(settings).connect_lazy_with(options);
-        Ok(SqliteStore { pool, file, checkpointed_wal_bytes: AtomicU64::new(0) })
+        Ok(SqliteStore {
+            pool,
+            file,
+            checkpointed_wal_bytes: AtomicU64::new(0),
+            commit_watch: tokio::sync::Mutex::new(None),
+        })
     }
 
     async fn write_transaction(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
@@ -567,6 +575,18 @@ impl Store for SqliteStore {
         }
     }
 
+    async fn commit_counter(&self) -> Result<Option<i64>, StoreError> {
+        if self.file.is_none() {
+            return Ok(None);
+        }
+        let mut watch = self.commit_watch.lock().await;
+        let conn = match &mut *watch {
+            Some(conn) => conn,
+            None => watch.insert(self.pool.connect_options().connect().await?),
+        };
+        Ok(Some(sqlx::query_scalar(sql::DATA_VERSION).fetch_one(conn).await?))
+    }
+
     async fn after_batch(&self) -> Result<(), StoreError> {
         // Every batch: it completes before the next batch begins, so the
         // next batch starts the WAL over (see checkpoint_if_grown).
@@ -705,6 +725,13 @@ impl Store for SqliteStore {
 
     async fn reload_credentials(&self) -> Result<bool, StoreError> {
         Ok(false)
+    }
+
+    async fn close(&self) {
+        if let Some(conn) = self.commit_watch.lock().await.take() {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+        self.pool.close().await;
     }
 
     // --- The audit trail's own lifecycle and its export ---

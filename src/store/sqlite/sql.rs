@@ -251,6 +251,9 @@ pub const AUTO_VACUUM: &str = "PRAGMA auto_vacuum";
 
 pub const FREELIST_COUNT: &str = "PRAGMA freelist_count";
 
+/// Changes when another connection has committed since this one last asked.
+pub const DATA_VERSION: &str = "PRAGMA data_version";
+
 /// One step of `Store::release_space`: at most 512 free pages (2 MiB) handed
 /// back to the file system. (A pragma takes no bound parameters.)
 pub const INCREMENTAL_VACUUM_STEP: &str = "PRAGMA incremental_vacuum(512)";
