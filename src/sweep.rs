@@ -290,10 +290,7 @@ async fn release_space(store: &dyn Store, stop: &CancellationToken) {
                 return;
             }
         }
-        tokio::select! {
-            () = tokio::time::sleep(store.pause_between_batches()) => {}
-            () = stop.cancelled() => {}
-        }
+        pause::sleep(store.pause_between_batches(), stop).await;
     }
 }
 

@@ -47,7 +47,8 @@ pub(crate) async fn settle(
     Ok(())
 }
 
-async fn sleep(pause: Duration, stop: &CancellationToken) {
+/// Sleeps `pause`, cut short by `stop`.
+pub(super) async fn sleep(pause: Duration, stop: &CancellationToken) {
     if !pause.is_zero() {
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
