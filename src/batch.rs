@@ -11,13 +11,16 @@
 //! timeout cuts it to a quarter.
 //!
 //! The cost of a job is not the same at every size: past some size a batch
-//! costs more per job (on PostgreSQL, once a batch's WAL outgrows what the
-//! server buffers, a batch of 1,800 jobs took four times as long as one of
-//! 900). Steering by the rate alone would swing between a size below that
+//! can cost more per job (it was so on PostgreSQL over TLS while the driver
+//! left Nagle's algorithm on: a request larger than one TLS record waited
+//! 40 ms for an acknowledgement, so 1,563 jobs took three times as long as
+//! 1,250). Steering by the rate alone would swing between a size below that
 //! point and one above it. So when a larger batch was markedly slower per
-//! job than the one before it, the sizer goes back to the smaller size and
-//! stays at or below it for a while, then tries again (conditions change
-//! within a long sweep).
+//! job than the one before it, the sizer goes back to the smaller size; when
+//! the next try at that size is slow again, it stays at or below the smaller
+//! size for a while, then tries again (conditions change within a long
+//! sweep). One slow batch alone (a checkpoint, a new pooled connection's
+//! TLS handshake) sets no such limit.
 
 use std::fmt;
 use std::str::FromStr;
@@ -145,6 +148,9 @@ pub struct BatchSizer {
     last: Option<(u32, f64)>,
     /// The largest size allowed while a cap holds, and for how many more batches.
     cap: Option<(u32, u32)>,
+    /// A size whose batch was markedly slower per job than the smaller one
+    /// before it, once: a batch this large that is slow again sets the cap.
+    suspect: Option<u32>,
 }
 
 impl BatchSizer {
@@ -153,7 +159,7 @@ impl BatchSizer {
             BatchSize::Auto => (FIRST_AUTO_BATCH, Some(budget)),
             BatchSize::Jobs(jobs) => (jobs, None),
         };
-        BatchSizer { size, budget, last: None, cap: None }
+        BatchSizer { size, budget, last: None, cap: None, suspect: None }
     }
 
     /// Jobs the next batch takes.
@@ -173,10 +179,18 @@ impl BatchSizer {
         let mut next = (rate * budget.as_secs_f64()).clamp(current / 2.0, current * MAX_GROWTH).round() as u32;
         if let Some((last_size, last_rate)) = self.last
             && self.size > last_size
-            && rate < last_rate * RATE_FALL
         {
-            next = last_size;
-            self.cap = Some((last_size, CAP_BATCHES));
+            if rate >= last_rate * RATE_FALL {
+                self.suspect = self.suspect.filter(|&suspect| self.size < suspect);
+            } else {
+                next = last_size;
+                if self.suspect.is_some_and(|suspect| self.size >= suspect) {
+                    self.cap = Some((last_size, CAP_BATCHES));
+                    self.suspect = None;
+                } else {
+                    self.suspect = Some(self.size);
+                }
+            }
         }
         if let Some((cap, batches)) = self.cap {
             next = next.min(cap);
@@ -240,18 +254,37 @@ mod tests {
         let cost = |jobs: u32| Duration::from_micros(u64::from(jobs) * if jobs > 1300 { 54 } else { 27 });
         let mut sizer = BatchSizer::new(BatchSize::Auto, BUDGET);
         let mut sizes = vec![sizer.size()];
-        for _ in 0..3 {
+        for _ in 0..5 {
             let size = sizer.size();
             sizer.record(size as usize, cost(size));
             sizes.push(sizer.size());
         }
-        assert_eq!(sizes, [1000, 1250, 1563, 1250], "back to the last fast size after the slow one");
+        assert_eq!(sizes, [1000, 1250, 1563, 1250, 1563, 1250], "back to the last fast size after each slow one");
         for batch in 1..CAP_BATCHES {
             sizer.record(1250, cost(1250));
             assert_eq!(sizer.size(), 1250, "held at the fast size, batch {batch} after the slow one");
         }
         sizer.record(1250, cost(1250));
         assert_eq!(sizer.size(), 1563, "the cap has run out: it tries a larger batch again");
+    }
+
+    /// What a PostgreSQL purge showed: the pool opened a second session
+    /// (a TLS handshake) during the fourth batch, which took 124 ms where the
+    /// batches around it took 22-29 ms.
+    #[test]
+    fn one_slow_batch_sets_no_cap() {
+        let mut sizer = BatchSizer::new(BatchSize::Auto, BUDGET);
+        sizer.record(1000, Duration::from_millis(14));
+        sizer.record(1250, Duration::from_millis(18));
+        sizer.record(1563, Duration::from_millis(124));
+        assert_eq!(sizer.size(), 1250, "back to the last fast size");
+        sizer.record(1250, Duration::from_millis(18));
+        assert_eq!(sizer.size(), 1563, "tried again at once");
+        sizer.record(1563, Duration::from_millis(22));
+        assert_eq!(sizer.size(), 1954, "fast this time: growing");
+        sizer.record(1954, Duration::from_millis(28));
+        sizer.record(2443, Duration::from_millis(35));
+        assert_eq!(sizer.size(), 3054, "the slow batch left no limit behind");
     }
 
     #[test]
