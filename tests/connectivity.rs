@@ -1,5 +1,6 @@
 //! An unreachable database exits 69, within `database.connect_timeout`; a
-//! reachable PostgreSQL gets no more sessions than a purge needs.
+//! reachable PostgreSQL gets no more sessions than a purge needs, and each
+//! sends without delay (TCP_NODELAY).
 
 mod common;
 
@@ -165,4 +166,60 @@ fn a_postgres_purge_opens_three_sessions_and_commands_end_theirs() {
     }
     let (_, abandoned_at_end) = settled_session_counts(&env);
     assert_eq!(abandoned_at_end, abandoned, "sessions dropped by {commands:?}");
+}
+
+/// The local ports of this process's TCP sockets that have `TCP_NODELAY` set.
+fn local_ports_sending_without_delay() -> Vec<u16> {
+    use std::os::fd::{BorrowedFd, RawFd};
+    let mut ports = Vec::new();
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(raw) = entry.file_name().to_str().and_then(|name| name.parse::<RawFd>().ok()) else { continue };
+        // SAFETY: only passed to getsockname and getsockopt, which fail
+        // cleanly on a descriptor that is closed or not a socket.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+        let Ok(Some(local)) = rustix::net::getsockname(fd).map(|address| std::net::SocketAddr::try_from(address).ok())
+        else {
+            continue;
+        };
+        if rustix::net::sockopt::tcp_nodelay(fd).unwrap_or(false) {
+            ports.push(local.port());
+        }
+    }
+    ports
+}
+
+/// sqlx 0.9.0 leaves Nagle's algorithm on (upstream issue 4335): over TLS, a
+/// batch of more than about 1,300 job ids is larger than one TLS record, its
+/// second write waited for the server's delayed acknowledgement, and the
+/// batch took 40 ms more (3 times as long). Every session of the store, in
+/// both pools and the run's own, has `TCP_NODELAY` set.
+#[test]
+fn every_postgres_session_of_the_store_sends_without_delay() {
+    use retentiond::config::{DatabaseSettings, DatabaseUrl, RetentionSettings};
+    use retentiond::identity::ProcessIdentity;
+    use retentiond::sweep::{SweepPlan, sweep};
+
+    let Some(env) = TestEnv::new(Backend::Postgres, "every_postgres_session_of_the_store_sends_without_delay") else {
+        return;
+    };
+    env.migrate();
+    env.import_ok(&[job("old", "Completed", days_ago(100)), job("new", "Completed", days_ago(1))]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let settings = DatabaseSettings { url: DatabaseUrl::new(env.url.clone()), ..DatabaseSettings::default() };
+    let store = rt.block_on(async {
+        let store = retentiond::store::open(&settings).await.unwrap();
+        let plan = SweepPlan::new(&RetentionSettings::default(), "purge");
+        let report = sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &Default::default()).await.unwrap();
+        assert_eq!(report.total, 1);
+        store
+    });
+    let sessions = env.rows(
+        "SELECT client_port FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'",
+    );
+    let ports: Vec<u16> = sessions.iter().map(|row| row[0].as_i64().unwrap() as u16).collect();
+    assert!(ports.len() >= 3, "the run's session and one per pool are open: {ports:?}");
+    let without_delay = local_ports_sending_without_delay();
+    let delayed: Vec<u16> = ports.iter().copied().filter(|port| !without_delay.contains(port)).collect();
+    assert!(delayed.is_empty(), "sessions with Nagle's algorithm on, by local port: {delayed:?} of {ports:?}");
+    rt.block_on(store.close());
 }

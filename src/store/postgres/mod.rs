@@ -4,6 +4,7 @@
 //! own connection, so the next sweep can tell a run whose process died (lock
 //! free) from one still working (lock held), whichever replica it runs on.
 
+mod nodelay;
 mod options;
 /// Public so that tests can examine the query plans.
 pub mod sql;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Row};
@@ -64,6 +66,13 @@ pub struct PostgresStore {
     index_order_pool: PgPool,
     /// The connection of each run in progress, holding its advisory lock.
     run_leases: Mutex<HashMap<i64, PgConnection>>,
+    /// The pooled session that deletes each run's batches, from its first
+    /// batch to its end. Taken from the pool for every batch, the session
+    /// went back only after a round trip of sqlx's (a ping, in a task of its
+    /// own) while the next batch was already asking for one, so the pool
+    /// opened a second session (TLS and authentication, ~100 ms) during a
+    /// batch of the first sweep.
+    deleting_sessions: Mutex<HashMap<i64, PoolConnection<sqlx::Postgres>>>,
     /// Sessions given back by finished runs and leads, for the next ones: a
     /// new connection per sweep would cost more than an idle sweep itself.
     spare_sessions: Mutex<Vec<PgConnection>>,
@@ -96,7 +105,14 @@ impl PostgresStore {
             first_connection::<PgConnection>(&options::run_record_options(options.clone()), settings.connect_timeout)
                 .await
                 .map_err(unreachable)?;
-        let pool_options = pool_options::<sqlx::Postgres>(settings);
+        let port = options.get_port();
+        nodelay::set_on_connections_to(port);
+        let pool_options = pool_options::<sqlx::Postgres>(settings).after_connect(move |_, _| {
+            Box::pin(async move {
+                nodelay::set_on_connections_to(port);
+                Ok(())
+            })
+        });
         let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
         let pool = pool_options.connect_lazy_with(options);
         Ok(PostgresStore {
@@ -104,6 +120,7 @@ impl PostgresStore {
             pool,
             index_order_pool,
             run_leases: Mutex::new(HashMap::new()),
+            deleting_sessions: Mutex::new(HashMap::new()),
             spare_sessions: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(None),
             read_only_seen: Mutex::new(None),
@@ -131,7 +148,11 @@ impl PostgresStore {
         let options = options::run_record_options((*self.pool.connect_options()).clone());
         let timeout = self.pool.options().get_acquire_timeout();
         match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
-            Ok(conn) => Ok(conn?),
+            Ok(conn) => {
+                let conn = conn?;
+                nodelay::set_on_connections_to(options.get_port());
+                Ok(conn)
+            }
             Err(_) => Err(StoreError::Database(format!(
                 "no new session within {} (database.connect_timeout)",
                 format_duration(timeout)
@@ -471,6 +492,7 @@ impl Store for PostgresStore {
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        drop(self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id));
         let lease = self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
         if let Some(mut conn) = lease {
             let finished = Self::bind_outcome(sqlx::query(sql::FINISH_RUN_AND_UNLOCK), run_id, outcome)
@@ -664,6 +686,11 @@ impl Store for PostgresStore {
         ids: &[i64],
         deleted_by: &str,
     ) -> Result<Vec<DeletedJob>, StoreError> {
+        let kept = self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        let mut conn = match kept {
+            Some(conn) => conn,
+            None => self.pool.acquire().await?,
+        };
         let rows = sqlx::query(sql::DELETE_ELIGIBLE)
             .bind(ids)
             .bind(cutoffs.completed)
@@ -671,8 +698,11 @@ impl Store for PostgresStore {
             .bind(cutoffs.creating_idle)
             .bind(run_id)
             .bind(deleted_by)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
+        // A session whose statement failed goes back to the pool, which
+        // tests it; this one is kept for the run's next batch.
+        self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
         rows.iter()
             .map(|row| {
                 Ok(DeletedJob {
@@ -691,6 +721,8 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        // The pool waits for every session taken from it before it closes.
+        self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.end_lead().await;
         self.close_kept_sessions().await;
         self.pool.close().await;
