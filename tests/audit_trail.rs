@@ -778,3 +778,62 @@ fn export_of_a_million_rows_stays_within_its_memory_bound_on_sqlite() {
         export_a_million_rows(&env);
     }
 }
+
+both_backends! {
+    /// Every audit row that names a run names one that exists: an insert or
+    /// an update naming a missing run is refused whole, and a run that audit
+    /// rows name cannot be removed (SQLite: the foreign key, row by row;
+    /// PostgreSQL: migration 5's triggers, once per statement). A run no row
+    /// names can go.
+    fn audit_rows_name_runs_that_exist(env: &TestEnv) {
+        env.migrate();
+        let named = run(env, "succeeded", 10, Some(10), 2);
+        let rows = audit(env, Some(named), 10, 2);
+        let unnamed = run(env, "succeeded", 10, Some(10), 0);
+        let missing = unnamed + 1000;
+        let (audit_before, runs_before) = (env.dump("retention_audit"), ids(env, "retention_runs"));
+        let false_value = env.pick("0", "false");
+        let insert = |run_ids: &[i64]| {
+            let job_id = NEXT_JOB_ID.fetch_add(run_ids.len() as i64, Ordering::Relaxed);
+            let values: Vec<String> = run_ids
+                .iter()
+                .enumerate()
+                .map(|(i, run_id)| {
+                    let job = job_id + i as i64;
+                    format!(
+                        "({run_id}, {job}, 'named-{job}', 'Import', 'completed', 'Completed', {false_value}, \
+                         {now}, {now}, {now}, 'ops@host')",
+                        now = ago(env, 0)
+                    )
+                })
+                .collect();
+            env.try_execute(&format!(
+                "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
+                   created_at, state_changed_at, deleted_at, deleted_by) VALUES {}",
+                values.join(", ")
+            ))
+        };
+
+        for refused in [
+            insert(&[named, named, missing]),
+            insert(&[missing]),
+            env.try_execute(&format!("UPDATE retention_audit SET run_id = {missing} WHERE id = {}", rows[0])),
+            env.try_execute(&format!("DELETE FROM retention_runs WHERE id = {named}")),
+            env.try_execute(&format!("DELETE FROM retention_runs WHERE id IN ({named}, {unnamed})")),
+        ] {
+            let error = refused.expect_err("refused");
+            assert!(error.to_lowercase().contains("foreign key") || error.contains("retention_"), "{error}");
+        }
+        if env.backend == Backend::Postgres {
+            let error = env.try_execute("TRUNCATE retention_runs").expect_err("refused");
+            assert!(error.contains("cannot be truncated"), "{error}");
+        }
+        assert_eq!(env.dump("retention_audit"), audit_before, "no audit row was written or changed");
+        assert_eq!(ids(env, "retention_runs"), runs_before, "no run was removed");
+
+        insert(&[named, named]).expect("rows naming a run that exists");
+        env.execute(&format!("DELETE FROM retention_runs WHERE id = {unnamed}"));
+        assert_eq!(ids(env, "retention_runs"), without(&runs_before, &[unnamed]));
+        assert_eq!(env.count(&format!("retention_audit WHERE run_id = {named}")), 4);
+    }
+}

@@ -600,14 +600,22 @@ impl TestEnv {
     /// Runs one or more statements (no results), e.g. to install a trigger.
     #[track_caller]
     pub fn execute(&self, sql: &str) {
+        self.try_execute(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+    }
+
+    /// Runs one or more statements that may be refused; the error's text if so.
+    pub fn try_execute(&self, sql: &str) -> Result<(), String> {
         let pool = self.pool();
-        let result = self.rt.block_on(async {
-            match pool {
-                Pool::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.map(|_| ()),
-                Pool::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.map(|_| ()),
-            }
-        });
-        result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        self.rt
+            .block_on(async {
+                match pool {
+                    Pool::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.map(|_| ()),
+                    Pool::Postgres(p) => {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(p).await.map(|_| ())
+                    }
+                }
+            })
+            .map_err(|error| error.to_string())
     }
 
     /// All rows of a query, each column as JSON (integers, floats, strings,
