@@ -132,7 +132,9 @@ fn settled_session_counts(env: &TestEnv) -> (i64, i64) {
 /// authentication: the one that found the server reachable, which then asks
 /// twice whether it takes writes and holds the run's lease, and one per pool
 /// (the deletions; the reads under the index-order settings). It opened six
-/// when every question had a session of its own. Every command ends its
+/// when every question had a session of its own, and a pool opened a second
+/// one when a statement followed the one before at once (sqlx had not yet
+/// taken the first back). Every command ends its
 /// sessions before it exits: the server logs each one a client drops
 /// ("could not receive data from client") and counts it as abandoned.
 #[test]
@@ -143,10 +145,17 @@ fn a_postgres_purge_opens_three_sessions_and_commands_end_theirs() {
     };
     env.migrate();
     env.import_ok(&[job("old", "Completed", days_ago(100)), job("new", "Completed", days_ago(1))]);
+    // Enough for several reads of the next ids and many batches, each
+    // statement right after the one before.
+    env.execute(
+        "INSERT INTO jobs (name, job_type, state, created_at, updated_at, state_changed_at) \
+         SELECT 'bulk-' || i, 'Import', 'Completed', now() - interval '200 days', now() - interval '200 days', \
+           now() - interval '200 days' FROM generate_series(1, 30000) AS i",
+    );
     let (sessions, abandoned) = settled_session_counts(&env);
-    let out = env.run(&["purge", "--output", "json"]);
+    let out = env.run(&["purge", "--output", "json", "--batch-size", "500"]);
     out.expect_code(0);
-    assert_eq!(out.json()["total"], 1, "{}", out.describe());
+    assert_eq!(out.json()["total"], 30_001, "{}", out.describe());
     let (sessions_after, abandoned_after) = settled_session_counts(&env);
     assert_eq!(sessions_after - sessions, 3, "sessions the purge opened\n{}", out.describe());
     assert_eq!(abandoned_after, abandoned, "sessions the purge dropped\n{}", out.describe());

@@ -55,7 +55,7 @@ pub async fn open(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreEr
 /// statements of one sweep follow each other within milliseconds) is not:
 /// a ping per statement is a round trip each, which made up a third of an
 /// idle sweep.
-const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// The options both stores' pools share.
 fn pool_options<DB: sqlx::Database>(settings: &DatabaseSettings) -> sqlx::pool::PoolOptions<DB> {

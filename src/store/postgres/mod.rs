@@ -4,6 +4,7 @@
 //! own connection, so the next sweep can tell a run whose process died (lock
 //! free) from one still working (lock held), whichever replica it runs on.
 
+mod kept_session;
 mod nodelay;
 mod options;
 /// Public so that tests can examine the query plans.
@@ -15,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
+use self::kept_session::KeptSession;
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
     EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly,
@@ -66,13 +67,10 @@ pub struct PostgresStore {
     index_order_pool: PgPool,
     /// The connection of each run in progress, holding its advisory lock.
     run_leases: Mutex<HashMap<i64, PgConnection>>,
-    /// The pooled session that deletes each run's batches, from its first
-    /// batch to its end. Taken from the pool for every batch, the session
-    /// went back only after a round trip of sqlx's (a ping, in a task of its
-    /// own) while the next batch was already asking for one, so the pool
-    /// opened a second session (TLS and authentication, ~100 ms) during a
-    /// batch of the first sweep.
-    deleting_sessions: Mutex<HashMap<i64, PoolConnection<sqlx::Postgres>>>,
+    /// The sessions of a sweep's batches and of its reads of the next ids,
+    /// kept from one statement to the next ([`KeptSession`]).
+    deleting_session: KeptSession,
+    reading_session: KeptSession,
     /// Sessions given back by finished runs and leads, for the next ones: a
     /// new connection per sweep would cost more than an idle sweep itself.
     spare_sessions: Mutex<Vec<PgConnection>>,
@@ -120,7 +118,8 @@ impl PostgresStore {
             pool,
             index_order_pool,
             run_leases: Mutex::new(HashMap::new()),
-            deleting_sessions: Mutex::new(HashMap::new()),
+            deleting_session: KeptSession::default(),
+            reading_session: KeptSession::default(),
             spare_sessions: Mutex::new(Vec::new()),
             leader: tokio::sync::Mutex::new(None),
             read_only_seen: Mutex::new(None),
@@ -201,6 +200,8 @@ impl PostgresStore {
     /// in use (none while sweeps are skipped) go back to the pool as they are.
     async fn renew_sessions(&self) {
         self.close_kept_sessions().await;
+        self.deleting_session.end().await;
+        self.reading_session.end().await;
         for pool in [&self.pool, &self.index_order_pool] {
             while let Some(conn) = pool.try_acquire() {
                 let _ = conn.close().await;
@@ -492,7 +493,7 @@ impl Store for PostgresStore {
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
-        drop(self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id));
+        self.deleting_session.release();
         let lease = self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
         if let Some(mut conn) = lease {
             let finished = Self::bind_outcome(sqlx::query(sql::FINISH_RUN_AND_UNLOCK), run_id, outcome)
@@ -672,7 +673,10 @@ impl Store for PostgresStore {
                 .bind(binds.limit);
         }
         let mut read = PerPolicy::<EligibleIds>::default();
-        for row in &query.fetch_all(&self.index_order_pool).await? {
+        let mut conn = self.reading_session.take(&self.index_order_pool).await?;
+        let rows = query.fetch_all(&mut *conn).await?;
+        self.reading_session.keep(conn);
+        for row in &rows {
             read[policy_of(row.try_get("state")?)?]
                 .push(SortKey { timestamp: row.try_get("ts")?, job_id: row.try_get("id")? });
         }
@@ -686,11 +690,7 @@ impl Store for PostgresStore {
         ids: &[i64],
         deleted_by: &str,
     ) -> Result<Vec<DeletedJob>, StoreError> {
-        let kept = self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
-        let mut conn = match kept {
-            Some(conn) => conn,
-            None => self.pool.acquire().await?,
-        };
+        let mut conn = self.deleting_session.take(&self.pool).await?;
         let rows = sqlx::query(sql::DELETE_ELIGIBLE)
             .bind(ids)
             .bind(cutoffs.completed)
@@ -700,9 +700,7 @@ impl Store for PostgresStore {
             .bind(deleted_by)
             .fetch_all(&mut *conn)
             .await?;
-        // A session whose statement failed goes back to the pool, which
-        // tests it; this one is kept for the run's next batch.
-        self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
+        self.deleting_session.keep(conn);
         rows.iter()
             .map(|row| {
                 Ok(DeletedJob {
@@ -721,8 +719,8 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        // The pool waits for every session taken from it before it closes.
-        self.deleting_sessions.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.deleting_session.end().await;
+        self.reading_session.end().await;
         self.end_lead().await;
         self.close_kept_sessions().await;
         self.pool.close().await;
