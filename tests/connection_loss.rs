@@ -2,7 +2,8 @@
 //! a batch: the batch rolls back whole, what earlier batches committed stays
 //! deleted and audited once, the purge fails cleanly (exit 1, an error that
 //! names the cause, no panic, no password), the run is recorded `failed`,
-//! and the next purge finishes the work.
+//! and the next purge finishes the work. A session the server ends between
+//! two batches, while the sweep keeps it for the next one, is replaced.
 //!
 //! The batch is caught in flight deterministically: a trigger on
 //! `retention_audit` takes an advisory lock for one job's audit row while the
@@ -268,5 +269,36 @@ postgres_only! {
         let run_id = the_run_id(env);
         assert_rolled_back_after_two_batches(env, run_id);
         assert_next_purge_finishes(env, run_id);
+    }
+}
+
+postgres_only! {
+    /// The session that deleted a batch is kept for the next one; the server
+    /// ends it during a 6 s pause between batches (an idle timeout, a
+    /// firewall). The next batch finds it idle for more than 5 s, pings it,
+    /// and goes on over a new session: the purge succeeds.
+    fn a_kept_session_closed_while_idle_is_replaced(env: &TestEnv) {
+        env.migrate();
+        import_jobs(env);
+        let mut admin = Session::connect(&env.url);
+        let purge = env
+            .cmd(&["purge", "--batch-size", "5", "--output", "json"])
+            .env("RETENTIOND__RETENTION__BATCH_PAUSE", "6s")
+            .spawn();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while env.count("retention_audit") < 5 {
+            assert!(Instant::now() < deadline, "no batch committed within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let deleting = admin.ints(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'retentiond' AND query LIKE 'WITH claimed%'",
+        );
+        assert_eq!(deleting.len(), 1, "the session of the first batch: {deleting:?}");
+        admin.exec(&format!("SELECT pg_terminate_backend({})", deleting[0]));
+        let out = purge.wait();
+        out.expect_code(0);
+        assert_eq!(out.json()["total"], JOBS, "{}", out.describe());
+        assert_eq!(env.count("retention_audit"), JOBS as i64);
     }
 }

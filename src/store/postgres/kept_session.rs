@@ -7,11 +7,13 @@
 //! handshake and an authentication (~100 ms here), during the first sweep's
 //! reads and again during an early batch, where its neighbours took 22-29
 //! ms. A session kept here is used again at once; one idle for
-//! [`PING_AFTER_IDLE`] goes back to the pool, which pings it before use.
+//! [`PING_AFTER_IDLE`] is pinged first, as the pool does (the server or a
+//! firewall may have closed it), and replaced from the pool if that fails.
 
 use std::sync::Mutex;
 use std::time::Instant;
 
+use sqlx::Connection;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, Postgres};
 
@@ -23,13 +25,15 @@ pub struct KeptSession {
 }
 
 impl KeptSession {
-    /// The kept session if it was used moments ago, else one from `pool`.
+    /// The kept session if it still answers, else one from `pool`.
     pub async fn take(&self, pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         let kept = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match kept {
-            Some((conn, used)) if used.elapsed() < PING_AFTER_IDLE => Ok(conn),
-            _ => pool.acquire().await,
+        if let Some((mut conn, used)) = kept
+            && (used.elapsed() < PING_AFTER_IDLE || conn.ping().await.is_ok())
+        {
+            return Ok(conn);
         }
+        pool.acquire().await
     }
 
     /// Keeps a session whose statement succeeded (one that failed goes back

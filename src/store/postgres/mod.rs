@@ -494,6 +494,7 @@ impl Store for PostgresStore {
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
         self.deleting_session.release();
+        self.reading_session.release();
         let lease = self.run_leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
         if let Some(mut conn) = lease {
             let finished = Self::bind_outcome(sqlx::query(sql::FINISH_RUN_AND_UNLOCK), run_id, outcome)
