@@ -200,8 +200,6 @@ impl PostgresStore {
     /// in use (none while sweeps are skipped) go back to the pool as they are.
     async fn renew_sessions(&self) {
         self.close_kept_sessions().await;
-        self.deleting_session.end().await;
-        self.reading_session.end().await;
         for pool in [&self.pool, &self.index_order_pool] {
             while let Some(conn) = pool.try_acquire() {
                 let _ = conn.close().await;
@@ -209,8 +207,11 @@ impl PostgresStore {
         }
     }
 
-    /// Ends the spare sessions and the one that asked [`Store::read_only`].
+    /// Ends the spare sessions, the one that asked [`Store::read_only`], and
+    /// the pooled ones a sweep keeps between statements.
     async fn close_kept_sessions(&self) {
+        self.deleting_session.end().await;
+        self.reading_session.end().await;
         let mut kept: Vec<PgConnection> =
             std::mem::take(&mut *self.spare_sessions.lock().unwrap_or_else(|e| e.into_inner()));
         kept.extend(self.take_asking_session().map(|(conn, _)| conn));
@@ -720,8 +721,6 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
-        self.deleting_session.end().await;
-        self.reading_session.end().await;
         self.end_lead().await;
         self.close_kept_sessions().await;
         self.pool.close().await;
