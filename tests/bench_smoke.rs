@@ -9,6 +9,9 @@
 
 #[path = "../bench/purge/mod.rs"]
 mod purge_bench;
+#[allow(dead_code)]
+#[path = "common/require.rs"]
+mod require;
 
 use std::time::Duration;
 
@@ -37,7 +40,7 @@ async fn postgres_reachable(url: &str) -> bool {
     };
     match reachable {
         Ok(()) => true,
-        Err(reason) if std::env::var("RETENTIOND_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1") => {
+        Err(reason) if require::Requirement::Postgres.is_required() => {
             panic!("PostgreSQL is required (RETENTIOND_TEST_REQUIRE_POSTGRES=1) but unreachable: {reason}")
         }
         Err(reason) => {

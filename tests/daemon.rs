@@ -112,7 +112,7 @@ fn promtool_check(text: &str) {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
-    let required = std::env::var("RETENTIOND_TEST_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
+    let required = common::require::Requirement::Promtool.is_required();
     let child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -122,7 +122,11 @@ fn promtool_check(text: &str) {
     let mut child = match child {
         Ok(child) => child,
         Err(e) => {
-            assert!(!required, "RETENTIOND_TEST_REQUIRE_PROMTOOL=1 but promtool cannot be run: {e}");
+            assert!(
+                !required,
+                "{} requires promtool, which cannot be run: {e}",
+                common::require::Requirement::Promtool.var()
+            );
             eprintln!("notice: promtool is not on PATH ({e}); skipping `promtool check metrics`");
             return;
         }

@@ -6,13 +6,16 @@
 
 #[path = "../bench/pages/mod.rs"]
 mod pages_bench;
+#[allow(dead_code)]
+#[path = "common/require.rs"]
+mod require;
 
 use clap::Parser;
 
 #[test]
 fn the_pages_benchmark_runs_on_both_backends() {
     let report = tempfile::NamedTempFile::new().unwrap();
-    let postgres_required = std::env::var("RETENTIOND_TEST_REQUIRE_POSTGRES").as_deref() == Ok("1");
+    let postgres_required = require::Requirement::Postgres.is_required();
     let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
     let backend = if reachable || postgres_required { "both" } else { "sqlite" };
     if backend == "sqlite" {

@@ -141,12 +141,8 @@ fn errors(messages: &[String]) -> Vec<&String> {
 #[test]
 fn every_page_loads_in_chromium_without_console_errors() {
     let (Some(chromium), Some(chromedriver)) = (find("chromium"), find("chromedriver")) else {
-        if std::env::var("RETENTIOND_TEST_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!(
-                "the browser test is required (RETENTIOND_TEST_REQUIRE_BROWSER=1) but chromium or chromedriver is missing"
-            );
-        }
-        eprintln!("skipping the browser test: install Debian's chromium and chromium-driver to run it");
+        common::require::Requirement::Browser
+            .skip("the browser test", "chromium or chromedriver is missing (Debian's chromium and chromium-driver)");
         return;
     };
     let env = TestEnv::new(Backend::Sqlite, "every_page_loads_in_chromium").expect("SQLite is always there");

@@ -141,9 +141,8 @@ fn wait_for(daemon: &Daemon, servers: &Servers, what: &str, mut condition: impl 
 #[test]
 fn a_hot_standby_is_not_swept_and_is_once_promoted() {
     let Some(bindir) = common::pg_server::bindir() else {
-        let required = std::env::var("RETENTIOND_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v == "true");
-        assert!(!required, "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are required but not found");
-        eprintln!("skipping: PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");
+        common::require::Requirement::Postgres
+            .skip("the standby test", "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");
         return;
     };
     let servers = Servers::new(bindir);

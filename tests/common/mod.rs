@@ -6,7 +6,7 @@
 //!   `postgres://postgres@127.0.0.1:5432/postgres`) and dropped again when the
 //!   [`TestEnv`] is dropped. When PostgreSQL is unreachable the PostgreSQL
 //!   variant of a test prints `skipping PostgreSQL test …` and passes, unless
-//!   `RETENTIOND_TEST_REQUIRE_POSTGRES=1`, in which case it fails.
+//!   `RETENTIOND_TEST_REQUIRE_POSTGRES=1` (see [`require`]), in which case it fails.
 //!
 //! Scenarios are written once and instantiated for both backends with
 //! [`both_backends!`]; a test `fn foo` becomes `foo::sqlite` and `foo::postgres`.
@@ -16,6 +16,7 @@
 pub mod https_server;
 pub mod pg_server;
 pub mod pki;
+pub mod require;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -362,10 +363,6 @@ pub fn postgres_admin_url() -> String {
     parsed.to_string()
 }
 
-fn postgres_required() -> bool {
-    std::env::var("RETENTIOND_TEST_REQUIRE_POSTGRES").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
-}
-
 async fn admin_pool(admin_url: &str) -> Result<PgPool, String> {
     admin_pool_within(admin_url, Duration::from_secs(10)).await
 }
@@ -423,7 +420,7 @@ impl TestEnv {
                     })
                     .clone();
                 if let Err(reason) = available {
-                    if postgres_required() {
+                    if require::Requirement::Postgres.is_required() {
                         panic!(
                             "PostgreSQL test {test_name}: PostgreSQL is required (RETENTIOND_TEST_REQUIRE_POSTGRES=1) but unreachable: {reason}"
                         );

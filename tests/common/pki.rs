@@ -5,22 +5,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Set (to 1) in CI: the TLS tests must run, not skip.
-pub const REQUIRE_TLS_ENV: &str = "RETENTIOND_TEST_REQUIRE_TLS";
+use super::require::Requirement;
 
 /// The openssl binary; `/usr/bin/openssl` on Debian.
 pub fn openssl_available() -> bool {
     Command::new("openssl").arg("version").output().is_ok_and(|out| out.status.success())
 }
 
-/// Says why `test` cannot run and returns `false`; fails instead under
-/// [`REQUIRE_TLS_ENV`]`=1`.
+/// Says why TLS test `test` cannot run and returns `false`; fails instead
+/// when the TLS tests are required (`RETENTIOND_TEST_REQUIRE_TLS`).
 #[track_caller]
 pub fn skip(test: &str, missing: &str) -> bool {
-    if std::env::var(REQUIRE_TLS_ENV).is_ok_and(|v| v == "1") {
-        panic!("{test}: {missing}, and {REQUIRE_TLS_ENV}=1");
-    }
-    eprintln!("skipping TLS test {test}: {missing} (set {REQUIRE_TLS_ENV}=1 to fail instead)");
+    Requirement::Tls.skip(&format!("TLS test {test}"), missing);
     false
 }
 
