@@ -16,6 +16,7 @@
 pub mod https_server;
 pub mod pg_server;
 pub mod pki;
+pub mod plan;
 pub mod require;
 
 use std::collections::BTreeMap;
@@ -793,6 +794,7 @@ fn pg_row_values(row: &PgRow) -> Vec<Value> {
                 "FLOAT4" => json!(row.try_get::<f32, _>(i).expect("float4")),
                 "TIMESTAMPTZ" => json!(ts(row.try_get::<DateTime<Utc>, _>(i).expect("timestamptz"))),
                 "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => json!(row.try_get::<String, _>(i).expect("text")),
+                "JSON" | "JSONB" => row.try_get::<Value, _>(i).expect("json"),
                 other => panic!("harness cannot decode PostgreSQL type {other} (cast it to text in the query)"),
             }
         })
