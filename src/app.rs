@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::time::Instant;
 
+use chrono::Utc;
+
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -20,10 +22,11 @@ use crate::lifecycle::{self, Operation};
 use crate::metrics::{self, SkipReason};
 use crate::model::Job;
 use crate::output::Printer;
+use crate::scheduler::{WindowReport, WindowState, Windows};
 use crate::seed::SeedGenerator;
 use crate::signals;
 use crate::store::{self, AuditFilter, AuditWindow, JobFilter, Store, StoreError};
-use crate::sweep::{self, SweepPlan};
+use crate::sweep::{self, SweepPlan, SweepReport};
 use crate::telemetry;
 
 /// Jobs per insert statement when seeding.
@@ -91,6 +94,11 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
     plan.as_of = args.as_of;
     plan.max_deletes = args.max_deletes.unwrap_or(plan.max_deletes);
     plan.batch_size = args.batch_size.unwrap_or(plan.batch_size);
+    let windows = Windows::new(&settings.schedule.window, &settings.schedule.timezone)?;
+    let window = (!args.ignore_window && !windows.any_time()).then(|| windows.at(Utc::now()));
+    if let Some(WindowState::Open { closes }) = window {
+        plan.window_closes = closes;
+    }
     if let Some(path) = &args.metrics_textfile {
         metrics::check_textfile_path(path).map_err(Error::Usage)?;
     }
@@ -101,23 +109,16 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
     };
     let recorder =
         if args.metrics_textfile.is_some() || pushgateway.is_some() { Some(metrics::install()?) } else { None };
-    let store = store::open(&settings.database).await?;
-    // A dry run writes nothing, so it works on a read-only database too.
-    let read_only = if plan.dry_run { None } else { store.read_only().await? };
-    let report = match read_only {
-        Some(reason) => {
-            metrics::sweep_skipped(SkipReason::ReadOnly);
-            Err(Error::PurgeReadOnly(reason))
+    // Outside every window a purge deletes nothing and does not even connect;
+    // a dry run writes nothing, so it lists what a purge would delete.
+    let purged = match window {
+        Some(state @ WindowState::Closed { opens }) if !plan.dry_run => {
+            windows.log_skipped(opens, "purge skipped: outside schedule.window; nothing deleted");
+            metrics::sweep_skipped(SkipReason::Window);
+            Purged::OutsideWindow(windows.report(state))
         }
-        None => {
-            let stop = CancellationToken::new();
-            let signals = signals::listen(stop.clone(), None)?;
-            let report = sweep::sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &stop).await;
-            signals.close();
-            report.map_err(Error::from)
-        }
+        _ => Purged::Swept(sweep_now(settings, &plan).await),
     };
-    store.close().await;
     // The metrics go out however the sweep ended: a failed run is what they must show.
     if let Some(recorder) = &recorder {
         if let Some(path) = &args.metrics_textfile {
@@ -127,7 +128,44 @@ async fn purge(settings: &Settings, args: PurgeArgs, printer: &Printer) -> Resul
             pushgateway.push(recorder, settings.database.connect_timeout).await?;
         }
     }
-    Ok(printer.sweep(&report?)?)
+    match purged {
+        Purged::OutsideWindow(window) => Ok(printer.outside_window(&window)?),
+        Purged::Swept(report) => {
+            let mut report = report?;
+            report.window = window.map(|state| windows.report(state));
+            Ok(printer.sweep(&report)?)
+        }
+    }
+}
+
+/// What `purge` did.
+enum Purged {
+    /// Nothing: it was outside every `schedule.window`.
+    OutsideWindow(WindowReport),
+    Swept(Result<SweepReport, Error>),
+}
+
+/// One sweep of `plan` against the configured store, unless the database is read-only.
+async fn sweep_now(settings: &Settings, plan: &SweepPlan) -> Result<SweepReport, Error> {
+    let store = store::open(&settings.database).await?;
+    // A dry run writes nothing, so it works on a read-only database too.
+    let read_only = if plan.dry_run { Ok(None) } else { store.read_only().await };
+    let report = match read_only {
+        Err(error) => Err(error.into()),
+        Ok(Some(reason)) => {
+            metrics::sweep_skipped(SkipReason::ReadOnly);
+            Err(Error::PurgeReadOnly(reason))
+        }
+        Ok(None) => {
+            let stop = CancellationToken::new();
+            let signals = signals::listen(stop.clone(), None)?;
+            let report = sweep::sweep(store.as_ref(), plan, &ProcessIdentity::current(), &stop).await;
+            signals.close();
+            report.map_err(Error::from)
+        }
+    };
+    store.close().await;
+    report
 }
 
 async fn audit_export(settings: &Settings, request: &ExportRequest, printer: &Printer) -> Result<(), Error> {

@@ -132,6 +132,10 @@ pub struct PurgeArgs {
     /// Write the run's metrics in node_exporter textfile format to PATH (replaced atomically).
     #[arg(long, value_name = "PATH", conflicts_with = "dry_run")]
     pub metrics_textfile: Option<PathBuf>,
+
+    /// Delete now even outside schedule.window, and go on past the end of the window.
+    #[arg(long)]
+    pub ignore_window: bool,
 }
 
 #[derive(Debug, Subcommand)]

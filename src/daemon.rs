@@ -2,11 +2,12 @@
 //!
 //! Start: HTTP endpoints first (so `/healthz` answers while the database is
 //! still out of reach), then the store, retried until it opens, then
-//! `READY=1` and the schedule. A tick starts a sweep unless one is running
-//! (skipped: `overlap`), the database refuses writes (skipped: `read_only`,
-//! and `/readyz` says why until it takes them again) or, with
-//! `schedule.singleton`, another replica holds the store's sweep lock
-//! (skipped: `not_leader`). A sweep runs in a task of
+//! `READY=1` and the schedule. A tick starts a sweep unless it falls outside
+//! every `schedule.window` (skipped: `window`; a sweep started inside one
+//! stops at its end), one is running (skipped: `overlap`), the database
+//! refuses writes (skipped: `read_only`, and `/readyz` says why until it
+//! takes them again) or, with `schedule.singleton`, another replica holds
+//! the store's sweep lock (skipped: `not_leader`). A sweep runs in a task of
 //! its own, so its errors and panics are logged and counted and the next
 //! tick runs as usual. SIGHUP reloads the configuration file; SIGTERM/SIGINT
 //! stop the ticks, let the batch in flight finish, and exit within
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -28,7 +30,7 @@ use crate::http::{self, Readiness};
 use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome, SkipReason};
 use crate::notify;
-use crate::scheduler::{self, CronSchedule, Timetable};
+use crate::scheduler::{self, CronSchedule, Timetable, WindowState, Windows};
 use crate::signals;
 use crate::store::{self, Store, StoreError};
 use crate::sweep::{self, SweepPlan, SweepReport};
@@ -52,7 +54,10 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     let signals = signals::listen(stop.clone(), Some(reload_tx))?;
     let metrics_handle = metrics::install()?;
     let readiness = Arc::new(Readiness::new());
-    let timetable = Timetable::new(CronSchedule::new(&settings.schedule.cron, &settings.schedule.timezone)?);
+    let timetable = Timetable::new(
+        CronSchedule::new(&settings.schedule.cron, &settings.schedule.timezone)?,
+        Windows::new(&settings.schedule.window, &settings.schedule.timezone)?,
+    );
     let view = DaemonView::new(Arc::new(settings.clone()), readiness.clone(), timetable.clone());
     // Empty disables the server; any other value was validated with the configuration.
     let server = match settings.metrics.listen.parse() {
@@ -181,11 +186,22 @@ impl Daemon {
         self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// A tick of the schedule (or the start): starts a sweep unless one runs.
+    /// A tick of the schedule (or the start): starts a sweep, unless the
+    /// tick is outside every window or a sweep runs.
     fn tick(self: &Arc<Self>) {
         if self.stop.is_cancelled() {
             return;
         }
+        let windows = self.timetable.windows();
+        let window_closes = match windows.at(Utc::now()) {
+            WindowState::Open { closes } => closes,
+            WindowState::Closed { opens } => {
+                let next_window_local = windows.log_skipped(opens, "sweep skipped: outside schedule.window");
+                metrics::sweep_skipped(SkipReason::Window);
+                notify::status(&format!("outside schedule.window; the next window opens at {next_window_local}"));
+                return;
+            }
+        };
         let Ok(guard) = self.sweeping.clone().try_lock_owned() else {
             tracing::info!(reason = "overlap", "sweep skipped: the previous one is still running");
             metrics::sweep_skipped(SkipReason::Overlap);
@@ -194,18 +210,27 @@ impl Daemon {
         let daemon = self.clone();
         self.sweeps.spawn(async move {
             let _guard = guard;
-            notify::status(&survive_panic(daemon.sweep()).await);
+            notify::status(&survive_panic(daemon.sweep(window_closes)).await);
             daemon.log_next_tick(&daemon.settings().schedule, "next sweep");
         });
     }
 
-    /// Logs `message` with the schedule and its next tick in UTC and in the schedule's zone.
+    /// Logs `message` with the schedule, its windows, and its next tick in
+    /// UTC and in the schedule's zone.
     fn log_next_tick(&self, schedule: &ScheduleSettings, message: &str) {
         let (next_tick, next_tick_local) = match self.timetable.next_tick() {
             Some(next) => (next.utc_text(), next.local_text()),
             None => ("none".into(), "none: the schedule never fires again".into()),
         };
-        tracing::info!(cron = schedule.cron, timezone = schedule.timezone, next_tick, next_tick_local, "{message}");
+        let window = self.timetable.windows().describe();
+        tracing::info!(
+            cron = schedule.cron,
+            timezone = schedule.timezone,
+            window,
+            next_tick,
+            next_tick_local,
+            "{message}"
+        );
     }
 
     /// A sweep that failed before it began: logged, counted, readiness rechecked.
@@ -216,11 +241,12 @@ impl Daemon {
         format!("last sweep at {started} failed: {error}")
     }
 
-    /// One scheduled sweep; returns the status line for systemd.
-    async fn sweep(&self) -> String {
+    /// One scheduled sweep, which stops at `window_closes` (the end of the
+    /// window its tick fell in); returns the status line for systemd.
+    async fn sweep(&self, window_closes: Option<DateTime<Utc>>) -> String {
         let settings = self.settings();
         let clock = Instant::now();
-        let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+        let started = Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
         match self.store.read_only().await {
             Ok(None) => {}
             Ok(Some(reason)) => {
@@ -249,7 +275,8 @@ impl Daemon {
                 }
             }
         }
-        let plan = SweepPlan::new(&settings.retention, "schedule");
+        let mut plan = SweepPlan::new(&settings.retention, "schedule");
+        plan.window_closes = window_closes;
         let result = sweep::sweep(self.store.as_ref(), &plan, &self.identity, &self.stop).await;
         if singleton {
             self.store.end_lead().await;
@@ -310,9 +337,14 @@ impl Daemon {
             }
         };
         let old = self.settings();
-        if new.schedule.cron != old.schedule.cron || new.schedule.timezone != old.schedule.timezone {
-            match CronSchedule::new(&new.schedule.cron, &new.schedule.timezone) {
-                Ok(schedule) => self.timetable.replace(schedule),
+        let schedule = &new.schedule;
+        if (&schedule.cron, &schedule.timezone, &schedule.window)
+            != (&old.schedule.cron, &old.schedule.timezone, &old.schedule.window)
+        {
+            let replacement = CronSchedule::new(&schedule.cron, &schedule.timezone)
+                .and_then(|cron| Ok((cron, Windows::new(&schedule.window, &schedule.timezone)?)));
+            match replacement {
+                Ok((cron, windows)) => self.timetable.replace(cron, windows),
                 Err(error) => {
                     tracing::error!(%error, "configuration reload refused; the previous configuration stays in force");
                     return;

@@ -80,16 +80,20 @@ pub enum SkipReason {
     NotLeader,
     /// The database refuses writes (a standby, `default_transaction_read_only`, a read-only SQLite file).
     ReadOnly,
+    /// Outside every `schedule.window`.
+    Window,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 3] = [SkipReason::Overlap, SkipReason::NotLeader, SkipReason::ReadOnly];
+    pub const ALL: [SkipReason; 4] =
+        [SkipReason::Overlap, SkipReason::NotLeader, SkipReason::ReadOnly, SkipReason::Window];
 
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::Overlap => "overlap",
             SkipReason::NotLeader => "not_leader",
             SkipReason::ReadOnly => "read_only",
+            SkipReason::Window => "window",
         }
     }
 }
@@ -146,7 +150,7 @@ fn describe() {
     describe_counter!(SWEEPS, "Sweeps that ended, per outcome (succeeded, failed, interrupted).");
     describe_counter!(
         SWEEPS_SKIPPED,
-        "Sweeps not run: overlap (one still running), not_leader or read_only (the database refuses writes)."
+        "Sweeps not run: overlap (one still running), not_leader, read_only (the database refuses writes) or window (outside schedule.window)."
     );
     describe_histogram!(SWEEP_DURATION, Unit::Seconds, "Duration of a sweep.");
     describe_histogram!(BATCH_DURATION, Unit::Seconds, "Duration of one batch (one transaction).");

@@ -5,12 +5,14 @@ use std::io::{self, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use serde_json::json;
 
 use crate::cli::OutputFormat;
 use crate::forecast::Forecast;
 use crate::model::{AuditEntry, Job, RunRecord};
-use crate::policy::Policy;
-use crate::sweep::SweepReport;
+use crate::policy::{PerPolicy, Policy};
+use crate::scheduler::WindowReport;
+use crate::sweep::{StoppedBy, SweepReport};
 
 pub struct Printer {
     pub format: OutputFormat,
@@ -22,6 +24,15 @@ fn time(timestamp: DateTime<Utc>) -> String {
 
 fn optional_time(timestamp: Option<DateTime<Utc>>) -> String {
     timestamp.map_or_else(|| "-".to_owned(), time)
+}
+
+/// `schedule.window 22:00-06:00 (Europe/Berlin)`.
+fn window_name(window: &WindowReport) -> String {
+    format!("schedule.window {} ({})", window.windows.join(", "), window.timezone)
+}
+
+fn or_none(time: &Option<String>) -> &str {
+    time.as_deref().unwrap_or("none within a week")
 }
 
 /// Left-aligned columns, two spaces apart.
@@ -201,11 +212,44 @@ impl Printer {
                     report.removed.audit_rows, report.removed.runs
                 );
             }
+            if let Some(window) = &report.window {
+                if report.stopped_by == StoppedBy::Window {
+                    text += &format!("; {} closed at {}", window_name(window), or_none(&window.closes));
+                }
+                if !window.open {
+                    text += &format!(
+                        "\noutside {}: a purge now deletes nothing; the next window opens at {}",
+                        window_name(window),
+                        or_none(&window.next_opens)
+                    );
+                }
+            }
             text.push('\n');
             for name in report.jobs.iter().flatten() {
                 text += &format!("  {name}\n");
             }
             text
+        })
+    }
+
+    /// `purge` outside every window: nothing deleted; in JSON the shape of a
+    /// purge summary, stopped by `window` before its first batch, without a run.
+    pub fn outside_window(&self, window: &WindowReport) -> io::Result<()> {
+        let json = json!({
+            "run_id": null,
+            "dry_run": false,
+            "counts": PerPolicy::<u64>::default(),
+            "total": 0,
+            "stopped_by": StoppedBy::Window,
+            "duration_ms": 0,
+            "window": window,
+        });
+        self.emit(&json, || {
+            format!(
+                "outside {}: deleted nothing; the next window opens at {} (--ignore-window deletes now)\n",
+                window_name(window),
+                or_none(&window.next_opens)
+            )
         })
     }
 

@@ -1,6 +1,7 @@
 //! The daemon's clock (SPEC §6): when the next sweep is due on
-//! `schedule.cron` in `schedule.timezone`, and a loop that calls back at
-//! each tick.
+//! `schedule.cron` in `schedule.timezone`, a loop that calls back at each
+//! tick, and the hours sweeps may delete in (`schedule.window`, see
+//! `window`).
 //!
 //! The next tick is computed here, anew after every tick, by croner 4 on a
 //! chrono-tz zone. tokio-cron-scheduler, used before, fixes a zone's UTC
@@ -36,6 +37,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
+pub use window::{Window, WindowReport, WindowState, Windows, parse_windows};
+
+mod window;
 
 /// The longest the loop sleeps before it reads the wall clock again.
 const LONGEST_SLEEP: Duration = Duration::from_secs(60);
@@ -108,14 +112,15 @@ impl CronSchedule {
     }
 }
 
-/// When the next sweep is due: the instant and the schedule's zone.
+/// An instant and the schedule's zone, to show it in both: when the next
+/// sweep is due, when a window opens or closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NextTick {
+pub struct ZonedTime {
     pub at: DateTime<Utc>,
     pub zone: Tz,
 }
 
-impl NextTick {
+impl ZonedTime {
     /// The zone's name, e.g. `Europe/Berlin`.
     pub fn zone_name(&self) -> &'static str {
         self.zone.name()
@@ -126,16 +131,21 @@ impl NextTick {
         self.at.to_rfc3339_opts(SecondsFormat::Secs, true)
     }
 
+    /// RFC 3339 with the zone's offset, e.g. `2025-10-26T02:30:00+01:00`.
+    pub fn local_rfc3339(&self) -> String {
+        self.at.with_timezone(&self.zone).to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+
     /// RFC 3339 with the zone's offset, then the zone's name, e.g.
     /// `2025-10-26T02:30:00+01:00 Europe/Berlin`.
     pub fn local_text(&self) -> String {
-        let local = self.at.with_timezone(&self.zone);
-        format!("{} {}", local.to_rfc3339_opts(SecondsFormat::Secs, true), self.zone.name())
+        format!("{} {}", self.local_rfc3339(), self.zone.name())
     }
 }
 
 struct TimetableState {
     schedule: Arc<CronSchedule>,
+    windows: Arc<Windows>,
     next: Option<DateTime<Utc>>,
 }
 
@@ -152,9 +162,10 @@ impl TimetableState {
     }
 }
 
-/// The schedule in force and its next tick, shared by the loop that ticks
-/// ([`spawn`]), the reload that replaces the schedule, and whoever shows
-/// the next tick (logs, status pages). Cheap to clone.
+/// The schedule in force (its ticks and its windows) and its next tick,
+/// shared by the loop that ticks ([`spawn`]), the reload that replaces the
+/// schedule, the ticks that ask whether a window is open, and whoever shows
+/// them (logs, status pages). Cheap to clone.
 #[derive(Clone)]
 pub struct Timetable {
     state: Arc<Mutex<TimetableState>>,
@@ -164,8 +175,8 @@ pub struct Timetable {
 
 impl Timetable {
     /// A timetable whose next tick is the schedule's first after now.
-    pub fn new(schedule: CronSchedule) -> Timetable {
-        let mut state = TimetableState { schedule: Arc::new(schedule), next: None };
+    pub fn new(schedule: CronSchedule, windows: Windows) -> Timetable {
+        let mut state = TimetableState { schedule: Arc::new(schedule), windows: Arc::new(windows), next: None };
         state.next_after(Utc::now());
         Timetable { state: Arc::new(Mutex::new(state)), replaced: Arc::new(Notify::new()) }
     }
@@ -176,16 +187,22 @@ impl Timetable {
 
     /// When the next sweep is due, in UTC and the schedule's zone; `None`
     /// if the schedule never fires again.
-    pub fn next_tick(&self) -> Option<NextTick> {
+    pub fn next_tick(&self) -> Option<ZonedTime> {
         let state = self.lock();
-        state.next.map(|at| NextTick { at, zone: state.schedule.zone })
+        state.next.map(|at| ZonedTime { at, zone: state.schedule.zone })
     }
 
-    /// Puts `schedule` in force; its next tick counts from now.
-    pub fn replace(&self, schedule: CronSchedule) {
+    /// The windows in force.
+    pub fn windows(&self) -> Arc<Windows> {
+        self.lock().windows.clone()
+    }
+
+    /// Puts `schedule` and `windows` in force; the next tick counts from now.
+    pub fn replace(&self, schedule: CronSchedule, windows: Windows) {
         {
             let mut state = self.lock();
             state.schedule = Arc::new(schedule);
+            state.windows = Arc::new(windows);
             state.next_after(Utc::now());
         }
         self.replaced.notify_one();

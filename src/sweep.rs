@@ -6,10 +6,12 @@
 //!
 //! The sweep fixes "now" once, at its start, from the database's clock (or
 //! `--as-of` in a dry run); every batch uses the same cut-offs. It stops when
-//! nothing is left, at the deletion cap, at the run timeout, or when `stop` is
-//! cancelled; a batch in flight always finishes (commits or rolls back) first.
+//! nothing is left, at the deletion cap, or when `limits` says so before a
+//! batch (the run timeout, the end of its window, `stop` cancelled); a batch
+//! in flight always finishes (commits or rolls back) first.
 
 mod audit_lines;
+mod limits;
 mod pause;
 mod pending;
 
@@ -25,9 +27,11 @@ use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome};
 use crate::model::RunStatus;
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
+use crate::scheduler::WindowReport;
 use crate::store::{BatchRequest, ClockReading, RunOutcome, Store, StoreError};
 use crate::trail::{self, TrailCutoffs, TrailRetentions};
 use audit_lines::AuditLines;
+pub(crate) use limits::Limits;
 pub(crate) use pause::settle;
 use pending::PendingIds;
 
@@ -45,6 +49,9 @@ pub struct SweepPlan {
     pub dry_run: bool,
     /// Evaluate the rules at this moment instead of now (dry run only).
     pub as_of: Option<DateTime<Utc>>,
+    /// The end of the `schedule.window` the sweep runs in, on the host's
+    /// clock: no batch starts at or after it. `None`: no window (or ignored).
+    pub window_closes: Option<DateTime<Utc>>,
     /// Recorded in the run row: `purge` or `schedule`.
     pub trigger: &'static str,
     /// The audit rows and run records to remove after the jobs (src/trail.rs).
@@ -62,6 +69,7 @@ impl SweepPlan {
             run_timeout: settings.run_timeout,
             dry_run: false,
             as_of: None,
+            window_closes: None,
             trigger,
             trail: settings.trail(),
         }
@@ -77,6 +85,8 @@ pub enum StoppedBy {
     MaxDeletes,
     Timeout,
     Signal,
+    /// The `schedule.window` it ran in closed.
+    Window,
 }
 
 impl StoppedBy {
@@ -86,6 +96,7 @@ impl StoppedBy {
             StoppedBy::MaxDeletes => "max_deletes",
             StoppedBy::Timeout => "timeout",
             StoppedBy::Signal => "signal",
+            StoppedBy::Window => "window",
         }
     }
 }
@@ -111,6 +122,10 @@ pub struct SweepReport {
     /// What it removed of the audit trail after the jobs (`audit_rows_removed`, `runs_removed`).
     #[serde(flatten)]
     pub removed: trail::Removed,
+    /// Where `purge` started against `schedule.window`; `None` without
+    /// windows or with `--ignore-window`. Not the sweep's to fill in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowReport>,
 }
 
 /// A sweep that failed; what it committed before the failure stays committed and audited.
@@ -132,7 +147,6 @@ impl SweepError {
 
 /// Progress of a sweep, kept across batches.
 struct Progress {
-    started: Instant,
     counts: PerPolicy<u64>,
     oldest: Option<DateTime<Utc>>,
     sizer: BatchSizer,
@@ -142,7 +156,6 @@ struct Progress {
 impl Progress {
     fn new(plan: &SweepPlan) -> Progress {
         Progress {
-            started: Instant::now(),
             counts: PerPolicy::default(),
             oldest: None,
             sizer: BatchSizer::new(plan.batch_size, plan.batch_budget),
@@ -151,13 +164,8 @@ impl Progress {
     }
 
     /// Why to stop before the next batch, if at all; otherwise the batch's size.
-    fn next_batch(&self, plan: &SweepPlan, stop: &CancellationToken) -> Result<u32, StoppedBy> {
-        if stop.is_cancelled() {
-            return Err(StoppedBy::Signal);
-        }
-        if self.started.elapsed() >= plan.run_timeout {
-            return Err(StoppedBy::Timeout);
-        }
+    async fn next_batch(&self, plan: &SweepPlan, limits: &Limits<'_>) -> Result<u32, StoppedBy> {
+        limits.before_batch().await?;
         let size = self.sizer.size();
         if plan.max_deletes == 0 {
             return Ok(size);
@@ -208,6 +216,7 @@ async fn run_sweep(
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
     let mut progress = Progress::new(plan);
+    let limits = Limits::new(plan, stop);
     // A deleting sweep reads the clock as it records its run.
     let (run_id, clock) = if plan.dry_run {
         (None, store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?)
@@ -226,16 +235,23 @@ async fn run_sweep(
     }
     let (stopped_by, jobs) = if let Some(id) = run_id {
         let run = Run { id, deleted_by: identity.deleted_by() };
-        let stopped_by = delete_eligible(store, plan, &cutoffs, &trail_cutoffs, &mut progress, &run, stop).await?;
+        let stopped_by = delete_eligible(store, plan, &cutoffs, &trail_cutoffs, &mut progress, &run, &limits).await?;
+        if stopped_by == StoppedBy::Window {
+            tracing::info!(
+                run_id = id,
+                "schedule.window closed: the sweep stopped; the rest waits for the next window"
+            );
+        }
         if progress.counts.total() > 0 || progress.trail.any() {
-            release_space(store, stop).await;
+            release_space(store, &limits).await;
         }
         // What is left feeds the backlog gauges; not worth delaying a shutdown
         // for. A sweep that ran out of jobs left none under its cut-offs.
         match stopped_by {
             StoppedBy::Signal => {}
             StoppedBy::Done => metrics::eligible_left(&PerPolicy::default(), now),
-            StoppedBy::MaxDeletes | StoppedBy::Timeout => match store.eligible_jobs(&cutoffs).await {
+            StoppedBy::MaxDeletes | StoppedBy::Timeout | StoppedBy::Window => match store.eligible_jobs(&cutoffs).await
+            {
                 Ok(eligible) => metrics::eligible_left(&eligible, now),
                 Err(error) => tracing::warn!(%error, "could not count the jobs still eligible"),
             },
@@ -243,7 +259,7 @@ async fn run_sweep(
         (stopped_by, None)
     } else {
         let (stopped_by, names) =
-            dry_run(store, plan, &cutoffs, &mut progress, stop).await.map_err(SweepError::at_start)?;
+            dry_run(store, plan, &cutoffs, &mut progress, &limits).await.map_err(SweepError::at_start)?;
         (stopped_by, Some(names))
     };
     let report = SweepReport {
@@ -253,11 +269,12 @@ async fn run_sweep(
         counts: progress.counts,
         total: progress.counts.total(),
         stopped_by,
-        duration_ms: progress.started.elapsed().as_millis() as u64,
+        duration_ms: limits.elapsed().as_millis() as u64,
         oldest_eligible_at: progress.oldest,
         skipped_future,
         jobs,
         removed: progress.trail,
+        window: None,
     };
     tracing::info!(
         run_id = report.run_id,
@@ -278,10 +295,10 @@ async fn run_sweep(
 
 /// Hands the space of the deleted rows back to the file system, one short
 /// step at a time with the pause between batches in between, so that other
-/// writers get the lock; stops early on `stop`. A failure is only logged:
-/// the deletions stand.
-async fn release_space(store: &dyn Store, stop: &CancellationToken) {
-    while !stop.is_cancelled() {
+/// writers get the lock; stops early on a signal or at the window's end. A
+/// failure is only logged: the deletions stand.
+async fn release_space(store: &dyn Store, limits: &Limits<'_>) {
+    while limits.interrupted().is_none() {
         match store.release_space().await {
             Ok(0) => return,
             Ok(_) => {}
@@ -290,7 +307,7 @@ async fn release_space(store: &dyn Store, stop: &CancellationToken) {
                 return;
             }
         }
-        pause::sleep(store.pause_between_batches(), stop).await;
+        pause::sleep(store.pause_between_batches(), limits.stop()).await;
     }
 }
 
@@ -300,12 +317,12 @@ async fn dry_run(
     plan: &SweepPlan,
     cutoffs: &Cutoffs,
     progress: &mut Progress,
-    stop: &CancellationToken,
+    limits: &Limits<'_>,
 ) -> Result<(StoppedBy, Vec<String>), StoreError> {
     let mut names = Vec::new();
     let mut cursors = Cursors::default();
     loop {
-        let limit = match progress.next_batch(plan, stop) {
+        let limit = match progress.next_batch(plan, limits).await {
             Ok(limit) => limit,
             Err(stopped_by) => return Ok((stopped_by, names)),
         };
@@ -336,14 +353,14 @@ async fn delete_eligible(
     trail_cutoffs: &TrailCutoffs,
     progress: &mut Progress,
     run: &Run,
-    stop: &CancellationToken,
+    limits: &Limits<'_>,
 ) -> Result<StoppedBy, SweepError> {
     let run_id = run.id;
-    let result = delete_in_batches(store, plan, cutoffs, run, progress, stop).await;
+    let result = delete_in_batches(store, plan, cutoffs, run, progress, limits).await;
     // The audit trail's own lifecycle, once the jobs are done (src/trail.rs).
     let result = match result {
         Ok(stopped_by @ (StoppedBy::Done | StoppedBy::MaxDeletes)) => {
-            trail::remove_expired(store, plan, trail_cutoffs, run_id, progress.started, stop, &mut progress.trail)
+            trail::remove_expired(store, plan, trail_cutoffs, run_id, limits, &mut progress.trail)
                 .await
                 .map(|stopped| stopped.unwrap_or(stopped_by))
         }
@@ -391,10 +408,10 @@ async fn delete_in_batches(
     cutoffs: &Cutoffs,
     run: &Run,
     progress: &mut Progress,
-    stop: &CancellationToken,
+    limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
     let mut audit_lines = AuditLines::default();
-    let stopped = delete_batches(store, plan, cutoffs, run, progress, &mut audit_lines, stop).await;
+    let stopped = delete_batches(store, plan, cutoffs, run, progress, &mut audit_lines, limits).await;
     audit_lines.finish().await;
     stopped
 }
@@ -406,12 +423,12 @@ async fn delete_batches(
     run: &Run,
     progress: &mut Progress,
     audit_lines: &mut AuditLines,
-    stop: &CancellationToken,
+    limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
     let run_id = run.id;
     let mut pending = PendingIds::start(store, cutoffs, plan.max_deletes).await?;
     loop {
-        let limit = match progress.next_batch(plan, stop) {
+        let limit = match progress.next_batch(plan, limits).await {
             Ok(limit) => limit,
             Err(stopped_by) => return Ok(stopped_by),
         };
@@ -452,6 +469,6 @@ async fn delete_batches(
         if pending.is_empty() {
             return Ok(StoppedBy::Done);
         }
-        settle(store, plan, committed, stop).await?;
+        settle(store, plan, committed, limits.stop()).await?;
     }
 }

@@ -16,21 +16,21 @@
 //!
 //! "Now" is the database's clock at the sweep's start, as for the jobs.
 //! Each batch is one transaction; the removal stops at the sweep's
-//! `run_timeout` and on shutdown like the job deletions, pauses between
-//! batches as they do, and resumes each index walk after the last key it
-//! removed, so no batch rescans what an earlier one passed.
+//! `run_timeout`, at the end of its window and on shutdown like the job
+//! deletions (src/sweep/limits.rs), pauses between batches as they do, and
+//! resumes each index walk after the last key it removed, so no batch
+//! rescans what an earlier one passed.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::batch::BatchSizer;
 use crate::metrics;
 use crate::policy::{cutoff, start_of_time};
 use crate::store::{Store, StoreError};
-use crate::sweep::{StoppedBy, SweepPlan, settle};
+use crate::sweep::{Limits, StoppedBy, SweepPlan, settle};
 
 /// `retention.audit` and `retention.runs`; `None` keeps them forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,15 +174,14 @@ impl Phase {
 
 /// Removes what the trail's retentions let go, audit rows first (so that
 /// the runs they named can go in the same sweep), counting into `removed`
-/// as each batch commits. `Some` when the sweep's timeout or `stop` ended
-/// it early; what was removed until then stays removed.
-pub async fn remove_expired(
+/// as each batch commits. `Some` when the sweep's `limits` ended it early;
+/// what was removed until then stays removed.
+pub(crate) async fn remove_expired(
     store: &dyn Store,
     plan: &SweepPlan,
     cutoffs: &TrailCutoffs,
     run_id: i64,
-    started: Instant,
-    stop: &CancellationToken,
+    limits: &Limits<'_>,
     removed: &mut Removed,
 ) -> Result<Option<StoppedBy>, StoreError> {
     let mut phases = Vec::with_capacity(2);
@@ -195,11 +194,8 @@ pub async fn remove_expired(
     for mut phase in phases {
         let mut sizer = BatchSizer::new(plan.batch_size, plan.batch_budget);
         loop {
-            if stop.is_cancelled() {
-                return Ok(Some(StoppedBy::Signal));
-            }
-            if started.elapsed() >= plan.run_timeout {
-                return Ok(Some(StoppedBy::Timeout));
+            if let Err(stopped_by) = limits.before_batch().await {
+                return Ok(Some(stopped_by));
             }
             let limit = sizer.size();
             let batch_started = Instant::now();
@@ -221,7 +217,7 @@ pub async fn remove_expired(
             if exhausted {
                 break;
             }
-            settle(store, plan, committed, stop).await?;
+            settle(store, plan, committed, limits.stop()).await?;
         }
     }
     Ok(None)

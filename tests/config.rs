@@ -150,6 +150,51 @@ both_backends! {
     }
 }
 
+/// `schedule.window`: `check-config` prints the windows in one form, as a
+/// list, from the file or from one text in the environment; a malformed
+/// window exits 78 naming the key and what is wrong, for `check-config`,
+/// `purge` and `run` alike, before anything touches the store.
+#[test]
+fn check_config_prints_the_windows_and_refuses_a_malformed_one() {
+    let env = TestEnv::new(Backend::Sqlite, "check_config_prints_the_windows").expect("sqlite");
+    env.import_ok(&[job("old-done", "Completed", days_ago(200))]);
+    let before = env.dump_all();
+    let windows = |out: &Out| -> Vec<String> {
+        out.expect_code(0);
+        let printed: toml::Table = toml::from_str(&out.stdout).expect("TOML");
+        let list = printed["schedule"]["window"].as_array().unwrap_or_else(|| panic!("a list: {}", out.stdout));
+        list.iter().map(|window| window.as_str().expect("text").to_owned()).collect()
+    };
+    let file = "[schedule]\ntimezone = \"Europe/Berlin\"\nwindow = [\"22:00-6:00\", \"12:00-13:30:15\"]\n";
+    assert_eq!(windows(&with_config_file(&env, file, &["check-config"])), ["22:00-06:00", "12:00-13:30:15"]);
+    let out = env.run_env(&["check-config"], &[("RETENTIOND__SCHEDULE__WINDOW", "1:00-2:00, 23:00-24:00")]);
+    assert_eq!(windows(&out), ["01:00-02:00", "23:00-24:00"]);
+    assert_eq!(windows(&env.run(&["check-config"])), Vec::<String>::new(), "none by default: any time");
+
+    for (value, what) in [
+        ("25:00-06:00", "\"25:00-06:00\": the start \"25:00\" is not a time of day"),
+        ("22:00", "\"22:00\" is not a window: expected START-END"),
+        ("22:00-06:00;01:00-02:00", "the end \"06:00;01:00-02:00\" is not a time of day"),
+        ("06:00-06:00", "opens and closes at the same time"),
+        ("22:00-06:00,", "\"\" is not a window"),
+    ] {
+        for args in [&["check-config"][..], &["purge"], &["run"]] {
+            let out = env.run_env(args, &[("RETENTIOND__SCHEDULE__WINDOW", value)]);
+            assert_config_error(&out, "schedule.window");
+            assert!(out.stderr.contains(what), "{value:?}: {what}\n{}", out.describe());
+            assert!(out.stderr.contains("RETENTIOND__SCHEDULE__WINDOW"), "names the variable\n{}", out.describe());
+        }
+    }
+    let out = with_config_file(&env, "[schedule]\nwindow = [\"22:00-06:00\", \"7\"]\n", &["purge"]);
+    assert_config_error(&out, "schedule.window");
+    assert!(
+        out.stderr.contains("\"7\" is not a window") && out.stderr.contains("retentiond.toml"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(env.dump_all(), before, "a refused configuration touched the store");
+}
+
 both_backends! {
     /// Later sources win: defaults < file < environment; RETENTIOND_CONFIG
     /// names the file when --config is absent.

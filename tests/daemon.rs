@@ -998,3 +998,94 @@ impl Drop for Restore<'_> {
         set_file_read_only(self.0, false);
     }
 }
+
+// ---------------------------------------------------------------------------
+// 11. Windows
+// ---------------------------------------------------------------------------
+
+/// `schedule.window` in the daemon. Outside the window `run_on_start` and
+/// each tick are skipped, logged with the next window and counted
+/// (`reason="window"`); nothing is deleted and no run recorded. Once the
+/// window opens, the next tick sweeps; the sweep that reaches the window's
+/// end stops after the batch in flight (`succeeded`, `stopped_by = window`),
+/// and the ticks after it are skipped again.
+#[test]
+fn ticks_outside_the_window_are_skipped_and_a_sweep_stops_at_its_end() {
+    let env = TestEnv::new(Backend::Sqlite, "ticks_outside_the_window_are_skipped").expect("sqlite");
+    let jobs: Vec<Value> = (0..60).map(|i| aged_days(&format!("night-{i}"), "Completed", 200 - i)).collect();
+    env.import_ok(&jobs);
+    let windowed = |daemon: Invocation, window: &str| {
+        daemon
+            .env("RETENTIOND__SCHEDULE__TIMEZONE", WINDOW_ZONE)
+            .env("RETENTIOND__SCHEDULE__WINDOW", window)
+            .env("RETENTIOND__RETENTION__BATCH_SIZE", "1")
+            .env("RETENTIOND__RETENTION__BATCH_PAUSE", "300ms")
+    };
+
+    // run_on_start alone (no tick for a year): skipped, once.
+    let port = free_port();
+    let later = now() + chrono::Duration::hours(2);
+    let daemon = windowed(daemon_cmd(&env, port), &window_between(later, later + chrono::Duration::hours(1)))
+        .env("RETENTIOND__SCHEDULE__CRON", "0 0 0 1 1 *")
+        .env("RETENTIOND__SCHEDULE__RUN_ON_START", "true")
+        .spawn_daemon();
+    wait_ready(&daemon, port);
+    wait_for(&daemon, PATIENCE, "run_on_start skipped", || {
+        daemon.logged("sweep skipped: outside schedule.window") == 1
+    });
+    assert_eq!(scrape(port).value(SKIPPED, &[("reason", "window")]), 1.0, "{}", daemon.describe());
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+    assert_eq!((env.count("jobs"), env.count("retention_runs")), (60, 0));
+
+    // Every second, in a window that opens in a few seconds and lasts 5.
+    let port = free_port();
+    let opens = now() + chrono::Duration::seconds(6);
+    let closes = opens + chrono::Duration::seconds(5);
+    let daemon = windowed(daemon_cmd(&env, port), &window_between(opens, closes)).spawn_daemon();
+    wait_ready(&daemon, port);
+    wait_for(&daemon, PATIENCE, "ticks skipped before the window opens", || {
+        scrape(port).value(SKIPPED, &[("reason", "window")]) >= 2.0
+    });
+    let skip = daemon
+        .log_lines()
+        .into_iter()
+        .find(|line| line["fields"]["message"] == "sweep skipped: outside schedule.window")
+        .expect("logged");
+    assert_eq!(skip["fields"]["reason"], "window", "{skip}");
+    assert_eq!(parse_ts(&skip["fields"]["next_window"]), opens, "{skip}");
+    let local = skip["fields"]["next_window_local"].as_str().expect("next_window_local");
+    assert_eq!(
+        local,
+        format!("{} {WINDOW_ZONE}", opens.with_timezone(&WINDOW_ZONE.parse::<chrono_tz::Tz>().unwrap()).to_rfc3339())
+    );
+    if now() < opens {
+        assert_eq!(env.count("retention_runs"), 0, "no sweep before the window opens");
+    }
+    wait_for(&daemon, PATIENCE, "a sweep stopped by the window", || {
+        runs(&env).iter().any(|run| run["stopped_by"] == "window")
+    });
+    let runs = runs(&env);
+    assert_eq!(runs.len(), 1, "one sweep in the window, its ticks overlapping it: {runs:?}");
+    let run = &runs[0];
+    assert_eq!((&run["status"], &run["trigger"]), (&json!("succeeded"), &json!("schedule")), "{run:?}");
+    let deleted = run["deleted"].as_i64().unwrap();
+    assert!((1..60).contains(&deleted), "{run:?}");
+    let micros = |at: chrono::DateTime<chrono::Utc>| json!(at.timestamp_micros());
+    assert!(run["started_us"].as_i64() >= micros(opens).as_i64(), "started in the window: {run:?}");
+    assert!(run["finished_us"].as_i64() >= micros(closes).as_i64(), "went on to its end: {run:?}");
+    let last_deleted = env.scalar(&format!("SELECT max({}) FROM retention_audit", env.sql_micros("deleted_at")));
+    assert!(last_deleted < (closes + chrono::Duration::seconds(1)).timestamp_micros(), "no batch after the end");
+    assert_eq!((env.count("jobs"), env.count("retention_audit")), (60 - deleted, deleted));
+
+    let skipped = scrape(port).value(SKIPPED, &[("reason", "window")]);
+    wait_for(&daemon, PATIENCE, "ticks skipped again after the window", || {
+        scrape(port).value(SKIPPED, &[("reason", "window")]) > skipped
+    });
+    let metrics = scrape(port);
+    assert_eq!(metrics.value(SWEEPS, &[("outcome", "succeeded")]), 1.0, "{}", daemon.describe());
+    assert_eq!(metrics.value(SWEEPS, &[("outcome", "interrupted")]), 0.0, "{}", daemon.describe());
+    assert_eq!(env.count("retention_runs"), 1, "{}", daemon.describe());
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+}

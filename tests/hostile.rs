@@ -538,6 +538,7 @@ const KEYS: &[(&str, &str)] = &[
     ("schedule", "timezone"),
     ("schedule", "run_on_start"),
     ("schedule", "singleton"),
+    ("schedule", "window"),
     ("metrics", "listen"),
     ("metrics", "pushgateway"),
     ("log", "format"),

@@ -767,6 +767,7 @@ mod lib_driver {
                 run_timeout: Duration::from_secs(3600),
                 dry_run: request.as_of.is_some(),
                 as_of: request.as_of,
+                window_closes: None,
                 trigger: "purge",
                 trail: Default::default(),
             };

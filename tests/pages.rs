@@ -447,3 +447,42 @@ fn pages_answer_503_until_the_store_is_open() {
     daemon.signal("TERM");
     let _ = daemon.wait_exit(Duration::from_secs(15));
 }
+
+/// The overview shows `schedule.window`: closed, when the next window opens
+/// and that the next tick falls outside it; open, and when it closes.
+#[test]
+fn the_overview_shows_the_window_and_the_next_one() {
+    let Some(env) = TestEnv::new(Backend::Sqlite, "the_overview_shows_the_window_and_the_next_one") else { return };
+    let zone: chrono_tz::Tz = WINDOW_ZONE.parse().expect("a zone");
+    let local =
+        |at: DateTime<Utc>| format!("{} ({WINDOW_ZONE})", at.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z"));
+    // Hourly ticks: the next is within the hour, before the closed window opens.
+    let opens = now() + chrono::Duration::minutes(62);
+    let closed = window_between(opens, opens + chrono::Duration::hours(2));
+    let closes = now() + chrono::Duration::minutes(121);
+    let open = window_between(now() - chrono::Duration::hours(1), closes);
+    for (window, shown, tick_outside) in [
+        (&closed, format!("closed the next opens in 1h 1m, at {}", local(opens)), true),
+        (&open, format!("open closes in 2h 0m, at {}", local(closes)), false),
+    ] {
+        let port = free_port();
+        let daemon = daemon_cmd(&env, port)
+            .env("RETENTIOND__SCHEDULE__CRON", "0 0 * * * *")
+            .env("RETENTIOND__SCHEDULE__TIMEZONE", WINDOW_ZONE)
+            .env("RETENTIOND__SCHEDULE__WINDOW", window)
+            .spawn_daemon();
+        wait_ready(&daemon, port);
+        let overview = text(&page(port, "/", 200));
+        let card = format!("Deletion window (schedule.window) {shown} {window} in {WINDOW_ZONE}");
+        assert!(overview.contains(&card), "{card:?} in:\n{overview}");
+        assert_eq!(overview.contains("outside schedule.window: skipped"), tick_outside, "{overview}");
+        daemon.signal("TERM");
+        assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code, 0);
+    }
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port).spawn_daemon();
+    wait_ready(&daemon, port);
+    assert!(!text(&page(port, "/", 200)).contains("Deletion window"), "no windows: no card");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code, 0);
+}

@@ -1,5 +1,5 @@
 //! SPEC §4: a sweep — what a real purge deletes and records, dry runs,
-//! `--max-deletes`, batches, run_timeout, stale runs, concurrent sweeps
+//! `--max-deletes`, batches, run_timeout, `schedule.window`, stale runs, concurrent sweeps
 //! (SPEC promises them for PostgreSQL; the SQLite variant checks that
 //! BEGIN IMMEDIATE and the busy timeout serialize them) and failures.
 
@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use common::*;
 use serde_json::{Value, json};
 
@@ -501,6 +501,106 @@ both_backends! {
         let row = run_row(env, &s["run_id"]);
         assert_eq!(row["stopped_by"], "timeout", "{row:?}");
         assert_eq!(row["deleted_completed"], json!(total), "{row:?}");
+    }
+}
+
+/// `schedule.window` set to `window` in [`WINDOW_ZONE`].
+fn in_window(window: &str) -> [(&str, &str); 2] {
+    [("RETENTIOND__SCHEDULE__TIMEZONE", WINDOW_ZONE), ("RETENTIOND__SCHEDULE__WINDOW", window)]
+}
+
+both_backends! {
+    /// A window that ends a few seconds into a long sweep stops it after the
+    /// batch in flight: no batch starts after the window's end, what was
+    /// deleted is committed and audited, the run `succeeded` with
+    /// `stopped_by = window`. The next purge, outside the window, deletes
+    /// nothing; `--ignore-window` deletes the rest.
+    fn a_sweep_stops_at_the_end_of_its_window(env: &TestEnv) {
+        let jobs: Vec<Value> =
+            (0..40).map(|i| aged(&format!("win-{i}"), "Completed", Duration::days(200 - i))).collect();
+        env.import_ok(&jobs);
+        let closes = now() + Duration::seconds(6);
+        let window = window_between(closes - Duration::hours(1), closes);
+        let mut vars = in_window(&window).to_vec();
+        vars.push(("RETENTIOND__RETENTION__BATCH_PAUSE", "500ms"));
+        let out = env.run_env(&["purge", "--batch-size", "1", "--output", "json"], &vars);
+        out.expect_code(0);
+        let s = out.json();
+        assert_eq!(s["stopped_by"], "window", "{s}");
+        let total = s["total"].as_i64().unwrap();
+        assert!((1..40).contains(&total), "{s}");
+        assert_eq!(s["window"]["open"], true, "{s}");
+        assert_eq!(parse_ts(&s["window"]["closes"]), closes, "{s}");
+        assert!(s["window"]["closes"].as_str().unwrap().ends_with("+05:30"), "in the zone's time: {s}");
+        assert!(out.elapsed < std::time::Duration::from_secs(6 + 10), "{}", out.describe());
+
+        assert_eq!(env.count("jobs"), 40 - total);
+        assert_eq!(env.count("retention_audit"), total);
+        let row = run_row(env, &s["run_id"]);
+        assert_eq!((&row["status"], &row["stopped_by"]), (&json!("succeeded"), &json!("window")), "{row:?}");
+        assert_eq!(row["deleted_completed"], json!(total), "{row:?}");
+        let micros = |at: DateTime<Utc>| at.timestamp_micros();
+        let last_deleted = env.scalar(&format!("SELECT max({}) FROM retention_audit", env.sql_micros("deleted_at")));
+        let finished = env.scalar(&format!("SELECT {} FROM retention_runs", env.sql_micros("finished_at")));
+        assert!(last_deleted < micros(closes + Duration::seconds(1)), "no batch after the window's end: {last_deleted}");
+        assert!(finished >= micros(closes), "it went on until the window's end: {finished}");
+
+        // Outside the window now: nothing.
+        let s = env.json_env(&["purge"], &in_window(&window));
+        assert_eq!((&s["total"], &s["stopped_by"], &s["run_id"]), (&json!(0), &json!("window"), &Value::Null), "{s}");
+        assert_eq!(parse_ts(&s["window"]["next_opens"]), closes - Duration::hours(1) + Duration::days(1), "{s}");
+        assert_eq!((env.count("jobs"), env.count("retention_runs")), (40 - total, 1));
+
+        let s = env.json_env(&["purge", "--ignore-window"], &in_window(&window));
+        assert_eq!((&s["total"], &s["stopped_by"]), (&json!(40 - total), &json!("done")), "{s}");
+        assert!(s.get("window").is_none(), "an ignored window is not reported: {s}");
+        assert_eq!((env.count("jobs"), env.count("retention_audit")), (0, 40));
+    }
+}
+
+both_backends! {
+    /// Outside every window, `purge` deletes nothing, writes no run record,
+    /// says when the next window opens and exits 0; its metrics count the
+    /// skip. A dry run still lists what would go and says the same.
+    fn purge_outside_the_window_deletes_nothing_and_says_when_the_next_opens(env: &TestEnv) {
+        env.import_ok(&[aged("out-old", "Completed", Duration::days(200)), aged("out-young", "Completed", Duration::days(5))]);
+        let opens = now() + Duration::hours(1);
+        let window = window_between(opens, opens + Duration::hours(2));
+        let textfile = env.dir().join("purge.prom");
+        let out = env.run_env(&["purge", "--metrics-textfile", path_str(&textfile)], &in_window(&window));
+        out.expect_code(0);
+        let local = opens.with_timezone(&WINDOW_ZONE.parse::<chrono_tz::Tz>().unwrap()).to_rfc3339();
+        assert_eq!(
+            out.stdout,
+            format!(
+                "outside schedule.window {window} ({WINDOW_ZONE}): deleted nothing; the next window opens at \
+                 {local} (--ignore-window deletes now)\n"
+            ),
+            "{}",
+            out.describe()
+        );
+        assert!(out.stderr.contains("purge skipped: outside schedule.window"), "{}", out.describe());
+        let metrics = Metrics::parse(&std::fs::read_to_string(&textfile).expect("the textfile"));
+        assert_eq!(metrics.value("retentiond_sweeps_skipped_total", &[("reason", "window")]), 1.0);
+        assert_eq!(metrics.value("retentiond_sweeps_total", &[("outcome", "succeeded")]), 0.0);
+        assert_eq!((env.count("jobs"), env.count("retention_audit"), env.count("retention_runs")), (2, 0, 0));
+
+        let dry = env.run_env(&["purge", "--dry-run"], &in_window(&window));
+        dry.expect_code(0);
+        assert!(dry.stdout.contains("would delete 1 jobs"), "{}", dry.describe());
+        assert!(
+            dry.stdout.contains(&format!("outside schedule.window {window} ({WINDOW_ZONE}): a purge now deletes nothing; the next window opens at {local}")),
+            "{}",
+            dry.describe()
+        );
+        let dry = env.json_env(&["purge", "--dry-run"], &in_window(&window));
+        assert_eq!(dry_run_names(&dry), ["out-old"], "{dry}");
+        assert_eq!(dry["window"], json!({"open": false, "windows": [window], "timezone": WINDOW_ZONE, "next_opens": local}), "{dry}");
+        assert_eq!((env.count("jobs"), env.count("retention_runs")), (2, 0));
+
+        let s = env.json_env(&["purge", "--ignore-window"], &in_window(&window));
+        assert_eq!(s["total"], 1, "{s}");
+        assert_eq!(env.job_names(), ["out-young"]);
     }
 }
 

@@ -9,9 +9,10 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::secrets::{self, DatabaseUrl};
-use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_duration};
+use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_duration, windows};
 use crate::batch::BatchSize;
 use crate::policy::Retentions;
+use crate::scheduler::Window;
 use crate::trail::TrailRetentions;
 
 /// The effective configuration.
@@ -244,11 +245,20 @@ pub struct ScheduleSettings {
     pub run_on_start: bool,
     #[serde(deserialize_with = "de_bool")]
     pub singleton: bool,
+    /// The hours sweeps may delete in, on the zone's wall clock; empty: any time.
+    #[serde(with = "windows")]
+    pub window: Vec<Window>,
 }
 
 impl Default for ScheduleSettings {
     fn default() -> Self {
-        ScheduleSettings { cron: "0 0 * * * *".into(), timezone: "UTC".into(), run_on_start: true, singleton: true }
+        ScheduleSettings {
+            cron: "0 0 * * * *".into(),
+            timezone: "UTC".into(),
+            run_on_start: true,
+            singleton: true,
+            window: Vec::new(),
+        }
     }
 }
 

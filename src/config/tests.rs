@@ -62,6 +62,7 @@ fn defaults() {
     assert_eq!(settings.schedule.timezone, "UTC");
     assert!(settings.schedule.run_on_start);
     assert!(settings.schedule.singleton);
+    assert_eq!(settings.schedule.window, []);
     assert_eq!(settings.metrics.listen, "127.0.0.1:9464");
     assert_eq!(settings.metrics.pushgateway, "");
     assert_eq!(settings.metrics.pushgateway_ca_file, "");
@@ -161,6 +162,7 @@ fn environment_overrides_with_the_spec_names() {
         ("RETENTIOND__RETENTION__BATCH_SIZE", "50"),
         ("RETENTIOND__RETENTION__MAX_DELETES_PER_RUN", "7"),
         ("RETENTIOND__SCHEDULE__RUN_ON_START", "FALSE"),
+        ("RETENTIOND__SCHEDULE__WINDOW", "22:00-6:00, 12:00-13:30:15"),
         ("RETENTIOND__METRICS__LISTEN", ""),
         ("RETENTIOND__LOG__FORMAT", "pretty"),
         ("RETENTIOND__SHUTDOWN__GRACE", "1m"),
@@ -175,9 +177,33 @@ fn environment_overrides_with_the_spec_names() {
     assert_eq!(settings.retention.batch_size, BatchSize::Jobs(50));
     assert_eq!(settings.retention.max_deletes_per_run, 7);
     assert!(!settings.schedule.run_on_start);
+    assert_eq!(windows(&settings), ["22:00-06:00", "12:00-13:30:15"]);
     assert_eq!(settings.metrics.listen, "");
     assert_eq!(settings.log.format, LogFormat::Pretty);
     assert_eq!(settings.shutdown.grace, Duration::from_secs(60));
+}
+
+/// The windows of `schedule.window`, as written back.
+fn windows(settings: &Settings) -> Vec<String> {
+    settings.schedule.window.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn windows_are_a_list_or_one_text_and_an_empty_one_is_any_time() {
+    let list = load_text("[schedule]\nwindow = [\"22:00-06:00\", \"9:00-9:30\"]\n").unwrap();
+    assert_eq!(windows(&list), ["22:00-06:00", "09:00-09:30"]);
+    let text = load_text("[schedule]\nwindow = \"22:00-06:00,09:00-09:30\"\n").unwrap();
+    assert_eq!(text.schedule.window, list.schedule.window);
+    for none in ["[schedule]\nwindow = []\n", "[schedule]\nwindow = \"\"\n"] {
+        assert_eq!(load_text(none).unwrap(), Settings::default(), "{none}");
+    }
+    let cleared = load_from(
+        Some(file("[schedule]\nwindow = [\"22:00-06:00\"]\n").path().to_owned()),
+        env(&[("RETENTIOND__SCHEDULE__WINDOW", "")]),
+        &no_overrides(),
+    )
+    .unwrap();
+    assert_eq!(cleared.schedule.window, [], "an empty variable clears the file's windows");
 }
 
 #[test]
@@ -388,6 +414,17 @@ fn validation_rules() {
         ("[schedule]\ncron = \"0 0 0 30 2 *\"\n", "schedule.cron = \"0 0 0 30 2 *\" never fires"),
         ("[schedule]\ntimezone = \"Europe/Berln\"\n", "schedule.timezone = \"Europe/Berln\" is not an IANA time zone"),
         ("[schedule]\ntimezone = \"CEST\"\n", "schedule.timezone = \"CEST\" is not an IANA time zone"),
+        (
+            "[schedule]\nwindow = [\"22:00-06:00\", \"25:00-06:00\"]\n",
+            "schedule.window: \"25:00-06:00\": the start \"25:00\" is not a time of day (HH:MM or HH:MM:SS, 00:00 to 24:00)",
+        ),
+        ("[schedule]\nwindow = \"22:00\"\n", "schedule.window: \"22:00\" is not a window: expected START-END"),
+        ("[schedule]\nwindow = \"22:00-06:00;01:00-02:00\"\n", "schedule.window: \"22:00-06:00;01:00-02:00\": the end"),
+        (
+            "[schedule]\nwindow = [\"06:00-06:00\"]\n",
+            "schedule.window: \"06:00-06:00\" opens and closes at the same time",
+        ),
+        ("[schedule]\nwindow = 22\n", "schedule.window: invalid type: integer `22`, expected a list of windows"),
     ];
     for (text, expected) in cases {
         let message = err(load_text(text));
@@ -404,6 +441,7 @@ fn validation_rules() {
         "[schedule]\ncron = \"30 2 * * *\"\ntimezone = \"Europe/Berlin\"\n",
         "[schedule]\ncron = \"0 0 3 * * SUN\"\ntimezone = \"America/Santiago\"\n",
         "[schedule]\ntimezone = \"Etc/UTC\"\n",
+        "[schedule]\nwindow = [\"22:00-06:00\", \"12:00-13:00\"]\ntimezone = \"Europe/Berlin\"\n",
     ] {
         load_text(text).unwrap_or_else(|err| panic!("{text}: {err}"));
     }
@@ -439,6 +477,7 @@ fn redacted_toml_round_trips() {
     settings.retention.batch_pause = Duration::from_secs(90 * 60);
     settings.retention.max_deletes_per_run = 5000;
     settings.schedule.run_on_start = false;
+    settings.schedule.window = crate::scheduler::parse_windows("22:00-6:00, 23:59:30-24:00").unwrap();
     settings.metrics.pushgateway = "http://gw:9091".into();
     settings.log.format = LogFormat::Json;
     settings.log.level = "warn,retentiond=debug".into();
@@ -458,6 +497,7 @@ fn redacted_toml_round_trips() {
         "batch_pause = \"90m\"",
         "grace = \"45s\"",
         "format = \"json\"",
+        "window = [\"22:00-06:00\", \"23:59:30-24:00\"]",
     ] {
         assert!(text.contains(line), "{line} in:\n{text}");
     }

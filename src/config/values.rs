@@ -231,6 +231,44 @@ pub(super) mod optional_ssl_mode {
     }
 }
 
+/// `schedule.window`: a list of windows (`["22:00-06:00"]`), or one text
+/// of windows separated by commas (`"22:00-06:00, 12:00-13:00"`, as an
+/// environment variable gives it); empty: none. Written as a list.
+pub(super) mod windows {
+    use super::*;
+    use crate::scheduler::{Window, parse_windows};
+
+    pub fn serialize<S: Serializer>(value: &[Window], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(value.iter().map(Window::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Window>, D::Error> {
+        struct WindowsVisitor;
+
+        impl<'de> Visitor<'de> for WindowsVisitor {
+            type Value = Vec<Window>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of windows such as [\"22:00-06:00\"], or one text of windows separated by commas")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<Window>, E> {
+                parse_windows(text).map_err(E::custom)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Window>, A::Error> {
+                let mut windows = Vec::new();
+                while let Some(text) = seq.next_element::<String>()? {
+                    windows.push(text.parse().map_err(de::Error::custom)?);
+                }
+                Ok(windows)
+            }
+        }
+
+        deserializer.deserialize_any(WindowsVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

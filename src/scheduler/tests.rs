@@ -16,13 +16,17 @@ fn schedule(cron: &str, zone: &str) -> CronSchedule {
     CronSchedule::new(cron, zone).unwrap_or_else(|e| panic!("{e}"))
 }
 
+fn any_time() -> Windows {
+    Windows::new(&[], "UTC").unwrap()
+}
+
 /// The next `count` ticks after `from`, each as "UTC = local zone".
 fn walk(cron: &str, zone: &str, from: &str, count: usize) -> Vec<String> {
     let schedule = schedule(cron, zone);
     let ticks: Vec<String> = std::iter::successors(schedule.next_after(utc(from)), |&tick| schedule.next_after(tick))
         .take(count)
         .map(|at| {
-            let tick = NextTick { at, zone: schedule.zone };
+            let tick = ZonedTime { at, zone: schedule.zone };
             format!("{} = {}", tick.utc_text(), tick.local_text())
         })
         .collect();
@@ -251,7 +255,7 @@ fn expressions_and_zones_that_cannot_be_scheduled_are_refused_with_the_reason() 
 }
 
 fn timetable(cron: &str, zone: &str, now: &str) -> Timetable {
-    let timetable = Timetable::new(schedule(cron, zone));
+    let timetable = Timetable::new(schedule(cron, zone), any_time());
     timetable.lock().next_after(utc(now));
     timetable
 }
@@ -297,7 +301,7 @@ fn a_clock_set_back_brings_the_next_tick_forward() {
 #[tokio::test]
 async fn the_loop_ticks_follows_a_replacement_and_stops_when_told() {
     let ticks = Arc::new(AtomicUsize::new(0));
-    let timetable = Timetable::new(schedule("* * * * * *", "UTC"));
+    let timetable = Timetable::new(schedule("* * * * * *", "UTC"), any_time());
     let stop = CancellationToken::new();
     let counter = ticks.clone();
     let clock = spawn(timetable.clone(), stop.clone(), move || {
@@ -307,7 +311,7 @@ async fn the_loop_ticks_follows_a_replacement_and_stops_when_told() {
     let every_second = ticks.load(Ordering::SeqCst);
     assert!((2..=3).contains(&every_second), "{every_second} ticks in 2.5 s");
 
-    timetable.replace(schedule("0 0 0 1 1 *", "Pacific/Auckland"));
+    timetable.replace(schedule("0 0 0 1 1 *", "Pacific/Auckland"), any_time());
     let yearly = timetable.next_tick().unwrap();
     assert_eq!(yearly.local_text()[4..], *"-01-01T00:00:00+13:00 Pacific/Auckland", "{yearly:?}");
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -29,11 +29,11 @@ pub use access::Access;
 
 use crate::config::Settings;
 use crate::http::Readiness;
-use crate::scheduler::Timetable;
+use crate::scheduler::{Timetable, Windows};
 use crate::store::Store;
 
 /// What the daemon shows its pages: the store once it is open, the settings
-/// in force, readiness, and the schedule's timetable.
+/// in force, readiness, and the schedule's timetable (ticks and windows).
 pub struct DaemonView {
     store: OnceLock<Arc<dyn Store>>,
     settings: RwLock<Arc<Settings>>,
@@ -65,6 +65,11 @@ impl DaemonView {
     /// The schedule's next tick, if it has one.
     fn next_tick(&self) -> Option<DateTime<Utc>> {
         self.timetable.next_tick().map(|tick| tick.at)
+    }
+
+    /// The windows in force (`schedule.window`).
+    fn windows(&self) -> Arc<Windows> {
+        self.timetable.windows()
     }
 }
 

@@ -17,6 +17,7 @@ use crate::config::{Settings, format_duration};
 use crate::forecast::{self, DEFAULT_DAYS, Forecast, MAX_DAYS};
 use crate::model::{AuditEntry, RunRecord, RunStatus};
 use crate::policy::{self, PerPolicy, Policy};
+use crate::scheduler::{WindowState, Windows, ZonedTime};
 use crate::store::{AuditSearch, EligibleJobs, HeldKey, Store, StoreError};
 
 /// The pages' one style sheet, inline; the content security policy admits it by its hash.
@@ -286,6 +287,7 @@ pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
     let store = view.store();
     // The schedule starts once the store is open.
     let next_tick = if store.is_some() { view.next_tick() } else { None };
+    let windows = view.windows();
     let figures = match &store {
         Some(store) => Some(overview_figures(store.as_ref(), &settings).await),
         None => None,
@@ -302,7 +304,10 @@ pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
             div.card {
                 div.muted { "Next sweep" }
                 div.big { (next_tick.map_or_else(|| "–".to_owned(), |at| format!("in {}", age(at, Utc::now())))) }
-                (schedule_line(&settings, next_tick))
+                (schedule_line(&settings, next_tick, &windows))
+            }
+            @if !windows.any_time() {
+                (window_card(&windows))
             }
             @if let Some(Ok(figures)) = &figures {
                 div.card {
@@ -360,19 +365,53 @@ async fn overview_figures(store: &dyn Store, settings: &Settings) -> Result<Over
     Ok(OverviewFigures { now, eligible, backlog, oldest, held, runs })
 }
 
-fn schedule_line(settings: &Settings, next_tick: Option<DateTime<Utc>>) -> Markup {
+fn schedule_line(settings: &Settings, next_tick: Option<DateTime<Utc>>, windows: &Windows) -> Markup {
     let schedule = &settings.schedule;
-    let zone: Option<chrono_tz::Tz> = schedule.timezone.parse().ok();
     html! {
         div { "at " (time_or_dash(next_tick)) }
-        @if let (Some(zone), Some(at)) = (zone, next_tick) {
+        @if let Some(at) = next_tick {
             @if schedule.timezone != "UTC" {
-                div { (at.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z")) " (" (schedule.timezone) ")" }
+                div { (local_time(windows.zoned(at))) }
+            }
+            @if matches!(windows.at(at), WindowState::Closed { .. }) {
+                div.warn { "outside schedule.window: skipped" }
             }
         }
         div.muted { "cron " code { (schedule.cron) } " in " (schedule.timezone)
             @if schedule.singleton { " · one replica at a time" } }
     }
+}
+
+/// Whether a window is open now, until when, or when the next one opens.
+fn window_card(windows: &Windows) -> Markup {
+    let now = Utc::now();
+    html! {
+        div.card {
+            div.muted { "Deletion window (schedule.window)" }
+            @match windows.at(now) {
+                WindowState::Open { closes } => {
+                    div.big.ok { "open" }
+                    @if let Some(closes) = closes {
+                        div { "closes in " (age(closes, now)) ", at " (local_time(windows.zoned(closes))) }
+                    }
+                },
+                WindowState::Closed { opens } => {
+                    div.big.warn { "closed" }
+                    @if let Some(opens) = opens {
+                        div { "the next opens in " (age(opens, now)) ", at " (local_time(windows.zoned(opens))) }
+                    } @else {
+                        div { "no window opens within a week" }
+                    }
+                },
+            }
+            div.muted { (windows.describe()) " in " (windows.zoned(now).zone_name()) }
+        }
+    }
+}
+
+/// `2025-10-26 02:30:00 CET (Europe/Berlin)`.
+fn local_time(time: ZonedTime) -> String {
+    format!("{} ({})", time.at.with_timezone(&time.zone).format("%Y-%m-%d %H:%M:%S %Z"), time.zone_name())
 }
 
 fn time_or_dash(timestamp: Option<DateTime<Utc>>) -> String {

@@ -832,6 +832,19 @@ pub fn days_ago(days: i64) -> DateTime<Utc> {
     now() - chrono::Duration::days(days)
 }
 
+/// A time zone without daylight saving and half an hour off UTC, so that a
+/// window read in UTC instead would lie 5 h 30 min off.
+pub const WINDOW_ZONE: &str = "Asia/Kolkata";
+
+/// A `schedule.window` from `start` to `end` (whole seconds) on the wall
+/// clock of [`WINDOW_ZONE`]: tests place windows around the current time
+/// instead of waiting for one.
+pub fn window_between(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let zone: chrono_tz::Tz = WINDOW_ZONE.parse().expect("a zone");
+    let wall = |at: DateTime<Utc>| at.with_timezone(&zone).format("%H:%M:%S").to_string();
+    format!("{}-{}", wall(start), wall(end))
+}
+
 /// A job left in `Creating` (an Export) whose last update was `idle_days` ago.
 pub fn creating_job(name: &str, idle_days: i64) -> Value {
     let updated = days_ago(idle_days);
