@@ -17,6 +17,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+COPY vendor ./vendor
 # The registry and target directory are BuildKit cache mounts, so a rebuild
 # after a source change does not download or compile the dependencies again.
 # They are not part of the image: copy the binary out in the same step.
@@ -27,8 +28,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 # ca-certificates: the system's CA certificates, which TLS to PostgreSQL
-# (beside database.sslrootcert) and to an https:// pushgateway (unless
-# metrics.pushgateway_ca_file is set) trust. Not pinned (DL3008): the stable
+# (with sslrootcert=system, or none named) and to an https:// pushgateway
+# (unless metrics.pushgateway_ca_file is set) trust. Not pinned (DL3008): the stable
 # archive drops old versions, and a pin would break the build at the next
 # point release.
 # hadolint ignore=DL3008

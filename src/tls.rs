@@ -1,15 +1,19 @@
 //! TLS for the whole binary: one rustls crypto provider (ring, the one sqlx's
-//! `tls-rustls-ring-native-roots` feature builds with), installed first thing
-//! in `main`; the client configuration of the pushgateway; and TLS failures
-//! told in plain words. Two providers in one binary would make rustls panic
-//! when a configuration is built without naming one.
+//! `tls-rustls-ring-webpki` feature builds with), installed first thing in
+//! `main`; whom a database connection trusts ([`ServerRoots`]); the client
+//! configuration of the pushgateway; and TLS failures told in plain words.
+//! Two providers in one binary would make rustls panic when a configuration
+//! is built without naming one.
 
 use std::sync::Arc;
 
+use base64::Engine;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
+
+use crate::credentials::{self, FileError, Sensitivity};
 
 /// Installs ring as the process-wide provider. A second call changes nothing.
 pub fn install_crypto_provider() {
@@ -36,19 +40,12 @@ pub fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, St
 /// none, the system's CA certificates (the `ca-certificates` bundle).
 pub fn client_config(authorities: Option<Vec<CertificateDer<'static>>>) -> Result<ClientConfig, String> {
     let mut roots = RootCertStore::empty();
-    match authorities {
-        Some(certificates) => {
-            for certificate in certificates {
-                roots.add(certificate).map_err(|error| format!("a CA certificate is not usable: {error}"))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            if roots.is_empty() {
-                return Err("no system CA certificates found (install ca-certificates, or name a CA file)".into());
-            }
-        }
+    let certificates = match authorities {
+        Some(certificates) => certificates,
+        None => system_certificates()?,
+    };
+    for certificate in certificates {
+        roots.add(certificate).map_err(|error| format!("a CA certificate is not usable: {error}"))?;
     }
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -56,6 +53,91 @@ pub fn client_config(authorities: Option<Vec<CertificateDer<'static>>>) -> Resul
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(config)
+}
+
+/// The value of a database's CA-file setting (`sslrootcert`, `ssl-ca`) that
+/// asks for the system's CA certificates, as libpq's `sslrootcert=system`.
+pub const SYSTEM_ROOTS: &str = "system";
+
+/// The certificate authorities a database connection trusts, chosen as libpq
+/// chooses them, for every engine: the CA file the settings name, alone;
+/// the system's CA certificates for [`SYSTEM_ROOTS`] or when none is named.
+/// The driver is given them as its CA file: it adds no roots of its own
+/// (see `vendor/webpki-roots-none`).
+#[derive(Debug)]
+pub struct ServerRoots {
+    /// Every trusted certificate, PEM-encoded.
+    pub pem: Vec<u8>,
+    /// Whom that is, for error messages: the file and its setting, or the system's store.
+    pub described: String,
+}
+
+/// Why no [`ServerRoots`] could be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The CA file named is missing, unreadable or holds no certificate.
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{0}; name the server's CA file instead")]
+    NoSystemCertificates(String),
+}
+
+impl ServerRoots {
+    /// The roots for the CA file `ca_file` names (its setting's key and its
+    /// value), if any.
+    pub fn choose(ca_file: Option<(&str, &str)>) -> Result<ServerRoots, TrustError> {
+        match ca_file {
+            Some((key, name)) if name != SYSTEM_ROOTS => {
+                let (path, pem) = credentials::read(key, name, Sensitivity::Public)?;
+                parse_certificates(&pem).map_err(|reason| FileError {
+                    key: key.to_owned(),
+                    path: path.clone(),
+                    reason,
+                })?;
+                Ok(ServerRoots { pem, described: format!("only the CA file {}, named by {key}", path.display()) })
+            }
+            _ => {
+                let certificates = system_certificates().map_err(TrustError::NoSystemCertificates)?;
+                Ok(ServerRoots { pem: encode_pem(&certificates), described: describe_system_store() })
+            }
+        }
+    }
+}
+
+/// The system's CA certificates: the `ca-certificates` bundle, or the files
+/// that `SSL_CERT_FILE` and `SSL_CERT_DIR` name.
+fn system_certificates() -> Result<Vec<CertificateDer<'static>>, String> {
+    let found = rustls_native_certs::load_native_certs().certs;
+    if found.is_empty() {
+        return Err(format!("no {} found (install ca-certificates)", describe_system_store()));
+    }
+    Ok(found)
+}
+
+fn describe_system_store() -> String {
+    let named: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .into_iter()
+        .filter_map(|variable| Some(format!("{variable}={}", std::env::var_os(variable)?.to_string_lossy())))
+        .collect();
+    match named.is_empty() {
+        true => "the system's CA certificates".to_owned(),
+        false => format!("the system's CA certificates, {}", named.join(" ")),
+    }
+}
+
+/// Certificates as PEM text, the form the driver reads a CA file in.
+fn encode_pem(certificates: &[CertificateDer<'_>]) -> Vec<u8> {
+    let mut pem = String::new();
+    for certificate in certificates {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(certificate.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem.into_bytes()
 }
 
 /// The TLS failure inside `error` (anywhere in its chain of sources, or in
@@ -107,4 +189,17 @@ fn explain_rustls(error: &rustls::Error, trusted: &str) -> String {
         other => format!("{other:?}"),
     };
     format!("the server's TLS certificate was refused: {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The PEM written for the driver reads back as the same certificates.
+    #[test]
+    fn encoded_certificates_parse_back() {
+        let certificates =
+            vec![CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]), CertificateDer::from(vec![7u8; 200])];
+        assert_eq!(parse_certificates(&encode_pem(&certificates)).unwrap(), certificates);
+    }
 }

@@ -199,6 +199,62 @@ fn tls_failures_exit_69_naming_the_cause() {
     assert_eq!(fx.server.psql("jobs", "SELECT count(*) FROM pg_tables WHERE tablename = 'jobs'"), "0");
 }
 
+/// Whom TLS trusts, as libpq: with sslrootcert only that file, even when the
+/// server's CA is in the system store (here `SSL_CERT_FILE`); the system
+/// store for `sslrootcert=system` and when no file is named.
+#[test]
+fn sslrootcert_alone_is_trusted() {
+    let Some(fx) = fixture("sslrootcert_alone_is_trusted") else { return };
+    let other_ca = TestCa::new(fx.dir.path(), "another-ca");
+    let system = [("SSL_CERT_FILE", path_str(&fx.ca.cert))];
+    let url = fx.url("postgres", "localhost", "jobs", "");
+    fx.seed(&format!("{url}sslmode=verify-full&sslrootcert=system"), &system);
+
+    for mode in ["verify-ca", "verify-full"] {
+        let out = fx.run(&format!("{url}sslmode={mode}&sslrootcert={}", path_str(&other_ca.cert)), &["purge"], &system);
+        expect_unreachable(
+            &out,
+            &format!(
+                "it is not signed by a certificate authority this client trusts (only the CA file {}, named by \
+                 sslrootcert in database.url)",
+                other_ca.cert.display()
+            ),
+        );
+        // The same file as a setting, named by its key.
+        let out = fx.run(
+            &format!("{url}sslmode={mode}"),
+            &["purge"],
+            &[system[0], ("RETENTIOND__DATABASE__SSLROOTCERT", path_str(&other_ca.cert))],
+        );
+        expect_unreachable(
+            &out,
+            &format!("only the CA file {}, named by database.sslrootcert", other_ca.cert.display()),
+        );
+    }
+    assert_eq!(fx.count("jobs", "jobs"), 3, "nothing was deleted over a refused connection");
+
+    // system: the system store, and verify-full whatever the URL leaves unset.
+    let out = fx.run(&format!("{url}sslrootcert=system"), &["purge", "--output", "json"], &system);
+    out.expect_code(0);
+    assert_eq!(out.json()["total"], 2, "{}", out.describe());
+    assert_eq!(fx.count("jobs", "retention_audit"), 2);
+    let by_address = fx.url("postgres", "127.0.0.1", "jobs", "sslrootcert=system");
+    expect_unreachable(&fx.run(&by_address, &["runs", "list"], &system), "it is not valid for the host name 127.0.0.1");
+    // Without the test CA in the system store, system trusts it no more.
+    expect_unreachable(
+        &fx.run(&format!("{url}sslrootcert=system"), &["runs", "list"], &[("SSL_CERT_FILE", path_str(&other_ca.cert))]),
+        &format!("this client trusts (the system's CA certificates, SSL_CERT_FILE={}", other_ca.cert.display()),
+    );
+    // No sslrootcert: verify-ca and verify-full use the system store.
+    for mode in ["verify-ca", "verify-full"] {
+        fx.run(&format!("{url}sslmode={mode}"), &["runs", "list"], &system).expect_code(0);
+    }
+    // A weaker sslmode beside system is refused before connecting.
+    let out = fx.run(&format!("{url}sslmode=verify-ca&sslrootcert=system"), &["runs", "list"], &system);
+    out.expect_code(78);
+    assert!(out.stderr.contains("it needs sslmode verify-full (as libpq)"), "{}", out.describe());
+}
+
 /// A server without TLS: require and verify-full refuse to go on in plain
 /// text (exit 69); prefer, the default, does.
 #[test]

@@ -568,7 +568,7 @@ fn tls_settings_and_url_parameters() {
 fn tls_and_password_file_rules() {
     const PG: (&str, &str) = ("RETENTIOND__DATABASE__URL", "postgres://db/j");
     let url = |value| ("RETENTIOND__DATABASE__URL", value);
-    let cases: [(&[(&str, &str)], &str); 12] = [
+    let cases: [(&[(&str, &str)], &str); 14] = [
         (&[PG, ("RETENTIOND__DATABASE__SSLMODE", "allow")], "sslmode allow is not supported"),
         (&[PG, ("RETENTIOND__DATABASE__SSLMODE", "verify_full")], "invalid sslmode \"verify_full\""),
         (&[url("postgres://db/j?sslmode=strict")], "database.url: invalid sslmode \"strict\""),
@@ -584,6 +584,14 @@ fn tls_and_password_file_rules() {
         (
             &[url("postgres://db/j?sslmode=disable"), ("RETENTIOND__DATABASE__SSLROOTCERT", "/a.pem")],
             "sslmode is disable, so database.sslrootcert would not be used",
+        ),
+        (
+            &[url("postgres://db/j?sslmode=verify-ca&sslrootcert=system")],
+            "sslrootcert in database.url is system, which trusts every public CA, so it needs sslmode verify-full",
+        ),
+        (
+            &[url("postgres://db/j?sslmode=require"), ("RETENTIOND__DATABASE__SSLROOTCERT", "system")],
+            "database.sslrootcert is system, which trusts every public CA, so it needs sslmode verify-full",
         ),
         (&[url("postgres://db/j?passfile=/p")], "passfile is not supported; name the file in database.password_file"),
         (&[url("postgres://db/j?sslcrl=/crl.pem")], "the parameter sslcrl is not supported"),

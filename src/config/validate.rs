@@ -192,6 +192,20 @@ fn postgres_tls_and_password(db: &DatabaseSettings, problems: &mut Problems<'_>)
     {
         problems.add("database.sslmode", format!("sslmode is disable, so {key} would not be used; remove one"));
     }
+    if let Some((key, name)) = db.tls_file(TlsFile::RootCert)
+        && name == crate::tls::SYSTEM_ROOTS
+        && let Some(mode) = db.ssl_mode().filter(|mode| *mode != SslMode::VerifyFull)
+    {
+        problems.add(
+            "database.sslmode",
+            format!(
+                "{key} is system, which trusts every public CA, so it needs sslmode verify-full (as libpq): with \
+                 sslmode {} a certificate any public CA issued for any name would pass; set verify-full or leave \
+                 sslmode unset",
+                mode.as_str()
+            ),
+        );
+    }
     if !db.password_file.is_empty() && db.url.password().is_some() {
         problems.add(
             "database.password_file",

@@ -76,22 +76,23 @@ fn pool_options<DB: sqlx::Database>(settings: &DatabaseSettings) -> sqlx::pool::
 /// Opens one connection within `timeout`, outside any pool. A refused or
 /// failed connection is reported at once with its cause, where a pool would
 /// keep retrying until its acquire timeout and then say only that it timed out.
+/// `trusted` says whom a TLS connection trusts (`None`: it uses no TLS).
 async fn first_connection<C: sqlx::Connection>(
     options: &C::Options,
     timeout: std::time::Duration,
+    trusted: Option<&str>,
 ) -> Result<C, String> {
     match tokio::time::timeout(timeout, C::connect_with(options)).await {
         Err(_) => Err(format!("no connection within {} (database.connect_timeout)", format_duration(timeout))),
-        Ok(Err(error)) => Err(describe_connect_error(&error)),
+        Ok(Err(error)) => Err(describe_connect_error(&error, trusted)),
         Ok(Ok(connection)) => Ok(connection),
     }
 }
 
 /// A failed connection in plain words: a TLS failure says what was
 /// refused (the certificate's issuer, its host name), not only that it failed.
-fn describe_connect_error(error: &sqlx::Error) -> String {
-    let trusted = "sslrootcert, and the system's CA certificates";
-    if let Some(tls) = crate::tls::explain(error, trusted) {
+fn describe_connect_error(error: &sqlx::Error, trusted: Option<&str>) -> String {
+    if let Some(tls) = trusted.and_then(|trusted| crate::tls::explain(error, trusted)) {
         return tls;
     }
     match error {

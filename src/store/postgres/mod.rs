@@ -92,17 +92,20 @@ impl PostgresStore {
             url: settings.url.redacted(),
             reason: settings.url.scrub(&reason),
         };
-        let options = options::connect_options(settings)?;
+        let options::StoreOptions { options, trusted } = options::connect_options(settings)?;
         if options::is_unverified_tls(&options) {
             tracing::warn!(
                 "sslmode is require: the connection is encrypted, but the server is not verified, so anyone on the \
                  path can pose as it; use sslmode verify-full with sslrootcert"
             );
         }
-        let first =
-            first_connection::<PgConnection>(&options::run_record_options(options.clone()), settings.connect_timeout)
-                .await
-                .map_err(unreachable)?;
+        let first = first_connection::<PgConnection>(
+            &options::run_record_options(options.clone()),
+            settings.connect_timeout,
+            Some(&trusted),
+        )
+        .await
+        .map_err(unreachable)?;
         let port = options.get_port();
         nodelay::set_on_connections_to(port);
         let pool_options = pool_options::<sqlx::Postgres>(settings).after_connect(move |_, _| {
@@ -728,7 +731,7 @@ impl Store for PostgresStore {
     }
 
     async fn reload_credentials(&self) -> Result<bool, StoreError> {
-        let options = options::connect_options(&self.settings)?;
+        let options = options::connect_options(&self.settings)?.options;
         self.index_order_pool.set_connect_options(options::index_order_options(options.clone()));
         self.pool.set_connect_options(options);
         Ok(options::reads_files(&self.settings))

@@ -16,15 +16,22 @@ use super::sql;
 use crate::config::{DatabaseSettings, SslMode, TlsFile};
 use crate::credentials::{self, FileError, Sensitivity};
 use crate::store::StoreError;
+use crate::tls::{SYSTEM_ROOTS, ServerRoots, TrustError};
+
+/// The options every connection of the store uses, and whom they trust.
+pub(super) struct StoreOptions {
+    pub options: PgConnectOptions,
+    /// The certificate authorities trusted ([`ServerRoots::described`]), for error messages.
+    pub trusted: String,
+}
 
 /// The options every connection of the store uses.
-pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
+pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOptions, StoreError> {
+    let unreachable =
+        |reason: String| StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) };
     let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
     let mut options = PgConnectOptions::from_str(settings.url.expose())
-        .map_err(|e| StoreError::Unreachable {
-            url: settings.url.redacted(),
-            reason: settings.url.scrub(&e.to_string()),
-        })?
+        .map_err(|e| unreachable(e.to_string()))?
         .application_name("retentiond")
         // No statement of the store gains from JIT compilation, and a plan
         // costed without statistics can cross jit_above_cost and spend
@@ -34,41 +41,61 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOp
     if let Some(mode) = settings.ssl_mode() {
         options = options.ssl_mode(driver_mode(mode));
     }
-    let mut has_root_cert = false;
-    for file in TlsFile::ALL {
+    let ca_file = ca_file(settings);
+    // As libpq does: `system` trusts every public CA, so only a certificate
+    // for the host connected to will do (validation refuses a weaker sslmode
+    // set beside it); and `require` with a CA file verifies the chain, where
+    // the driver alone would verify nothing (sqlx issue 879).
+    match &ca_file {
+        Some((_, name)) if name == SYSTEM_ROOTS => options = options.ssl_mode(PgSslMode::VerifyFull),
+        Some(_) if matches!(options.get_ssl_mode(), PgSslMode::Require) => {
+            options = options.ssl_mode(PgSslMode::VerifyCa);
+        }
+        _ => {}
+    }
+    let verifies = matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    let mut trusted = "nothing: sslmode does not verify the server".to_owned();
+    if verifies || ca_file.is_some() {
+        let roots = ServerRoots::choose(ca_file.as_ref().map(|(key, name)| (key.as_str(), name.as_str()))).map_err(
+            |error| match error {
+                TrustError::File(error) => StoreError::File(error),
+                TrustError::NoSystemCertificates(_) => unreachable(error.to_string()),
+            },
+        )?;
+        options = options.ssl_root_cert_from_pem(roots.pem);
+        trusted = roots.described;
+    }
+    for file in [TlsFile::ClientCert, TlsFile::ClientKey] {
         let Some((key, name)) = settings.tls_file(file) else {
             continue;
         };
         let sensitivity = if file == TlsFile::ClientKey { Sensitivity::Secret } else { Sensitivity::Public };
         let (path, pem) = credentials::read(&key, &name, sensitivity)?;
         let invalid = |reason: String| FileError { key: key.clone(), path: path.clone(), reason };
-        options = match file {
-            TlsFile::RootCert => {
-                crate::tls::parse_certificates(&pem).map_err(invalid)?;
-                has_root_cert = true;
-                options.ssl_root_cert_from_pem(pem)
-            }
-            TlsFile::ClientCert => {
-                crate::tls::parse_certificates(&pem).map_err(invalid)?;
-                options.ssl_client_cert_from_pem(pem)
-            }
-            TlsFile::ClientKey => {
-                PrivateKeyDer::from_pem_slice(&pem)
-                    .map_err(|_| invalid("holds no private key in PEM form (-----BEGIN PRIVATE KEY-----)".into()))?;
-                options.ssl_client_key_from_pem(pem)
-            }
+        options = if file == TlsFile::ClientKey {
+            PrivateKeyDer::from_pem_slice(&pem)
+                .map_err(|_| invalid("holds no private key in PEM form (-----BEGIN PRIVATE KEY-----)".into()))?;
+            options.ssl_client_key_from_pem(pem)
+        } else {
+            crate::tls::parse_certificates(&pem).map_err(invalid)?;
+            options.ssl_client_cert_from_pem(pem)
         };
-    }
-    // As libpq does: `require` with a CA file verifies the chain, where the
-    // driver alone would verify nothing (sqlx issue 879).
-    if has_root_cert && matches!(options.get_ssl_mode(), PgSslMode::Require) {
-        options = options.ssl_mode(PgSslMode::VerifyCa);
     }
     if !settings.password_file.is_empty() {
         let password = credentials::read_password("database.password_file", &settings.password_file)?;
         options = options.password(password.expose_secret());
     }
-    Ok(options)
+    Ok(StoreOptions { options, trusted })
+}
+
+/// The CA file the server is verified with, and where it was named: the
+/// setting or the URL, else libpq's `PGSSLROOTCERT` (which the driver would
+/// read itself).
+fn ca_file(settings: &DatabaseSettings) -> Option<(String, String)> {
+    settings.tls_file(TlsFile::RootCert).or_else(|| {
+        let name = std::env::var("PGSSLROOTCERT").ok().filter(|name| !name.is_empty())?;
+        Some(("PGSSLROOTCERT".to_owned(), name))
+    })
 }
 
 /// The options of the sessions that run the statements written for one
@@ -87,7 +114,7 @@ pub(super) fn run_record_options(options: PgConnectOptions) -> PgConnectOptions 
     index_order_options(options).options([sql::RUN_RECORDS_WITHOUT_SYNC])
 }
 
-/// Whether [`connect_options`] reads any file.
+/// Whether [`connect_options`] reads any file named by the settings.
 pub(super) fn reads_files(settings: &DatabaseSettings) -> bool {
     !settings.password_file.is_empty() || TlsFile::ALL.into_iter().any(|file| settings.tls_file(file).is_some())
 }

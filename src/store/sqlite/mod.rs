@@ -145,7 +145,7 @@ async fn probe_while_busy(options: &SqliteConnectOptions, timeout: Duration) -> 
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match first_connection::<SqliteConnection>(options, left).await {
+        match first_connection::<SqliteConnection>(options, left, None).await {
             Err(reason) if reason.contains("database is locked") && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
