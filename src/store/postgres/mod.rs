@@ -21,6 +21,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, Row};
 
 use self::kept_session::KeptSession;
+use self::nodelay::TcpServer;
 use super::{
     AuditFilter, AuditSearch, AuditWindow, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
     EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, IdRangeBinds, JobFilter, ReadOnly,
@@ -106,11 +107,16 @@ impl PostgresStore {
         )
         .await
         .map_err(unreachable)?;
-        let port = options.get_port();
-        nodelay::set_on_connections_to(port);
+        let server = TcpServer::of(&options);
+        if let Some(server) = &server {
+            server.set_nodelay_on_connections().await;
+        }
         let pool_options = pool_options::<sqlx::Postgres>(settings).after_connect(move |_, _| {
+            let server = server.clone();
             Box::pin(async move {
-                nodelay::set_on_connections_to(port);
+                if let Some(server) = server {
+                    server.set_nodelay_on_connections().await;
+                }
                 Ok(())
             })
         });
@@ -152,7 +158,9 @@ impl PostgresStore {
         match tokio::time::timeout(timeout, PgConnection::connect_with(&options)).await {
             Ok(conn) => {
                 let conn = conn?;
-                nodelay::set_on_connections_to(options.get_port());
+                if let Some(server) = TcpServer::of(&options) {
+                    server.set_nodelay_on_connections().await;
+                }
                 Ok(conn)
             }
             Err(_) => Err(StoreError::Database(format!(

@@ -10,31 +10,115 @@
 //! waits for the rest of the message: every such batch took 40 ms more.
 //!
 //! sqlx gives no access to its socket, so the sockets are found by their
-//! descriptors (`/proc/self/fd`) and their peer's port: every TCP socket of
-//! this process connected to that port. Setting the option on a socket that
-//! is something else by then (a descriptor closed and reused in between) is
-//! harmless: it fails on anything but a TCP socket, and on a TCP socket it
-//! only sends small writes at once. Remove this once sqlx sets it again.
+//! descriptors (`/proc/self/fd`). Other threads may close a descriptor and
+//! reuse its number meanwhile, so each socket is examined and set through a
+//! duplicate of its own (`F_DUPFD_CLOEXEC`): the check and the set act on
+//! the same socket, whatever happens to the number. Only sockets whose peer
+//! is one of the server's addresses, with its port, are set. Closing a
+//! duplicate would release a process's POSIX record locks on a file; only
+//! numbers that were sockets a moment before are duplicated, and this
+//! process takes no such locks while a PostgreSQL store is open (SQLite
+//! would). Remove this once sqlx sets the option again.
 
-use std::os::fd::{BorrowedFd, RawFd};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
-/// Sets `TCP_NODELAY` on every TCP socket of this process connected to
-/// `port`. Best effort: a socket it cannot set stays as it was.
-pub fn set_on_connections_to(port: u16) {
+use sqlx::postgres::PgConnectOptions;
+
+/// The database server's host and port, when it is reached over TCP.
+#[derive(Debug, Clone)]
+pub struct TcpServer {
+    host: String,
+    port: u16,
+}
+
+impl TcpServer {
+    /// `None` when `options` connect over a Unix socket: nothing to set there.
+    pub fn of(options: &PgConnectOptions) -> Option<TcpServer> {
+        let tcp = options.get_socket().is_none();
+        tcp.then(|| TcpServer { host: options.get_host().to_owned(), port: options.get_port() })
+    }
+
+    /// Sets `TCP_NODELAY` on every TCP socket of this process connected to
+    /// the server: each address its host resolves to, on its port. Best
+    /// effort: a socket it cannot set stays as it was.
+    pub async fn set_nodelay_on_connections(&self) {
+        let Ok(addresses) = tokio::net::lookup_host((self.host.as_str(), self.port)).await else { return };
+        let servers: Vec<SocketAddr> = addresses.map(canonical).collect();
+        set_on_sockets_connected_to(&servers);
+    }
+}
+
+/// The scan itself, on this thread: `/proc/self/fd`, then a duplicate of
+/// each socket found there.
+fn set_on_sockets_connected_to(servers: &[SocketAddr]) {
     let Ok(descriptors) = std::fs::read_dir("/proc/self/fd") else { return };
     for entry in descriptors.flatten() {
-        let Some(raw) = entry.file_name().to_str().and_then(|name| name.parse::<RawFd>().ok()) else { continue };
-        // SAFETY: the descriptor is only passed to getpeername and
-        // setsockopt, which fail cleanly on a descriptor that is closed or
-        // not a socket; neither reads or writes memory through it.
-        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-        if peer_port(fd) == Some(port) {
-            let _ = rustix::net::sockopt::set_tcp_nodelay(fd, true);
+        let Some(number) = entry.file_name().to_str().and_then(|name| name.parse::<RawFd>().ok()) else { continue };
+        // "socket:[inode]": anything else (files, pipes, this directory) is left alone.
+        let is_socket =
+            std::fs::read_link(entry.path()).is_ok_and(|target| target.as_os_str().as_bytes().starts_with(b"socket:"));
+        if !is_socket {
+            continue;
+        }
+        let Some(socket) = duplicate(number) else { continue };
+        if peer(&socket).is_some_and(|peer| servers.contains(&peer)) {
+            let _ = rustix::net::sockopt::set_tcp_nodelay(&socket, true);
         }
     }
 }
 
-fn peer_port(fd: BorrowedFd<'_>) -> Option<u16> {
-    let peer = rustix::net::getpeername(fd).ok()??;
-    std::net::SocketAddr::try_from(peer).ok().map(|address| address.port())
+/// A descriptor of this process's own for what `number` refers to now;
+/// `None` when it is closed by now.
+fn duplicate(number: RawFd) -> Option<OwnedFd> {
+    // SAFETY: fcntl reads and writes no memory of ours; on a closed number it
+    // fails (EBADF), on a reused one it duplicates whatever is there now, which
+    // the checks on the duplicate then see.
+    let duplicate = unsafe { libc::fcntl(number, libc::F_DUPFD_CLOEXEC, 0) };
+    // SAFETY: a descriptor fcntl just returned is open and owned by no one else.
+    (duplicate >= 0).then(|| unsafe { OwnedFd::from_raw_fd(duplicate) })
+}
+
+/// The address and port a TCP socket is connected to.
+fn peer(socket: &OwnedFd) -> Option<SocketAddr> {
+    let peer = rustix::net::getpeername(socket).ok()??;
+    SocketAddr::try_from(peer).ok().map(canonical)
+}
+
+/// An IPv4 address mapped into IPv6 (`::ffff:127.0.0.1`) as plain IPv4, so
+/// that a socket of either family compares equal to the resolved address.
+fn canonical(address: SocketAddr) -> SocketAddr {
+    let ip: IpAddr = address.ip().to_canonical();
+    SocketAddr::new(ip, address.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    fn nodelay(stream: &TcpStream) -> bool {
+        stream.nodelay().unwrap()
+    }
+
+    /// Only the socket connected to the server's address and port is set: not
+    /// one to the same port on another address, nor one to another port.
+    #[test]
+    fn only_connections_to_the_server_address_and_port_are_set() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let same_port_elsewhere = TcpListener::bind(("127.0.0.2", port)).unwrap();
+        let other_port = TcpListener::bind("127.0.0.1:0").unwrap();
+        let to_server = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let to_same_port = TcpStream::connect(same_port_elsewhere.local_addr().unwrap()).unwrap();
+        let to_other_port = TcpStream::connect(other_port.local_addr().unwrap()).unwrap();
+        assert!(!nodelay(&to_server) && !nodelay(&to_same_port) && !nodelay(&to_other_port));
+
+        set_on_sockets_connected_to(&[server.local_addr().unwrap()]);
+        assert!(nodelay(&to_server));
+        assert!(!nodelay(&to_same_port), "same port, another address");
+        assert!(!nodelay(&to_other_port), "same address, another port");
+    }
 }
