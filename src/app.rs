@@ -5,7 +5,6 @@ use std::io::Read;
 use std::time::Instant;
 
 use chrono::Utc;
-
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
