@@ -24,7 +24,7 @@ use crate::output::Printer;
 use crate::scheduler::{WindowReport, WindowState, Windows};
 use crate::seed::SeedGenerator;
 use crate::signals;
-use crate::store::{self, AuditFilter, AuditWindow, JobFilter, Store, StoreError};
+use crate::store::{self, AuditSearch, AuditWindow, JobFilter, Store, StoreError};
 use crate::sweep::{self, SweepPlan, SweepReport};
 use crate::telemetry;
 
@@ -54,7 +54,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Jobs(command) => jobs(&settings, command, &printer).await,
         Command::Audit(AuditCommand::List { job_name, run_id, limit }) => {
             let store = store::open(&settings.database).await?;
-            let entries = store.audit_entries(&AuditFilter { job_name, run_id, limit: no_limit_if_zero(limit) }).await;
+            let entries = store.audit(&AuditSearch::newest(job_name, run_id), no_limit_if_zero(limit)).await;
             Ok(printer.audit_entries(&closing(store.as_ref(), entries).await?)?)
         }
         Command::Audit(AuditCommand::Export { since, until, format, output }) => {
@@ -64,7 +64,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Runs(RunsCommand::List { limit }) => {
             let store = store::open(&settings.database).await?;
-            let runs = store.runs(no_limit_if_zero(limit)).await;
+            let runs = store.runs(i64::MAX, no_limit_if_zero(limit)).await;
             Ok(printer.runs(&closing(store.as_ref(), runs).await?)?)
         }
         Command::Generate(command) => generate::write(command),

@@ -29,5 +29,4 @@ pub mod store;
 pub mod sweep;
 pub mod telemetry;
 pub mod tls;
-pub mod trail;
 pub mod ui;

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::lifecycle::{DriveState, Effect, JobState, JobStatus, JobType};
 use crate::policy::PerPolicy;
-use crate::trail::Removed;
 
 /// A job and its drives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,6 +128,22 @@ pub struct RunRecord {
     /// What the run removed of the audit trail (`audit_rows_removed`, `runs_removed`).
     #[serde(flatten)]
     pub removed: Removed,
+}
+
+/// What a sweep removed of the audit trail after the jobs (src/trail.rs),
+/// recorded in its run record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    #[serde(rename = "audit_rows_removed")]
+    pub audit_rows: u64,
+    #[serde(rename = "runs_removed")]
+    pub runs: u64,
+}
+
+impl Removed {
+    pub fn any(&self) -> bool {
+        self.audit_rows > 0 || self.runs > 0
+    }
 }
 
 /// Where a sweep's run record stands.

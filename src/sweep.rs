@@ -14,6 +14,7 @@ mod audit_lines;
 mod limits;
 mod pause;
 mod pending;
+pub mod trail;
 
 use std::time::{Duration, Instant};
 
@@ -25,15 +26,15 @@ use crate::batch::{BatchSize, BatchSizer};
 use crate::config::RetentionSettings;
 use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome};
-use crate::model::RunStatus;
+use crate::model::{Removed, RunStatus};
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::scheduler::WindowReport;
-use crate::store::{BatchRequest, ClockReading, RunOutcome, Store, StoreError};
-use crate::trail::{self, TrailCutoffs, TrailRetentions};
+use crate::store::{Batch, BatchRequest, ClockReading, NewRun, RunOutcome, Store, StoreError};
 use audit_lines::AuditLines;
 pub(crate) use limits::Limits;
-pub(crate) use pause::settle;
+use pause::settle;
 use pending::PendingIds;
+use trail::{TrailCutoffs, TrailRetentions};
 
 /// What a sweep does, from the configuration and the command line.
 #[derive(Debug, Clone)]
@@ -71,7 +72,7 @@ impl SweepPlan {
             as_of: None,
             window_closes: None,
             trigger,
-            trail: settings.trail(),
+            trail: TrailRetentions { audit: settings.audit, runs: settings.runs },
         }
     }
 }
@@ -121,7 +122,7 @@ pub struct SweepReport {
     pub jobs: Option<Vec<String>>,
     /// What it removed of the audit trail after the jobs (`audit_rows_removed`, `runs_removed`).
     #[serde(flatten)]
-    pub removed: trail::Removed,
+    pub removed: Removed,
     /// Where `purge` started against `schedule.window`; `None` without
     /// windows or with `--ignore-window`. Not the sweep's to fill in.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -150,7 +151,7 @@ struct Progress {
     counts: PerPolicy<u64>,
     oldest: Option<DateTime<Utc>>,
     sizer: BatchSizer,
-    trail: trail::Removed,
+    trail: Removed,
 }
 
 impl Progress {
@@ -159,7 +160,7 @@ impl Progress {
             counts: PerPolicy::default(),
             oldest: None,
             sizer: BatchSizer::new(plan.batch_size, plan.batch_budget),
-            trail: trail::Removed::default(),
+            trail: Removed::default(),
         }
     }
 
@@ -221,8 +222,8 @@ async fn run_sweep(
     let (run_id, clock) = if plan.dry_run {
         (None, store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?)
     } else {
-        let (run_id, clock) =
-            store.begin_run(plan.trigger, identity, &plan.retentions).await.map_err(SweepError::at_start)?;
+        let run = NewRun { trigger: plan.trigger, owner: identity, retentions: &plan.retentions };
+        let (run_id, clock) = store.begin_run(&run).await.map_err(SweepError::at_start)?;
         (Some(run_id), clock)
     };
     let ClockReading { now: database_now, future_jobs: skipped_future } = clock;
@@ -438,7 +439,7 @@ async fn delete_batches(
         }
         let tried = ids.len();
         let batch_started = Instant::now();
-        let deleted = match store.delete_eligible(run_id, cutoffs, ids, &run.deleted_by).await {
+        let deleted = match store.delete_eligible(&Batch { run_id, cutoffs, ids, deleted_by: &run.deleted_by }).await {
             Ok(deleted) => deleted,
             Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
                 // The batch rolled back whole; a smaller one may fit.

@@ -641,7 +641,7 @@ mod lib_driver {
     use retentiond::lifecycle::{self, JobState, Operation};
     use retentiond::model::Job;
     use retentiond::policy::Retentions;
-    use retentiond::store::{self, AuditFilter, JobFilter, Store, StoreError};
+    use retentiond::store::{self, AuditSearch, JobFilter, Store, StoreError};
     use retentiond::sweep::{self, SweepPlan};
     use tokio_util::sync::CancellationToken;
 
@@ -782,12 +782,12 @@ mod lib_driver {
         }
 
         fn audit(&mut self) -> Value {
-            let entries = self.rt.block_on(self.store().audit_entries(&AuditFilter::default())).expect("audit");
+            let entries = self.rt.block_on(self.store().audit(&AuditSearch::newest(None, None), None)).expect("audit");
             serde_json::to_value(entries).expect("audit")
         }
 
         fn runs(&mut self) -> Value {
-            let runs = self.rt.block_on(self.store().runs(None)).expect("runs");
+            let runs = self.rt.block_on(self.store().runs(i64::MAX, None)).expect("runs");
             serde_json::to_value(runs).expect("runs")
         }
     }

@@ -282,9 +282,13 @@ async fn sql_op(conn: &mut PgConnection, name: &str, op: &Planned) -> Result<Out
         .execute(&mut *tx)
         .await?
         .rows_affected(),
-        Effect::Delete => {
-            sqlx::query(pg::DELETE_JOB_AUDITED).bind(id).bind(SQL_DELETER).fetch_all(&mut *tx).await?.len() as u64
-        }
+        Effect::Delete => sqlx::query(pg::DELETE_JOB_AUDITED)
+            .bind(id)
+            .bind(SQL_DELETER)
+            .bind(chrono::Utc::now())
+            .fetch_all(&mut *tx)
+            .await?
+            .len() as u64,
         Effect::Nothing => 1,
         Effect::ReleaseHold => unreachable!("no client releases"),
     };

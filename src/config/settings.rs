@@ -13,7 +13,6 @@ use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_durati
 use crate::batch::BatchSize;
 use crate::policy::Retentions;
 use crate::scheduler::Window;
-use crate::trail::TrailRetentions;
 
 /// The effective configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,10 +228,6 @@ impl Default for RetentionSettings {
 impl RetentionSettings {
     pub fn retentions(&self) -> Retentions {
         Retentions { completed: self.completed, closed: self.closed, creating_idle: self.creating_idle }
-    }
-
-    pub fn trail(&self) -> TrailRetentions {
-        TrailRetentions { audit: self.audit, runs: self.runs }
     }
 }
 

@@ -13,6 +13,7 @@ use super::{
     UiSettings,
 };
 use crate::batch::MAX_BATCH_SIZE;
+use crate::store::engine::Engine;
 
 /// One past the longest `database.statement_timeout`: 2^31 milliseconds.
 const MAX_STATEMENT_TIMEOUT: Duration = Duration::from_millis(1 << 31);
@@ -73,36 +74,35 @@ impl Settings {
 
 fn database(db: &DatabaseSettings, problems: &mut Problems<'_>) {
     let url = db.url.expose();
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        if url::Url::parse(url).is_err() {
-            problems.add(
-                "database.url",
-                "database.url is not a valid URL (the value is not shown: it may hold a password); \
-                 percent-encode reserved characters in the user and password (/ as %2F, @ as %40, # as %23)"
-                    .into(),
-            );
-        } else {
-            postgres_tls_and_password(db, problems);
-        }
-    } else if url.starts_with("sqlite:") {
-        let postgres_only = [
-            ("database.password_file", db.password_file.is_empty()),
-            ("database.sslmode", db.sslmode.is_none()),
-            ("database.sslrootcert", db.sslrootcert.is_empty()),
-            ("database.sslcert", db.sslcert.is_empty()),
-            ("database.sslkey", db.sslkey.is_empty()),
-        ];
-        for (key, unset) in postgres_only {
-            if !unset {
-                problems.add(key, format!("{key} applies to PostgreSQL only, and database.url is an sqlite: URL"));
+    match Engine::of_url(url) {
+        Some(Engine::Postgres) if url::Url::parse(url).is_err() => problems.add(
+            "database.url",
+            "database.url is not a valid URL (the value is not shown: it may hold a password); \
+             percent-encode reserved characters in the user and password (/ as %2F, @ as %40, # as %23)"
+                .into(),
+        ),
+        Some(Engine::Postgres) => postgres_tls_and_password(db, problems),
+        Some(Engine::Sqlite) => {
+            let postgres_only = [
+                ("database.password_file", db.password_file.is_empty()),
+                ("database.sslmode", db.sslmode.is_none()),
+                ("database.sslrootcert", db.sslrootcert.is_empty()),
+                ("database.sslcert", db.sslcert.is_empty()),
+                ("database.sslkey", db.sslkey.is_empty()),
+            ];
+            for (key, unset) in postgres_only {
+                if !unset {
+                    problems.add(key, format!("{key} applies to PostgreSQL only, and database.url is an sqlite: URL"));
+                }
             }
         }
-    } else {
-        problems.add(
+        None => problems.add(
             "database.url",
-            "database.url must start with sqlite:, postgres: or postgresql: (the value is not shown: it may hold a password)"
-                .into(),
-        );
+            format!(
+                "database.url must start with {} (the value is not shown: it may hold a password)",
+                Engine::scheme_prefixes()
+            ),
+        ),
     }
     if db.max_connections < 1 {
         problems.add("database.max_connections", "database.max_connections = 0 must be at least 1".into());

@@ -358,7 +358,7 @@ async fn overview_figures(store: &dyn Store, settings: &Settings) -> Result<Over
     let (eligible, held, runs) = futures::try_join!(
         store.eligible_jobs(&cutoffs),
         store.count_held(),
-        store.runs_before(i64::MAX, RECENT_RUNS)
+        store.runs(i64::MAX, Some(u64::from(RECENT_RUNS)))
     )?;
     let backlog = Policy::ALL.iter().map(|&policy| eligible[policy].count).sum();
     let oldest = Policy::ALL.iter().filter_map(|&policy| eligible[policy].oldest).min();
@@ -548,7 +548,8 @@ pub async fn runs(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuery
     let params = Params::parse(query.as_deref(), &["before", "limit"])?;
     let (before, limit) = (params.id("before")?, params.page_size()?);
     let store = store(&view)?;
-    let (mut runs, now) = futures::try_join!(store.runs_before(before.unwrap_or(i64::MAX), limit + 1), store.now())?;
+    let (mut runs, now) =
+        futures::try_join!(store.runs(before.unwrap_or(i64::MAX), Some(u64::from(limit) + 1)), store.now())?;
     let more = trim_page(&mut runs, limit);
     let first = before.map(|_| link("/runs", &limit_pair(limit)));
     let next = runs.last().filter(|_| more).map(|last| {
@@ -574,7 +575,7 @@ pub async fn run(State(view): State<Arc<DaemonView>>, Path(id): Path<String>, Ra
     let store = store(&view)?;
     let search = AuditSearch::Run { run_id, before: before.unwrap_or(i64::MAX) };
     let (record, mut entries, now) =
-        futures::try_join!(store.run(run_id), store.search_audit(&search, limit + 1), store.now())?;
+        futures::try_join!(store.run(run_id), store.audit(&search, Some(u64::from(limit) + 1)), store.now())?;
     let record = record.ok_or_else(|| PageError::NotFound(format!("there is no run {run_id}")))?;
     let more = trim_page(&mut entries, limit);
     let path = format!("/runs/{run_id}");
@@ -649,7 +650,7 @@ pub async fn audit(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQuer
         (None, _, None) => AuditSearch::All { before: before.unwrap_or(i64::MAX) },
     };
     let store = store(&view)?;
-    let mut entries = store.search_audit(&search, limit + 1).await?;
+    let mut entries = store.audit(&search, Some(u64::from(limit) + 1)).await?;
     let more = trim_page(&mut entries, limit);
 
     let mut base: Vec<(&str, String)> = Vec::new();

@@ -1,9 +1,46 @@
 //! The SQL of the PostgreSQL store. Lists travel as arrays or JSONB, so every
 //! statement is static and set-based; sqlx prepares each once per connection.
+//! The statements the common part runs are listed in [`STATEMENTS`].
+
+use crate::store::common::{DeleteJob, Statements};
+
+/// The statements the common part runs on this engine (src/store/common/).
+pub(crate) const STATEMENTS: Statements = Statements {
+    migrations_table: MIGRATIONS_TABLE,
+    migration_versions: SELECT_MIGRATION_VERSIONS,
+    job_by_name: SELECT_JOB_BY_NAME,
+    lock_job_by_name: LOCK_JOB_BY_NAME,
+    jobs: SELECT_JOBS,
+    drives_of_jobs: SELECT_DRIVES_OF_JOBS,
+    taken_names: SELECT_TAKEN_NAMES,
+    insert_jobs: INSERT_JOBS,
+    insert_drives: INSERT_DRIVES,
+    update_job: UPDATE_JOB,
+    delete_job: DeleteJob::AuditedDelete(DELETE_JOB_AUDITED),
+    count_eligible: COUNT_ELIGIBLE,
+    eligible: SELECT_ELIGIBLE,
+    nth_eligible: SELECT_NTH_ELIGIBLE,
+    forecast: FORECAST,
+    audit_before: SELECT_AUDIT_BEFORE,
+    audit_of_run: SELECT_AUDIT_OF_RUN,
+    audit_of_name: SELECT_AUDIT_OF_NAME,
+    audit_of_name_range: SELECT_AUDIT_OF_NAME_RANGE,
+    audit_id_range: SELECT_AUDIT_ID_RANGE,
+    audit_id_range_between: SELECT_AUDIT_ID_RANGE_BETWEEN,
+    audit_page: SELECT_AUDIT_PAGE,
+    run: SELECT_RUN,
+    runs_before: SELECT_RUNS_BEFORE,
+    count_held: COUNT_HELD,
+    held: SELECT_HELD,
+};
+
+/// 1 when the migrations table exists, else 0 (it is looked up as the next
+/// statement would find it, along the search path).
+pub const MIGRATIONS_TABLE: &str = "SELECT count(to_regclass('_sqlx_migrations')) AS tables";
 
 pub const SELECT_MIGRATION_VERSIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
 
-pub const SELECT_NOW: &str = "SELECT now()";
+pub const SELECT_NOW: &str = "SELECT now() AS now";
 
 macro_rules! job_columns {
     () => {
@@ -18,7 +55,7 @@ pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM j
 pub const LOCK_JOB_BY_NAME: &str =
     concat!("SELECT ", job_columns!(), ", now() AS now FROM jobs WHERE name = $1 FOR UPDATE");
 
-/// $1: states or NULL for all; $2: limit or NULL for none.
+/// $1: states or NULL for all; $2: limit.
 pub const SELECT_JOBS: &str =
     concat!("SELECT ", job_columns!(), " FROM jobs WHERE $1::text[] IS NULL OR state = ANY($1) ORDER BY id LIMIT $2");
 
@@ -27,19 +64,19 @@ pub const SELECT_DRIVES_OF_JOBS: &str =
 
 pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name = ANY($1)";
 
-/// $1: JSONB array of job objects.
+/// $1: JSON array of job objects.
 pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, \
      hold_reason, created_at, updated_at, state_changed_at) \
      SELECT name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, created_at, updated_at, \
             state_changed_at \
-     FROM jsonb_to_recordset($1) AS x(name text, job_type text, state text, cancel_requested boolean, \
+     FROM jsonb_to_recordset($1::jsonb) AS x(name text, job_type text, state text, cancel_requested boolean, \
           cancel_requested_at timestamptz, hold_reason text, created_at timestamptz, updated_at timestamptz, \
           state_changed_at timestamptz)";
 
-/// $1: JSONB array of `{job_name, drive_id, state, bytes}`.
+/// $1: JSON array of `{job_name, drive_id, state, bytes}`.
 pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
      SELECT jobs.id, d.drive_id, d.state, d.bytes \
-     FROM jsonb_to_recordset($1) AS d(job_name text, drive_id text, state text, bytes bigint) \
+     FROM jsonb_to_recordset($1::jsonb) AS d(job_name text, drive_id text, state text, bytes bigint) \
      JOIN jobs ON jobs.name = d.job_name";
 
 pub const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, cancel_requested = $3, cancel_requested_at = $4, \
@@ -52,24 +89,16 @@ macro_rules! audit_columns {
     };
 }
 
-/// Deletes one job by hand with its audit row, in one statement. $2: deleted_by.
+/// Deletes one job by hand with its audit row, in one statement. $1: job
+/// id; $2: deleted_by; $3: deleted_at (the transaction's clock).
 pub const DELETE_JOB_AUDITED: &str = concat!(
     "WITH deleted AS (DELETE FROM jobs WHERE id = $1 \
        RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at) \
      INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
        created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT NULL, id, name, job_type, 'manual', state, cancel_requested, created_at, state_changed_at, now(), $2 \
+     SELECT NULL, id, name, job_type, 'manual', state, cancel_requested, created_at, state_changed_at, $3, $2 \
      FROM deleted RETURNING ",
     audit_columns!()
-);
-
-/// $1: job name or NULL; $2: run id or NULL; $3: limit or NULL. The names
-/// compare in byte order (`COLLATE "C"`), as their index sorts them (migration 4).
-pub const SELECT_AUDIT: &str = concat!(
-    "SELECT ",
-    audit_columns!(),
-    " FROM retention_audit WHERE ($1::text IS NULL OR job_name COLLATE \"C\" = $1) AND ($2::bigint IS NULL OR run_id = $2) \
-     ORDER BY id DESC LIMIT $3"
 );
 
 macro_rules! run_columns {
@@ -78,9 +107,6 @@ macro_rules! run_columns {
          deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
     };
 }
-
-/// $1: limit or NULL.
-pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs ORDER BY id DESC LIMIT $1");
 
 /// The jobs with an age timestamp after `clock.now`, the clock read while
 /// the statement runs (`clock_timestamp()`, once), after its snapshot was
@@ -113,11 +139,11 @@ pub const CLOCK_AND_SKEW: &str =
 pub const BEGIN_RUN: &str = concat!(
     "WITH clock AS (SELECT clock_timestamp() AS now), \
      abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
-       WHERE status = 'running' AND pg_try_advisory_xact_lock($4, (id % 2147483648)::int4) \
+       WHERE status = 'running' AND pg_try_advisory_xact_lock($4::int4, (id % 2147483648)::int4) \
        RETURNING id, host, pid), \
      run AS (INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
        VALUES ($5, 'running', now(), $6, $7, $8) RETURNING id) \
-     SELECT run.id, pg_advisory_lock($4, (run.id % 2147483648)::int4)::text AS locked, \
+     SELECT run.id, pg_advisory_lock($4::int4, (run.id % 2147483648)::int4)::text AS locked, \
        (SELECT coalesce(jsonb_agg(abandoned), '[]') FROM abandoned) AS abandoned, clock.now, ",
     future_jobs!(),
     " FROM run, clock"
@@ -137,7 +163,7 @@ pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at
 pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs SET status = $2, \
        finished_at = now(), deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, \
        stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9 WHERE id = $1) \
-     SELECT pg_advisory_unlock($10, ($1 % 2147483648)::int4) AS unlocked";
+     SELECT pg_advisory_unlock($10::int4, ($1 % 2147483648)::int4) AS unlocked";
 
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \
@@ -149,9 +175,9 @@ pub const COUNT_ELIGIBLE: &str = "SELECT \
        (SELECT min(updated_at) FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3) AS creating_idle_oldest";
 
 /// Taken with the singleton lock's class ($1) by the sweeping replica, on a connection of its own.
-pub const TRY_LEAD: &str = "SELECT pg_try_advisory_lock($1, 0)";
+pub const TRY_LEAD: &str = "SELECT pg_try_advisory_lock($1::int4, 0) AS locked";
 
-pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1, 0)";
+pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1::int4, 0) AS unlocked";
 
 /// Planner settings of the sessions that read what a sweep deletes, count
 /// what is eligible and remove the audit trail's expired rows: they keep
@@ -360,7 +386,7 @@ pub const SELECT_AUDIT_PAGE: &str =
     concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3");
 
 // ---------------------------------------------------------------------------
-// The status pages and `forecast` (issue 13). Each statement reads one index
+// The status pages and `forecast`. Each statement reads one index
 // range, so a page costs the same whatever the size of the tables.
 // ---------------------------------------------------------------------------
 
@@ -418,7 +444,7 @@ pub const FORECAST: &str = concat!(
       WHERE ts <= horizon GROUP BY policy, 3"
 );
 
-pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs WHERE hold_reason IS NOT NULL";
+pub const COUNT_HELD: &str = "SELECT count(*) AS held FROM jobs WHERE hold_reason IS NOT NULL";
 
 /// $1/$2: the (created_at, id) the page starts after; $3: limit.
 pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \

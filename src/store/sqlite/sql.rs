@@ -1,6 +1,43 @@
 //! The SQL of the SQLite store. Timestamps are INTEGER microseconds since the
 //! Unix epoch; booleans are 0/1. JSON parameters (`json_each`) carry lists, so
-//! every statement is static and set-based.
+//! every statement is static and set-based. The statements the common part
+//! runs are listed in [`STATEMENTS`]; SQLite has no clock of its own to the
+//! microsecond, so "now" is bound where a statement needs it.
+
+use crate::store::common::{DeleteJob, Statements};
+
+/// The statements the common part runs on this engine (src/store/common/).
+pub(crate) const STATEMENTS: Statements = Statements {
+    migrations_table: MIGRATIONS_TABLE,
+    migration_versions: SELECT_MIGRATION_VERSIONS,
+    job_by_name: SELECT_JOB_BY_NAME,
+    lock_job_by_name: SELECT_JOB_BY_NAME,
+    jobs: SELECT_JOBS,
+    drives_of_jobs: SELECT_DRIVES_OF_JOBS,
+    taken_names: SELECT_TAKEN_NAMES,
+    insert_jobs: INSERT_JOBS,
+    insert_drives: INSERT_DRIVES,
+    update_job: UPDATE_JOB,
+    delete_job: DeleteJob::AuditThenDelete { audit: AUDIT_JOB, delete: DELETE_JOB },
+    count_eligible: COUNT_ELIGIBLE,
+    eligible: SELECT_ELIGIBLE,
+    nth_eligible: SELECT_NTH_ELIGIBLE,
+    forecast: FORECAST,
+    audit_before: SELECT_AUDIT_BEFORE,
+    audit_of_run: SELECT_AUDIT_OF_RUN,
+    audit_of_name: SELECT_AUDIT_OF_NAME,
+    audit_of_name_range: SELECT_AUDIT_OF_NAME_RANGE,
+    audit_id_range: SELECT_AUDIT_ID_RANGE,
+    audit_id_range_between: SELECT_AUDIT_ID_RANGE_BETWEEN,
+    audit_page: SELECT_AUDIT_PAGE,
+    run: SELECT_RUN,
+    runs_before: SELECT_RUNS_BEFORE,
+    count_held: COUNT_HELD,
+    held: SELECT_HELD,
+};
+
+pub const MIGRATIONS_TABLE: &str =
+    "SELECT count(*) AS tables FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
 
 pub const SELECT_MIGRATION_VERSIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
 
@@ -13,7 +50,7 @@ macro_rules! job_columns {
 
 pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = ?1");
 
-/// ?1: JSON array of states or NULL for all; ?2: limit, -1 for none.
+/// ?1: JSON array of states or NULL for all; ?2: limit.
 pub const SELECT_JOBS: &str = concat!(
     "SELECT ",
     job_columns!(),
@@ -43,16 +80,6 @@ pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state
 pub const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, cancel_requested = ?3, cancel_requested_at = ?4, hold_reason = ?5, \
      updated_at = ?6, state_changed_at = ?7 WHERE id = ?1";
 
-pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1";
-
-/// ?1: run id or NULL; ?2: deleted_at; ?3: deleted_by; ?4: JSON array of deleted jobs.
-pub const INSERT_AUDIT: &str = "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
-     cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT ?1, value ->> 'job_id', value ->> 'job_name', value ->> 'job_type', value ->> 'policy', value ->> 'state', \
-            value ->> 'cancel_requested', value ->> 'created_at', value ->> 'state_changed_at', ?2, ?3 \
-     FROM json_each(?4) ORDER BY key \
-     RETURNING id";
-
 macro_rules! audit_columns {
     () => {
         "id, run_id, job_name, job_type, policy, state, cancel_requested, created_at, \
@@ -60,15 +87,18 @@ macro_rules! audit_columns {
     };
 }
 
-/// ?1: job name or NULL; ?2: run id or NULL; ?3: limit, -1 for none.
-pub const SELECT_AUDIT: &str = concat!(
-    "SELECT ",
-    audit_columns!(),
-    " FROM retention_audit WHERE (?1 IS NULL OR job_name = ?1) AND (?2 IS NULL OR run_id = ?2) \
-     ORDER BY id DESC LIMIT ?3"
+/// The audit row of `jobs delete`, written from the job's row before
+/// [`DELETE_JOB`] removes it. ?1: job id; ?2: deleted_by; ?3: deleted_at.
+pub const AUDIT_JOB: &str = concat!(
+    "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
+       created_at, state_changed_at, deleted_at, deleted_by) \
+     SELECT NULL, id, name, job_type, 'manual', state, cancel_requested, created_at, state_changed_at, ?3, ?2 \
+     FROM jobs WHERE id = ?1 RETURNING ",
+    audit_columns!()
 );
 
-pub const SELECT_AUDIT_BY_ID: &str = concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id = ?1");
+/// ?1: job id (drives by cascade).
+pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1";
 
 macro_rules! run_columns {
     () => {
@@ -76,9 +106,6 @@ macro_rules! run_columns {
          deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
     };
 }
-
-/// ?1: limit, -1 for none.
-pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs ORDER BY id DESC LIMIT ?1");
 
 pub const SELECT_RUNNING_RUNS: &str =
     "SELECT id, host, pid, process_started FROM retention_runs WHERE status = 'running'";
@@ -89,15 +116,16 @@ pub const MARK_RUN_ABANDONED: &str =
 pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
      VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
 
-pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?3, deleted_completed = ?4, \
-     deleted_closed = ?5, deleted_creating_idle = ?6, stopped_by = ?7, error = ?8, audit_rows_removed = ?9, \
-     runs_removed = ?10 WHERE id = ?1";
+/// ?1: run id; ?2–?9: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?10: finished_at.
+pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?10, deleted_completed = ?3, \
+     deleted_closed = ?4, deleted_creating_idle = ?5, stopped_by = ?6, error = ?7, audit_rows_removed = ?8, \
+     runs_removed = ?9 WHERE id = ?1";
 
 /// ?1: now; ?2–?4: whether completed, closed and creating_idle are enabled.
 pub const COUNT_FUTURE: &str = "SELECT \
        (SELECT count(*) FROM jobs INDEXED BY jobs_completed_by_age WHERE ?2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > ?1) \
      + (SELECT count(*) FROM jobs INDEXED BY jobs_closed_by_age WHERE ?3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > ?1) \
-     + (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE ?4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > ?1)";
+     + (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE ?4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > ?1) AS future";
 
 /// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \
@@ -235,11 +263,13 @@ pub const AUDIT_ELIGIBLE: &str = concat!(
     " ORDER BY id"
 );
 
-/// Deletes the listed jobs still eligible (drives by cascade).
+/// Deletes the listed jobs still eligible (drives by cascade); `ts` is a
+/// job's age timestamp under its policy.
 pub const DELETE_ELIGIBLE: &str = concat!(
     "DELETE ",
     still_eligible!(),
-    " RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, updated_at"
+    " RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
+       CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts"
 );
 
 pub const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
@@ -312,7 +342,7 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
 );
 
 // ---------------------------------------------------------------------------
-// The status pages and `forecast` (issue 13). Each statement reads one index
+// The status pages and `forecast`. Each statement reads one index
 // range (pinned with `INDEXED BY`, as above), so a page costs the same
 // whatever the size of the tables.
 // ---------------------------------------------------------------------------
@@ -371,7 +401,7 @@ pub const FORECAST: &str = concat!(
      WHERE ts <= horizon GROUP BY policy, day"
 );
 
-pub const COUNT_HELD: &str = "SELECT count(*) FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL";
+pub const COUNT_HELD: &str = "SELECT count(*) AS held FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL";
 
 /// ?1/?2: the (created_at, id) the page starts after; ?3: limit.
 pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \

@@ -1,6 +1,6 @@
 //! Turns off Nagle's algorithm (sets `TCP_NODELAY`) on the process's TCP
-//! connections to the database server, as libpq and every other PostgreSQL
-//! driver do, and as sqlx did until 0.9.0
+//! connections to a server engine's database server, as libpq and the other
+//! client libraries do, and as sqlx did until 0.9.0
 //! (<https://github.com/transact-rs/sqlx/issues/4335>).
 //!
 //! Why it matters here: over TLS, a request larger than one TLS record
@@ -17,27 +17,23 @@
 //! is one of the server's addresses, with its port, are set. Closing a
 //! duplicate would release a process's POSIX record locks on a file; only
 //! numbers that were sockets a moment before are duplicated, and this
-//! process takes no such locks while a PostgreSQL store is open (SQLite
-//! would). Remove this once sqlx sets the option again.
+//! process takes no such locks while a server engine's store is open
+//! (SQLite would). Remove this once sqlx sets the option again.
 
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use sqlx::postgres::PgConnectOptions;
-
 /// The database server's host and port, when it is reached over TCP.
 #[derive(Debug, Clone)]
-pub struct TcpServer {
+pub(crate) struct TcpServer {
     host: String,
     port: u16,
 }
 
 impl TcpServer {
-    /// `None` when `options` connect over a Unix socket: nothing to set there.
-    pub fn of(options: &PgConnectOptions) -> Option<TcpServer> {
-        let tcp = options.get_socket().is_none();
-        tcp.then(|| TcpServer { host: options.get_host().to_owned(), port: options.get_port() })
+    pub fn new(host: &str, port: u16) -> TcpServer {
+        TcpServer { host: host.to_owned(), port }
     }
 
     /// Sets `TCP_NODELAY` on every TCP socket of this process connected to

@@ -24,13 +24,13 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
+use super::{Limits, StoppedBy, SweepPlan, settle};
 use crate::batch::BatchSizer;
 use crate::metrics;
+use crate::model::Removed;
 use crate::policy::{cutoff, start_of_time};
-use crate::store::{Store, StoreError};
-use crate::sweep::{Limits, StoppedBy, SweepPlan, settle};
+use crate::store::{AuditRemoval, RunRemoval, Store, StoreError, TrailKey};
 
 /// `retention.audit` and `retention.runs`; `None` keeps them forever.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,85 +54,38 @@ pub fn cutoffs(retentions: &TrailRetentions, now: DateTime<Utc>) -> TrailCutoffs
     }
 }
 
-/// A position in a removal order: an audit row's `deleted_at` or a run's
-/// `finished_at`, ties broken by id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TrailKey {
-    pub at: DateTime<Utc>,
-    pub id: i64,
+/// Before every row at `at`.
+fn key_before(at: DateTime<Utc>) -> TrailKey {
+    TrailKey { at, id: i64::MIN }
 }
 
-impl TrailKey {
-    /// Before every row at `at`.
-    fn before(at: DateTime<Utc>) -> TrailKey {
-        TrailKey { at, id: i64::MIN }
+/// After every row at `at`.
+fn key_after(at: DateTime<Utc>) -> TrailKey {
+    TrailKey { at, id: i64::MAX }
+}
+
+/// The first batch of run records to remove, with `runs` the cut-off of `retention.runs`.
+fn run_removal(cutoffs: &TrailCutoffs, runs: DateTime<Utc>) -> RunRemoval {
+    // With retention.audit off, no run that deleted jobs ever loses its
+    // audit rows: the first walk is empty (nothing finished in year 1).
+    let spent_cutoff = cutoffs.audit.map_or(start_of_time(), |audit| audit.min(runs));
+    RunRemoval {
+        spent_cutoff,
+        empty_cutoff: runs,
+        after_spent: key_before(start_of_time()),
+        // The second walk starts where the first one ends.
+        after_empty: key_after(spent_cutoff),
     }
-
-    /// After every row at `at`.
-    fn after(at: DateTime<Utc>) -> TrailKey {
-        TrailKey { at, id: i64::MAX }
-    }
 }
 
-/// One batch of audit rows to remove: those past `cutoff` (with the run
-/// rule above), after `after` in (deleted_at, id) order.
-#[derive(Debug, Clone, Copy)]
-pub struct AuditRemoval {
-    pub cutoff: DateTime<Utc>,
-    pub after: TrailKey,
-}
-
-/// One batch of run records to remove, from two walks in (finished_at, id)
-/// order: runs finished at or before `spent_cutoff` (both limits passed, so
-/// their audit rows are gone too), after `after_spent`; and runs that deleted
-/// nothing, finished after `spent_cutoff` and at or before `empty_cutoff`,
-/// after `after_empty`. Either way only runs that no audit row names.
-#[derive(Debug, Clone, Copy)]
-pub struct RunRemoval {
-    pub spent_cutoff: DateTime<Utc>,
-    pub empty_cutoff: DateTime<Utc>,
-    pub after_spent: TrailKey,
-    pub after_empty: TrailKey,
-}
-
-impl RunRemoval {
-    fn new(cutoffs: &TrailCutoffs, runs: DateTime<Utc>) -> RunRemoval {
-        // With retention.audit off, no run that deleted jobs ever loses its
-        // audit rows: the first walk is empty (nothing finished in year 1).
-        let spent_cutoff = cutoffs.audit.map_or(start_of_time(), |audit| audit.min(runs));
-        RunRemoval {
-            spent_cutoff,
-            empty_cutoff: runs,
-            after_spent: TrailKey::before(start_of_time()),
-            // The second walk starts where the first one ends.
-            after_empty: TrailKey::after(spent_cutoff),
+/// Resumes each walk of `removal` after the last run it removed.
+fn advance(removal: &mut RunRemoval, removed: &[TrailKey]) {
+    for &key in removed {
+        if key.at <= removal.spent_cutoff {
+            removal.after_spent = removal.after_spent.max(key);
+        } else {
+            removal.after_empty = removal.after_empty.max(key);
         }
-    }
-
-    /// Resumes each walk after the last run it removed.
-    fn advance(&mut self, removed: &[TrailKey]) {
-        for &key in removed {
-            if key.at <= self.spent_cutoff {
-                self.after_spent = self.after_spent.max(key);
-            } else {
-                self.after_empty = self.after_empty.max(key);
-            }
-        }
-    }
-}
-
-/// What a sweep removed of the trail, recorded in its run record.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Removed {
-    #[serde(rename = "audit_rows_removed")]
-    pub audit_rows: u64,
-    #[serde(rename = "runs_removed")]
-    pub runs: u64,
-}
-
-impl Removed {
-    pub fn any(&self) -> bool {
-        self.audit_rows > 0 || self.runs > 0
     }
 }
 
@@ -163,7 +116,7 @@ impl Phase {
                 tracing::info!(run_id, audit_rows = count, total = removed.audit_rows, "audit rows removed");
             }
             Phase::RunRecords(removal) => {
-                removal.advance(removed_keys);
+                advance(removal, removed_keys);
                 removed.runs += count;
                 metrics::run_records_removed(count);
                 tracing::info!(run_id, run_records = count, total = removed.runs, "run records removed");
@@ -186,10 +139,10 @@ pub(crate) async fn remove_expired(
 ) -> Result<Option<StoppedBy>, StoreError> {
     let mut phases = Vec::with_capacity(2);
     if let Some(cutoff) = cutoffs.audit {
-        phases.push(Phase::AuditRows(AuditRemoval { cutoff, after: TrailKey::before(start_of_time()) }));
+        phases.push(Phase::AuditRows(AuditRemoval { cutoff, after: key_before(start_of_time()) }));
     }
     if let Some(runs) = cutoffs.runs {
-        phases.push(Phase::RunRecords(RunRemoval::new(cutoffs, runs)));
+        phases.push(Phase::RunRecords(run_removal(cutoffs, runs)));
     }
     for mut phase in phases {
         let mut sizer = BatchSizer::new(plan.batch_size, plan.batch_budget);
@@ -243,27 +196,27 @@ mod tests {
     #[test]
     fn run_walks_split_at_the_older_cutoff() {
         let (audit, runs) = (at("2026-01-01T00:00:00Z"), at("2026-03-01T00:00:00Z"));
-        let removal = RunRemoval::new(&TrailCutoffs { audit: Some(audit), runs: Some(runs) }, runs);
+        let removal = run_removal(&TrailCutoffs { audit: Some(audit), runs: Some(runs) }, runs);
         assert_eq!(removal.spent_cutoff, audit, "runs younger than the audit limit keep their audit rows");
-        assert_eq!(removal.after_empty, TrailKey::after(audit));
+        assert_eq!(removal.after_empty, key_after(audit));
 
-        let removal = RunRemoval::new(&TrailCutoffs { audit: Some(runs), runs: Some(audit) }, audit);
+        let removal = run_removal(&TrailCutoffs { audit: Some(runs), runs: Some(audit) }, audit);
         assert_eq!(removal.spent_cutoff, audit, "audit rows kept shorter than runs: one walk");
         assert!(removal.after_empty.at >= removal.empty_cutoff, "the second walk is empty");
 
-        let removal = RunRemoval::new(&TrailCutoffs { audit: None, runs: Some(runs) }, runs);
+        let removal = run_removal(&TrailCutoffs { audit: None, runs: Some(runs) }, runs);
         assert_eq!(removal.spent_cutoff, start_of_time(), "audit off: only runs that deleted nothing go");
     }
 
     #[test]
     fn each_run_walk_resumes_after_its_own_last_key() {
         let (audit, runs) = (at("2026-01-01T00:00:00Z"), at("2026-03-01T00:00:00Z"));
-        let mut removal = RunRemoval::new(&TrailCutoffs { audit: Some(audit), runs: Some(runs) }, runs);
+        let mut removal = run_removal(&TrailCutoffs { audit: Some(audit), runs: Some(runs) }, runs);
         let spent = TrailKey { at: at("2025-12-01T00:00:00Z"), id: 7 };
         let empty = TrailKey { at: at("2026-02-01T00:00:00Z"), id: 3 };
-        removal.advance(&[empty, spent]);
+        advance(&mut removal, &[empty, spent]);
         assert_eq!((removal.after_spent, removal.after_empty), (spent, empty));
-        removal.advance(&[TrailKey { at: at("2025-11-01T00:00:00Z"), id: 9 }]);
+        advance(&mut removal, &[TrailKey { at: at("2025-11-01T00:00:00Z"), id: 9 }]);
         assert_eq!(removal.after_spent, spent, "a walk never goes back");
     }
 }

@@ -1,0 +1,193 @@
+//! Rows into records, for every engine: each record is read from the
+//! columns of the same names whatever the engine, and each timestamp
+//! through the engine's [`Codec`](super::Codec).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::Database;
+
+use super::Db;
+use crate::model::{AuditEntry, Drive, Job, Removed, RunRecord, RunStatus};
+use crate::policy::{PerPolicy, Policy, SortKey};
+use crate::store::StoreError;
+use crate::store::records::{Candidate, DeletedJob, EligibleIds, EligibleJobs, ForecastCount, HeldJob, TrailKey};
+
+type Row<DB> = <DB as Database>::Row;
+
+/// Parses a state or type column; a value the code does not know means the
+/// schema and the code disagree.
+fn parse<T: FromStr<Err = String>, DB: Db>(row: &Row<DB>, column: &str) -> Result<T, StoreError> {
+    DB::text(row, column)?.parse().map_err(StoreError::Database)
+}
+
+/// The policy that deletes jobs in the state of the row's `state` column.
+pub(crate) fn policy<DB: Db>(row: &Row<DB>) -> Result<Policy, StoreError> {
+    let state = parse::<_, DB>(row, "state")?;
+    Policy::for_state(state)
+        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
+}
+
+/// The (`ts`, `id`) columns: a job's place in its policy's deletion order.
+pub(crate) fn sort_key<DB: Db>(row: &Row<DB>) -> Result<SortKey, StoreError> {
+    Ok(SortKey { timestamp: DB::time(row, "ts")?, job_id: DB::int(row, "id")? })
+}
+
+/// A `jobs` row (without drives) and its id.
+pub(crate) fn job<DB: Db>(row: &Row<DB>) -> Result<(i64, Job), StoreError> {
+    let job = Job {
+        name: DB::text(row, "name")?,
+        job_type: parse::<_, DB>(row, "job_type")?,
+        state: parse::<_, DB>(row, "state")?,
+        cancel_requested: DB::flag(row, "cancel_requested")?,
+        cancel_requested_at: DB::optional_time(row, "cancel_requested_at")?,
+        hold_reason: DB::optional_text(row, "hold_reason")?,
+        created_at: DB::time(row, "created_at")?,
+        updated_at: DB::time(row, "updated_at")?,
+        state_changed_at: DB::time(row, "state_changed_at")?,
+        drives: Vec::new(),
+    };
+    Ok((DB::int(row, "id")?, job))
+}
+
+/// Gives each job (by id) its drives, from rows of `job_id` and the drive's columns.
+pub(crate) fn with_drives<DB: Db>(jobs: Vec<(i64, Job)>, drives: &[Row<DB>]) -> Result<Vec<Job>, StoreError> {
+    let mut by_job: HashMap<i64, Vec<Drive>> = HashMap::new();
+    for row in drives {
+        let drive = Drive {
+            drive_id: DB::text(row, "drive_id")?,
+            state: parse::<_, DB>(row, "state")?,
+            bytes: DB::int(row, "bytes")?,
+        };
+        by_job.entry(DB::int(row, "job_id")?).or_default().push(drive);
+    }
+    Ok(jobs
+        .into_iter()
+        .map(|(id, mut job)| {
+            job.drives = by_job.remove(&id).unwrap_or_default();
+            job
+        })
+        .collect())
+}
+
+pub(crate) fn audit_entry<DB: Db>(row: &Row<DB>) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        id: DB::int(row, "id")?,
+        run_id: DB::optional_int(row, "run_id")?,
+        job_name: DB::text(row, "job_name")?,
+        job_type: parse::<_, DB>(row, "job_type")?,
+        policy: DB::text(row, "policy")?,
+        state: parse::<_, DB>(row, "state")?,
+        cancel_requested: DB::flag(row, "cancel_requested")?,
+        created_at: DB::time(row, "created_at")?,
+        state_changed_at: DB::time(row, "state_changed_at")?,
+        deleted_at: DB::time(row, "deleted_at")?,
+        deleted_by: DB::text(row, "deleted_by")?,
+    })
+}
+
+pub(crate) fn run<DB: Db>(row: &Row<DB>) -> Result<RunRecord, StoreError> {
+    let status = DB::text(row, "status")?;
+    let count = |column| Ok::<_, StoreError>(DB::int(row, column)? as u64);
+    let counts = PerPolicy {
+        completed: count("deleted_completed")?,
+        closed: count("deleted_closed")?,
+        creating_idle: count("deleted_creating_idle")?,
+    };
+    Ok(RunRecord {
+        run_id: DB::int(row, "id")?,
+        trigger: DB::text(row, "trigger")?,
+        started_at: DB::time(row, "started_at")?,
+        finished_at: DB::optional_time(row, "finished_at")?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Database(format!("unknown run status {status:?}")))?,
+        total: counts.total(),
+        counts,
+        stopped_by: DB::optional_text(row, "stopped_by")?,
+        error: DB::optional_text(row, "error")?,
+        host: DB::text(row, "host")?,
+        pid: DB::int(row, "pid")?,
+        removed: Removed { audit_rows: count("audit_rows_removed")?, runs: count("runs_removed")? },
+    })
+}
+
+pub(crate) fn held_job<DB: Db>(row: &Row<DB>) -> Result<HeldJob, StoreError> {
+    Ok(HeldJob {
+        id: DB::int(row, "id")?,
+        name: DB::text(row, "name")?,
+        job_type: parse::<_, DB>(row, "job_type")?,
+        state: parse::<_, DB>(row, "state")?,
+        hold_reason: DB::text(row, "hold_reason")?,
+        created_at: DB::time(row, "created_at")?,
+        updated_at: DB::time(row, "updated_at")?,
+        state_changed_at: DB::time(row, "state_changed_at")?,
+    })
+}
+
+pub(crate) fn candidate<DB: Db>(row: &Row<DB>) -> Result<Candidate, StoreError> {
+    Ok(Candidate { name: DB::text(row, "name")?, policy: policy::<DB>(row)?, key: sort_key::<DB>(row)? })
+}
+
+/// The ids a read of the next eligible jobs found, per policy, from rows
+/// of `state`, `ts` and `id` in each policy's age order.
+pub(crate) fn eligible_ids<DB: Db>(rows: &[Row<DB>]) -> Result<PerPolicy<EligibleIds>, StoreError> {
+    let mut read = PerPolicy::<EligibleIds>::default();
+    for row in rows {
+        read[policy::<DB>(row)?].push(sort_key::<DB>(row)?);
+    }
+    Ok(read)
+}
+
+/// A job a batch deleted, from the deleting statement's row: its columns,
+/// its age timestamp as `ts`; deleted at `deleted_at`.
+pub(crate) fn deleted_job<DB: Db>(row: &Row<DB>, deleted_at: DateTime<Utc>) -> Result<DeletedJob, StoreError> {
+    Ok(DeletedJob {
+        name: DB::text(row, "name")?,
+        job_type: parse::<_, DB>(row, "job_type")?,
+        policy: policy::<DB>(row)?,
+        state: parse::<_, DB>(row, "state")?,
+        cancel_requested: DB::flag(row, "cancel_requested")?,
+        created_at: DB::time(row, "created_at")?,
+        state_changed_at: DB::time(row, "state_changed_at")?,
+        deleted_at,
+        key: sort_key::<DB>(row)?,
+    })
+}
+
+/// Per policy, a count column named after it and a `<policy>_oldest` column.
+pub(crate) fn eligible<DB: Db>(row: &Row<DB>) -> Result<PerPolicy<EligibleJobs>, StoreError> {
+    let mut eligible = PerPolicy::<EligibleJobs>::default();
+    for policy in Policy::ALL {
+        let name = policy.as_str();
+        eligible[policy] = EligibleJobs {
+            count: DB::int(row, name)? as u64,
+            oldest: DB::optional_time(row, &format!("{name}_oldest"))?,
+        };
+    }
+    Ok(eligible)
+}
+
+pub(crate) fn forecast_count<DB: Db>(row: &Row<DB>) -> Result<ForecastCount, StoreError> {
+    let policy = DB::text(row, "policy")?;
+    let policy = Policy::ALL
+        .into_iter()
+        .find(|p| p.as_str() == policy)
+        .ok_or_else(|| StoreError::Database(format!("the forecast names no policy {policy:?}")))?;
+    Ok(ForecastCount {
+        policy,
+        held: DB::flag(row, "held")?,
+        day: DB::int(row, "day")?,
+        jobs: DB::int(row, "jobs")? as u64,
+    })
+}
+
+/// The (`at`, `id`) of a row the audit trail's lifecycle removed.
+pub(crate) fn trail_key<DB: Db>(row: &Row<DB>) -> Result<TrailKey, StoreError> {
+    Ok(TrailKey { at: DB::time(row, "at")?, id: DB::int(row, "id")? })
+}
+
+/// Every row of `rows` through `decode`.
+pub(crate) fn all<R, T>(rows: &[R], decode: impl Fn(&R) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect()
+}

@@ -1,0 +1,149 @@
+//! What every engine shares, written once: the job commands' flows, the
+//! reads of the sweep's dry run, the audit trail, the pages and the
+//! forecast, and the decoding of every row. It runs each engine's own
+//! statements ([`Statements`]) on the sessions the engine chooses
+//! ([`Driver`]), binding and reading values through the engine's
+//! [`Codec`]. An engine keeps its connections, sessions, locks, batches,
+//! upkeep and SQL in its own folder.
+
+mod codec;
+mod connect;
+pub(crate) mod decode;
+mod jobs;
+mod kept_session;
+mod nodelay;
+mod own_sessions;
+mod reads;
+mod statements;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::pool::Pool;
+use sqlx::{Database, Transaction};
+
+pub(crate) use codec::{Arg, Codec, Db, On, limit};
+pub(crate) use connect::{
+    NoConnection, PING_AFTER_IDLE, check_migrated, describe_connect_error, first_connection, pool_options,
+};
+pub(crate) use kept_session::KeptSession;
+pub(crate) use nodelay::TcpServer;
+pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
+pub(crate) use statements::{DeleteJob, Statements};
+
+use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval};
+use super::{AdminStore, StoreError, SweepStore};
+use crate::policy::{Cutoffs, PerPolicy, Policy, Retentions, start_of_time};
+
+/// What a statement of the common part is for, which tells the engine the sessions it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Point reads, the job commands' writes, the pages.
+    General,
+    /// The reads written for one plan (index ranges in the order of the
+    /// index): what is eligible, the audit trail's pages.
+    PlannedReads,
+}
+
+/// What an engine is: its own sweep and administration (the traits it
+/// implements itself), and what it gives the common part: its database,
+/// its statements, its sessions.
+pub(crate) trait Driver: SweepStore + AdminStore + 'static {
+    type Db: Db;
+
+    const SQL: &'static Statements;
+    const MIGRATOR: &'static Migrator;
+
+    fn pool(&self, purpose: Purpose) -> &Pool<Self::Db>;
+
+    /// A transaction of the job commands' writes.
+    fn begin(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+
+    /// Commits a transaction [`Driver::begin`] opened.
+    fn commit(&self, tx: Transaction<'static, Self::Db>) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move { Ok(tx.commit().await?) }
+    }
+
+    /// The database's clock in a transaction, from the row of
+    /// [`Statements::lock_job_by_name`]: by default its `now` column.
+    fn transaction_clock(&self, row: &<Self::Db as Database>::Row) -> Result<DateTime<Utc>, StoreError> {
+        Self::Db::time(row, "now")
+    }
+}
+
+// The parameters of the statements that every engine writes its own way
+// but binds alike, in the order its `sql.rs` documents.
+
+/// Whether each policy is enabled (completed, closed, creating_idle), for
+/// the count of the jobs in the future of the clock.
+pub(crate) fn enabled_policies(retentions: &Retentions) -> [Arg<'static>; 3] {
+    Policy::ALL.map(|policy| Arg::Flag(retentions[policy].is_some()))
+}
+
+/// Each policy's cut-off (completed, closed, creating_idle; NULL: off).
+pub(crate) fn cutoff_args<'a>(cutoffs: &Cutoffs) -> [Arg<'a>; 3] {
+    Policy::ALL.map(|policy| cutoffs[policy].into())
+}
+
+/// The ids of a batch, then the cut-offs they are checked against again.
+pub(crate) fn still_eligible_args<'a>(ids: &'a [i64], cutoffs: &Cutoffs) -> Vec<Arg<'a>> {
+    let mut args = vec![Arg::Ids(ids)];
+    args.extend(cutoff_args(cutoffs));
+    args
+}
+
+/// Per policy (completed, closed, creating_idle): its cut-off, the (age, id)
+/// its range starts after, the (age, id) it ends at, and its limit; a
+/// policy not read binds no cut-off and limit 0.
+pub(crate) fn id_range_args(ranges: &PerPolicy<Option<IdRange>>) -> Vec<Arg<'static>> {
+    let start = (start_of_time(), i64::MIN);
+    let mut args = Vec::with_capacity(18);
+    for policy in Policy::ALL {
+        let (cutoff, after, through, limit) = match &ranges[policy] {
+            None => (None, start, start, 0),
+            Some(range) => (
+                Some(range.cutoff),
+                range.after.map_or(start, |key| (key.timestamp, key.job_id)),
+                range.through.map_or((range.cutoff, i64::MAX), |key| (key.timestamp, key.job_id)),
+                i64::from(range.limit),
+            ),
+        };
+        args.extend([cutoff.into(), after.0.into(), after.1.into(), through.0.into(), through.1.into(), limit.into()]);
+    }
+    args
+}
+
+/// A run's id and how it ended: status, the counts per policy, what
+/// stopped it, its error, what it removed of the trail.
+pub(crate) fn outcome_args(run_id: i64, outcome: &RunOutcome) -> Vec<Arg<'_>> {
+    vec![
+        run_id.into(),
+        outcome.status.as_str().into(),
+        (outcome.counts.completed as i64).into(),
+        (outcome.counts.closed as i64).into(),
+        (outcome.counts.creating_idle as i64).into(),
+        outcome.stopped_by.as_deref().into(),
+        outcome.error.as_deref().into(),
+        (outcome.removed.audit_rows as i64).into(),
+        (outcome.removed.runs as i64).into(),
+    ]
+}
+
+/// The cut-off, the (deleted_at, id) the walk resumes after, the limit.
+pub(crate) fn audit_removal_args(removal: &AuditRemoval, limit: u32) -> [Arg<'static>; 4] {
+    [removal.cutoff.into(), removal.after.at.into(), removal.after.id.into(), i64::from(limit).into()]
+}
+
+/// Both cut-offs, the (finished_at, id) each walk resumes after, the limit.
+pub(crate) fn run_removal_args(removal: &RunRemoval, limit: u32) -> [Arg<'static>; 7] {
+    [
+        removal.spent_cutoff.into(),
+        removal.empty_cutoff.into(),
+        removal.after_spent.at.into(),
+        removal.after_spent.id.into(),
+        removal.after_empty.at.into(),
+        removal.after_empty.id.into(),
+        i64::from(limit).into(),
+    ]
+}

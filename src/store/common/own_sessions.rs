@@ -1,0 +1,156 @@
+//! Sessions of their own, outside the pools, for a server engine's locks
+//! that live as long as a session: the lease of each run in progress, and
+//! the singleton lead of `schedule.singleton`. A session whose locks are all
+//! released is kept for the next run or lead: opening one costs a TLS
+//! handshake and an authentication, more than an idle sweep's statements.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use sqlx::{Connection, Database};
+
+use super::{Arg, Db, On};
+use crate::store::StoreError;
+
+/// Sessions kept for reuse: one for a run's lease, one for the singleton lead.
+const SPARE_SESSIONS: usize = 2;
+
+/// How [`OwnSessions::end_lease`] went.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LeaseEnd {
+    /// Recorded and unlocked; the session is kept.
+    Released,
+    /// Recorded, but the lock is in doubt: the session was closed, which ends it.
+    Closed,
+    /// The statement failed (the session is gone: a restart, a failover,
+    /// the backend terminated); nothing is recorded.
+    Broken,
+    /// No session holds this run's lease.
+    Missing,
+}
+
+pub(crate) struct OwnSessions<DB: Database> {
+    spare: Mutex<Vec<DB::Connection>>,
+    /// The session of each run in progress, holding its lease.
+    leases: Mutex<HashMap<i64, DB::Connection>>,
+    /// The session holding the singleton lock while this process sweeps.
+    leader: tokio::sync::Mutex<Option<DB::Connection>>,
+}
+
+impl<DB: Database> Default for OwnSessions<DB> {
+    fn default() -> Self {
+        OwnSessions {
+            spare: Mutex::new(Vec::new()),
+            leases: Mutex::new(HashMap::new()),
+            leader: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<DB: Db> OwnSessions<DB> {
+    /// Runs `statement` on a session of its own and returns the session
+    /// with its row: a spare one, else one the engine kept (`kept`), else a
+    /// new one (`open`). A kept session may have been closed by the server
+    /// or a firewall while idle: if it fails, a new one tries once more.
+    pub async fn run<F>(
+        &self,
+        statement: &'static str,
+        args: &[Arg<'_>],
+        kept: impl FnOnce() -> Option<DB::Connection>,
+        open: impl FnOnce() -> F,
+    ) -> Result<(DB::Connection, DB::Row), StoreError>
+    where
+        F: Future<Output = Result<DB::Connection, StoreError>>,
+    {
+        let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(mut conn) = spare.or_else(kept)
+            && let Ok(row) = DB::fetch_one(On::Connection(&mut conn), DB::query(statement, args)).await
+        {
+            return Ok((conn, row));
+        }
+        let mut conn = open().await?;
+        let row = DB::fetch_one(On::Connection(&mut conn), DB::query(statement, args)).await?;
+        Ok((conn, row))
+    }
+
+    pub fn has_spare(&self) -> bool {
+        !self.spare.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
+    /// Keeps a session whose locks are all released for the next run or lead.
+    pub fn give_back(&self, conn: DB::Connection) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_SESSIONS {
+            spare.push(conn);
+        }
+    }
+
+    /// Holds the session of a run that took its lease on it.
+    pub fn hold_lease(&self, run_id: i64, conn: DB::Connection) {
+        self.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
+    }
+
+    /// Ends a run's lease with `statement` (which records the run's end and
+    /// answers `unlocked`) on the session holding it.
+    pub async fn end_lease(&self, run_id: i64, statement: &'static str, args: &[Arg<'_>]) -> LeaseEnd {
+        let lease = self.leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        match lease {
+            Some(conn) => self.release(conn, statement, args).await,
+            None => LeaseEnd::Missing,
+        }
+    }
+
+    /// Takes the singleton lead unless this process holds it already:
+    /// `lock` tries the lock on a session of its own and says whether it
+    /// got it. A session that did not is given back.
+    pub async fn try_lead<F>(&self, lock: impl FnOnce() -> F) -> Result<bool, StoreError>
+    where
+        F: Future<Output = Result<(DB::Connection, bool), StoreError>>,
+    {
+        let mut leader = self.leader.lock().await;
+        if leader.is_some() {
+            return Ok(true);
+        }
+        let (conn, locked) = lock().await?;
+        if locked {
+            *leader = Some(conn);
+        } else {
+            self.give_back(conn);
+        }
+        Ok(locked)
+    }
+
+    /// Releases the lead with `unlock` (which answers `unlocked`); a session
+    /// whose unlock failed is closed, which frees the lock.
+    pub async fn end_lead(&self, unlock: &'static str, args: &[Arg<'_>]) {
+        if let Some(conn) = self.leader.lock().await.take() {
+            self.release(conn, unlock, args).await;
+        }
+    }
+
+    /// Runs `unlock` on a session holding a lock: the session is kept for
+    /// the next run or lead when it answers `unlocked`, else closed, which
+    /// frees whatever it held.
+    async fn release(&self, mut conn: DB::Connection, unlock: &'static str, args: &[Arg<'_>]) -> LeaseEnd {
+        let unlocked = DB::fetch_one(On::Connection(&mut conn), DB::query(unlock, args)).await;
+        let end = match unlocked.map(|row| DB::flag(&row, "unlocked")) {
+            Ok(Ok(true)) => {
+                self.give_back(conn);
+                return LeaseEnd::Released;
+            }
+            Ok(_) => LeaseEnd::Closed,
+            Err(_) => LeaseEnd::Broken,
+        };
+        let _ = conn.close().await;
+        end
+    }
+
+    /// Ends the spare sessions, each with a goodbye to the server.
+    pub async fn close(&self) {
+        let spare = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+        for conn in spare {
+            let _ = conn.close().await;
+        }
+    }
+}
