@@ -3,7 +3,7 @@
 //! and during an outage, SIGHUP reloads, systemd notifications, a database
 //! outage and its recovery (through a TCP proxy), two replicas with
 //! `schedule.singleton`, the start-up errors, the next tick in a named time
-//! zone, and read-only databases.
+//! zone, read-only databases, and `schedule.window`.
 
 #[macro_use]
 mod common;
@@ -1086,6 +1086,54 @@ fn ticks_outside_the_window_are_skipped_and_a_sweep_stops_at_its_end() {
     assert_eq!(metrics.value(SWEEPS, &[("outcome", "succeeded")]), 1.0, "{}", daemon.describe());
     assert_eq!(metrics.value(SWEEPS, &[("outcome", "interrupted")]), 0.0, "{}", daemon.describe());
     assert_eq!(env.count("retention_runs"), 1, "{}", daemon.describe());
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+}
+
+/// SIGHUP applies a new `schedule.window` from the next tick: ticks outside
+/// the old window are skipped, the next tick inside the new one sweeps; a
+/// malformed window is refused and the one in force stays.
+#[test]
+fn sighup_changes_the_window() {
+    let env = TestEnv::new(Backend::Sqlite, "sighup_changes_the_window").expect("sqlite");
+    env.import_ok(&[aged_days("hup-old-1", "Completed", 100), aged_days("hup-old-2", "Closed", 100)]);
+    let port = free_port();
+    let config = env.dir().join("retentiond.toml");
+    let with_window = |window: &str| {
+        config_text(EVERY_SECOND, "90d", 1000, port).replacen(
+            "[schedule]\n",
+            &format!("[schedule]\ntimezone = \"{WINDOW_ZONE}\"\nwindow = \"{window}\"\n"),
+            1,
+        )
+    };
+    let later = now() + chrono::Duration::hours(1);
+    rewrite(&config, &with_window(&window_between(later, later + chrono::Duration::hours(1))));
+    let daemon = env.cmd(&["--config", path_str(&config), "run"]).spawn_daemon();
+    wait_ready(&daemon, port);
+    wait_for(&daemon, PATIENCE, "two ticks skipped", || scrape(port).value(SKIPPED, &[("reason", "window")]) >= 2.0);
+    assert_eq!(env.count("retention_runs"), 0, "{}", daemon.describe());
+
+    // Malformed: refused, still outside the window.
+    rewrite(&config, &with_window("22:00-25:00"));
+    daemon.signal("HUP");
+    let refused = "configuration reload refused; the previous configuration stays in force";
+    wait_for(&daemon, PATIENCE, "the malformed window refused", || daemon.logged(refused) == 1);
+    let skipped = scrape(port).value(SKIPPED, &[("reason", "window")]);
+    wait_for(&daemon, PATIENCE, "ticks still skipped", || {
+        scrape(port).value(SKIPPED, &[("reason", "window")]) > skipped
+    });
+    assert_eq!(env.count("retention_runs"), 0, "{}", daemon.describe());
+
+    // Open now: the next tick sweeps.
+    let open = window_between(now() - chrono::Duration::hours(1), now() + chrono::Duration::hours(1));
+    rewrite(&config, &with_window(&open));
+    daemon.signal("HUP");
+    wait_for(&daemon, PATIENCE, "configuration reloaded", || daemon.logged("configuration reloaded") == 1);
+    let reloaded =
+        daemon.log_lines().into_iter().find(|l| l["fields"]["message"] == "configuration reloaded").expect("logged");
+    assert_eq!(reloaded["fields"]["window"], json!(open), "{reloaded}");
+    wait_for(&daemon, PATIENCE, "the old jobs deleted", || env.count("jobs") == 0);
+    assert_eq!(env.count("retention_audit"), 2);
     let (out, _) = terminate(daemon, Duration::from_secs(10));
     out.expect_code(0);
 }
