@@ -1038,9 +1038,10 @@ fn ticks_outside_the_window_are_skipped_and_a_sweep_stops_at_its_end() {
     out.expect_code(0);
     assert_eq!((env.count("jobs"), env.count("retention_runs")), (60, 0));
 
-    // Every second, in a window that opens in a few seconds and lasts 5.
+    // Every second, in a window that opens in a few seconds (time for a slow
+    // start on a busy machine) and lasts 5.
     let port = free_port();
-    let opens = now() + chrono::Duration::seconds(6);
+    let opens = now() + chrono::Duration::seconds(8);
     let closes = opens + chrono::Duration::seconds(5);
     let daemon = windowed(daemon_cmd(&env, port), &window_between(opens, closes)).spawn_daemon();
     wait_ready(&daemon, port);
