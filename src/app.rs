@@ -195,7 +195,7 @@ async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> R
         JobsCommand::SetState { state, .. } => Some(Operation::SetState(*state)),
         JobsCommand::Cancel { .. } => Some(Operation::Cancel),
         JobsCommand::Hold { reason, .. } => {
-            lifecycle::validate_hold_reason(reason)?;
+            lifecycle::validate_hold_reason("--reason", reason)?;
             Some(Operation::Hold(reason.clone()))
         }
         JobsCommand::Release { .. } => Some(Operation::Release),

@@ -74,7 +74,7 @@ fn parse_line(text: &str) -> Result<Job, String> {
     lifecycle::validate_name(&raw.name).map_err(|e| e.to_string())?;
     lifecycle::validate_drives(raw.drives.iter().map(|d| (d.drive_id.as_str(), d.bytes))).map_err(|e| e.to_string())?;
     if let Some(reason) = &raw.hold_reason {
-        lifecycle::validate_hold_reason(reason).map_err(|e| e.to_string())?;
+        lifecycle::validate_hold_reason("hold_reason", reason).map_err(|e| e.to_string())?;
     }
     let created_at = timestamp("created_at", raw.created_at)?;
     let state_changed_at = timestamp("state_changed_at", raw.state_changed_at.unwrap_or(created_at))?;

@@ -299,6 +299,14 @@ pub enum ValidationError {
     NegativeBytes(String),
     #[error("invalid hold reason: it must be 1 to {MAX_HOLD_REASON} characters with no control characters")]
     HoldReason,
+    /// A character stored text may not hold, at a position counted in characters from 1.
+    #[error(
+        "invalid {field}: character {position} is U+{:04X}, {}; control characters and bidirectional controls are \
+         refused",
+        u32::from(*character),
+        describe_forbidden(*character)
+    )]
+    ForbiddenCharacter { field: &'static str, position: usize, character: char },
 }
 
 /// Quotes a user-supplied value for an error message, shortened so that a
@@ -349,11 +357,31 @@ pub fn validate_drives<'a>(drives: impl ExactSizeIterator<Item = (&'a str, i64)>
     Ok(())
 }
 
-/// Hold reasons: 1–500 characters, no control characters (they would break logs and tables).
-pub fn validate_hold_reason(reason: &str) -> Result<(), ValidationError> {
-    let valid =
-        !reason.trim().is_empty() && reason.chars().count() <= MAX_HOLD_REASON && !reason.chars().any(char::is_control);
+/// Hold reasons: 1–500 characters, none of them forbidden ([`forbidden_character`]).
+/// `field` names the reason where it was given (`--reason`, `hold_reason`).
+pub fn validate_hold_reason(field: &'static str, reason: &str) -> Result<(), ValidationError> {
+    if let Some((position, character)) = forbidden_character(reason) {
+        return Err(ValidationError::ForbiddenCharacter { field, position, character });
+    }
+    let valid = !reason.trim().is_empty() && reason.chars().count() <= MAX_HOLD_REASON;
     if valid { Ok(()) } else { Err(ValidationError::HoldReason) }
+}
+
+/// The first character that text stored from input may not hold, and its
+/// position (counted in characters from 1): control characters, which
+/// would break logs and tables, and the bidirectional controls (Unicode's
+/// Bidi_Control: embeddings, overrides, isolates and marks), which reorder
+/// what a terminal or a page shows (`ok \u{202E}txt.exe` reads `ok exe.txt`).
+pub fn forbidden_character(text: &str) -> Option<(usize, char)> {
+    text.chars().zip(1..).find(|(c, _)| c.is_control() || is_bidi_control(*c)).map(|(c, position)| (position, c))
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn describe_forbidden(c: char) -> &'static str {
+    if c.is_control() { "a control character" } else { "a bidirectional control, which can disguise the text" }
 }
 
 #[cfg(test)]
@@ -483,10 +511,24 @@ mod tests {
 
     #[test]
     fn hold_reasons() {
-        assert_eq!(validate_hold_reason("legal hold #42"), Ok(()));
+        assert_eq!(validate_hold_reason("--reason", "legal hold #42, Ünïcode ✓ עברית"), Ok(()));
         for bad in ["", "   ", "a\nb", "a\0b", &"r".repeat(MAX_HOLD_REASON + 1)] {
-            assert!(validate_hold_reason(bad).is_err(), "{bad:?}");
+            assert!(validate_hold_reason("--reason", bad).is_err(), "{bad:?}");
         }
+        let bidi = ['\u{061C}', '\u{200E}', '\u{200F}', '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'];
+        for control in bidi.into_iter().chain(['\u{7}', '\u{85}']) {
+            let reason = format!("ok é{control}txt.exe");
+            let error = validate_hold_reason("hold_reason", &reason).unwrap_err();
+            assert_eq!(
+                error,
+                ValidationError::ForbiddenCharacter { field: "hold_reason", position: 5, character: control }
+            );
+        }
+        assert_eq!(
+            validate_hold_reason("--reason", "ok \u{202E}txt.exe").unwrap_err().to_string(),
+            "invalid --reason: character 4 is U+202E, a bidirectional control, which can disguise the text; control \
+             characters and bidirectional controls are refused"
+        );
     }
 
     #[test]

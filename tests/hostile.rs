@@ -472,7 +472,11 @@ fn spec_drive_id(id: &str) -> bool {
 }
 
 fn spec_reason(reason: &str) -> bool {
-    !reason.trim().is_empty() && reason.chars().count() <= 500 && !reason.chars().any(char::is_control)
+    let bidi_control =
+        |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    !reason.trim().is_empty()
+        && reason.chars().count() <= 500
+        && !reason.chars().any(|c| c.is_control() || bidi_control(c))
 }
 
 #[test]
@@ -488,7 +492,7 @@ fn names_drive_ids_and_hold_reasons_follow_the_spec() {
             (
                 lifecycle::validate_name(&input),
                 lifecycle::validate_drive_id(&input),
-                lifecycle::validate_hold_reason(&input),
+                lifecycle::validate_hold_reason("hold_reason", &input),
             )
         })?;
         prop_assert_eq!(name.is_ok(), spec_name(&text), "name {:?}: {:?}", short(&text), name);

@@ -118,6 +118,36 @@ both_backends! {
     }
 }
 
+both_backends! {
+    /// Unicode's bidirectional controls would reorder a hold reason where it is
+    /// shown (`ok \u{202E}txt.exe` reads `ok exe.txt`): `jobs import` and
+    /// `jobs hold` refuse them like control characters, exit 65 naming the
+    /// field and the character's position, and store nothing.
+    fn bidirectional_controls_are_refused_in_stored_text(env: &TestEnv) {
+        env.import_ok(&[good("held-here")]);
+        let before = env.dump_all();
+        for control in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200F}'] {
+            let reason = format!("ok {control}txt.exe");
+            let code = format!("U+{:04X}", u32::from(control));
+            let line = with(good("bidi-import"), "hold_reason", json!(reason));
+            let out = env.import(&[good("fine-1"), line]);
+            assert_eq!(out.code, 65, "{code}\n{}", out.describe());
+            assert!(
+                out.stderr_names_line(2) && out.stderr.contains(&format!("invalid hold_reason: character 4 is {code}")),
+                "{}",
+                out.describe()
+            );
+            let out = env.run(&["jobs", "hold", "held-here", "--reason", &reason]);
+            assert_eq!(out.code, 65, "{code}\n{}", out.describe());
+            assert!(out.stderr.contains(&format!("invalid --reason: character 4 is {code}")), "{}", out.describe());
+            assert_eq!(env.dump_all(), before, "{code}: the store changed");
+        }
+        // Right-to-left text itself is fine: only the controls are refused.
+        env.json(&["jobs", "hold", "held-here", "--reason", "עצירה משפטית"]);
+        assert_eq!(env.show("held-here")["hold_reason"], "עצירה משפטית");
+    }
+}
+
 /// The keys of a job object in JSON output.
 const JOB_KEYS: [&str; 10] = [
     "cancel_requested",

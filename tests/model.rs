@@ -310,9 +310,13 @@ fn valid_name(name: &str) -> bool {
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
-/// Hold reasons: not blank, at most 500 characters, no control characters.
+/// Hold reasons: not blank, at most 500 characters, no control characters nor bidirectional controls.
 fn valid_reason(reason: &str) -> bool {
-    !reason.trim().is_empty() && reason.chars().count() <= 500 && !reason.chars().any(char::is_control)
+    let bidi_control =
+        |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    !reason.trim().is_empty()
+        && reason.chars().count() <= 500
+        && !reason.chars().any(|c| c.is_control() || bidi_control(c))
 }
 
 // ---------------------------------------------------------------------------
@@ -738,7 +742,7 @@ mod lib_driver {
         }
 
         fn hold(&mut self, name: &str, reason: &str) -> Outcome {
-            if let Err(error) = lifecycle::validate_hold_reason(reason) {
+            if let Err(error) = lifecycle::validate_hold_reason("--reason", reason) {
                 return Self::outcome(Err(error.into()));
             }
             self.change(name, Operation::Hold(reason.to_string()))
