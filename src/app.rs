@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     let printer = Printer { format: cli.output.format() };
     match cli.command {
         Command::CheckConfig => {
+            config::check_files(&settings)?;
             print!("{}", settings.to_redacted_toml());
             Ok(())
         }

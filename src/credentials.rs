@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The directory systemd puts a service's `LoadCredential=` files in.
 pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
@@ -51,6 +51,9 @@ pub fn read(key: &str, name: &str, sensitivity: Sensitivity) -> Result<(PathBuf,
     let path = resolve(name);
     let fail = |reason: String| FileError { key: key.to_owned(), path: path.clone(), reason };
     let content = std::fs::read(&path).map_err(|error| fail(describe_io(&error)))?;
+    if content.is_empty() {
+        return Err(fail("is empty".into()));
+    }
     if sensitivity == Sensitivity::Secret {
         warn_if_others_can_read(key, &path);
     }
@@ -68,6 +71,20 @@ pub fn read_password(key: &str, name: &str) -> Result<SecretString, FileError> {
         return Err(fail("is empty"));
     }
     Ok(SecretString::from(password.to_owned()))
+}
+
+/// Reads a password file ([`read_password`]) whose password must be at
+/// least `min_chars` characters long.
+pub fn read_long_password(key: &str, name: &str, min_chars: usize) -> Result<SecretString, FileError> {
+    let password = read_password(key, name)?;
+    if password.expose_secret().chars().count() < min_chars {
+        return Err(FileError {
+            key: key.to_owned(),
+            path: resolve(name),
+            reason: format!("holds a password of fewer than {min_chars} characters, which could be guessed: use a longer one"),
+        });
+    }
+    Ok(password)
 }
 
 fn describe_io(error: &std::io::Error) -> String {
@@ -98,8 +115,6 @@ fn warn_if_others_can_read(key: &str, path: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
-
     use super::*;
 
     #[test]

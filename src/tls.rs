@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::pki_types::pem::PemObject;
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
@@ -34,6 +34,13 @@ pub fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, St
         return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
     }
     Ok(certificates)
+}
+
+/// Checks that a PEM file holds a private key.
+pub fn parse_private_key(pem: &[u8]) -> Result<(), String> {
+    PrivateKeyDer::from_pem_slice(pem)
+        .map(drop)
+        .map_err(|_| "holds no private key in PEM form (-----BEGIN PRIVATE KEY-----)".to_owned())
 }
 
 /// A client configuration that trusts `authorities` only, or, when there are

@@ -287,3 +287,71 @@ postgres_only! {
         }
     }
 }
+
+/// `check-config` reads every file the configuration names, as the commands
+/// that use them would: each one missing, unreadable, empty or malformed is
+/// reported by key and path, all in one run, exit 78; with good files it
+/// prints the configuration. Nothing is connected to (port 1).
+#[test]
+fn check_config_checks_the_files_the_configuration_names() {
+    if !common::pki::openssl_or_skip("check_config_checks_the_files_the_configuration_names") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::TestCa::new(dir.path(), "files-ca");
+    let client = ca.issue("client", "retentiond", &[]);
+    let write = |name: &str, content: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    };
+    let good_password = write("password", "a-long-enough-password\n");
+    let short_password = write("short", "fifteen-chars15\n");
+    let empty = write("empty", "");
+    let not_pem = write("not-pem", "hello\n");
+    let unreadable = dir.path().join("a-directory");
+    std::fs::create_dir(&unreadable).unwrap();
+    let missing = dir.path().join("missing");
+    let run = |files: &[(&str, &std::path::Path)]| {
+        let mut env: Vec<(String, String)> = vec![
+            ("RETENTIOND__DATABASE__URL".into(), "postgres://retentiond@127.0.0.1:1/jobs?sslmode=verify-full".into()),
+            ("RETENTIOND__METRICS__PUSHGATEWAY".into(), "https://pusher@127.0.0.1:1/".into()),
+        ];
+        env.extend(files.iter().map(|(key, path)| (key.to_string(), path_str(path).to_owned())));
+        Invocation::new(&["check-config"]).envs(&env).cwd(dir.path()).run()
+    };
+    let keys = [
+        "RETENTIOND__DATABASE__PASSWORD_FILE",
+        "RETENTIOND__DATABASE__SSLROOTCERT",
+        "RETENTIOND__DATABASE__SSLCERT",
+        "RETENTIOND__DATABASE__SSLKEY",
+        "RETENTIOND__METRICS__PUSHGATEWAY_CA_FILE",
+        "RETENTIOND__METRICS__PUSHGATEWAY_PASSWORD_FILE",
+        "RETENTIOND__UI__PASSWORD_FILE",
+    ];
+
+    let good = [&good_password, &ca.cert, &client.cert, &client.key, &ca.cert, &good_password, &good_password];
+    let out = run(&keys.iter().copied().zip(good.iter().map(|path| path.as_path())).collect::<Vec<_>>());
+    out.expect_code(0);
+    assert!(out.stdout.contains(&format!("sslrootcert = \"{}\"", ca.cert.display())), "{}", out.describe());
+
+    let bad = [&missing, &empty, &unreadable, &client.cert, &not_pem, &empty, &short_password];
+    let out = run(&keys.iter().copied().zip(bad.iter().map(|path| path.as_path())).collect::<Vec<_>>());
+    out.expect_code(78);
+    assert!(out.stdout.is_empty(), "nothing is printed: {}", out.describe());
+    for expected in [
+        format!("database.password_file {}: no such file", missing.display()),
+        format!("database.sslrootcert {}: is empty", empty.display()),
+        format!("database.sslcert {}: cannot read it", unreadable.display()),
+        format!("database.sslkey {}: holds no private key", client.cert.display()),
+        format!("metrics.pushgateway_ca_file {}: holds no PEM certificate", not_pem.display()),
+        format!("metrics.pushgateway_password_file {}: is empty", empty.display()),
+        format!("ui.password_file {}: holds a password of fewer than 16 characters", short_password.display()),
+    ] {
+        assert!(out.stderr.contains(&expected), "expected {expected:?}\n{}", out.describe());
+    }
+
+    // `system` names the system's store, not a file.
+    let out = run(&[("RETENTIOND__DATABASE__SSLROOTCERT", std::path::Path::new("system"))]);
+    out.expect_code(0);
+}

@@ -6,8 +6,10 @@
 //! - `layers`: how the file, the environment and the flags are read and merged;
 //! - `values`: how a value is parsed and printed (durations, integers, booleans);
 //! - `validate`: the rules beyond a value's type;
+//! - `files`: the files the settings name, checked for `check-config`;
 //! - `secrets`: passwords, and keeping them out of everything shown.
 
+mod files;
 mod layers;
 mod secrets;
 mod settings;
@@ -16,6 +18,7 @@ mod values;
 
 use std::path::PathBuf;
 
+pub use files::check_files;
 pub use layers::CONFIG_FILE_ENV;
 pub use secrets::{DatabaseUrl, redact_url};
 pub use settings::{

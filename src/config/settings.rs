@@ -301,6 +301,9 @@ impl Default for UiSettings {
 }
 
 impl UiSettings {
+    /// The shortest password `ui.password_file` may hold.
+    pub const MIN_PASSWORD_CHARS: usize = 16;
+
     /// Whether the pages ask for the password: always when a password file is
     /// set, and it must be set unless the pages are reachable from this host only.
     pub fn requires_password(&self) -> bool {

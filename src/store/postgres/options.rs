@@ -6,8 +6,6 @@
 
 use std::str::FromStr;
 
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject;
 use secrecy::ExposeSecret;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
@@ -73,8 +71,7 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
         let (path, pem) = credentials::read(&key, &name, sensitivity)?;
         let invalid = |reason: String| FileError { key: key.clone(), path: path.clone(), reason };
         options = if file == TlsFile::ClientKey {
-            PrivateKeyDer::from_pem_slice(&pem)
-                .map_err(|_| invalid("holds no private key in PEM form (-----BEGIN PRIVATE KEY-----)".into()))?;
+            crate::tls::parse_private_key(&pem).map_err(invalid)?;
             options.ssl_client_key_from_pem(pem)
         } else {
             crate::tls::parse_certificates(&pem).map_err(invalid)?;
