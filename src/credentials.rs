@@ -81,7 +81,9 @@ pub fn read_long_password(key: &str, name: &str, min_chars: usize) -> Result<Sec
         return Err(FileError {
             key: key.to_owned(),
             path: resolve(name),
-            reason: format!("holds a password of fewer than {min_chars} characters, which could be guessed: use a longer one"),
+            reason: format!(
+                "holds a password of fewer than {min_chars} characters, which could be guessed: use a longer one"
+            ),
         });
     }
     Ok(password)

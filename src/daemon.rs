@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{self, DatabaseSettings, Overrides, ScheduleSettings, Settings, format_duration};
 use crate::error::Error;
-use crate::http::{self, Readiness};
+use crate::http::{self, Limits, NotReady, Readiness};
 use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome, SkipReason};
 use crate::notify;
@@ -62,10 +62,16 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     // Empty disables the server; any other value was validated with the configuration.
     let server = match settings.metrics.listen.parse() {
         Ok(address) => {
-            let pages = ui::router(view.clone(), Access::from_settings(&settings.ui)?);
+            let pages = ui::router(view.clone(), Access::from_settings(&settings.ui, address)?);
             let listener = http::bind(address).await?;
-            tracing::info!(%address, pages = settings.ui.enabled, "serving /metrics, /healthz, /readyz and the status pages");
-            Some(http::serve(listener, metrics_handle, readiness.clone(), pages, stop.clone()))
+            let limits = Limits::for_this_process(database_descriptors(&settings.database));
+            tracing::info!(
+                %address,
+                pages = settings.ui.enabled,
+                max_connections = limits.max_connections,
+                "serving /metrics, /healthz, /readyz and the status pages"
+            );
+            Some(http::serve(listener, metrics_handle, readiness.clone(), pages, limits, stop.clone()))
         }
         Err(_) => None,
     };
@@ -145,6 +151,13 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     Ok(())
 }
 
+/// The most descriptors the store may hold open: PostgreSQL's two pools and
+/// its kept sessions, or SQLite's database, `-wal` and `-shm` files per
+/// connection, with room to spare.
+fn database_descriptors(settings: &DatabaseSettings) -> u64 {
+    4 * u64::from(settings.max_connections) + 16
+}
+
 /// Opens the store, retrying while the database cannot be reached or
 /// migrated: the daemon waits for it rather than exiting. A URL the daemon
 /// cannot use at all ends the start.
@@ -156,7 +169,7 @@ async fn open_store(settings: &DatabaseSettings, readiness: &Readiness) -> Resul
             Err(error @ (StoreError::UnsupportedUrl(_) | StoreError::File(_))) => return Err(error),
             Err(error) => {
                 tracing::error!(%error, retry_in = %format_duration(delay), "cannot open the store; retrying");
-                readiness.set(Err(error.to_string()));
+                readiness.set(Err(NotReady::of(&error)));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(MAX_OPEN_RETRY);
             }
@@ -252,7 +265,7 @@ impl Daemon {
             Ok(Some(reason)) => {
                 tracing::warn!(reason = "read_only", database = %reason, "sweep skipped: the database is read-only");
                 metrics::sweep_skipped(SkipReason::ReadOnly);
-                self.readiness.set(Err(StoreError::ReadOnly(reason).to_string()));
+                self.readiness.set(Err(NotReady::of(&StoreError::ReadOnly(reason))));
                 return format!("sweep at {started} skipped: the database is read-only");
             }
             Err(error) => {
@@ -317,8 +330,10 @@ impl Daemon {
             }
         };
         let finding = match tokio::time::timeout(timeout, check).await {
-            Ok(result) => result.map_err(|error| error.to_string()),
-            Err(_) => Err(format!("the database did not answer within {}", format_duration(timeout))),
+            Ok(result) => result.map_err(|error| NotReady::of(&error)),
+            Err(_) => {
+                Err(NotReady::no_answer(format!("the database did not answer within {}", format_duration(timeout))))
+            }
         };
         self.readiness.set(finding);
     }

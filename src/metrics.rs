@@ -38,6 +38,7 @@ const LAST_SUCCESS: &str = "retentiond_last_success_timestamp_seconds";
 const BUILD_INFO: &str = "retentiond_build_info";
 const AUDIT_ROWS_REMOVED: &str = "retentiond_audit_rows_removed_total";
 const RUN_RECORDS_REMOVED: &str = "retentiond_run_records_removed_total";
+const UI_AUTH_FAILURES: &str = "retentiond_ui_auth_failures_total";
 
 // The daemon's schedule.
 const NEXT_SWEEP: &str = "retentiond_next_sweep_timestamp_seconds";
@@ -162,6 +163,7 @@ fn describe() {
     describe_gauge!(NEXT_SWEEP, Unit::Seconds, "Unix time of the daemon's next scheduled tick (0: none ahead).");
     describe_counter!(AUDIT_ROWS_REMOVED, "Audit rows removed past retention.audit.");
     describe_counter!(RUN_RECORDS_REMOVED, "Run records removed past retention.runs.");
+    describe_counter!(UI_AUTH_FAILURES, "Wrong passwords given for the status pages.");
 }
 
 /// Records a committed batch: its duration, its deletions, and how late each came.
@@ -203,6 +205,15 @@ pub fn audit_rows_removed(rows: u64) {
 
 pub fn run_records_removed(runs: u64) {
     counter!(RUN_RECORDS_REMOVED).increment(runs);
+}
+
+/// Lists the count of wrong passwords at zero: the daemon serves pages that ask for one.
+pub fn ui_auth_failures_listed() {
+    counter!(UI_AUTH_FAILURES).absolute(0);
+}
+
+pub fn ui_auth_failed() {
+    counter!(UI_AUTH_FAILURES).increment(1);
 }
 
 pub fn sweep_skipped(reason: SkipReason) {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
 use crate::credentials::{self, FileError, Sensitivity};

@@ -32,12 +32,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// `retentiond run` on this store: JSON logs, a sweep every second (not at
 /// start), HTTP on `port`, a 5 s grace. Later `.env(…)` calls override these.
 fn daemon_cmd(env: &TestEnv, port: u16) -> Invocation {
-    env.cmd(&["run"])
-        .env("RETENTIOND__LOG__FORMAT", "json")
-        .env("RETENTIOND__SCHEDULE__CRON", EVERY_SECOND)
-        .env("RETENTIOND__SCHEDULE__RUN_ON_START", "false")
-        .env("RETENTIOND__METRICS__LISTEN", &format!("127.0.0.1:{port}"))
-        .env("RETENTIOND__SHUTDOWN__GRACE", "5s")
+    env.daemon_cmd(port, EVERY_SECOND)
 }
 
 /// Waits until `condition` holds; fails at once if the daemon exits, or after `timeout`.

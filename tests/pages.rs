@@ -24,18 +24,7 @@ const HOSTILE_ERROR: &str = r#"<img src=x onerror="alert(1)"> & more"#;
 const NEVER: &str = "0 0 0 1 1 *";
 
 fn daemon_cmd(env: &TestEnv, port: u16) -> Invocation {
-    env.cmd(&["run"])
-        .env("RETENTIOND__LOG__FORMAT", "json")
-        .env("RETENTIOND__SCHEDULE__CRON", NEVER)
-        .env("RETENTIOND__SCHEDULE__RUN_ON_START", "false")
-        .env("RETENTIOND__METRICS__LISTEN", &format!("127.0.0.1:{port}"))
-        .env("RETENTIOND__SHUTDOWN__GRACE", "5s")
-}
-
-#[track_caller]
-fn wait_ready(daemon: &Daemon, port: u16) {
-    let ready = wait_until(Duration::from_secs(30), || !daemon.is_running() || readyz_is(port, 200));
-    assert!(ready && daemon.is_running(), "the daemon did not become ready\n{}", daemon.describe());
+    env.daemon_cmd(port, NEVER)
 }
 
 /// `GET path`, asserting the status; the body.

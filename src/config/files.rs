@@ -26,9 +26,10 @@ pub fn check_files(settings: &Settings) -> Result<(), ConfigError> {
     }
     let metrics = &settings.metrics;
     if !metrics.pushgateway_ca_file.is_empty() {
-        let problem = check_pem("metrics.pushgateway_ca_file", &metrics.pushgateway_ca_file, Sensitivity::Public, |pem| {
-            crate::tls::parse_certificates(pem).map(drop)
-        });
+        let problem =
+            check_pem("metrics.pushgateway_ca_file", &metrics.pushgateway_ca_file, Sensitivity::Public, |pem| {
+                crate::tls::parse_certificates(pem).map(drop)
+            });
         problems.extend(problem);
     }
     if !metrics.pushgateway_password_file.is_empty() {

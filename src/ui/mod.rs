@@ -8,13 +8,16 @@
 //! bounded size read from one index range, so a page costs the same at a
 //! million jobs as at ten.
 //!
-//! - `access`: the password (when required) and the security headers;
+//! - `access`: the password (when required), the `Host` check (when not)
+//!   and the security headers;
+//! - `failures`: what a wrong password costs (counted, logged, throttled);
 //! - `params`: the query strings each page takes, validated;
 //! - `pages`: the handlers and their HTML;
 //! - `chart`: the forecast's SVG chart.
 
 mod access;
 mod chart;
+mod failures;
 mod pages;
 mod params;
 

@@ -129,7 +129,7 @@ fn layout(title: &str, current: Option<Nav>, body: Markup) -> Html<String> {
 /// The store, or 503 while it is not open yet.
 fn store(view: &DaemonView) -> Result<Arc<dyn Store>, PageError> {
     view.store().ok_or_else(|| {
-        let reason = view.readiness.get().err().unwrap_or_else(|| "the store is not open yet".to_owned());
+        let reason = view.readiness.get().err().map_or_else(|| "the store is not open yet".to_owned(), |r| r.detail);
         PageError::Unavailable(format!("not ready: {reason}"))
     })
 }

@@ -175,6 +175,8 @@ pub struct Invocation {
     env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
     cwd: Option<PathBuf>,
+    /// The process's open-file limit (`RLIMIT_NOFILE`, soft and hard), when set.
+    open_files: Option<u64>,
 }
 
 impl Invocation {
@@ -184,6 +186,7 @@ impl Invocation {
             env: Vec::new(),
             stdin: None,
             cwd: None,
+            open_files: None,
         }
     }
 
@@ -206,6 +209,13 @@ impl Invocation {
 
     pub fn cwd(mut self, dir: &Path) -> Invocation {
         self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Starts the process with at most `limit` open files (as `ulimit -n`),
+    /// set in the child before it runs the binary.
+    pub fn open_file_limit(mut self, limit: u64) -> Invocation {
+        self.open_files = Some(limit);
         self
     }
 
@@ -235,6 +245,17 @@ impl Invocation {
         }
         if let Some(dir) = &self.cwd {
             cmd.current_dir(dir);
+        }
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                });
+            }
         }
         cmd
     }
@@ -389,6 +410,18 @@ pub fn redact(url: &str) -> String {
 }
 
 impl TestEnv {
+    /// `retentiond run` on this store: JSON logs, sweeps on `cron` (not at
+    /// start), HTTP on 127.0.0.1:`port`, a 5 s grace. Later `.env(…)` calls
+    /// override these.
+    pub fn daemon_cmd(&self, port: u16, cron: &str) -> Invocation {
+        self.cmd(&["run"])
+            .env("RETENTIOND__LOG__FORMAT", "json")
+            .env("RETENTIOND__SCHEDULE__CRON", cron)
+            .env("RETENTIOND__SCHEDULE__RUN_ON_START", "false")
+            .env("RETENTIOND__METRICS__LISTEN", &format!("127.0.0.1:{port}"))
+            .env("RETENTIOND__SHUTDOWN__GRACE", "5s")
+    }
+
     /// A fresh environment, or `None` when the PostgreSQL variant is skipped.
     pub fn new(backend: Backend, test_name: &str) -> Option<TestEnv> {
         let dir = tempfile::Builder::new().prefix("retentiond-test-").tempdir().expect("temp dir");
@@ -1165,6 +1198,14 @@ pub fn scrape(port: u16) -> Metrics {
 /// Whether `/readyz` on `port` answers `status`.
 pub fn readyz_is(port: u16, status: u16) -> bool {
     http_get(port, "/readyz").is_ok_and(|r| r.status == status)
+}
+
+/// Waits until `/readyz` on `port` answers 200; fails at once if the daemon
+/// exits, or after 30 s.
+#[track_caller]
+pub fn wait_ready(daemon: &Daemon, port: u16) {
+    let ready = wait_until(Duration::from_secs(30), || !daemon.is_running() || readyz_is(port, 200));
+    assert!(ready && daemon.is_running(), "the daemon did not become ready\n{}", daemon.describe());
 }
 
 /// The text of the last `max` bytes of `s` (at a character boundary).
