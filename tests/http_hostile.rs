@@ -120,6 +120,21 @@ fn is_closed(stream: &TcpStream) -> bool {
     closed
 }
 
+/// Lets this test process open `needed` descriptors: its soft open-file
+/// limit raised towards the hard one (a CI runner may start it at 1,024).
+fn allow_open_files(needed: u64) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write only `limit`.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < needed {
+            limit.rlim_cur = needed.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+    assert!(limit.rlim_cur >= needed, "this test needs {needed} open files; the hard limit is {}", limit.rlim_max);
+}
+
 /// The number of descriptors `pid` has open.
 fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
@@ -161,6 +176,7 @@ both_backends! {
             );
         }
 
+        allow_open_files(4_096);
         let flood: Vec<TcpStream> = (0..1_100).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(500));
         for path in ["/healthz", "/readyz", "/healthz", "/readyz"] {
