@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
+use retentiond::store::Engine;
+
 /// The binary Cargo built alongside the benchmark (or the smoke test).
 const BIN: &str = env!("CARGO_BIN_EXE_retentiond");
 
 /// Audit rows per seeded run record.
 const ROWS_PER_RUN: u64 = 1_000;
 
-/// What a page must stay under (issue 13).
+/// What a page must stay under (docs/design.md, "Status pages").
 pub const BUDGET: Duration = Duration::from_millis(100);
 
 type Result<T> = std::result::Result<T, String>;
@@ -40,9 +42,9 @@ type Result<T> = std::result::Result<T, String>;
     about = "Times the status pages of retentiond run on SQLite and PostgreSQL"
 )]
 pub struct Options {
-    /// Which store(s) to measure.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
-    pub backend: BackendChoice,
+    /// Which store(s) to measure: sqlite, postgres or both.
+    #[arg(long, default_value = "both", value_parser = Engine::choose)]
+    pub backend: Engines,
 
     /// Jobs in the store (`retentiond jobs seed`).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -65,27 +67,8 @@ pub struct Options {
     pub report: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendChoice {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        }
-    }
-}
+/// The engines `--backend` names (an alias, so that clap takes the list as one value).
+pub type Engines = Vec<Engine>;
 
 /// One page's timings, in the order taken.
 #[derive(Debug, Clone)]
@@ -115,21 +98,16 @@ impl PageTimes {
 /// A backend's results.
 #[derive(Debug, Clone)]
 pub struct BackendResult {
-    pub backend: Backend,
+    pub backend: Engine,
     pub seed_seconds: f64,
     pub pages: Vec<PageTimes>,
 }
 
 /// Runs the benchmark for the chosen backends; prints and returns the results.
 pub fn run(options: &Options) -> Result<Vec<BackendResult>> {
-    let backends = match options.backend {
-        BackendChoice::Sqlite => vec![Backend::Sqlite],
-        BackendChoice::Postgres => vec![Backend::Postgres],
-        BackendChoice::Both => vec![Backend::Sqlite, Backend::Postgres],
-    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let mut results = Vec::new();
-    for backend in backends {
+    for &backend in &options.backend {
         let store = Store::create(backend, options, &runtime)?;
         let result = measure(&store, options, &runtime);
         store.remove(&runtime);
@@ -146,7 +124,7 @@ pub fn run(options: &Options) -> Result<Vec<BackendResult>> {
 
 /// A store made for the benchmark, removed at the end.
 struct Store {
-    backend: Backend,
+    backend: Engine,
     url: String,
     /// SQLite: the directory holding the file.
     dir: Option<tempfile::TempDir>,
@@ -155,15 +133,15 @@ struct Store {
 }
 
 impl Store {
-    fn create(backend: Backend, options: &Options, runtime: &tokio::runtime::Runtime) -> Result<Store> {
+    fn create(backend: Engine, options: &Options, runtime: &tokio::runtime::Runtime) -> Result<Store> {
         match backend {
-            Backend::Sqlite => {
+            Engine::Sqlite => {
                 let dir =
                     tempfile::Builder::new().prefix("retentiond-pages-bench-").tempdir().map_err(|e| e.to_string())?;
                 let url = format!("sqlite://{}", dir.path().join("pages.db").display());
                 Ok(Store { backend, url, dir: Some(dir), postgres: None })
             }
-            Backend::Postgres => {
+            Engine::Postgres => {
                 let name = format!("retentiond_pages_bench_{}", std::process::id());
                 runtime.block_on(async {
                     let mut admin = PgConnection::connect(&options.postgres_url).await.map_err(|e| e.to_string())?;
@@ -300,7 +278,7 @@ async fn seed_audit_trail(store: &Store, rows: u64) -> Result<()> {
     let runs = rows.div_ceil(ROWS_PER_RUN);
     let error = |e: sqlx::Error| format!("seeding the audit trail: {e}");
     match store.backend {
-        Backend::Sqlite => {
+        Engine::Sqlite => {
             let mut conn = SqliteConnection::connect(&store.url).await.map_err(error)?;
             let statements = format!(
                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {runs}) \
@@ -323,7 +301,7 @@ async fn seed_audit_trail(store: &Store, rows: u64) -> Result<()> {
             sqlx::raw_sql(sqlx::AssertSqlSafe(statements)).execute(&mut conn).await.map_err(error)?;
             conn.close().await.map_err(error)
         }
-        Backend::Postgres => {
+        Engine::Postgres => {
             let mut conn = PgConnection::connect(&store.url).await.map_err(error)?;
             let statements = format!(
                 "INSERT INTO retention_runs (trigger, status, started_at, finished_at, deleted_completed, \
@@ -416,7 +394,7 @@ fn verdict(page: &PageTimes) -> &'static str {
 fn text_table(result: &BackendResult, options: &Options) -> String {
     let mut text = format!(
         "pages benchmark, {}: {} jobs, {} audit rows (seeded in {:.0} s); {} requests per page, ms\n",
-        result.backend.name(),
+        result.backend.title(),
         options.jobs,
         options.audit_rows,
         result.seed_seconds,
@@ -442,7 +420,7 @@ fn markdown(results: &[BackendResult], options: &Options) -> String {
         "# Status pages benchmark\n\n\
          Written by `cargo bench --bench pages -- --report docs/pages-benchmarks.md`. Each page of \
          `retentiond run` is timed from the client over loopback, from the request to the last byte of the \
-         answer, after two untimed requests; the budget is 100 ms per page (issue 13).\n\n",
+         answer, after two untimed requests; the budget is 100 ms per page (`docs/design.md`, \"Status pages\").\n\n",
     );
     let _ = writeln!(
         text,
@@ -456,7 +434,7 @@ fn markdown(results: &[BackendResult], options: &Options) -> String {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     for result in results {
-        let _ = writeln!(text, "## {}\n", result.backend.name());
+        let _ = writeln!(text, "## {}\n", result.backend.title());
         let _ = writeln!(text, "| page | median ms | max ms | bytes | under 100 ms |\n|---|---:|---:|---:|---|");
         for page in &result.pages {
             let _ = writeln!(

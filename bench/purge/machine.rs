@@ -3,8 +3,8 @@
 
 use sqlx::{Connection, PgConnection, SqliteConnection};
 
-use super::Backend;
 use super::error::{Context, Result};
+use retentiond::store::Engine;
 
 #[derive(Debug, Clone)]
 pub struct Machine {
@@ -18,7 +18,7 @@ pub struct Machine {
     pub sqlite: String,
 }
 
-pub async fn describe(backends: &[Backend], postgres_url: &str) -> Result<Machine> {
+pub async fn describe(backends: &[Engine], postgres_url: &str) -> Result<Machine> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |text: &str, name: &str| {
@@ -28,7 +28,7 @@ pub async fn describe(backends: &[Backend], postgres_url: &str) -> Result<Machin
     };
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "unknown".into(), |text| format!("Linux {}", text.trim()));
-    let postgres = if backends.contains(&Backend::Postgres) {
+    let postgres = if backends.contains(&Engine::Postgres) {
         let mut conn = PgConnection::connect(postgres_url).await.with_context(|| {
             format!("cannot connect to PostgreSQL at {}", retentiond::config::redact_url(postgres_url))
         })?;

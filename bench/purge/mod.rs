@@ -46,6 +46,8 @@ use seed::Seeded;
 use shapes::{Comparison, Shape};
 use stores::{BenchStore, Stores};
 
+use retentiond::store::Engine;
+
 /// How long the writer runs alone before a purge starts and after it ends.
 const WRITER_MARGIN: Duration = Duration::from_secs(1);
 
@@ -60,9 +62,9 @@ const PLOT_FILE: &str = "benchmarks-writer-latency.png";
     about = "Benchmarks retentiond's purge on SQLite and PostgreSQL"
 )]
 pub struct Options {
-    /// Which store(s) to measure.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Both)]
-    pub backend: BackendChoice,
+    /// Which store(s) to measure: sqlite, postgres or both.
+    #[arg(long, default_value = "both", value_parser = Engine::choose)]
+    pub backend: Engines,
 
     /// Jobs in the seeded store every deleting variant copies (about 30 % eligible).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -110,52 +112,8 @@ pub struct Options {
     pub work_dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendChoice {
-    Sqlite,
-    Postgres,
-    Both,
-}
-
-impl BackendChoice {
-    pub fn backends(self) -> Vec<Backend> {
-        match self {
-            BackendChoice::Sqlite => vec![Backend::Sqlite],
-            BackendChoice::Postgres => vec![Backend::Postgres],
-            BackendChoice::Both => vec![Backend::Sqlite, Backend::Postgres],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl Backend {
-    /// The name in the summary lines: `sqlite` or `postgres`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-
-    /// The name in the report: `SQLite` or `PostgreSQL`.
-    pub fn title(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "SQLite",
-            Backend::Postgres => "PostgreSQL",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The engines `--backend` names (an alias, so that clap takes the list as one value).
+pub type Engines = Vec<Engine>;
 
 /// What one deleting run (the baseline or retentiond's purge) did.
 #[derive(Debug, Clone)]
@@ -187,7 +145,7 @@ impl DeletionRun {
 /// Everything measured on one backend.
 #[derive(Debug, Clone)]
 pub struct BackendResult {
-    pub backend: Backend,
+    pub backend: Engine,
     /// The seeded store, without the writer: the headline rows/s.
     pub seeded: Comparison,
     /// The other shapes: shuffled, then backlog and no statistics when measured.
@@ -257,7 +215,7 @@ impl BackendResult {
         format!(
             "{} purge_vs_single_statement={:.2} batch_p99_ms={:.3} writer_p99_ms={:.3} idle_sweep_ms_10m={:.3} \
              peak_rss_mib={:.1} worst_case_vs_single_statement={:.2}",
-            self.backend,
+            self.backend.name(),
             self.purge_vs_single_statement(),
             self.seeded.batch_p99_ms(),
             self.writer_during_sweep.latency.p99,
@@ -287,7 +245,7 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
             temporary.path().to_path_buf()
         }
     };
-    let backends = options.backend.backends();
+    let backends = options.backend.clone();
     let machine = machine::describe(&backends, &options.postgres_url).await?;
     let mut results = Vec::new();
     for backend in backends {
@@ -305,7 +263,7 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
     for result in &results {
         for run in result.deletion_runs() {
             for problem in run.checks.problems() {
-                eprintln!("WARNING: {} {}: {problem}", result.backend, run.variant);
+                eprintln!("WARNING: {} {}: {problem}", result.backend.name(), run.variant);
             }
         }
         println!("{}", result.summary_line());
@@ -340,9 +298,10 @@ impl Method {
 
 async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<BackendResult> {
     let backend = stores.backend();
-    progress(format!("{backend}: seeding {} jobs (retentiond jobs seed)", options.jobs));
+    let name = backend.name();
+    progress(format!("{name}: seeding {} jobs (retentiond jobs seed)", options.jobs));
     let seeded = seed::seed(stores, options.jobs).await?;
-    progress(format!("{backend}: seeded {} jobs, {} eligible", seeded.jobs, seeded.eligible_then));
+    progress(format!("{name}: seeded {} jobs, {} eligible", seeded.jobs, seeded.eligible_then));
 
     let baseline = alone(stores, &seeded, variant(Shape::Seeded, Method::Baseline), Method::Baseline).await?;
 
@@ -355,7 +314,7 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
     let seeded_comparison = Comparison { shape: Shape::Seeded, baseline, sweep };
 
     let store = stores.copy(&seeded.store, "writer_alone").await?;
-    progress(format!("{backend}: writer alone for {} s", options.writer_idle_seconds));
+    progress(format!("{name}: writer alone for {} s", options.writer_idle_seconds));
     let writer = writer::Writer::start(&store, options.writer_rate).await?;
     tokio::time::sleep(Duration::from_secs(options.writer_idle_seconds)).await;
     let log = writer.stop().await?;
@@ -367,7 +326,7 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
     let (sweep_with_writer, writer_during_sweep) =
         with_writer(options, stores, &seeded, "sweep_writer", Method::Sweep).await?;
 
-    progress(format!("{backend}: rewriting the seeded store's jobs in a scrambled order"));
+    progress(format!("{name}: rewriting the seeded store's jobs in a scrambled order"));
     let shuffled = shuffle::shuffled_store(stores, &seeded).await?;
     stores.remove(&seeded.store).await?;
     let mut other_shapes = vec![compare_on_copies(stores, &shuffled, Shape::Shuffled).await?];
@@ -377,20 +336,20 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
     sizes.dedup();
     let mut idle = Vec::new();
     for jobs in sizes {
-        progress(format!("{backend}: building an idle store of {jobs} jobs"));
+        progress(format!("{name}: building an idle store of {jobs} jobs"));
         let store = synthetic::idle_store(stores, jobs).await?;
         idle.push(idle::measure(&store, jobs).await?);
         stores.remove(&store).await?;
     }
 
     if options.backlog_jobs > 0 {
-        progress(format!("{backend}: building a backlog store of {} eligible jobs", options.backlog_jobs));
+        progress(format!("{name}: building a backlog store of {} eligible jobs", options.backlog_jobs));
         let backlog = synthetic::backlog_store(stores, options.backlog_jobs).await?;
         other_shapes.push(compare_on_copies(stores, &backlog, Shape::Backlog).await?);
         stores.remove(&backlog.store).await?;
     }
 
-    if backend == Backend::Postgres && options.no_stats_jobs > 0 {
+    if backend == Engine::Postgres && options.no_stats_jobs > 0 {
         other_shapes.push(compare_without_statistics(stores, options.no_stats_jobs).await?);
     }
 
@@ -415,7 +374,7 @@ async fn measure_backend(options: &Options, stores: &mut Stores) -> Result<Backe
 async fn compare_on_copies(stores: &mut Stores, source: &Seeded, shape: Shape) -> Result<Comparison> {
     progress(format!(
         "{}: {} store of {} jobs, {} eligible",
-        stores.backend(),
+        stores.backend().name(),
         shape.name(),
         source.jobs,
         source.eligible_then
@@ -436,7 +395,7 @@ async fn compare_without_statistics(stores: &mut Stores, jobs: u64) -> Result<Co
 /// One deletion on a fresh store without statistics.
 async fn without_statistics(stores: &mut Stores, jobs: u64, method: Method) -> Result<DeletionRun> {
     let name = variant(Shape::NoStatistics, method);
-    progress(format!("{}: loading {jobs} jobs without statistics for {}", stores.backend(), method.name()));
+    progress(format!("{}: loading {jobs} jobs without statistics for {}", stores.backend().name(), method.name()));
     let loaded = no_statistics::store(stores, jobs, name).await?;
     no_statistics::ensure_absent(&loaded.store).await?;
     let purged = method.purge(&loaded.store).await?;
@@ -478,7 +437,7 @@ async fn with_writer(
     method: Method,
 ) -> Result<(DeletionRun, writer::Condition)> {
     let store = stores.copy(&seeded.store, variant).await?;
-    progress(format!("{}: {} with the writer", stores.backend(), method.name()));
+    progress(format!("{}: {} with the writer", stores.backend().name(), method.name()));
     let writer = writer::Writer::start(&store, options.writer_rate).await?;
     tokio::time::sleep(WRITER_MARGIN).await;
     let purge_started = Instant::now();
@@ -505,13 +464,13 @@ async fn check(
     let run = DeletionRun { variant, purged, checks };
     progress(format!(
         "{}: {variant}: deleted {} jobs in {:.2} s ({:.0} rows/s)",
-        store.backend(),
+        store.backend().name(),
         run.purged.deleted,
         run.purged.elapsed.as_secs_f64(),
         run.rows_per_second()
     ));
     for problem in run.checks.problems() {
-        progress(format!("WARNING: {} {variant}: {problem}", store.backend()));
+        progress(format!("WARNING: {} {variant}: {problem}", store.backend().name()));
     }
     Ok(run)
 }

@@ -17,6 +17,8 @@ use super::stats::Summary;
 use super::sweep_process::ProcessFigures;
 use super::{BackendResult, DeletionRun, Options};
 
+use retentiond::store::Engine;
+
 /// Writes the report to `path`.
 pub fn write(
     path: &Path,
@@ -77,10 +79,9 @@ fn render(
 
 /// The command that reproduces the run (the PostgreSQL URL is left out: it may hold a password).
 fn command(options: &Options) -> String {
-    let backend = match options.backend {
-        super::BackendChoice::Sqlite => "sqlite",
-        super::BackendChoice::Postgres => "postgres",
-        super::BackendChoice::Both => "both",
+    let backend = match options.backend.as_slice() {
+        [engine] => engine.name(),
+        _ => "both",
     };
     let mut command = format!(
         "cargo bench --bench purge -- --backend {backend} --jobs {} --idle-jobs {} --backlog-jobs {} \
@@ -185,7 +186,7 @@ fn shapes_section(o: &mut String, options: &Options) {
         (Shape::Seeded, true),
         (Shape::Shuffled, true),
         (Shape::Backlog, options.backlog_jobs > 0),
-        (Shape::NoStatistics, options.no_stats_jobs > 0 && options.backend != super::BackendChoice::Sqlite),
+        (Shape::NoStatistics, options.no_stats_jobs > 0 && options.backend.contains(&Engine::Postgres)),
     ];
     for (shape, measured) in shapes {
         if measured {

@@ -15,8 +15,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection};
 
-use super::Backend;
 use super::error::{Context, Result};
+use retentiond::store::Engine;
 
 /// How long a SQLite connection of the benchmark waits for the write lock:
 /// long enough that the writer queues behind a whole single-statement purge.
@@ -71,10 +71,10 @@ impl BenchStore {
         }
     }
 
-    pub fn backend(&self) -> Backend {
+    pub fn backend(&self) -> Engine {
         match self.location {
-            Location::Sqlite(_) => Backend::Sqlite,
-            Location::Postgres { .. } => Backend::Postgres,
+            Location::Sqlite(_) => Engine::Sqlite,
+            Location::Postgres { .. } => Engine::Postgres,
         }
     }
 
@@ -132,7 +132,7 @@ impl Conn {
 
 /// The stores of one backend, made and removed here.
 pub struct Stores {
-    backend: Backend,
+    backend: Engine,
     work_dir: PathBuf,
     /// PostgreSQL: a URL whose role may create databases.
     admin_url: String,
@@ -143,7 +143,7 @@ pub struct Stores {
 }
 
 impl Stores {
-    pub fn new(backend: Backend, work_dir: &Path, admin_url: &str) -> Stores {
+    pub fn new(backend: Engine, work_dir: &Path, admin_url: &str) -> Stores {
         Stores {
             backend,
             work_dir: work_dir.to_path_buf(),
@@ -153,7 +153,7 @@ impl Stores {
         }
     }
 
-    pub fn backend(&self) -> Backend {
+    pub fn backend(&self) -> Engine {
         self.backend
     }
 
@@ -223,8 +223,8 @@ impl Stores {
 
     fn name(&self, variant: &str) -> Result<BenchStore> {
         let location = match self.backend {
-            Backend::Sqlite => Location::Sqlite(self.work_dir.join(format!("{variant}.db"))),
-            Backend::Postgres => Location::Postgres { database: format!("{}_{variant}", self.prefix) },
+            Engine::Sqlite => Location::Sqlite(self.work_dir.join(format!("{variant}.db"))),
+            Engine::Postgres => Location::Postgres { database: format!("{}_{variant}", self.prefix) },
         };
         let url = match &location {
             Location::Sqlite(path) => format!("sqlite://{}", path.display()),

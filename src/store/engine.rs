@@ -26,6 +26,21 @@ impl Engine {
         Engine::ALL.into_iter().find(|engine| engine.schemes().contains(&scheme))
     }
 
+    /// The engine called `name` (its [`Engine::name`]).
+    pub fn named(name: &str) -> Option<Engine> {
+        Engine::ALL.into_iter().find(|engine| engine.name() == name)
+    }
+
+    /// The engines a benchmark's `--backend` names: one engine by its name,
+    /// or `both` for every engine.
+    pub fn choose(choice: &str) -> Result<Vec<Engine>, String> {
+        if choice == "both" {
+            return Ok(Engine::ALL.to_vec());
+        }
+        let choices = Engine::ALL.iter().map(|engine| engine.name()).chain(["both"]).collect();
+        Engine::named(choice).map(|engine| vec![engine]).ok_or_else(|| format!("expected {}", or_list(choices)))
+    }
+
     /// The URL schemes that select it.
     pub fn schemes(self) -> &'static [&'static str] {
         match self {
@@ -108,5 +123,8 @@ mod tests {
         assert_eq!(Engine::of_url("retentiond.db"), None);
         assert_eq!(Engine::url_forms(), "sqlite://PATH or postgres://…");
         assert_eq!(Engine::scheme_prefixes(), "sqlite:, postgres: or postgresql:");
+        assert_eq!(Engine::choose("postgres"), Ok(vec![Engine::Postgres]));
+        assert_eq!(Engine::choose("both"), Ok(Engine::ALL.to_vec()));
+        assert_eq!(Engine::choose("mysql"), Err("expected sqlite, postgres or both".to_owned()));
     }
 }
