@@ -57,6 +57,7 @@ pub async fn run(settings: Settings, source: ConfigSource, log_level: LogLevel) 
     let timetable = Timetable::new(
         CronSchedule::new(&settings.schedule.cron, &settings.schedule.timezone)?,
         Windows::new(&settings.schedule.window, &settings.schedule.timezone)?,
+        metrics::next_sweep_at,
     );
     let view = DaemonView::new(Arc::new(settings.clone()), readiness.clone(), timetable.clone());
     // Empty disables the server; any other value was validated with the configuration.

@@ -1,4 +1,4 @@
-//! The daemon's clock (SPEC §6): when the next sweep is due on
+//! The daemon's clock (docs/design.md, "The daemon"): when the next sweep is due on
 //! `schedule.cron` in `schedule.timezone`, a loop that calls back at each
 //! tick, and the hours sweeps may delete in (`schedule.window`, see
 //! `window`).
@@ -36,7 +36,6 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
 pub use window::{Window, WindowReport, WindowState, Windows, parse_windows};
 
 mod window;
@@ -147,12 +146,14 @@ struct TimetableState {
     schedule: Arc<CronSchedule>,
     windows: Arc<Windows>,
     next: Option<DateTime<Utc>>,
+    /// Told each new next tick (the daemon's metric): the clock knows no metrics.
+    on_next: fn(Option<DateTime<Utc>>),
 }
 
 impl TimetableState {
     fn set_next(&mut self, next: Option<DateTime<Utc>>) {
         self.next = next;
-        metrics::next_sweep_at(next);
+        (self.on_next)(next);
     }
 
     /// Moves the next tick to the schedule's first after `after`.
@@ -174,9 +175,11 @@ pub struct Timetable {
 }
 
 impl Timetable {
-    /// A timetable whose next tick is the schedule's first after now.
-    pub fn new(schedule: CronSchedule, windows: Windows) -> Timetable {
-        let mut state = TimetableState { schedule: Arc::new(schedule), windows: Arc::new(windows), next: None };
+    /// A timetable whose next tick is the schedule's first after now;
+    /// `on_next` is told that tick, and every later one.
+    pub fn new(schedule: CronSchedule, windows: Windows, on_next: fn(Option<DateTime<Utc>>)) -> Timetable {
+        let mut state =
+            TimetableState { schedule: Arc::new(schedule), windows: Arc::new(windows), next: None, on_next };
         state.next_after(Utc::now());
         Timetable { state: Arc::new(Mutex::new(state)), replaced: Arc::new(Notify::new()) }
     }

@@ -255,7 +255,7 @@ fn expressions_and_zones_that_cannot_be_scheduled_are_refused_with_the_reason() 
 }
 
 fn timetable(cron: &str, zone: &str, now: &str) -> Timetable {
-    let timetable = Timetable::new(schedule(cron, zone), any_time());
+    let timetable = Timetable::new(schedule(cron, zone), any_time(), |_| {});
     timetable.lock().next_after(utc(now));
     timetable
 }
@@ -301,7 +301,7 @@ fn a_clock_set_back_brings_the_next_tick_forward() {
 #[tokio::test]
 async fn the_loop_ticks_follows_a_replacement_and_stops_when_told() {
     let ticks = Arc::new(AtomicUsize::new(0));
-    let timetable = Timetable::new(schedule("* * * * * *", "UTC"), any_time());
+    let timetable = Timetable::new(schedule("* * * * * *", "UTC"), any_time(), |_| {});
     let stop = CancellationToken::new();
     let counter = ticks.clone();
     let clock = spawn(timetable.clone(), stop.clone(), move || {
