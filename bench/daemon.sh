@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Measures the daemon on the SQLite default (issue 3):
+# Measures the daemon on the SQLite default:
 #   1. idle: RSS and CPU of `retentiond run` over IDLE_SECONDS (default 600)
 #      with an every-second schedule and nothing eligible;
 #   2. stop: the time from SIGTERM to exit while it sweeps JOBS (default

@@ -12,9 +12,8 @@
 //!
 //! The cost of a job is not the same at every size: past some size a batch
 //! can cost more per job (it was so on PostgreSQL over TLS while the driver
-//! left Nagle's algorithm on: a request larger than one TLS record waited
-//! 40 ms for an acknowledgement, so 1,563 jobs took three times as long as
-//! 1,250). Steering by the rate alone would swing between a size below that
+//! left Nagle's algorithm on: `docs/operations.md`, "Batches sized by
+//! time"). Steering by the rate alone would swing between a size below that
 //! point and one above it. So when a larger batch was markedly slower per
 //! job than the one before it, the sizer goes back to the smaller size; when
 //! the next try at that size is slow again, it stays at or below the smaller

@@ -1,4 +1,4 @@
-//! The command line (SPEC §5): global options and one subcommand per task.
+//! The command line (docs/design.md, "The command line"): global options and one subcommand per task.
 //! Parsing only; [`crate::app`] carries the commands out.
 
 use std::path::PathBuf;
@@ -160,7 +160,7 @@ pub enum JobsCommand {
         #[arg(long, default_value_t = 100)]
         limit: u64,
     },
-    /// Move a job to another state (SPEC §2 transitions).
+    /// Move a job to another state (`docs/lifecycle.md`).
     SetState {
         name: String,
         #[arg(value_parser = parse_job_state)]

@@ -1,4 +1,4 @@
-//! `retentiond run` (SPEC §6): sweeps on a schedule until told to stop.
+//! `retentiond run` (docs/design.md, "The daemon"): sweeps on a schedule until told to stop.
 //!
 //! Start: HTTP endpoints first (so `/healthz` answers while the database is
 //! still out of reach), then the store, retried until it opens, then

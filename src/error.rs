@@ -1,4 +1,4 @@
-//! The errors a command can end with, and the exit code of each (SPEC §5).
+//! The errors a command can end with, and the exit code of each (docs/design.md, "The command line").
 
 use crate::config::ConfigError;
 use crate::export::ExportError;
@@ -10,7 +10,7 @@ use crate::scheduler::ScheduleError;
 use crate::store::{ReadOnly, StoreError};
 use crate::sweep::SweepError;
 
-/// Exit codes of SPEC §5.
+/// Exit codes of docs/design.md, "The command line".
 pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;

@@ -1,4 +1,4 @@
-//! `audit export` (SPEC §11): the audit trail in id order, as JSON Lines or
+//! `audit export` (docs/design.md, "The audit trail"): the audit trail in id order, as JSON Lines or
 //! CSV, to stdout or to a file replaced atomically, so that it can be
 //! shipped to cold storage or a SIEM before `retention.audit` removes it.
 //!
@@ -30,7 +30,7 @@ const WRITE_BUFFER: usize = 64 * 1024;
 /// Audit data is kept from other users, as the database file is.
 const FILE_MODE: u32 = 0o600;
 
-/// The columns of the CSV header, in the order of SPEC §5's audit entry.
+/// The columns of the CSV header, in the order of the audit entry in docs/design.md, "The command line".
 const CSV_HEADER: [&str; 11] = [
     "id",
     "run_id",

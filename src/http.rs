@@ -1,4 +1,4 @@
-//! The daemon's HTTP endpoints on `metrics.listen` (SPEC §6): `/metrics` in
+//! The daemon's HTTP endpoints on `metrics.listen` (docs/design.md, "The daemon"): `/metrics` in
 //! the Prometheus text format, `/healthz` (the process answers) and
 //! `/readyz` (the store is open and the database answers; 503 otherwise),
 //! and the status pages of [`crate::ui`] beside them. The probes read what

@@ -1,4 +1,4 @@
-//! `jobs import`: JSON Lines, one job per line, in the job shape of SPEC §5.
+//! `jobs import`: JSON Lines, one job per line, in the job shape of docs/design.md, "The command line".
 //! Every line is parsed and checked before anything is written, so an import
 //! is all or nothing; an error names the line.
 
@@ -142,7 +142,7 @@ mod tests {
         assert_eq!(jobs[0].line, 2);
         let job = &jobs[0].job;
         assert_eq!(job.state_changed_at.to_rfc3339(), "2026-02-01T00:00:00.123456+00:00");
-        assert_eq!(job.updated_at, job.created_at, "updated_at defaults to created_at (SPEC §5)");
+        assert_eq!(job.updated_at, job.created_at, "updated_at defaults to created_at (docs/lifecycle.md)");
         assert_eq!(job.drives.len(), 1);
         assert!(!job.cancel_requested && job.cancel_requested_at.is_none());
     }

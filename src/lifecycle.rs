@@ -1,4 +1,4 @@
-//! Lifecycle rules of a job (SPEC §2): the states, the transition table, the
+//! Lifecycle rules of a job (docs/design.md, "Jobs and their lifecycle"): the states, the transition table, the
 //! cancel, delete and hold rules, and validation of names, drives and hold
 //! reasons.
 //!
@@ -195,7 +195,7 @@ pub struct JobStatus<'a> {
     pub hold_reason: Option<&'a str>,
 }
 
-/// An operation an operator asks for (SPEC §2 and §5 `jobs …`).
+/// An operation an operator asks for (`jobs …`, `docs/lifecycle.md`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
     SetState(JobState),

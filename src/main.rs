@@ -1,5 +1,5 @@
 //! The `retentiond` binary: parse the command line, run the command, turn
-//! the outcome into an exit code (SPEC §5). Usage errors exit 2 through clap.
+//! the outcome into an exit code (docs/design.md, "The command line"). Usage errors exit 2 through clap.
 
 use std::process::ExitCode;
 

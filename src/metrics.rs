@@ -1,4 +1,4 @@
-//! Metrics (SPEC §8) through the `metrics` facade and a Prometheus recorder.
+//! Metrics (docs/design.md, "Observability") through the `metrics` facade and a Prometheus recorder.
 //!
 //! The daemon serves them on `/metrics`; `purge --metrics-textfile` writes
 //! them in node_exporter's textfile format and `metrics.pushgateway` (http

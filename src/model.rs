@@ -1,4 +1,4 @@
-//! The records the job store holds, in the JSON shapes of SPEC §5: jobs with
+//! The records the job store holds, in the JSON shapes of docs/design.md, "The command line": jobs with
 //! their drives, audit entries and sweep runs.
 //!
 //! Timestamps are UTC with microsecond precision, the precision both stores

@@ -1,4 +1,4 @@
-//! systemd notifications (SPEC §6): `READY=1` once the store is open,
+//! systemd notifications (docs/design.md, "The daemon"): `READY=1` once the store is open,
 //! `STATUS=` after each sweep, `WATCHDOG=1` at half the watchdog interval,
 //! `STOPPING=1` on shutdown. Without `NOTIFY_SOCKET` (not under systemd)
 //! every call does nothing.

@@ -1,5 +1,5 @@
 //! Results on stdout, as text for people or JSON for programs (`--output`).
-//! The JSON shapes are those of SPEC §5.
+//! The JSON shapes are those of docs/design.md, "The command line".
 
 use std::io::{self, Write};
 

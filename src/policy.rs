@@ -1,4 +1,4 @@
-//! Retention policies (SPEC §3): which jobs each policy covers, which
+//! Retention policies (docs/design.md, "Retention policies"): which jobs each policy covers, which
 //! timestamp measures their age, and the cut-off a policy derives from "now".
 //!
 //! A job is eligible under a policy when it is in the policy's state, carries

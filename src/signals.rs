@@ -1,4 +1,4 @@
-//! Process signals (SPEC §6): SIGTERM and SIGINT stop the work after the
+//! Process signals (docs/design.md, "The daemon"): SIGTERM and SIGINT stop the work after the
 //! batch in flight, a second one exits at once; SIGHUP asks the daemon to
 //! reload its configuration file. Repeated signals may merge into one.
 

@@ -1,4 +1,4 @@
-//! One sweep (SPEC §4): delete every eligible job (under a cap, the N
+//! One sweep (docs/design.md, "A sweep"): delete every eligible job (under a cap, the N
 //! oldest), in batches of one transaction each, in id order (see
 //! `pending`), with a pause for the application's writers between them
 //! (`pause`) and their audit log lines written alongside (`audit_lines`),
@@ -102,7 +102,7 @@ impl StoppedBy {
     }
 }
 
-/// The summary of a sweep, printed by `purge` (SPEC §5).
+/// The summary of a sweep, printed by `purge` (docs/design.md, "The command line").
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepReport {
     pub run_id: Option<i64>,

@@ -21,9 +21,8 @@ use super::stores::BenchStore;
 /// to their generic plans.
 pub const WARM_UP_SWEEPS: usize = 10;
 pub const TIMED_SWEEPS: usize = 200;
-/// Back to back, 50 sweeps took 50 ms: one moment of a noisy machine (in
-/// one run the 10M PostgreSQL store measured 0.91 ms that way; a store
-/// built the same way, re-measured by hand right after its build, 0.5–0.6).
+/// A pause between sweeps: back to back, one moment of a noisy machine
+/// showed in all of them at once.
 pub const GAP_BETWEEN_SWEEPS: Duration = Duration::from_millis(10);
 
 /// The idle sweep at one store size, in milliseconds.

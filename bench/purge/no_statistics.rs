@@ -3,7 +3,7 @@
 //! statistics a prepared statement's generic plan can look cheaper than it
 //! is, and PostgreSQL switches to it after five executions; a purge whose
 //! statements depend on the planner's guesses falls off a cliff there
-//! (SPEC §4: no statement's speed may depend on them).
+//! (docs/design.md, "A sweep": no statement's speed may depend on them).
 //!
 //! The statistics must be truly absent. A copy made with `CREATE DATABASE …
 //! TEMPLATE` carries the template's `pg_statistic`, and the benchmark's

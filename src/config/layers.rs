@@ -1,4 +1,4 @@
-//! How the layers of the configuration are read and merged (SPEC §7):
+//! How the layers of the configuration are read and merged (docs/design.md, "Configuration"):
 //! built-in defaults, then the TOML file (`--config`, else
 //! `RETENTIOND_CONFIG`), then `RETENTIOND__SECTION__KEY` environment
 //! variables, then command-line flags. Knows where each value came from, so

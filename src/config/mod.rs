@@ -1,4 +1,4 @@
-//! Configuration (SPEC §7): nested settings with built-in defaults, overlaid by
+//! Configuration (docs/design.md, "Configuration"): nested settings with built-in defaults, overlaid by
 //! the TOML file, then `RETENTIOND__SECTION__KEY` environment variables, then
 //! command-line flags. Unknown keys and bad values are errors naming the key.
 //!

@@ -1,4 +1,4 @@
-//! The settings themselves (SPEC §7): one nested `serde` struct per section
+//! The settings themselves (docs/design.md, "Configuration"): one nested `serde` struct per section
 //! of the file, with the built-in defaults. `Serialize` writes the
 //! check-config form: durations human-readable, policies `off` when off,
 //! secrets redacted.
@@ -199,7 +199,7 @@ pub struct RetentionSettings {
     pub max_deletes_per_run: u64,
     #[serde(with = "duration")]
     pub run_timeout: Duration,
-    /// Audit rows older than this are removed after the jobs (SPEC §11); `None` keeps them.
+    /// Audit rows older than this are removed after the jobs (docs/design.md, "The audit trail"); `None` keeps them.
     #[serde(with = "policy_duration")]
     pub audit: Option<Duration>,
     /// Finished run records older than this are removed after the jobs; `None` keeps them.

@@ -644,7 +644,7 @@ fn pushgateway_tls_and_password_file_rules() {
     assert_eq!(settings.metrics.pushgateway_password_file, "push");
 }
 
-// --- The status pages (issue 13) ---
+// --- The status pages (`ui`) ---
 
 #[test]
 fn pages_on_a_network_address_need_a_password_file() {

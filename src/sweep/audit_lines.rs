@@ -1,9 +1,8 @@
-//! The `retentiond::audit` log line of every job a batch deleted (SPEC §8),
-//! written on a blocking thread while the sweep goes on with its next batch.
-//!
-//! Formatting a line costs the sweep's task 3–4 µs: written in line, a
-//! batch's lines kept the next batch waiting ~5 ms on PostgreSQL, a tenth of
-//! a purge's time. A batch's lines are written once it has committed (the
+//! The `retentiond::audit` log line of every job a batch deleted
+//! (`docs/design.md`, "Observability"), written on a blocking thread while
+//! the sweep goes on with its next batch: written in line, a batch's lines
+//! kept the next batch waiting (`docs/operations.md`, "Audit log lines off
+//! the hot path"). A batch's lines are written once it has committed (the
 //! audit rows come first), one batch at a time, in batch order, and all of
 //! them before the sweep reports its end.
 

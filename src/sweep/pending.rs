@@ -1,4 +1,4 @@
-//! The ids a sweep deletes next, in id order (SPEC §4: the set a sweep
+//! The ids a sweep deletes next, in id order (docs/design.md, "A sweep": the set a sweep
 //! deletes is defined by age, the order inside it is the store's choice).
 //!
 //! Each policy's partial index is read in age order, up to [`IDS_PER_READ`]
@@ -17,10 +17,9 @@ use crate::store::{IdRange, Store, StoreError};
 /// enough that a backlog of millions is crossed in a few passes.
 const IDS_PER_READ: usize = 500_000;
 
-/// Ids one statement returns at most. The store reads whole results (a
-/// streamed read costs an idle SQLite sweep half a millisecond more), so
-/// this bounds the rows held at once: 50,000 rows raised a SQLite purge's
-/// peak RSS from 29.5 MiB to 63 MiB.
+/// Ids one statement returns at most. The store reads whole results
+/// (quicker than a stream for an idle sweep), so this bounds the rows held
+/// at once, and a purge's peak memory (`docs/operations.md`).
 const IDS_PER_STATEMENT: usize = 10_000;
 
 /// The ids read and not yet deleted, and where each policy's next read starts.

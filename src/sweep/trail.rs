@@ -1,4 +1,4 @@
-//! The audit trail's own lifecycle (SPEC §11): after a sweep has deleted its
+//! The audit trail's own lifecycle (docs/design.md, "The audit trail"): after a sweep has deleted its
 //! jobs, it removes the audit rows older than `retention.audit` and the run
 //! records older than `retention.runs`, in short batches like the jobs.
 //!

@@ -1,4 +1,4 @@
-//! The status pages `retentiond run` serves beside `/metrics` (SPEC §12):
+//! The status pages `retentiond run` serves beside `/metrics` (docs/design.md, "Status pages"):
 //! the overview (`/`), the forecast (`/forecast`), the runs (`/runs`,
 //! `/runs/{id}`), the audit search (`/audit`) and the held jobs (`/holds`).
 //!

@@ -1,13 +1,10 @@
 //! Turns off Nagle's algorithm (sets `TCP_NODELAY`) on the process's TCP
 //! connections to a server engine's database server, as libpq and the other
-//! client libraries do, and as sqlx did until 0.9.0
-//! (<https://github.com/transact-rs/sqlx/issues/4335>).
+//! client libraries do and as sqlx 0.9.0 does not.
 //!
-//! Why it matters here: over TLS, a request larger than one TLS record
-//! (16 KiB; a batch of more than about 1,300 job ids) leaves in two writes.
-//! With Nagle on, the second waits until the server acknowledges the first,
-//! and the server delays that acknowledgement (40 ms on Linux) while it
-//! waits for the rest of the message: every such batch took 40 ms more.
+//! Why: over TLS, a batch larger than one TLS record leaves in two writes,
+//! and with Nagle on the second waits for the server's delayed
+//! acknowledgement of the first (`docs/operations.md`, "No send delay").
 //!
 //! sqlx gives no access to its socket, so the sockets are found by their
 //! descriptors (`/proc/self/fd`). Other threads may close a descriptor and

@@ -43,7 +43,7 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
     // As libpq does: `system` trusts every public CA, so only a certificate
     // for the host connected to will do (validation refuses a weaker sslmode
     // set beside it); and `require` with a CA file verifies the chain, where
-    // the driver alone would verify nothing (sqlx issue 879).
+    // the driver alone would verify nothing.
     match &ca_file {
         Some((_, name)) if name == SYSTEM_ROOTS => options = options.ssl_mode(PgSslMode::VerifyFull),
         Some(_) if matches!(options.get_ssl_mode(), PgSslMode::Require) => {

@@ -180,16 +180,10 @@ pub const TRY_LEAD: &str = "SELECT pg_try_advisory_lock($1::int4, 0) AS locked";
 pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1::int4, 0) AS unlocked";
 
 /// Planner settings of the sessions that read what a sweep deletes, count
-/// what is eligible and remove the audit trail's expired rows: they keep
-/// each statement on the plan it was written for whatever the statistics
-/// say (none after a bulk load, stale after a large removal) and for generic
-/// plans alike: no sequential scan, no bitmap scan, no sort. The statements
-/// run on them are written so that their plan needs none of them (an index
-/// read in its own order, the primary key for a list of ids); any other plan
-/// would need one, and each one disabled costs more than any real plan.
-/// (With statistics saying a read takes most of an index, the planner would
-/// otherwise fetch the rows in the table's order and sort them, or count
-/// them with a scan of the whole table.)
+/// what is eligible and remove the audit trail's expired rows. Each
+/// statement run on them is written for a plan with no sequential scan,
+/// bitmap scan or sort; these keep it there whatever the statistics say,
+/// generic plans alike (`docs/operations.md`, "One plan per statement").
 pub const INDEX_ORDER_SETTINGS: [(&str, &str); 3] =
     [("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("enable_sort", "off")];
 
@@ -287,17 +281,13 @@ pub const SELECT_ELIGIBLE_IDS: &str = concat!(
 
 /// Deletes the listed jobs that are still eligible (drives by cascade) and
 /// writes one audit row each: one statement, so all of it commits or none.
-/// Each listed id is looked up on its own, a subquery on the primary key
-/// with the re-check as a filter: the one plan such a look-up has, whatever
-/// the statistics and for a generic plan alike (the ids as one list let the
-/// planner scan the table for them without statistics, or seek a policy
-/// index with the ids as its second column, reading every eligible entry
-/// for each batch). Each row is claimed `FOR UPDATE SKIP LOCKED`, re-checked
-/// on its newest version: a row another sweep holds is skipped, not waited
-/// for. The claimed rows are then deleted by their physical address (`ctid`,
-/// fixed while the lock is held), again the one plan there is; the claims
-/// are materialised first, so each id is looked up once. `ts` is the
-/// job's age timestamp under its policy.
+/// Each listed id is looked up on its own by the primary key, the re-check
+/// as a filter: the one plan such a look-up has, whatever the statistics.
+/// Each row is claimed `FOR UPDATE SKIP LOCKED` and re-checked on its newest
+/// version (a row another sweep holds is skipped, not waited for), then
+/// deleted by its `ctid`, fixed while the lock is held; the claims are
+/// materialised, so each id is looked up once. `ts` is the job's age
+/// timestamp under its policy.
 /// $1: job ids; $2–$4: cut-offs of completed, closed, creating_idle (NULL =
 /// off); $5: run id; $6: deleted_by.
 pub const DELETE_ELIGIBLE: &str = "WITH claimed AS MATERIALIZED (SELECT (SELECT ctid FROM jobs WHERE id = listed.id \

@@ -42,12 +42,10 @@ use crate::policy::{PerPolicy, Retentions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// A writer that waits for SQLite's write lock sleeps in its busy handler
-/// and retries at 1, 3, 8, 18, 33, 53, 78, 103 and 128 ms, then every 50 to
-/// 100 ms; it never learns that the lock was freed in between. A sweep that
-/// took the lock again at once after each commit would starve it. A free
-/// window of 25 ms after each batch always contains one of its retries once
-/// it has waited 53 ms, so it waits about one batch plus 25 ms at most.
+/// The write lock left free after each batch: a writer waiting for it sleeps
+/// in SQLite's busy handler, retrying on a timetable of its own and never
+/// told that the lock was freed, so a sweep that took it again at once would
+/// starve it (`docs/operations.md`, "The live workload").
 const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(25);
 
 /// SQLite's primary result code for "database is locked".
