@@ -59,7 +59,7 @@ pub async fn measure(store: &BenchStore, jobs: u64) -> Result<IdleTiming> {
     let sweeps = Summary::of(durations).ok_or("no idle sweep was timed")?;
     super::progress(format!(
         "{}: idle sweep of {jobs} jobs: median {:.3} ms, p99 {:.3} ms",
-        store.backend(),
+        store.backend().name(),
         sweeps.p50,
         sweeps.p99
     ));

@@ -127,7 +127,7 @@ async fn build(store: &BenchStore, jobs: u64, kind: Kind) -> Result<()> {
             .await
             .with_context(|| format!("inserting jobs {first} to {last} into the {} store", store.variant))?;
         if last < jobs {
-            super::progress(format!("{}: {} jobs of {jobs} written", store.backend(), last));
+            super::progress(format!("{}: {} jobs of {jobs} written", store.backend().name(), last));
         }
         first = last + 1;
     }
