@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use common::plan::{self, Plan};
 use common::*;
-use retentiond::store::{postgres::sql as pg, sqlite::sql as lite};
+use retentiond::store::postgres::sql as pg;
 use serde_json::Value;
 
 const DAY: i64 = 86_400;
@@ -40,8 +40,11 @@ fn run(env: &TestEnv, status: &str, started: i64, finished: Option<i64>, deleted
         quote(&hostname()),
         std::process::id(),
     ));
-    if status == "running" && env.backend == Backend::Postgres {
-        env.execute(&format!("SELECT pg_advisory_lock({RUN_LOCK_CLASS}::int4, {id})"));
+    if status == "running" {
+        match env.engine {
+            Engine::Sqlite => {}
+            Engine::Postgres => env.execute(&format!("SELECT pg_advisory_lock({RUN_LOCK_CLASS}::int4, {id})")),
+        }
     }
     id
 }
@@ -50,15 +53,8 @@ fn run(env: &TestEnv, status: &str, started: i64, finished: Option<i64>, deleted
 /// ago, inserted by one statement; returns their ids.
 fn audit(env: &TestEnv, run: Option<i64>, days: i64, count: i64) -> Vec<i64> {
     let first = NEXT_JOB_ID.fetch_add(count, Ordering::Relaxed);
-    let numbers = env.pick(
-        format!(
-            "WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n WHERE i < {}) ",
-            first + count - 1
-        ),
-        String::new(),
-    );
-    let from = env.pick("n".to_owned(), format!("generate_series({first}, {}) AS n(i)", first + count - 1));
-    let (policy, false_value) = (if run.is_some() { "completed" } else { "manual" }, env.pick("0", "false"));
+    let (numbers, from) = env.sql_numbers(first, first + count - 1);
+    let (policy, false_value) = (if run.is_some() { "completed" } else { "manual" }, env.sql_bool(false));
     let run_id = run.map_or_else(|| "NULL".to_owned(), |id| id.to_string());
     let deleted_at = ago(env, days);
     let ids = env.rows(&format!(
@@ -112,7 +108,7 @@ fn assert_removed(env: &TestEnv, summary: &Value, metrics: &Metrics, audit_rows:
     assert_eq!(metrics.value("retentiond_run_records_removed_total", &[]), runs as f64);
 }
 
-both_backends! {
+every_engine! {
     /// `retention.audit = 30d`, `retention.runs = 60d`: old audit rows go
     /// unless their run is running or finished within 30 days; old runs go
     /// once no audit row names them; nothing younger goes.
@@ -160,7 +156,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `retention.audit = off`: a run that deleted jobs keeps its record as
     /// long as its audit rows stay (forever); runs that deleted nothing go
     /// at `retention.runs`, unless an audit row names one all the same (an
@@ -187,7 +183,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `retention.audit = 90d`, `retention.runs = 30d`: runs past both
     /// limits go with their audit rows; between them only runs that deleted
     /// nothing go, and the rest keep their audit rows.
@@ -213,7 +209,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// With both off (the default) nothing of the trail is removed, and the
     /// counters are there at zero from the first scrape.
     fn off_removes_nothing(env: &TestEnv) {
@@ -233,7 +229,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// The removal stops at `retention.run_timeout` like the job deletions,
     /// counting what it removed, and the next sweep goes on from there.
     fn removal_stops_at_the_run_timeout(env: &TestEnv) {
@@ -263,7 +259,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A trail retention below `retention.minimum` is refused like any
     /// policy (exit 78) before the database is touched; `off` and the
     /// minimum itself are fine.
@@ -275,11 +271,14 @@ both_backends! {
             env.run_env(&["check-config"], &[(variable, "1d")]).expect_code(0);
             env.run_env(&["check-config"], &[(variable, "off")]).expect_code(0);
         }
-        if env.backend == Backend::Sqlite {
-            assert!(!env.dir().join("test.db").exists(), "a refused configuration opens no database");
-        } else {
-            env.migrate();
-            assert_eq!(env.count("retention_runs"), 0);
+        match env.engine {
+            Engine::Sqlite => {
+                assert!(!env.dir().join("test.db").exists(), "a refused configuration opens no database");
+            }
+            Engine::Postgres => {
+                env.migrate();
+                assert_eq!(env.count("retention_runs"), 0);
+            }
         }
     }
 }
@@ -308,9 +307,9 @@ fn trail_planner_settings() -> String {
 /// statement prepared with the store's planner settings and explained as a
 /// generic plan (which knows none of the parameters) and as a custom one.
 fn plans(env: &TestEnv, sql: &str, values: &[String], pg_types: &[&str]) -> Vec<(&'static str, Plan)> {
-    match env.backend {
-        Backend::Sqlite => vec![("", plan::explain(env, &inline(sql, '?', values)))],
-        Backend::Postgres => ["force_generic_plan", "force_custom_plan"]
+    match env.engine {
+        Engine::Sqlite => vec![("", plan::explain(env, &inline(sql, '?', values)))],
+        Engine::Postgres => ["force_generic_plan", "force_custom_plan"]
             .into_iter()
             .map(|mode| {
                 let name = format!("trail_statement_{}", NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed));
@@ -348,7 +347,11 @@ fn assert_plans(env: &TestEnv, plans: &[(&str, Plan)], indexes: &[&str], by_key:
         for table in by_key {
             assert!(plan.reads_by_key(table), "{what} does not look {table} up by key:\n{}", plan.text);
         }
-        if order == Order::MergedWalks && env.backend == Backend::Sqlite {
+        let sorts_merged_walks = match env.engine {
+            Engine::Sqlite => true,
+            Engine::Postgres => false,
+        };
+        if order == Order::MergedWalks && sorts_merged_walks {
             plan.assert_no_full_scan(&what);
             assert!(!plan.bitmap_scans(), "{what} reads through a bitmap:\n{}", plan.text);
         } else {
@@ -360,22 +363,17 @@ fn assert_plans(env: &TestEnv, plans: &[(&str, Plan)], indexes: &[&str], by_key:
 /// 20,000 runs an hour apart, two in three having deleted jobs, and 150,000
 /// audit rows spread over them, by two statements.
 fn large_trail(env: &TestEnv) {
-    let numbers = |count: i64| {
-        env.pick(
-            format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) ", count - 1),
-            String::new(),
-        )
-    };
-    let from = |count: i64| env.pick("n".to_owned(), format!("generate_series(0, {}) AS n(i)", count - 1));
-    let hours_ago = |expression: &str| match env.backend {
-        Backend::Sqlite => format!("(CAST(strftime('%s','now') AS INTEGER) - ({expression}) * 3600) * 1000000"),
-        Backend::Postgres => format!("now() - ({expression}) * interval '1 hour'"),
+    let (runs_with, runs_from) = env.sql_numbers(0, 20_000 - 1);
+    let (audit_with, audit_from) = env.sql_numbers(0, 150_000 - 1);
+    let hours_ago = |expression: &str| match env.engine {
+        Engine::Sqlite => format!("(CAST(strftime('%s','now') AS INTEGER) - ({expression}) * 3600) * 1000000"),
+        Engine::Postgres => format!("now() - ({expression}) * interval '1 hour'"),
     };
     env.execute(&format!(
         "{}INSERT INTO retention_runs (trigger, status, started_at, finished_at, deleted_completed, host, pid) \
          SELECT 'purge', 'succeeded', {finished}, {finished}, CASE WHEN i % 3 = 0 THEN 0 ELSE 10 END, 'h', 1 FROM {}",
-        numbers(20_000),
-        from(20_000),
+        runs_with,
+        runs_from,
         finished = hours_ago("20000 - i"),
     ));
     let first_run = env.scalar("SELECT min(id) FROM retention_runs");
@@ -384,14 +382,14 @@ fn large_trail(env: &TestEnv) {
            created_at, state_changed_at, deleted_at, deleted_by) \
          SELECT {first_run} + i % 20000, 9000000 + i, 'plan-' || i, 'Import', 'completed', 'Completed', {}, \
            {deleted}, {deleted}, {deleted}, 'ops@host' FROM {}",
-        numbers(150_000),
-        env.pick("0", "false"),
-        from(150_000),
+        audit_with,
+        env.sql_bool(false),
+        audit_from,
         deleted = hours_ago("20000 - i % 20000"),
     ));
 }
 
-both_backends! {
+every_engine! {
     /// Each removal batch reads its index in order from its cursor, looks
     /// runs and audit rows up by key, and deletes by primary key; an export
     /// page is a range of the primary key, the export window a range of
@@ -401,32 +399,35 @@ both_backends! {
     fn trail_statements_seek_their_indexes(env: &TestEnv) {
         env.migrate();
         large_trail(env);
-        let at = |days: i64| match env.backend {
-            Backend::Sqlite => (chrono::Utc::now() - chrono::Duration::days(days)).timestamp_micros().to_string(),
-            Backend::Postgres => format!("'{}'::timestamptz", ts(chrono::Utc::now() - chrono::Duration::days(days))),
+        let at = |days: i64| match env.engine {
+            Engine::Sqlite => (chrono::Utc::now() - chrono::Duration::days(days)).timestamp_micros().to_string(),
+            Engine::Postgres => format!("'{}'::timestamptz", ts(chrono::Utc::now() - chrono::Duration::days(days))),
         };
-        let start = env.pick("-62135596800000000".to_owned(), "'0001-01-01T00:00:00Z'::timestamptz".to_owned());
+        let start = match env.engine {
+            Engine::Sqlite => "-62135596800000000".to_owned(),
+            Engine::Postgres => "'0001-01-01T00:00:00Z'::timestamptz".to_owned(),
+        };
         let (first_id, last_id) = ("(-9223372036854775807 - 1)".to_owned(), "9223372036854775807".to_owned());
-        let analysed = match env.backend {
-            Backend::Sqlite => vec![false],
-            Backend::Postgres => vec![false, true],
+        let analysed = match env.engine {
+            Engine::Sqlite => vec![false],
+            Engine::Postgres => vec![false, true],
         };
         for analysed in analysed {
             if analysed {
                 env.execute("ANALYZE");
             }
             let audit_values = [at(30), start.clone(), first_id.clone(), "1000".to_owned()];
-            let audit_plans = plans(env, env.pick(lite::REMOVE_AUDIT_ROWS, pg::REMOVE_AUDIT_ROWS), &audit_values, &["timestamptz", "timestamptz", "bigint", "bigint"]);
+            let audit_plans = plans(env, statement!(env, REMOVE_AUDIT_ROWS), &audit_values, &["timestamptz", "timestamptz", "bigint", "bigint"]);
             assert_plans(env, &audit_plans, &["retention_audit_by_deleted_at"], &["retention_runs", "retention_audit"], Order::OfIndexes, "the audit removal");
 
             let run_values = [at(90), at(60), start.clone(), first_id.clone(), at(90), last_id.clone(), "1000".to_owned()];
-            let run_plans = plans(env, env.pick(lite::REMOVE_RUN_RECORDS, pg::REMOVE_RUN_RECORDS), &run_values, &["timestamptz", "timestamptz", "timestamptz", "bigint", "timestamptz", "bigint", "bigint"]);
+            let run_plans = plans(env, statement!(env, REMOVE_RUN_RECORDS), &run_values, &["timestamptz", "timestamptz", "timestamptz", "bigint", "timestamptz", "bigint", "bigint"]);
             assert_plans(env, &run_plans, &["retention_runs_by_finish", "retention_runs_empty_by_finish", "retention_audit_by_run"], &["retention_runs"], Order::MergedWalks, "the run removal");
 
-            let page_plans = plans(env, env.pick(lite::SELECT_AUDIT_PAGE, pg::SELECT_AUDIT_PAGE), &["100".to_owned(), "140000".to_owned(), "1000".to_owned()], &["bigint", "bigint", "bigint"]);
+            let page_plans = plans(env, statement!(env, SELECT_AUDIT_PAGE), &["100".to_owned(), "140000".to_owned(), "1000".to_owned()], &["bigint", "bigint", "bigint"]);
             assert_plans(env, &page_plans, &[], &["retention_audit"], Order::OfIndexes, "an export page");
 
-            let window_plans = plans(env, env.pick(lite::SELECT_AUDIT_ID_RANGE_BETWEEN, pg::SELECT_AUDIT_ID_RANGE_BETWEEN), &[at(300), at(100)], &["timestamptz", "timestamptz"]);
+            let window_plans = plans(env, statement!(env, SELECT_AUDIT_ID_RANGE_BETWEEN), &[at(300), at(100)], &["timestamptz", "timestamptz"]);
             assert_plans(env, &window_plans, &["retention_audit_by_deleted_at"], &[], Order::OfIndexes, "the export window");
         }
     }
@@ -457,19 +458,18 @@ const ENTRY_KEYS: [&str; 11] = [
 /// break together, and each of the last two alone) on some rows.
 fn scrambled_trail(env: &TestEnv, count: i64) {
     let run_id = run(env, "succeeded", 20, Some(10), count / 2);
-    let numbers = env.pick(
-        format!("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < {}) ", count - 1),
-        String::new(),
-    );
-    let from = env.pick("n".to_owned(), format!("generate_series(0, {}) AS n(i)", count - 1));
-    let deleted_at = match env.backend {
-        Backend::Sqlite => format!("{} + ((i * 7919) % {count}) * 1000000 + 123456", ago(env, 10)),
-        Backend::Postgres => {
+    let (numbers, from) = env.sql_numbers(0, count - 1);
+    let deleted_at = match env.engine {
+        Engine::Sqlite => format!("{} + ((i * 7919) % {count}) * 1000000 + 123456", ago(env, 10)),
+        Engine::Postgres => {
             format!("{} + ((i * 7919) % {count}) * interval '1 second' + interval '123456 microseconds'", ago(env, 10))
         }
     };
-    let cancelled = env.pick("i % 2", "i % 2 = 1");
-    let newline = env.pick("char(10)", "chr(10)");
+    let cancelled = match env.engine {
+        Engine::Sqlite => "i % 2",
+        Engine::Postgres => "i % 2 = 1",
+    };
+    let newline = env.sql_char(10);
     env.execute(&format!(
         "{numbers}INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
            created_at, state_changed_at, deleted_at, deleted_by) \
@@ -527,9 +527,9 @@ fn entry_ids(entries: &[Value]) -> Vec<i64> {
 
 /// The ids of the audit rows deleted in [since, until), in id order, by SQL.
 fn ids_between(env: &TestEnv, since: &str, until: &str) -> Vec<i64> {
-    let at = |text: &str| match env.backend {
-        Backend::Sqlite => chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros().to_string(),
-        Backend::Postgres => format!("'{text}'::timestamptz"),
+    let at = |text: &str| match env.engine {
+        Engine::Sqlite => chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros().to_string(),
+        Engine::Postgres => format!("'{text}'::timestamptz"),
     };
     env.rows(&format!(
         "SELECT id FROM retention_audit WHERE deleted_at >= {} AND deleted_at < {} ORDER BY id",
@@ -541,7 +541,7 @@ fn ids_between(env: &TestEnv, since: &str, until: &str) -> Vec<i64> {
     .collect()
 }
 
-both_backends! {
+every_engine! {
     /// The whole trail, in id order across several pages, each line an
     /// audit entry of SPEC §5 equal to what `audit list` shows.
     fn export_streams_the_trail_in_id_order(env: &TestEnv) {
@@ -563,7 +563,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `--since` is inclusive and `--until` exclusive, on `deleted_at`,
     /// whatever the id order; each bound also works alone.
     fn export_takes_the_window_of_since_and_until(env: &TestEnv) {
@@ -590,7 +590,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// CSV: a header, then one row per entry, quoted where needed; it parses
     /// back to the same values as the JSON Lines.
     fn export_csv_parses_back(env: &TestEnv) {
@@ -617,7 +617,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `--output FILE` replaces the file atomically: the same bytes as on
     /// stdout, mode 0600, nothing else left in the directory; an export
     /// that fails leaves the old file as it was and no temporary file.
@@ -653,11 +653,11 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Bad arguments exit 2 with a message, before the database is touched
     /// (here one that cannot be reached, which would exit 69).
     fn export_refuses_bad_arguments_first(env: &TestEnv) {
-        let unreachable = env.pick("sqlite:///nonexistent-directory/x.db", "postgres://postgres@127.0.0.1:1/none");
+        let unreachable = env.unreachable_url();
         let run = |args: &[&str]| env.cmd(args).env("RETENTIOND__DATABASE__URL", unreachable).run();
         run(&["audit", "export"]).expect_code(69);
         let cases: [(&[&str], &str); 5] = [
@@ -684,18 +684,17 @@ const EXPORT_MEMORY_BOUND_KIB: i64 = 40 * 1024;
 
 /// A million audit rows, by one statement.
 fn million_audit_rows(env: &TestEnv) {
-    let numbers = env.pick("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) ", "");
-    let from = env.pick("n", "generate_series(1, 1000000) AS n(i)");
-    let deleted_at = match env.backend {
-        Backend::Sqlite => format!("{} + i * 1000", ago(env, 400)),
-        Backend::Postgres => format!("{} + i * interval '1 millisecond'", ago(env, 400)),
+    let (numbers, from) = env.sql_numbers(1, 1_000_000);
+    let deleted_at = match env.engine {
+        Engine::Sqlite => format!("{} + i * 1000", ago(env, 400)),
+        Engine::Postgres => format!("{} + i * interval '1 millisecond'", ago(env, 400)),
     };
     env.execute(&format!(
         "{numbers}INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
            created_at, state_changed_at, deleted_at, deleted_by) \
          SELECT NULL, i, 'million-' || i, 'Export', 'manual', 'Completed', {}, {deleted_at}, {deleted_at}, \
            {deleted_at}, 'ops@host' FROM {from}",
-        env.pick("0", "false"),
+        env.sql_bool(false),
     ));
 }
 
@@ -758,7 +757,7 @@ fn export_a_million_rows(env: &TestEnv) {
     let cpu = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
     eprintln!(
         "{:?}: exported 1,000,000 audit rows in {:.1} s ({:.1} s user, {:.1} s system; loaded in {:.1} s), peak RSS {peak} KiB",
-        env.backend,
+        env.engine,
         elapsed.as_secs_f64(),
         cpu(usage.ru_utime),
         cpu(usage.ru_stime),
@@ -771,7 +770,7 @@ fn export_a_million_rows(env: &TestEnv) {
 /// bound: about a minute with the debug binary of `cargo test`.
 #[test]
 fn export_of_a_million_rows_stays_within_its_memory_bound() {
-    if let Some(env) = TestEnv::new(Backend::Postgres, "export_of_a_million_rows_stays_within_its_memory_bound") {
+    if let Some(env) = TestEnv::new(Engine::Postgres, "export_of_a_million_rows_stays_within_its_memory_bound") {
         export_a_million_rows(&env);
     }
 }
@@ -783,12 +782,12 @@ fn export_of_a_million_rows_stays_within_its_memory_bound() {
 #[test]
 #[ignore = "a benchmark: run with --include-ignored"]
 fn export_of_a_million_rows_stays_within_its_memory_bound_on_sqlite() {
-    if let Some(env) = TestEnv::new(Backend::Sqlite, "export_of_a_million_rows_stays_within_its_memory_bound") {
+    if let Some(env) = TestEnv::new(Engine::Sqlite, "export_of_a_million_rows_stays_within_its_memory_bound") {
         export_a_million_rows(&env);
     }
 }
 
-both_backends! {
+every_engine! {
     /// Every audit row that names a run names one that exists: an insert or
     /// an update naming a missing run is refused whole, and a run that audit
     /// rows name cannot be removed (SQLite: the foreign key, row by row;
@@ -801,7 +800,7 @@ both_backends! {
         let unnamed = run(env, "succeeded", 10, Some(10), 0);
         let missing = unnamed + 1000;
         let (audit_before, runs_before) = (env.dump("retention_audit"), ids(env, "retention_runs"));
-        let false_value = env.pick("0", "false");
+        let false_value = env.sql_bool(false);
         let insert = |run_ids: &[i64]| {
             let job_id = NEXT_JOB_ID.fetch_add(run_ids.len() as i64, Ordering::Relaxed);
             let values: Vec<String> = run_ids
@@ -833,9 +832,12 @@ both_backends! {
             let error = refused.expect_err("refused");
             assert!(error.to_lowercase().contains("foreign key") || error.contains("retention_"), "{error}");
         }
-        if env.backend == Backend::Postgres {
-            let error = env.try_execute("TRUNCATE retention_runs").expect_err("refused");
-            assert!(error.contains("cannot be truncated"), "{error}");
+        match env.engine {
+            Engine::Sqlite => {}
+            Engine::Postgres => {
+                let error = env.try_execute("TRUNCATE retention_runs").expect_err("refused");
+                assert!(error.contains("cannot be truncated"), "{error}");
+            }
         }
         assert_eq!(env.dump("retention_audit"), audit_before, "no audit row was written or changed");
         assert_eq!(ids(env, "retention_runs"), runs_before, "no run was removed");

@@ -16,7 +16,7 @@ fn valid_name(name: &str) -> bool {
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
-both_backends! {
+every_engine! {
     /// Usage errors exit 2 and change nothing.
     fn usage_errors_exit_2(env: &TestEnv) {
         env.import_ok(&[job("j-1", "Creating", days_ago(1)), job("old", "Completed", days_ago(200))]);
@@ -39,7 +39,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `jobs list`: creation order, default limit 100, `--limit 0` for all,
     /// `--state` repeatable and case-insensitive.
     fn jobs_list_order_limit_and_state_filter(env: &TestEnv) {
@@ -71,7 +71,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `audit list` is newest first and filters by job and run; `runs list`
     /// is newest first.
     fn audit_and_runs_listings(env: &TestEnv) {
@@ -126,7 +126,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `jobs create` validates name and drives (65), refuses a taken name (4).
     fn create_validates_names_and_drives(env: &TestEnv) {
         env.json(&["jobs", "create", "taken", "--type", "import"]);
@@ -160,7 +160,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A hold needs a reason: an empty one is invalid input and changes nothing.
     fn hold_requires_a_reason(env: &TestEnv) {
         env.import_ok(&[job("to-hold", "Completed", days_ago(5))]);
@@ -173,7 +173,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `jobs seed --count 2000` makes realistic data: every state, cancelled
     /// and held jobs, drives, ages spread over the past year, consistent
     /// timestamps; a dry run finds some eligible jobs.
@@ -233,7 +233,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `migrate` is idempotent and creates the four tables.
     fn migrate_is_idempotent(env: &TestEnv) {
         env.migrate();
@@ -244,7 +244,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Results go to stdout and logs to stderr: a JSON purge prints one JSON
     /// document on stdout, and with JSON logs one audit event
     /// (target `retentiond::audit`) per deleted job on stderr.
@@ -275,7 +275,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A reader that stops early (`retentiond jobs list | head`) is not a
     /// failure: the command exits 0 without an error on stderr.
     fn closed_stdout_is_not_an_error(env: &TestEnv) {

@@ -24,7 +24,7 @@ fn assert_config_error(out: &Out, key: &str) {
     assert!(contains_ci(&out.stderr, key), "stderr must name the key {key:?}\n{}", out.describe());
 }
 
-both_backends! {
+every_engine! {
     /// Unknown keys, in the file or the environment, exit 78 naming the key,
     /// for every command, before anything touches the store.
     fn unknown_keys_exit_78_naming_the_key(env: &TestEnv) {
@@ -47,7 +47,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Bad values exit 78 and name the key.
     fn bad_values_exit_78_naming_the_key(env: &TestEnv) {
         env.import_ok(&[job("old-done", "Completed", days_ago(200))]);
@@ -81,7 +81,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// An enabled policy below `retention.minimum` is refused (78) and the
     /// purge deletes nothing; at or above the minimum, or off, it is accepted.
     fn policy_below_minimum_is_refused(env: &TestEnv) {
@@ -116,7 +116,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `check-config` prints the effective configuration as TOML with the
     /// password redacted, reflecting file and environment.
     fn check_config_prints_toml_with_password_redacted(env: &TestEnv) {
@@ -156,7 +156,7 @@ both_backends! {
 /// `purge` and `run` alike, before anything touches the store.
 #[test]
 fn check_config_prints_the_windows_and_refuses_a_malformed_one() {
-    let env = TestEnv::new(Backend::Sqlite, "check_config_prints_the_windows").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "check_config_prints_the_windows").expect("sqlite");
     env.import_ok(&[job("old-done", "Completed", days_ago(200))]);
     let before = env.dump_all();
     let windows = |out: &Out| -> Vec<String> {
@@ -195,7 +195,7 @@ fn check_config_prints_the_windows_and_refuses_a_malformed_one() {
     assert_eq!(env.dump_all(), before, "a refused configuration touched the store");
 }
 
-both_backends! {
+every_engine! {
     /// Later sources win: defaults < file < environment; RETENTIOND_CONFIG
     /// names the file when --config is absent.
     fn file_and_environment_layering_changes_what_is_eligible(env: &TestEnv) {
@@ -267,11 +267,11 @@ fn password_never_in_output_of_failing_commands() {
     assert!(!out.stderr.contains(SECRET) && !out.stdout.contains(SECRET), "the password leaked\n{}", out.describe());
 }
 
-postgres_only! {
+every_engine_with! { Roles;
     /// A live server refusing the credentials: whatever the exit code, the
     /// password is not shown.
     fn password_never_in_output_when_login_fails(env: &TestEnv) {
-        let admin = url::Url::parse(&postgres_admin_url()).unwrap();
+        let admin = url::Url::parse(&common::pg_db::admin_url()).unwrap();
         let url = format!(
             "postgres://no_such_role_rtd:{SECRET}@{}:{}/{}",
             admin.host_str().unwrap(),

@@ -230,7 +230,7 @@ fn the_run_id(env: &TestEnv) -> i64 {
     env.scalar("SELECT max(id) FROM retention_runs")
 }
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// Only the batch's backend is terminated; the run's own connection
     /// (which holds the run's advisory lock) survives and records `failed`.
     fn terminated_batch_rolls_back_and_the_next_purge_finishes(env: &TestEnv) {
@@ -248,7 +248,7 @@ postgres_only! {
     }
 }
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// Every backend of the purge is terminated at once (a server restart, a
     /// failover): the batch's and the run record's. The run is still
     /// recorded `failed`, through a new connection.
@@ -272,7 +272,7 @@ postgres_only! {
     }
 }
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// The session that deleted a batch is kept for the next one; the server
     /// ends it during a 6 s pause between batches (an idle timeout, a
     /// firewall). The next batch finds it idle for more than 5 s, pings it,

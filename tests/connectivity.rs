@@ -139,7 +139,7 @@ fn settled_session_counts(env: &TestEnv) -> (i64, i64) {
 /// ("could not receive data from client") and counts it as abandoned.
 #[test]
 fn a_postgres_purge_opens_three_sessions_and_commands_end_theirs() {
-    let Some(env) = TestEnv::new(Backend::Postgres, "a_postgres_purge_opens_three_sessions_and_commands_end_theirs")
+    let Some(env) = TestEnv::new(Engine::Postgres, "a_postgres_purge_opens_three_sessions_and_commands_end_theirs")
     else {
         return;
     };
@@ -208,7 +208,7 @@ fn every_postgres_session_of_the_store_sends_without_delay() {
     use retentiond::identity::ProcessIdentity;
     use retentiond::sweep::{SweepPlan, sweep};
 
-    let Some(env) = TestEnv::new(Backend::Postgres, "every_postgres_session_of_the_store_sends_without_delay") else {
+    let Some(env) = TestEnv::new(Engine::Postgres, "every_postgres_session_of_the_store_sends_without_delay") else {
         return;
     };
     env.migrate();

@@ -125,7 +125,7 @@ fn swept(env: &TestEnv) -> i64 {
 
 #[test]
 fn sqlite_daemon_sweeping_while_cli_writers_write_nothing_locked_nothing_lost() {
-    let env = TestEnv::new(Backend::Sqlite, "contention").expect("SQLite is always there");
+    let env = TestEnv::new(Engine::Sqlite, "contention").expect("SQLite is always there");
     let started = Instant::now();
     let mut backlog: Vec<Value> = (0..BACKLOG)
         .map(|i| {
@@ -302,7 +302,7 @@ fn sqlite_daemon_sweeping_while_cli_writers_write_nothing_locked_nothing_lost() 
 /// gives sqlx's migrator no lock to serialise them with.
 #[test]
 fn sqlite_processes_opening_a_new_store_at_once_all_succeed() {
-    let first = TestEnv::new(Backend::Sqlite, "contention-new-store").expect("SQLite is always there");
+    let first = TestEnv::new(Engine::Sqlite, "contention-new-store").expect("SQLite is always there");
     let mut failures = Vec::new();
     for trial in 0..5 {
         let env = if trial == 0 { None } else { Some(first.sibling()) };

@@ -321,11 +321,14 @@ fn check(env: &TestEnv, ledger: &BTreeMap<i64, Known>, context: &str, finished: 
             }
         }
     }
-    if env.backend == Backend::Sqlite {
-        let integrity = env.strings("PRAGMA integrity_check");
-        if integrity != ["ok"] {
-            violations.push(format!("PRAGMA integrity_check: {integrity:?}"));
+    match env.engine {
+        Engine::Sqlite => {
+            let integrity = env.strings("PRAGMA integrity_check");
+            if integrity != ["ok"] {
+                violations.push(format!("PRAGMA integrity_check: {integrity:?}"));
+            }
         }
+        Engine::Postgres => {}
     }
     assert!(
         violations.is_empty(),
@@ -336,13 +339,14 @@ fn check(env: &TestEnv, ledger: &BTreeMap<i64, Known>, context: &str, finished: 
     State { eligible_left, audit_per_run }
 }
 
-/// PostgreSQL: waits until the server has ended every session of retentiond
-/// on this database, that is, rolled back what a killed process left open
-/// and freed its advisory locks.
+/// Waits until the server has ended every session of retentiond on this
+/// database, that is, rolled back what a killed process left open and freed
+/// its advisory locks. SQLite: the kernel did that with the process.
 #[track_caller]
 fn wait_for_sessions_to_end(env: &TestEnv, context: &str) {
-    if env.backend != Backend::Postgres {
-        return;
+    match env.engine {
+        Engine::Sqlite => return,
+        Engine::Postgres => {}
     }
     let sessions = "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'";
     let gone = wait_until(Duration::from_secs(15), || env.count(sessions) == 0);
@@ -353,13 +357,18 @@ fn wait_for_sessions_to_end(env: &TestEnv, context: &str) {
     );
 }
 
-/// PostgreSQL: whether a deleting statement of retentiond is executing now.
+/// Whether a deleting statement of retentiond is executing now, as far as
+/// the server shows it (SQLite: never known).
 fn delete_in_flight(env: &TestEnv) -> bool {
-    env.backend == Backend::Postgres
-        && env.count(
-            "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond' \
-             AND state = 'active' AND query LIKE '%DELETE FROM jobs%'",
-        ) > 0
+    match env.engine {
+        Engine::Sqlite => false,
+        Engine::Postgres => {
+            env.count(
+                "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond' \
+                 AND state = 'active' AND query LIKE '%DELETE FROM jobs%'",
+            ) > 0
+        }
+    }
 }
 
 /// Where in a sweep a kill landed, judged by what the store shows afterwards.
@@ -378,7 +387,7 @@ enum Moment {
     ExitedFirst,
 }
 
-both_backends! {
+every_engine! {
     /// SIGKILL at ≥ 30 moments of a sweep; after each kill the invariants
     /// hold job id by job id, the next sweep marks the dead run `abandoned`;
     /// a final purge leaves no eligible job, every kept job, one audit row
@@ -514,7 +523,7 @@ both_backends! {
             "{:?}: start-up {startup:?}, a capped purge {capped_takes:?}; {round} rounds, {killed} processes \
              killed mid-work, {deletes_in_flight} with a DELETE executing just before the kill (PostgreSQL only), \
              moments {moments:?}, {refills} refills, {} jobs in all, {loop_time:?}",
-            env.backend,
+            env.engine,
             ledger.len(),
         );
         assert!(killed >= MIN_KILLED, "only {killed} of {round} rounds killed a running purge: {moments:?}");
@@ -541,6 +550,6 @@ both_backends! {
             .collect();
         assert!(!abandoned.is_empty(), "killed runs must end up abandoned");
         assert_eq!(abandoned, all_left_running, "exactly the runs that killed processes left running are abandoned");
-        eprintln!("{:?}: {} runs abandoned; the test took {:?}", env.backend, abandoned.len(), started.elapsed());
+        eprintln!("{:?}: {} runs abandoned; the test took {:?}", env.engine, abandoned.len(), started.elapsed());
     }
 }

@@ -157,7 +157,7 @@ fn assert_histogram(metrics: &Metrics, name: &str) -> (f64, f64) {
 // 1. Scheduled sweeps and their metrics
 // ---------------------------------------------------------------------------
 
-both_backends! {
+every_engine! {
     /// An every-second schedule (not at start) deletes every eligible job
     /// and nothing else; the metrics agree with the audit trail and the run
     /// records; every series is there from the first scrape; the histograms
@@ -306,7 +306,7 @@ both_backends! {
 // 2. SIGTERM in the middle of a sweep
 // ---------------------------------------------------------------------------
 
-both_backends! {
+every_engine! {
     /// SIGTERM while a long sweep pauses between batches: exit 0 at once
     /// (not after the 3 s pause), the run `interrupted` by `signal`, whole
     /// batches only, every job gone has exactly one audit row; the ticks
@@ -357,12 +357,12 @@ both_backends! {
 // 3. SIGTERM while the database is out of reach
 // ---------------------------------------------------------------------------
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// The database goes away (the proxy closes every connection and refuses
     /// new ones); SIGTERM then: exit 0 within shutdown.grace.
     fn sigterm_during_a_database_outage_exits_within_the_grace(env: &TestEnv) {
         env.import_ok(&[aged_days("gone-1", "Completed", 100), aged_days("gone-2", "Closed", 100)]);
-        let mut proxy = TcpProxy::new(env.postgres_address());
+        let mut proxy = TcpProxy::new(env.server_address());
         let port = free_port();
         let daemon = daemon_cmd(env, port)
             .env("RETENTIOND__DATABASE__URL", &env.url_with_port(proxy.port()))
@@ -385,7 +385,7 @@ postgres_only! {
 fn daemon_in_a_hang(env: &TestEnv, total: i64, grace: &str) -> (Daemon, TcpProxy) {
     let jobs: Vec<Value> = (0..total).map(|i| aged_days(&format!("hang-{i:03}"), "Completed", 300 - i)).collect();
     env.import_ok(&jobs);
-    let proxy = TcpProxy::new(env.postgres_address());
+    let proxy = TcpProxy::new(env.server_address());
     let port = free_port();
     let daemon = daemon_cmd(env, port)
         .env("RETENTIOND__DATABASE__URL", &env.url_with_port(proxy.port()))
@@ -401,7 +401,7 @@ fn daemon_in_a_hang(env: &TestEnv, total: i64, grace: &str) -> (Daemon, TcpProxy
     (daemon, proxy)
 }
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// The database stops answering in the middle of a sweep (the proxy keeps
     /// the connections open but forwards nothing); SIGTERM then: exit 0
     /// within shutdown.grace although the batch in flight never returns.
@@ -437,7 +437,7 @@ postgres_only! {
     }
 }
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// A second stop signal while the first waits for a hung batch (grace
     /// 30 s): exit 1 at once.
     fn a_second_signal_exits_1_at_once(env: &TestEnv) {
@@ -457,7 +457,7 @@ postgres_only! {
 /// at once; `/healthz` answered and `/readyz` said 503 meanwhile.
 #[test]
 fn sigterm_while_waiting_for_the_database_at_start_exits_0() {
-    let env = TestEnv::new(Backend::Sqlite, "sigterm_while_waiting_for_the_database_at_start_exits_0").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "sigterm_while_waiting_for_the_database_at_start_exits_0").expect("sqlite");
     let nobody = free_port();
     let port = free_port();
     let daemon = daemon_cmd(&env, port)
@@ -507,7 +507,7 @@ fn rewrite(path: &std::path::Path, text: &str) {
 /// refused, and the daemon keeps sweeping on the configuration in force.
 #[test]
 fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
-    let env = TestEnv::new(Backend::Sqlite, "sighup_reloads_a_valid_file_and_refuses_an_invalid_one").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "sighup_reloads_a_valid_file_and_refuses_an_invalid_one").expect("sqlite");
     let mut jobs: Vec<Value> = (0..5).map(|i| aged_days(&format!("old-{i}"), "Completed", 100 + i)).collect();
     jobs.push(aged_days("mid-30d", "Completed", 30));
     jobs.push(aged_days("young-5d", "Completed", 5));
@@ -572,7 +572,7 @@ fn sighup_reloads_a_valid_file_and_refuses_an_invalid_one() {
 /// back at `info` every sweep is.
 #[test]
 fn sighup_changes_the_log_level() {
-    let env = TestEnv::new(Backend::Sqlite, "sighup_changes_the_log_level").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "sighup_changes_the_log_level").expect("sqlite");
     let port = free_port();
     let config = env.dir().join("retentiond.toml");
     let text = |level: &str| {
@@ -603,7 +603,7 @@ fn sighup_changes_the_log_level() {
 /// half the interval; STOPPING=1 on SIGTERM.
 #[test]
 fn systemd_hears_ready_status_watchdog_and_stopping() {
-    let env = TestEnv::new(Backend::Sqlite, "systemd_hears_ready_status_watchdog_and_stopping").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "systemd_hears_ready_status_watchdog_and_stopping").expect("sqlite");
     env.import_ok(&[
         aged_days("n-1", "Completed", 100),
         aged_days("n-2", "Completed", 120),
@@ -649,7 +649,7 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
 // 6. A database outage and the recovery
 // ---------------------------------------------------------------------------
 
-postgres_only! {
+every_engine_with! { NetworkServer;
     /// The database goes away and comes back (a TCP proxy stopped and
     /// started on the same port): `/readyz` 503 and failed sweeps counted
     /// meanwhile, `/healthz` 200 throughout; then ready again, and jobs that
@@ -657,7 +657,7 @@ postgres_only! {
     /// by the same process.
     fn outage_and_recovery_through_a_proxy(env: &TestEnv) {
         env.import_ok(&[aged_days("before-1", "Completed", 100), aged_days("before-2", "Closed", 100)]);
-        let mut proxy = TcpProxy::new(env.postgres_address());
+        let mut proxy = TcpProxy::new(env.server_address());
         let port = free_port();
         let daemon = daemon_cmd(env, port)
             .env("RETENTIOND__DATABASE__URL", &env.url_with_port(proxy.port()))
@@ -716,7 +716,7 @@ postgres_only! {
 // 7. Two replicas, one store
 // ---------------------------------------------------------------------------
 
-postgres_only! {
+every_engine_with! { LeaseBetweenProcesses;
     /// Two daemons on one PostgreSQL store with schedule.singleton: their
     /// runs never overlap in time, the one not sweeping skips as
     /// `not_leader`, the sweeping one skips its own ticks as `overlap`, and
@@ -797,7 +797,7 @@ postgres_only! {
 /// `metrics.listen` port in use exits 1 naming the key; unknown paths are 404.
 #[test]
 fn bad_schedule_and_busy_port_fail_the_start_and_unknown_paths_are_404() {
-    let env = TestEnv::new(Backend::Sqlite, "bad_schedule_and_busy_port_fail_the_start").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "bad_schedule_and_busy_port_fail_the_start").expect("sqlite");
     for cron in ["* * * *", "0 0 25 * * *"] {
         let daemon = daemon_cmd(&env, free_port()).env("RETENTIOND__SCHEDULE__CRON", cron).spawn_daemon();
         let out = daemon.wait_exit(PATIENCE);
@@ -835,7 +835,7 @@ fn bad_schedule_and_busy_port_fail_the_start_and_unknown_paths_are_404() {
 /// reload log the next tick in UTC and in the zone, at 02:30 local time.
 #[test]
 fn the_next_tick_is_logged_in_utc_and_in_the_zone() {
-    let env = TestEnv::new(Backend::Sqlite, "the_next_tick_is_logged_in_utc_and_in_the_zone").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "the_next_tick_is_logged_in_utc_and_in_the_zone").expect("sqlite");
     let port = free_port();
     let daemon = daemon_cmd(&env, port)
         .env("RETENTIOND__SCHEDULE__CRON", "30 2 * * *")
@@ -876,7 +876,7 @@ fn set_database_read_only(env: &TestEnv, on: bool) {
     ));
 }
 
-postgres_only! {
+every_engine_with! { ReadOnlySwitch;
     /// A database set to `default_transaction_read_only = on`: `purge` exits
     /// 69 with the reason and deletes nothing (a dry run still lists the
     /// jobs); the daemon skips each tick (counted as `read_only`), `/readyz`
@@ -957,7 +957,7 @@ fn is_root() -> bool {
 /// once the file is writable, without a restart.
 #[test]
 fn a_read_only_sqlite_file_is_not_swept_until_it_is_writable() {
-    let env = TestEnv::new(Backend::Sqlite, "a_read_only_sqlite_file_is_not_swept").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "a_read_only_sqlite_file_is_not_swept").expect("sqlite");
     env.import_ok(&[aged_days("file-old", "Closed", 100), aged_days("file-young", "Closed", 10)]);
     set_file_read_only(&env, true);
     let restore = Restore(&env);
@@ -1006,7 +1006,7 @@ impl Drop for Restore<'_> {
 /// and the ticks after it are skipped again.
 #[test]
 fn ticks_outside_the_window_are_skipped_and_a_sweep_stops_at_its_end() {
-    let env = TestEnv::new(Backend::Sqlite, "ticks_outside_the_window_are_skipped").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "ticks_outside_the_window_are_skipped").expect("sqlite");
     let jobs: Vec<Value> = (0..60).map(|i| aged_days(&format!("night-{i}"), "Completed", 200 - i)).collect();
     env.import_ok(&jobs);
     let windowed = |daemon: Invocation, window: &str| {
@@ -1091,7 +1091,7 @@ fn ticks_outside_the_window_are_skipped_and_a_sweep_stops_at_its_end() {
 /// malformed window is refused and the one in force stays.
 #[test]
 fn sighup_changes_the_window() {
-    let env = TestEnv::new(Backend::Sqlite, "sighup_changes_the_window").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "sighup_changes_the_window").expect("sqlite");
     env.import_ok(&[aged_days("hup-old-1", "Completed", 100), aged_days("hup-old-2", "Closed", 100)]);
     let port = free_port();
     let config = env.dir().join("retentiond.toml");

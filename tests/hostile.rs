@@ -786,7 +786,7 @@ const HOSTILE_NAMES: &[&str] = &[
     "",
 ];
 
-both_backends! {
+every_engine! {
     /// SQL in a name is just an invalid name: refused (65) or not found (3), nothing touched.
     fn hostile_names_are_refused_and_the_store_is_unchanged(env: &TestEnv) {
         let before = baseline(env);
@@ -882,7 +882,7 @@ fn hostile_import_lines() -> Vec<(&'static str, String)> {
     ]
 }
 
-both_backends! {
+every_engine! {
     /// Each hostile line, after two valid ones: exit 65 naming line 3, nothing imported.
     fn hostile_import_lines_are_refused_and_nothing_is_imported(env: &TestEnv) {
         let before = baseline(env);
@@ -898,7 +898,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// An error message quotes a bounded excerpt of a hostile line, never the
     /// whole line: a 10 MiB value must not become 10 MiB of stderr.
     fn import_errors_quote_a_bounded_excerpt(env: &TestEnv) {
@@ -924,7 +924,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// 50 MB of valid lines, then one invalid line: nothing imported, the error names the last line.
     fn fifty_megabytes_then_one_bad_line_imports_nothing(env: &TestEnv) {
         let before = baseline(env);
@@ -947,11 +947,11 @@ both_backends! {
         refused(env, &out, 65, &before);
         assert!(out.stderr_names_line(lines + 1), "the error names line {}\n{}", lines + 1, out.describe());
         assert!(elapsed < Duration::from_secs(60), "{lines} lines took {elapsed:?}");
-        eprintln!("{:?}: a 50 MB import ({} lines) refused in {elapsed:?}", env.backend, lines + 1);
+        eprintln!("{:?}: a 50 MB import ({} lines) refused in {elapsed:?}", env.engine, lines + 1);
     }
 }
 
-both_backends! {
+every_engine! {
     /// Many valid lines whose last one names an existing job: the database
     /// refuses the batch, all of it (exit 4 naming the line).
     fn a_conflict_on_the_last_of_many_lines_imports_nothing(env: &TestEnv) {
@@ -977,7 +977,7 @@ fn invalid_utf8_import() -> Vec<u8> {
     bytes
 }
 
-both_backends! {
+every_engine! {
     /// Invalid UTF-8, from a file or stdin: exit 65, nothing imported.
     fn invalid_utf8_is_refused_and_nothing_is_imported(env: &TestEnv) {
         let before = baseline(env);
@@ -988,7 +988,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// "An error names the line" (SPEC §5) holds for bytes that are not UTF-8, too.
     fn invalid_utf8_error_names_the_line(env: &TestEnv) {
         env.migrate();
@@ -1000,7 +1000,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Timestamps at the edges of 1970..9999, through the binary: the valid
     /// ones are stored as the moment given, cut to the microsecond (read by
     /// SQL and by `jobs show`, whose text imports again as the same moment);
@@ -1047,7 +1047,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `--as-of` at the edges of what RFC 3339 can say: a dry run, nothing written.
     fn dry_runs_at_the_edges_of_time(env: &TestEnv) {
         let before = baseline(env);
@@ -1077,7 +1077,7 @@ fn config_error(out: &Out, key: &str) {
 
 #[test]
 fn hostile_durations_are_configuration_errors() {
-    let env = TestEnv::new(Backend::Sqlite, "hostile_durations").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "hostile_durations").expect("sqlite");
     for value in [
         "99999999999999999999d",
         "1e400s",
@@ -1106,7 +1106,7 @@ fn hostile_durations_are_configuration_errors() {
 
 #[test]
 fn hostile_configuration_files_are_configuration_errors() {
-    let env = TestEnv::new(Backend::Sqlite, "hostile_config_files").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "hostile_config_files").expect("sqlite");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("invalid UTF-8", b"[log]\nlevel = \"\xff\xfe\"\n".to_vec()),
         ("a raw NUL byte", b"[log]\nlevel = \"info\0\"\n".to_vec()),
@@ -1140,7 +1140,7 @@ fn hostile_configuration_files_are_configuration_errors() {
 /// A NUL in any string value of the configuration is a bad value: 78, naming the key.
 #[test]
 fn configuration_values_with_a_nul_are_refused() {
-    let env = TestEnv::new(Backend::Sqlite, "config_nul").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "config_nul").expect("sqlite");
     let db = env.dir().join("nul.db");
     let mut accepted = Vec::new();
     for (section, key, value) in [
@@ -1176,7 +1176,7 @@ fn configuration_values_with_a_nul_are_refused() {
     );
 }
 
-both_backends! {
+every_engine! {
     /// A statement timeout up to the documented 24 days (PostgreSQL's
     /// limit, 2^31 - 1 ms) works with the database; a longer one is refused
     /// as configuration (78, naming the key): never a crashed driver thread
@@ -1194,7 +1194,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A retention of millennia, past what either store's timestamps can
     /// hold before now (PostgreSQL: 4713 BC), is a valid configuration and
     /// sweeps: nothing is that old, so nothing is deleted, and each sweep is
@@ -1221,7 +1221,7 @@ both_backends! {
 
 #[test]
 fn check_config_prints_durations_that_load_back() {
-    let env = TestEnv::new(Backend::Sqlite, "config_round_trip").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "config_round_trip").expect("sqlite");
     for grace in ["90d", "1h 30m", "1M", "584y", "600y 1ns", "18446744073709551615s 999999999ns"] {
         let out = env.cmd(&["check-config"]).env("RETENTIOND__SHUTDOWN__GRACE", grace).run();
         out.expect_code(0);
@@ -1245,7 +1245,7 @@ fn check_config_prints_durations_that_load_back() {
 /// environment and the file alike.
 #[test]
 fn a_log_level_with_non_ascii_after_whitespace_is_a_configuration_error() {
-    let env = TestEnv::new(Backend::Sqlite, "log_level_non_ascii").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "log_level_non_ascii").expect("sqlite");
     env.run(&["--log-level", "info, é=debug", "check-config"]).expect_code(0);
     for level in ["\nnullΣ[", "warn,\tü=info"] {
         let out = env.run(&["--log-level", level, "check-config"]);
@@ -1262,7 +1262,7 @@ fn a_log_level_with_non_ascii_after_whitespace_is_a_configuration_error() {
 /// one stays").
 #[test]
 fn sighup_with_a_hostile_log_level_keeps_the_daemon_running() {
-    let env = TestEnv::new(Backend::Sqlite, "sighup_hostile_log_level").expect("sqlite");
+    let env = TestEnv::new(Engine::Sqlite, "sighup_hostile_log_level").expect("sqlite");
     env.migrate();
     let port = free_port();
     let config = env.dir().join("retentiond.toml");

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use base64::Engine as _;
 use common::*;
 
 /// The header-read timeout the server is documented with.
@@ -140,7 +140,7 @@ fn open_descriptors(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| entries.count())
 }
 
-both_backends! {
+every_engine! {
     /// A client that sends nothing, one that sends a header byte every two
     /// seconds, and a kept-alive connection left idle are closed at the
     /// header-read timeout. With the daemon's open-file limit at 1,024 and
@@ -215,7 +215,7 @@ both_backends! {
 /// than 16 characters stops the start (exit 78).
 #[test]
 fn password_guessing_is_counted_logged_and_slowed() {
-    let Some(env) = TestEnv::new(Backend::Sqlite, "password_guessing_is_counted_logged_and_slowed") else { return };
+    let Some(env) = TestEnv::new(Engine::Sqlite, "password_guessing_is_counted_logged_and_slowed") else { return };
     let short = env.write_file("short-password", "fifteen-chars15\n");
     let out = env.daemon_cmd(free_port(), NEVER).env("RETENTIOND__UI__PASSWORD_FILE", path_str(&short)).run();
     out.expect_code(78);
@@ -352,7 +352,7 @@ fn readyz_off_loopback_says_one_word() {
 /// probes answer whatever the `Host`.
 #[test]
 fn open_pages_answer_loopback_hosts_only() {
-    let Some(env) = TestEnv::new(Backend::Sqlite, "open_pages_answer_loopback_hosts_only") else { return };
+    let Some(env) = TestEnv::new(Engine::Sqlite, "open_pages_answer_loopback_hosts_only") else { return };
     env.import_ok(&[set(job("held-job", "Completed", days_ago(10)), "hold_reason", serde_json::json!("legal"))]);
     let port = free_port();
     let daemon = env.daemon_cmd(port, NEVER).spawn_daemon();

@@ -68,7 +68,7 @@ fn invalid_lines() -> Vec<(&'static str, String)> {
     ]
 }
 
-both_backends! {
+every_engine! {
     /// Every kind of bad line: exit 65, stderr names the line (blank lines
     /// count), and nothing of the file is imported.
     fn invalid_lines_are_refused_and_nothing_is_imported(env: &TestEnv) {
@@ -91,7 +91,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A name twice in one file is invalid input (65); a name already in the
     /// store is a conflict (4); both name the line and import nothing.
     fn duplicate_names_are_refused(env: &TestEnv) {
@@ -118,7 +118,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Unicode's bidirectional controls would reorder a hold reason where it is
     /// shown (`ok \u{202E}txt.exe` reads `ok exe.txt`): `jobs import` and
     /// `jobs hold` refuse them like control characters, exit 65 naming the
@@ -169,7 +169,7 @@ fn assert_same_timestamp(shown: &Value, expected: &str, what: &str) {
     assert_eq!(parse_ts(shown), parse_ts(&json!(expected)), "{what}");
 }
 
-both_backends! {
+every_engine! {
     /// A valid import round-trips: `jobs show` returns exactly the imported
     /// fields; defaults fill what a line leaves out; blank lines are skipped.
     fn valid_import_round_trips(env: &TestEnv) {
@@ -252,7 +252,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `jobs import -` reads standard input; an empty input imports nothing.
     fn import_from_stdin(env: &TestEnv) {
         let text = format!("{}\n\n{}\n", good("stdin-1"), good("stdin-2"));
@@ -273,7 +273,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// SPEC §5: `updated_at` defaults to `created_at` (not to another field),
     /// even when `state_changed_at` is given.
     fn updated_at_defaults_to_created_at(env: &TestEnv) {

@@ -46,7 +46,7 @@ fn by_name(list: &Value) -> std::collections::BTreeMap<String, Value> {
     list.as_array().expect("array").iter().map(|j| (j["name"].as_str().unwrap().to_string(), j.clone())).collect()
 }
 
-both_backends! {
+every_engine! {
     /// 7 × 7 set-state attempts, with and without a cancel request: exit 0 and
     /// the new state (with fresh timestamps) exactly for the allowed
     /// transitions, exit 4 naming both states and no change otherwise.
@@ -107,7 +107,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// The happy path from `jobs create` to Completed, with state names in any case.
     fn create_and_walk_the_normal_path(env: &TestEnv) {
         let j = env.json(&["jobs", "create", "walk-1", "--type", "export", "--drive", "disk-a", "--drive", "disk-b"]);
@@ -141,7 +141,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Received→Packaging is refused until cancellation is requested; a
     /// cancelled job then reaches Completed along the normal path.
     fn received_to_packaging_only_after_cancel(env: &TestEnv) {
@@ -163,7 +163,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Cancel in every state, twice: allowed (and idempotent) before
     /// Packaging, exit 4 from Packaging on, never a state change.
     fn cancel_in_every_state_twice(env: &TestEnv) {
@@ -215,7 +215,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Delete in every state: allowed in Creating and Completed only; the
     /// job and its drives are gone, one manual audit row remains.
     fn delete_in_every_state(env: &TestEnv) {
@@ -272,7 +272,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Hold and release in every state; a held job cannot be deleted (exit
     /// 4, nothing changes), a released one can (where its state allows).
     fn hold_and_release_in_every_state(env: &TestEnv) {
@@ -312,7 +312,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Every operation on a name that does not exist exits 3.
     fn operations_on_a_missing_job_exit_3(env: &TestEnv) {
         env.import_ok(&[old_job("present", "Completed", false)]);

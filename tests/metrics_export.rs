@@ -41,7 +41,7 @@ fn eligible_and_kept(env: &TestEnv) {
     env.import_ok(&jobs);
 }
 
-both_backends! {
+every_engine! {
     /// The textfile holds every metric, its values match what the purge
     /// deleted, and no temporary file is left beside it.
     fn purge_writes_the_metrics_textfile(env: &TestEnv) {
@@ -78,7 +78,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A capped purge leaves a backlog, and the gauges show it.
     fn the_textfile_shows_what_is_still_eligible(env: &TestEnv) {
         eligible_and_kept(env);
@@ -95,15 +95,11 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A failed purge still writes its metrics: that is when they matter.
     fn a_failed_purge_writes_a_failed_sweep(env: &TestEnv) {
         env.migrate();
-        env.execute(env.pick(
-            "CREATE TRIGGER poison_audit BEFORE INSERT ON retention_audit BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-            "CREATE FUNCTION poison_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$; \
-             CREATE TRIGGER poison_audit BEFORE INSERT ON retention_audit FOR EACH ROW EXECUTE FUNCTION poison_audit();",
-        ));
+        env.execute(&env.sql_poison_audit(None));
         eligible_and_kept(env);
         let path = env.dir().join("failed.prom");
         env.run(&["purge", "--metrics-textfile", path_str(&path)]).expect_code(1);
@@ -116,7 +112,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A textfile path in a missing directory is refused before anything is deleted.
     fn a_bad_textfile_path_fails_before_deleting(env: &TestEnv) {
         eligible_and_kept(env);
@@ -174,7 +170,7 @@ fn fake_pushgateway() -> (u16, mpsc::Receiver<Pushed>) {
     (port, receiver)
 }
 
-both_backends! {
+every_engine! {
     /// At the end of a one-shot purge the metrics are PUT to the gateway's
     /// group for the job, with basic authentication from the URL.
     fn purge_pushes_to_the_pushgateway(env: &TestEnv) {
@@ -194,7 +190,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// An unreachable gateway fails the run (exit 1) naming it, without the
     /// password; the deletions stay committed and audited.
     fn an_unreachable_pushgateway_fails_the_run_after_the_deletions(env: &TestEnv) {

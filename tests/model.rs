@@ -1654,6 +1654,19 @@ struct Budget {
     steps: std::ops::Range<usize>,
 }
 
+impl Budget {
+    /// A round on `engine`, through the CLI or the library: a server engine
+    /// and the CLI take longer per sequence.
+    fn of(engine: Engine, cli: bool) -> Budget {
+        match (engine, cli) {
+            (Engine::Sqlite, false) => Budget { sequences: 64, steps: 20..40 },
+            (Engine::Postgres, false) => Budget { sequences: 16, steps: 20..40 },
+            (Engine::Sqlite, true) => Budget { sequences: 6, steps: 10..25 },
+            (Engine::Postgres, true) => Budget { sequences: 4, steps: 10..25 },
+        }
+    }
+}
+
 fn config(cases: u32) -> Config {
     Config {
         cases,
@@ -1701,12 +1714,11 @@ const CASES: [Case; 5] = [
     Case { name: "sequences in which a hold was released", shown_by: "release exit 0", one_in: 8, cli: false },
 ];
 
-/// Runs the property with fresh stores of `backend`, through the library or
-/// the CLI, in rounds of `budget.sequences` random sequences until each of
+/// Runs the property with fresh stores of `engine`, through the library or
+/// the CLI, in rounds of random sequences ([`Budget`]) until each of
 /// [`CASES`] is reached often enough; after [`MAX_ROUNDS`] rounds it fails.
-fn property(backend: Backend, budget: Budget, cli: bool) {
-    let Some(probe) = TestEnv::new(backend, "model") else { return };
-    drop(probe);
+fn property(engine: Engine, cli: bool) {
+    let budget = Budget::of(engine, cli);
     let started = Instant::now();
     let steps = Cell::new(0usize);
     let stats = RefCell::new(BTreeMap::new());
@@ -1714,7 +1726,7 @@ fn property(backend: Backend, budget: Budget, cli: bool) {
     for round in 1..=MAX_ROUNDS {
         let mut runner = TestRunner::new(config(budget.sequences));
         let result = runner.run(&prop::collection::vec(step(), budget.steps.clone()), |sequence| {
-            let env = TestEnv::new(backend, "model").expect("the backend was available a moment ago");
+            let env = TestEnv::new(engine, "model").expect("the engine was available a moment ago");
             steps.set(steps.get() + sequence.len());
             let before = stats.borrow().clone();
             let model = if cli {
@@ -1731,7 +1743,7 @@ fn property(backend: Backend, budget: Budget, cli: bool) {
         }
         sequences += budget.sequences;
         eprintln!(
-            "model ({backend:?}, {}): {sequences} sequences, {} steps in {:?}",
+            "model ({engine}, {}): {sequences} sequences, {} steps in {:?}",
             if cli { "CLI" } else { "library" },
             steps.get(),
             started.elapsed()
@@ -1767,24 +1779,16 @@ fn rare_cases(stats: &BTreeMap<String, u64>, sequences: u32, cli: bool) -> Vec<&
         .collect()
 }
 
-#[test]
-fn library_sqlite() {
-    property(Backend::Sqlite, Budget { sequences: 64, steps: 20..40 }, false);
+every_engine! {
+    fn library(env: &TestEnv) {
+        property(env.engine, false);
+    }
 }
 
-#[test]
-fn library_postgres() {
-    property(Backend::Postgres, Budget { sequences: 16, steps: 20..40 }, false);
-}
-
-#[test]
-fn cli_sqlite() {
-    property(Backend::Sqlite, Budget { sequences: 6, steps: 10..25 }, true);
-}
-
-#[test]
-fn cli_postgres() {
-    property(Backend::Postgres, Budget { sequences: 4, steps: 10..25 }, true);
+every_engine! {
+    fn cli(env: &TestEnv) {
+        property(env.engine, true);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1792,9 +1796,9 @@ fn cli_postgres() {
 // ---------------------------------------------------------------------------
 
 /// Replays `steps` through the library and through the CLI, each against a fresh store.
-fn replay(backend: Backend, steps: &[Step]) {
+fn replay(engine: Engine, steps: &[Step]) {
     for cli in [false, true] {
-        let Some(env) = TestEnv::new(backend, "model-replay") else { return };
+        let Some(env) = TestEnv::new(engine, "model-replay") else { return };
         let stats = RefCell::default();
         let result = if cli {
             env.migrate();
@@ -1838,12 +1842,8 @@ fn dry_run_cutoff_below_a_microsecond_before_2000() -> Vec<Step> {
     ]
 }
 
-#[test]
-fn regression_dry_run_cutoff_below_a_microsecond_before_2000_sqlite() {
-    replay(Backend::Sqlite, &dry_run_cutoff_below_a_microsecond_before_2000());
-}
-
-#[test]
-fn regression_dry_run_cutoff_below_a_microsecond_before_2000_postgres() {
-    replay(Backend::Postgres, &dry_run_cutoff_below_a_microsecond_before_2000());
+every_engine! {
+    fn regression_dry_run_cutoff_below_a_microsecond_before_2000(env: &TestEnv) {
+        replay(env.engine, &dry_run_cutoff_below_a_microsecond_before_2000());
+    }
 }

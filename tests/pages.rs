@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use base64::Engine;
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use common::*;
 use serde_json::json;
@@ -74,7 +74,7 @@ fn days_ago_hours(days: i64, hours: i64) -> DateTime<Utc> {
     days_ago(days) + chrono::Duration::hours(hours)
 }
 
-both_backends! {
+every_engine! {
     fn every_page_shows_the_store_escaped(env: &TestEnv) {
         env.import_ok(&[
             job("old-done-1", "Completed", days_ago(120)),
@@ -93,7 +93,7 @@ both_backends! {
         let purge = env.json(&["purge"]);
         assert_eq!(purge["total"], json!(4), "{purge}");
         // What the CLI cannot write: a deleted job with a hostile name, a failed run with a hostile error.
-        let (at, flag) = env.pick(("1700000000000000", "1"), ("'2023-11-14T22:13:20Z'", "true"));
+        let (at, flag) = (env.sql_time(chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap()), env.sql_bool(true));
         env.execute(&format!(
             "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
              created_at, state_changed_at, deleted_at, deleted_by) VALUES (NULL, 999999, {}, 'Import', 'manual', \
@@ -247,7 +247,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     fn forecast_matches_dry_runs_at_each_day(env: &TestEnv) {
         env.run(&["jobs", "seed", "--count", "4000", "--days", "200"]).expect_code(0);
         let forecast = env.json_env(&["forecast", "--days", "12"], &[("RETENTIOND__RETENTION__CREATING_IDLE", "30d")]);
@@ -298,7 +298,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     fn forecast_days_end_where_retention_ends(env: &TestEnv) {
         // "Now" is fixed with --as-of, so each job can lie on a day's edge, to the microsecond.
         let as_of = parse_ts(&json!("2026-06-15T12:00:00Z"));
@@ -341,7 +341,7 @@ fn password_setup(env: &TestEnv) -> (std::path::PathBuf, String) {
     (dir, format!("Basic {basic}"))
 }
 
-both_backends! {
+every_engine! {
     fn pages_off_loopback_need_the_password(env: &TestEnv) {
         let port = free_port();
         let everywhere = format!("0.0.0.0:{port}");
@@ -398,7 +398,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     fn pages_can_be_turned_off(env: &TestEnv) {
         let port = free_port();
         // Off: no password needed even on every address, and no page answers.
@@ -418,7 +418,7 @@ both_backends! {
 
 #[test]
 fn pages_answer_503_until_the_store_is_open() {
-    let Some(env) = TestEnv::new(Backend::Sqlite, "pages_answer_503_until_the_store_is_open") else { return };
+    let Some(env) = TestEnv::new(Engine::Sqlite, "pages_answer_503_until_the_store_is_open") else { return };
     let port = free_port();
     // A PostgreSQL address where nothing listens: the daemon keeps retrying.
     let unreachable = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
@@ -441,7 +441,7 @@ fn pages_answer_503_until_the_store_is_open() {
 /// and that the next tick falls outside it; open, and when it closes.
 #[test]
 fn the_overview_shows_the_window_and_the_next_one() {
-    let Some(env) = TestEnv::new(Backend::Sqlite, "the_overview_shows_the_window_and_the_next_one") else { return };
+    let Some(env) = TestEnv::new(Engine::Sqlite, "the_overview_shows_the_window_and_the_next_one") else { return };
     let zone: chrono_tz::Tz = WINDOW_ZONE.parse().expect("a zone");
     let local =
         |at: DateTime<Utc>| format!("{} ({WINDOW_ZONE})", at.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z"));

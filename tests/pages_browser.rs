@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine;
+use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 
@@ -145,7 +145,7 @@ fn every_page_loads_in_chromium_without_console_errors() {
             .skip("the browser test", "chromium or chromedriver is missing (Debian's chromium and chromium-driver)");
         return;
     };
-    let env = TestEnv::new(Backend::Sqlite, "every_page_loads_in_chromium").expect("SQLite is always there");
+    let env = TestEnv::new(Engine::Sqlite, "every_page_loads_in_chromium").expect("SQLite is always there");
     env.run(&["jobs", "seed", "--count", "3000", "--days", "200", "--prefix", "demo"]).expect_code(0);
     env.import_ok(&[set(
         job("held-by-legal", "Completed", days_ago(150)),

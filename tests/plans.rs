@@ -127,12 +127,14 @@ impl Statements {
     fn new(env: &TestEnv, ids: &[i64]) -> Statements {
         let now = Utc::now();
         let (completed, closed, idle) = (now - Duration::days(90), now - Duration::days(90), now - Duration::days(14));
-        let at = |t: DateTime<Utc>| match env.backend {
-            Backend::Sqlite => t.timestamp_micros().to_string(),
-            Backend::Postgres => format!("'{}'::timestamptz", t.to_rfc3339()),
+        let at = |t: DateTime<Utc>| match env.engine {
+            Engine::Sqlite => t.timestamp_micros().to_string(),
+            Engine::Postgres => format!("'{}'::timestamptz", t.to_rfc3339()),
         };
-        let start = env.pick(i64::MIN.to_string(), "'0001-01-01T00:00:00Z'::timestamptz".into());
-        let first_id = env.pick(i64::MIN.to_string(), "(-9223372036854775807 - 1)".into());
+        let (start, first_id): (String, String) = match env.engine {
+            Engine::Sqlite => (i64::MIN.to_string(), i64::MIN.to_string()),
+            Engine::Postgres => ("'0001-01-01T00:00:00Z'::timestamptz".into(), "(-9223372036854775807 - 1)".into()),
+        };
         let last_id = i64::MAX.to_string();
         let cutoffs = vec![at(completed), at(closed), at(idle)];
         let mut batch = cutoffs.clone();
@@ -144,34 +146,27 @@ impl Statements {
             vec![at(cutoff), start.clone(), first_id.clone(), at(cutoff), last_id.clone(), "500000".into()]
         };
         let id_list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let mut delete = vec![env.pick(format!("'[{id_list}]'"), format!("ARRAY[{id_list}]::bigint[]"))];
+        let mut delete = vec![match env.engine {
+            Engine::Sqlite => format!("'[{id_list}]'"),
+            Engine::Postgres => format!("ARRAY[{id_list}]::bigint[]"),
+        }];
         delete.extend(cutoffs.clone());
         let mut nth = cutoffs.clone();
         nth.push("1000".into());
-        let enabled = vec![env.pick("1", "true").to_owned(); 3];
+        let enabled = vec![env.sql_bool(true).to_owned(); 3];
         let mut list = vec![
-            ("the dry run's batch", env.pick(lite::SELECT_ELIGIBLE, pg::SELECT_ELIGIBLE), batch, Shape::PolicyIndexes),
-            (
-                "the cap's last job",
-                env.pick(lite::SELECT_NTH_ELIGIBLE, pg::SELECT_NTH_ELIGIBLE),
-                nth,
-                Shape::PolicyIndexes,
-            ),
+            ("the dry run's batch", statement!(env, SELECT_ELIGIBLE), batch, Shape::PolicyIndexes),
+            ("the cap's last job", statement!(env, SELECT_NTH_ELIGIBLE), nth, Shape::PolicyIndexes),
             (
                 "the eligible ids",
-                env.pick(lite::SELECT_ELIGIBLE_IDS, pg::SELECT_ELIGIBLE_IDS),
+                statement!(env, SELECT_ELIGIBLE_IDS),
                 [ids_of(completed), ids_of(closed), ids_of(idle)].concat(),
                 Shape::EachPolicyIndexInOrder,
             ),
-            (
-                "the eligible and backlog counts",
-                env.pick(lite::COUNT_ELIGIBLE, pg::COUNT_ELIGIBLE),
-                cutoffs,
-                Shape::PolicyIndexes,
-            ),
+            ("the eligible and backlog counts", statement!(env, COUNT_ELIGIBLE), cutoffs, Shape::PolicyIndexes),
         ];
-        match env.backend {
-            Backend::Sqlite => {
+        match env.engine {
+            Engine::Sqlite => {
                 let mut audit = delete.clone();
                 audit.extend(["NULL".into(), at(now), "'test'".into()]);
                 list.extend([
@@ -188,7 +183,7 @@ impl Statements {
                     ),
                 ]);
             }
-            Backend::Postgres => {
+            Engine::Postgres => {
                 let run_start = ["1381254226", "'purge'", "'host'", "1", "NULL::bigint"].map(String::from).to_vec();
                 delete.extend(["NULL::bigint".into(), "'test'".into()]);
                 list.extend([
@@ -224,7 +219,10 @@ impl Statements {
 
     /// Checks each statement's plan; on PostgreSQL both as a custom and as a generic plan.
     fn check(&self, env: &TestEnv, condition: &str) {
-        let mut session = (env.backend == Backend::Postgres).then(|| PgSession::new(env));
+        let mut session = match env.engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(PgSession::new(env)),
+        };
         for (what, statement, values, shape) in &self.list {
             let what = format!("{what} ({condition})");
             match &mut session {
@@ -283,10 +281,7 @@ impl PgSession {
 
 /// The ids a batch would delete: the first thousand eligible completed jobs.
 fn some_eligible_ids(env: &TestEnv) -> Vec<i64> {
-    let cutoff = env.pick(
-        (Utc::now() - Duration::days(90)).timestamp_micros().to_string(),
-        format!("'{}'::timestamptz", (Utc::now() - Duration::days(90)).to_rfc3339()),
-    );
+    let cutoff = env.sql_time(Utc::now() - Duration::days(90));
     env.rows(&format!(
         "SELECT id FROM jobs WHERE state = 'Completed' AND state_changed_at <= {cutoff} ORDER BY id LIMIT 1000"
     ))
@@ -295,20 +290,23 @@ fn some_eligible_ids(env: &TestEnv) -> Vec<i64> {
     .collect()
 }
 
-both_backends! {
+every_engine! {
     fn sweep_statements_keep_their_plans_without_stale_or_any_statistics(env: &TestEnv) {
         env.migrate();
-        if env.backend == Backend::Postgres {
-            // This test decides when statistics exist, not autovacuum.
-            for table in ["jobs", "job_drives", "retention_audit", "retention_runs"] {
-                env.execute(&format!("ALTER TABLE {table} SET (autovacuum_enabled = false)"));
+        match env.engine {
+            Engine::Sqlite => {}
+            Engine::Postgres => {
+                // This test decides when statistics exist, not autovacuum.
+                for table in ["jobs", "job_drives", "retention_audit", "retention_runs"] {
+                    env.execute(&format!("ALTER TABLE {table} SET (autovacuum_enabled = false)"));
+                }
             }
         }
         import_shuffled_jobs(env);
-        let statistics = env.pick(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
-            "SELECT count(*) FROM pg_statistic WHERE starelid = 'jobs'::regclass",
-        );
+        let statistics = match env.engine {
+            Engine::Sqlite => "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
+            Engine::Postgres => "SELECT count(*) FROM pg_statistic WHERE starelid = 'jobs'::regclass",
+        };
         assert_eq!(env.scalar(statistics), 0, "a fresh import has no statistics");
         Statements::new(env, &some_eligible_ids(env)).check(env, "no statistics");
 
@@ -325,7 +323,7 @@ both_backends! {
 
 // --- The status pages and `forecast` (issue 13) ---
 
-both_backends! {
+every_engine! {
     fn status_page_statements_read_index_ranges(env: &TestEnv) {
         env.run(&["jobs", "seed", "--count", "20000"]).expect_code(0);
         env.execute(
@@ -333,13 +331,14 @@ both_backends! {
              created_at, state_changed_at, deleted_at, deleted_by) SELECT NULL, id + 1000000, name, job_type, \
              'manual', state, cancel_requested, created_at, state_changed_at, updated_at, 'test' FROM jobs",
         );
-        if env.backend == Backend::Postgres {
-            env.execute("ANALYZE");
+        match env.engine {
+            Engine::Sqlite => {}
+            Engine::Postgres => env.execute("ANALYZE"),
         }
         let cutoff = Utc::now() - Duration::days(90);
         let horizon = cutoff + Duration::days(30);
-        let (window, held_after, names): (Vec<String>, Vec<String>, Vec<String>) = match env.backend {
-            Backend::Sqlite => {
+        let (window, held_after, names): (Vec<String>, Vec<String>, Vec<String>) = match env.engine {
+            Engine::Sqlite => {
                 let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros().to_string();
                 let mut window = vec![micros(cutoff); 3];
                 window.extend(vec![micros(horizon); 3]);
@@ -351,7 +350,7 @@ both_backends! {
                     "51".into(),
                 ])
             }
-            Backend::Postgres => {
+            Engine::Postgres => {
                 let at = |t: chrono::DateTime<Utc>| format!("'{}'::timestamptz", t.to_rfc3339());
                 let mut window = vec![at(cutoff); 3];
                 window.extend(vec![at(horizon); 3]);
@@ -365,28 +364,34 @@ both_backends! {
                 ])
             }
         };
-        let marker = env.pick('?', '$');
-        let forecast = explain(env, &inline(env.pick(lite::FORECAST, pg::FORECAST), marker, &window));
+        let marker = match env.engine {
+            Engine::Sqlite => '?',
+            Engine::Postgres => '$',
+        };
+        let forecast = explain(env, &inline(statement!(env, FORECAST), marker, &window));
         for index in POLICY_INDEXES.iter().chain(&["jobs_held"]) {
             forecast.assert_uses(index, "the forecast");
         }
         forecast.assert_no_full_scan("the forecast");
 
-        let held = explain(env, &inline(env.pick(lite::SELECT_HELD, pg::SELECT_HELD), marker, &held_after));
+        let held = explain(env, &inline(statement!(env, SELECT_HELD), marker, &held_after));
         held.assert_uses("jobs_held", "the holds page");
         held.assert_in_index_order("the holds page");
 
         let by_prefix = explain(
             env,
-            &inline(env.pick(lite::SELECT_AUDIT_OF_NAME_RANGE, pg::SELECT_AUDIT_OF_NAME_RANGE), marker, &names),
+            &inline(statement!(env, SELECT_AUDIT_OF_NAME_RANGE), marker, &names),
         );
-        let name_index = env.pick("retention_audit_by_job_name", "retention_audit_by_job_name_bytes");
+        let name_index = match env.engine {
+            Engine::Sqlite => "retention_audit_by_job_name",
+            Engine::Postgres => "retention_audit_by_job_name_bytes",
+        };
         by_prefix.assert_uses(name_index, "the prefix search");
         by_prefix.assert_in_index_order("the prefix search");
 
         // `audit list --job` reads the name's index (on PostgreSQL in byte
         // order, as the index of migration 4 sorts the names).
-        let by_name = explain(env, &inline(env.pick(lite::SELECT_AUDIT_OF_NAME, pg::SELECT_AUDIT_OF_NAME), marker, &[
+        let by_name = explain(env, &inline(statement!(env, SELECT_AUDIT_OF_NAME), marker, &[
             "'seed-0000001'".into(),
             "NULL".into(),
             i64::MAX.to_string(),

@@ -693,7 +693,7 @@ fn eligible_now(env: &TestEnv) -> i64 {
     )
 }
 
-postgres_only! {
+every_engine_with! { ConcurrentSweeps;
     /// Three purges race with holds, moves to Shipping, manual deletes and
     /// cancels from other clients, over many rounds: nothing held, moved or
     /// young is deleted, everything deleted is deleted once with one audit

@@ -63,7 +63,7 @@ fn assert_kept(env: &TestEnv, names: &[&str]) {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Age == retention is eligible; one second younger is not (all three
     /// policies), evaluated at `--as-of`.
     fn boundary_exactly_at_retention_is_eligible_one_second_less_is_not(env: &TestEnv) {
@@ -106,7 +106,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A finished job's age counts from entering its final state, not from
     /// creation and not from its last update.
     fn age_counts_from_entering_the_final_state(env: &TestEnv) {
@@ -128,7 +128,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Cancellation alone never makes a job eligible; a cancelled job that
     /// reached Completed is deleted under `completed` and audited as cancelled.
     fn cancelled_jobs_kept_until_completed(env: &TestEnv) {
@@ -163,7 +163,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Old Closed jobs go under policy `closed`; with `retention.closed = off` they stay.
     fn closed_policy_and_closed_off(env: &TestEnv) {
         env.import_ok(&[
@@ -185,7 +185,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Idle Creating jobs: kept by default; with `creating_idle = 14d`, deleted
     /// when updated_at is 14 days old or more, whatever created_at says.
     fn idle_creating_off_by_default_on_when_set(env: &TestEnv) {
@@ -211,7 +211,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A held job is never eligible, whatever its policy; after release it is.
     fn held_jobs_kept_until_released(env: &TestEnv) {
         env.import_ok(&[
@@ -250,7 +250,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Timestamps in the future are never eligible and are counted in
     /// `skipped_future`, in a dry run and in a real purge.
     fn future_timestamps_kept_and_counted(env: &TestEnv) {

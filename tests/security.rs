@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -317,7 +317,7 @@ fn set_of(names: &[&str]) -> BTreeSet<String> {
 // Least privilege (PostgreSQL)
 // ---------------------------------------------------------------------------
 
-postgres_only! {
+every_engine_with! { Roles;
     /// With exactly the daemon grants of docs/security.md and
     /// auto_migrate = false, `purge` and `run` delete exactly the eligible
     /// jobs with their drives and one audit row each, record their runs
@@ -405,7 +405,7 @@ postgres_only! {
     }
 }
 
-postgres_only! {
+every_engine_with! { Roles;
     /// The daemon's role can do nothing beyond the sweep: not change or read
     /// the audit trail, not change a job, not touch drives, not rewrite a
     /// run's identity, not change the schema, not create anything; and the
@@ -500,7 +500,7 @@ postgres_only! {
     }
 }
 
-postgres_only! {
+every_engine_with! { Roles;
     /// Every statement of the daemon's grants is needed: with any one of
     /// them revoked, a purge fails and deletes nothing; granted again, it works.
     fn every_documented_daemon_grant_is_needed(env: &TestEnv) {
@@ -531,7 +531,7 @@ postgres_only! {
     }
 }
 
-postgres_only! {
+every_engine_with! { Roles;
     /// The admin role of docs/security.md runs every `jobs` command, `audit
     /// list` and `runs list`, but cannot sweep, migrate, or alter the audit trail.
     fn admin_role_runs_the_jobs_commands_but_no_sweep(env: &TestEnv) {
@@ -589,19 +589,16 @@ postgres_only! {
     }
 }
 
-/// A role that may not read `_sqlx_migrations` should be told about the
-/// permission, not that the schema is out of date. (A plain test: the
-/// scenario macros put attributes on the scenario, not on the test.)
-#[test]
-fn a_role_that_cannot_read_the_migrations_is_told_so() {
-    let Some(env) = TestEnv::new(Backend::Postgres, "a_role_that_cannot_read_the_migrations_is_told_so") else {
-        return;
-    };
-    let roles = setup(&env);
-    env.execute(&format!("REVOKE SELECT ON _sqlx_migrations FROM {}", roles.daemon));
-    let out = as_role(&env, &roles.daemon_url(), &["purge"]).run();
-    out.expect_code(1);
-    assert!(out.stderr.contains("permission denied for table _sqlx_migrations"), "{}", out.describe());
+every_engine_with! { Roles;
+    /// A role that may not read `_sqlx_migrations` should be told about the
+    /// permission, not that the schema is out of date.
+    fn a_role_that_cannot_read_the_migrations_is_told_so(env: &TestEnv) {
+        let roles = setup(env);
+        env.execute(&format!("REVOKE SELECT ON _sqlx_migrations FROM {}", roles.daemon));
+        let out = as_role(env, &roles.daemon_url(), &["purge"]).run();
+        out.expect_code(1);
+        assert!(out.stderr.contains("denied") && out.stderr.contains("_sqlx_migrations"), "{}", out.describe());
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -812,7 +809,7 @@ fn password_never_shown_when_the_server_refuses_it() {
     }
 }
 
-postgres_only! {
+every_engine_with! { Roles;
     /// Against a working database whose URL carries a password (trust
     /// authentication ignores it), nothing shows it at trace level: purge,
     /// dry run, the listings, and the daemon until SIGTERM.
@@ -857,7 +854,7 @@ postgres_only! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A password in `metrics.pushgateway` is not shown by check-config nor
     /// when the push fails, at trace level.
     fn pushgateway_password_never_shown(env: &TestEnv) {
@@ -922,7 +919,7 @@ fn capture_one_request() -> (u16, std::thread::JoinHandle<String>) {
 
 #[test]
 fn pushgateway_basic_auth_carries_the_decoded_password() {
-    let env = TestEnv::new(Backend::Sqlite, "pushgateway_basic_auth").expect("SQLite is always there");
+    let env = TestEnv::new(Engine::Sqlite, "pushgateway_basic_auth").expect("SQLite is always there");
     env.migrate();
     let (port, request) = capture_one_request();
     let out = env
@@ -1040,7 +1037,7 @@ fn sqlite_files_are_created_owner_only() {
     assert_eq!(mode(&db), Some(0o640));
 }
 
-postgres_only! {
+every_engine_with! { Roles;
     /// With `retention.audit` and `retention.runs` set, the daemon grants
     /// alone refuse the trail's removal (the purge fails and removes
     /// nothing of the trail); with the trail grants of docs/security.md the

@@ -50,7 +50,7 @@ fn eligible(env: &TestEnv) -> i64 {
     ))
 }
 
-both_backends! {
+every_engine! {
     /// `batch_size = auto` (the default): the first batch takes 1,000 jobs,
     /// the next ones are sized so that a batch takes about
     /// `retention.batch_budget`, 50 ms by default. Three purges of one seeded
@@ -107,7 +107,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A fixed `--batch-size` stays fixed: every batch but the last takes
     /// exactly that many jobs, though each takes far less than the budget
     /// (which would grow an `auto` batch), and the last takes the rest.
@@ -128,7 +128,7 @@ both_backends! {
     }
 }
 
-postgres_only! {
+every_engine_with! { StatementTimeout;
     /// A batch cancelled at `database.statement_timeout` rolls back whole and
     /// is retried with a quarter of the jobs; the sweep then succeeds. A
     /// trigger makes the audit insert sleep past the timeout twice (a
@@ -160,7 +160,7 @@ postgres_only! {
 /// pages are handed back (the file shrinks) and the WAL is truncated.
 #[test]
 fn sqlite_hands_the_freed_pages_back_after_a_purge() {
-    let env = TestEnv::new(Backend::Sqlite, "sqlite_hands_the_freed_pages_back_after_a_purge").expect("SQLite");
+    let env = TestEnv::new(Engine::Sqlite, "sqlite_hands_the_freed_pages_back_after_a_purge").expect("SQLite");
     seed(&env, 20_000);
     assert_eq!(env.scalar("SELECT auto_vacuum FROM pragma_auto_vacuum"), 2, "INCREMENTAL");
     let pages_before = env.scalar("SELECT page_count FROM pragma_page_count");

@@ -32,7 +32,7 @@ fn names_set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
 }
 
-both_backends! {
+every_engine! {
     /// A real purge: jobs and their drives gone, one audit row per job with
     /// the right policy, state, run id and copied fields; a `succeeded` run row
     /// with the counts; the name can be used again.
@@ -141,7 +141,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A dry run writes nothing (all four tables identical before and
     /// after) and lists the jobs in deletion order, oldest first across policies.
     fn dry_run_writes_nothing_and_lists_in_deletion_order(env: &TestEnv) {
@@ -194,7 +194,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `--max-deletes N` deletes exactly the N oldest eligible jobs, whatever the batch size.
     fn max_deletes_takes_the_oldest_first(env: &TestEnv) {
         let eligible: Vec<String> = (0..10).map(|i| format!("el-{i}")).collect();
@@ -241,7 +241,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// The same store purged with `--batch-size 1` and `--batch-size 1000`
     /// ends in the same state, capped or not.
     fn batch_size_does_not_change_the_result(env: &TestEnv) {
@@ -298,7 +298,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A `running` run row whose process is gone is marked `abandoned` by the
     /// next purge (a dry run writes nothing, so it leaves the row alone).
     fn stale_running_run_is_marked_abandoned(env: &TestEnv) {
@@ -333,20 +333,14 @@ both_backends! {
 /// Installs a trigger that makes the audit insert of the job named `poison` fail.
 fn install_poison_trigger(env: &TestEnv) {
     env.migrate();
-    env.execute(env.pick(
-        "CREATE TRIGGER poison_audit BEFORE INSERT ON retention_audit \
-         WHEN NEW.job_name = 'poison' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
-        "CREATE FUNCTION poison_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN IF NEW.job_name = 'poison' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$; \
-         CREATE TRIGGER poison_audit BEFORE INSERT ON retention_audit FOR EACH ROW EXECUTE FUNCTION poison_audit();",
-    ));
+    env.execute(&env.sql_poison_audit(Some("poison")));
 }
 
 fn remove_poison_trigger(env: &TestEnv) {
-    env.execute(env.pick("DROP TRIGGER poison_audit;", "DROP TRIGGER poison_audit ON retention_audit;"));
+    env.execute(env.sql_cure_audit());
 }
 
-both_backends! {
+every_engine! {
     /// A failure in the third batch: the two committed batches stay deleted
     /// and audited; the failed batch's jobs (older and younger than the
     /// poison) and everything after it stay, with drives and no audit rows;
@@ -397,7 +391,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// A failure inside the only batch deletes nothing at all.
     fn failure_in_the_only_batch_deletes_nothing(env: &TestEnv) {
         install_poison_trigger(env);
@@ -422,7 +416,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Three purges at once over 2000 eligible jobs: all succeed, each job is
     /// deleted once with exactly one audit row, and the runs' totals add up.
     fn three_concurrent_purges_delete_each_job_once(env: &TestEnv) {
@@ -478,7 +472,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// `retention.run_timeout` stops a sweep between batches: what was
     /// deleted is the oldest, committed and audited; the run says `timeout`.
     fn run_timeout_stops_the_sweep_between_batches(env: &TestEnv) {
@@ -509,7 +503,7 @@ fn in_window(window: &str) -> [(&str, &str); 2] {
     [("RETENTIOND__SCHEDULE__TIMEZONE", WINDOW_ZONE), ("RETENTIOND__SCHEDULE__WINDOW", window)]
 }
 
-both_backends! {
+every_engine! {
     /// A window that ends a few seconds into a long sweep stops it after the
     /// batch in flight: no batch starts after the window's end, what was
     /// deleted is committed and audited, the run `succeeded` with
@@ -558,7 +552,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// Outside every window, `purge` deletes nothing, writes no run record,
     /// says when the next window opens and exits 0; its metrics count the
     /// skip. A dry run still lists what would go and says the same.
@@ -604,7 +598,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// SIGTERM during a purge: the batch in flight finishes, no new batch
     /// starts, the run is `interrupted`, every job that is gone has its audit
     /// row, and the process exits 0 at once instead of sleeping out its pause.
@@ -642,7 +636,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// SPEC §4: the set is defined by age, the order inside it is the
     /// store's. On a store whose ages are shuffled relative to the ids (with
     /// ties), a capped purge deletes exactly the N oldest (ties by id), and
@@ -719,7 +713,7 @@ both_backends! {
     }
 }
 
-both_backends! {
+every_engine! {
     /// More eligible ids than one read statement returns (10,000, shared by
     /// the policies still being read): the first statement exhausts two
     /// policies, the next ones read the third alone, and the purge deletes

@@ -258,8 +258,8 @@ fn bitmap_indexes(node: &Value, indexes: &mut Vec<String>) {
 /// The plan of `sql` (parameters written in) on `env`'s engine.
 #[track_caller]
 pub fn explain(env: &super::TestEnv, sql: &str) -> Plan {
-    match env.backend {
-        super::Backend::Sqlite => {
+    match env.engine {
+        super::Engine::Sqlite => {
             let details: Vec<String> = env
                 .rows(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .into_iter()
@@ -267,7 +267,7 @@ pub fn explain(env: &super::TestEnv, sql: &str) -> Plan {
                 .collect();
             read_sqlite(&details, sql)
         }
-        super::Backend::Postgres => read_postgres(&explain_json(env.rows(&format!("EXPLAIN (FORMAT JSON) {sql}")))),
+        super::Engine::Postgres => read_postgres(&explain_json(env.rows(&format!("EXPLAIN (FORMAT JSON) {sql}")))),
     }
 }
 
