@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
-use sqlx::{Column, PgPool, Row, SqlitePool, TypeInfo, ValueRef};
+use sqlx::{Column, ColumnIndex, PgPool, Row, SqlitePool, TypeInfo, ValueRef};
 
 use super::engines::Engine;
 use super::env::TestEnv;
@@ -83,12 +83,14 @@ impl TestEnv {
         let pool = self.pool();
         let result = self.rt.block_on(async {
             match pool {
-                Pool::Sqlite(p) => {
-                    sqlx::query(query).fetch_all(p).await.map(|rows| rows.iter().map(sqlite_row_values).collect())
-                }
-                Pool::Postgres(p) => {
-                    sqlx::query(query).fetch_all(p).await.map(|rows| rows.iter().map(pg_row_values).collect())
-                }
+                Pool::Sqlite(p) => sqlx::query(query)
+                    .fetch_all(p)
+                    .await
+                    .map(|rows| rows.iter().map(|row| row_values(row, sqlite_value)).collect()),
+                Pool::Postgres(p) => sqlx::query(query)
+                    .fetch_all(p)
+                    .await
+                    .map(|rows| rows.iter().map(|row| row_values(row, pg_value)).collect()),
             }
         });
         result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"))
@@ -182,50 +184,42 @@ impl TestEnv {
     }
 }
 
-fn sqlite_row_values(row: &SqliteRow) -> Vec<(String, Value)> {
-    let values = (0..row.len()).map(|i| {
+/// Each column of `row` with its name; NULL as null, any other value as
+/// `value` decodes it from the column's type name (upper case).
+fn row_values<R: Row>(row: &R, value: fn(&R, usize, &str) -> Value) -> Vec<(String, Value)>
+where
+    usize: ColumnIndex<R>,
+{
+    let decode = |i: usize| {
         let raw = row.try_get_raw(i).expect("column");
-        if raw.is_null() {
-            return Value::Null;
-        }
-        let type_name = raw.type_info().name().to_ascii_uppercase();
-        match type_name.as_str() {
-            "INTEGER" | "BOOLEAN" | "INT" | "BIGINT" => json!(row.try_get_unchecked::<i64, _>(i).expect("integer")),
-            "REAL" => json!(row.try_get_unchecked::<f64, _>(i).expect("real")),
-            "BLOB" => {
-                let bytes: Vec<u8> = row.try_get_unchecked(i).expect("blob");
-                json!(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
-            }
-            _ => json!(row.try_get_unchecked::<String, _>(i).expect("text")),
-        }
-    });
-    named(row, values)
+        if raw.is_null() { Value::Null } else { value(row, i, &raw.type_info().name().to_ascii_uppercase()) }
+    };
+    row.columns().iter().enumerate().map(|(i, column)| (column.name().to_string(), decode(i))).collect()
 }
 
-fn pg_row_values(row: &PgRow) -> Vec<(String, Value)> {
-    let values = (0..row.len()).map(|i| {
-        let raw = row.try_get_raw(i).expect("column");
-        if raw.is_null() {
-            return Value::Null;
+fn sqlite_value(row: &SqliteRow, i: usize, type_name: &str) -> Value {
+    match type_name {
+        "INTEGER" | "BOOLEAN" | "INT" | "BIGINT" => json!(row.try_get_unchecked::<i64, _>(i).expect("integer")),
+        "REAL" => json!(row.try_get_unchecked::<f64, _>(i).expect("real")),
+        "BLOB" => {
+            let bytes: Vec<u8> = row.try_get_unchecked(i).expect("blob");
+            json!(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
         }
-        let type_name = raw.type_info().name().to_ascii_uppercase();
-        match type_name.as_str() {
-            "INT8" => json!(row.try_get::<i64, _>(i).expect("int8")),
-            "INT4" => json!(row.try_get::<i32, _>(i).expect("int4")),
-            "INT2" => json!(row.try_get::<i16, _>(i).expect("int2")),
-            "BOOL" => json!(row.try_get::<bool, _>(i).expect("bool")),
-            "FLOAT8" => json!(row.try_get::<f64, _>(i).expect("float8")),
-            "FLOAT4" => json!(row.try_get::<f32, _>(i).expect("float4")),
-            "TIMESTAMPTZ" => json!(ts(row.try_get::<DateTime<Utc>, _>(i).expect("timestamptz"))),
-            "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => json!(row.try_get::<String, _>(i).expect("text")),
-            "JSON" | "JSONB" => row.try_get::<Value, _>(i).expect("json"),
-            other => panic!("harness cannot decode PostgreSQL type {other} (cast it to text in the query)"),
-        }
-    });
-    named(row, values)
+        _ => json!(row.try_get_unchecked::<String, _>(i).expect("text")),
+    }
 }
 
-/// Each value with the name of its column.
-fn named(row: &impl Row, values: impl Iterator<Item = Value>) -> Vec<(String, Value)> {
-    row.columns().iter().map(|column| column.name().to_string()).zip(values).collect()
+fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Value {
+    match type_name {
+        "INT8" => json!(row.try_get::<i64, _>(i).expect("int8")),
+        "INT4" => json!(row.try_get::<i32, _>(i).expect("int4")),
+        "INT2" => json!(row.try_get::<i16, _>(i).expect("int2")),
+        "BOOL" => json!(row.try_get::<bool, _>(i).expect("bool")),
+        "FLOAT8" => json!(row.try_get::<f64, _>(i).expect("float8")),
+        "FLOAT4" => json!(row.try_get::<f32, _>(i).expect("float4")),
+        "TIMESTAMPTZ" => json!(ts(row.try_get::<DateTime<Utc>, _>(i).expect("timestamptz"))),
+        "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => json!(row.try_get::<String, _>(i).expect("text")),
+        "JSON" | "JSONB" => row.try_get::<Value, _>(i).expect("json"),
+        other => panic!("harness cannot decode PostgreSQL type {other} (cast it to text in the query)"),
+    }
 }
