@@ -27,12 +27,17 @@ use serde_json::{Value, json};
 
 const IDLE_14D: (&str, &str) = ("RETENTIOND__RETENTION__CREATING_IDLE", "14d");
 
-/// Rounds whose process must have been killed while still running.
-const MIN_KILLED: usize = 30;
-/// The loop stops once this many processes were killed mid-work ...
-const TARGET_KILLED: usize = 40;
-/// ... or after this many rounds.
-const MAX_ROUNDS: usize = 90;
+/// Processes that must have been killed while still running (the README's 40).
+const MIN_KILLED: usize = 40;
+/// Kills that must have landed inside a batch's write: PostgreSQL with a
+/// DELETE of the batch executing, SQLite with the write lock held, just
+/// before the signal.
+const MIN_KILLED_WRITING: usize = 3;
+/// Kills that must have landed after the run was recorded as finished,
+/// before the process exited.
+const MIN_KILLED_AFTER_FINISH: usize = 1;
+/// The loop stops once all of the above happened, or after this many rounds.
+const MAX_ROUNDS: usize = 120;
 
 /// Jobs imported at the start, and the share (per cent) of them eligible.
 const INITIAL_JOBS: usize = 3000;
@@ -357,16 +362,22 @@ fn wait_for_sessions_to_end(env: &TestEnv, context: &str) {
     );
 }
 
-/// Whether a deleting statement of retentiond is executing now, as far as
-/// the server shows it (SQLite: never known).
-fn delete_in_flight(env: &TestEnv) -> bool {
+/// Whether the purge is writing now: on PostgreSQL a deleting statement of
+/// retentiond is executing; on SQLite a write transaction holds the lock (a
+/// batch's, but for the short ones recording the run), seen as another
+/// connection failing to begin one without waiting.
+fn writing(env: &TestEnv) -> bool {
     match env.engine {
-        Engine::Sqlite => false,
         Engine::Postgres => {
             env.count(
                 "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond' \
                  AND state = 'active' AND query LIKE '%DELETE FROM jobs%'",
             ) > 0
+        }
+        Engine::Sqlite => {
+            let locked = env.try_execute("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK").is_err();
+            env.execute("PRAGMA busy_timeout = 30000");
+            locked
         }
     }
 }
@@ -388,7 +399,8 @@ enum Moment {
 }
 
 every_engine! {
-    /// SIGKILL at ≥ 30 moments of a sweep; after each kill the invariants
+    /// SIGKILL at ≥ 40 moments of a sweep, among them inside a batch's write
+    /// and after the run's end was recorded; after each kill the invariants
     /// hold job id by job id, the next sweep marks the dead run `abandoned`;
     /// a final purge leaves no eligible job, every kept job, one audit row
     /// per deleted id and no `running` run.
@@ -420,36 +432,66 @@ every_engine! {
 
         let mut moments: BTreeMap<Moment, usize> = BTreeMap::new();
         let mut killed = 0;
-        let mut deletes_in_flight = 0;
+        let mut killed_writing = 0;
         // Runs a killed process left `running`: the next sweep must mark them abandoned.
         let mut left_running: BTreeSet<i64> = BTreeSet::new();
         let mut all_left_running: BTreeSet<i64> = BTreeSet::new();
         let mut round = 0;
-        while killed < TARGET_KILLED && round < MAX_ROUNDS {
+        let enough = |killed: usize, killed_writing: usize, moments: &BTreeMap<Moment, usize>| {
+            let at = |moment: Moment| moments.get(&moment).copied().unwrap_or(0);
+            killed >= MIN_KILLED
+                && killed_writing >= MIN_KILLED_WRITING
+                && at(Moment::AfterFinish) >= MIN_KILLED_AFTER_FINISH
+                && at(Moment::BeforeRunRow) >= 1
+                && at(Moment::MidSweep) >= 10
+        };
+        while !enough(killed, killed_writing, &moments) && round < MAX_ROUNDS {
             if state.eligible_left < REFILL_BELOW {
                 refills += 1;
                 import_more(env, &mut ledger, &mut rng, &format!("g{refills:02}"), REFILL_JOBS, REFILL_ELIGIBLE_PCT);
                 state = check(env, &ledger, &format!("after refill {refills}"), false);
             }
-            let plan = PLANS[round % PLANS.len()];
-            let delay = if plan.cap.is_some() {
-                capped_takes * AROUND_THE_END[(round / PLANS.len()) % AROUND_THE_END.len()] as u32 / 1000
+            // Once nothing but a kill after the run's end is missing, every
+            // round aims at it.
+            let only_the_end_missing = enough(killed, killed_writing, &{
+                let mut with_end = moments.clone();
+                with_end.insert(Moment::AfterFinish, MIN_KILLED_AFTER_FINISH);
+                with_end
+            });
+            let plan = if only_the_end_missing { CAPPED } else { PLANS[round % PLANS.len()] };
+            // Every other capped round watches for its run's end instead of
+            // sleeping: the moment before the exit lasts a few milliseconds.
+            let watched = plan.cap.is_some() && (only_the_end_missing || (round / PLANS.len()) % 2 == 1);
+            let delay = if watched {
+                Duration::ZERO
+            } else if plan.cap.is_some() {
+                capped_takes * AROUND_THE_END[(round / PLANS.len() / 2) % AROUND_THE_END.len()] as u32 / 1000
             } else {
                 // Every delay in turn, in a scrambled order (7 is prime to 16).
                 let uncapped = round - round / PLANS.len();
                 let (share, extra) = DELAYS[(uncapped * 7) % DELAYS.len()];
                 startup * share as u32 / 1000 + Duration::from_millis(extra)
             };
-            let context = format!("round {round} ({plan:?}, SIGKILL after {delay:?})");
+            let context = if watched {
+                format!("round {round} ({plan:?}, SIGKILL once its run has ended)")
+            } else {
+                format!("round {round} ({plan:?}, SIGKILL after {delay:?})")
+            };
             let running = env.cmd(&purge_args(plan)).env(IDLE_14D.0, IDLE_14D.1).envs(&plan_env(plan)).spawn();
             let pid = running.pid();
-            std::thread::sleep(delay);
-            if delete_in_flight(env) {
-                deletes_in_flight += 1;
+            if watched {
+                let ended = format!("retention_runs WHERE id > {last_run_id} AND pid = {pid} AND status <> 'running'");
+                wait_until(Duration::from_secs(20), || env.count(&ended) > 0);
+            } else {
+                std::thread::sleep(delay);
             }
+            let was_writing = writing(env);
             assert!(send_signal(pid, "KILL"), "{context}: kill -KILL {pid} failed");
             let out = running.wait();
             let was_killed = out.code == -9;
+            if was_killed && was_writing {
+                killed_writing += 1;
+            }
             assert!(
                 was_killed || out.code == 0,
                 "{context}: purge ended with {} instead of SIGKILL or 0\n{}",
@@ -521,15 +563,23 @@ every_engine! {
         let loop_time = started.elapsed();
         eprintln!(
             "{:?}: start-up {startup:?}, a capped purge {capped_takes:?}; {round} rounds, {killed} processes \
-             killed mid-work, {deletes_in_flight} with a DELETE executing just before the kill (PostgreSQL only), \
-             moments {moments:?}, {refills} refills, {} jobs in all, {loop_time:?}",
+             killed mid-work, {killed_writing} of them while writing, moments {moments:?}, {refills} refills, \
+             {} jobs in all, {loop_time:?}",
             env.engine,
             ledger.len(),
         );
         assert!(killed >= MIN_KILLED, "only {killed} of {round} rounds killed a running purge: {moments:?}");
+        assert!(
+            killed_writing >= MIN_KILLED_WRITING,
+            "only {killed_writing} kills landed while the purge was writing (at least {MIN_KILLED_WRITING})"
+        );
         let at = |moment: Moment| moments.get(&moment).copied().unwrap_or(0);
         assert!(at(Moment::BeforeRunRow) >= 1, "no kill before the run row: {moments:?}");
         assert!(at(Moment::MidSweep) >= 10, "fewer than 10 kills in the middle of a sweep: {moments:?}");
+        assert!(
+            at(Moment::AfterFinish) >= MIN_KILLED_AFTER_FINISH,
+            "no kill after the run was recorded as finished: {moments:?}"
+        );
 
         // A clean purge finishes the work and marks the last dead run.
         let summary = env.json_env(&["purge", "--batch-size", "100"], &[IDLE_14D]);
