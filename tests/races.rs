@@ -22,7 +22,7 @@
 //!   whoever deleted it; run counts add up to their audit rows;
 //! * (d) no error: every purge exits 0 with no ERROR/WARN log line, every
 //!   client ends in done (0), not found (3) or conflict (4), and each outcome
-//!   is explained by the store's final contents.
+//!   is explained by the store's final contents and the logged changes.
 //!
 //! At the end one sweep alone leaves nothing eligible, and no sweep may have
 //! warned of clock skew: no job here has a timestamp in the future, so such
@@ -448,6 +448,13 @@ struct Deletion {
     at: DateTime<Utc>,
 }
 
+/// One logged update: the row's state and hold after it.
+struct Change {
+    new_state: String,
+    new_hold: Option<String>,
+    at: DateTime<Utc>,
+}
+
 fn string(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| panic!("not a string: {v}"))
 }
@@ -484,6 +491,14 @@ fn check_store(env: &TestEnv, generated: &[Generated], ops: &[Done], violations:
             old_hold: r["old_hold"].as_str().map(str::to_string),
             old_updated_at: parse_ts(&r["old_updated_at"]),
             old_state_changed_at: parse_ts(&r["old_state_changed_at"]),
+            at: parse_ts(&r["at"]),
+        });
+    }
+    let mut changes: BTreeMap<String, Vec<Change>> = BTreeMap::new();
+    for r in env.records("SELECT job_name, new_state, new_hold, at FROM race_events WHERE op = 'update' ORDER BY seq") {
+        changes.entry(string(&r["job_name"])).or_default().push(Change {
+            new_state: string(&r["new_state"]),
+            new_hold: r["new_hold"].as_str().map(str::to_string),
             at: parse_ts(&r["at"]),
         });
     }
@@ -663,10 +678,23 @@ fn check_store(env: &TestEnv, generated: &[Generated], ops: &[Done], violations:
                 }
             }
             (Outcome::Conflict, Kind::Delete) => {
-                let explained = job.is_some() || audit.is_some_and(|a| a.state == "Closed");
-                if !explained {
+                // The job as it was when the refusal ended: its imported state,
+                // unheld, with every change made before then.
+                let mut state = op.original_state.to_string();
+                let mut hold = None;
+                for change in changes.get(name).map(Vec::as_slice).unwrap_or_default() {
+                    if change.at <= op.finished {
+                        state.clone_from(&change.new_state);
+                        hold.clone_from(&change.new_hold);
+                    }
+                }
+                // The rule written out, not asked of the product: a job may be
+                // deleted by hand in Creating or Completed, when not held.
+                if matches!(state.as_str(), "Creating" | "Completed") && hold.is_none() {
                     violations.push(format!(
-                        "{what}: delete refused, but the job was then deleted as {:?}",
+                        "{what}: delete refused although the job was {state} and not held when it ended ({}); now \
+                         {job:?} / {:?}",
+                        ts(op.finished),
                         audit.map(|a| (&a.policy, &a.state))
                     ));
                 }
