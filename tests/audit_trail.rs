@@ -822,15 +822,23 @@ every_engine! {
             ))
         };
 
-        for refused in [
-            insert(&[named, named, missing]),
-            insert(&[missing]),
-            env.try_execute(&format!("UPDATE retention_audit SET run_id = {missing} WHERE id = {}", rows[0])),
-            env.try_execute(&format!("DELETE FROM retention_runs WHERE id = {named}")),
-            env.try_execute(&format!("DELETE FROM retention_runs WHERE id IN ({named}, {unnamed})")),
+        // The refusal each engine gives: SQLite's foreign key, PostgreSQL's
+        // triggers naming the run.
+        let names_no_run = format!("retention_audit.run_id {missing} names no row of retention_runs");
+        let still_named = format!("run {named} is still named by rows of retention_audit");
+        for (refused, because) in [
+            (insert(&[named, named, missing]), &names_no_run),
+            (insert(&[missing]), &names_no_run),
+            (env.try_execute(&format!("UPDATE retention_audit SET run_id = {missing} WHERE id = {}", rows[0])), &names_no_run),
+            (env.try_execute(&format!("DELETE FROM retention_runs WHERE id = {named}")), &still_named),
+            (env.try_execute(&format!("DELETE FROM retention_runs WHERE id IN ({named}, {unnamed})")), &still_named),
         ] {
             let error = refused.expect_err("refused");
-            assert!(error.to_lowercase().contains("foreign key") || error.contains("retention_"), "{error}");
+            let expected = match env.engine {
+                Engine::Sqlite => "FOREIGN KEY constraint failed",
+                Engine::Postgres => because.as_str(),
+            };
+            assert!(error.contains(expected), "expected {expected:?}: {error}");
         }
         match env.engine {
             Engine::Sqlite => {}

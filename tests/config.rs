@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 
+use common::pg_server::{self, PgServer};
 use common::*;
 use serde_json::json;
 
@@ -267,25 +268,54 @@ fn password_never_in_output_of_failing_commands() {
     assert!(!out.stderr.contains(SECRET) && !out.stdout.contains(SECRET), "the password leaked\n{}", out.describe());
 }
 
-every_engine_with! { Roles;
-    /// A live server refusing the credentials: whatever the exit code, the
-    /// password is not shown.
-    fn password_never_in_output_when_login_fails(env: &TestEnv) {
-        let admin = url::Url::parse(&common::pg_db::admin_url()).unwrap();
-        let url = format!(
-            "postgres://no_such_role_rtd:{SECRET}@{}:{}/{}",
-            admin.host_str().unwrap(),
-            admin.port().unwrap_or(5432),
-            env.url.rsplit('/').next().unwrap()
-        );
+/// A server of the test's own that asks `pwuser` for its SCRAM password
+/// (the shared one trusts every login, so it never looks at a password):
+/// the secret as a wrong password is refused by the server, the right one
+/// gets past the login to a database that does not exist; every command
+/// fails either way without showing either password. The right password
+/// to the right database works, so the refusals are the password's.
+#[test]
+fn password_never_in_output_when_login_fails() {
+    let Some(bindir) = pg_server::tools("password_never_in_output_when_login_fails") else { return };
+    let server = PgServer::start(&bindir, None, &["host all pwuser 127.0.0.1/32 scram-sha-256"]);
+    const RIGHT: &str = "r1ght-pw-7c4e";
+    server.psql("postgres", &format!("CREATE ROLE pwuser LOGIN PASSWORD '{RIGHT}'"));
+    server.psql("postgres", "CREATE DATABASE pwjobs OWNER pwuser");
+    let dir = tempfile::tempdir().unwrap();
+    let run = |password: &str, database: &str, args: &[&str]| {
+        let url = format!("postgres://pwuser:{password}@127.0.0.1:{}/{database}", server.port);
+        let mut all = vec!["--log-level", "trace"];
+        all.extend_from_slice(args);
+        Invocation::new(&all)
+            .env("RETENTIOND__DATABASE__URL", &url)
+            .env("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "5s")
+            .cwd(dir.path())
+            .run()
+    };
+    let refusals = |log: &str| log.matches("password authentication failed for user \"pwuser\"").count();
+    for (password, database) in [(SECRET, "pwjobs"), (RIGHT, "no_such_db")] {
         for args in FAILING_COMMANDS {
-            let mut all = vec!["--log-level", "trace"];
-            all.extend_from_slice(args);
-            let out = env.cmd(&all).env("RETENTIOND__DATABASE__URL", &url).env("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "3s").run();
+            let before = refusals(&server.log());
+            let out = run(password, database, args);
             assert_ne!(out.code, 0, "{}", out.describe());
-            assert!(!out.stderr.contains(SECRET) && !out.stdout.contains(SECRET), "the password leaked\n{}", out.describe());
+            for shown in [SECRET, RIGHT] {
+                assert!(
+                    !out.stderr.contains(shown) && !out.stdout.contains(shown),
+                    "a password leaked\n{}",
+                    out.describe()
+                );
+            }
+            let refused = refusals(&server.log()) > before;
+            assert_eq!(
+                refused,
+                password == SECRET,
+                "{args:?} with the password {password}: refused {refused}\n{}",
+                server.log()
+            );
         }
     }
+    run(RIGHT, "pwjobs", &["migrate"]).expect_code(0);
+    run(RIGHT, "pwjobs", &["runs", "list"]).expect_code(0);
 }
 
 /// `check-config` reads every file the configuration names, as the commands

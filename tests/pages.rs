@@ -416,25 +416,43 @@ every_engine! {
     }
 }
 
-#[test]
-fn pages_answer_503_until_the_store_is_open() {
-    let Some(env) = TestEnv::new(Engine::Sqlite, "pages_answer_503_until_the_store_is_open") else { return };
-    let port = free_port();
-    // A PostgreSQL address where nothing listens: the daemon keeps retrying.
-    let unreachable = format!("postgres://postgres@127.0.0.1:{}/none", free_port());
-    let daemon = daemon_cmd(&env, port).env("RETENTIOND__DATABASE__URL", &unreachable).spawn_daemon();
-    assert!(wait_until(Duration::from_secs(20), || http_get(port, "/healthz").is_ok_and(|r| r.status == 200)));
-    let overview = http_get(port, "/").unwrap();
-    assert_eq!(overview.status, 200, "the overview shows what it knows: {}", overview.body);
-    let shown = text(&overview.body);
-    assert!(shown.contains("not ready") && shown.contains("The store is not open yet"), "{shown}");
-    for path in ["/forecast", "/runs", "/audit", "/holds"] {
-        let response = http_get(port, path).unwrap();
-        assert_eq!(response.status, 503, "{path}: {}", response.body);
-        assert!(text(&response.body).contains("not ready"), "{}", response.body);
+every_engine_with! { NetworkServer;
+    /// While the database cannot be reached the pages answer 503 "not ready"
+    /// (the overview 200 with what it knows); once it answers, the daemon
+    /// opens the store and the same pages show what it holds.
+    fn pages_answer_503_until_the_store_is_open(env: &TestEnv) {
+        env.import_ok(&[set(job("held-when-back", "Completed", days_ago(120)), "hold_reason", json!("kept for audit"))]);
+        let mut proxy = TcpProxy::new(env.server_address());
+        proxy.stop();
+        let port = free_port();
+        let daemon = daemon_cmd(env, port)
+            .env("RETENTIOND__DATABASE__URL", &env.url_with_port(proxy.port()))
+            .env("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "1s")
+            .spawn_daemon();
+        assert!(wait_until(Duration::from_secs(20), || http_get(port, "/healthz").is_ok_and(|r| r.status == 200)));
+        let overview = http_get(port, "/").unwrap();
+        assert_eq!(overview.status, 200, "the overview shows what it knows: {}", overview.body);
+        let shown = text(&overview.body);
+        assert!(shown.contains("not ready") && shown.contains("The store is not open yet"), "{shown}");
+        for path in ["/forecast", "/runs", "/audit", "/holds"] {
+            let response = http_get(port, path).unwrap();
+            assert_eq!(response.status, 503, "{path}: {}", response.body);
+            assert!(text(&response.body).contains("not ready"), "{}", response.body);
+        }
+
+        proxy.start();
+        let ready = wait_until(Duration::from_secs(60), || readyz_is(port, 200));
+        assert!(ready, "the daemon did not open the store once the database answered\n{}", daemon.describe());
+        for path in ["/", "/forecast", "/runs", "/audit", "/holds"] {
+            let response = http_get(port, path).unwrap();
+            assert_eq!(response.status, 200, "{path} once the store is open: {}", response.body);
+            assert!(!text(&response.body).contains("not ready"), "{path}: {}", response.body);
+        }
+        let holds = text(&http_get(port, "/holds").unwrap().body);
+        assert!(holds.contains("held-when-back") && holds.contains("kept for audit"), "{holds}");
+        daemon.signal("TERM");
+        daemon.wait_exit(Duration::from_secs(15)).expect_code(0);
     }
-    daemon.signal("TERM");
-    let _ = daemon.wait_exit(Duration::from_secs(15));
 }
 
 /// The overview shows `schedule.window`: closed, when the next window opens

@@ -213,7 +213,7 @@ fn every_page_loads_in_chromium_without_console_errors() {
     driver.resize(DESKTOP);
     driver.open(&format!("{base}/audit"));
     let input = driver.element("input[name=job]");
-    driver.session_call("POST", &format!("element/{input}/value"), Some(json!({"text": "demo-0000"})));
+    driver.session_call("POST", &format!("element/{input}/value"), Some(json!({"text": "demo-00005"})));
     let prefix = driver.element("option[value=prefix]");
     driver.session_call("POST", &format!("element/{prefix}/click"), None);
     let button = driver.element("button[type=submit]");
@@ -222,12 +222,23 @@ fn every_page_loads_in_chromium_without_console_errors() {
     // (CI saw the old URL once); ChromeDriver waits for a started one.
     let searched = wait_until(Duration::from_secs(15), || {
         let url = driver.session_call("GET", "url", None);
-        url.as_str().is_some_and(|u| u.contains("/audit?job=demo-0000&match=prefix"))
+        url.as_str().is_some_and(|u| u.contains("/audit?job=demo-00005&match=prefix"))
     });
     let url = driver.session_call("GET", "url", None);
     assert!(searched, "the search form did not navigate to its results: still at {url}");
-    let results = driver.script("return document.querySelectorAll('tbody tr').length");
-    assert!(results.as_u64().unwrap() > 0, "the search found nothing");
+    // Its rows are the first page (50) of the audit rows whose job name has
+    // the prefix, by name: not the first names of the trail.
+    let shown = driver.script(
+        "return Array.from(document.querySelectorAll('tbody tr'), \
+         row => row.querySelector('a[href^=\"/audit?job=\"]').textContent)",
+    );
+    let shown: Vec<String> =
+        shown.as_array().expect("job names").iter().map(|name| name.as_str().expect("a name").to_string()).collect();
+    let stored = env.strings(
+        "SELECT job_name FROM retention_audit WHERE substr(job_name, 1, 10) = 'demo-00005' ORDER BY job_name, id LIMIT 50",
+    );
+    assert!(!stored.is_empty(), "the seed and the purges deleted some demo-00005* jobs");
+    assert_eq!(shown, stored, "the search's rows");
     let console = driver.console();
     assert!(errors(&console).is_empty(), "the search: console errors {console:#?}");
     driver.screenshot(&shots.join("audit-search.png"));

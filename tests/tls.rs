@@ -377,6 +377,7 @@ fn the_password_comes_from_a_file() {
     // Group-readable (systemd credentials, Kubernetes fsGroup) is fine.
     write_secret(&file, PASSWORD, 0o640);
     let out = fx.run(&url, &["runs", "list"], &by_path);
+    out.expect_code(0);
     assert!(!out.stderr.contains("readable by every user"), "{}", out.describe());
 
     // A wrong password in the file: refused by the server, not shown.
