@@ -306,51 +306,105 @@ every_engine! {
 // 2. SIGTERM in the middle of a sweep
 // ---------------------------------------------------------------------------
 
+/// `signal` while a long sweep pauses between batches: exit 0 at once
+/// (not after the 3 s pause), the run `interrupted` by `signal`, whole
+/// batches only, every job gone has exactly one audit row; the ticks
+/// during the sweep were skipped as `overlap`.
+fn a_stop_signal_mid_sweep_interrupts_the_run_and_exits_at_once(env: &TestEnv, signal: &str) {
+    let total = 20;
+    let jobs: Vec<Value> = (0..total).map(|i| aged_days(&format!("term-{i:02}"), "Completed", 200 - i)).collect();
+    env.import_ok(&jobs);
+    let port = free_port();
+    let daemon = daemon_cmd(env, port)
+        .env("RETENTIOND__RETENTION__BATCH_SIZE", "2")
+        .env("RETENTIOND__RETENTION__BATCH_PAUSE", "3s")
+        .spawn_daemon();
+    wait_ready(&daemon, port);
+    wait_for(&daemon, PATIENCE, "two batches committed", || env.count("retention_audit") >= 4);
+    let metrics = scrape(port);
+    let overlap = metrics.value(SKIPPED, &[("reason", "overlap")]);
+    assert!(overlap >= 1.0, "ticks during a 3 s pause must be skipped as overlap:\n{}", metrics.text);
+    assert_eq!(metrics.value(SKIPPED, &[("reason", "not_leader")]), 0.0, "{}", metrics.text);
+
+    let pid = daemon.pid();
+    daemon.signal(signal);
+    let signalled = Instant::now();
+    let out = daemon.wait_exit(Duration::from_secs(15));
+    let since_signal = signalled.elapsed();
+    out.expect_code(0);
+    assert!(
+        since_signal < Duration::from_millis(1500),
+        "exit took {since_signal:?}: it slept out its 3 s pause\n{}",
+        out.describe()
+    );
+    assert!(out.stderr.contains("\"stopped\""), "logs \"stopped\"\n{}", out.describe());
+
+    let deleted = env.count("retention_audit");
+    assert!((4..total).contains(&deleted), "deleted {deleted} of {total}");
+    assert_eq!(deleted % 2, 0, "batches of 2 commit whole: {deleted} audit rows");
+    assert_audit_consistent(env, total);
+    let gone: BTreeSet<String> = env.strings("SELECT job_name FROM retention_audit").into_iter().collect();
+    let oldest: BTreeSet<String> = (0..deleted).map(|i| format!("term-{i:02}")).collect();
+    assert_eq!(gone, oldest, "the oldest go first");
+
+    let rows = runs(env);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let run = &rows[0];
+    assert_eq!(run["status"], "interrupted", "{rows:?}\n{}", out.describe());
+    assert_eq!(run["stopped_by"], "signal", "{rows:?}");
+    assert_eq!(run["trigger"], "schedule", "{rows:?}");
+    assert_eq!(run["pid"], json!(pid), "{rows:?}");
+    assert_eq!(run["deleted"], json!(deleted), "{rows:?}");
+    assert!(run["finished_us"].is_i64(), "{rows:?}");
+}
+
 every_engine! {
-    /// SIGTERM while a long sweep pauses between batches: exit 0 at once
-    /// (not after the 3 s pause), the run `interrupted` by `signal`, whole
-    /// batches only, every job gone has exactly one audit row; the ticks
-    /// during the sweep were skipped as `overlap`.
     fn sigterm_mid_sweep_interrupts_the_run_and_exits_at_once(env: &TestEnv) {
-        let total = 20;
-        let jobs: Vec<Value> = (0..total).map(|i| aged_days(&format!("term-{i:02}"), "Completed", 200 - i)).collect();
-        env.import_ok(&jobs);
-        let port = free_port();
-        let daemon = daemon_cmd(env, port)
-            .env("RETENTIOND__RETENTION__BATCH_SIZE", "2")
-            .env("RETENTIOND__RETENTION__BATCH_PAUSE", "3s")
-            .spawn_daemon();
-        wait_ready(&daemon, port);
-        wait_for(&daemon, PATIENCE, "two batches committed", || env.count("retention_audit") >= 4);
-        let metrics = scrape(port);
-        let overlap = metrics.value(SKIPPED, &[("reason", "overlap")]);
-        assert!(overlap >= 1.0, "ticks during a 3 s pause must be skipped as overlap:\n{}", metrics.text);
-        assert_eq!(metrics.value(SKIPPED, &[("reason", "not_leader")]), 0.0, "{}", metrics.text);
-
-        let pid = daemon.pid();
-        let (out, since_signal) = terminate(daemon, Duration::from_secs(15));
-        out.expect_code(0);
-        assert!(since_signal < Duration::from_millis(1500), "exit took {since_signal:?}: it slept out its 3 s pause\n{}", out.describe());
-        assert!(out.stderr.contains("\"stopped\""), "logs \"stopped\"\n{}", out.describe());
-
-        let deleted = env.count("retention_audit");
-        assert!((4..total).contains(&deleted), "deleted {deleted} of {total}");
-        assert_eq!(deleted % 2, 0, "batches of 2 commit whole: {deleted} audit rows");
-        assert_audit_consistent(env, total);
-        let gone: BTreeSet<String> = env.strings("SELECT job_name FROM retention_audit").into_iter().collect();
-        let oldest: BTreeSet<String> = (0..deleted).map(|i| format!("term-{i:02}")).collect();
-        assert_eq!(gone, oldest, "the oldest go first");
-
-        let rows = runs(env);
-        assert_eq!(rows.len(), 1, "{rows:?}");
-        let run = &rows[0];
-        assert_eq!(run["status"], "interrupted", "{rows:?}\n{}", out.describe());
-        assert_eq!(run["stopped_by"], "signal", "{rows:?}");
-        assert_eq!(run["trigger"], "schedule", "{rows:?}");
-        assert_eq!(run["pid"], json!(pid), "{rows:?}");
-        assert_eq!(run["deleted"], json!(deleted), "{rows:?}");
-        assert!(run["finished_us"].is_i64(), "{rows:?}");
+        a_stop_signal_mid_sweep_interrupts_the_run_and_exits_at_once(env, "TERM");
     }
+}
+
+every_engine! {
+    /// SIGINT (Ctrl-C) stops the daemon as SIGTERM does.
+    fn sigint_mid_sweep_interrupts_the_run_and_exits_at_once(env: &TestEnv) {
+        a_stop_signal_mid_sweep_interrupts_the_run_and_exits_at_once(env, "INT");
+    }
+}
+
+/// `schedule.run_on_start`: off, a daemon whose schedule fires once a year
+/// sweeps nothing after its start; on, it sweeps once at start (trigger
+/// `schedule`), deleting what is eligible, and not again.
+#[test]
+fn run_on_start_sweeps_once_at_start_only_when_on() {
+    let env = TestEnv::new(Engine::Sqlite, "run_on_start_sweeps_once_at_start_only_when_on").expect("sqlite");
+    let mut jobs: Vec<Value> = (0..3).map(|i| aged_days(&format!("old-{i}"), "Completed", 100 + i)).collect();
+    jobs.push(aged_days("young", "Completed", 5));
+    env.import_ok(&jobs);
+    let yearly = "0 0 0 1 1 *";
+
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port).env("RETENTIOND__SCHEDULE__CRON", yearly).spawn_daemon();
+    wait_ready(&daemon, port);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!((env.count("retention_runs"), env.count("jobs")), (0, 4), "off: no sweep\n{}", daemon.describe());
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port)
+        .env("RETENTIOND__SCHEDULE__CRON", yearly)
+        .env("RETENTIOND__SCHEDULE__RUN_ON_START", "true")
+        .spawn_daemon();
+    wait_ready(&daemon, port);
+    wait_for(&daemon, PATIENCE, "the sweep at start", || env.count("retention_runs WHERE status = 'succeeded'") == 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let (out, _) = terminate(daemon, Duration::from_secs(10));
+    out.expect_code(0);
+    let rows = runs(&env);
+    assert_eq!(rows.len(), 1, "on: one sweep, at start only: {rows:?}");
+    assert_eq!((&rows[0]["trigger"], &rows[0]["deleted"]), (&json!("schedule"), &json!(3)), "{rows:?}");
+    assert_eq!(env.job_names(), ["young"]);
+    assert_audit_consistent(&env, 4);
 }
 
 // ---------------------------------------------------------------------------
@@ -831,31 +885,50 @@ fn bad_schedule_and_busy_port_fail_the_start_and_unknown_paths_are_404() {
 // 9. The schedule's time zone
 // ---------------------------------------------------------------------------
 
-/// A five-field daily schedule in Australia/Sydney: the start and the
-/// reload log the next tick in UTC and in the zone, at 02:30 local time.
+/// Checks the next tick a log line of the daemon gives, in UTC and in the
+/// zone: the same instant, at `local` o'clock in `zone` with one of
+/// `offsets` (hours east of UTC), within the next day; the gauge agrees.
+#[track_caller]
+fn assert_next_tick(line: &Value, port: u16, cron: &str, zone: &str, local: &str, offsets: [i32; 2]) {
+    let fields = &line["fields"];
+    assert_eq!((fields["cron"].as_str(), fields["timezone"].as_str()), (Some(cron), Some(zone)), "{line}");
+    let utc = parse_ts(&fields["next_tick"]);
+    let shown = fields["next_tick_local"].as_str().expect("next_tick_local");
+    let (local_time, shown_zone) = shown.split_once(' ').expect("time and zone");
+    assert_eq!(shown_zone, zone, "{shown}");
+    let local_time = chrono::DateTime::parse_from_rfc3339(local_time).expect("RFC 3339");
+    assert_eq!(local_time, utc, "the same instant: {shown} and {utc}");
+    assert_eq!(local_time.format("%H:%M:%S").to_string(), local, "{shown}");
+    assert!(offsets.map(|h| h * 3600).contains(&local_time.offset().local_minus_utc()), "{shown}");
+    assert!(utc > chrono::Utc::now() && utc <= chrono::Utc::now() + chrono::Duration::days(1), "{utc}");
+    let gauge = scrape(port).value("retentiond_next_sweep_timestamp_seconds", &[]);
+    assert_eq!(gauge, utc.timestamp() as f64, "the gauge shows the same tick");
+}
+
+/// A five-field daily schedule in Australia/Sydney: the start logs the next
+/// tick in UTC and in the zone, at 02:30 local time; a reload to another
+/// schedule in America/New_York logs its next tick, at 04:15 there.
 #[test]
 fn the_next_tick_is_logged_in_utc_and_in_the_zone() {
     let env = TestEnv::new(Engine::Sqlite, "the_next_tick_is_logged_in_utc_and_in_the_zone").expect("sqlite");
     let port = free_port();
-    let daemon = daemon_cmd(&env, port)
-        .env("RETENTIOND__SCHEDULE__CRON", "30 2 * * *")
-        .env("RETENTIOND__SCHEDULE__TIMEZONE", "Australia/Sydney")
-        .spawn_daemon();
+    let config = env.dir().join("retentiond.toml");
+    let zoned = |cron: &str, zone: &str| {
+        config_text(cron, "90d", 1000, port)
+            .replace("run_on_start = false", &format!("run_on_start = false\ntimezone = \"{zone}\""))
+    };
+    rewrite(&config, &zoned("30 2 * * *", "Australia/Sydney"));
+    let daemon = env.cmd(&["--config", path_str(&config), "run"]).spawn_daemon();
     wait_ready(&daemon, port);
-    let started = daemon.log_lines().into_iter().find(|l| l["fields"]["message"] == "daemon started").expect("logged");
-    let fields = &started["fields"];
-    assert_eq!((fields["cron"].as_str(), fields["timezone"].as_str()), (Some("30 2 * * *"), Some("Australia/Sydney")));
-    let utc = parse_ts(&fields["next_tick"]);
-    let local = fields["next_tick_local"].as_str().expect("next_tick_local");
-    let (local_time, zone) = local.split_once(' ').expect("time and zone");
-    assert_eq!(zone, "Australia/Sydney", "{local}");
-    let local_time = chrono::DateTime::parse_from_rfc3339(local_time).expect("RFC 3339");
-    assert_eq!(local_time, utc, "the same instant: {local} and {utc}");
-    assert_eq!(local_time.format("%H:%M:%S").to_string(), "02:30:00", "{local}");
-    assert!([10 * 3600, 11 * 3600].contains(&local_time.offset().local_minus_utc()), "{local}");
-    assert!(utc > chrono::Utc::now() && utc <= chrono::Utc::now() + chrono::Duration::days(1), "{utc}");
-    let gauge = scrape(port).value("retentiond_next_sweep_timestamp_seconds", &[]);
-    assert_eq!(gauge, utc.timestamp() as f64, "the gauge shows the same tick");
+    let logged = |message: &str| daemon.log_lines().into_iter().find(|l| l["fields"]["message"] == message);
+    let started = logged("daemon started").expect("logged");
+    assert_next_tick(&started, port, "30 2 * * *", "Australia/Sydney", "02:30:00", [10, 11]);
+
+    rewrite(&config, &zoned("15 4 * * *", "America/New_York"));
+    daemon.signal("HUP");
+    wait_for(&daemon, PATIENCE, "configuration reloaded", || daemon.logged("configuration reloaded") == 1);
+    let reloaded = logged("configuration reloaded").expect("logged");
+    assert_next_tick(&reloaded, port, "15 4 * * *", "America/New_York", "04:15:00", [-5, -4]);
     let (out, _) = terminate(daemon, Duration::from_secs(10));
     out.expect_code(0);
 }

@@ -598,41 +598,52 @@ every_engine! {
     }
 }
 
+/// `signal` during a purge: the batch in flight finishes, no new batch
+/// starts, the run is `interrupted`, every job that is gone has its audit
+/// row, and the process exits 0 at once instead of sleeping out its pause.
+fn a_stop_signal_stops_after_the_batch_in_flight(env: &TestEnv, signal: &str) {
+    let jobs: Vec<Value> = (0..10).map(|i| aged(&format!("term-{i}"), "Completed", Duration::days(200 - i))).collect();
+    env.import_ok(&jobs);
+    let running = env
+        .cmd(&["purge", "--batch-size", "1", "--output", "json"])
+        .env("RETENTIOND__RETENTION__BATCH_PAUSE", "2s")
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.count("retention_audit") == 0 {
+        assert!(std::time::Instant::now() < deadline, "the purge deleted nothing within 20 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let signalled = std::time::Instant::now();
+    let kill =
+        std::process::Command::new("kill").args([&format!("-{signal}"), &running.pid().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = running.wait();
+    assert!(signalled.elapsed() < std::time::Duration::from_millis(1500), "it slept out its pause: {}", out.describe());
+    out.expect_code(0);
+    let s = out.json();
+    assert_eq!(s["stopped_by"], "signal", "{s}");
+    let total = s["total"].as_i64().unwrap();
+    assert!((1..10).contains(&total), "{s}");
+    assert_eq!(env.count("jobs"), 10 - total);
+    assert_eq!(env.count("retention_audit"), total);
+    for i in 0..total {
+        assert_eq!(env.audit_rows(&format!("term-{i}")).len(), 1, "the oldest go first, each audited");
+    }
+    let row = run_row(env, &s["run_id"]);
+    assert_eq!(row["status"], "interrupted", "{row:?}");
+    assert_eq!(row["stopped_by"], "signal", "{row:?}");
+}
+
 every_engine! {
-    /// SIGTERM during a purge: the batch in flight finishes, no new batch
-    /// starts, the run is `interrupted`, every job that is gone has its audit
-    /// row, and the process exits 0 at once instead of sleeping out its pause.
     fn sigterm_stops_after_the_batch_in_flight(env: &TestEnv) {
-        let jobs: Vec<Value> =
-            (0..10).map(|i| aged(&format!("term-{i}"), "Completed", Duration::days(200 - i))).collect();
-        env.import_ok(&jobs);
-        let running = env
-            .cmd(&["purge", "--batch-size", "1", "--output", "json"])
-            .env("RETENTIOND__RETENTION__BATCH_PAUSE", "2s")
-            .spawn();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while env.count("retention_audit") == 0 {
-            assert!(std::time::Instant::now() < deadline, "the purge deleted nothing within 20 s");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let signalled = std::time::Instant::now();
-        let kill = std::process::Command::new("kill").args(["-TERM", &running.pid().to_string()]).status().unwrap();
-        assert!(kill.success());
-        let out = running.wait();
-        assert!(signalled.elapsed() < std::time::Duration::from_millis(1500), "it slept out its pause: {}", out.describe());
-        out.expect_code(0);
-        let s = out.json();
-        assert_eq!(s["stopped_by"], "signal", "{s}");
-        let total = s["total"].as_i64().unwrap();
-        assert!((1..10).contains(&total), "{s}");
-        assert_eq!(env.count("jobs"), 10 - total);
-        assert_eq!(env.count("retention_audit"), total);
-        for i in 0..total {
-            assert_eq!(env.audit_rows(&format!("term-{i}")).len(), 1, "the oldest go first, each audited");
-        }
-        let row = run_row(env, &s["run_id"]);
-        assert_eq!(row["status"], "interrupted", "{row:?}");
-        assert_eq!(row["stopped_by"], "signal", "{row:?}");
+        a_stop_signal_stops_after_the_batch_in_flight(env, "TERM");
+    }
+}
+
+every_engine! {
+    /// SIGINT (Ctrl-C) stops a purge as SIGTERM does.
+    fn sigint_stops_after_the_batch_in_flight(env: &TestEnv) {
+        a_stop_signal_stops_after_the_batch_in_flight(env, "INT");
     }
 }
 
