@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ::metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -39,6 +40,8 @@ const BUILD_INFO: &str = "retentiond_build_info";
 const AUDIT_ROWS_REMOVED: &str = "retentiond_audit_rows_removed_total";
 const RUN_RECORDS_REMOVED: &str = "retentiond_run_records_removed_total";
 const UI_AUTH_FAILURES: &str = "retentiond_ui_auth_failures_total";
+const REPLICA_LAG: &str = "retentiond_replica_lag_seconds";
+const SWEEP_PAUSED: &str = "retentiond_sweep_paused_seconds_total";
 
 // The daemon's schedule.
 const NEXT_SWEEP: &str = "retentiond_next_sweep_timestamp_seconds";
@@ -99,6 +102,25 @@ impl SkipReason {
     }
 }
 
+/// Why a sweep paused between batches, as the `reason` label of
+/// `retentiond_sweep_paused_seconds_total`. A `schedule.window` that closes
+/// stops a sweep rather than pausing it, so it has no reason here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseReason {
+    /// A replica lagged more than `retention.max_replica_lag`, or could not be read.
+    ReplicaLag,
+}
+
+impl PauseReason {
+    pub const ALL: [PauseReason; 1] = [PauseReason::ReplicaLag];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PauseReason::ReplicaLag => "replica_lag",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     #[error("cannot install the metrics recorder: {0}")]
@@ -138,6 +160,9 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     for reason in SkipReason::ALL {
         counter!(SWEEPS_SKIPPED, "reason" => reason.as_str()).absolute(0);
     }
+    for reason in PauseReason::ALL {
+        counter!(SWEEP_PAUSED, "reason" => reason.as_str()).absolute(0);
+    }
     counter!(AUDIT_ROWS_REMOVED).absolute(0);
     counter!(RUN_RECORDS_REMOVED).absolute(0);
     gauge!(OLDEST_ELIGIBLE_AGE).set(0.0);
@@ -164,6 +189,16 @@ fn describe() {
     describe_counter!(AUDIT_ROWS_REMOVED, "Audit rows removed past retention.audit.");
     describe_counter!(RUN_RECORDS_REMOVED, "Run records removed past retention.runs.");
     describe_counter!(UI_AUTH_FAILURES, "Wrong passwords given for the status pages.");
+    describe_gauge!(
+        REPLICA_LAG,
+        Unit::Seconds,
+        "How far each replica was behind at the last read of a sweep (retention.max_replica_lag)."
+    );
+    describe_counter!(
+        SWEEP_PAUSED,
+        Unit::Seconds,
+        "Time sweeps spent paused between batches, per reason (replica_lag), counted as the pause goes on."
+    );
 }
 
 /// Records a committed batch: its duration, its deletions, and how late each came.
@@ -214,6 +249,25 @@ pub fn ui_auth_failures_listed() {
 
 pub fn ui_auth_failed() {
     counter!(UI_AUTH_FAILURES).increment(1);
+}
+
+/// Records a replica's lag, as a sweep read it.
+pub fn replica_lag(replica: &str, lag: Duration) {
+    gauge!(REPLICA_LAG, "replica" => replica.to_owned()).set(lag.as_secs_f64());
+}
+
+/// The milliseconds sweeps spent paused, per [`PauseReason`]: the counter
+/// holds whole seconds, and the fractions add up here.
+static PAUSED_MS: [AtomicU64; PauseReason::ALL.len()] = [const { AtomicU64::new(0) }; PauseReason::ALL.len()];
+
+/// Adds `paused` to the time sweeps spent paused for `reason`.
+pub fn sweep_paused(reason: PauseReason, paused: Duration) {
+    let millis = paused.as_millis() as u64;
+    let before = PAUSED_MS[reason as usize].fetch_add(millis, Ordering::Relaxed);
+    let seconds = (before + millis) / 1000 - before / 1000;
+    if seconds > 0 {
+        counter!(SWEEP_PAUSED, "reason" => reason.as_str()).increment(seconds);
+    }
 }
 
 pub fn sweep_skipped(reason: SkipReason) {

@@ -128,6 +128,18 @@ pub struct RunRecord {
     /// What the run removed of the audit trail (`audit_rows_removed`, `runs_removed`).
     #[serde(flatten)]
     pub removed: Removed,
+    /// Its pauses for the replicas (`pauses`, `paused_ms`).
+    #[serde(flatten)]
+    pub paused: Pauses,
+}
+
+/// The pauses of a sweep between batches while a replica lagged
+/// (src/sweep/replica_pause.rs), recorded in its run record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Pauses {
+    pub pauses: u64,
+    /// How long they took in all.
+    pub paused_ms: u64,
 }
 
 /// What a sweep removed of the audit trail after the jobs (src/trail.rs),

@@ -167,6 +167,7 @@ impl Printer {
                         format!("{}/{}/{}", run.counts.completed, run.counts.closed, run.counts.creating_idle),
                         run.stopped_by.clone().unwrap_or_else(|| "-".to_owned()),
                         format!("{}/{}", run.removed.audit_rows, run.removed.runs),
+                        format!("{}/{}", run.paused.pauses, run.paused.paused_ms),
                         run.error.clone().unwrap_or_else(|| "-".to_owned()),
                     ]
                 })
@@ -181,6 +182,7 @@ impl Printer {
                 "COMPL/CLOSED/IDLE",
                 "STOPPED_BY",
                 "REMOVED_AUDIT/RUNS",
+                "PAUSES/MS",
                 "ERROR",
             ];
             table(&headers, &rows)
@@ -210,6 +212,12 @@ impl Printer {
                 text += &format!(
                     "; removed {} audit rows and {} run records",
                     report.removed.audit_rows, report.removed.runs
+                );
+            }
+            if report.paused.pauses > 0 {
+                text += &format!(
+                    "; paused {} times for the replicas, {} ms in all",
+                    report.paused.pauses, report.paused.paused_ms
                 );
             }
             if let Some(window) = &report.window {

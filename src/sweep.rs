@@ -14,6 +14,7 @@ mod audit_lines;
 mod limits;
 mod pause;
 mod pending;
+mod replica_pause;
 pub mod trail;
 
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::batch::{BatchSize, BatchSizer};
 use crate::config::RetentionSettings;
 use crate::identity::ProcessIdentity;
 use crate::metrics::{self, Outcome};
-use crate::model::{Removed, RunStatus};
+use crate::model::{Pauses, Removed, RunStatus};
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::scheduler::WindowReport;
 use crate::store::{Batch, BatchRequest, ClockReading, NewRun, RunOutcome, Store, StoreError};
@@ -53,6 +54,9 @@ pub struct SweepPlan {
     /// The end of the `schedule.window` the sweep runs in, on the host's
     /// clock: no batch starts at or after it. `None`: no window (or ignored).
     pub window_closes: Option<DateTime<Utc>>,
+    /// No batch starts while a replica lags more (src/sweep/replica_pause.rs);
+    /// `None`: the replicas are not read.
+    pub max_replica_lag: Option<Duration>,
     /// Recorded in the run row: `purge` or `schedule`.
     pub trigger: &'static str,
     /// The audit rows and run records to remove after the jobs (src/trail.rs).
@@ -71,6 +75,7 @@ impl SweepPlan {
             dry_run: false,
             as_of: None,
             window_closes: None,
+            max_replica_lag: settings.max_replica_lag,
             trigger,
             trail: TrailRetentions { audit: settings.audit, runs: settings.runs },
         }
@@ -123,6 +128,9 @@ pub struct SweepReport {
     /// What it removed of the audit trail after the jobs (`audit_rows_removed`, `runs_removed`).
     #[serde(flatten)]
     pub removed: Removed,
+    /// Its pauses for the replicas (`pauses`, `paused_ms`).
+    #[serde(flatten)]
+    pub paused: Pauses,
     /// Where `purge` started against `schedule.window`; `None` without
     /// windows or with `--ignore-window`. Not the sweep's to fill in.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,7 +225,7 @@ async fn run_sweep(
     stop: &CancellationToken,
 ) -> Result<SweepReport, SweepError> {
     let mut progress = Progress::new(plan);
-    let limits = Limits::new(plan, stop);
+    let limits = Limits::new(store, plan, stop);
     // A deleting sweep reads the clock as it records its run.
     let (run_id, clock) = if plan.dry_run {
         (None, store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?)
@@ -275,6 +283,7 @@ async fn run_sweep(
         skipped_future,
         jobs,
         removed: progress.trail,
+        paused: limits.paused(),
         window: None,
     };
     tracing::info!(
@@ -289,6 +298,8 @@ async fn run_sweep(
         skipped_future,
         audit_rows_removed = report.removed.audit_rows,
         runs_removed = report.removed.runs,
+        pauses = report.paused.pauses,
+        paused_ms = report.paused.paused_ms,
         "sweep finished"
     );
     Ok(report)
@@ -376,6 +387,7 @@ async fn delete_eligible(
                 stopped_by: Some(stopped_by.as_str().into()),
                 error: None,
                 removed: progress.trail,
+                paused: limits.paused(),
             };
             (outcome, Ok(stopped_by))
         }
@@ -386,6 +398,7 @@ async fn delete_eligible(
                 stopped_by: None,
                 error: Some(source.to_string()),
                 removed: progress.trail,
+                paused: limits.paused(),
             };
             (outcome, Err(SweepError { run_id: Some(run_id), deleted: progress.counts.total(), source }))
         }

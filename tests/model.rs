@@ -772,6 +772,7 @@ mod lib_driver {
                 dry_run: request.as_of.is_some(),
                 as_of: request.as_of,
                 window_closes: None,
+                max_replica_lag: None,
                 trigger: "purge",
                 trail: Default::default(),
             };

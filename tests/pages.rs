@@ -102,8 +102,8 @@ every_engine! {
             quote(HOSTILE_NAME)
         ));
         env.execute(&format!(
-            "INSERT INTO retention_runs (trigger, status, started_at, finished_at, host, pid, error) \
-             VALUES ('purge', 'failed', {at}, {at}, {}, 7, {})",
+            "INSERT INTO retention_runs (trigger, status, started_at, finished_at, host, pid, error, pauses, paused_ms) \
+             VALUES ('purge', 'failed', {at}, {at}, {}, 7, {}, 3, 12345)",
             quote("host<i>"),
             quote(HOSTILE_ERROR)
         ));
@@ -134,12 +134,13 @@ every_engine! {
             "closed Closed state_changed_at 90d 0 –",
             "creating_idle Creating updated_at off 0 –",
             "failed",
-            "host<i> (pid 7)",
+            "Paused for replicas",
+            "– 12.3 s (3 pauses) purge host<i> (pid 7)",
             HOSTILE_ERROR,
         ] {
             assert!(overview.contains(expected), "the overview lacks {expected:?}:\n{overview}");
         }
-        assert!(overview.contains("1 succeeded") && overview.contains(" 4 3 / 1 / 0 done purge"), "{overview}");
+        assert!(overview.contains("1 succeeded") && overview.contains(" 4 3 / 1 / 0 done – purge"), "{overview}");
 
         // Forecast: the numbers of `retentiond forecast`, as a chart and a table.
         let html = page(port, "/forecast", 200);

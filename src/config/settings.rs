@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::secrets::{self, DatabaseUrl};
-use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_duration, windows};
+use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_duration, replica_urls, windows};
 use crate::batch::BatchSize;
 use crate::policy::Retentions;
 use crate::scheduler::Window;
@@ -50,6 +50,10 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     #[serde(deserialize_with = "de_bool")]
     pub auto_migrate: bool,
+    /// Replicas whose lag a sweep reads directly (`retention.max_replica_lag`),
+    /// each a URL of the same engine; shown redacted, like `url`.
+    #[serde(with = "replica_urls")]
+    pub replicas: Vec<DatabaseUrl>,
 }
 
 /// The URL parameters sqlx reads as `sslmode`.
@@ -174,6 +178,7 @@ impl Default for DatabaseSettings {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             auto_migrate: true,
+            replicas: Vec::new(),
         }
     }
 }
@@ -205,6 +210,10 @@ pub struct RetentionSettings {
     /// Finished run records older than this are removed after the jobs; `None` keeps them.
     #[serde(with = "policy_duration")]
     pub runs: Option<Duration>,
+    /// A sweep pauses between batches while a replica lags more than this
+    /// (src/sweep/replica_pause.rs); `None`: replicas are not read.
+    #[serde(with = "policy_duration")]
+    pub max_replica_lag: Option<Duration>,
 }
 
 impl Default for RetentionSettings {
@@ -221,6 +230,7 @@ impl Default for RetentionSettings {
             run_timeout: Duration::from_secs(3600),
             audit: None,
             runs: None,
+            max_replica_lag: None,
         }
     }
 }

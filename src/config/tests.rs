@@ -425,6 +425,19 @@ fn validation_rules() {
             "schedule.window: \"06:00-06:00\" opens and closes at the same time",
         ),
         ("[schedule]\nwindow = 22\n", "schedule.window: invalid type: integer `22`, expected a list of windows"),
+        ("[retention]\nmax_replica_lag = \"0s\"\n", "retention.max_replica_lag = 0s must be more than 0 (or off)"),
+        (
+            "[database]\nreplicas = [\"postgres://standby/jobs\"]\n",
+            "database.replicas applies to server engines only, and database.url is an sqlite: URL",
+        ),
+        (
+            "[database]\nurl = \"postgres://db/jobs\"\nreplicas = [\"postgres://a/jobs\", \"sqlite://b.db\"]\n",
+            "database.replicas: replica 2 is a SQLite URL, and database.url a PostgreSQL one",
+        ),
+        (
+            "[database]\nurl = \"postgres://db/jobs\"\nreplicas = \"standby:5432\"\n",
+            "database.replicas: replica 1 must start with sqlite:, postgres: or postgresql:",
+        ),
     ];
     for (text, expected) in cases {
         let message = err(load_text(text));
@@ -442,6 +455,7 @@ fn validation_rules() {
         "[schedule]\ncron = \"0 0 3 * * SUN\"\ntimezone = \"America/Santiago\"\n",
         "[schedule]\ntimezone = \"Etc/UTC\"\n",
         "[schedule]\nwindow = [\"22:00-06:00\", \"12:00-13:00\"]\ntimezone = \"Europe/Berlin\"\n",
+        "[retention]\nmax_replica_lag = \"30s\"\n[database]\nurl = \"postgres://db/jobs\"\nreplicas = [\"postgres://s1/jobs\"]\n",
     ] {
         load_text(text).unwrap_or_else(|err| panic!("{text}: {err}"));
     }
@@ -460,6 +474,16 @@ fn the_database_password_never_appears_in_errors() {
     assert!(message.contains("database.url is not a valid URL"), "{message}");
     assert!(!message.contains("hun/ter2") && !message.contains("ter2"), "{message}");
 
+    let message = err(load_env(&[
+        ("RETENTIOND__DATABASE__URL", "postgres://db/jobs"),
+        ("RETENTIOND__DATABASE__REPLICAS", "postgres://a/jobs, mysql://admin:hunter2@b/jobs"),
+    ]));
+    assert!(
+        message.contains("database.replicas: replica 2") && message.contains("RETENTIOND__DATABASE__REPLICAS"),
+        "{message}"
+    );
+    assert!(!message.contains("hunter2"), "{message}");
+
     let message = err(load_text("[database]\nurl = { password = \"hunter2\" }\n"));
     assert!(message.contains("database.url"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
@@ -471,6 +495,8 @@ fn redacted_toml_round_trips() {
     settings.database.url = DatabaseUrl::new("postgres://retention:hunter2@db.example:5432/jobs?password=x9".into());
     settings.database.max_connections = 12;
     settings.database.statement_timeout = Duration::from_millis(2500);
+    settings.database.replicas = vec![DatabaseUrl::new("postgres://watch:secret7@standby.example:5433/jobs".into())];
+    settings.retention.max_replica_lag = Some(Duration::from_secs(30));
     settings.retention.completed = Some(Duration::from_secs(36 * 3600));
     settings.retention.closed = None;
     settings.retention.creating_idle = Some(Duration::from_secs(14 * DAY));
@@ -484,7 +510,7 @@ fn redacted_toml_round_trips() {
     settings.shutdown.grace = Duration::from_secs(45);
 
     let text = settings.to_redacted_toml();
-    assert!(!text.contains("hunter2") && !text.contains("x9"), "{text}");
+    assert!(!text.contains("hunter2") && !text.contains("x9") && !text.contains("secret7"), "{text}");
     for section in ["[database]", "[retention]", "[schedule]", "[metrics]", "[log]", "[shutdown]"] {
         assert!(text.contains(section), "{text}");
     }
@@ -498,6 +524,8 @@ fn redacted_toml_round_trips() {
         "grace = \"45s\"",
         "format = \"json\"",
         "window = [\"22:00-06:00\", \"23:59:30-24:00\"]",
+        "replicas = [\"postgres://watch:REDACTED@standby.example:5433/jobs\"]",
+        "max_replica_lag = \"30s\"",
     ] {
         assert!(text.contains(line), "{line} in:\n{text}");
     }
@@ -507,6 +535,7 @@ fn redacted_toml_round_trips() {
     assert_eq!(loaded.database.url.redacted(), settings.database.url.redacted());
     let mut expected = settings.clone();
     expected.database.url = loaded.database.url.clone();
+    expected.database.replicas = loaded.database.replicas.clone();
     assert_eq!(loaded, expected);
 
     // And the defaults print every key.

@@ -104,6 +104,7 @@ fn database(db: &DatabaseSettings, problems: &mut Problems<'_>) {
             ),
         ),
     }
+    replicas(db, problems);
     if db.max_connections < 1 {
         problems.add("database.max_connections", "database.max_connections = 0 must be at least 1".into());
     }
@@ -249,6 +250,9 @@ fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
             format!("retention.batch_size = {} is out of range (auto, or 1 to {MAX_BATCH_SIZE})", ret.batch_size),
         );
     }
+    if ret.max_replica_lag.is_some_and(|lag| lag.is_zero()) {
+        problems.add("retention.max_replica_lag", "retention.max_replica_lag = 0s must be more than 0 (or off)".into());
+    }
     if ret.batch_budget.is_zero() || ret.batch_budget > ret.run_timeout {
         problems.add(
             "retention.batch_budget",
@@ -258,6 +262,38 @@ fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
                 format_duration(ret.run_timeout)
             ),
         );
+    }
+}
+
+/// Each of `database.replicas` is a URL of the engine `database.url` names,
+/// one with replicas (the values are not shown: they may hold a password).
+fn replicas(db: &DatabaseSettings, problems: &mut Problems<'_>) {
+    let key = "database.replicas";
+    let engine = Engine::of_url(db.url.expose());
+    for (index, replica) in db.replicas.iter().enumerate() {
+        let position = index + 1;
+        let problem = match (engine, Engine::of_url(replica.expose())) {
+            (Some(Engine::Sqlite), _) => {
+                Some(format!("{key} applies to server engines only, and database.url is an sqlite: URL"))
+            }
+            (Some(engine), Some(other)) if other != engine => Some(format!(
+                "{key}: replica {position} is a {other} URL, and database.url a {engine} one (the value is not shown)"
+            )),
+            (_, None) => Some(format!(
+                "{key}: replica {position} must start with {} (the value is not shown: it may hold a password)",
+                Engine::scheme_prefixes()
+            )),
+            _ if url::Url::parse(replica.expose()).is_err() => Some(format!(
+                "{key}: replica {position} is not a valid URL (the value is not shown: it may hold a password)"
+            )),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            problems.add(key, problem);
+            if engine == Some(Engine::Sqlite) {
+                return;
+            }
+        }
     }
 }
 

@@ -269,6 +269,49 @@ pub(super) mod windows {
     }
 }
 
+/// `database.replicas`: a list of URLs, or one text of URLs separated by
+/// commas (as an environment variable gives it); empty: none. Written
+/// redacted. A value is never echoed in an error: it may hold a password.
+pub(super) mod replica_urls {
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    pub fn serialize<S: Serializer>(value: &[DatabaseUrl], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(value.iter().map(DatabaseUrl::redacted))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<DatabaseUrl>, D::Error> {
+        struct UrlsVisitor;
+
+        impl<'de> Visitor<'de> for UrlsVisitor {
+            type Value = Vec<DatabaseUrl>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of database URLs, or one text of URLs separated by commas")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<DatabaseUrl>, E> {
+                Ok(text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|url| !url.is_empty())
+                    .map(|url| DatabaseUrl::new(url.into()))
+                    .collect())
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<DatabaseUrl>, A::Error> {
+                let mut urls = Vec::new();
+                while let Some(url) = seq.next_element::<String>()? {
+                    urls.push(DatabaseUrl::new(url.trim().to_owned()));
+                }
+                Ok(urls)
+            }
+        }
+
+        deserializer.deserialize_any(UrlsVisitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 
 use super::records::{
     AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
-    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, RunOutcome, RunRemoval,
-    TrailKey,
+    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, ReplicaLag, RunOutcome,
+    RunRemoval, TrailKey,
 };
 use super::{ReadOnly, StoreError};
 use crate::lifecycle::Operation;
@@ -131,6 +131,14 @@ pub trait SweepStore: Send + Sync {
     /// Work between two batches of a sweep, outside any transaction; by default none.
     async fn after_batch(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// How far each replica of the store is behind, read between a sweep's
+    /// batches while `retention.max_replica_lag` is set; one that cannot be
+    /// read is listed with why. By default none: the engine has no replicas
+    /// (src/sweep/replica_pause.rs decides what to do with them).
+    async fn replica_lags(&self) -> Vec<ReplicaLag> {
+        Vec::new()
     }
 
     /// One short step of handing the space deleted rows left back to the

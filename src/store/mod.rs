@@ -19,8 +19,8 @@ pub use error::{ReadOnly, StoreError};
 pub(crate) use error::{Refusal, conflict};
 pub use records::{
     AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
-    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, RunOutcome, RunRemoval,
-    TrailKey,
+    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, ReplicaLag, RunOutcome,
+    RunRemoval, TrailKey,
 };
 
 use crate::config::DatabaseSettings;

@@ -2,11 +2,13 @@
 //! `crate::model`: which rows a read wants, and what a sweep, a dry run, the
 //! audit trail's lifecycle, the forecast and the pages get back.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType};
-use crate::model::{Removed, RunStatus};
+use crate::model::{Pauses, Removed, RunStatus};
 use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
 
 /// Which jobs `list_jobs` returns.
@@ -99,6 +101,7 @@ pub struct RunOutcome {
     pub error: Option<String>,
     /// What it removed of the audit trail after the jobs.
     pub removed: Removed,
+    pub paused: Pauses,
 }
 
 /// A run a sweep starts: what started it, the process running it, and the
@@ -228,4 +231,15 @@ pub struct HeldJob {
 pub struct HeldKey {
     pub created_at: DateTime<Utc>,
     pub id: i64,
+}
+
+/// How far one replica is behind the store's primary, as read between a
+/// sweep's batches (`retention.max_replica_lag`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaLag {
+    /// How the metrics and the logs name it: a standby's `application_name@address`,
+    /// or the host and port of one of `database.replicas` (never its password).
+    pub replica: String,
+    /// How far its replay is behind, or why it could not be read.
+    pub lag: Result<Duration, String>,
 }

@@ -15,7 +15,7 @@ use super::chart;
 use super::params::{BadRequest, Params};
 use crate::config::{Settings, format_duration};
 use crate::forecast::{self, DEFAULT_DAYS, Forecast, MAX_DAYS};
-use crate::model::{AuditEntry, RunRecord, RunStatus};
+use crate::model::{AuditEntry, Pauses, RunRecord, RunStatus};
 use crate::policy::{self, PerPolicy, Policy};
 use crate::scheduler::{WindowState, Windows, ZonedTime};
 use crate::store::{AuditSearch, EligibleJobs, HeldKey, Store, StoreError};
@@ -161,6 +161,15 @@ fn run_duration(run: &RunRecord, now: DateTime<Utc>) -> String {
     }
 }
 
+/// A run's pauses for its replicas: `–`, or their count and total time.
+fn paused(paused: Pauses) -> String {
+    match paused.pauses {
+        0 => "–".to_owned(),
+        1 => format!("{:.1} s", paused.paused_ms as f64 / 1000.0),
+        pauses => format!("{:.1} s ({pauses} pauses)", paused.paused_ms as f64 / 1000.0),
+    }
+}
+
 /// `path?key=value&…` with the values percent-encoded; `path` alone without any.
 fn link(path: &str, pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
@@ -213,6 +222,7 @@ fn runs_table(runs: &[RunRecord], now: DateTime<Utc>) -> Markup {
                 thead { tr {
                     th.num { "Run" } th { "Status" } th { "Started (UTC)" } th.num { "Duration" }
                     th.num { "Deleted" } th.num { "completed / closed / creating_idle" } th { "Stopped by" }
+                    th.num { "Paused for replicas" }
                     th { "Trigger" } th { "Host" } th { "Error" }
                 } }
                 tbody {
@@ -225,6 +235,7 @@ fn runs_table(runs: &[RunRecord], now: DateTime<Utc>) -> Markup {
                             td.num { (run.total) }
                             td.num.muted { (run.counts.completed) " / " (run.counts.closed) " / " (run.counts.creating_idle) }
                             td { (run.stopped_by.as_deref().unwrap_or("–")) }
+                            td.num { (paused(run.paused)) }
                             td { (run.trigger) }
                             td { (run.host) " (pid " (run.pid) ")" }
                             td.wrap { (run.error.as_deref().unwrap_or("")) }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Database;
 
 use super::Db;
-use crate::model::{AuditEntry, Drive, Job, Removed, RunRecord, RunStatus};
+use crate::model::{AuditEntry, Drive, Job, Pauses, Removed, RunRecord, RunStatus};
 use crate::policy::{PerPolicy, Policy, SortKey};
 use crate::store::StoreError;
 use crate::store::records::{Candidate, DeletedJob, EligibleIds, EligibleJobs, ForecastCount, HeldJob, TrailKey};
@@ -109,6 +109,7 @@ pub(crate) fn run<DB: Db>(row: &Row<DB>) -> Result<RunRecord, StoreError> {
         host: DB::text(row, "host")?,
         pid: DB::int(row, "pid")?,
         removed: Removed { audit_rows: count("audit_rows_removed")?, runs: count("runs_removed")? },
+        paused: Pauses { pauses: count("pauses")?, paused_ms: count("paused_ms")? },
     })
 }
 

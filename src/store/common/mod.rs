@@ -115,7 +115,7 @@ pub(crate) fn id_range_args(ranges: &PerPolicy<Option<IdRange>>) -> Vec<Arg<'sta
 }
 
 /// A run's id and how it ended: status, the counts per policy, what
-/// stopped it, its error, what it removed of the trail.
+/// stopped it, its error, what it removed of the trail, its pauses.
 pub(crate) fn outcome_args(run_id: i64, outcome: &RunOutcome) -> Vec<Arg<'_>> {
     vec![
         run_id.into(),
@@ -127,6 +127,8 @@ pub(crate) fn outcome_args(run_id: i64, outcome: &RunOutcome) -> Vec<Arg<'_>> {
         outcome.error.as_deref().into(),
         (outcome.removed.audit_rows as i64).into(),
         (outcome.removed.runs as i64).into(),
+        (outcome.paused.pauses as i64).into(),
+        (outcome.paused.paused_ms as i64).into(),
     ]
 }
 

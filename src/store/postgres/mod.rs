@@ -7,6 +7,7 @@
 //! password file): `options`.
 
 mod options;
+mod replicas;
 mod sessions;
 /// Public so that tests can examine the query plans.
 pub mod sql;
@@ -21,13 +22,15 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, Pg
 use sqlx::types::Json;
 use sqlx::{Connection, Transaction};
 
+use self::replicas::Replicas;
 use self::sessions::Sessions;
 use super::common::{
     self, Arg, Codec, Db, Driver, LeaseEnd, Purpose, Statements, TcpServer, decode, describe_connect_error,
     enabled_policies, first_connection, pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
+    TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::{DatabaseSettings, format_duration};
@@ -79,6 +82,7 @@ pub struct PostgresStore {
     /// What the connect options are built from again on a reload.
     settings: DatabaseSettings,
     sessions: Sessions,
+    replicas: Replicas,
     /// Whether the database refused writes at the last [`AdminStore::read_only`].
     read_only_seen: Mutex<Option<bool>>,
 }
@@ -118,6 +122,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             settings: settings.clone(),
             sessions: Sessions::new(pool, index_order_pool, first),
+            replicas: Replicas::new(settings),
             read_only_seen: Mutex::new(None),
         })
     }
@@ -267,6 +272,10 @@ impl SweepStore for PostgresStore {
     async fn end_lead(&self) {
         self.sessions.own.end_lead(sql::END_LEAD, &[SINGLETON_LOCK_CLASS.into()]).await;
     }
+
+    async fn replica_lags(&self) -> Vec<ReplicaLag> {
+        self.replicas.lags(&self.sessions.pool).await
+    }
 }
 
 impl PostgresStore {
@@ -334,5 +343,6 @@ impl AdminStore for PostgresStore {
     async fn close(&self) {
         self.end_lead().await;
         self.sessions.close().await;
+        self.replicas.close().await;
     }
 }

@@ -104,7 +104,7 @@ pub const DELETE_JOB_AUDITED: &str = concat!(
 macro_rules! run_columns {
     () => {
         "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
+         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed, pauses, paused_ms"
     };
 }
 
@@ -155,15 +155,16 @@ pub const RUN_RECORDS_WITHOUT_SYNC: (&str, &str) = ("synchronous_commit", "off")
 /// Records how a run ended; for a run whose lease is lost.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \
      deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7, audit_rows_removed = $8, \
-     runs_removed = $9 WHERE id = $1";
+     runs_removed = $9, pauses = $10, paused_ms = $11 WHERE id = $1";
 
-/// Records how a run ended and releases its lock ($10), in one statement, on
+/// Records how a run ended and releases its lock ($12), in one statement, on
 /// the run's own connection. A sweep that finds the lock free meanwhile
 /// waits for this row's lock, then sees the run finished.
 pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs SET status = $2, \
        finished_at = now(), deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, \
-       stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9 WHERE id = $1) \
-     SELECT pg_advisory_unlock($10::int4, ($1 % 2147483648)::int4) AS unlocked";
+       stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9, pauses = $10, paused_ms = $11 \
+       WHERE id = $1) \
+     SELECT pg_advisory_unlock($12::int4, ($1 % 2147483648)::int4) AS unlocked";
 
 /// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \

@@ -103,7 +103,7 @@ pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1";
 macro_rules! run_columns {
     () => {
         "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
+         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed, pauses, paused_ms"
     };
 }
 
@@ -116,10 +116,10 @@ pub const MARK_RUN_ABANDONED: &str =
 pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
      VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
 
-/// ?1: run id; ?2–?9: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?10: finished_at.
-pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?10, deleted_completed = ?3, \
+/// ?1: run id; ?2–?11: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?12: finished_at.
+pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?12, deleted_completed = ?3, \
      deleted_closed = ?4, deleted_creating_idle = ?5, stopped_by = ?6, error = ?7, audit_rows_removed = ?8, \
-     runs_removed = ?9 WHERE id = ?1";
+     runs_removed = ?9, pauses = ?10, paused_ms = ?11 WHERE id = ?1";
 
 /// ?1: now; ?2–?4: whether completed, closed and creating_idle are enabled.
 pub const COUNT_FUTURE: &str = "SELECT \

@@ -1,0 +1,282 @@
+//! A purge paced by a real streaming standby (`retention.max_replica_lag`,
+//! src/sweep/replica_pause.rs). The test makes its own primary and standby
+//! (initdb, pg_basebackup -R, pg_ctl on free ports, as the postgres user
+//! when it runs as root), starts a purge of a seeded backlog in small,
+//! spaced batches, then holds the standby back: its replay paused
+//! (`pg_wal_replay_pause()`), or its server stopped. The audit rows,
+//! counted every 100 ms, must stop growing within 2 s of the lag passing
+//! the 1 s limit and stay still while the standby is held; once it is let
+//! go the purge finishes, and its summary and metrics count the pause.
+
+#[macro_use]
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// The limit the purges run under.
+const MAX_REPLICA_LAG: Duration = Duration::from_secs(1);
+
+/// How long the standby is held back.
+const HELD: Duration = Duration::from_secs(8);
+
+/// The uid and gid of the postgres user when running as root (PostgreSQL
+/// will not run as root); `None` otherwise, to run as ourselves.
+fn server_user() -> Option<(u32, u32)> {
+    let id = |flag: &str, user: Option<&str>| -> Option<u32> {
+        let out = Command::new("id").arg(flag).args(user).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    (id("-u", None)? == 0).then(|| Some((id("-u", Some("postgres"))?, id("-g", Some("postgres"))?))).flatten()
+}
+
+/// A primary and its streaming standby, each on a port of its own.
+struct Servers {
+    bindir: PathBuf,
+    dir: tempfile::TempDir,
+    user: Option<(u32, u32)>,
+    primary_port: u16,
+    standby_port: u16,
+}
+
+impl Servers {
+    fn tool(&self, name: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(self.bindir.join(name));
+        command.args(args).current_dir(self.dir.path());
+        if let Some((uid, gid)) = self.user {
+            command.uid(uid).gid(gid);
+        }
+        command
+    }
+
+    #[track_caller]
+    fn run(&self, name: &str, args: &[&str]) -> String {
+        let out = self.tool(name, args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
+        assert!(
+            out.status.success(),
+            "{name} {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn path(&self, name: &str) -> String {
+        path_str(&self.dir.path().join(name)).to_owned()
+    }
+
+    fn start(&self, data: &str, port: u16) {
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.path("")
+        );
+        let log = self.path(&format!("{data}.log"));
+        self.run("pg_ctl", &["-D", &self.path(data), "-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
+    }
+
+    fn stop_standby(&self) {
+        self.run("pg_ctl", &["-D", &self.path("standby"), "-m", "fast", "-w", "-t", "60", "stop"]);
+    }
+
+    fn url(port: u16) -> String {
+        format!("postgres://postgres@127.0.0.1:{port}/postgres")
+    }
+
+    /// Runs SQL as the superuser over the Unix socket; the unaligned result.
+    #[track_caller]
+    fn psql(&self, port: u16, sql: &str) -> String {
+        let dir = self.path("");
+        self.run(
+            "psql",
+            &[
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                &dir,
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ],
+        )
+    }
+
+    fn new(bindir: PathBuf) -> Servers {
+        let dir = tempfile::Builder::new().prefix("retentiond-pacing-").tempdir().expect("temp dir");
+        let user = server_user();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the scratch directory");
+        }
+        let servers = Servers { bindir, dir, user, primary_port: free_port(), standby_port: free_port() };
+        servers.run("initdb", &["-D", &servers.path("primary"), "-U", "postgres", "--auth=trust", "-N", "-E", "UTF8"]);
+        servers.start("primary", servers.primary_port);
+        servers
+    }
+
+    /// A streaming standby of the primary (`pg_basebackup -R`), started.
+    fn start_standby(&self) {
+        let port = self.primary_port.to_string();
+        let data = self.path("standby");
+        let args = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", &data, "-R", "-X", "stream", "-c", "fast"];
+        self.run("pg_basebackup", &args);
+        self.start("standby", self.standby_port);
+    }
+
+    fn audit_rows(&self) -> i64 {
+        self.psql(self.primary_port, "SELECT count(*) FROM retention_audit").parse().expect("a count")
+    }
+
+    fn describe_logs(&self) -> String {
+        ["primary.log", "standby.log"]
+            .iter()
+            .map(|log| format!("--- {log}\n{}", std::fs::read_to_string(self.path(log)).unwrap_or_default()))
+            .collect()
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for data in ["standby", "primary"] {
+            if Path::new(&self.path(data)).join("postmaster.pid").exists() {
+                let _ = self.tool("pg_ctl", &["-D", &self.path(data), "-m", "immediate", "-w", "stop"]).output();
+            }
+        }
+    }
+}
+
+/// How the test holds the standby back, and lets it go.
+#[derive(Clone, Copy)]
+enum Hold {
+    /// `pg_wal_replay_pause()`, then `pg_wal_replay_resume()`; the standby
+    /// is also one of `database.replicas`, read directly.
+    ReplayPaused,
+    /// `pg_ctl stop`, then start; known to the purge only as the primary
+    /// saw it streaming.
+    ServerStopped,
+}
+
+impl Hold {
+    fn hold(self, servers: &Servers) {
+        match self {
+            Hold::ReplayPaused => drop(servers.psql(servers.standby_port, "SELECT pg_wal_replay_pause()")),
+            Hold::ServerStopped => servers.stop_standby(),
+        }
+    }
+
+    fn release(self, servers: &Servers) {
+        match self {
+            Hold::ReplayPaused => drop(servers.psql(servers.standby_port, "SELECT pg_wal_replay_resume()")),
+            Hold::ServerStopped => servers.start("standby", servers.standby_port),
+        }
+    }
+}
+
+/// Purges a backlog under `max_replica_lag`, holds the standby back once
+/// the purge is under way, and checks that no batch commits while held.
+fn purge_with_standby_held(test: &str, hold: Hold) {
+    let Some(bindir) = common::pg_server::bindir() else {
+        common::require::Requirement::Postgres
+            .skip(test, "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");
+        return;
+    };
+    let servers = Servers::new(bindir);
+    let primary = Servers::url(servers.primary_port);
+    let retentiond = |args: &[&str]| {
+        let mut invocation = Invocation::new(args)
+            .env("RETENTIOND__DATABASE__URL", &primary)
+            .env("RETENTIOND__LOG__FORMAT", "json")
+            .env("RETENTIOND__RETENTION__COMPLETED", "1d")
+            .env("RETENTIOND__RETENTION__CLOSED", "1d")
+            .env("RETENTIOND__RETENTION__BATCH_SIZE", "100")
+            .env("RETENTIOND__RETENTION__BATCH_PAUSE", "100ms")
+            .env("RETENTIOND__RETENTION__MAX_REPLICA_LAG", &format!("{}s", MAX_REPLICA_LAG.as_secs()));
+        if matches!(hold, Hold::ReplayPaused) {
+            invocation = invocation.env("RETENTIOND__DATABASE__REPLICAS", &Servers::url(servers.standby_port));
+        }
+        invocation
+    };
+    retentiond(&["migrate"]).run().expect_code(0);
+    retentiond(&["jobs", "seed", "--count", "20000", "--seed", "7"]).run().expect_code(0);
+    let dry = retentiond(&["purge", "--dry-run", "--output", "json"]).run();
+    dry.expect_code(0);
+    let eligible = dry.json()["total"].as_i64().expect("total");
+    assert!(eligible > 5000, "{eligible} eligible: too few for a purge that lasts");
+    servers.start_standby();
+
+    let textfile = servers.dir.path().join("purge.prom");
+    let purge = retentiond(&["purge", "--output", "json", "--metrics-textfile", path_str(&textfile)]).spawn();
+    let under_way = wait_until(Duration::from_secs(30), || servers.audit_rows() >= 1000);
+    assert!(under_way, "the purge did not get going\n{}", servers.describe_logs());
+    hold.hold(&servers);
+    let held = Instant::now();
+    let mut samples = Vec::new();
+    while held.elapsed() < HELD {
+        samples.push((held.elapsed(), servers.audit_rows()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    hold.release(&servers);
+    let out = purge.wait();
+    out.expect_code(0);
+
+    // From 2 s past the moment the lag passed the limit, nothing moves.
+    let settled = MAX_REPLICA_LAG + Duration::from_secs(2);
+    let still: Vec<i64> = samples.iter().filter(|(at, _)| *at >= settled).map(|&(_, rows)| rows).collect();
+    let described = || format!("audit rows (seconds since held, rows): {samples:?}\n{}", out.describe());
+    assert!(still.len() >= 20, "too few samples while held: {}", described());
+    assert!(
+        still.iter().all(|&rows| rows == still[0]),
+        "a batch committed while the standby was held: {}",
+        described()
+    );
+    assert!(still[0] < eligible, "the purge was done before the standby was held: {}", described());
+
+    let summary = out.json();
+    assert_eq!(summary["stopped_by"], "done", "{}", described());
+    assert_eq!(summary["total"].as_i64(), Some(eligible), "{}", described());
+    assert!(summary["pauses"].as_u64() >= Some(1), "{summary}");
+    let paused_ms = summary["paused_ms"].as_u64().expect("paused_ms");
+    assert!(paused_ms >= (HELD - settled).as_millis() as u64, "paused {paused_ms} ms: {summary}");
+    assert_eq!(servers.audit_rows(), eligible);
+
+    let paused_lines: Vec<Value> = out
+        .stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("sweep paused")))
+        .collect();
+    assert!(!paused_lines.is_empty(), "no pause logged: {}", described());
+    let replicas: Vec<&str> = paused_lines.iter().filter_map(|line| line["fields"]["replica"].as_str()).collect();
+    assert!(replicas.iter().any(|name| name.starts_with("walreceiver@127.0.0.1")), "{replicas:?}");
+    if matches!(hold, Hold::ReplayPaused) {
+        let direct = format!("127.0.0.1:{}", servers.standby_port);
+        assert!(replicas.contains(&direct.as_str()), "the direct read of {direct} did not count: {replicas:?}");
+    }
+    assert!(out.stderr.contains("sweep resumed"), "{}", described());
+
+    let metrics = Metrics::parse(&std::fs::read_to_string(&textfile).expect("the textfile"));
+    let paused_seconds = metrics.value("retentiond_sweep_paused_seconds_total", &[("reason", "replica_lag")]);
+    assert!(paused_seconds >= (HELD - settled).as_secs_f64().floor(), "{}", metrics.text);
+}
+
+#[test]
+fn a_standby_whose_replay_is_paused_holds_the_purge_back() {
+    purge_with_standby_held("the replay-paused standby test", Hold::ReplayPaused);
+}
+
+#[test]
+fn a_standby_whose_server_stopped_holds_the_purge_back() {
+    purge_with_standby_held("the stopped standby test", Hold::ServerStopped);
+}
