@@ -15,7 +15,7 @@ use common::*;
 use retentiond::config::{DatabaseSettings, DatabaseUrl};
 use retentiond::identity::ProcessIdentity;
 use retentiond::lifecycle::{DriveState, JobState, JobType, LifecycleError, Operation};
-use retentiond::model::{Drive, Job, Removed, RunStatus};
+use retentiond::model::{Drive, Job, Pauses, Removed, RunStatus};
 use retentiond::policy::{self, Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey, start_of_time};
 use retentiond::store::{
     AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, ForecastCount, ForecastWindow, HeldKey, IdRange,
@@ -363,9 +363,13 @@ every_engine! {
             assert_eq!(store.audit_page(oldest_first[1].id, last, 100).await.unwrap(), oldest_first[2..]);
 
             let counts = PerPolicy { completed: 2, closed: 1, creating_idle: 1 };
-            let outcome = RunOutcome { status: RunStatus::Succeeded, counts, stopped_by: Some("done".into()), error: None, removed: Removed::default() };
+            let paused = Pauses { pauses: 2, paused_ms: 3400 };
+            let outcome = RunOutcome { status: RunStatus::Succeeded, counts, stopped_by: Some("done".into()), error: None, removed: Removed::default(), paused };
             store.finish_run(run_id, &outcome).await.unwrap();
             let finished = store.run(run_id).await.unwrap().expect("the run's record");
+            assert_eq!(finished.paused, paused, "the run's pauses for its replicas");
+            // The test's database server streams to no standby.
+            assert_eq!(store.replica_lags().await, vec![], "no replicas");
             assert_eq!((finished.status, finished.counts, finished.total, finished.stopped_by.as_deref()), (RunStatus::Succeeded, counts, 4, Some("done")));
             assert!(finished.finished_at.is_some_and(|at| at >= finished.started_at), "{finished:?}");
             assert_eq!(store.runs(i64::MAX, None).await.unwrap(), vec![finished.clone()]);
