@@ -367,7 +367,7 @@ fn get(port: u16, path: &str) -> Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(2))
         .map_err(failed)?;
     stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(failed)?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").map_err(failed)?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").map_err(failed)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(failed)?;
     let text = String::from_utf8_lossy(&raw);
