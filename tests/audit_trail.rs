@@ -1,4 +1,4 @@
-//! SPEC §11, the audit trail's own lifecycle: `retention.audit` and
+//! docs/design.md, "The audit trail", the audit trail's own lifecycle: `retention.audit` and
 //! `retention.runs` remove old audit rows and run records after the jobs,
 //! by the rules of `src/trail.rs`, counted in the run record and the
 //! metrics; the statements that do it stay on their indexes.
@@ -437,7 +437,7 @@ every_engine! {
 // audit export
 // ---------------------------------------------------------------------------
 
-/// The keys of an audit entry (SPEC §5), in order: also the CSV header.
+/// The keys of an audit entry (docs/design.md, "The command line"), in order: also the CSV header.
 const ENTRY_KEYS: [&str; 11] = [
     "id",
     "run_id",
@@ -543,7 +543,7 @@ fn ids_between(env: &TestEnv, since: &str, until: &str) -> Vec<i64> {
 
 every_engine! {
     /// The whole trail, in id order across several pages, each line an
-    /// audit entry of SPEC §5 equal to what `audit list` shows.
+    /// audit entry of docs/design.md, "The command line" equal to what `audit list` shows.
     fn export_streams_the_trail_in_id_order(env: &TestEnv) {
         env.migrate();
         scrambled_trail(env, 2500);

@@ -1,4 +1,4 @@
-//! SPEC §5: the command line — usage errors, listings, validation of
+//! docs/design.md, "The command line": the command line — usage errors, listings, validation of
 //! `jobs create`/`hold`, `jobs seed`, logs on stderr.
 
 #[macro_use]

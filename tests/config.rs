@@ -1,4 +1,4 @@
-//! SPEC §7: configuration sources, validation (exit 78 naming the key),
+//! docs/design.md, "Configuration": configuration sources, validation (exit 78 naming the key),
 //! the retention minimum, and the password never shown.
 
 #[macro_use]

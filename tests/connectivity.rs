@@ -197,7 +197,7 @@ fn local_ports_sending_without_delay() -> Vec<u16> {
     ports
 }
 
-/// sqlx 0.9.0 leaves Nagle's algorithm on (upstream issue 4335): over TLS, a
+/// sqlx 0.9.0 leaves Nagle's algorithm on (an upstream sqlx issue): over TLS, a
 /// batch of more than about 1,300 job ids is larger than one TLS record, its
 /// second write waited for the server's delayed acknowledgement, and the
 /// batch took 40 ms more (3 times as long). Every session of the store, in

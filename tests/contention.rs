@@ -1,4 +1,4 @@
-//! SQLite under contention (SPEC §4, §9: WAL and a busy timeout): the daemon
+//! SQLite under contention (docs/design.md, "A sweep", and docs/schema.md: WAL and a busy timeout): the daemon
 //! sweeps a backlog in small batches while several CLI processes write at
 //! once. Every command must succeed, or fail with the documented conflict
 //! (exit 4) exactly where the lifecycle forbids the operation; none may fail

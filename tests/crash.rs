@@ -1,4 +1,4 @@
-//! SPEC §4, crash safety: `purge` killed with SIGKILL at many moments of a
+//! docs/design.md, "A sweep", crash safety: `purge` killed with SIGKILL at many moments of a
 //! sweep — before its run row exists, while it deletes, between batches,
 //! around its end — never leaves a job gone without its audit row, an audit
 //! row for a job that still exists, or a job without its drives; the next

@@ -1,4 +1,4 @@
-//! SPEC §6 and §8: the daemon (`retentiond run`) as a real process against a
+//! docs/design.md, "The daemon" and "Observability": the daemon (`retentiond run`) as a real process against a
 //! real store — scheduled sweeps and their metrics, SIGTERM during a sweep
 //! and during an outage, SIGHUP reloads, systemd notifications, a database
 //! outage and its recovery (through a TCP proxy), two replicas with

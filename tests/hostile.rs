@@ -1,7 +1,7 @@
 //! Hostile input: proptest-driven fuzzing of everything an operator (or a
-//! file an operator was handed) can feed the program: import lines (SPEC §5
-//! `jobs import`), the configuration (SPEC §7: files, environment, flags),
-//! durations, and job names (SPEC §2). Arbitrary strings and bytes with
+//! file an operator was handed) can feed the program: import lines (docs/design.md, "The command line"
+//! `jobs import`), the configuration (docs/design.md, "Configuration": files, environment, flags),
+//! durations, and job names (docs/lifecycle.md). Arbitrary strings and bytes with
 //! quotes, semicolons, NUL bytes, control characters and invalid UTF-8,
 //! megabyte lengths, deeply nested JSON, huge numbers and timestamps at the
 //! edges. Nothing may panic or hang (every case runs on its own thread under
@@ -302,7 +302,7 @@ fn hostile_line() -> impl Strategy<Value = String> {
 // (a) The import line parser
 // ---------------------------------------------------------------------------
 
-/// What SPEC §2 allows of a job that an import accepted.
+/// What docs/lifecycle.md allows of a job that an import accepted.
 fn check_imported(text: &str, jobs: &[import::ImportedJob]) -> Result<(), TestCaseError> {
     let lines = text.lines().count();
     let mut names = std::collections::HashSet::new();
@@ -459,7 +459,7 @@ fn imported_timestamps_are_kept_as_given() {
 // (d) Names, drive ids, hold reasons
 // ---------------------------------------------------------------------------
 
-/// SPEC §2, written independently of the code under test.
+/// docs/lifecycle.md, written independently of the code under test.
 fn spec_name(name: &str) -> bool {
     let chars: Vec<char> = name.chars().collect();
     (3..=64).contains(&chars.len())
@@ -523,7 +523,7 @@ fn a_megabyte_name_is_refused_quickly_with_a_short_message() {
 // (b), (c) The configuration loader and durations
 // ---------------------------------------------------------------------------
 
-/// Every key of the configuration (SPEC §7), and two that do not exist.
+/// Every key of the configuration (docs/design.md, "Configuration"), and two that do not exist.
 const KEYS: &[(&str, &str)] = &[
     ("database", "url"),
     ("database", "max_connections"),
@@ -989,7 +989,7 @@ every_engine! {
 }
 
 every_engine! {
-    /// "An error names the line" (SPEC §5) holds for bytes that are not UTF-8, too.
+    /// "An error names the line" (docs/design.md, "The command line") holds for bytes that are not UTF-8, too.
     fn invalid_utf8_error_names_the_line(env: &TestEnv) {
         env.migrate();
         let path = env.dir().join("bad-utf8.jsonl");
@@ -1258,7 +1258,7 @@ fn a_log_level_with_non_ascii_after_whitespace_is_a_configuration_error() {
 }
 
 /// SIGHUP with such a file: the reload is refused and the daemon keeps
-/// running (SPEC §6: "an invalid one is refused with an error and the old
+/// running (docs/design.md, "The daemon": "an invalid one is refused with an error and the old
 /// one stays").
 #[test]
 fn sighup_with_a_hostile_log_level_keeps_the_daemon_running() {

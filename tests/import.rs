@@ -274,7 +274,7 @@ every_engine! {
 }
 
 every_engine! {
-    /// SPEC §5: `updated_at` defaults to `created_at` (not to another field),
+    /// docs/design.md, "The command line": `updated_at` defaults to `created_at` (not to another field),
     /// even when `state_changed_at` is given.
     fn updated_at_defaults_to_created_at(env: &TestEnv) {
         env.import_ok(&[json!({

@@ -1,4 +1,4 @@
-//! SPEC §2: every lifecycle operation (set-state, cancel, delete, hold,
+//! docs/lifecycle.md: every lifecycle operation (set-state, cancel, delete, hold,
 //! release) in every state, through the real binary.
 
 #[macro_use]
@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-/// The allowed transitions of SPEC §2 (`Received→Packaging` needs a cancel).
+/// The allowed transitions of docs/lifecycle.md (`Received→Packaging` needs a cancel).
 fn transition_allowed(from: &str, to: &str, cancel_requested: bool) -> bool {
     matches!(
         (from, to),

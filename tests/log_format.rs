@@ -1,4 +1,4 @@
-//! SPEC §6, the logs' form: with `log.format = "auto"` (the default) the
+//! docs/design.md, "The daemon", the logs' form: with `log.format = "auto"` (the default) the
 //! logs on stderr are pretty for a person when stderr is a terminal, one
 //! JSON object a line otherwise. The terminal is a pseudo-terminal the test
 //! opens; the process is started with an empty environment but for the

@@ -1,4 +1,4 @@
-//! SPEC §8 for the one-shot purge: `purge --metrics-textfile PATH` writes the
+//! docs/design.md, "Observability" for the one-shot purge: `purge --metrics-textfile PATH` writes the
 //! metrics in node_exporter's textfile format, replacing the file atomically,
 //! and `metrics.pushgateway` receives them at the end of the run.
 

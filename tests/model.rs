@@ -1,4 +1,4 @@
-//! Model-based tests (SPEC §2–3): random sequences of create, import,
+//! Model-based tests (docs/lifecycle.md and docs/design.md, "Retention policies"): random sequences of create, import,
 //! set-state, cancel, hold, release, delete, purge and dry run, run against
 //! each store and against a plain in-memory model of the job lifecycle and the
 //! retention policies written here from the specification. After every step
@@ -36,7 +36,7 @@ use common::*;
 // The specification, as a model
 // ---------------------------------------------------------------------------
 
-/// Job states (SPEC §2).
+/// Job states (docs/lifecycle.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum St {
     Creating,
@@ -64,7 +64,7 @@ impl St {
         }
     }
 
-    /// The transition table of SPEC §2 (`Received → Packaging` additionally
+    /// The transition table of docs/lifecycle.md (`Received → Packaging` additionally
     /// needs a cancellation, see [`St::may_move`]).
     fn listed_successors(self) -> &'static [St] {
         match self {
@@ -94,7 +94,7 @@ impl St {
     }
 }
 
-/// Retention policies (SPEC §3).
+/// Retention policies (docs/design.md, "Retention policies").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Pol {
     Completed,
@@ -303,7 +303,7 @@ impl Model {
     }
 }
 
-/// Job names of SPEC §2, checked independently of the code under test.
+/// Job names of docs/lifecycle.md, checked independently of the code under test.
 fn valid_name(name: &str) -> bool {
     (3..=64).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')

@@ -1,4 +1,4 @@
-//! Issue 13: the status pages of `retentiond run` as a real daemon serves
+//! docs/design.md, "Status pages": the status pages of `retentiond run` as a real daemon serves
 //! them from a real store — what each page shows, that every stored value
 //! is escaped, the headers, GET only, bounded and validated query strings,
 //! the password when the pages are reachable from other hosts, and

@@ -1,4 +1,4 @@
-//! Issue 13: the status pages in a real browser — Debian's headless
+//! docs/design.md, "Status pages": the status pages in a real browser — Debian's headless
 //! Chromium driven through ChromeDriver (WebDriver over HTTP). Every page
 //! loads without a console error (a refused style or image, a blocked
 //! request, a CSP violation would each log one), carries no script, fits a

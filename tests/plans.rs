@@ -321,7 +321,7 @@ every_engine! {
     }
 }
 
-// --- The status pages and `forecast` (issue 13) ---
+// --- The status pages and `forecast` (docs/design.md, "Status pages") ---
 
 every_engine! {
     fn status_page_statements_read_index_ranges(env: &TestEnv) {

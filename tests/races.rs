@@ -1,4 +1,4 @@
-//! SPEC §2–§4 under contention, PostgreSQL only: three `purge` processes
+//! docs/lifecycle.md and docs/design.md, "A sweep" under contention, PostgreSQL only: three `purge` processes
 //! sweep at once (small batches, the idle-`Creating` policy on) while other
 //! clients hold, ship, cancel and delete the same jobs, through the command
 //! line (`jobs hold/set-state/cancel/delete`, the product's path) and through
@@ -879,7 +879,7 @@ fn race_rounds(env: &TestEnv) {
     check_store(env, &generated, &ops, &mut violations);
     assert!(violations.is_empty(), "after the last sweep: {violations:#?}");
 
-    // SPEC §3: a job whose timestamp lies in the future is kept with a
+    // docs/design.md, "Retention policies": a job whose timestamp lies in the future is kept with a
     // warning. No job here has one; a job a client wrote after the sweep
     // read the database's clock is not in the future, and must not be
     // reported (and counted) as clock skew.

@@ -1,4 +1,4 @@
-//! SPEC §3: which jobs the three retention policies select.
+//! docs/design.md, "Retention policies": which jobs the three retention policies select.
 
 #[macro_use]
 mod common;

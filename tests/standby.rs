@@ -1,4 +1,4 @@
-//! SPEC §6: a daemon pointed at a real hot standby. The test makes its own
+//! docs/design.md, "The daemon": a daemon pointed at a real hot standby. The test makes its own
 //! primary (initdb, pg_ctl on a free port) and a streaming standby of it
 //! (pg_basebackup -R), as the postgres user when it runs as root, since
 //! PostgreSQL refuses to run as root. Against the standby, `purge` exits 69

@@ -1,6 +1,6 @@
-//! SPEC §4: a sweep — what a real purge deletes and records, dry runs,
+//! docs/design.md, "A sweep": a sweep — what a real purge deletes and records, dry runs,
 //! `--max-deletes`, batches, run_timeout, `schedule.window`, stale runs, concurrent sweeps
-//! (SPEC promises them for PostgreSQL; the SQLite variant checks that
+//! (docs/design.md promises them for PostgreSQL; the SQLite variant checks that
 //! BEGIN IMMEDIATE and the busy timeout serialize them) and failures.
 
 #[macro_use]
@@ -648,7 +648,7 @@ every_engine! {
 }
 
 every_engine! {
-    /// SPEC §4: the set is defined by age, the order inside it is the
+    /// docs/design.md, "A sweep": the set is defined by age, the order inside it is the
     /// store's. On a store whose ages are shuffled relative to the ids (with
     /// ties), a capped purge deletes exactly the N oldest (ties by id), and
     /// deletes them in id order; an uncapped purge leaves nothing eligible.

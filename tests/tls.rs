@@ -1,5 +1,5 @@
 //! TLS and secrets from files, against servers the tests start themselves
-//! (issue 11): a PostgreSQL server with TLS from a test CA, reachable over
+//! (docs/security.md): a PostgreSQL server with TLS from a test CA, reachable over
 //! `hostssl` only, with client-certificate authentication for `certuser`
 //! and a SCRAM password for `pwuser`; and an HTTPS Pushgateway stand-in.
 //! `RETENTIOND_TEST_REQUIRE_TLS=1` (CI) makes them fail, not skip, when
