@@ -9,6 +9,7 @@ mod api;
 pub(crate) mod common;
 pub mod engine;
 mod error;
+pub mod mariadb;
 pub mod postgres;
 mod records;
 pub mod sqlite;
