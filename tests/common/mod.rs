@@ -33,6 +33,7 @@ pub mod engines;
 pub mod env;
 pub mod http;
 pub mod https_server;
+pub mod mariadb_db;
 pub mod mariadb_server;
 pub mod notify;
 pub mod pg_db;

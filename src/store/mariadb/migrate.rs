@@ -31,6 +31,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations/mariadb");
 /// migrations table means the database holds someone else's tables.
 const STORE_TABLES: [&str; 4] = ["jobs", "job_drives", "retention_runs", "retention_audit"];
 
+/// `GET_LOCK`'s timeout for "as long as it takes": a year. MariaDB 10.11
+/// answers a negative timeout with NULL and a warning, and takes no lock
+/// (sqlx's MySQL migrator passes -1 and ignores the answer, so on MariaDB
+/// its migrations run unlocked).
+const WAIT_FOR_EVER: u64 = 365 * 24 * 3600;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error("another process has held the migration lock for {0:?}; is a `retentiond migrate` still running?")]
@@ -89,7 +95,7 @@ pub fn statements(text: &str) -> Vec<String> {
 /// the whole run (waiting at most `lock_timeout` for it, `None`: for as
 /// long as it takes). Returns the versions applied by this call.
 pub async fn run(conn: &mut MySqlConnection, lock_timeout: Option<Duration>) -> Result<Vec<i64>, MigrateError> {
-    let seconds = lock_timeout.map_or(-1, |timeout| i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX));
+    let seconds = lock_timeout.map_or(WAIT_FOR_EVER, |timeout| timeout.as_secs().min(WAIT_FOR_EVER));
     let locked: Option<i64> = sqlx::query_scalar(sql::LOCK_MIGRATIONS).bind(seconds).fetch_one(&mut *conn).await?;
     if locked != Some(1) {
         return Err(MigrateError::LockTimeout(lock_timeout.unwrap_or_default()));

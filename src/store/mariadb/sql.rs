@@ -22,10 +22,11 @@
 /// client sends, and READ COMMITTED, under which InnoDB takes no gap or
 /// next-key locks: a batch's transaction locks the rows it deletes and
 /// nothing around them, so the application's inserts and updates never
-/// wait for it (docs/operations.md). Binds: `max_statement_time` in
+/// wait for it (docs/operations.md). `tx_isolation`: MariaDB before 11.1
+/// knows no `transaction_isolation`. Binds: `max_statement_time` in
 /// seconds (`database.statement_timeout`; 0 for none).
 pub const SESSION_SETTINGS: &str = "SET SESSION time_zone = '+00:00', \
-     transaction_isolation = 'READ-COMMITTED', max_statement_time = ?";
+     tx_isolation = 'READ-COMMITTED', max_statement_time = ?";
 
 /// The server's version and what it is: the store needs MariaDB 10.6 or
 /// newer (`SKIP LOCKED`, `JSON_TABLE`, atomic DDL). MySQL reports a
@@ -420,7 +421,7 @@ pub const DELETE_CLAIMED: &str = concat!("DELETE j", listed_jobs!(), still_eligi
 /// `transaction_read_only`, and whether it replicates from a primary
 /// (`Slaves_running`: running replication connections; no privilege needed).
 pub const READ_ONLY: &str = "SELECT @@global.read_only AS read_only, @@global.innodb_read_only AS innodb_read_only, \
-       @@session.transaction_read_only AS transaction_read_only, \
+       @@session.tx_read_only AS transaction_read_only, \
        (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'SLAVES_RUNNING') \
          AS replicas_running";
 

@@ -1,0 +1,1014 @@
+//! The MariaDB store's migrations and statements (src/store/mariadb/),
+//! against a real server, before the store is built on them:
+//! - migrations: a `migrate` killed between any two statements finishes
+//!   when run again; two at once take turns; a foreign `jobs` is refused;
+//! - every statement prepares against the migrated schema;
+//! - a sweep's statements do what they say: the ids in age order per
+//!   policy, the cap's n-th job, a batch deleting exactly the listed jobs
+//!   still eligible with their drives and one audit row each, runs left by a
+//!   dead session marked abandoned;
+//! - their plans, from `EXPLAIN FORMAT=JSON` with the values bound: on a
+//!   freshly imported store (no statistics), after `ANALYZE TABLE`, and
+//!   after a large purge (stale ones): no full scan of `jobs`, the index
+//!   each was written for;
+//! - a batch's open transaction makes no insert or update of other jobs wait.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::mariadb_db::TestDb;
+use retentiond::store::mariadb::{migrate, sql};
+use serde_json::{Value, json};
+use sqlx::mysql::{MySql, MySqlArguments, MySqlConnection};
+use sqlx::query::Query;
+use sqlx::{Connection, Executor, Row};
+
+/// A value bound to a `?`. Timestamps go as DATETIME (`NaiveDateTime` in
+/// UTC), never as sqlx's `DateTime<Utc>`, which it sends as a TIMESTAMP:
+/// compared with an indexed DATETIME column, a TIMESTAMP parameter outside
+/// 1970-2038 matches nothing (docs/schema.md, "MariaDB").
+#[derive(Debug, Clone)]
+enum Bind {
+    Int(i64),
+    Time(Option<DateTime<Utc>>),
+    Text(Option<String>),
+    Flag(bool),
+}
+
+fn bind_all<'q>(mut query: Query<'q, MySql, MySqlArguments>, binds: &[Bind]) -> Query<'q, MySql, MySqlArguments> {
+    for bind in binds {
+        query = match bind.clone() {
+            Bind::Int(value) => query.bind(value),
+            Bind::Time(value) => query.bind(value.map(|t| t.naive_utc())),
+            Bind::Text(value) => query.bind(value),
+            Bind::Flag(value) => query.bind(value),
+        };
+    }
+    query
+}
+
+fn text(value: &str) -> Bind {
+    Bind::Text(Some(value.to_owned()))
+}
+
+fn at(value: DateTime<Utc>) -> Bind {
+    Bind::Time(Some(value))
+}
+
+/// The start of time and the smallest id: a cursor before every job.
+fn start_cursor() -> Vec<Bind> {
+    let start = retentiond::policy::start_of_time();
+    vec![at(start), at(start), Bind::Int(i64::MIN)]
+}
+
+/// The timestamp form `JSON_TABLE` reads into a DATETIME(6).
+fn stored(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+fn days_ago(days: i64) -> DateTime<Utc> {
+    Utc::now() - chrono::Duration::days(days)
+}
+
+/// A job row as `INSERT_JOBS` reads it.
+fn job(name: &str, state: &str, age: DateTime<Utc>, held: bool) -> Value {
+    json!({
+        "name": name, "job_type": if name.len().is_multiple_of(2) { "Import" } else { "Export" }, "state": state,
+        "cancel_requested": false, "cancel_requested_at": null, "hold_reason": if held { json!("legal") } else { json!(null) },
+        "created_at": stored(age), "updated_at": stored(age), "state_changed_at": stored(age),
+    })
+}
+
+async fn insert_jobs(conn: &mut MySqlConnection, jobs: &[Value]) {
+    for chunk in jobs.chunks(5_000) {
+        sqlx::query(sql::INSERT_JOBS).bind(Value::Array(chunk.to_vec()).to_string()).execute(&mut *conn).await.unwrap();
+    }
+}
+
+async fn migrated(test: &str) -> Option<(TestDb, MySqlConnection)> {
+    let db = TestDb::create(test).await?;
+    let mut conn = db.session().await;
+    migrate::run(&mut conn, None).await.expect("migrate");
+    Some((db, conn))
+}
+
+async fn count(conn: &mut MySqlConnection, query: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(conn).await.unwrap()
+}
+
+/// Every table's `SHOW CREATE TABLE`, and the migrations recorded.
+async fn schema(conn: &mut MySqlConnection) -> Vec<String> {
+    let mut schema = Vec::new();
+    for table in ["jobs", "job_drives", "retention_runs", "retention_audit"] {
+        let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SHOW CREATE TABLE {table}")))
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        schema.push(row.get::<String, _>(1));
+    }
+    let versions: Vec<i64> = sqlx::query_scalar(sql::SELECT_MIGRATION_VERSIONS).fetch_all(&mut *conn).await.unwrap();
+    schema.push(format!("{versions:?}"));
+    schema
+}
+
+// --- Migrations ---
+
+#[tokio::test]
+async fn migrate_killed_between_any_two_statements_finishes_when_run_again() {
+    let Some((_clean_db, mut clean)) = migrated("migrate_killed_between_any_two_statements").await else { return };
+    let expected = schema(&mut clean).await;
+    let all: Vec<(i64, String)> = migrate::MIGRATOR
+        .iter()
+        .flat_map(|m| migrate::statements(m.sql.as_str()).into_iter().map(move |s| (m.version, s)))
+        .collect();
+    // A kill after the first k statements: those ran (DDL commits each),
+    // the migrations they finished are recorded, the one they were in is not.
+    for k in 0..=all.len() {
+        let db = TestDb::create("migrate_killed_between_any_two_statements").await.unwrap();
+        let mut conn = db.session().await;
+        sqlx::query(sql::CREATE_MIGRATIONS_TABLE).execute(&mut conn).await.unwrap();
+        for (version, statement) in &all[..k] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone())).execute(&mut conn).await.unwrap();
+            let migration = migrate::MIGRATOR.iter().find(|m| m.version == *version).unwrap();
+            let last = migrate::statements(migration.sql.as_str()).last().cloned().unwrap();
+            if *statement == last {
+                sqlx::query(sql::RECORD_MIGRATION)
+                    .bind(migration.version)
+                    .bind(&*migration.description)
+                    .bind(&*migration.checksum)
+                    .bind(0_i64)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+        migrate::run(&mut conn, None)
+            .await
+            .unwrap_or_else(|e| panic!("migrate after a kill after statement {k} of {}: {e}", all.len()));
+        assert_eq!(schema(&mut conn).await, expected, "after a kill after statement {k}");
+    }
+}
+
+#[tokio::test]
+async fn two_migrate_at_once_take_turns_and_apply_each_migration_once() {
+    let Some(db) = TestDb::create("two_migrate_at_once").await else { return };
+    let (mut first, mut second) = (db.session().await, db.session().await);
+    let (a, b) = tokio::join!(migrate::run(&mut first, None), migrate::run(&mut second, None));
+    let (a, b) = (a.expect("first migrate"), b.expect("second migrate"));
+    let all: Vec<i64> = migrate::MIGRATOR.iter().map(|m| m.version).collect();
+    let mut applied = [a.clone(), b.clone()].concat();
+    applied.sort();
+    assert_eq!(applied, all, "each migration applied by exactly one of them: {a:?} {b:?}");
+    assert_eq!(count(&mut first, "SELECT COUNT(*) FROM _sqlx_migrations").await, all.len() as i64);
+
+    // The lock is held for a whole run: with it taken, a migrate waits and gives up.
+    sqlx::query(sql::LOCK_MIGRATIONS).bind(10_i64).execute(&mut first).await.unwrap();
+    let started = Instant::now();
+    let refused = migrate::run(&mut second, Some(Duration::from_secs(1))).await;
+    assert!(matches!(refused, Err(migrate::MigrateError::LockTimeout(_))), "{refused:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    sqlx::query(sql::UNLOCK_MIGRATIONS).execute(&mut first).await.unwrap();
+    assert_eq!(migrate::run(&mut second, Some(Duration::from_secs(1))).await.unwrap(), Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_database_with_tables_it_did_not_create_and_a_changed_migration() {
+    let Some(db) = TestDb::create("migrate_refuses").await else { return };
+    let mut conn = db.session().await;
+    conn.execute("CREATE TABLE jobs (id INT)").await.unwrap();
+    let refused = migrate::run(&mut conn, None).await;
+    assert!(matches!(&refused, Err(migrate::MigrateError::ForeignTable(t)) if t == "jobs"), "{refused:?}");
+    assert_eq!(
+        count(&mut conn, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()").await,
+        1
+    );
+
+    conn.execute("DROP TABLE jobs").await.unwrap();
+    migrate::run(&mut conn, None).await.unwrap();
+    conn.execute("UPDATE _sqlx_migrations SET checksum = 'x' WHERE version = 3").await.unwrap();
+    let refused = migrate::run(&mut conn, None).await;
+    assert!(matches!(refused, Err(migrate::MigrateError::Changed(3))), "{refused:?}");
+}
+
+// --- Statements ---
+
+/// Every constant of src/store/mariadb/sql.rs.
+fn all_statements() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("SESSION_SETTINGS", sql::SESSION_SETTINGS),
+        ("SERVER_VERSION", sql::SERVER_VERSION),
+        ("LOCK_MIGRATIONS", sql::LOCK_MIGRATIONS),
+        ("UNLOCK_MIGRATIONS", sql::UNLOCK_MIGRATIONS),
+        ("TABLE_EXISTS", sql::TABLE_EXISTS),
+        ("SELECT_APPLIED_MIGRATIONS", sql::SELECT_APPLIED_MIGRATIONS),
+        ("SELECT_MIGRATION_VERSIONS", sql::SELECT_MIGRATION_VERSIONS),
+        ("RECORD_MIGRATION", sql::RECORD_MIGRATION),
+        ("SELECT_NOW", sql::SELECT_NOW),
+        ("SELECT_JOB_BY_NAME", sql::SELECT_JOB_BY_NAME),
+        ("LOCK_JOB_BY_NAME", sql::LOCK_JOB_BY_NAME),
+        ("SELECT_JOBS", sql::SELECT_JOBS),
+        ("SELECT_DRIVES_OF_JOBS", sql::SELECT_DRIVES_OF_JOBS),
+        ("SELECT_TAKEN_NAMES", sql::SELECT_TAKEN_NAMES),
+        ("INSERT_JOBS", sql::INSERT_JOBS),
+        ("INSERT_DRIVES", sql::INSERT_DRIVES),
+        ("UPDATE_JOB", sql::UPDATE_JOB),
+        ("AUDIT_MANUAL_DELETE", sql::AUDIT_MANUAL_DELETE),
+        ("DELETE_JOB", sql::DELETE_JOB),
+        ("SELECT_AUDIT", sql::SELECT_AUDIT),
+        ("SELECT_RUNS", sql::SELECT_RUNS),
+        ("CLOCK_AND_SKEW", sql::CLOCK_AND_SKEW),
+        ("RUN_START_READINGS", sql::RUN_START_READINGS),
+        ("MARK_RUN_ABANDONED", sql::MARK_RUN_ABANDONED),
+        ("INSERT_RUN", sql::INSERT_RUN),
+        ("FINISH_RUN", sql::FINISH_RUN),
+        ("UNLOCK_RUN", sql::UNLOCK_RUN),
+        ("TRY_LEAD", sql::TRY_LEAD),
+        ("END_LEAD", sql::END_LEAD),
+        ("COUNT_ELIGIBLE", sql::COUNT_ELIGIBLE),
+        ("SELECT_ELIGIBLE", sql::SELECT_ELIGIBLE),
+        ("SELECT_NTH_ELIGIBLE", sql::SELECT_NTH_ELIGIBLE),
+        ("SELECT_ELIGIBLE_IDS", sql::SELECT_ELIGIBLE_IDS),
+        ("CLAIM_ELIGIBLE", sql::CLAIM_ELIGIBLE),
+        ("AUDIT_CLAIMED", sql::AUDIT_CLAIMED),
+        ("DELETE_CLAIMED", sql::DELETE_CLAIMED),
+        ("READ_ONLY", sql::READ_ONLY),
+        ("CLAIM_EXPIRED_AUDIT_ROWS", sql::CLAIM_EXPIRED_AUDIT_ROWS),
+        ("DELETE_AUDIT_ROWS", sql::DELETE_AUDIT_ROWS),
+        ("CLAIM_EXPIRED_RUN_RECORDS", sql::CLAIM_EXPIRED_RUN_RECORDS),
+        ("DELETE_RUN_RECORDS", sql::DELETE_RUN_RECORDS),
+        ("SELECT_AUDIT_ID_RANGE", sql::SELECT_AUDIT_ID_RANGE),
+        ("SELECT_AUDIT_ID_RANGE_BETWEEN", sql::SELECT_AUDIT_ID_RANGE_BETWEEN),
+        ("SELECT_AUDIT_PAGE", sql::SELECT_AUDIT_PAGE),
+        ("FORECAST", sql::FORECAST),
+        ("COUNT_HELD", sql::COUNT_HELD),
+        ("SELECT_HELD", sql::SELECT_HELD),
+        ("SELECT_RUN", sql::SELECT_RUN),
+        ("SELECT_RUNS_BEFORE", sql::SELECT_RUNS_BEFORE),
+        ("SELECT_AUDIT_BEFORE", sql::SELECT_AUDIT_BEFORE),
+        ("SELECT_AUDIT_OF_RUN", sql::SELECT_AUDIT_OF_RUN),
+        ("SELECT_AUDIT_OF_NAME", sql::SELECT_AUDIT_OF_NAME),
+        ("SELECT_AUDIT_OF_NAME_RANGE", sql::SELECT_AUDIT_OF_NAME_RANGE),
+    ]
+}
+
+#[tokio::test]
+async fn every_statement_prepares_against_the_migrated_schema() {
+    let Some((_db, mut conn)) = migrated("every_statement_prepares").await else { return };
+    for (name, statement) in all_statements() {
+        conn.prepare(sqlx::SqlSafeStr::into_sql_str(statement))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{statement}"));
+    }
+}
+
+/// The cut-offs of the default retentions (90 days for completed and
+/// closed) and creating_idle at 14 days.
+fn cutoffs() -> [DateTime<Utc>; 3] {
+    [days_ago(90), days_ago(90), days_ago(14)]
+}
+
+/// The binds of `SELECT_ELIGIBLE_IDS` reading every policy from the start, `limit` each.
+fn eligible_ids_binds(limit: i64) -> Vec<Bind> {
+    let mut binds = Vec::new();
+    for cutoff in cutoffs() {
+        binds.push(at(cutoff));
+        binds.extend(start_cursor());
+        binds.extend([at(cutoff), at(cutoff), Bind::Int(i64::MAX), Bind::Int(limit)]);
+    }
+    binds
+}
+
+/// The binds of the batch statements: the ids as JSON, then the cut-offs.
+fn batch_binds(ids: &[i64]) -> Vec<Bind> {
+    let mut binds = vec![text(&serde_json::to_string(ids).unwrap())];
+    binds.extend(cutoffs().map(at));
+    binds
+}
+
+/// One batch, as the store will run it: claim, audit, delete, commit.
+/// Returns the names deleted.
+async fn delete_batch(conn: &mut MySqlConnection, run_id: i64, ids: &[i64]) -> Vec<String> {
+    let mut tx = conn.begin().await.unwrap();
+    let claimed = bind_all(sqlx::query(sql::CLAIM_ELIGIBLE), &batch_binds(ids)).fetch_all(&mut *tx).await.unwrap();
+    let claimed_ids: Vec<i64> = claimed.iter().map(|row| row.get("id")).collect();
+    let names: Vec<String> = claimed.iter().map(|row| row.get("name")).collect();
+    if claimed.is_empty() {
+        tx.rollback().await.unwrap();
+        return names;
+    }
+    let deleted_at: DateTime<Utc> = claimed[0].get("deleted_at");
+    let mut audit = vec![Bind::Int(run_id), at(deleted_at), text("test@host")];
+    audit.extend(batch_binds(&claimed_ids));
+    let audited = bind_all(sqlx::query(sql::AUDIT_CLAIMED), &audit).execute(&mut *tx).await.unwrap();
+    let deleted =
+        bind_all(sqlx::query(sql::DELETE_CLAIMED), &batch_binds(&claimed_ids)).execute(&mut *tx).await.unwrap();
+    assert_eq!(audited.rows_affected(), claimed_ids.len() as u64, "one audit row per claimed job");
+    assert_eq!(deleted.rows_affected(), claimed_ids.len() as u64, "the claimed jobs deleted (drives not counted)");
+    tx.commit().await.unwrap();
+    names
+}
+
+async fn new_run(conn: &mut MySqlConnection) -> i64 {
+    let row = sqlx::query(sql::INSERT_RUN)
+        .bind("purge")
+        .bind("test-host")
+        .bind(1_i64)
+        .bind(None::<i64>)
+        .fetch_one(conn)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<Option<i64>, _>("locked"), Some(1), "the new run's lock");
+    row.get("id")
+}
+
+#[tokio::test]
+async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drives_and_one_audit_row_each() {
+    let Some((db, mut conn)) = migrated("a_batch_deletes_exactly").await else { return };
+    insert_jobs(
+        &mut conn,
+        &[
+            job("old-completed", "Completed", days_ago(100), false),
+            job("old-closed", "Closed", days_ago(95), false),
+            job("idle-creating", "Creating", days_ago(20), false),
+            job("old-but-held", "Completed", days_ago(300), true),
+            job("young-completed", "Completed", days_ago(10), false),
+            job("old-shipping", "Shipping", days_ago(200), false),
+            job("changed-meanwhile", "Completed", days_ago(120), false),
+            job("held-by-another-sweep", "Completed", days_ago(130), false),
+            job("from-the-future", "Completed", days_ago(-2), false),
+        ],
+    )
+    .await;
+    let drives = json!([
+        {"job_name": "old-completed", "drive_id": "d1", "state": "ShippedBack", "bytes": 5},
+        {"job_name": "old-completed", "drive_id": "d2", "state": "ShippedBack", "bytes": 6},
+        {"job_name": "old-but-held", "drive_id": "d1", "state": "ShippedBack", "bytes": 7},
+    ]);
+    sqlx::query(sql::INSERT_DRIVES).bind(drives.to_string()).execute(&mut conn).await.unwrap();
+    let taken: Vec<String> = sqlx::query_scalar(sql::SELECT_TAKEN_NAMES)
+        .bind(json!(["old-completed", "OLD-COMPLETED", "old-completed ", "free"]).to_string())
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(taken, vec!["old-completed"], "names compare byte for byte, trailing spaces included");
+
+    let future: i64 =
+        bind_all(sqlx::query(sql::CLOCK_AND_SKEW), &[Bind::Flag(true), Bind::Flag(true), Bind::Flag(true)])
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get("future");
+    assert_eq!(future, 1, "the job in the future is counted");
+
+    let counts = bind_all(
+        sqlx::query(sql::COUNT_ELIGIBLE),
+        &cutoffs().iter().flat_map(|c| [at(*c), at(*c)]).collect::<Vec<_>>(),
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        (counts.get::<i64, _>("completed"), counts.get::<i64, _>("closed"), counts.get::<i64, _>("creating_idle")),
+        (3, 1, 1)
+    );
+
+    // The cap's 3rd oldest eligible job, over all policies.
+    let mut nth = Vec::new();
+    for cutoff in cutoffs() {
+        nth.push(at(cutoff));
+        nth.extend(start_cursor());
+        nth.push(Bind::Int(3));
+    }
+    nth.push(Bind::Int(2));
+    let third = bind_all(sqlx::query(sql::SELECT_NTH_ELIGIBLE), &nth).fetch_one(&mut conn).await.unwrap();
+    let third_id: i64 = third.get("id");
+    let third_name: String =
+        sqlx::query_scalar("SELECT name FROM jobs WHERE id = ?").bind(third_id).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(
+        third_name, "old-completed",
+        "oldest first: held-by-another-sweep (130), changed-meanwhile (120), old-completed (100)"
+    );
+
+    let mut dry = Vec::new();
+    for cutoff in cutoffs() {
+        dry.push(at(cutoff));
+        dry.extend(start_cursor());
+        dry.push(Bind::Int(10));
+    }
+    dry.push(Bind::Int(10));
+    let listed: Vec<String> = bind_all(sqlx::query(sql::SELECT_ELIGIBLE), &dry)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get("name"))
+        .collect();
+    assert_eq!(listed, ["held-by-another-sweep", "changed-meanwhile", "old-completed", "old-closed", "idle-creating"]);
+
+    let rows =
+        bind_all(sqlx::query(sql::SELECT_ELIGIBLE_IDS), &eligible_ids_binds(100)).fetch_all(&mut conn).await.unwrap();
+    let mut ids: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
+    assert_eq!(ids.len(), 5);
+    ids.sort();
+
+    // After the ids were read: one job is held, another is claimed by a
+    // second sweep whose transaction is still open.
+    conn.execute("UPDATE jobs SET hold_reason = 'audit' WHERE name = 'changed-meanwhile'").await.unwrap();
+    let mut other = db.session().await;
+    let mut other_tx = other.begin().await.unwrap();
+    let other_id: i64 = sqlx::query_scalar("SELECT id FROM jobs WHERE name = 'held-by-another-sweep'")
+        .fetch_one(&mut *other_tx)
+        .await
+        .unwrap();
+    let claimed =
+        bind_all(sqlx::query(sql::CLAIM_ELIGIBLE), &batch_binds(&[other_id])).fetch_all(&mut *other_tx).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let run_id = new_run(&mut conn).await;
+    let mut deleted = delete_batch(&mut conn, run_id, &ids).await;
+    deleted.sort();
+    assert_eq!(deleted, ["idle-creating", "old-closed", "old-completed"]);
+    other_tx.rollback().await.unwrap();
+
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM jobs ORDER BY name").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(
+        left,
+        [
+            "changed-meanwhile",
+            "from-the-future",
+            "held-by-another-sweep",
+            "old-but-held",
+            "old-shipping",
+            "young-completed"
+        ]
+    );
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT job_name, policy FROM retention_audit WHERE run_id = ? ORDER BY job_id")
+            .bind(run_id)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        audit,
+        [
+            ("old-completed".into(), "completed".into()),
+            ("old-closed".into(), "closed".into()),
+            ("idle-creating".into(), "creating_idle".into())
+        ]
+    );
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM job_drives").await, 1, "the deleted job's drives went with it");
+
+    // The same ids again: the job the other sweep let go is deleted now, then nothing is left.
+    assert_eq!(delete_batch(&mut conn, run_id, &ids).await, ["held-by-another-sweep"]);
+    assert!(delete_batch(&mut conn, run_id, &ids).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_run_whose_session_died_is_marked_abandoned_and_a_live_one_is_not() {
+    let Some((db, mut conn)) = migrated("a_run_whose_session_died").await else { return };
+    let mut dead = db.session().await;
+    let dead_run = new_run(&mut dead).await;
+    dead.close().await.unwrap();
+    let mut live = db.session().await;
+    let live_run = new_run(&mut live).await;
+
+    let readings =
+        bind_all(sqlx::query(sql::RUN_START_READINGS), &[Bind::Flag(true), Bind::Flag(true), Bind::Flag(true)])
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let abandoned: Value = serde_json::from_str(&readings.get::<String, _>("abandoned")).unwrap();
+    assert_eq!(
+        abandoned,
+        json!([{"id": dead_run, "host": "test-host", "pid": 1}]),
+        "live run {live_run} is not abandoned"
+    );
+    let marked = sqlx::query(sql::MARK_RUN_ABANDONED).bind(dead_run).execute(&mut conn).await.unwrap();
+    assert_eq!(marked.rows_affected(), 1);
+
+    // The live run ends: recorded, then its lock released on its own session.
+    let finished = sqlx::query(sql::FINISH_RUN)
+        .bind("succeeded")
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind("done")
+        .bind(None::<String>)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(live_run)
+        .execute(&mut live)
+        .await
+        .unwrap();
+    assert_eq!(finished.rows_affected(), 1);
+    let unlocked: Option<i64> = sqlx::query_scalar(sql::UNLOCK_RUN).bind(live_run).fetch_one(&mut live).await.unwrap();
+    assert_eq!(unlocked, Some(1));
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM retention_runs ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(statuses, ["abandoned", "succeeded"]);
+
+    // The singleton lead: one session at a time.
+    assert_eq!(lead(&mut conn).await, Some(1));
+    assert_eq!(lead(&mut live).await, Some(0), "another session leads");
+    sqlx::query(sql::END_LEAD).execute(&mut conn).await.unwrap();
+    assert_eq!(lead(&mut live).await, Some(1));
+}
+
+async fn lead(conn: &mut MySqlConnection) -> Option<i64> {
+    sqlx::query_scalar(sql::TRY_LEAD).fetch_one(conn).await.unwrap()
+}
+
+// --- Plans ---
+
+/// Jobs of the store the plans are checked on.
+const JOBS: usize = 30_000;
+
+/// A store as a bulk load leaves it: `JOBS` jobs imported at once, their
+/// ages in no relation to their ids, most of them eligible, a few held.
+async fn import_shuffled_jobs(conn: &mut MySqlConnection) {
+    let mut jobs = Vec::with_capacity(JOBS);
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    for i in 0..JOBS {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let days = ((state >> 33) % 400) as i64;
+        let name = format!("plan-{i:06}");
+        let held = i % 97 == 0;
+        jobs.push(match i % 10 {
+            0 => job(&name, "Creating", days_ago(days % 30), held),
+            1 => job(&name, "Closed", days_ago(days), held),
+            2 => job(&name, "Shipping", days_ago(days % 20), held),
+            _ => job(&name, "Completed", days_ago(days), held),
+        });
+    }
+    insert_jobs(conn, &jobs).await;
+}
+
+/// Every `"table"` object of an `EXPLAIN FORMAT=JSON` plan.
+fn accesses(plan: &Value) -> Vec<&serde_json::Map<String, Value>> {
+    let mut found = Vec::new();
+    match plan {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if let ("table", Value::Object(table)) = (key.as_str(), value) {
+                    found.push(table);
+                }
+                found.extend(accesses(value));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| found.extend(accesses(item))),
+        _ => {}
+    }
+    found
+}
+
+/// The plan a statement must keep.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    /// Every read of `jobs` is a range or look-up of this index, none a scan.
+    Jobs(&'static str),
+    /// As `Jobs`, and no sort anywhere: each range read in its order.
+    JobsInOrder(&'static str),
+    /// This table read only through this index, never scanned.
+    Table(&'static str, &'static str),
+    /// `jobs` read only through these indexes, never scanned.
+    JobsThrough(&'static [&'static str]),
+}
+
+fn check_plan(plan: &Value, shape: Shape, what: &str) {
+    let (table, indexes): (&str, &[&str]) = match &shape {
+        Shape::Jobs(index) | Shape::JobsInOrder(index) => ("jobs", std::slice::from_ref(index)),
+        Shape::Table(table, index) => (table, std::slice::from_ref(index)),
+        Shape::JobsThrough(indexes) => ("jobs", indexes),
+    };
+    let reads: Vec<_> = accesses(plan)
+        .into_iter()
+        .filter(|access| {
+            let name = access.get("table_name").and_then(Value::as_str).unwrap_or_default();
+            name == table || (table == "jobs" && name == "j") || (table == "retention_audit" && name == "a")
+        })
+        .collect();
+    assert!(!reads.is_empty(), "{what} does not read {table}:\n{plan:#}");
+    for read in reads {
+        let access = read.get("access_type").and_then(Value::as_str).unwrap_or_default();
+        let key = read.get("key").and_then(Value::as_str).unwrap_or_default();
+        assert!(
+            ["range", "eq_ref", "ref", "const", "system", "index_subquery", "unique_subquery"].contains(&access),
+            "{what} scans {table} ({access}):\n{plan:#}"
+        );
+        assert!(indexes.contains(&key), "{what} reads {table} through {key}:\n{plan:#}");
+    }
+    if matches!(shape, Shape::JobsInOrder(_)) {
+        assert!(!plan.to_string().contains("filesort"), "{what} sorts:\n{plan:#}");
+    }
+}
+
+async fn explain(conn: &mut MySqlConnection, statement: &str, binds: &[Bind]) -> Value {
+    let explain = format!("EXPLAIN FORMAT=JSON {statement}");
+    let row = bind_all(sqlx::query(sqlx::AssertSqlSafe(explain)), binds)
+        .fetch_one(conn)
+        .await
+        .unwrap_or_else(|e| panic!("EXPLAIN: {e}\n{statement}"));
+    serde_json::from_str(&row.get::<String, _>(0)).unwrap()
+}
+
+/// The statements of a sweep with the values it binds, and the shape each keeps.
+fn sweep_statements(ids: &[i64]) -> Vec<(&'static str, &'static str, Vec<Bind>, Shape)> {
+    let by_retention = "jobs_by_retention";
+    let mut dry = Vec::new();
+    let mut nth = Vec::new();
+    for cutoff in cutoffs() {
+        dry.push(at(cutoff));
+        dry.extend(start_cursor());
+        dry.push(Bind::Int(1000));
+        nth.push(at(cutoff));
+        nth.extend(start_cursor());
+        nth.push(Bind::Int(1000));
+    }
+    dry.push(Bind::Int(1000));
+    nth.push(Bind::Int(999));
+    let counts: Vec<Bind> = cutoffs().iter().flat_map(|c| [at(*c), at(*c)]).collect();
+    let flags = vec![Bind::Flag(true), Bind::Flag(true), Bind::Flag(true)];
+    let mut audit = vec![Bind::Int(1), at(Utc::now()), text("test@host")];
+    audit.extend(batch_binds(ids));
+    vec![
+        ("the dry run's batch", sql::SELECT_ELIGIBLE, dry, Shape::Jobs(by_retention)),
+        ("the cap's last job", sql::SELECT_NTH_ELIGIBLE, nth, Shape::Jobs(by_retention)),
+        ("the eligible ids", sql::SELECT_ELIGIBLE_IDS, eligible_ids_binds(500_000), Shape::JobsInOrder(by_retention)),
+        ("the eligible counts", sql::COUNT_ELIGIBLE, counts, Shape::JobsInOrder(by_retention)),
+        ("the idle check", sql::CLOCK_AND_SKEW, flags.clone(), Shape::JobsInOrder(by_retention)),
+        (
+            "the run's start readings",
+            sql::RUN_START_READINGS,
+            flags,
+            Shape::Table("retention_runs", "retention_runs_by_status"),
+        ),
+        ("the batch's claim", sql::CLAIM_ELIGIBLE, batch_binds(ids), Shape::Jobs("PRIMARY")),
+        ("the batch's audit rows", sql::AUDIT_CLAIMED, audit, Shape::Jobs("PRIMARY")),
+        ("the batch's delete", sql::DELETE_CLAIMED, batch_binds(ids), Shape::Jobs("PRIMARY")),
+    ]
+}
+
+async fn check_sweep_plans(conn: &mut MySqlConnection, ids: &[i64], condition: &str) {
+    for (what, statement, binds, shape) in sweep_statements(ids) {
+        let plan = explain(conn, statement, &binds).await;
+        check_plan(&plan, shape, &format!("{what} ({condition})"));
+    }
+}
+
+/// The ids a batch would delete: the first thousand eligible completed jobs.
+async fn some_eligible_ids(conn: &mut MySqlConnection) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT id FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ? ORDER BY id LIMIT 1000",
+    )
+    .bind(days_ago(90))
+    .fetch_all(conn)
+    .await
+    .unwrap()
+}
+
+/// Deletes every eligible job in batches of 2,000, as a sweep does; returns how many.
+async fn purge(conn: &mut MySqlConnection) -> usize {
+    let run_id = new_run(conn).await;
+    let mut total = 0;
+    loop {
+        let rows = bind_all(sqlx::query(sql::SELECT_ELIGIBLE_IDS), &eligible_ids_binds(10_000))
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        let mut ids: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
+        if ids.is_empty() {
+            return total;
+        }
+        ids.sort();
+        for batch in ids.chunks(2_000) {
+            total += delete_batch(conn, run_id, batch).await.len();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sweep_statements_keep_their_plans_without_fresh_or_any_statistics() {
+    let Some((_db, mut conn)) = migrated("sweep_statements_keep_their_plans").await else { return };
+    // This test decides when statistics are taken, not InnoDB's background recount.
+    for table in ["jobs", "job_drives", "retention_audit", "retention_runs"] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER TABLE {table} STATS_AUTO_RECALC = 0")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    import_shuffled_jobs(&mut conn).await;
+    let ids = some_eligible_ids(&mut conn).await;
+    check_sweep_plans(&mut conn, &ids, "no statistics: a fresh import").await;
+
+    conn.execute("ANALYZE TABLE jobs, job_drives, retention_audit, retention_runs").await.unwrap();
+    let ids = some_eligible_ids(&mut conn).await;
+    check_sweep_plans(&mut conn, &ids, "fresh statistics").await;
+
+    let before = count(&mut conn, "SELECT COUNT(*) FROM jobs").await;
+    let purged = purge(&mut conn).await;
+    assert!(purged as i64 * 2 > before, "the purge took most jobs: {purged} of {before}");
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM retention_audit").await, purged as i64);
+    check_sweep_plans(&mut conn, &ids, "stale statistics: after a large purge").await;
+}
+
+#[tokio::test]
+async fn trail_and_page_statements_read_index_ranges() {
+    let Some((_db, mut conn)) = migrated("trail_and_page_statements").await else { return };
+    import_shuffled_jobs(&mut conn).await;
+    purge(&mut conn).await;
+    conn.execute("UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY")
+        .await
+        .unwrap();
+    conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
+    conn.execute("ANALYZE TABLE jobs, retention_audit, retention_runs").await.unwrap();
+    let start = retentiond::policy::start_of_time();
+    let cutoff = days_ago(90);
+    let horizon = days_ago(60);
+    let mut forecast = Vec::new();
+    for c in cutoffs() {
+        forecast.extend([at(c), at(c), at(c + chrono::Duration::days(30))]);
+    }
+    forecast.extend(cutoffs().map(at));
+    forecast.extend(cutoffs().map(|c| at(c + chrono::Duration::days(30))));
+    let mut runs = vec![at(cutoff), at(start), at(start), Bind::Int(i64::MIN), Bind::Int(100)];
+    runs.extend([at(horizon), at(start), at(start), Bind::Int(i64::MIN), Bind::Int(100), Bind::Int(100)]);
+    let checks: Vec<(&str, &str, Vec<Bind>, Shape)> = vec![
+        (
+            "the audit rows' removal",
+            sql::CLAIM_EXPIRED_AUDIT_ROWS,
+            vec![at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(1000)],
+            Shape::Table("retention_audit", "retention_audit_by_deleted_at"),
+        ),
+        (
+            "the run records' removal",
+            sql::CLAIM_EXPIRED_RUN_RECORDS,
+            runs,
+            Shape::Table("retention_audit", "retention_audit_by_run"),
+        ),
+        ("the forecast", sql::FORECAST, forecast, Shape::JobsThrough(&["jobs_by_retention", "jobs_held"])),
+        ("the held jobs' count", sql::COUNT_HELD, vec![], Shape::Jobs("jobs_held")),
+        (
+            "the holds page",
+            sql::SELECT_HELD,
+            vec![at(start), at(start), Bind::Int(i64::MIN), Bind::Int(51)],
+            Shape::Jobs("jobs_held"),
+        ),
+        (
+            "the audit search by prefix",
+            sql::SELECT_AUDIT_OF_NAME_RANGE,
+            vec![text("plan-0"), text("plan-0"), Bind::Int(i64::MIN), text("plan-1"), Bind::Int(51)],
+            Shape::Table("retention_audit", "retention_audit_by_job_name"),
+        ),
+        (
+            "audit list --job",
+            sql::SELECT_AUDIT,
+            vec![text("plan-000003"), text("plan-000003"), Bind::Text(None), Bind::Text(None), Bind::Int(100)],
+            Shape::Table("retention_audit", "retention_audit_by_job_name"),
+        ),
+        (
+            "the audit export's window",
+            sql::SELECT_AUDIT_ID_RANGE_BETWEEN,
+            vec![at(days_ago(500)), at(days_ago(450))],
+            Shape::Table("retention_audit", "retention_audit_by_deleted_at"),
+        ),
+        (
+            "an audit export page",
+            sql::SELECT_AUDIT_PAGE,
+            vec![Bind::Int(0), Bind::Int(i64::MAX), Bind::Int(1000)],
+            Shape::Table("retention_audit", "PRIMARY"),
+        ),
+    ];
+    for (what, statement, binds, shape) in &checks {
+        let plan = explain(&mut conn, statement, binds).await;
+        check_plan(&plan, *shape, what);
+        // And each runs.
+        bind_all(sqlx::query(*statement), binds).fetch_all(&mut conn).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    // The forecast counts what COUNT_ELIGIBLE would count 30 days on, per day.
+    let rows = bind_all(sqlx::query(sql::FORECAST), &checks[2].2).fetch_all(&mut conn).await.unwrap();
+    let in_window: i64 = rows.iter().filter(|r| !r.get::<bool, _>("held")).map(|r| r.get::<i64, _>("jobs")).sum();
+    let expected = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM jobs WHERE hold_reason IS NULL AND ((state IN ('Completed', 'Closed') AND state_changed_at > UTC_TIMESTAMP(6) - INTERVAL 90 DAY AND state_changed_at <= UTC_TIMESTAMP(6) - INTERVAL 60 DAY) OR (state = 'Creating' AND updated_at > UTC_TIMESTAMP(6) - INTERVAL 14 DAY AND updated_at <= UTC_TIMESTAMP(6) + INTERVAL 16 DAY))",
+    )
+    .await;
+    assert!(
+        (in_window - expected).abs() <= 2,
+        "forecast {in_window} against {expected} (a job may cross a boundary between the two reads)"
+    );
+    assert!(rows.iter().all(|r| (-1..30).contains(&r.get::<i64, _>("day"))));
+
+    // The trail's removal, as a sweep runs it: claim, delete, commit.
+    let mut tx = conn.begin().await.unwrap();
+    let claimed = bind_all(sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS), &checks[0].2).fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(claimed.len(), 1000);
+    let ids: Vec<i64> = claimed.iter().map(|r| r.get("id")).collect();
+    let removed =
+        sqlx::query(sql::DELETE_AUDIT_ROWS).bind(serde_json::to_string(&ids).unwrap()).execute(&mut *tx).await.unwrap();
+    assert_eq!(removed.rows_affected(), 1000);
+    tx.commit().await.unwrap();
+}
+
+// --- Locks ---
+
+/// Sets the session's isolation level; `None` keeps the store's
+/// ([`sql::SESSION_SETTINGS`]).
+async fn set_isolation(conn: &mut MySqlConnection, isolation: Option<&str>) {
+    if let Some(isolation) = isolation {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET SESSION tx_isolation = '{isolation}'")))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// What a second session could do while a batch's transaction was open,
+/// each within the lock wait timeout (1 s) or not.
+#[derive(Debug, PartialEq, Eq)]
+struct Writes {
+    new_job: bool,
+    new_drive_of_a_live_job: bool,
+    live_job_updated: bool,
+}
+
+/// Opens a batch (claim, audit rows, delete) under `isolation` over 20
+/// eligible jobs with live ones between them, and one more listed job, the
+/// newest, deleted by someone else after the ids were read (a concurrent
+/// sweep, `jobs delete`). Meanwhile another session, at the server's
+/// defaults, inserts a new job, adds a drive to a live job whose id lies
+/// between deleted ones, and updates another such job; then the batch
+/// rolls back.
+async fn writes_during_a_batch(db: &TestDb, isolation: Option<&str>) -> Writes {
+    let mut conn = db.session().await;
+    let mut jobs = Vec::new();
+    for i in 0..40 {
+        let name = format!("lock-{i:03}");
+        // Even: eligible completed jobs; odd: live jobs in between.
+        jobs.push(if i % 2 == 0 {
+            job(&name, "Completed", days_ago(200), false)
+        } else {
+            job(&name, "Shipping", days_ago(1), false)
+        });
+    }
+    jobs.push(job("lock-newest", "Completed", days_ago(200), false));
+    insert_jobs(&mut conn, &jobs).await;
+    let drives: Vec<Value> = (0..40)
+        .map(|i| json!({"job_name": format!("lock-{i:03}"), "drive_id": "d1", "state": "Specified", "bytes": 0}))
+        .collect();
+    sqlx::query(sql::INSERT_DRIVES).bind(Value::Array(drives).to_string()).execute(&mut conn).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'Completed' ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let live: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs WHERE state = 'Shipping' ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    conn.execute("DELETE FROM jobs WHERE name = 'lock-newest'").await.unwrap();
+    let run_id = new_run(&mut conn).await;
+
+    set_isolation(&mut conn, isolation).await;
+    let mut batch = conn.begin().await.unwrap();
+    let claimed: Vec<i64> = bind_all(sqlx::query(sql::CLAIM_ELIGIBLE), &batch_binds(&ids))
+        .fetch_all(&mut *batch)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("id"))
+        .collect();
+    assert_eq!(claimed.len(), ids.len() - 1, "every listed job but the one gone");
+    let mut audit = vec![Bind::Int(run_id), at(Utc::now()), text("test@host")];
+    audit.extend(batch_binds(&claimed));
+    bind_all(sqlx::query(sql::AUDIT_CLAIMED), &audit).execute(&mut *batch).await.unwrap();
+    let deleted =
+        bind_all(sqlx::query(sql::DELETE_CLAIMED), &batch_binds(&claimed)).execute(&mut *batch).await.unwrap();
+    assert_eq!(deleted.rows_affected(), claimed.len() as u64);
+
+    // The application: the server's defaults (REPEATABLE READ here), waits of at most 1 s.
+    let mut app = sqlx::ConnectOptions::connect(&db.options()).await.unwrap();
+    app.execute("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap();
+    let mut attempt = async |statement: String| -> bool {
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(statement.clone())).execute(&mut app).await {
+            Ok(_) => true,
+            Err(error) => {
+                let number =
+                    error.as_database_error().map(|e| e.downcast_ref::<sqlx::mysql::MySqlDatabaseError>().number());
+                assert_eq!(number, Some(1205), "{statement}: {error}");
+                false
+            }
+        }
+    };
+    let now = stored(Utc::now());
+    let new_job = attempt(format!(
+        "INSERT INTO jobs (name, job_type, state, created_at, updated_at, state_changed_at) \
+         VALUES ('lock-010a', 'Import', 'Creating', '{now}', '{now}', '{now}')"
+    ))
+    .await;
+    let new_drive_of_a_live_job = attempt(format!(
+        "INSERT INTO job_drives (job_id, drive_id, state, bytes) VALUES ({}, 'd2', 'Specified', 0)",
+        live[5]
+    ))
+    .await;
+    let live_job_updated = attempt(format!(
+        "UPDATE jobs SET state = 'Received', state_changed_at = '{now}', updated_at = '{now}' WHERE id = {}",
+        live[6]
+    ))
+    .await;
+    batch.rollback().await.unwrap();
+    Writes { new_job, new_drive_of_a_live_job, live_job_updated }
+}
+
+#[tokio::test]
+async fn a_batch_in_flight_makes_no_insert_or_update_of_other_jobs_wait_at_read_committed() {
+    let Some((db, _conn)) = migrated("a_batch_in_flight").await else { return };
+    let writes = writes_during_a_batch(&db, None).await;
+    assert_eq!(writes, Writes { new_job: true, new_drive_of_a_live_job: true, live_job_updated: true });
+}
+
+/// Whether a new audit row (a batch's, or `jobs delete`'s) can be written
+/// within 1 s while the trail's removal has claimed the expired rows under
+/// `isolation`; every row is expired, so the claim's walk reaches the end of
+/// `retention_audit_by_deleted_at`, where new rows go.
+async fn audit_row_written_during_a_trail_removal(db: &TestDb, isolation: Option<&str>) -> bool {
+    let mut conn = db.session().await;
+    insert_jobs(
+        &mut conn,
+        &(0..20).map(|i| job(&format!("trail-{i:03}"), "Completed", days_ago(200), false)).collect::<Vec<_>>(),
+    )
+    .await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    let run_id = new_run(&mut conn).await;
+    assert_eq!(delete_batch(&mut conn, run_id, &ids[..10]).await.len(), 10);
+    conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
+    conn.execute("UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY")
+        .await
+        .unwrap();
+
+    set_isolation(&mut conn, isolation).await;
+    let start = retentiond::policy::start_of_time();
+    let cutoff = days_ago(90);
+    let mut removal = conn.begin().await.unwrap();
+    let claimed = bind_all(
+        sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS),
+        &[at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(1000)],
+    )
+    .fetch_all(&mut *removal)
+    .await
+    .unwrap();
+    assert_eq!(claimed.len(), 10);
+
+    let mut sweep = db.session().await;
+    sweep.execute("SET SESSION innodb_lock_wait_timeout = 1").await.unwrap();
+    let next_run = new_run(&mut sweep).await;
+    let written = match tokio::time::timeout(
+        Duration::from_secs(10),
+        delete_batch_result(&mut sweep, next_run, &ids[10..]),
+    )
+    .await
+    {
+        Ok(Ok(())) => true,
+        Ok(Err(number)) => {
+            assert_eq!(number, 1205, "lock wait timeout");
+            false
+        }
+        Err(_) => panic!("no answer within 10 s"),
+    };
+    removal.rollback().await.unwrap();
+    written
+}
+
+/// [`delete_batch`], reporting a refusal's error number instead of failing.
+async fn delete_batch_result(conn: &mut MySqlConnection, run_id: i64, ids: &[i64]) -> Result<(), u16> {
+    let mut tx = conn.begin().await.unwrap();
+    let claimed: Vec<i64> = bind_all(sqlx::query(sql::CLAIM_ELIGIBLE), &batch_binds(ids))
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get("id"))
+        .collect();
+    let mut audit = vec![Bind::Int(run_id), at(Utc::now()), text("test@host")];
+    audit.extend(batch_binds(&claimed));
+    let number = |e: sqlx::Error| {
+        e.as_database_error().map_or(0, |e| e.downcast_ref::<sqlx::mysql::MySqlDatabaseError>().number())
+    };
+    bind_all(sqlx::query(sql::AUDIT_CLAIMED), &audit).execute(&mut *tx).await.map_err(number)?;
+    bind_all(sqlx::query(sql::DELETE_CLAIMED), &batch_binds(&claimed)).execute(&mut *tx).await.map_err(number)?;
+    tx.commit().await.map_err(number)
+}
+
+/// Why the store's sessions run at READ COMMITTED: at the server's default
+/// REPEATABLE READ, the trail removal's walk locks the gaps it passes,
+/// through to the end of the index, where every new audit row goes: a
+/// concurrent sweep's batch waits for it (and fails after
+/// `innodb_lock_wait_timeout`).
+#[tokio::test]
+async fn a_trail_removal_makes_new_audit_rows_wait_at_repeatable_read_and_not_at_read_committed() {
+    let Some((db, _conn)) = migrated("a_trail_removal_makes_new_audit_rows_wait").await else { return };
+    assert!(audit_row_written_during_a_trail_removal(&db, None).await, "READ COMMITTED");
+    let (db, _conn) = migrated("a_trail_removal_makes_new_audit_rows_wait").await.unwrap();
+    assert!(!audit_row_written_during_a_trail_removal(&db, Some("REPEATABLE-READ")).await, "REPEATABLE READ");
+}
