@@ -1,8 +1,8 @@
 //! A fresh database per test on the shared MariaDB server named by
 //! `RETENTIOND_TEST_MARIADB_URL` (default `mysql://root@127.0.0.1:3306/`),
 //! dropped when the [`TestDb`] is. When the server is unreachable the test
-//! prints `skipping MariaDB test …` and passes, unless
-//! `RETENTIOND_TEST_REQUIRE_MARIADB=1`, where it fails.
+//! says so and passes, unless `RETENTIOND_TEST_REQUIRE_MARIADB=1`
+//! ([`Requirement::MariaDb`]), where it fails.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection};
 
+use super::require::Requirement;
+
 pub const URL_ENV: &str = "RETENTIOND_TEST_MARIADB_URL";
-pub const REQUIRE_ENV: &str = "RETENTIOND_TEST_REQUIRE_MARIADB";
 
 /// The server's URL without a database.
 pub fn admin_url() -> String {
@@ -33,10 +34,8 @@ impl TestDb {
         let mut conn = match MySqlConnection::connect(&admin).await {
             Ok(conn) => conn,
             Err(error) => {
-                if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                    panic!("{test}: MariaDB at {admin} is unreachable ({error}), and {REQUIRE_ENV}=1");
-                }
-                eprintln!("skipping MariaDB test {test}: {admin} is unreachable ({error})");
+                Requirement::MariaDb
+                    .skip(&format!("MariaDB test {test}"), &format!("{admin} is unreachable ({error})"));
                 return None;
             }
         };

@@ -15,6 +15,8 @@ pub enum Requirement {
     Postgres,
     /// PostgreSQL's server programs and openssl, for the TLS tests.
     Tls,
+    /// The shared MariaDB server (`RETENTIOND_TEST_MARIADB_URL`).
+    MariaDb,
     /// `promtool check metrics`.
     Promtool,
     /// Chromium and ChromeDriver, for the status pages' browser test.
@@ -27,6 +29,7 @@ impl Requirement {
         match self {
             Requirement::Postgres => "RETENTIOND_TEST_REQUIRE_POSTGRES",
             Requirement::Tls => "RETENTIOND_TEST_REQUIRE_TLS",
+            Requirement::MariaDb => "RETENTIOND_TEST_REQUIRE_MARIADB",
             Requirement::Promtool => "RETENTIOND_TEST_REQUIRE_PROMTOOL",
             Requirement::Browser => "RETENTIOND_TEST_REQUIRE_BROWSER",
         }
