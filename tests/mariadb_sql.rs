@@ -1012,3 +1012,98 @@ async fn a_trail_removal_makes_new_audit_rows_wait_at_repeatable_read_and_not_at
     let (db, _conn) = migrated("a_trail_removal_makes_new_audit_rows_wait").await.unwrap();
     assert!(!audit_row_written_during_a_trail_removal(&db, Some("REPEATABLE-READ")).await, "REPEATABLE READ");
 }
+
+// --- Replication ---
+
+/// A purge replicates alike: after a migration, an import, a run, a purge in
+/// batches, a trail removal and a `jobs delete` on a primary logging in
+/// MIXED format (the default), its replica holds the same rows. READ
+/// COMMITTED has InnoDB log every change as rows; under `binlog_format =
+/// STATEMENT` it refuses to write at all (1665), which the store must
+/// report as a configuration the sweep cannot run under.
+#[test]
+fn a_purge_replicates_alike_and_statement_based_logging_refuses_read_committed_writes() {
+    let test = "a_purge_replicates_alike";
+    if !common::mariadb_server::tools(test) {
+        return;
+    }
+    use common::mariadb_server::{MariaDbServer, ServerOptions};
+    let primary = MariaDbServer::start(ServerOptions {
+        binlog: true,
+        extra: vec!["--binlog-format=MIXED".into()],
+        ..Default::default()
+    });
+    let replica = MariaDbServer::start(ServerOptions { replica_of: Some(&primary), ..Default::default() });
+    primary.sql("CREATE DATABASE store");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let session = || async {
+        let mut conn = MySqlConnection::connect(&primary.url("store", "")).await.unwrap();
+        sqlx::query(sql::SESSION_SETTINGS).bind(0_i64).execute(&mut conn).await.unwrap();
+        conn
+    };
+    runtime.block_on(async {
+        let mut conn = session().await;
+        migrate::run(&mut conn, None).await.unwrap();
+        let jobs: Vec<Value> = (0..3_000)
+            .map(|i| {
+                job(
+                    &format!("sbr-{i:05}"),
+                    if i % 3 == 0 { "Shipping" } else { "Completed" },
+                    days_ago(i % 200),
+                    i % 50 == 0,
+                )
+            })
+            .collect();
+        insert_jobs(&mut conn, &jobs).await;
+        let drives: Vec<Value> = (0..3_000)
+            .step_by(7)
+            .map(|i| json!({"job_name": format!("sbr-{i:05}"), "drive_id": "d1", "state": "Completed", "bytes": i}))
+            .collect();
+        sqlx::query(sql::INSERT_DRIVES).bind(Value::Array(drives).to_string()).execute(&mut conn).await.unwrap();
+        let purged = purge(&mut conn).await;
+        assert!(purged > 500, "{purged}");
+        conn.execute(
+            "UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY",
+        )
+        .await
+        .unwrap();
+        conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
+        let start = retentiond::policy::start_of_time();
+        let cutoff = days_ago(90);
+        let mut tx = conn.begin().await.unwrap();
+        let claimed = bind_all(
+            sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS),
+            &[at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(300)],
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let ids: Vec<i64> = claimed.iter().map(|row| row.get("id")).collect();
+        sqlx::query(sql::DELETE_AUDIT_ROWS).bind(serde_json::to_string(&ids).unwrap()).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM jobs WHERE name = 'sbr-00003'").fetch_one(&mut *tx).await.unwrap();
+        sqlx::query(sql::AUDIT_MANUAL_DELETE).bind("test@host").bind(id).fetch_one(&mut *tx).await.unwrap();
+        sqlx::query(sql::DELETE_JOB).bind(id).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    replica.wait_for_replay_of(&primary);
+    for table in ["jobs", "job_drives", "retention_runs", "retention_audit"] {
+        let rows = format!("SELECT * FROM store.{table} ORDER BY 1, 2");
+        let on_primary = primary.sql(&rows);
+        assert!(!on_primary.is_empty(), "{table} is empty");
+        assert_eq!(replica.sql(&rows), on_primary, "{table} differs on the replica");
+    }
+
+    primary.sql("SET GLOBAL binlog_format = 'STATEMENT'");
+    runtime.block_on(async {
+        let mut conn = session().await;
+        let refused = conn.execute("UPDATE jobs SET updated_at = updated_at WHERE name = 'sbr-00001'").await;
+        let number = refused
+            .expect_err("a write at READ COMMITTED under STATEMENT")
+            .as_database_error()
+            .map(|e| e.downcast_ref::<sqlx::mysql::MySqlDatabaseError>().number());
+        assert_eq!(number, Some(1665));
+    });
+}
