@@ -28,7 +28,7 @@ use sqlx::{Connection, Executor, Row};
 /// A value bound to a `?`. Timestamps go as DATETIME (`NaiveDateTime` in
 /// UTC), never as sqlx's `DateTime<Utc>`, which it sends as a TIMESTAMP:
 /// compared with an indexed DATETIME column, a TIMESTAMP parameter outside
-/// 1970-2038 matches nothing (docs/schema.md, "MariaDB").
+/// 1970-2038 matches nothing (src/store/mariadb/sql.rs).
 #[derive(Debug, Clone)]
 enum Bind {
     Int(i64),

@@ -3,8 +3,8 @@
 //! statement's comment lists its binds. Lists travel as JSON arrays read
 //! with `JSON_TABLE`, so every statement is static.
 //!
-//! The shapes follow from what MariaDB's optimizer does (docs/schema.md,
-//! "MariaDB"): it has no partial indexes, so the policies read the
+//! The shapes follow from what MariaDB's optimizer does: it has no partial
+//! indexes (docs/schema.md, "MariaDB: generated columns"), so the policies read the
 //! generated columns of `jobs_by_retention`; it seeks a range only from
 //! comparisons of single columns, so a cursor `(age, id) > (a, i)` is
 //! written out as `age > a OR (age = a AND id > i)` (the row form walks the
@@ -15,8 +15,11 @@
 //! whatever the statistics say (none after a bulk load, stale after a purge).
 //!
 //! Timestamps are DATETIME(6) in UTC; "now" is `UTC_TIMESTAMP(6)`, which
-//! does not depend on the session's time zone. Sessions run at READ
-//! COMMITTED ([`SESSION_SETTINGS`]).
+//! does not depend on the session's time zone. Bind them as `NaiveDateTime`
+//! in UTC: sqlx sends a `DateTime<Utc>` as a TIMESTAMP parameter, and
+//! compared with an indexed DATETIME column such a parameter before 1970 or
+//! after 2038 matches no row (the start-of-time cursor among them).
+//! Sessions run at READ COMMITTED ([`SESSION_SETTINGS`]).
 
 /// Run once on every new session: UTC for `NOW()` and for any TIMESTAMP a
 /// client sends, and READ COMMITTED, under which InnoDB takes no gap or
