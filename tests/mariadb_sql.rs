@@ -17,7 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use common::mariadb_db::TestDb;
 use retentiond::store::mariadb::{migrate, sql};
 use serde_json::{Value, json};
@@ -464,6 +464,155 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
     // The same ids again: the job the other sweep let go is deleted now, then nothing is left.
     assert_eq!(delete_batch(&mut conn, run_id, &ids).await, ["held-by-another-sweep"]);
     assert!(delete_batch(&mut conn, run_id, &ids).await.is_empty());
+}
+
+/// The statements of the job and audit commands: list with a state filter,
+/// drives, a lifecycle change with the row locked, `jobs delete` with its
+/// audit row, and the reads of the audit trail and the runs.
+#[tokio::test]
+async fn the_command_statements_read_and_change_what_they_say() {
+    let Some((_db, mut conn)) = migrated("the_command_statements").await else { return };
+    insert_jobs(
+        &mut conn,
+        &[
+            job("cmd-a", "Completed", days_ago(5), false),
+            job("cmd-b", "Shipping", days_ago(5), false),
+            job("cmd-c", "Completed", days_ago(5), true),
+        ],
+    )
+    .await;
+    let drives = json!([{"job_name": "cmd-b", "drive_id": "d2", "state": "Specified", "bytes": 0},
+                        {"job_name": "cmd-b", "drive_id": "d1", "state": "Received", "bytes": 9}]);
+    sqlx::query(sql::INSERT_DRIVES).bind(drives.to_string()).execute(&mut conn).await.unwrap();
+
+    let names = |rows: Vec<sqlx::mysql::MySqlRow>| rows.iter().map(|r| r.get::<String, _>("name")).collect::<Vec<_>>();
+    let completed = json!(["Completed"]).to_string();
+    let rows = sqlx::query(sql::SELECT_JOBS)
+        .bind(&completed)
+        .bind(&completed)
+        .bind(u64::MAX)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names(rows), ["cmd-a", "cmd-c"]);
+    let rows = sqlx::query(sql::SELECT_JOBS)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(2_u64)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names(rows), ["cmd-a", "cmd-b"]);
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    let drives: Vec<(i64, String, String, i64)> = sqlx::query_as(sql::SELECT_DRIVES_OF_JOBS)
+        .bind(serde_json::to_string(&ids).unwrap())
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(drives, [(ids[1], "d1".into(), "Received".into(), 9), (ids[1], "d2".into(), "Specified".into(), 0)]);
+
+    // A lifecycle change: the row locked, the clock read with it, then updated.
+    let mut tx = conn.begin().await.unwrap();
+    let locked = sqlx::query(sql::LOCK_JOB_BY_NAME).bind("cmd-b").fetch_one(&mut *tx).await.unwrap();
+    let now: NaiveDateTime = locked.get("now");
+    assert!((Utc::now().naive_utc() - now).num_seconds().abs() < 60);
+    let changed = sqlx::query(sql::UPDATE_JOB)
+        .bind("Received")
+        .bind(true)
+        .bind(Some(now))
+        .bind(None::<String>)
+        .bind(now)
+        .bind(now)
+        .bind(locked.get::<i64, _>("id"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+    tx.commit().await.unwrap();
+    let row = sqlx::query(sql::SELECT_JOB_BY_NAME).bind("cmd-b").fetch_one(&mut conn).await.unwrap();
+    assert_eq!((row.get::<String, _>("state"), row.get::<bool, _>("cancel_requested")), ("Received".into(), true));
+    assert!(sqlx::query(sql::SELECT_JOB_BY_NAME).bind("CMD-B").fetch_optional(&mut conn).await.unwrap().is_none());
+
+    // `jobs delete`: the audit row returned as written, the job and its drives gone.
+    let mut tx = conn.begin().await.unwrap();
+    let locked = sqlx::query(sql::LOCK_JOB_BY_NAME).bind("cmd-b").fetch_one(&mut *tx).await.unwrap();
+    let audit = sqlx::query(sql::AUDIT_MANUAL_DELETE)
+        .bind("alice@host")
+        .bind(locked.get::<i64, _>("id"))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(sql::DELETE_JOB).bind(locked.get::<i64, _>("id")).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        (
+            audit.get::<Option<i64>, _>("run_id"),
+            audit.get::<String, _>("job_name"),
+            audit.get::<String, _>("policy"),
+            audit.get::<String, _>("deleted_by")
+        ),
+        (None, "cmd-b".into(), "manual".into(), "alice@host".into())
+    );
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM job_drives").await, 0);
+    let audit_id: i64 = audit.get("id");
+
+    let rows = sqlx::query(sql::SELECT_AUDIT)
+        .bind("cmd-b")
+        .bind("cmd-b")
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(u64::MAX)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let rows = sqlx::query(sql::SELECT_AUDIT)
+        .bind("CMD-B")
+        .bind("CMD-B")
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(u64::MAX)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "names compare byte for byte");
+    let range: (Option<i64>, Option<i64>) =
+        sqlx::query_as(sql::SELECT_AUDIT_ID_RANGE).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(range, (Some(audit_id), Some(audit_id)));
+    let page = sqlx::query(sql::SELECT_AUDIT_BEFORE).bind(i64::MAX).bind(10_i64).fetch_all(&mut conn).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let page = sqlx::query(sql::SELECT_AUDIT_OF_NAME)
+        .bind("cmd-b")
+        .bind(i64::MAX)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(10_i64)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+
+    let run_id = new_run(&mut conn).await;
+    let runs = sqlx::query(sql::SELECT_RUNS).bind(u64::MAX).fetch_all(&mut conn).await.unwrap();
+    assert_eq!((runs.len(), runs[0].get::<String, _>("status")), (1, "running".to_owned()));
+    assert!(sqlx::query(sql::SELECT_RUN).bind(run_id).fetch_optional(&mut conn).await.unwrap().is_some());
+    assert_eq!(
+        sqlx::query(sql::SELECT_RUNS_BEFORE).bind(run_id).bind(10_i64).fetch_all(&mut conn).await.unwrap().len(),
+        0
+    );
+    assert_eq!(
+        sqlx::query(sql::SELECT_AUDIT_OF_RUN)
+            .bind(run_id)
+            .bind(i64::MAX)
+            .bind(10_i64)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let held: i64 = sqlx::query_scalar(sql::COUNT_HELD).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(held, 1);
 }
 
 #[tokio::test]
