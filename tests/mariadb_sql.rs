@@ -868,10 +868,7 @@ async fn trail_and_page_statements_read_index_ranges() {
     let Some((_db, mut conn)) = migrated("trail_and_page_statements").await else { return };
     import_shuffled_jobs(&mut conn).await;
     purge(&mut conn).await;
-    conn.execute("UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY")
-        .await
-        .unwrap();
-    conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
+    age_the_trail(&mut conn).await;
     conn.execute("ANALYZE TABLE jobs, retention_audit, retention_runs").await.unwrap();
     let start = retentiond::policy::start_of_time();
     let cutoff = days_ago(90);
@@ -888,7 +885,7 @@ async fn trail_and_page_statements_read_index_ranges() {
         (
             "the audit rows' removal",
             sql::CLAIM_EXPIRED_AUDIT_ROWS,
-            vec![at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(1000)],
+            expired_audit_binds(1000),
             Shape::Table("retention_audit", "retention_audit_by_deleted_at"),
         ),
         (
@@ -959,6 +956,22 @@ async fn trail_and_page_statements_read_index_ranges() {
         sqlx::query(sql::DELETE_AUDIT_ROWS).bind(serde_json::to_string(&ids).unwrap()).execute(&mut *tx).await.unwrap();
     assert_eq!(removed.rows_affected(), 1000);
     tx.commit().await.unwrap();
+}
+
+/// Makes every run finished and every audit row 400 days old: the whole
+/// trail is past a `retention.audit` of 90 days.
+async fn age_the_trail(conn: &mut MySqlConnection) {
+    conn.execute("UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY")
+        .await
+        .unwrap();
+    conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
+}
+
+/// The binds of `CLAIM_EXPIRED_AUDIT_ROWS` from the start of the trail,
+/// for a `retention.audit` of 90 days.
+fn expired_audit_binds(limit: i64) -> Vec<Bind> {
+    let (start, cutoff) = (retentiond::policy::start_of_time(), days_ago(90));
+    vec![at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(limit)]
 }
 
 // --- Locks ---
@@ -1091,22 +1104,14 @@ async fn audit_row_written_during_a_trail_removal(db: &TestDb, isolation: Option
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM jobs ORDER BY id").fetch_all(&mut conn).await.unwrap();
     let run_id = new_run(&mut conn).await;
     assert_eq!(delete_batch(&mut conn, run_id, &ids[..10]).await.len(), 10);
-    conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
-    conn.execute("UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY")
-        .await
-        .unwrap();
+    age_the_trail(&mut conn).await;
 
     set_isolation(&mut conn, isolation).await;
-    let start = retentiond::policy::start_of_time();
-    let cutoff = days_ago(90);
     let mut removal = conn.begin().await.unwrap();
-    let claimed = bind_all(
-        sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS),
-        &[at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(1000)],
-    )
-    .fetch_all(&mut *removal)
-    .await
-    .unwrap();
+    let claimed = bind_all(sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS), &expired_audit_binds(1000))
+        .fetch_all(&mut *removal)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 10);
 
     let mut sweep = db.session().await;
@@ -1211,22 +1216,12 @@ fn a_purge_replicates_alike_and_statement_based_logging_refuses_read_committed_w
         sqlx::query(sql::INSERT_DRIVES).bind(Value::Array(drives).to_string()).execute(&mut conn).await.unwrap();
         let purged = purge(&mut conn).await;
         assert!(purged > 500, "{purged}");
-        conn.execute(
-            "UPDATE retention_runs SET status = 'succeeded', finished_at = UTC_TIMESTAMP(6) - INTERVAL 400 DAY",
-        )
-        .await
-        .unwrap();
-        conn.execute("UPDATE retention_audit SET deleted_at = deleted_at - INTERVAL 400 DAY").await.unwrap();
-        let start = retentiond::policy::start_of_time();
-        let cutoff = days_ago(90);
+        age_the_trail(&mut conn).await;
         let mut tx = conn.begin().await.unwrap();
-        let claimed = bind_all(
-            sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS),
-            &[at(cutoff), at(start), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(300)],
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
+        let claimed = bind_all(sqlx::query(sql::CLAIM_EXPIRED_AUDIT_ROWS), &expired_audit_binds(300))
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
         let ids: Vec<i64> = claimed.iter().map(|row| row.get("id")).collect();
         sqlx::query(sql::DELETE_AUDIT_ROWS).bind(serde_json::to_string(&ids).unwrap()).execute(&mut *tx).await.unwrap();
         tx.commit().await.unwrap();
