@@ -80,7 +80,9 @@ impl Error {
 fn store_exit_code(error: &StoreError) -> u8 {
     match error {
         StoreError::UnsupportedUrl(_) | StoreError::File(_) => exit::INVALID_CONFIG,
-        StoreError::Unreachable { .. } | StoreError::ReadOnly(_) => exit::UNREACHABLE,
+        StoreError::Unreachable { .. } | StoreError::UnsupportedServer(_) | StoreError::ReadOnly(_) => {
+            exit::UNREACHABLE
+        }
         StoreError::NotFound(_) => exit::NOT_FOUND,
         StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,
         StoreError::NotMigrated(_) | StoreError::StatementTimeout(_) | StoreError::Database(_) => exit::FAILURE,

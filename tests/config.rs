@@ -67,7 +67,7 @@ every_engine! {
             ("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "soon", "connect_timeout"),
             ("RETENTIOND__DATABASE__MAX_CONNECTIONS", "lots", "max_connections"),
             ("RETENTIOND__LOG__FORMAT", "fancy", "format"),
-            ("RETENTIOND__DATABASE__URL", "mysql://root@127.0.0.1/db", "url"),
+            ("RETENTIOND__DATABASE__URL", "oracle://root@127.0.0.1/db", "url"),
         ] {
             let out = env.run_env(&["purge"], &[(key, value)]);
             assert_config_error(&out, name);

@@ -445,7 +445,7 @@ fn password_file_errors_exit_78() {
 
     let out = run("sqlite://x.db", &[("RETENTIOND__DATABASE__PASSWORD_FILE", path_str(&file))]);
     out.expect_code(78);
-    assert!(out.stderr.contains("database.password_file applies to PostgreSQL only"), "{}", out.describe());
+    assert!(out.stderr.contains("database.password_file applies to PostgreSQL and MariaDB only"), "{}", out.describe());
 }
 
 /// SIGHUP reads the password file again: after the password is rotated in

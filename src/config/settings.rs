@@ -121,8 +121,9 @@ impl DatabaseSettings {
     }
 }
 
-/// How the PostgreSQL connection uses TLS, by libpq's names. `allow` is
-/// not offered: the driver treats it as `disable`.
+/// How a server's connection uses TLS, by libpq's names, or MariaDB's
+/// (`disabled`, `preferred`, `required`, `verify_ca`, `verify_identity`),
+/// which mean the same. `allow` is not offered: the driver treats it as `disable`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
     /// Plain TCP only.
@@ -149,14 +150,14 @@ impl SslMode {
         }
     }
 
-    /// Parses a mode by its libpq name (any case).
+    /// Parses a mode by its libpq or MariaDB name (any case).
     pub fn parse(text: &str) -> Result<SslMode, String> {
         match text.trim().to_ascii_lowercase().as_str() {
-            "disable" => Ok(SslMode::Disable),
-            "prefer" => Ok(SslMode::Prefer),
-            "require" => Ok(SslMode::Require),
-            "verify-ca" => Ok(SslMode::VerifyCa),
-            "verify-full" => Ok(SslMode::VerifyFull),
+            "disable" | "disabled" => Ok(SslMode::Disable),
+            "prefer" | "preferred" => Ok(SslMode::Prefer),
+            "require" | "required" => Ok(SslMode::Require),
+            "verify-ca" | "verify_ca" => Ok(SslMode::VerifyCa),
+            "verify-full" | "verify_identity" => Ok(SslMode::VerifyFull),
             "allow" => Err("sslmode allow is not supported (the driver would not use TLS at all); \
                  use disable, prefer, require, verify-ca or verify-full"
                 .into()),

@@ -390,7 +390,10 @@ fn validation_rules() {
         ),
         ("[database]\nconnect_timeout = \"0s\"\n", "database.connect_timeout = 0s must be greater than 0"),
         ("[database]\nstatement_timeout = 0\n", "database.statement_timeout = 0s must be greater than 0"),
-        ("[database]\nurl = \"mysql://db/jobs\"\n", "database.url must start with sqlite:, postgres: or postgresql:"),
+        (
+            "[database]\nurl = \"oracle://db/jobs\"\n",
+            "database.url must start with sqlite:, postgres:, postgresql:, mariadb: or mysql:",
+        ),
         (
             "[database]\nurl = \"postgres://u:pa/ss@db/jobs\"\n",
             "database.url is not a valid URL (the value is not shown",
@@ -464,7 +467,7 @@ fn validation_rules() {
 #[test]
 fn the_database_password_never_appears_in_errors() {
     let message = err(load_env(&[
-        ("RETENTIOND__DATABASE__URL", "mysql://admin:hunter2@db/jobs"),
+        ("RETENTIOND__DATABASE__URL", "oracle://admin:hunter2@db/jobs"),
         ("RETENTIOND__DATABASE__MAX_CONNECTIONS", "0"),
     ]));
     assert!(message.contains("database.url") && message.contains("RETENTIOND__DATABASE__URL"), "{message}");
@@ -630,9 +633,12 @@ fn tls_and_password_file_rules() {
         ),
         (
             &[url("sqlite://x.db"), ("RETENTIOND__DATABASE__SSLMODE", "require")],
-            "database.sslmode applies to PostgreSQL only",
+            "database.sslmode applies to PostgreSQL and MariaDB only",
         ),
-        (&[("RETENTIOND__DATABASE__PASSWORD_FILE", "/p")], "database.password_file applies to PostgreSQL only"),
+        (
+            &[("RETENTIOND__DATABASE__PASSWORD_FILE", "/p")],
+            "database.password_file applies to PostgreSQL and MariaDB only",
+        ),
     ];
     for (vars, expected) in cases {
         let message = err(load_env(vars));

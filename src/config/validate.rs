@@ -75,24 +75,27 @@ impl Settings {
 fn database(db: &DatabaseSettings, problems: &mut Problems<'_>) {
     let url = db.url.expose();
     match Engine::of_url(url) {
-        Some(Engine::Postgres) if url::Url::parse(url).is_err() => problems.add(
+        Some(Engine::Postgres | Engine::MariaDb) if url::Url::parse(url).is_err() => problems.add(
             "database.url",
             "database.url is not a valid URL (the value is not shown: it may hold a password); \
              percent-encode reserved characters in the user and password (/ as %2F, @ as %40, # as %23)"
                 .into(),
         ),
-        Some(Engine::Postgres) => postgres_tls_and_password(db, problems),
+        Some(Engine::Postgres | Engine::MariaDb) => server_tls_and_password(db, problems),
         Some(Engine::Sqlite) => {
-            let postgres_only = [
+            let server_only = [
                 ("database.password_file", db.password_file.is_empty()),
                 ("database.sslmode", db.sslmode.is_none()),
                 ("database.sslrootcert", db.sslrootcert.is_empty()),
                 ("database.sslcert", db.sslcert.is_empty()),
                 ("database.sslkey", db.sslkey.is_empty()),
             ];
-            for (key, unset) in postgres_only {
+            for (key, unset) in server_only {
                 if !unset {
-                    problems.add(key, format!("{key} applies to PostgreSQL only, and database.url is an sqlite: URL"));
+                    problems.add(
+                        key,
+                        format!("{key} applies to PostgreSQL and MariaDB only, and database.url is an sqlite: URL"),
+                    );
                 }
             }
         }
@@ -124,9 +127,10 @@ fn database(db: &DatabaseSettings, problems: &mut Problems<'_>) {
     }
 }
 
-/// The TLS parameters of a PostgreSQL URL and the `database.ssl*` settings
-/// must agree; a password comes from the URL or from a file, not both.
-fn postgres_tls_and_password(db: &DatabaseSettings, problems: &mut Problems<'_>) {
+/// The TLS parameters of a PostgreSQL or MariaDB URL and the
+/// `database.ssl*` settings must agree; a password comes from the URL or
+/// from a file, not both.
+fn server_tls_and_password(db: &DatabaseSettings, problems: &mut Problems<'_>) {
     let known: Vec<&str> =
         SSLMODE_PARAMETERS.iter().chain(TlsFile::ALL.iter().flat_map(|file| file.parameters())).copied().collect();
     for name in db.url.parameter_names() {

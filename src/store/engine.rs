@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::{Refusal, postgres, sqlite};
+use super::{Refusal, mariadb, postgres, sqlite};
 
 /// A database engine with a folder of its own under `src/store/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,10 +15,12 @@ pub enum Engine {
     Sqlite,
     /// PostgreSQL 13 or newer, over the network.
     Postgres,
+    /// MariaDB 10.6 or newer, over the network.
+    MariaDb,
 }
 
 impl Engine {
-    pub const ALL: [Engine; 2] = [Engine::Sqlite, Engine::Postgres];
+    pub const ALL: [Engine; 3] = [Engine::Sqlite, Engine::Postgres, Engine::MariaDb];
 
     /// The engine a `database.url` names by its scheme, if any.
     pub fn of_url(url: &str) -> Option<Engine> {
@@ -46,6 +48,7 @@ impl Engine {
         match self {
             Engine::Sqlite => &["sqlite"],
             Engine::Postgres => &["postgres", "postgresql"],
+            Engine::MariaDb => &["mariadb", "mysql"],
         }
     }
 
@@ -54,6 +57,7 @@ impl Engine {
         match self {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
+            Engine::MariaDb => "mariadb",
         }
     }
 
@@ -62,6 +66,7 @@ impl Engine {
         match self {
             Engine::Sqlite => "SQLite",
             Engine::Postgres => "PostgreSQL",
+            Engine::MariaDb => "MariaDB",
         }
     }
 
@@ -70,15 +75,16 @@ impl Engine {
         match self {
             Engine::Sqlite => "sqlite://PATH",
             Engine::Postgres => "postgres://…",
+            Engine::MariaDb => "mariadb://…",
         }
     }
 
-    /// The URL forms of every engine, for messages: `sqlite://PATH or postgres://…`.
+    /// The URL forms of every engine, for messages: `sqlite://PATH, postgres://… or mariadb://…`.
     pub fn url_forms() -> String {
         or_list(Engine::ALL.map(Engine::url_form).to_vec())
     }
 
-    /// The scheme prefixes of every engine, for messages: `sqlite:, postgres: or postgresql:`.
+    /// The scheme prefixes of every engine, for messages: `sqlite:, postgres:, postgresql:, mariadb: or mysql:`.
     pub fn scheme_prefixes() -> String {
         or_list(Engine::ALL.iter().flat_map(|engine| engine.schemes()).map(|scheme| format!("{scheme}:")).collect())
     }
@@ -89,6 +95,7 @@ impl Engine {
         match self {
             Engine::Sqlite => sqlite::classify(error),
             Engine::Postgres => postgres::classify(error),
+            Engine::MariaDb => mariadb::classify(error),
         }
     }
 }
@@ -119,12 +126,13 @@ mod tests {
         assert_eq!(Engine::of_url("sqlite::memory:"), Some(Engine::Sqlite));
         assert_eq!(Engine::of_url("postgres://db/jobs"), Some(Engine::Postgres));
         assert_eq!(Engine::of_url("postgresql://db/jobs"), Some(Engine::Postgres));
-        assert_eq!(Engine::of_url("mysql://db/jobs"), None);
+        assert_eq!(Engine::of_url("mariadb://db/jobs"), Some(Engine::MariaDb));
+        assert_eq!(Engine::of_url("mysql://db/jobs"), Some(Engine::MariaDb));
         assert_eq!(Engine::of_url("retentiond.db"), None);
-        assert_eq!(Engine::url_forms(), "sqlite://PATH or postgres://…");
-        assert_eq!(Engine::scheme_prefixes(), "sqlite:, postgres: or postgresql:");
+        assert_eq!(Engine::url_forms(), "sqlite://PATH, postgres://… or mariadb://…");
+        assert_eq!(Engine::scheme_prefixes(), "sqlite:, postgres:, postgresql:, mariadb: or mysql:");
         assert_eq!(Engine::choose("postgres"), Ok(vec![Engine::Postgres]));
         assert_eq!(Engine::choose("both"), Ok(Engine::ALL.to_vec()));
-        assert_eq!(Engine::choose("mysql"), Err("expected sqlite, postgres or both".to_owned()));
+        assert_eq!(Engine::choose("mysql"), Err("expected sqlite, postgres, mariadb or both".to_owned()));
     }
 }

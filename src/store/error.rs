@@ -11,6 +11,9 @@ use super::Engine;
 pub enum StoreError {
     #[error("database.url {0} is not supported: use {forms}", forms = Engine::url_forms())]
     UnsupportedUrl(String),
+    /// The server is not one the store supports (its kind or its version, or a setting it runs with).
+    #[error("the database server is not supported: {0}")]
+    UnsupportedServer(String),
     #[error("cannot reach the database at {url}: {reason}")]
     Unreachable { url: String, reason: String },
     /// A password, key or certificate file named by the settings is unusable.

@@ -1,7 +1,7 @@
 //! The job store: one set of traits for its callers (`api`), one common
 //! part that implements what every engine shares (`common`), and a folder per engine
 //! with its connections, sessions, locks, upkeep and SQL (`sqlite/`,
-//! `postgres/`). The scheme of `database.url` chooses the engine
+//! `postgres/`, `mariadb/`). The scheme of `database.url` chooses the engine
 //! ([`Engine`]). How the parts fit, and what a new engine must provide:
 //! `docs/design.md`.
 
@@ -31,6 +31,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<Box<dyn Store>, Stor
     Ok(match engine_of(settings)? {
         Engine::Sqlite => Box::new(sqlite::SqliteStore::connect(settings).await?),
         Engine::Postgres => Box::new(postgres::PostgresStore::connect(settings).await?),
+        Engine::MariaDb => Box::new(mariadb::MariaDbStore::connect(settings).await?),
     })
 }
 
@@ -41,6 +42,7 @@ pub async fn open(settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreEr
     match engine_of(settings)? {
         Engine::Sqlite => ready(sqlite::SqliteStore::connect(settings).await?, settings).await,
         Engine::Postgres => ready(postgres::PostgresStore::connect(settings).await?, settings).await,
+        Engine::MariaDb => ready(mariadb::MariaDbStore::connect(settings).await?, settings).await,
     }
 }
 

@@ -56,11 +56,13 @@ impl TestDb {
     /// A session as the store opens them: UTC, READ COMMITTED, no statement time limit.
     pub async fn session(&self) -> MySqlConnection {
         let mut conn = self.options().connect().await.expect("connect to the test database");
-        sqlx::query(retentiond::store::mariadb::sql::SESSION_SETTINGS)
-            .bind(0_i64)
-            .execute(&mut conn)
-            .await
-            .expect("session settings");
+        sqlx::query(retentiond::store::mariadb::sql::with_question_marks(
+            retentiond::store::mariadb::sql::SESSION_SETTINGS,
+        ))
+        .bind(0_i64)
+        .execute(&mut conn)
+        .await
+        .expect("session settings");
         conn
     }
 }

@@ -12,6 +12,7 @@ use sqlx::pool::Pool;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
+use super::positional;
 use crate::store::StoreError;
 
 /// What an engine's driver stores in its own way.
@@ -22,6 +23,11 @@ pub(crate) trait Codec: Database {
     type Ids: for<'q> Encode<'q, Self> + Type<Self> + Send;
     /// A list of names (job names, states) as one parameter.
     type Names: for<'q> Encode<'q, Self> + Type<Self> + Send;
+
+    /// Whether the engine's parameters are `?`, bound in the order they
+    /// appear: its statements are still written with `$1`, `$2`… as the
+    /// others are, and each is bound anew where it appears ([`positional`]).
+    const POSITIONAL: bool = false;
 
     fn store_time(time: DateTime<Utc>) -> Self::Time;
     fn load_time(stored: Self::Time) -> Result<DateTime<Utc>, StoreError>;
@@ -151,7 +157,7 @@ where
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
 {
     fn query(sql: &'static str, args: &[Arg<'_>]) -> Query<'static, Self, Self::Arguments> {
-        args.iter().fold(sqlx::query(sql), |query, arg| match arg {
+        let bind = |query: Query<'static, Self, Self::Arguments>, arg: &Arg<'_>| match arg {
             Arg::Int(value) => query.bind(*value),
             Arg::Flag(value) => query.bind(*value),
             Arg::Text(value) => query.bind(*value),
@@ -159,7 +165,12 @@ where
             Arg::Ids(ids) => query.bind(DB::ids(ids)),
             Arg::Names(names) => query.bind(names.clone().map(DB::names)),
             Arg::Json(text) => query.bind(text.clone()),
-        })
+        };
+        if DB::POSITIONAL {
+            let (sql, order) = positional::of(sql);
+            return order.iter().fold(sqlx::query(sql), |query, &n| bind(query, &args[n]));
+        }
+        args.iter().fold(sqlx::query(sql), bind)
     }
 
     async fn fetch_all(

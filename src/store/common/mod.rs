@@ -8,11 +8,13 @@
 
 mod codec;
 mod connect;
+mod credentials;
 pub(crate) mod decode;
 mod jobs;
 mod kept_session;
 mod nodelay;
 mod own_sessions;
+pub(crate) mod positional;
 mod reads;
 mod statements;
 
@@ -27,6 +29,7 @@ pub(crate) use codec::{Arg, Codec, Db, On, limit};
 pub(crate) use connect::{
     NoConnection, PING_AFTER_IDLE, check_migrated, describe_connect_error, first_connection, pool_options,
 };
+pub(crate) use credentials::{client_identity, password, reads_files, server_roots};
 pub(crate) use kept_session::KeptSession;
 pub(crate) use nodelay::TcpServer;
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};

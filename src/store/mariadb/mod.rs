@@ -1,6 +1,388 @@
-//! The MariaDB store (10.6 or newer): so far its SQL and its migration
-//! runner; the store itself is built on them.
+//! The MariaDB store (10.6 or newer). Concurrent sweeps are safe: a batch
+//! claims its jobs with `FOR UPDATE SKIP LOCKED`, writes their audit rows
+//! and deletes them in one transaction, the eligibility checked again by
+//! each statement. Sessions run at READ COMMITTED, so a batch locks only the
+//! rows it deletes (docs/operations.md). Each run holds a named lock
+//! (`GET_LOCK`) on a session of its own, so the next sweep can tell a run
+//! whose process died (lock free) from one still working, whichever replica
+//! it runs on. The connect options (URL, TLS, password file): `options`;
+//! the server's checks (version, binary log, read-only): `server`; the
+//! migration runner: `migrate`.
 
 pub mod migrate;
+mod options;
+mod server;
 /// Public so that tests can examine the query plans.
 pub mod sql;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlRow};
+use sqlx::{ConnectOptions, Connection, Transaction};
+
+use self::server::ReadOnlyServer;
+use super::common::{
+    self, Arg, Codec, Db, Driver, KeptSession, LeaseEnd, OwnSessions, Purpose, Statements, TcpServer, decode,
+    describe_connect_error, enabled_policies, first_connection, pool_options,
+};
+use super::records::{
+    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
+};
+use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
+use crate::config::{DatabaseSettings, format_duration};
+use crate::policy::{PerPolicy, Retentions};
+
+/// MariaDB's error numbers the store tells apart.
+mod code {
+    /// A statement stopped at `max_statement_time`.
+    pub const STATEMENT_TIMEOUT: u16 = 1969;
+    /// A write in a READ ONLY transaction (`tx_read_only`).
+    pub const READ_ONLY_TRANSACTION: u16 = 1792;
+    /// The server runs with `--read-only` (and the user lacks READ ONLY ADMIN).
+    pub const READ_ONLY_OPTION: u16 = 1290;
+    /// InnoDB runs with `innodb_read_only`.
+    pub const INNODB_READ_ONLY: u16 = 1036;
+}
+
+/// A run that [`sql::RUN_START_READINGS`] found left by a dead process.
+#[derive(serde::Deserialize)]
+struct AbandonedRun {
+    id: i64,
+    host: String,
+    pid: i64,
+}
+
+pub struct MariaDbStore {
+    /// What the connect options are built from again on a reload.
+    settings: DatabaseSettings,
+    pool: MySqlPool,
+    /// The sessions of a sweep's batches and of its reads of the next ids.
+    deleting: KeptSession<MySql>,
+    reading: KeptSession<MySql>,
+    own: OwnSessions<MySql>,
+}
+
+impl MariaDbStore {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<MariaDbStore, StoreError> {
+        let options::StoreOptions { options, trusted } = options::connect_options(settings)?;
+        if options::is_unverified_tls(&options) {
+            tracing::warn!(
+                "ssl-mode is required: the connection is encrypted, but the server is not verified, so anyone on \
+                 the path can pose as it; use ssl-mode verify_identity with ssl-ca"
+            );
+        }
+        let mut first =
+            first_connection::<MySqlConnection>(&options, settings.connect_timeout).await.map_err(|failure| {
+                StoreError::Unreachable {
+                    url: settings.url.redacted(),
+                    reason: settings.url.scrub(&describe_connect_error(failure, &trusted, TLS_REFUSED)),
+                }
+            })?;
+        server::check(&mut first).await?;
+        let timeout = statement_timeout(settings);
+        set_up_session(&mut first, timeout, &options).await?;
+        let server = tcp_server(&options);
+        let pool = pool_options::<MySql>(settings)
+            .after_connect(move |conn, _| {
+                let server = server.clone();
+                Box::pin(async move {
+                    MySql::query(sql::SESSION_SETTINGS, &[timeout.into()]).execute(&mut *conn).await?;
+                    if let Some(server) = server {
+                        server.set_nodelay_on_connections().await;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        let own = OwnSessions::default();
+        own.give_back(first);
+        Ok(MariaDbStore {
+            settings: settings.clone(),
+            pool,
+            deleting: KeptSession::default(),
+            reading: KeptSession::default(),
+            own,
+        })
+    }
+
+    /// A new session of its own, set up as the pool's are, within the
+    /// pool's acquire timeout (`database.connect_timeout`).
+    async fn new_own(&self) -> Result<MySqlConnection, StoreError> {
+        let options = (*self.pool.connect_options()).clone();
+        let timeout = self.pool.options().get_acquire_timeout();
+        let Ok(conn) = tokio::time::timeout(timeout, options.connect()).await else {
+            let waited = format_duration(timeout);
+            return Err(StoreError::Database(format!("no new session within {waited} (database.connect_timeout)")));
+        };
+        let mut conn = conn?;
+        set_up_session(&mut conn, statement_timeout(&self.settings), &options).await?;
+        Ok(conn)
+    }
+
+    /// Runs `statement` on a session of its own ([`OwnSessions::run`]).
+    async fn on_own(
+        &self,
+        statement: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<(MySqlConnection, MySqlRow), StoreError> {
+        self.own.run(statement, args, || None, || self.new_own()).await
+    }
+
+    /// A claim and a delete of the audit trail's lifecycle, in one
+    /// transaction; returns the keys of the rows it removed.
+    async fn remove_trail(
+        &self,
+        claim: &'static str,
+        delete: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<TrailKey>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = MySql::query(claim, args).fetch_all(&mut *tx).await?;
+        let keys = decode::all(&rows, decode::trail_key::<MySql>)?;
+        if !keys.is_empty() {
+            let ids: Vec<i64> = keys.iter().map(|key| key.id).collect();
+            MySql::query(delete, &[Arg::Ids(&ids)]).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(keys)
+    }
+}
+
+/// What it means when the server will not speak TLS.
+const TLS_REFUSED: &str = "the server does not accept TLS connections, and ssl-mode (required, verify_ca or \
+     verify_identity) requires TLS";
+
+/// `database.statement_timeout` in milliseconds (validation keeps it within an `i64`).
+fn statement_timeout(settings: &DatabaseSettings) -> i64 {
+    settings.statement_timeout.as_millis() as i64
+}
+
+/// What every session runs first ([`sql::SESSION_SETTINGS`]), and TCP_NODELAY.
+async fn set_up_session(
+    conn: &mut MySqlConnection,
+    timeout_ms: i64,
+    options: &MySqlConnectOptions,
+) -> Result<(), StoreError> {
+    MySql::query(sql::SESSION_SETTINGS, &[timeout_ms.into()]).execute(&mut *conn).await?;
+    if let Some(server) = tcp_server(options) {
+        server.set_nodelay_on_connections().await;
+    }
+    Ok(())
+}
+
+/// The server `options` reach over TCP; `None` over a Unix socket.
+fn tcp_server(options: &MySqlConnectOptions) -> Option<TcpServer> {
+    options.get_socket().is_none().then(|| TcpServer::new(options.get_host(), options.get_port()))
+}
+
+/// MariaDB's refusals, by error number.
+pub(super) fn classify(error: &sqlx::Error) -> Option<Refusal> {
+    let refusal = error.as_database_error()?.try_downcast_ref::<MySqlDatabaseError>()?;
+    match refusal.number() {
+        code::STATEMENT_TIMEOUT => Some(Refusal::StatementTimeout),
+        code::READ_ONLY_TRANSACTION | code::READ_ONLY_OPTION | code::INNODB_READ_ONLY => {
+            Some(Refusal::ReadOnly(ReadOnly::new(ReadOnlyServer::Refused(error.to_string()))))
+        }
+        _ => None,
+    }
+}
+
+/// The `now` and `future` columns of `CLOCK_AND_SKEW` and `RUN_START_READINGS`.
+fn clock(row: &MySqlRow) -> Result<ClockReading, StoreError> {
+    Ok(ClockReading { now: MySql::time(row, "now")?, future_jobs: MySql::int(row, "future")? as u64 })
+}
+
+/// Timestamps are DATETIME(6) in UTC, bound as `NaiveDateTime` (sql.rs
+/// says why), within the type's years 1-9999; lists are JSON arrays.
+impl Codec for MySql {
+    type Time = NaiveDateTime;
+    type Ids = String;
+    type Names = String;
+
+    const POSITIONAL: bool = true;
+
+    fn store_time(time: DateTime<Utc>) -> NaiveDateTime {
+        let first = NaiveDate::from_ymd_opt(1, 1, 1).and_then(|day| day.and_hms_opt(0, 0, 0));
+        let last = NaiveDate::from_ymd_opt(9999, 12, 31).and_then(|day| day.and_hms_micro_opt(23, 59, 59, 999_999));
+        time.naive_utc().clamp(first.unwrap_or(NaiveDateTime::MIN), last.unwrap_or(NaiveDateTime::MAX))
+    }
+
+    fn load_time(stored: NaiveDateTime) -> Result<DateTime<Utc>, StoreError> {
+        Ok(stored.and_utc())
+    }
+
+    fn ids(ids: &[i64]) -> String {
+        serde_json::Value::from(ids).to_string()
+    }
+
+    fn names(names: Vec<String>) -> String {
+        serde_json::Value::from(names).to_string()
+    }
+}
+
+impl Driver for MariaDbStore {
+    type Db = MySql;
+
+    const SQL: &'static Statements = &sql::STATEMENTS;
+    const MIGRATOR: &'static sqlx::migrate::Migrator = &migrate::MIGRATOR;
+
+    fn pool(&self, _purpose: Purpose) -> &MySqlPool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, MySql>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+#[async_trait]
+impl SweepStore for MariaDbStore {
+    async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
+        clock(&MySql::query(sql::CLOCK_AND_SKEW, &enabled_policies(retentions)).fetch_one(&self.pool).await?)
+    }
+
+    /// The run's session holds its lock until `finish_run` releases it, or
+    /// until this process dies.
+    async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
+        let (mut conn, readings) = self.on_own(sql::RUN_START_READINGS, &enabled_policies(run.retentions)).await?;
+        let abandoned: Vec<AbandonedRun> = match MySql::optional_text(&readings, "abandoned")? {
+            Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Database(e.to_string()))?,
+            None => Vec::new(),
+        };
+        for run in abandoned {
+            MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut conn).await?;
+            let (run_id, host, pid) = (run.id, run.host, run.pid);
+            tracing::warn!(run_id, host, pid, "marked a run left running by a dead process as abandoned");
+        }
+        let owner = run.owner;
+        let args = [
+            run.trigger.into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let row = MySql::query(sql::INSERT_RUN, &args).fetch_one(&mut conn).await?;
+        let run_id = MySql::int(&row, "id")?;
+        if !MySql::flag(&row, "locked")? {
+            return Err(StoreError::Database(format!("run {run_id}: its lock is held by another session")));
+        }
+        self.own.hold_lease(run_id, conn);
+        Ok((run_id, clock(&readings)?))
+    }
+
+    /// Records the end through the pool, then releases the lock on the
+    /// run's session: a sweep that finds the lock free sees the run finished.
+    async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        self.deleting.release();
+        self.reading.release();
+        let recorded = MySql::query(sql::FINISH_RUN, &common::outcome_args(run_id, outcome)).execute(&self.pool).await;
+        if self.own.end_lease(run_id, sql::UNLOCK_RUN, &[run_id.into()]).await == LeaseEnd::Broken {
+            self.deleting.end().await;
+            self.reading.end().await;
+        }
+        recorded?;
+        Ok(())
+    }
+
+    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
+        let mut conn = self.reading.take(&self.pool).await?;
+        let rows = MySql::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges)).fetch_all(&mut *conn).await?;
+        self.reading.keep(conn);
+        decode::eligible_ids::<MySql>(&rows)
+    }
+
+    /// Claims the jobs still eligible, writes their audit rows, deletes
+    /// them: one transaction, each statement checking eligibility again.
+    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
+        let mut ids = batch.ids.to_vec();
+        ids.sort_unstable();
+        let mut conn = self.deleting.take(&self.pool).await?;
+        let mut tx = conn.begin().await?;
+        let claimed = MySql::query(sql::CLAIM_ELIGIBLE, &common::still_eligible_args(&ids, batch.cutoffs))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut deleted = Vec::with_capacity(claimed.len());
+        if let Some(first) = claimed.first() {
+            let deleted_at = MySql::time(first, "deleted_at")?;
+            for row in &claimed {
+                deleted.push(decode::deleted_job::<MySql>(row, deleted_at)?);
+            }
+            let claimed_ids: Vec<i64> = deleted.iter().map(|job| job.key.job_id).collect();
+            let mut args = common::still_eligible_args(&claimed_ids, batch.cutoffs);
+            let audited = {
+                let mut audit_args = args.clone();
+                audit_args.extend([batch.run_id.into(), batch.deleted_by.into(), deleted_at.into()]);
+                MySql::query(sql::AUDIT_CLAIMED, &audit_args).execute(&mut *tx).await?.rows_affected()
+            };
+            args.truncate(4);
+            let removed = MySql::query(sql::DELETE_CLAIMED, &args).execute(&mut *tx).await?.rows_affected();
+            let expected = claimed_ids.len() as u64;
+            if audited != expected || removed != expected {
+                return Err(StoreError::Database(format!(
+                    "a batch claimed {expected} jobs but wrote {audited} audit rows and deleted {removed} jobs; \
+                     rolled back"
+                )));
+            }
+        }
+        tx.commit().await?;
+        self.deleting.keep(conn);
+        deleted.sort_by_key(|job| job.key.job_id);
+        Ok(deleted)
+    }
+
+    async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
+        let args = common::audit_removal_args(removal, limit);
+        self.remove_trail(sql::CLAIM_EXPIRED_AUDIT_ROWS, sql::DELETE_AUDIT_ROWS, &args).await
+    }
+
+    async fn remove_run_records(&self, removal: &RunRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
+        let args = common::run_removal_args(removal, limit);
+        self.remove_trail(sql::CLAIM_EXPIRED_RUN_RECORDS, sql::DELETE_RUN_RECORDS, &args).await
+    }
+
+    /// A named lock, on a session of its own: the lock lives as long as the session.
+    async fn try_lead(&self) -> Result<bool, StoreError> {
+        let lock = async || {
+            let (conn, row) = self.on_own(sql::TRY_LEAD, &[]).await?;
+            Ok((conn, MySql::flag(&row, "locked")?))
+        };
+        self.own.try_lead(lock).await
+    }
+
+    async fn end_lead(&self) {
+        self.own.end_lead(sql::END_LEAD, &[]).await;
+    }
+}
+
+#[async_trait]
+impl AdminStore for MariaDbStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        migrate::run(&mut conn, None)
+            .await
+            .map_err(|error| StoreError::Database(format!("migration failed: {error}")))?;
+        Ok(())
+    }
+
+    async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+        MySql::time(&MySql::query(sql::SELECT_NOW, &[]).fetch_one(&self.pool).await?, "now")
+    }
+
+    async fn read_only(&self) -> Result<Option<ReadOnly>, StoreError> {
+        let row = MySql::query(sql::READ_ONLY, &[]).fetch_one(&self.pool).await?;
+        Ok(server::read_only(&row)?.map(ReadOnly::new))
+    }
+
+    async fn reload_credentials(&self) -> Result<bool, StoreError> {
+        self.pool.set_connect_options(options::connect_options(&self.settings)?.options);
+        Ok(common::reads_files(&self.settings))
+    }
+
+    async fn close(&self) {
+        self.end_lead().await;
+        self.deleting.end().await;
+        self.reading.end().await;
+        self.own.close().await;
+        self.pool.close().await;
+    }
+}

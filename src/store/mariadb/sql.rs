@@ -1,7 +1,9 @@
-//! The SQL of the MariaDB store (10.6 or newer). Parameters are `?`, bound
-//! in the order they appear: a value used twice is bound twice, and each
-//! statement's comment lists its binds. Lists travel as JSON arrays read
-//! with `JSON_TABLE`, so every statement is static.
+//! The SQL of the MariaDB store (10.6 or newer). Parameters are numbered
+//! (`$1`, `$2`…) as on the other engines and take the same values in the
+//! same order (`src/store/common/statements.rs`); the common part sends
+//! each as a `?` bound in the order they appear (`common/positional.rs`).
+//! Lists travel as JSON arrays read with `JSON_TABLE`, so every statement is
+//! static. The statements the common part runs are listed in [`STATEMENTS`].
 //!
 //! The shapes follow from what MariaDB's optimizer does: it has no partial
 //! indexes (docs/schema.md, "MariaDB: generated columns"), so the policies read the
@@ -15,11 +17,49 @@
 //! whatever the statistics say (none after a bulk load, stale after a purge).
 //!
 //! Timestamps are DATETIME(6) in UTC; "now" is `UTC_TIMESTAMP(6)`, which
-//! does not depend on the session's time zone. Bind them as `NaiveDateTime`
-//! in UTC: sqlx sends a `DateTime<Utc>` as a TIMESTAMP parameter, and
-//! compared with an indexed DATETIME column such a parameter before 1970 or
-//! after 2038 matches no row (the start-of-time cursor among them).
-//! Sessions run at READ COMMITTED ([`SESSION_SETTINGS`]).
+//! does not depend on the session's time zone. They are bound as
+//! `NaiveDateTime` in UTC: sqlx sends a `DateTime<Utc>` as a TIMESTAMP
+//! parameter, and compared with an indexed DATETIME column such a parameter
+//! before 1970 or after 2038 matches no row (the start-of-time cursor among
+//! them). Sessions run at READ COMMITTED ([`SESSION_SETTINGS`]).
+
+use crate::store::common::{DeleteJob, Statements, positional};
+
+/// `statement` as the driver takes it: each `$n` a `?`, the values bound
+/// in the order the `?` appear (for tests that run statements by hand).
+pub fn with_question_marks(statement: &'static str) -> &'static str {
+    positional::of(statement).0
+}
+
+/// The statements the common part runs on this engine (src/store/common/).
+pub(crate) const STATEMENTS: Statements = Statements {
+    migrations_table: MIGRATIONS_TABLE,
+    migration_versions: SELECT_MIGRATION_VERSIONS,
+    job_by_name: SELECT_JOB_BY_NAME,
+    lock_job_by_name: LOCK_JOB_BY_NAME,
+    jobs: SELECT_JOBS,
+    drives_of_jobs: SELECT_DRIVES_OF_JOBS,
+    taken_names: SELECT_TAKEN_NAMES,
+    insert_jobs: INSERT_JOBS,
+    insert_drives: INSERT_DRIVES,
+    update_job: UPDATE_JOB,
+    delete_job: DeleteJob::AuditThenDelete { audit: AUDIT_MANUAL_DELETE, delete: DELETE_JOB },
+    count_eligible: COUNT_ELIGIBLE,
+    eligible: SELECT_ELIGIBLE,
+    nth_eligible: SELECT_NTH_ELIGIBLE,
+    forecast: FORECAST,
+    audit_before: SELECT_AUDIT_BEFORE,
+    audit_of_run: SELECT_AUDIT_OF_RUN,
+    audit_of_name: SELECT_AUDIT_OF_NAME,
+    audit_of_name_range: SELECT_AUDIT_OF_NAME_RANGE,
+    audit_id_range: SELECT_AUDIT_ID_RANGE,
+    audit_id_range_between: SELECT_AUDIT_ID_RANGE_BETWEEN,
+    audit_page: SELECT_AUDIT_PAGE,
+    run: SELECT_RUN,
+    runs_before: SELECT_RUNS_BEFORE,
+    count_held: COUNT_HELD,
+    held: SELECT_HELD,
+};
 
 /// Run once on every new session: UTC for `NOW()` and for any TIMESTAMP a
 /// client sends, and READ COMMITTED, under which InnoDB takes no gap or
@@ -27,16 +67,23 @@
 /// nothing around them, so the application's inserts and updates never
 /// wait for it (docs/operations.md). `tx_isolation`: MariaDB before 11.1
 /// knows no `transaction_isolation`. Binds: `max_statement_time` in
-/// seconds (`database.statement_timeout`; 0 for none).
+/// milliseconds (`database.statement_timeout`; the variable takes seconds).
 pub const SESSION_SETTINGS: &str = "SET SESSION time_zone = '+00:00', \
-     tx_isolation = 'READ-COMMITTED', max_statement_time = ?";
+     tx_isolation = 'READ-COMMITTED', max_statement_time = $1 / 1000";
 
-/// The server's version and what it is: the store needs MariaDB 10.6 or
-/// newer (`SKIP LOCKED`, `JSON_TABLE`, atomic DDL). MySQL reports a
-/// version without "MariaDB" in it; `@@version_comment` names the build.
-pub const SERVER_VERSION: &str = "SELECT VERSION() AS version, @@version_comment AS comment";
+/// What the store checks before it uses a server (`server.rs`): its
+/// version (MariaDB reports one with "MariaDB" in it, MySQL does not), and
+/// whether it writes a binary log, in which format.
+pub const SERVER_CHECKS: &str =
+    "SELECT VERSION() AS version, @@global.log_bin AS log_bin, @@session.binlog_format AS binlog_format";
 
 // --- Migrations (src/store/mariadb/migrate.rs) ---
+//
+// Run by the migration runner with sqlx itself: `?`, bound in order.
+
+/// 1 when the migrations table exists, else 0.
+pub const MIGRATIONS_TABLE: &str = "SELECT COUNT(*) AS tables FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_sqlx_migrations'";
 
 /// The migration lock, held by one session for the whole of `migrate`: a
 /// second `migrate` waits for it (binds: the timeout in seconds, -1 for
@@ -72,7 +119,7 @@ pub const RECORD_MIGRATION: &str = "INSERT INTO _sqlx_migrations (version, descr
 
 // --- Jobs ---
 
-pub const SELECT_NOW: &str = "SELECT UTC_TIMESTAMP(6)";
+pub const SELECT_NOW: &str = "SELECT UTC_TIMESTAMP(6) AS now";
 
 macro_rules! job_columns {
     () => {
@@ -81,64 +128,62 @@ macro_rules! job_columns {
     };
 }
 
-/// Binds: name.
-pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = ?");
+/// $1: name.
+pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = $1");
 
 /// The job's row, locked until the transaction ends (READ COMMITTED: the
 /// row and its name's index entry, no gap, found or not), and the clock.
-/// Binds: name.
+/// $1: name.
 pub const LOCK_JOB_BY_NAME: &str =
-    concat!("SELECT ", job_columns!(), ", UTC_TIMESTAMP(6) AS now FROM jobs WHERE name = ? FOR UPDATE");
+    concat!("SELECT ", job_columns!(), ", UTC_TIMESTAMP(6) AS now FROM jobs WHERE name = $1 FOR UPDATE");
 
-/// Jobs in id order. Binds: JSON array of states or NULL for all (twice);
-/// limit (`u64::MAX` for none: `LIMIT` takes no NULL).
+/// Jobs in id order. $1: JSON array of states or NULL for all; $2: limit.
 pub const SELECT_JOBS: &str = concat!(
     "SELECT ",
     job_columns!(),
-    " FROM jobs WHERE ? IS NULL OR JSON_CONTAINS(?, JSON_QUOTE(state)) ORDER BY id LIMIT ?"
+    " FROM jobs WHERE $1 IS NULL OR JSON_CONTAINS($1, JSON_QUOTE(state)) ORDER BY id LIMIT $2"
 );
 
 /// The drives of the listed jobs: each id looked up in the primary key.
-/// Binds: JSON array of job ids.
+/// $1: JSON array of job ids.
 pub const SELECT_DRIVES_OF_JOBS: &str = "SELECT d.job_id, d.drive_id, d.state, d.bytes \
-     FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+     FROM JSON_TABLE($1, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
      STRAIGHT_JOIN job_drives AS d ON d.job_id = listed.id ORDER BY d.job_id, d.drive_id";
 
 /// The listed names already taken, each looked up in the unique index on
-/// `name`, compared byte for byte as the column is. Binds: JSON array of names.
+/// `name`, compared byte for byte as the column is. $1: JSON array of names.
 pub const SELECT_TAKEN_NAMES: &str = "SELECT j.name \
-     FROM JSON_TABLE(?, '$[*]' COLUMNS (name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin PATH '$')) \
+     FROM JSON_TABLE($1, '$[*]' COLUMNS (name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin PATH '$')) \
        AS listed STRAIGHT_JOIN jobs AS j ON j.name = listed.name";
 
 /// New jobs in the order given (ids in that order). Timestamps as text
-/// `YYYY-MM-DD HH:MM:SS.ffffff` in UTC: MariaDB reads no zone suffix (an
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC: MariaDB reads no zone suffix (an
 /// RFC 3339 `Z` is a truncation warning, an error in strict mode). One
-/// statement is one packet: a caller splits a large import into several
-/// statements of one transaction (`max_allowed_packet`, 16 MiB by default).
-/// Binds: JSON array of job objects.
+/// statement is one packet (`max_allowed_packet`, 16 MiB by default).
+/// $1: JSON array of job objects.
 pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, \
        hold_reason, created_at, updated_at, state_changed_at) \
      SELECT name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, created_at, updated_at, \
        state_changed_at \
-     FROM JSON_TABLE(?, '$[*]' COLUMNS (ord FOR ORDINALITY, name VARCHAR(64) PATH '$.name', \
+     FROM JSON_TABLE($1, '$[*]' COLUMNS (ord FOR ORDINALITY, name VARCHAR(64) PATH '$.name', \
        job_type VARCHAR(16) PATH '$.job_type', state VARCHAR(16) PATH '$.state', \
        cancel_requested BOOLEAN PATH '$.cancel_requested', cancel_requested_at DATETIME(6) PATH '$.cancel_requested_at', \
        hold_reason VARCHAR(500) PATH '$.hold_reason', created_at DATETIME(6) PATH '$.created_at', \
        updated_at DATETIME(6) PATH '$.updated_at', state_changed_at DATETIME(6) PATH '$.state_changed_at')) AS x \
      ORDER BY ord";
 
-/// Binds: JSON array of `{job_name, drive_id, state, bytes}`.
+/// $1: JSON array of `{job_name, drive_id, state, bytes}`.
 pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
      SELECT j.id, d.drive_id, d.state, d.bytes \
-     FROM JSON_TABLE(?, '$[*]' COLUMNS (job_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin \
+     FROM JSON_TABLE($1, '$[*]' COLUMNS (job_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin \
        PATH '$.job_name', drive_id VARCHAR(64) PATH '$.drive_id', state VARCHAR(32) PATH '$.state', \
        bytes BIGINT PATH '$.bytes')) AS d \
      STRAIGHT_JOIN jobs AS j ON j.name = d.job_name";
 
-/// Binds: state, cancel_requested, cancel_requested_at, hold_reason,
-/// updated_at, state_changed_at, id.
-pub const UPDATE_JOB: &str = "UPDATE jobs SET state = ?, cancel_requested = ?, cancel_requested_at = ?, \
-     hold_reason = ?, updated_at = ?, state_changed_at = ? WHERE id = ?";
+/// $1: id; $2–$7: state, cancel_requested, cancel_requested_at,
+/// hold_reason, updated_at, state_changed_at.
+pub const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, cancel_requested = $3, cancel_requested_at = $4, \
+     hold_reason = $5, updated_at = $6, state_changed_at = $7 WHERE id = $1";
 
 macro_rules! audit_columns {
     () => {
@@ -149,29 +194,19 @@ macro_rules! audit_columns {
 
 /// `jobs delete`, first of two statements in the transaction that locked
 /// the row ([`LOCK_JOB_BY_NAME`]): the audit row, copied from the job's
-/// row, returned as written. Binds: deleted_by, id.
+/// row, returned as written. $1: id; $2: deleted_by; $3: deleted_at (the
+/// transaction's clock).
 pub const AUDIT_MANUAL_DELETE: &str = concat!(
     "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
        created_at, state_changed_at, deleted_at, deleted_by) \
      SELECT NULL, id, name, job_type, 'manual', state, cancel_requested, created_at, state_changed_at, \
-       UTC_TIMESTAMP(6), ? FROM jobs WHERE id = ? RETURNING ",
+       $3, $2 FROM jobs WHERE id = $1 RETURNING ",
     audit_columns!()
 );
 
 /// `jobs delete`, second statement: the job, its drives by the foreign
-/// key's cascade. Binds: id.
-pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?";
-
-/// Newest first. Binds: job name or NULL (twice), run id or NULL (twice),
-/// limit (`u64::MAX` for none). MariaDB plans a prepared statement again at
-/// each execution with the values bound, so a NULL test drops out and a
-/// name is a range of `retention_audit_by_job_name`.
-pub const SELECT_AUDIT: &str = concat!(
-    "SELECT ",
-    audit_columns!(),
-    " FROM retention_audit WHERE (? IS NULL OR job_name = ?) AND (? IS NULL OR run_id = ?) \
-     ORDER BY id DESC LIMIT ?"
-);
+/// key's cascade. $1: id.
+pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1";
 
 macro_rules! run_columns {
     () => {
@@ -179,9 +214,6 @@ macro_rules! run_columns {
          deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
     };
 }
-
-/// Binds: limit (`u64::MAX` for none).
-pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs ORDER BY id DESC LIMIT ?");
 
 // --- Runs, the clock and leases ---
 //
@@ -193,15 +225,15 @@ pub const SELECT_RUNS: &str = concat!("SELECT ", run_columns!(), " FROM retentio
 // Galera (`wsrep_on`) refuses `GET_LOCK`.
 
 /// The jobs with an age timestamp after the clock, per policy enabled:
-/// one range of `jobs_by_retention` each. Binds: whether completed, closed
+/// one range of `jobs_by_retention` each. $1–$3: whether completed, closed
 /// and creating_idle are enabled.
 macro_rules! future_jobs {
     () => {
-        "(SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE ? AND retention_policy = 'completed' \
+        "(SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE $1 AND retention_policy = 'completed' \
            AND retention_age > UTC_TIMESTAMP(6)) \
-       + (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE ? AND retention_policy = 'closed' \
+       + (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE $2 AND retention_policy = 'closed' \
            AND retention_age > UTC_TIMESTAMP(6)) \
-       + (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE ? AND retention_policy = 'creating_idle' \
+       + (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE $3 AND retention_policy = 'creating_idle' \
            AND retention_age > UTC_TIMESTAMP(6)) AS future"
     };
 }
@@ -210,7 +242,7 @@ macro_rules! future_jobs {
 /// the statement started, before its read view was opened: a job written
 /// in the microseconds between, with its own clock a little later, would be
 /// counted as in the future (a warning, never a deletion).
-/// Binds: the three `future_jobs!` flags.
+/// $1–$3: the `future_jobs!` flags.
 pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", future_jobs!());
 
 /// The first statement of a run's start, on the session that will hold its
@@ -218,7 +250,7 @@ pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", fut
 /// `running` whose lock is free (their process died; a live run's session
 /// holds it), as a JSON array of `{id, host, pid}` or NULL. A read, so that
 /// `IS_FREE_LOCK` never reaches the binary log; [`MARK_RUN_ABANDONED`]
-/// then marks each. Binds: the three `future_jobs!` flags.
+/// then marks each. $1–$3: the `future_jobs!` flags.
 pub const RUN_START_READINGS: &str = concat!(
     "SELECT UTC_TIMESTAMP(6) AS now, ",
     future_jobs!(),
@@ -227,126 +259,144 @@ pub const RUN_START_READINGS: &str = concat!(
         WHERE status = 'running' AND IS_FREE_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id)) = 1) AS abandoned"
 );
 
-/// Binds: run id. A run finished meanwhile keeps its status.
+/// $1: run id. A run finished meanwhile keeps its status.
 pub const MARK_RUN_ABANDONED: &str = "UPDATE retention_runs SET status = 'abandoned', finished_at = UTC_TIMESTAMP(6) \
-     WHERE id = ? AND status = 'running'";
+     WHERE id = $1 AND status = 'running'";
 
 /// Records a new run and takes its lock, in one autocommitted statement:
 /// `RETURNING` runs before the commit, so the lock is held before any other
 /// session can see the row, and no sweep ever finds it running and
 /// unlocked. `locked` is 1 (0 only if a session of another store with the
-/// same database name held it). Binds: trigger, host, pid, process_started.
+/// same database name held it). $1–$4: trigger, host, pid, process_started.
 pub const INSERT_RUN: &str = "INSERT INTO retention_runs (`trigger`, status, started_at, host, pid, process_started) \
-     VALUES (?, 'running', UTC_TIMESTAMP(6), ?, ?, ?) \
+     VALUES ($1, 'running', UTC_TIMESTAMP(6), $2, $3, $4) \
      RETURNING id, GET_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id), 0) AS locked";
 
-/// Records how a run ended. Binds: status, deleted_completed,
+/// Records how a run ended. $1: id; $2–$9: status, deleted_completed,
 /// deleted_closed, deleted_creating_idle, stopped_by, error,
-/// audit_rows_removed, runs_removed, id.
-pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?, finished_at = UTC_TIMESTAMP(6), \
-     deleted_completed = ?, deleted_closed = ?, deleted_creating_idle = ?, stopped_by = ?, error = ?, \
-     audit_rows_removed = ?, runs_removed = ? WHERE id = ?";
+/// audit_rows_removed, runs_removed.
+pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = UTC_TIMESTAMP(6), \
+     deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7, \
+     audit_rows_removed = $8, runs_removed = $9 WHERE id = $1";
 
 /// Releases a run's lock, on its own session, after [`FINISH_RUN`]
 /// committed: a sweep that finds the lock free then sees the run finished.
-/// `unlocked` is 1, or 0/NULL when this session did not hold it. Binds: run id.
-pub const UNLOCK_RUN: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', ?)) AS unlocked";
+/// `unlocked` is 1, or 0/NULL when this session did not hold it. $1: run id.
+pub const UNLOCK_RUN: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', $1)) = 1 AS unlocked";
 
 /// `schedule.singleton`: taken by the sweeping replica on a session of its
 /// own, without waiting; 1 when taken (or already held by this session).
 pub const TRY_LEAD: &str = "SELECT GET_LOCK(CONCAT('retentiond.lead.', DATABASE()), 0) AS locked";
 
-pub const END_LEAD: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.lead.', DATABASE())) AS unlocked";
+pub const END_LEAD: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.lead.', DATABASE())) = 1 AS unlocked";
 
 // --- What is eligible ---
 
 /// How many jobs each policy finds eligible and the oldest: a range of
 /// `jobs_by_retention` each, read from the index alone.
-/// Binds: cut-off of completed (twice), closed (twice), creating_idle
-/// (twice); NULL for a policy that is off.
+/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
 pub const COUNT_ELIGIBLE: &str = "SELECT \
-       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'completed' AND retention_age <= ?) AS completed, \
-       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'completed' AND retention_age <= ?) AS completed_oldest, \
-       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'closed' AND retention_age <= ?) AS closed, \
-       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'closed' AND retention_age <= ?) AS closed_oldest, \
-       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'creating_idle' AND retention_age <= ?) AS creating_idle, \
-       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'creating_idle' AND retention_age <= ?) AS creating_idle_oldest";
+       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'completed' AND retention_age <= $1) AS completed, \
+       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'completed' AND retention_age <= $1) AS completed_oldest, \
+       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'closed' AND retention_age <= $2) AS closed, \
+       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'closed' AND retention_age <= $2) AS closed_oldest, \
+       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'creating_idle' AND retention_age <= $3) AS creating_idle, \
+       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'creating_idle' AND retention_age <= $3) AS creating_idle_oldest";
 
-/// One policy's walk along `jobs_by_retention` in its age order from the
-/// cursor (exclusive) up to the cut-off, with the columns `$extra` and at
-/// most `LIMIT ?` rows. Binds: cut-off, cursor age (twice), cursor id, limit.
+/// One policy's walk along `jobs_by_retention` in its age order up to the
+/// cut-off, from the cursor `$after` (a condition, exclusive; may be empty),
+/// with the columns `$extra` and at most `$limit` rows.
 macro_rules! policy_walk {
-    ($policy:literal, $extra:literal) => {
+    ($policy:literal, $extra:literal, $cutoff:literal, $after:expr, $limit:literal) => {
         concat!(
             "(SELECT ",
             $extra,
             "retention_age AS ts, id FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = '",
             $policy,
-            "' AND retention_age <= ? AND (retention_age > ? OR (retention_age = ? AND id > ?)) \
-             ORDER BY retention_age, id LIMIT ?)"
+            "' AND retention_age <= ",
+            $cutoff,
+            $after,
+            " ORDER BY retention_age, id LIMIT ",
+            $limit,
+            ")"
         )
+    };
+}
+
+/// A cursor (age, id) of `policy_walk!`, written out column by column.
+macro_rules! after {
+    ($at:literal, $id:literal) => {
+        concat!(" AND (retention_age > ", $at, " OR (retention_age = ", $at, " AND id > ", $id, "))")
     };
 }
 
 /// The dry run's list, oldest first: each policy's walk, at most the limit
 /// each, merged (a sort of at most three times the limit, whatever the
-/// table's size). Binds: per policy (completed, closed, creating_idle) the
-/// five of `policy_walk!`; then the limit.
+/// table's size). $1–$3: cut-offs of completed, closed, creating_idle (NULL
+/// = off); $4/$5, $6/$7, $8/$9: cursors (timestamp, id); $10: limit.
 pub const SELECT_ELIGIBLE: &str = concat!(
     "SELECT id, name, state, ts FROM (",
-    policy_walk!("completed", "name, state, "),
+    policy_walk!("completed", "name, state, ", "$1", after!("$4", "$5"), "$10"),
     " UNION ALL ",
-    policy_walk!("closed", "name, state, "),
+    policy_walk!("closed", "name, state, ", "$2", after!("$6", "$7"), "$10"),
     " UNION ALL ",
-    policy_walk!("creating_idle", "name, state, "),
-    ") AS picked ORDER BY ts, id LIMIT ?"
+    policy_walk!("creating_idle", "name, state, ", "$3", after!("$8", "$9"), "$10"),
+    ") AS picked ORDER BY ts, id LIMIT $10"
 );
 
-/// The key (age timestamp, id) of the n-th oldest eligible job over all
+/// The key (age timestamp, id) of the $4-th oldest eligible job over all
 /// policies: the last job of a capped sweep's set. Each policy's walk, at
-/// most n entries from the index alone, merged. Binds: per policy the five
-/// of `policy_walk!` (cursor: the start of time, `i64::MIN`; limit n); then
-/// n - 1 (`OFFSET` takes no expression).
+/// most $4 entries from the index alone, merged and numbered (`OFFSET`
+/// takes no expression). $1–$3: cut-offs of completed, closed, creating_idle.
 pub const SELECT_NTH_ELIGIBLE: &str = concat!(
-    "SELECT ts, id FROM (",
-    policy_walk!("completed", ""),
+    "SELECT ts, id FROM (SELECT ts, id, ROW_NUMBER() OVER (ORDER BY ts, id) AS place FROM (",
+    policy_walk!("completed", "", "$1", "", "$4"),
     " UNION ALL ",
-    policy_walk!("closed", ""),
+    policy_walk!("closed", "", "$2", "", "$4"),
     " UNION ALL ",
-    policy_walk!("creating_idle", ""),
-    ") AS eligible ORDER BY ts, id LIMIT 1 OFFSET ?"
+    policy_walk!("creating_idle", "", "$3", "", "$4"),
+    ") AS eligible) AS ranked WHERE place = $4"
 );
 
 /// One policy's part of [`SELECT_ELIGIBLE_IDS`]: one range of
 /// `jobs_by_retention` in its order, index only, from the cursor
 /// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
-/// Binds: cut-off, cursor age (twice), cursor id, bound age (twice), bound
-/// id, limit.
+/// Parameters: cut-off, cursor (age, id), bound (age, id), limit.
 macro_rules! eligible_ids_of {
-    ($state:literal, $policy:literal) => {
+    ($state:literal, $policy:literal, $cutoff:literal, $after_at:literal, $after_id:literal, $through_at:literal,
+     $through_id:literal, $limit:literal) => {
         concat!(
             "(SELECT '",
             $state,
             "' AS state, retention_age AS ts, id FROM jobs FORCE INDEX (jobs_by_retention) \
              WHERE retention_policy = '",
             $policy,
-            "' AND retention_age <= ? AND (retention_age > ? OR (retention_age = ? AND id > ?)) \
-               AND (retention_age < ? OR (retention_age = ? AND id <= ?)) \
-             ORDER BY retention_age, id LIMIT ?)"
+            "' AND retention_age <= ",
+            $cutoff,
+            after!($after_at, $after_id),
+            " AND (retention_age < ",
+            $through_at,
+            " OR (retention_age = ",
+            $through_at,
+            " AND id <= ",
+            $through_id,
+            ")) ORDER BY retention_age, id LIMIT ",
+            $limit,
+            ")"
         )
     };
 }
 
 /// The next ids of every policy's eligible jobs, in one statement (an idle
-/// sweep reads nothing else): the eight binds of `eligible_ids_of!` for
-/// completed, closed, creating_idle in turn; a policy not read has a NULL
-/// cut-off and limit 0.
+/// sweep reads nothing else): per policy, in the order completed, closed,
+/// creating_idle, its cut-off, cursor (age, id), bound (age, id) and limit,
+/// $1–$6, $7–$12, $13–$18; a policy not read has no cut-off and limit 0.
 pub const SELECT_ELIGIBLE_IDS: &str = concat!(
-    eligible_ids_of!("Completed", "completed"),
+    eligible_ids_of!("Completed", "completed", "$1", "$2", "$3", "$4", "$5", "$6"),
     " UNION ALL ",
-    eligible_ids_of!("Closed", "closed"),
+    eligible_ids_of!("Closed", "closed", "$7", "$8", "$9", "$10", "$11", "$12"),
     " UNION ALL ",
-    eligible_ids_of!("Creating", "creating_idle"),
+    eligible_ids_of!("Creating", "creating_idle", "$13", "$14", "$15", "$16", "$17", "$18"),
 );
 
 // --- A sweep's batch: three statements and a commit, one transaction ---
@@ -361,19 +411,19 @@ pub const SELECT_ELIGIBLE_IDS: &str = concat!(
 // optimizer. Each writing statement is deterministic for its list, so it
 // replicates alike in statement-based binary logs.
 
-/// Whether the row `j` is still eligible. Binds: cut-offs of completed,
+/// Whether the row `j` is still eligible. $2–$4: cut-offs of completed,
 /// closed, creating_idle (NULL = off: a comparison with NULL is not true).
 macro_rules! still_eligible {
     () => {
-        "j.hold_reason IS NULL AND CASE j.state WHEN 'Completed' THEN j.state_changed_at <= ? \
-           WHEN 'Closed' THEN j.state_changed_at <= ? WHEN 'Creating' THEN j.updated_at <= ? ELSE FALSE END"
+        "j.hold_reason IS NULL AND CASE j.state WHEN 'Completed' THEN j.state_changed_at <= $2 \
+           WHEN 'Closed' THEN j.state_changed_at <= $3 WHEN 'Creating' THEN j.updated_at <= $4 ELSE FALSE END"
     };
 }
 
-/// The listed jobs, still eligible, as a JSON list of ids.
+/// The listed jobs, still eligible. $1: JSON array of their ids.
 macro_rules! listed_jobs {
     () => {
-        " FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+        " FROM JSON_TABLE($1, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
          STRAIGHT_JOIN jobs AS j FORCE INDEX (PRIMARY) ON j.id = listed.id WHERE "
     };
 }
@@ -382,8 +432,8 @@ macro_rules! listed_jobs {
 /// UPDATE SKIP LOCKED`, so a row another sweep holds is skipped, not waited
 /// for (and, at READ COMMITTED, a row found no longer eligible is unlocked
 /// at once). Returns what the batch's log events and the caller need, and
-/// the clock, written as `deleted_at` into the audit rows. Binds: JSON
-/// array of job ids (sorted, so locks are taken in id order); the three
+/// the clock, written as `deleted_at` into the audit rows. $1: JSON
+/// array of job ids (sorted, so locks are taken in id order); $2–$4: the
 /// cut-offs.
 pub const CLAIM_ELIGIBLE: &str = concat!(
     "SELECT j.id, j.name, j.job_type, j.state, j.cancel_requested, j.created_at, j.state_changed_at, \
@@ -395,15 +445,15 @@ pub const CLAIM_ELIGIBLE: &str = concat!(
 );
 
 /// One audit row per claimed job, copied from its row, in id order. The
-/// affected-row count must equal the claimed count. Binds: run id,
-/// deleted_at (from the claim), deleted_by, JSON array of the claimed ids,
-/// the three cut-offs.
+/// affected-row count must equal the claimed count. $1: JSON array of the
+/// claimed ids; $2–$4: the cut-offs; $5: run id; $6: deleted_by; $7:
+/// deleted_at (from the claim).
 pub const AUDIT_CLAIMED: &str = concat!(
     "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
        created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT ?, j.id, j.name, j.job_type, \
+     SELECT $5, j.id, j.name, j.job_type, \
        CASE j.state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-       j.state, j.cancel_requested, j.created_at, j.state_changed_at, ?, ?",
+       j.state, j.cancel_requested, j.created_at, j.state_changed_at, $7, $6",
     listed_jobs!(),
     still_eligible!(),
     " ORDER BY j.id"
@@ -412,8 +462,8 @@ pub const AUDIT_CLAIMED: &str = concat!(
 /// Deletes the claimed jobs, eligibility checked again in the deleting
 /// statement; their drives go by the foreign key's cascade. The
 /// affected-row count (jobs only) must equal the claimed count, else the
-/// transaction is rolled back. Binds: JSON array of the claimed ids, the
-/// three cut-offs.
+/// transaction is rolled back. $1: JSON array of the claimed ids; $2–$4:
+/// the cut-offs.
 pub const DELETE_CLAIMED: &str = concat!("DELETE j", listed_jobs!(), still_eligible!());
 
 // --- Read-only databases ---
@@ -438,74 +488,81 @@ pub const READ_ONLY: &str = "SELECT @@global.read_only AS read_only, @@global.in
 /// The next audit rows past `retention.audit`, in (deleted_at, id) order
 /// from the cursor: rows of `jobs delete` (no run) and of runs that finished
 /// at or before the cut-off, each run looked up by its key.
-/// Binds: cut-off, cursor deleted_at (twice), cursor id, cut-off, limit.
+/// $1: cut-off; $2/$3: cursor (deleted_at, id); $4: limit.
 pub const CLAIM_EXPIRED_AUDIT_ROWS: &str = "SELECT a.deleted_at AS at, a.id \
      FROM retention_audit AS a FORCE INDEX (retention_audit_by_deleted_at) \
-     WHERE a.deleted_at <= ? AND (a.deleted_at > ? OR (a.deleted_at = ? AND a.id > ?)) \
+     WHERE a.deleted_at <= $1 AND (a.deleted_at > $2 OR (a.deleted_at = $2 AND a.id > $3)) \
        AND (a.run_id IS NULL OR (SELECT r.finished_at FROM retention_runs AS r FORCE INDEX (PRIMARY) \
-             WHERE r.id = a.run_id AND r.status <> 'running') <= ?) \
-     ORDER BY a.deleted_at, a.id LIMIT ? FOR UPDATE SKIP LOCKED";
+             WHERE r.id = a.run_id AND r.status <> 'running') <= $1) \
+     ORDER BY a.deleted_at, a.id LIMIT $4 FOR UPDATE SKIP LOCKED";
 
-/// Binds: JSON array of the claimed audit ids.
-pub const DELETE_AUDIT_ROWS: &str = "DELETE a FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+/// $1: JSON array of the claimed audit ids.
+pub const DELETE_AUDIT_ROWS: &str = "DELETE a FROM JSON_TABLE($1, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
      STRAIGHT_JOIN retention_audit AS a FORCE INDEX (PRIMARY) ON a.id = listed.id";
 
 /// One walk of [`CLAIM_EXPIRED_RUN_RECORDS`] along `$index` (whose first
 /// column is `$key`): finished runs that no audit row names (one seek into
-/// `retention_audit_by_run`). Binds: cut-off, cursor (twice), cursor id, limit.
+/// `retention_audit_by_run`), up to the cut-off from the cursor (at, id).
 macro_rules! run_walk {
-    ($index:literal, $key:literal) => {
+    ($index:literal, $key:literal, $cutoff:literal, $at:literal, $id:literal) => {
         concat!(
             "(SELECT r.finished_at AS at, r.id FROM retention_runs AS r FORCE INDEX (",
             $index,
             ") WHERE r.",
             $key,
-            " <= ? AND (r.",
+            " <= ",
+            $cutoff,
+            " AND (r.",
             $key,
-            " > ? OR (r.",
+            " > ",
+            $at,
+            " OR (r.",
             $key,
-            " = ? AND r.id > ?)) AND r.status <> 'running' \
+            " = ",
+            $at,
+            " AND r.id > ",
+            $id,
+            ")) AND r.status <> 'running' \
                AND NOT EXISTS (SELECT 1 FROM retention_audit AS a FORCE INDEX (retention_audit_by_run) \
                  WHERE a.run_id = r.id) \
              ORDER BY r.",
             $key,
-            ", r.id LIMIT ? FOR UPDATE SKIP LOCKED)"
+            ", r.id LIMIT $7 FOR UPDATE SKIP LOCKED)"
         )
     };
 }
 
 /// The next run records past `retention.runs` that no audit row names,
 /// from two walks merged in (finished_at, id) order: finished runs up to
-/// the first cut-off (past both limits, so their audit rows are gone), and
-/// finished runs that deleted nothing after it up to the second (the second
-/// walk's cursor starts after the first cut-off). Binds: the five of
-/// `run_walk!` for each walk, then the limit.
+/// $1 (past both limits, so their audit rows are gone), and finished runs
+/// that deleted nothing after it up to $2 (the second walk's cursor starts
+/// after $1). $3/$4, $5/$6: cursors (finished_at, id) of each walk; $7: limit.
 pub const CLAIM_EXPIRED_RUN_RECORDS: &str = concat!(
     "SELECT at, id FROM (",
-    run_walk!("retention_runs_by_finish", "finished_at"),
+    run_walk!("retention_runs_by_finish", "finished_at", "$1", "$3", "$4"),
     " UNION ALL ",
-    run_walk!("retention_runs_empty_by_finish", "empty_finished_at"),
-    ") AS picked ORDER BY at, id LIMIT ?"
+    run_walk!("retention_runs_empty_by_finish", "empty_finished_at", "$2", "$5", "$6"),
+    ") AS picked ORDER BY at, id LIMIT $7"
 );
 
-/// Binds: JSON array of the claimed run ids.
-pub const DELETE_RUN_RECORDS: &str = "DELETE r FROM JSON_TABLE(?, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
+/// $1: JSON array of the claimed run ids.
+pub const DELETE_RUN_RECORDS: &str = "DELETE r FROM JSON_TABLE($1, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
      STRAIGHT_JOIN retention_runs AS r FORCE INDEX (PRIMARY) ON r.id = listed.id";
 
 /// The first and last audit id of the whole trail: the ends of the key.
 pub const SELECT_AUDIT_ID_RANGE: &str = "SELECT MIN(id) AS first, MAX(id) AS last FROM retention_audit";
 
 /// The first and last id of the audit rows deleted in [since, until), from
-/// `retention_audit_by_deleted_at` alone. Binds: since, until.
+/// `retention_audit_by_deleted_at` alone. $1: since; $2: until.
 pub const SELECT_AUDIT_ID_RANGE_BETWEEN: &str = "SELECT MIN(id) AS first, MAX(id) AS last \
-     FROM retention_audit FORCE INDEX (retention_audit_by_deleted_at) WHERE deleted_at >= ? AND deleted_at < ?";
+     FROM retention_audit FORCE INDEX (retention_audit_by_deleted_at) WHERE deleted_at >= $1 AND deleted_at < $2";
 
 /// One page of `audit export`: a range of the primary key, in its order.
-/// Binds: after id, last id, limit.
+/// $1: after this id; $2: up to this id; $3: limit.
 pub const SELECT_AUDIT_PAGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit FORCE INDEX (PRIMARY) WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
+    " FROM retention_audit FORCE INDEX (PRIMARY) WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
 );
 
 // --- The status pages and `forecast` ---
@@ -513,19 +570,24 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
 /// One policy's jobs crossing their retention within the forecast's
 /// window, per day: one range of `jobs_by_retention`, from the index
 /// alone, grouped by day (at most the window's days). Day k holds the
-/// timestamps in (cut-off + k days, cut-off + k + 1 days]. Binds: cut-off
-/// (twice: the day's arithmetic, the range), horizon.
+/// timestamps in (cut-off + k days, cut-off + k + 1 days].
 macro_rules! policy_days {
-    ($policy:literal) => {
+    ($policy:literal, $cutoff:literal, $horizon:literal) => {
         concat!(
             "SELECT '",
             $policy,
             "' AS policy, FALSE AS held, \
-               (TIMESTAMPDIFF(MICROSECOND, ?, retention_age) - 1) DIV 86400000000 AS day, COUNT(*) AS jobs \
+               (TIMESTAMPDIFF(MICROSECOND, ",
+            $cutoff,
+            ", retention_age) - 1) DIV 86400000000 AS day, COUNT(*) AS jobs \
              FROM jobs FORCE INDEX (jobs_by_retention) \
              WHERE retention_policy = '",
             $policy,
-            "' AND retention_age > ? AND retention_age <= ? GROUP BY day"
+            "' AND retention_age > ",
+            $cutoff,
+            " AND retention_age <= ",
+            $horizon,
+            " GROUP BY day"
         )
     };
 }
@@ -534,15 +596,14 @@ macro_rules! policy_days {
 /// window, counted per policy and day (day 0: the next 24 hours; a job
 /// whose timestamp lies exactly `retention + k days` ago on day k-1); held
 /// jobs apart, from the `jobs_held` range, those already past it on day -1.
-/// Binds: the three of `policy_days!` for completed, closed,
-/// creating_idle; then for the held jobs the cut-offs (completed, closed,
-/// creating_idle) twice and the horizons once.
+/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off);
+/// $4–$6: those cut-offs plus the window ($7, its days, is implied).
 pub const FORECAST: &str = concat!(
-    policy_days!("completed"),
+    policy_days!("completed", "$1", "$4"),
     " UNION ALL ",
-    policy_days!("closed"),
+    policy_days!("closed", "$2", "$5"),
     " UNION ALL ",
-    policy_days!("creating_idle"),
+    policy_days!("creating_idle", "$3", "$6"),
     " UNION ALL \
      SELECT policy, TRUE, \
             CASE WHEN ts <= cutoff THEN -1 ELSE (TIMESTAMPDIFF(MICROSECOND, cutoff, ts) - 1) DIV 86400000000 END AS day, \
@@ -550,53 +611,55 @@ pub const FORECAST: &str = concat!(
        FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END \
                       AS policy, \
                     CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                    CASE state WHEN 'Completed' THEN ? WHEN 'Closed' THEN ? ELSE ? END AS cutoff, \
-                    CASE state WHEN 'Completed' THEN ? WHEN 'Closed' THEN ? ELSE ? END AS horizon \
+                    CASE state WHEN 'Completed' THEN $1 WHEN 'Closed' THEN $2 ELSE $3 END AS cutoff, \
+                    CASE state WHEN 'Completed' THEN $4 WHEN 'Closed' THEN $5 ELSE $6 END AS horizon \
                FROM jobs FORCE INDEX (jobs_held) \
               WHERE held_created_at IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) AS held \
       WHERE ts <= horizon GROUP BY policy, day"
 );
 
-pub const COUNT_HELD: &str = "SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_held) WHERE held_created_at IS NOT NULL";
+pub const COUNT_HELD: &str =
+    "SELECT COUNT(*) AS held FROM jobs FORCE INDEX (jobs_held) WHERE held_created_at IS NOT NULL";
 
 /// Held jobs oldest first, from the page's last (created_at, id).
-/// Binds: created_at (twice), id, limit.
+/// $1/$2: the (created_at, id) the page starts after; $3: limit.
 pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
      FROM jobs FORCE INDEX (jobs_held) \
-     WHERE held_created_at > ? OR (held_created_at = ? AND id > ?) ORDER BY held_created_at, id LIMIT ?";
+     WHERE held_created_at > $1 OR (held_created_at = $1 AND id > $2) ORDER BY held_created_at, id LIMIT $3";
 
-/// Binds: run id.
-pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = ?");
+/// $1: run id.
+pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = $1");
 
-/// Binds: below this id, limit.
+/// $1: the page starts below this id; $2: limit.
 pub const SELECT_RUNS_BEFORE: &str =
-    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < ? ORDER BY id DESC LIMIT ?");
+    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < $1 ORDER BY id DESC LIMIT $2");
 
-/// Newest first. Binds: below this id, limit.
+/// Newest first. $1: the page starts below this id; $2: limit.
 pub const SELECT_AUDIT_BEFORE: &str =
-    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < ? ORDER BY id DESC LIMIT ?");
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < $1 ORDER BY id DESC LIMIT $2");
 
-/// One run's rows, newest first. Binds: run id, below this id, limit.
+/// One run's rows, newest first. $1: run id; $2: below this id; $3: limit.
 pub const SELECT_AUDIT_OF_RUN: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit FORCE INDEX (retention_audit_by_run) WHERE run_id = ? AND id < ? ORDER BY id DESC LIMIT ?"
+    " FROM retention_audit FORCE INDEX (retention_audit_by_run) WHERE run_id = $1 AND id < $2 \
+     ORDER BY id DESC LIMIT $3"
 );
 
-/// One job name's rows, newest first. Binds: name, below this id, run id
-/// or NULL (twice), limit.
+/// One job name's rows, newest first. $1: name; $2: run id or NULL; $3:
+/// below this id; $4: limit.
 pub const SELECT_AUDIT_OF_NAME: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit FORCE INDEX (retention_audit_by_job_name) WHERE job_name = ? AND id < ? \
-     AND (? IS NULL OR run_id = ?) ORDER BY id DESC LIMIT ?"
+    " FROM retention_audit FORCE INDEX (retention_audit_by_job_name) WHERE job_name = $1 AND id < $3 \
+     AND ($2 IS NULL OR run_id = $2) ORDER BY id DESC LIMIT $4"
 );
 
-/// Names after (name, id) and below the prefix's end in byte order, in
-/// name then id order. Binds: after name (twice), after id, until, limit.
+/// Names after ($2, $3) and below $1 in byte order, in name then id order;
+/// $4: limit.
 pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
     " FROM retention_audit FORCE INDEX (retention_audit_by_job_name) \
-     WHERE (job_name > ? OR (job_name = ? AND id > ?)) AND job_name < ? ORDER BY job_name, id LIMIT ?"
+     WHERE (job_name > $2 OR (job_name = $2 AND id > $3)) AND job_name < $1 ORDER BY job_name, id LIMIT $4"
 );

@@ -337,7 +337,7 @@ impl AdminStore for PostgresStore {
         let options = options::connect_options(&self.settings)?.options;
         self.sessions.index_order_pool.set_connect_options(options::index_order_options(options.clone()));
         self.sessions.pool.set_connect_options(options);
-        Ok(options::reads_files(&self.settings))
+        Ok(common::reads_files(&self.settings))
     }
 
     async fn close(&self) {

@@ -1,8 +1,6 @@
 //! How the settings become the driver's connect options: the URL, then the
-//! TLS settings and the password file. The files are read here (see
-//! `crate::credentials`), not by the driver, so that a missing or malformed
-//! one is refused by name before any connection is tried, and so that
-//! [`connect_options`] called again picks up a rotated password or key.
+//! TLS settings and the password file (read by `common::credentials`), so
+//! that [`connect_options`] called again picks up a rotated password or key.
 
 use std::str::FromStr;
 
@@ -12,9 +10,9 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use super::sql;
 use crate::config::{DatabaseSettings, SslMode, TlsFile};
-use crate::credentials::{self, FileError, Sensitivity};
 use crate::store::StoreError;
-use crate::tls::{SYSTEM_ROOTS, ServerRoots, TrustError};
+use crate::store::common;
+use crate::tls::SYSTEM_ROOTS;
 
 /// The options every connection of the store uses, and whom they trust.
 pub(super) struct StoreOptions {
@@ -54,32 +52,14 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
     let verifies = matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull);
     let mut trusted = "nothing: sslmode does not verify the server".to_owned();
     if verifies || ca_file.is_some() {
-        let roots = ServerRoots::choose(ca_file.as_ref().map(|(key, name)| (key.as_str(), name.as_str()))).map_err(
-            |error| match error {
-                TrustError::File(error) => StoreError::File(error),
-                TrustError::NoSystemCertificates(_) => unreachable(error.to_string()),
-            },
-        )?;
+        let roots = common::server_roots(settings, ca_file.as_ref())?;
         options = options.ssl_root_cert_from_pem(roots.pem);
         trusted = roots.described;
     }
-    for file in [TlsFile::ClientCert, TlsFile::ClientKey] {
-        let Some((key, name)) = settings.tls_file(file) else {
-            continue;
-        };
-        let sensitivity = if file == TlsFile::ClientKey { Sensitivity::Secret } else { Sensitivity::Public };
-        let (path, pem) = credentials::read(&key, &name, sensitivity)?;
-        let invalid = |reason: String| FileError { key: key.clone(), path: path.clone(), reason };
-        options = if file == TlsFile::ClientKey {
-            crate::tls::parse_private_key(&pem).map_err(invalid)?;
-            options.ssl_client_key_from_pem(pem)
-        } else {
-            crate::tls::parse_certificates(&pem).map_err(invalid)?;
-            options.ssl_client_cert_from_pem(pem)
-        };
+    if let Some(identity) = common::client_identity(settings)? {
+        options = options.ssl_client_cert_from_pem(identity.cert).ssl_client_key_from_pem(identity.key);
     }
-    if !settings.password_file.is_empty() {
-        let password = credentials::read_password("database.password_file", &settings.password_file)?;
+    if let Some(password) = common::password(settings)? {
         options = options.password(password.expose_secret());
     }
     Ok(StoreOptions { options, trusted })
@@ -109,11 +89,6 @@ pub(super) fn index_order_options(options: PgConnectOptions) -> PgConnectOptions
 /// durably.
 pub(super) fn run_record_options(options: PgConnectOptions) -> PgConnectOptions {
     index_order_options(options).options([sql::RUN_RECORDS_WITHOUT_SYNC])
-}
-
-/// Whether [`connect_options`] reads any file named by the settings.
-pub(super) fn reads_files(settings: &DatabaseSettings) -> bool {
-    !settings.password_file.is_empty() || TlsFile::ALL.into_iter().any(|file| settings.tls_file(file).is_some())
 }
 
 /// Whether the connection is encrypted but its server unverified: worth a
