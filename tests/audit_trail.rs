@@ -44,6 +44,9 @@ fn run(env: &TestEnv, status: &str, started: i64, finished: Option<i64>, deleted
         match env.engine {
             Engine::Sqlite => {}
             Engine::Postgres => env.execute(&format!("SELECT pg_advisory_lock({RUN_LOCK_CLASS}::int4, {id})")),
+            Engine::MariaDb => {
+                env.execute(&format!("SELECT GET_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', {id}), 0)"))
+            }
         }
     }
     id
@@ -275,7 +278,7 @@ every_engine! {
             Engine::Sqlite => {
                 assert!(!env.dir().join("test.db").exists(), "a refused configuration opens no database");
             }
-            Engine::Postgres => {
+            Engine::Postgres | Engine::MariaDb => {
                 env.migrate();
                 assert_eq!(env.count("retention_runs"), 0);
             }
@@ -319,6 +322,7 @@ fn plans(env: &TestEnv, sql: &str, values: &[String], pg_types: &[&str]) -> Vec<
                 (mode, plan::read_postgres(&plan::explain_json(explained)))
             })
             .collect(),
+        Engine::MariaDb => vec![("", plan::explain(env, &inline(sql, '$', values)))],
     }
 }
 
@@ -348,7 +352,7 @@ fn assert_plans(env: &TestEnv, plans: &[(&str, Plan)], indexes: &[&str], by_key:
             assert!(plan.reads_by_key(table), "{what} does not look {table} up by key:\n{}", plan.text);
         }
         let sorts_merged_walks = match env.engine {
-            Engine::Sqlite => true,
+            Engine::Sqlite | Engine::MariaDb => true,
             Engine::Postgres => false,
         };
         if order == Order::MergedWalks && sorts_merged_walks {
@@ -368,6 +372,7 @@ fn large_trail(env: &TestEnv) {
     let hours_ago = |expression: &str| match env.engine {
         Engine::Sqlite => format!("(CAST(strftime('%s','now') AS INTEGER) - ({expression}) * 3600) * 1000000"),
         Engine::Postgres => format!("now() - ({expression}) * interval '1 hour'"),
+        Engine::MariaDb => format!("UTC_TIMESTAMP(6) - INTERVAL ({expression}) HOUR"),
     };
     env.execute(&format!(
         "{}INSERT INTO retention_runs (trigger, status, started_at, finished_at, deleted_completed, host, pid) \
@@ -389,7 +394,7 @@ fn large_trail(env: &TestEnv) {
     ));
 }
 
-every_engine! {
+every_engine_with! { SharedPlanChecks;
     /// Each removal batch reads its index in order from its cursor, looks
     /// runs and audit rows up by key, and deletes by primary key; an export
     /// page is a range of the primary key, the export window a range of
@@ -402,26 +407,41 @@ every_engine! {
         let at = |days: i64| match env.engine {
             Engine::Sqlite => (chrono::Utc::now() - chrono::Duration::days(days)).timestamp_micros().to_string(),
             Engine::Postgres => format!("'{}'::timestamptz", ts(chrono::Utc::now() - chrono::Duration::days(days))),
+            Engine::MariaDb => env.sql_time(chrono::Utc::now() - chrono::Duration::days(days)),
         };
         let start = match env.engine {
             Engine::Sqlite => "-62135596800000000".to_owned(),
             Engine::Postgres => "'0001-01-01T00:00:00Z'::timestamptz".to_owned(),
+            Engine::MariaDb => "'0001-01-01 00:00:00'".to_owned(),
         };
         let (first_id, last_id) = ("(-9223372036854775807 - 1)".to_owned(), "9223372036854775807".to_owned());
         let analysed = match env.engine {
             Engine::Sqlite => vec![false],
-            Engine::Postgres => vec![false, true],
+            Engine::Postgres | Engine::MariaDb => vec![false, true],
         };
         for analysed in analysed {
             if analysed {
-                env.execute("ANALYZE");
+                env.execute(match env.engine {
+                    Engine::MariaDb => "ANALYZE TABLE retention_runs, retention_audit",
+                    Engine::Sqlite | Engine::Postgres => "ANALYZE",
+                });
             }
             let audit_values = [at(30), start.clone(), first_id.clone(), "1000".to_owned()];
-            let audit_plans = plans(env, statement!(env, REMOVE_AUDIT_ROWS), &audit_values, &["timestamptz", "timestamptz", "bigint", "bigint"]);
+            let remove_audit_rows = match env.engine {
+                Engine::Sqlite => retentiond::store::sqlite::sql::REMOVE_AUDIT_ROWS,
+                Engine::Postgres => pg::REMOVE_AUDIT_ROWS,
+                Engine::MariaDb => retentiond::store::mariadb::sql::CLAIM_EXPIRED_AUDIT_ROWS,
+            };
+            let remove_run_records = match env.engine {
+                Engine::Sqlite => retentiond::store::sqlite::sql::REMOVE_RUN_RECORDS,
+                Engine::Postgres => pg::REMOVE_RUN_RECORDS,
+                Engine::MariaDb => retentiond::store::mariadb::sql::CLAIM_EXPIRED_RUN_RECORDS,
+            };
+            let audit_plans = plans(env, remove_audit_rows, &audit_values, &["timestamptz", "timestamptz", "bigint", "bigint"]);
             assert_plans(env, &audit_plans, &["retention_audit_by_deleted_at"], &["retention_runs", "retention_audit"], Order::OfIndexes, "the audit removal");
 
             let run_values = [at(90), at(60), start.clone(), first_id.clone(), at(90), last_id.clone(), "1000".to_owned()];
-            let run_plans = plans(env, statement!(env, REMOVE_RUN_RECORDS), &run_values, &["timestamptz", "timestamptz", "timestamptz", "bigint", "timestamptz", "bigint", "bigint"]);
+            let run_plans = plans(env, remove_run_records, &run_values, &["timestamptz", "timestamptz", "timestamptz", "bigint", "timestamptz", "bigint", "bigint"]);
             assert_plans(env, &run_plans, &["retention_runs_by_finish", "retention_runs_empty_by_finish", "retention_audit_by_run"], &["retention_runs"], Order::MergedWalks, "the run removal");
 
             let page_plans = plans(env, statement!(env, SELECT_AUDIT_PAGE), &["100".to_owned(), "140000".to_owned(), "1000".to_owned()], &["bigint", "bigint", "bigint"]);
@@ -464,10 +484,13 @@ fn scrambled_trail(env: &TestEnv, count: i64) {
         Engine::Postgres => {
             format!("{} + ((i * 7919) % {count}) * interval '1 second' + interval '123456 microseconds'", ago(env, 10))
         }
+        Engine::MariaDb => {
+            format!("{} + INTERVAL ((i * 7919) % {count}) SECOND + INTERVAL 123456 MICROSECOND", ago(env, 10))
+        }
     };
     let cancelled = match env.engine {
         Engine::Sqlite => "i % 2",
-        Engine::Postgres => "i % 2 = 1",
+        Engine::Postgres | Engine::MariaDb => "i % 2 = 1",
     };
     let newline = env.sql_char(10);
     env.execute(&format!(
@@ -530,6 +553,10 @@ fn ids_between(env: &TestEnv, since: &str, until: &str) -> Vec<i64> {
     let at = |text: &str| match env.engine {
         Engine::Sqlite => chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros().to_string(),
         Engine::Postgres => format!("'{text}'::timestamptz"),
+        Engine::MariaDb => {
+            let at = chrono::DateTime::parse_from_rfc3339(text).unwrap().naive_utc();
+            format!("'{}'", at.format("%Y-%m-%d %H:%M:%S%.6f"))
+        }
     };
     env.rows(&format!(
         "SELECT id FROM retention_audit WHERE deleted_at >= {} AND deleted_at < {} ORDER BY id",
@@ -688,6 +715,7 @@ fn million_audit_rows(env: &TestEnv) {
     let deleted_at = match env.engine {
         Engine::Sqlite => format!("{} + i * 1000", ago(env, 400)),
         Engine::Postgres => format!("{} + i * interval '1 millisecond'", ago(env, 400)),
+        Engine::MariaDb => format!("{} + INTERVAL i * 1000 MICROSECOND", ago(env, 400)),
     };
     env.execute(&format!(
         "{numbers}INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
@@ -842,7 +870,7 @@ every_engine! {
         }
         match env.engine {
             Engine::Sqlite => {}
-            Engine::Postgres => {
+            Engine::Postgres | Engine::MariaDb => {
                 let error = env.try_execute("TRUNCATE retention_runs").expect_err("refused");
                 assert!(error.contains("cannot be truncated"), "{error}");
             }

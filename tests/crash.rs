@@ -333,7 +333,7 @@ fn check(env: &TestEnv, ledger: &BTreeMap<i64, Known>, context: &str, finished: 
                 violations.push(format!("PRAGMA integrity_check: {integrity:?}"));
             }
         }
-        Engine::Postgres => {}
+        Engine::Postgres | Engine::MariaDb => {}
     }
     assert!(
         violations.is_empty(),
@@ -350,7 +350,7 @@ fn check(env: &TestEnv, ledger: &BTreeMap<i64, Known>, context: &str, finished: 
 #[track_caller]
 fn wait_for_sessions_to_end(env: &TestEnv, context: &str) {
     match env.engine {
-        Engine::Sqlite => return,
+        Engine::Sqlite | Engine::MariaDb => return,
         Engine::Postgres => {}
     }
     let sessions = "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'";
@@ -372,6 +372,12 @@ fn writing(env: &TestEnv) -> bool {
             env.count(
                 "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond' \
                  AND state = 'active' AND query LIKE '%DELETE FROM jobs%'",
+            ) > 0
+        }
+        Engine::MariaDb => {
+            env.count(
+                "information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query' \
+                 AND INFO LIKE 'DELETE j FROM%'",
             ) > 0
         }
         Engine::Sqlite => {

@@ -1664,6 +1664,8 @@ impl Budget {
             (Engine::Postgres, false) => Budget { sequences: 16, steps: 20..40 },
             (Engine::Sqlite, true) => Budget { sequences: 6, steps: 10..25 },
             (Engine::Postgres, true) => Budget { sequences: 4, steps: 10..25 },
+            (Engine::MariaDb, false) => Budget { sequences: 16, steps: 20..40 },
+            (Engine::MariaDb, true) => Budget { sequences: 4, steps: 10..25 },
         }
     }
 }

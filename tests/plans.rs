@@ -130,10 +130,12 @@ impl Statements {
         let at = |t: DateTime<Utc>| match env.engine {
             Engine::Sqlite => t.timestamp_micros().to_string(),
             Engine::Postgres => format!("'{}'::timestamptz", t.to_rfc3339()),
+            Engine::MariaDb => env.sql_time(t),
         };
         let (start, first_id): (String, String) = match env.engine {
             Engine::Sqlite => (i64::MIN.to_string(), i64::MIN.to_string()),
             Engine::Postgres => ("'0001-01-01T00:00:00Z'::timestamptz".into(), "(-9223372036854775807 - 1)".into()),
+            Engine::MariaDb => ("'0001-01-01 00:00:00'".into(), "(-9223372036854775807 - 1)".into()),
         };
         let last_id = i64::MAX.to_string();
         let cutoffs = vec![at(completed), at(closed), at(idle)];
@@ -149,6 +151,7 @@ impl Statements {
         let mut delete = vec![match env.engine {
             Engine::Sqlite => format!("'[{id_list}]'"),
             Engine::Postgres => format!("ARRAY[{id_list}]::bigint[]"),
+            Engine::MariaDb => format!("'[{id_list}]'"),
         }];
         delete.extend(cutoffs.clone());
         let mut nth = cutoffs.clone();
@@ -212,6 +215,9 @@ impl Statements {
                     ),
                 ]);
             }
+            Engine::MariaDb => {
+                unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)")
+            }
         }
         let index_order = pg::INDEX_ORDER_SETTINGS.map(|(name, value)| format!("SET {name} = {value}")).join("; ");
         Statements { list, index_order }
@@ -222,6 +228,9 @@ impl Statements {
         let mut session = match env.engine {
             Engine::Sqlite => None,
             Engine::Postgres => Some(PgSession::new(env)),
+            Engine::MariaDb => {
+                unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)")
+            }
         };
         for (what, statement, values, shape) in &self.list {
             let what = format!("{what} ({condition})");
@@ -290,7 +299,7 @@ fn some_eligible_ids(env: &TestEnv) -> Vec<i64> {
     .collect()
 }
 
-every_engine! {
+every_engine_with! { SharedPlanChecks;
     fn sweep_statements_keep_their_plans_without_stale_or_any_statistics(env: &TestEnv) {
         env.migrate();
         match env.engine {
@@ -301,11 +310,13 @@ every_engine! {
                     env.execute(&format!("ALTER TABLE {table} SET (autovacuum_enabled = false)"));
                 }
             }
+            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
         }
         import_shuffled_jobs(env);
         let statistics = match env.engine {
             Engine::Sqlite => "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
             Engine::Postgres => "SELECT count(*) FROM pg_statistic WHERE starelid = 'jobs'::regclass",
+            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
         };
         assert_eq!(env.scalar(statistics), 0, "a fresh import has no statistics");
         Statements::new(env, &some_eligible_ids(env)).check(env, "no statistics");
@@ -323,7 +334,7 @@ every_engine! {
 
 // --- The status pages and `forecast` (docs/design.md, "Status pages") ---
 
-every_engine! {
+every_engine_with! { SharedPlanChecks;
     fn status_page_statements_read_index_ranges(env: &TestEnv) {
         env.run(&["jobs", "seed", "--count", "20000"]).expect_code(0);
         env.execute(
@@ -334,6 +345,7 @@ every_engine! {
         match env.engine {
             Engine::Sqlite => {}
             Engine::Postgres => env.execute("ANALYZE"),
+            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
         }
         let cutoff = Utc::now() - Duration::days(90);
         let horizon = cutoff + Duration::days(30);
@@ -363,10 +375,11 @@ every_engine! {
                     "51".into(),
                 ])
             }
+            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
         };
         let marker = match env.engine {
             Engine::Sqlite => '?',
-            Engine::Postgres => '$',
+            Engine::Postgres | Engine::MariaDb => '$',
         };
         let forecast = explain(env, &inline(statement!(env, FORECAST), marker, &window));
         for index in POLICY_INDEXES.iter().chain(&["jobs_held"]) {
@@ -385,6 +398,7 @@ every_engine! {
         let name_index = match env.engine {
             Engine::Sqlite => "retention_audit_by_job_name",
             Engine::Postgres => "retention_audit_by_job_name_bytes",
+            Engine::MariaDb => "retention_audit_by_job_name",
         };
         by_prefix.assert_uses(name_index, "the prefix search");
         by_prefix.assert_in_index_order("the prefix search");

@@ -37,7 +37,7 @@ fn particular(engine: Engine) -> Particular {
     match engine {
         // One writer at a time: a sweep lets the application's writers through.
         Engine::Sqlite => Particular { pauses_between_batches: true, counts_commits: true },
-        Engine::Postgres => Particular { pauses_between_batches: false, counts_commits: false },
+        Engine::Postgres | Engine::MariaDb => Particular { pauses_between_batches: false, counts_commits: false },
     }
 }
 

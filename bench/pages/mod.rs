@@ -135,6 +135,7 @@ struct Store {
 impl Store {
     fn create(backend: Engine, options: &Options, runtime: &tokio::runtime::Runtime) -> Result<Store> {
         match backend {
+            Engine::MariaDb => Err("the pages benchmark does not measure MariaDB yet".to_owned()),
             Engine::Sqlite => {
                 let dir =
                     tempfile::Builder::new().prefix("retentiond-pages-bench-").tempdir().map_err(|e| e.to_string())?;
@@ -278,6 +279,7 @@ async fn seed_audit_trail(store: &Store, rows: u64) -> Result<()> {
     let runs = rows.div_ceil(ROWS_PER_RUN);
     let error = |e: sqlx::Error| format!("seeding the audit trail: {e}");
     match store.backend {
+        Engine::MariaDb => Err("the pages benchmark does not measure MariaDB yet".to_owned()),
         Engine::Sqlite => {
             let mut conn = SqliteConnection::connect(&store.url).await.map_err(error)?;
             let statements = format!(

@@ -34,10 +34,11 @@ impl Engine {
     }
 
     /// The engines a benchmark's `--backend` names: one engine by its name,
-    /// or `both` for every engine.
+    /// or `both` for SQLite and PostgreSQL (the benchmarks do not measure
+    /// MariaDB yet, and say so when named).
     pub fn choose(choice: &str) -> Result<Vec<Engine>, String> {
         if choice == "both" {
-            return Ok(Engine::ALL.to_vec());
+            return Ok(vec![Engine::Sqlite, Engine::Postgres]);
         }
         let choices = Engine::ALL.iter().map(|engine| engine.name()).chain(["both"]).collect();
         Engine::named(choice).map(|engine| vec![engine]).ok_or_else(|| format!("expected {}", or_list(choices)))
@@ -132,7 +133,7 @@ mod tests {
         assert_eq!(Engine::url_forms(), "sqlite://PATH, postgres://… or mariadb://…");
         assert_eq!(Engine::scheme_prefixes(), "sqlite:, postgres:, postgresql:, mariadb: or mysql:");
         assert_eq!(Engine::choose("postgres"), Ok(vec![Engine::Postgres]));
-        assert_eq!(Engine::choose("both"), Ok(Engine::ALL.to_vec()));
+        assert_eq!(Engine::choose("both"), Ok(vec![Engine::Sqlite, Engine::Postgres]));
         assert_eq!(Engine::choose("mysql"), Err("expected sqlite, postgres, mariadb or both".to_owned()));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::postgres::{PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column, ColumnIndex, PgPool, Row, SqlitePool, TypeInfo, ValueRef};
@@ -21,6 +22,7 @@ use super::{TABLES, quote, ts};
 pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+    MariaDb(MySqlPool),
 }
 
 /// `$body` with `$pool` bound to the driver's pool, whichever it is.
@@ -29,6 +31,7 @@ macro_rules! with_pool {
         match $pool {
             Pool::Sqlite($p) => $body,
             Pool::Postgres($p) => $body,
+            Pool::MariaDb($p) => $body,
         }
     };
 }
@@ -47,6 +50,10 @@ impl Pool {
             Engine::Postgres => {
                 let pool = PgPoolOptions::new().max_connections(1).connect(url).await;
                 Pool::Postgres(pool.unwrap_or_else(|e| panic!("test connection to {url}: {e}")))
+            }
+            Engine::MariaDb => {
+                let pool = MySqlPoolOptions::new().max_connections(1).connect(&url.replacen("mariadb:", "mysql:", 1)).await;
+                Pool::MariaDb(pool.unwrap_or_else(|e| panic!("test connection to {url}: {e}")))
             }
         }
     }
@@ -91,6 +98,10 @@ impl TestEnv {
                     .fetch_all(p)
                     .await
                     .map(|rows| rows.iter().map(|row| row_values(row, pg_value)).collect()),
+                Pool::MariaDb(p) => sqlx::query(query)
+                    .fetch_all(p)
+                    .await
+                    .map(|rows| rows.iter().map(|row| row_values(row, mariadb_value)).collect()),
             }
         });
         result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"))
@@ -179,6 +190,7 @@ impl TestEnv {
         let port = url.port().unwrap_or(match self.engine {
             Engine::Sqlite => panic!("an SQLite store has no server"),
             Engine::Postgres => 5432,
+            Engine::MariaDb => 3306,
         });
         (host, port).to_socket_addrs().expect("resolve host").next().expect("an address")
     }
@@ -204,6 +216,32 @@ fn sqlite_value(row: &SqliteRow, i: usize, type_name: &str) -> Value {
         "BLOB" => {
             let bytes: Vec<u8> = row.try_get_unchecked(i).expect("blob");
             json!(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+        _ => json!(row.try_get_unchecked::<String, _>(i).expect("text")),
+    }
+}
+
+/// Integers (booleans are TINYINT(1)), floats, text (a `_bin` collation's
+/// comes as binary: text when it is UTF-8); DATETIME (UTC) as RFC 3339.
+fn mariadb_value(row: &MySqlRow, i: usize, type_name: &str) -> Value {
+    match type_name {
+        "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "BOOLEAN" => {
+            json!(row.try_get_unchecked::<i64, _>(i).expect("integer"))
+        }
+        "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "BIGINT UNSIGNED" => {
+            json!(row.try_get_unchecked::<u64, _>(i).expect("integer"))
+        }
+        "DOUBLE" | "FLOAT" => json!(row.try_get_unchecked::<f64, _>(i).expect("float")),
+        "DECIMAL" => json!(row.try_get_unchecked::<String, _>(i).expect("decimal").parse::<f64>().expect("number")),
+        "DATETIME" | "TIMESTAMP" => {
+            json!(ts(row.try_get_unchecked::<chrono::NaiveDateTime, _>(i).expect("datetime").and_utc()))
+        }
+        "BLOB" | "VARBINARY" | "BINARY" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" => {
+            let bytes: Vec<u8> = row.try_get_unchecked(i).expect("blob");
+            match String::from_utf8(bytes) {
+                Ok(text) => json!(text),
+                Err(bytes) => json!(bytes.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            }
         }
         _ => json!(row.try_get_unchecked::<String, _>(i).expect("text")),
     }

@@ -75,7 +75,7 @@ macro_rules! every_engine_with {
 #[macro_export]
 macro_rules! scenario {
     ([$($capability:ident),*] $(#[$meta:meta])* fn $name:ident($env:ident : &TestEnv) $body:block) => {
-        $crate::scenario!(@tests [$($capability),*] $(#[$meta])* fn $name($env) $body; sqlite Sqlite, postgres Postgres);
+        $crate::scenario!(@tests [$($capability),*] $(#[$meta])* fn $name($env) $body; sqlite Sqlite, postgres Postgres, mariadb MariaDb);
     };
     (@tests [$($capability:ident),*] $(#[$meta:meta])* fn $name:ident($env:ident) $body:block; $($test:ident $engine:ident),+) => {
         mod $name {
@@ -89,7 +89,7 @@ macro_rules! scenario {
                 let needs = [$($crate::common::Capability::$capability),*];
                 match engine {
                     $($crate::common::Engine::$engine)|+ => {
-                        $crate::common::run_scenario(engine, stringify!($name), &needs, scenario)
+                        $crate::common::run_scenario(engine, module_path!(), stringify!($name), &needs, scenario)
                     }
                 }
             }
