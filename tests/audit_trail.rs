@@ -863,7 +863,7 @@ every_engine! {
         ] {
             let error = refused.expect_err("refused");
             let expected = match env.engine {
-                Engine::Sqlite => "FOREIGN KEY constraint failed",
+                Engine::Sqlite | Engine::MariaDb => "FOREIGN KEY constraint failed",
                 Engine::Postgres => because.as_str(),
             };
             assert!(error.contains(expected), "expected {expected:?}: {error}");

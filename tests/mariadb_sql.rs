@@ -650,6 +650,8 @@ async fn a_run_whose_session_died_is_marked_abandoned_and_a_live_one_is_not() {
         .bind(None::<String>)
         .bind(0_i64)
         .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
         .bind(live_run)
         .execute(&mut live)
         .await

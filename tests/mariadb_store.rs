@@ -15,7 +15,7 @@ use common::mariadb_server::{self, MariaDbServer, ServerOptions};
 use retentiond::config::{DatabaseSettings, DatabaseUrl};
 use retentiond::identity::ProcessIdentity;
 use retentiond::lifecycle::{DriveState, JobState, JobType, Operation};
-use retentiond::model::{Drive, Job, Removed, RunStatus};
+use retentiond::model::{Drive, Job, Pauses, Removed, RunStatus};
 use retentiond::policy::{self, PerPolicy, Policy, Retentions};
 use retentiond::store::{self, AuditSearch, Batch, IdRange, NewRun, RunOutcome, Store, StoreError};
 use sqlx::{ConnectOptions, Connection};
@@ -129,6 +129,7 @@ async fn a_batch_deletes_the_jobs_still_eligible_with_one_audit_row_each_and_kee
         stopped_by: Some("done".into()),
         error: None,
         removed: Removed::default(),
+        paused: Pauses::default(),
     };
     store.finish_run(run_id, &outcome).await.unwrap();
     let run = store.run(run_id).await.unwrap().expect("the run");

@@ -52,7 +52,8 @@ impl Pool {
                 Pool::Postgres(pool.unwrap_or_else(|e| panic!("test connection to {url}: {e}")))
             }
             Engine::MariaDb => {
-                let pool = MySqlPoolOptions::new().max_connections(1).connect(&url.replacen("mariadb:", "mysql:", 1)).await;
+                let pool =
+                    MySqlPoolOptions::new().max_connections(1).connect(&url.replacen("mariadb:", "mysql:", 1)).await;
                 Pool::MariaDb(pool.unwrap_or_else(|e| panic!("test connection to {url}: {e}")))
             }
         }

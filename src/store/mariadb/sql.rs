@@ -211,7 +211,7 @@ pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1";
 macro_rules! run_columns {
     () => {
         "id, `trigger`, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed"
+         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed, pauses, paused_ms"
     };
 }
 
@@ -272,12 +272,12 @@ pub const INSERT_RUN: &str = "INSERT INTO retention_runs (`trigger`, status, sta
      VALUES ($1, 'running', UTC_TIMESTAMP(6), $2, $3, $4) \
      RETURNING id, GET_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id), 0) AS locked";
 
-/// Records how a run ended. $1: id; $2–$9: status, deleted_completed,
+/// Records how a run ended. $1: id; $2–$11: status, deleted_completed,
 /// deleted_closed, deleted_creating_idle, stopped_by, error,
-/// audit_rows_removed, runs_removed.
+/// audit_rows_removed, runs_removed, pauses, paused_ms.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = UTC_TIMESTAMP(6), \
      deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7, \
-     audit_rows_removed = $8, runs_removed = $9 WHERE id = $1";
+     audit_rows_removed = $8, runs_removed = $9, pauses = $10, paused_ms = $11 WHERE id = $1";
 
 /// Releases a run's lock, on its own session, after [`FINISH_RUN`]
 /// committed: a sweep that finds the lock free then sees the run finished.
