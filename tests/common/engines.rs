@@ -12,7 +12,7 @@ use super::env::TestEnv;
 /// not yet written for it (string concatenation, series, sessions of the
 /// server), so their scenarios say so and pass there; MariaDB's store is
 /// tested by tests/mariadb_*.rs meanwhile.
-pub const MARIADB_SCENARIO_FILES: &[&str] = &["cli", "lifecycle"];
+pub const MARIADB_SCENARIO_FILES: &[&str] = &["cli", "clock", "lifecycle"];
 
 /// What a scenario may need that not every engine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

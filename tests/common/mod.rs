@@ -21,6 +21,7 @@
 //! - `daemon`, `http`, `notify`, `proxy`: a running daemon, its HTTP
 //!   endpoints, its systemd notifications, a network between it and the server;
 //! - `pg_db`, `pg_server`, `pki`, `https_server`: servers for the tests;
+//! - `faketime`: a process on a clock of the test's choosing;
 //! - `plan`: reading query plans; `require`: which skips CI turns into failures.
 
 // Each test file uses a part of the harness.
@@ -31,6 +32,7 @@ pub mod data;
 pub mod db;
 pub mod engines;
 pub mod env;
+pub mod faketime;
 pub mod http;
 pub mod https_server;
 pub mod mariadb_db;

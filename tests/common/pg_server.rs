@@ -70,6 +70,17 @@ impl PgServer {
     /// `hba` are its `pg_hba.conf` lines for TCP (the Unix socket in its
     /// directory always trusts, for [`PgServer::psql`]).
     pub fn start(bindir: &Path, tls: Option<ServerTls<'_>>, hba: &[&str]) -> PgServer {
+        PgServer::start_with_env(bindir, tls, hba, &[])
+    }
+
+    /// [`start`](Self::start) with `env` added to the server's environment
+    /// (e.g. a clock of its own, see `faketime`).
+    pub fn start_with_env(
+        bindir: &Path,
+        tls: Option<ServerTls<'_>>,
+        hba: &[&str],
+        env: &[(String, String)],
+    ) -> PgServer {
         let as_postgres = unsafe { libc::geteuid() } == 0;
         let dir = tempfile::Builder::new().prefix("retentiond-pg-").tempdir().unwrap();
         let port = super::free_port();
@@ -121,10 +132,8 @@ impl PgServer {
         std::fs::write(data.join("pg_hba.conf"), hba_text).unwrap();
         server.give_to_postgres(server.dir.path());
         let log = server.dir.path().join("server.log");
-        server.run_as_server_user(
-            "pg_ctl",
-            &["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"],
-        );
+        let start = ["-D", data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "60", "start"];
+        server.run_as_server_user_with_env("pg_ctl", &start, env);
         server
     }
 
@@ -175,7 +184,14 @@ impl PgServer {
 
     #[track_caller]
     fn run_as_server_user(&self, program: &str, args: &[&str]) {
-        let out = self.server_command(program).args(args).output().expect("run a PostgreSQL tool");
+        self.run_as_server_user_with_env(program, args, &[]);
+    }
+
+    #[track_caller]
+    fn run_as_server_user_with_env(&self, program: &str, args: &[&str], env: &[(String, String)]) {
+        let mut command = self.server_command(program);
+        command.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        let out = command.output().expect("run a PostgreSQL tool");
         assert!(
             out.status.success(),
             "{program} {} failed:\n{}{}\n--- server log ---\n{}",

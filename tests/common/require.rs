@@ -21,6 +21,8 @@ pub enum Requirement {
     Promtool,
     /// Chromium and ChromeDriver, for the status pages' browser test.
     Browser,
+    /// libfaketime (Debian's `faketime`), for the tests of other clocks.
+    Faketime,
 }
 
 impl Requirement {
@@ -32,6 +34,7 @@ impl Requirement {
             Requirement::MariaDb => "RETENTIOND_TEST_REQUIRE_MARIADB",
             Requirement::Promtool => "RETENTIOND_TEST_REQUIRE_PROMTOOL",
             Requirement::Browser => "RETENTIOND_TEST_REQUIRE_BROWSER",
+            Requirement::Faketime => "RETENTIOND_TEST_REQUIRE_FAKETIME",
         }
     }
 
