@@ -439,7 +439,7 @@ fn validation_rules() {
         ),
         (
             "[database]\nurl = \"postgres://db/jobs\"\nreplicas = \"standby:5432\"\n",
-            "database.replicas: replica 1 must start with sqlite:, postgres: or postgresql:",
+            "database.replicas: replica 1 must start with sqlite:, postgres:, postgresql:, mariadb: or mysql:",
         ),
     ];
     for (text, expected) in cases {
