@@ -181,7 +181,9 @@ impl Statements {
                     (
                         "the run's end",
                         lite::FINISH_RUN,
-                        ["1", "'succeeded'", "0", "0", "0", "'done'", "NULL", "0", "0", "1"].map(String::from).to_vec(),
+                        ["1", "'succeeded'", "0", "0", "0", "'done'", "NULL", "0", "0", "0", "0", "1"]
+                            .map(String::from)
+                            .to_vec(),
                         Shape::RunRecords,
                     ),
                 ]);
@@ -208,7 +210,7 @@ impl Statements {
                     (
                         "the run's end",
                         pg::FINISH_RUN_AND_UNLOCK,
-                        ["1", "'succeeded'", "1", "0", "0", "'done'", "NULL", "0", "0", "1381254226"]
+                        ["1", "'succeeded'", "1", "0", "0", "'done'", "NULL", "0", "0", "0", "0", "1381254226"]
                             .map(String::from)
                             .to_vec(),
                         Shape::RunRecords,
