@@ -11,11 +11,9 @@
 #[macro_use]
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::pg_standby::PrimaryAndStandby;
 use common::*;
 use serde_json::Value;
 
@@ -25,136 +23,9 @@ const MAX_REPLICA_LAG: Duration = Duration::from_secs(1);
 /// How long the standby is held back.
 const HELD: Duration = Duration::from_secs(8);
 
-/// The uid and gid of the postgres user when running as root (PostgreSQL
-/// will not run as root); `None` otherwise, to run as ourselves.
-fn server_user() -> Option<(u32, u32)> {
-    let id = |flag: &str, user: Option<&str>| -> Option<u32> {
-        let out = Command::new("id").arg(flag).args(user).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    (id("-u", None)? == 0).then(|| Some((id("-u", Some("postgres"))?, id("-g", Some("postgres"))?))).flatten()
-}
-
-/// A primary and its streaming standby, each on a port of its own.
-struct Servers {
-    bindir: PathBuf,
-    dir: tempfile::TempDir,
-    user: Option<(u32, u32)>,
-    primary_port: u16,
-    standby_port: u16,
-}
-
-impl Servers {
-    fn tool(&self, name: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(self.bindir.join(name));
-        command.args(args).current_dir(self.dir.path());
-        if let Some((uid, gid)) = self.user {
-            command.uid(uid).gid(gid);
-        }
-        command
-    }
-
-    #[track_caller]
-    fn run(&self, name: &str, args: &[&str]) -> String {
-        let out = self.tool(name, args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-        assert!(
-            out.status.success(),
-            "{name} {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn path(&self, name: &str) -> String {
-        path_str(&self.dir.path().join(name)).to_owned()
-    }
-
-    fn start(&self, data: &str, port: u16) {
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-            self.path("")
-        );
-        let log = self.path(&format!("{data}.log"));
-        self.run("pg_ctl", &["-D", &self.path(data), "-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
-    }
-
-    fn stop_standby(&self) {
-        self.run("pg_ctl", &["-D", &self.path("standby"), "-m", "fast", "-w", "-t", "60", "stop"]);
-    }
-
-    fn url(port: u16) -> String {
-        format!("postgres://postgres@127.0.0.1:{port}/postgres")
-    }
-
-    /// Runs SQL as the superuser over the Unix socket; the unaligned result.
-    #[track_caller]
-    fn psql(&self, port: u16, sql: &str) -> String {
-        let dir = self.path("");
-        self.run(
-            "psql",
-            &[
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                &dir,
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ],
-        )
-    }
-
-    fn new(bindir: PathBuf) -> Servers {
-        let dir = tempfile::Builder::new().prefix("retentiond-pacing-").tempdir().expect("temp dir");
-        let user = server_user();
-        if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the scratch directory");
-        }
-        let servers = Servers { bindir, dir, user, primary_port: free_port(), standby_port: free_port() };
-        servers.run("initdb", &["-D", &servers.path("primary"), "-U", "postgres", "--auth=trust", "-N", "-E", "UTF8"]);
-        servers.start("primary", servers.primary_port);
-        servers
-    }
-
-    /// A streaming standby of the primary (`pg_basebackup -R`), started.
-    fn start_standby(&self) {
-        let port = self.primary_port.to_string();
-        let data = self.path("standby");
-        let args = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", &data, "-R", "-X", "stream", "-c", "fast"];
-        self.run("pg_basebackup", &args);
-        self.start("standby", self.standby_port);
-    }
-
-    fn audit_rows(&self) -> i64 {
-        self.psql(self.primary_port, "SELECT count(*) FROM retention_audit").parse().expect("a count")
-    }
-
-    fn describe_logs(&self) -> String {
-        ["primary.log", "standby.log"]
-            .iter()
-            .map(|log| format!("--- {log}\n{}", std::fs::read_to_string(self.path(log)).unwrap_or_default()))
-            .collect()
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for data in ["standby", "primary"] {
-            if Path::new(&self.path(data)).join("postmaster.pid").exists() {
-                let _ = self.tool("pg_ctl", &["-D", &self.path(data), "-m", "immediate", "-w", "stop"]).output();
-            }
-        }
-    }
+/// The audit rows on the primary.
+fn audit_rows(servers: &PrimaryAndStandby) -> i64 {
+    servers.psql(servers.primary_port, "SELECT count(*) FROM retention_audit").parse().expect("a count")
 }
 
 /// How the test holds the standby back, and lets it go.
@@ -169,17 +40,17 @@ enum Hold {
 }
 
 impl Hold {
-    fn hold(self, servers: &Servers) {
+    fn hold(self, servers: &PrimaryAndStandby) {
         match self {
             Hold::ReplayPaused => drop(servers.psql(servers.standby_port, "SELECT pg_wal_replay_pause()")),
             Hold::ServerStopped => servers.stop_standby(),
         }
     }
 
-    fn release(self, servers: &Servers) {
+    fn release(self, servers: &PrimaryAndStandby) {
         match self {
             Hold::ReplayPaused => drop(servers.psql(servers.standby_port, "SELECT pg_wal_replay_resume()")),
-            Hold::ServerStopped => servers.start("standby", servers.standby_port),
+            Hold::ServerStopped => servers.restart_standby(),
         }
     }
 }
@@ -192,8 +63,8 @@ fn purge_with_standby_held(test: &str, hold: Hold) {
             .skip(test, "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");
         return;
     };
-    let servers = Servers::new(bindir);
-    let primary = Servers::url(servers.primary_port);
+    let servers = PrimaryAndStandby::new(bindir);
+    let primary = PrimaryAndStandby::url(servers.primary_port);
     let retentiond = |args: &[&str]| {
         let mut invocation = Invocation::new(args)
             .env("RETENTIOND__DATABASE__URL", &primary)
@@ -204,7 +75,8 @@ fn purge_with_standby_held(test: &str, hold: Hold) {
             .env("RETENTIOND__RETENTION__BATCH_PAUSE", "100ms")
             .env("RETENTIOND__RETENTION__MAX_REPLICA_LAG", &format!("{}s", MAX_REPLICA_LAG.as_secs()));
         if matches!(hold, Hold::ReplayPaused) {
-            invocation = invocation.env("RETENTIOND__DATABASE__REPLICAS", &Servers::url(servers.standby_port));
+            invocation =
+                invocation.env("RETENTIOND__DATABASE__REPLICAS", &PrimaryAndStandby::url(servers.standby_port));
         }
         invocation
     };
@@ -218,13 +90,13 @@ fn purge_with_standby_held(test: &str, hold: Hold) {
 
     let textfile = servers.dir.path().join("purge.prom");
     let purge = retentiond(&["purge", "--output", "json", "--metrics-textfile", path_str(&textfile)]).spawn();
-    let under_way = wait_until(Duration::from_secs(30), || servers.audit_rows() >= 1000);
+    let under_way = wait_until(Duration::from_secs(30), || audit_rows(&servers) >= 1000);
     assert!(under_way, "the purge did not get going\n{}", servers.describe_logs());
     hold.hold(&servers);
     let held = Instant::now();
     let mut samples = Vec::new();
     while held.elapsed() < HELD {
-        samples.push((held.elapsed(), servers.audit_rows()));
+        samples.push((held.elapsed(), audit_rows(&servers)));
         std::thread::sleep(Duration::from_millis(100));
     }
     hold.release(&servers);
@@ -249,7 +121,7 @@ fn purge_with_standby_held(test: &str, hold: Hold) {
     assert!(summary["pauses"].as_u64() >= Some(1), "{summary}");
     let paused_ms = summary["paused_ms"].as_u64().expect("paused_ms");
     assert!(paused_ms >= (HELD - settled).as_millis() as u64, "paused {paused_ms} ms: {summary}");
-    assert_eq!(servers.audit_rows(), eligible);
+    assert_eq!(audit_rows(&servers), eligible);
 
     let paused_lines: Vec<Value> = out
         .stderr

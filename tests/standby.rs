@@ -8,115 +8,13 @@
 #[macro_use]
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
+use common::pg_standby::PrimaryAndStandby;
 use common::*;
 use serde_json::Value;
 
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// The uid and gid of the postgres user when running as root (PostgreSQL
-/// will not run as root); `None` otherwise, to run as ourselves.
-fn server_user() -> Option<(u32, u32)> {
-    let id = |flag: &str, user: Option<&str>| -> Option<u32> {
-        let out = Command::new("id").arg(flag).args(user).output().ok()?;
-        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-    };
-    (id("-u", None)? == 0).then(|| Some((id("-u", Some("postgres"))?, id("-g", Some("postgres"))?))).flatten()
-}
-
-/// Two PostgreSQL servers of the test's own: a primary and its standby.
-struct Servers {
-    bindir: PathBuf,
-    dir: tempfile::TempDir,
-    user: Option<(u32, u32)>,
-    primary_port: u16,
-    standby_port: u16,
-}
-
-impl Servers {
-    fn tool(&self, name: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(self.bindir.join(name));
-        command.args(args).current_dir(self.dir.path());
-        if let Some((uid, gid)) = self.user {
-            command.uid(uid).gid(gid);
-        }
-        command
-    }
-
-    #[track_caller]
-    fn run(&self, name: &str, args: &[&str]) {
-        let out = self.tool(name, args).output().unwrap_or_else(|e| panic!("cannot run {name}: {e}"));
-        assert!(
-            out.status.success(),
-            "{name} {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn path(&self, name: &str) -> String {
-        path_str(&self.dir.path().join(name)).to_owned()
-    }
-
-    /// `pg_ctl start` of the cluster in `data` on `port`, sockets in the scratch directory.
-    fn start(&self, data: &str, port: u16) {
-        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", self.path(""));
-        let log = self.path(&format!("{data}.log"));
-        self.run("pg_ctl", &["-D", &self.path(data), "-l", &log, "-o", &options, "-w", "-t", "60", "start"]);
-    }
-
-    fn url(port: u16) -> String {
-        format!("postgres://postgres@127.0.0.1:{port}/postgres")
-    }
-
-    fn new(bindir: PathBuf) -> Servers {
-        let dir = tempfile::Builder::new().prefix("retentiond-standby-").tempdir().expect("temp dir");
-        let user = server_user();
-        if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown the scratch directory");
-        }
-        let servers = Servers { bindir, dir, user, primary_port: free_port(), standby_port: free_port() };
-        servers.run("initdb", &["-D", &servers.path("primary"), "-U", "postgres", "--auth=trust", "-N", "-E", "UTF8"]);
-        servers.start("primary", servers.primary_port);
-        servers
-    }
-
-    /// A streaming standby of the primary (`standby.signal` and
-    /// `primary_conninfo` written by `pg_basebackup -R`), started and
-    /// answering read-only queries.
-    fn start_standby(&self) {
-        let port = self.primary_port.to_string();
-        let data = self.path("standby");
-        let args = ["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-D", &data, "-R", "-X", "stream", "-c", "fast"];
-        self.run("pg_basebackup", &args);
-        self.start("standby", self.standby_port);
-    }
-
-    fn promote_standby(&self) {
-        self.run("pg_ctl", &["-D", &self.path("standby"), "-w", "-t", "60", "promote"]);
-    }
-
-    fn describe_logs(&self) -> String {
-        ["primary.log", "standby.log"]
-            .iter()
-            .map(|log| format!("--- {log}\n{}", std::fs::read_to_string(self.path(log)).unwrap_or_default()))
-            .collect()
-    }
-}
-
-impl Drop for Servers {
-    fn drop(&mut self) {
-        for data in ["standby", "primary"] {
-            if Path::new(&self.path(data)).join("postmaster.pid").exists() {
-                let _ = self.tool("pg_ctl", &["-D", &self.path(data), "-m", "immediate", "-w", "stop"]).output();
-            }
-        }
-    }
-}
 
 fn retentiond(url: &str, args: &[&str]) -> Invocation {
     Invocation::new(args).env("RETENTIOND__DATABASE__URL", url).env("RETENTIOND__LOG__FORMAT", "json")
@@ -133,7 +31,7 @@ fn json(url: &str, args: &[&str]) -> Value {
 
 /// Waits until `condition` holds; fails if the daemon exits first or after `PATIENCE`.
 #[track_caller]
-fn wait_for(daemon: &Daemon, servers: &Servers, what: &str, mut condition: impl FnMut() -> bool) {
+fn wait_for(daemon: &Daemon, servers: &PrimaryAndStandby, what: &str, mut condition: impl FnMut() -> bool) {
     let held = wait_until(PATIENCE, || !daemon.is_running() || condition());
     assert!(held && daemon.is_running(), "{what}\n{}\n{}", daemon.describe(), servers.describe_logs());
 }
@@ -145,9 +43,9 @@ fn a_hot_standby_is_not_swept_and_is_once_promoted() {
             .skip("the standby test", "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");
         return;
     };
-    let servers = Servers::new(bindir);
-    let primary = Servers::url(servers.primary_port);
-    let standby = Servers::url(servers.standby_port);
+    let servers = PrimaryAndStandby::new(bindir);
+    let primary = PrimaryAndStandby::url(servers.primary_port);
+    let standby = PrimaryAndStandby::url(servers.standby_port);
     retentiond(&primary, &["migrate"]).run().expect_code(0);
     let jobs = [job("sb-old-1", "Completed", days_ago(100)), job("sb-old-2", "Closed", days_ago(120))];
     let lines: Vec<String> = jobs.iter().map(Value::to_string).collect();

@@ -20,7 +20,7 @@
 //! - `data`: jobs and timestamps for the tests;
 //! - `daemon`, `http`, `notify`, `proxy`: a running daemon, its HTTP
 //!   endpoints, its systemd notifications, a network between it and the server;
-//! - `pg_db`, `pg_server`, `pki`, `https_server`: servers for the tests;
+//! - `pg_db`, `pg_server`, `pg_standby`, `pki`, `https_server`: servers for the tests;
 //! - `faketime`: a process on a clock of the test's choosing;
 //! - `plan`: reading query plans; `require`: which skips CI turns into failures.
 
@@ -40,6 +40,7 @@ pub mod mariadb_server;
 pub mod notify;
 pub mod pg_db;
 pub mod pg_server;
+pub mod pg_standby;
 pub mod pki;
 pub mod plan;
 pub mod proxy;
