@@ -45,8 +45,17 @@ impl DatabaseUrl {
     /// The (decoded) value of the last query parameter named one of
     /// `names`; `None` when there is none or the URL does not parse.
     pub fn parameter(&self, names: &[&str]) -> Option<String> {
+        self.named_parameter(names).map(|(_, value)| value)
+    }
+
+    /// As [`parameter`](Self::parameter), with the name it was given by.
+    pub fn named_parameter(&self, names: &[&str]) -> Option<(String, String)> {
         let parsed = Url::parse(self.expose()).ok()?;
-        parsed.query_pairs().filter(|(name, _)| names.contains(&name.as_ref())).last().map(|(_, v)| v.into_owned())
+        parsed
+            .query_pairs()
+            .filter(|(name, _)| names.contains(&name.as_ref()))
+            .last()
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
     }
 
     /// The names of the URL's query parameters, decoded.

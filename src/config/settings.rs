@@ -116,8 +116,7 @@ impl DatabaseSettings {
         if !setting.is_empty() {
             return Some((file.key().to_owned(), setting.to_owned()));
         }
-        let name = file.parameters()[0];
-        self.url.parameter(file.parameters()).map(|value| (format!("{name} in database.url"), value))
+        self.url.named_parameter(file.parameters()).map(|(name, value)| (format!("{name} in database.url"), value))
     }
 }
 

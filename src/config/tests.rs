@@ -583,7 +583,12 @@ fn tls_settings_and_url_parameters() {
     assert_eq!(settings.database.ssl_mode(), Some(SslMode::VerifyCa));
     assert_eq!(
         settings.database.tls_file(TlsFile::ClientKey),
-        Some(("sslkey in database.url".to_owned(), "/k.pem".to_owned()))
+        Some(("ssl-key in database.url".to_owned(), "/k.pem".to_owned())),
+        "named as the URL spells it"
+    );
+    assert_eq!(
+        settings.database.tls_file(TlsFile::RootCert),
+        Some(("ssl-ca in database.url".to_owned(), "/ca.pem".to_owned()))
     );
     // The same value in both places agrees.
     load_env(&[

@@ -17,13 +17,13 @@ pub mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlRow};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlRow, MySqlSslMode};
 use sqlx::{ConnectOptions, Connection, Transaction};
 
 use self::server::ReadOnlyServer;
 use super::common::{
-    self, Arg, Codec, Db, Driver, KeptSession, LeaseEnd, OwnSessions, Purpose, Statements, TcpServer, decode,
-    describe_connect_error, enabled_policies, first_connection, pool_options,
+    self, Arg, Codec, Db, Driver, KeptSession, LeaseEnd, NoConnection, OwnSessions, Purpose, Statements, TcpServer,
+    decode, describe_connect_error, enabled_policies, first_connection, pool_options,
 };
 use super::records::{
     AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
@@ -42,6 +42,9 @@ mod code {
     pub const READ_ONLY_OPTION: u16 = 1290;
     /// InnoDB runs with `innodb_read_only`.
     pub const INNODB_READ_ONLY: u16 = 1036;
+    /// A login refused: wrong password, no such user, or plain text to a
+    /// server that takes TLS only.
+    pub const ACCESS_DENIED: u16 = 1045;
 }
 
 /// A run that [`sql::RUN_START_READINGS`] found left by a dead process.
@@ -73,10 +76,9 @@ impl MariaDbStore {
         }
         let mut first =
             first_connection::<MySqlConnection>(&options, settings.connect_timeout).await.map_err(|failure| {
-                StoreError::Unreachable {
-                    url: settings.url.redacted(),
-                    reason: settings.url.scrub(&describe_connect_error(failure, &trusted, TLS_REFUSED)),
-                }
+                let hint = plain_text_hint(&failure, &options);
+                let reason = describe_connect_error(failure, &trusted, TLS_REFUSED) + hint;
+                StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) }
             })?;
         server::check(&mut first).await?;
         let timeout = statement_timeout(settings);
@@ -151,6 +153,23 @@ impl MariaDbStore {
 /// What it means when the server will not speak TLS.
 const TLS_REFUSED: &str = "the server does not accept TLS connections, and ssl-mode (required, verify_ca or \
      verify_identity) requires TLS";
+
+/// MariaDB refuses a plain-text login to a server that takes TLS only
+/// (`require_secure_transport`) as it refuses a wrong password: "Access
+/// denied" (1045). With `ssl-mode` disabled, the reason says it may be that.
+fn plain_text_hint(failure: &NoConnection, options: &MySqlConnectOptions) -> &'static str {
+    let NoConnection::Failed(error) = failure else { return "" };
+    let denied = error
+        .as_database_error()
+        .and_then(|error| error.try_downcast_ref::<MySqlDatabaseError>())
+        .is_some_and(|error| error.number() == code::ACCESS_DENIED);
+    if denied && matches!(options.get_ssl_mode(), MySqlSslMode::Disabled) {
+        "; ssl-mode is disabled, and a server that takes TLS connections only (require_secure_transport) refuses \
+         plain-text logins with this same error"
+    } else {
+        ""
+    }
+}
 
 /// `database.statement_timeout` in milliseconds (validation keeps it within an `i64`).
 fn statement_timeout(settings: &DatabaseSettings) -> i64 {
