@@ -1,14 +1,15 @@
-//! A PostgreSQL backend terminated (`pg_terminate_backend`) in the middle of
-//! a batch: the batch rolls back whole, what earlier batches committed stays
+//! A server session ended (PostgreSQL's `pg_terminate_backend`, MariaDB's
+//! `KILL CONNECTION`) in the middle of a batch: the batch rolls back whole, what earlier batches committed stays
 //! deleted and audited once, the purge fails cleanly (exit 1, an error that
 //! names the cause, no panic, no password), the run is recorded `failed`,
 //! and the next purge finishes the work. A session the server ends between
 //! two batches, while the sweep keeps it for the next one, is replaced.
 //!
 //! The batch is caught in flight deterministically: a trigger on
-//! `retention_audit` takes an advisory lock for one job's audit row while the
-//! test holds that lock on a connection of its own, so the batch that deletes
-//! that job waits inside its statement until the test has terminated it.
+//! `retention_audit` takes a named lock (advisory on PostgreSQL) for one
+//! job's audit row while the test holds that lock on a connection of its
+//! own, so the batch that deletes that job waits inside its statement until
+//! the test has ended its session.
 
 #[macro_use]
 mod common;
@@ -30,39 +31,69 @@ const FIRST_BLOCKED: usize = 6;
 
 const PASSWORD: &str = "s3cr3t-pw";
 
-/// A PostgreSQL connection of the test's own, with its own runtime.
+/// A connection of the test's own to its store, with its own runtime.
 struct Session {
     rt: tokio::runtime::Runtime,
-    conn: Option<sqlx::PgConnection>,
+    conn: Option<Conn>,
+}
+
+enum Conn {
+    Postgres(sqlx::PgConnection),
+    MariaDb(sqlx::MySqlConnection),
 }
 
 impl Session {
-    fn connect(url: &str) -> Session {
+    fn connect(env: &TestEnv) -> Session {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-        let conn = rt.block_on(sqlx::PgConnection::connect(url)).unwrap_or_else(|e| panic!("connect: {e}"));
-        Session { rt, conn: Some(conn) }
+        let url = env.url.replacen("mariadb:", "mysql:", 1);
+        let conn = rt.block_on(async {
+            match env.engine {
+                Engine::Sqlite => panic!("an SQLite store has no sessions"),
+                Engine::Postgres => sqlx::PgConnection::connect(&url).await.map(Conn::Postgres),
+                Engine::MariaDb => sqlx::MySqlConnection::connect(&url).await.map(Conn::MariaDb),
+            }
+        });
+        Session { rt, conn: Some(conn.unwrap_or_else(|e| panic!("connect: {e}"))) }
     }
 
     #[track_caller]
     fn exec(&mut self, sql: &str) {
-        let conn = self.conn.as_mut().expect("open");
-        let result = self.rt.block_on(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(conn));
-        result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
+        self.try_exec(sql).unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"));
     }
 
+    fn try_exec(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let statements = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()));
+        self.rt.block_on(async {
+            match self.conn.as_mut().expect("open") {
+                Conn::Postgres(conn) => statements.execute(conn).await.map(|_| ()),
+                Conn::MariaDb(conn) => statements.execute(conn).await.map(|_| ()),
+            }
+        })
+    }
+
+    /// The first column of every row: session ids.
     #[track_caller]
-    fn ints(&mut self, sql: &str) -> Vec<i32> {
-        let conn = self.conn.as_mut().expect("open");
-        let result =
-            self.rt.block_on(sqlx::query_scalar::<_, i32>(sqlx::AssertSqlSafe(sql.to_string())).fetch_all(conn));
+    fn ids(&mut self, sql: &str) -> Vec<i64> {
+        let query = sqlx::AssertSqlSafe(sql.to_string());
+        let result = self.rt.block_on(async {
+            match self.conn.as_mut().expect("open") {
+                Conn::Postgres(conn) => sqlx::query_scalar::<_, i32>(query)
+                    .fetch_all(conn)
+                    .await
+                    .map(|ids| ids.into_iter().map(i64::from).collect()),
+                Conn::MariaDb(conn) => sqlx::query_scalar::<_, i64>(query).fetch_all(conn).await,
+            }
+        });
         result.unwrap_or_else(|e| panic!("SQL failed: {e}\n{sql}"))
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            let _ = self.rt.block_on(conn.close());
+        match self.conn.take() {
+            Some(Conn::Postgres(conn)) => drop(self.rt.block_on(conn.close())),
+            Some(Conn::MariaDb(conn)) => drop(self.rt.block_on(conn.close())),
+            None => {}
         }
     }
 }
@@ -90,49 +121,30 @@ fn import_jobs(env: &TestEnv) {
 
 /// The trigger that makes the batch deleting [`BLOCKED_JOB`] wait for [`BLOCK_KEY`].
 fn install_trigger(env: &TestEnv) {
-    env.execute(&format!(
-        "CREATE FUNCTION test_block_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN \
-           IF NEW.job_name = '{BLOCKED_JOB}' THEN PERFORM pg_advisory_xact_lock({BLOCK_KEY}); END IF; \
-           RETURN NEW; \
-         END $$; \
-         CREATE TRIGGER test_block_audit BEFORE INSERT ON retention_audit \
-           FOR EACH ROW EXECUTE FUNCTION test_block_audit()"
-    ));
+    env.execute(&env.sql_audit_waits_for_lock(BLOCKED_JOB, BLOCK_KEY));
 }
 
 fn drop_trigger(env: &TestEnv) {
-    env.execute("DROP TRIGGER test_block_audit ON retention_audit; DROP FUNCTION test_block_audit()");
-}
-
-/// The backends of retentiond (`application_name`) in this database that
-/// wait for the test's advisory lock: the batch in flight.
-const WAITING_BATCH: &str = "SELECT pid FROM pg_stat_activity \
-     WHERE datname = current_database() AND application_name = 'retentiond' AND state = 'active' \
-       AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE '%DELETE FROM jobs%'";
-
-/// The URL of the store with a password in it (trust authentication ignores it).
-fn url_with_password(env: &TestEnv) -> String {
-    let mut url = url::Url::parse(&env.url).expect("URL");
-    url.set_password(Some(PASSWORD)).expect("password");
-    url.to_string()
+    env.execute(env.sql_drop_audit_waits_for_lock());
 }
 
 /// Starts `purge --batch-size 3` while `lock` holds [`BLOCK_KEY`], waits for
 /// its third batch to block, hands that batch's backend pid (and the other
 /// retentiond backends) to `terminate`, releases the lock, and returns the
 /// purge's outcome.
-fn purge_with_a_terminated_batch(env: &TestEnv, terminate: impl FnOnce(&mut Session, i32)) -> Out {
-    let mut lock = Session::connect(&env.url);
-    lock.exec(&format!("SELECT pg_advisory_lock({BLOCK_KEY})"));
+fn purge_with_a_terminated_batch(env: &TestEnv, terminate: impl FnOnce(&mut Session, i64)) -> Out {
+    let mut lock = Session::connect(env);
+    lock.exec(&env.sql_lock(BLOCK_KEY));
+    let waiting_batch =
+        format!("SELECT {} FROM {}", env.sessions_of_the_binary().expect("a server").id, env.sql_waiting_for_a_lock());
     let purge = env
         .cmd(&["--log-level", "debug", "purge", "--batch-size", BATCH, "--output", "json"])
-        .env("RETENTIOND__DATABASE__URL", &url_with_password(env))
+        .env("RETENTIOND__DATABASE__URL", &env.url_with_password(PASSWORD))
         .env("RETENTIOND__DATABASE__STATEMENT_TIMEOUT", "120s")
         .spawn();
     let deadline = Instant::now() + Duration::from_secs(30);
     let batch = loop {
-        let waiting = lock.ints(WAITING_BATCH);
+        let waiting = lock.ids(&waiting_batch);
         if waiting.len() == 1 {
             break Some(waiting[0]);
         }
@@ -143,18 +155,18 @@ fn purge_with_a_terminated_batch(env: &TestEnv, terminate: impl FnOnce(&mut Sess
         std::thread::sleep(Duration::from_millis(20));
     };
     let Some(pid) = batch else {
-        lock.exec(&format!("SELECT pg_advisory_unlock({BLOCK_KEY})"));
+        lock.exec(&env.sql_unlock(BLOCK_KEY));
         panic!("no batch of the purge waited for the lock within 30 s\n{}", purge.wait().describe());
     };
     // Earlier batches committed before this one started.
     assert_eq!(env.count("retention_audit"), FIRST_BLOCKED as i64, "two batches committed before the third");
     terminate(&mut lock, pid);
-    lock.exec(&format!("SELECT pg_advisory_unlock({BLOCK_KEY})"));
+    lock.exec(&env.sql_unlock(BLOCK_KEY));
     purge.wait()
 }
 
 #[track_caller]
-fn assert_clean_failure(out: &Out) {
+fn assert_clean_failure(env: &TestEnv, out: &Out) {
     out.expect_code(1);
     assert!(!out.stderr.contains("panicked") && !out.stderr.contains("RUST_BACKTRACE"), "a panic\n{}", out.describe());
     assert!(
@@ -169,8 +181,7 @@ fn assert_clean_failure(out: &Out) {
         .rfind(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line\n{}", out.describe()));
     assert!(
-        error.contains("failed after deleting 6 jobs")
-            && error.contains("terminating connection due to administrator command"),
+        error.contains("failed after deleting 6 jobs") && error.contains(env.ended_session_error()),
         "the error names what was done and the cause: {error}"
     );
 }
@@ -197,7 +208,7 @@ fn assert_rolled_back_after_two_batches(env: &TestEnv, run_id: i64) {
     assert_eq!((&runs[0]["deleted_completed"], &runs[0]["deleted_closed"]), (&json!(4), &json!(2)), "{runs:?}");
     assert!(runs[0]["finished_at"].is_string(), "{runs:?}");
     let error = runs[0]["error"].as_str().unwrap_or_default();
-    assert!(error.contains("terminating connection due to administrator command"), "{runs:?}");
+    assert!(error.contains(env.ended_session_error()), "{runs:?}");
     assert!(!error.contains(PASSWORD), "{runs:?}");
 }
 
@@ -237,10 +248,8 @@ every_engine_with! { NetworkServer;
         env.migrate();
         import_jobs(env);
         install_trigger(env);
-        let out = purge_with_a_terminated_batch(env, |session, pid| {
-            session.exec(&format!("SELECT pg_terminate_backend({pid})"));
-        });
-        assert_clean_failure(&out);
+        let out = purge_with_a_terminated_batch(env, |session, id| session.exec(&env.sql_end_session(id)));
+        assert_clean_failure(env, &out);
         let run_id = the_run_id(env);
         assert!(out.stderr.contains(&format!("(run {run_id})")), "the error names the run\n{}", out.describe());
         assert_rolled_back_after_two_batches(env, run_id);
@@ -257,15 +266,16 @@ every_engine_with! { NetworkServer;
         import_jobs(env);
         install_trigger(env);
         let out = purge_with_a_terminated_batch(env, |session, _| {
-            let all = session.ints(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'",
-            );
+            let sessions = env.sessions_of_the_binary().expect("a server");
+            let all = session.ids(&format!("SELECT {} FROM {}", sessions.id, sessions.from));
             assert!(all.len() >= 2, "the batch and the run's connection at least: {all:?}");
-            for pid in all {
-                session.exec(&format!("SELECT pg_terminate_backend({pid})"));
+            for id in all {
+                // A session may have ended since it was listed (MariaDB then
+                // refuses the KILL; pg_terminate_backend says false).
+                let _ = session.try_exec(&env.sql_end_session(id));
             }
         });
-        assert_clean_failure(&out);
+        assert_clean_failure(env, &out);
         let run_id = the_run_id(env);
         assert_rolled_back_after_two_batches(env, run_id);
         assert_next_purge_finishes(env, run_id);
@@ -280,7 +290,7 @@ every_engine_with! { NetworkServer;
     fn a_kept_session_closed_while_idle_is_replaced(env: &TestEnv) {
         env.migrate();
         import_jobs(env);
-        let mut admin = Session::connect(&env.url);
+        let mut admin = Session::connect(env);
         let purge = env
             .cmd(&["purge", "--batch-size", "5", "--output", "json"])
             .env("RETENTIOND__RETENTION__BATCH_PAUSE", "6s")
@@ -290,12 +300,24 @@ every_engine_with! { NetworkServer;
             assert!(Instant::now() < deadline, "no batch committed within 30 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let deleting = admin.ints(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = 'retentiond' AND query LIKE 'WITH claimed%'",
-        );
-        assert_eq!(deleting.len(), 1, "the session of the first batch: {deleting:?}");
-        admin.exec(&format!("SELECT pg_terminate_backend({})", deleting[0]));
+        // PostgreSQL shows an idle session's last statement; MariaDB does
+        // not: there, every idle session but the run's (which holds its lock).
+        let kept = match env.engine {
+            Engine::Sqlite => unreachable!("a NetworkServer scenario"),
+            Engine::Postgres => "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'retentiond' AND query LIKE 'WITH claimed%'",
+            Engine::MariaDb => "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+                 AND ID <> CONNECTION_ID() AND COMMAND = 'Sleep' AND ID <> \
+                 IS_USED_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', (SELECT MAX(id) FROM retention_runs)))",
+        };
+        let deleting = admin.ids(kept);
+        match env.engine {
+            Engine::Sqlite | Engine::Postgres => assert_eq!(deleting.len(), 1, "the session of the first batch: {deleting:?}"),
+            Engine::MariaDb => assert!(!deleting.is_empty(), "the session of the first batch among them: {deleting:?}"),
+        }
+        for id in deleting {
+            admin.exec(&env.sql_end_session(id));
+        }
         let out = purge.wait();
         out.expect_code(0);
         assert_eq!(out.json()["total"], JOBS, "{}", out.describe());

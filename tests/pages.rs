@@ -102,8 +102,9 @@ every_engine! {
             quote(HOSTILE_NAME)
         ));
         env.execute(&format!(
-            "INSERT INTO retention_runs (trigger, status, started_at, finished_at, host, pid, error, pauses, paused_ms) \
+            "INSERT INTO retention_runs ({}, status, started_at, finished_at, host, pid, error, pauses, paused_ms) \
              VALUES ('purge', 'failed', {at}, {at}, {}, 7, {}, 3, 12345)",
+            env.sql_column("trigger"),
             quote("host<i>"),
             quote(HOSTILE_ERROR)
         ));

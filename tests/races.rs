@@ -1,4 +1,4 @@
-//! docs/lifecycle.md and docs/design.md, "A sweep" under contention, PostgreSQL only: three `purge` processes
+//! docs/lifecycle.md and docs/design.md, "A sweep" under contention, on the server engines: three `purge` processes
 //! sweep at once (small batches, the idle-`Creating` policy on) while other
 //! clients hold, ship, cancel and delete the same jobs, through the command
 //! line (`jobs hold/set-state/cancel/delete`, the product's path) and through
@@ -39,9 +39,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use common::*;
 use retentiond::lifecycle::{self, Effect, JobState, JobStatus, Operation};
-use retentiond::store::postgres::sql as pg;
+use retentiond::store::{mariadb, postgres};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{Connection, MySqlConnection, PgConnection, Row};
 
 /// Fixed seed: the same jobs and the same planned operations on every run
 /// (the interleaving is up to the scheduler, which is the point).
@@ -227,24 +227,124 @@ fn cli_op(env: &TestEnv, name: &str, op: &Planned) -> Outcome {
     }
 }
 
+/// A connection of an SQL client, of the store's engine.
+enum Conn {
+    Postgres(PgConnection),
+    MariaDb(MySqlConnection),
+}
+
+/// `$body` with `$c` bound to the client's connection, whichever it is.
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            Conn::Postgres($c) => $body,
+            Conn::MariaDb($c) => $body,
+        }
+    };
+}
+
+impl Conn {
+    /// A new connection; on MariaDB at READ COMMITTED, as the store's sessions.
+    async fn open(env: &TestEnv) -> Result<Conn, sqlx::Error> {
+        match env.engine {
+            Engine::Sqlite => unreachable!("a ConcurrentSweeps scenario"),
+            Engine::Postgres => Ok(Conn::Postgres(PgConnection::connect(&env.url).await?)),
+            Engine::MariaDb => {
+                let mut conn = MySqlConnection::connect(&env.url.replacen("mariadb:", "mysql:", 1)).await?;
+                sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut conn).await?;
+                Ok(Conn::MariaDb(conn))
+            }
+        }
+    }
+
+    async fn close(self) {
+        on_conn!(self, c => drop(c.close().await));
+    }
+}
+
+/// The SQL clients' statements, in the engine's dialect; the parameters
+/// bound in the order they appear.
+struct Statements {
+    lock: String,
+    hold: String,
+    enter_state: String,
+    cancel: String,
+}
+
+impl Statements {
+    fn of(env: &TestEnv) -> Statements {
+        let (now, p1, p2) = (env.sql_now(), env.sql_param(1), env.sql_param(2));
+        Statements {
+            lock: format!("SELECT id, state, cancel_requested, hold_reason FROM jobs WHERE name = {p1} FOR UPDATE"),
+            hold: format!("UPDATE jobs SET hold_reason = {p1}, updated_at = {now} WHERE id = {p2}"),
+            enter_state: format!(
+                "UPDATE jobs SET state = {p1}, state_changed_at = {now}, updated_at = {now} WHERE id = {p2}"
+            ),
+            cancel: format!(
+                "UPDATE jobs SET cancel_requested = {}, cancel_requested_at = {now}, updated_at = {now} WHERE id = {p1}",
+                env.sql_bool(true)
+            ),
+        }
+    }
+}
+
+/// The product's audited delete of `jobs delete`: one statement on
+/// PostgreSQL, the audit row then the job on MariaDB (whose `$n` are bound
+/// in the order they appear: `$3, $2 … $1`).
+async fn delete_audited(conn: &mut Conn, id: i64) -> Result<u64, sqlx::Error> {
+    let at = Utc::now();
+    match conn {
+        Conn::Postgres(c) => Ok(sqlx::query(postgres::sql::DELETE_JOB_AUDITED)
+            .bind(id)
+            .bind(SQL_DELETER)
+            .bind(at)
+            .fetch_all(c)
+            .await?
+            .len() as u64),
+        Conn::MariaDb(c) => {
+            let audit = mariadb::sql::with_question_marks(mariadb::sql::AUDIT_MANUAL_DELETE);
+            let audited = sqlx::query(sqlx::AssertSqlSafe(audit))
+                .bind(at.naive_utc())
+                .bind(SQL_DELETER)
+                .bind(id)
+                .fetch_all(&mut *c)
+                .await?
+                .len();
+            let delete = mariadb::sql::with_question_marks(mariadb::sql::DELETE_JOB);
+            let deleted = sqlx::query(sqlx::AssertSqlSafe(delete)).bind(id).execute(c).await?.rows_affected();
+            Ok(if audited == 1 { deleted } else { 0 })
+        }
+    }
+}
+
 /// One operation through SQL: the row locked, the product's rules decide,
 /// the change written (a delete with the product's audited statement).
-async fn sql_op(conn: &mut PgConnection, name: &str, op: &Planned) -> Result<Outcome, sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    let row = sqlx::query("SELECT id, state, cancel_requested, hold_reason FROM jobs WHERE name = $1 FOR UPDATE")
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(row) = row else {
-        tx.rollback().await?;
+async fn sql_op(conn: &mut Conn, sql: &Statements, name: &str, op: &Planned) -> Result<Outcome, sqlx::Error> {
+    on_conn!(conn, c => sqlx::raw_sql("BEGIN").execute(&mut *c).await.map(|_| ())?);
+    let outcome = decide_and_write(conn, sql, name, op).await;
+    let end = if matches!(outcome, Ok(Outcome::Done)) { "COMMIT" } else { "ROLLBACK" };
+    on_conn!(conn, c => sqlx::raw_sql(end).execute(&mut *c).await.map(|_| ())?);
+    outcome
+}
+
+/// The inside of [`sql_op`]'s transaction.
+async fn decide_and_write(conn: &mut Conn, sql: &Statements, name: &str, op: &Planned) -> Result<Outcome, sqlx::Error> {
+    let query = sqlx::AssertSqlSafe(sql.lock.as_str());
+    let row = on_conn!(conn, c => match sqlx::query(query).bind(name).fetch_optional(&mut *c).await? {
+        None => None,
+        Some(row) => Some((
+            row.try_get::<i64, _>("id")?,
+            row.try_get::<String, _>("state")?,
+            row.try_get::<bool, _>("cancel_requested")?,
+            row.try_get::<Option<String>, _>("hold_reason")?,
+        )),
+    });
+    let Some((id, state, cancel_requested, hold)) = row else {
         return Ok(Outcome::NotFound);
     };
-    let id: i64 = row.try_get("id")?;
-    let state: String = row.try_get("state")?;
-    let hold: Option<String> = row.try_get("hold_reason")?;
     let status = JobStatus {
         state: state.parse::<JobState>().map_err(|e| sqlx::Error::Protocol(e.to_string()))?,
-        cancel_requested: row.try_get("cancel_requested")?,
+        cancel_requested,
         hold_reason: hold.as_deref(),
     };
     let operation = match op.kind {
@@ -254,48 +354,31 @@ async fn sql_op(conn: &mut PgConnection, name: &str, op: &Planned) -> Result<Out
         Kind::Cancel => Operation::Cancel,
     };
     let Ok(effect) = lifecycle::decide(&status, &operation) else {
-        tx.rollback().await?;
         return Ok(Outcome::Conflict);
     };
     if !op.hold_lock.is_zero() {
         tokio::time::sleep(op.hold_lock).await;
     }
     let changed = match effect {
-        Effect::PlaceHold(reason) => sqlx::query("UPDATE jobs SET hold_reason = $2, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected(),
-        Effect::EnterState(to) => {
-            sqlx::query("UPDATE jobs SET state = $2, state_changed_at = now(), updated_at = now() WHERE id = $1")
-                .bind(id)
-                .bind(to.as_str())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
+        Effect::PlaceHold(reason) => {
+            let query = sqlx::AssertSqlSafe(sql.hold.as_str());
+            on_conn!(conn, c => sqlx::query(query).bind(reason).bind(id).execute(&mut *c).await?.rows_affected())
         }
-        Effect::RequestCancel => sqlx::query(
-            "UPDATE jobs SET cancel_requested = true, cancel_requested_at = now(), updated_at = now() WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected(),
-        Effect::Delete => sqlx::query(pg::DELETE_JOB_AUDITED)
-            .bind(id)
-            .bind(SQL_DELETER)
-            .bind(chrono::Utc::now())
-            .fetch_all(&mut *tx)
-            .await?
-            .len() as u64,
+        Effect::EnterState(to) => {
+            let query = sqlx::AssertSqlSafe(sql.enter_state.as_str());
+            on_conn!(conn, c => sqlx::query(query).bind(to.as_str()).bind(id).execute(&mut *c).await?.rows_affected())
+        }
+        Effect::RequestCancel => {
+            let query = sqlx::AssertSqlSafe(sql.cancel.as_str());
+            on_conn!(conn, c => sqlx::query(query).bind(id).execute(&mut *c).await?.rows_affected())
+        }
+        Effect::Delete => delete_audited(conn, id).await?,
         Effect::Nothing => 1,
         Effect::ReleaseHold => unreachable!("no client releases"),
     };
     if changed != 1 {
         return Ok(Outcome::Unexpected(format!("{:?} on a locked row changed {changed} rows", op.kind)));
     }
-    tx.commit().await?;
     Ok(Outcome::Done)
 }
 
@@ -311,7 +394,8 @@ fn sql_client(
 ) -> Vec<Done> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let mut conn = PgConnection::connect(&env.url).await.expect("SQL client connects");
+        let sql = Statements::of(env);
+        let mut conn = Conn::open(env).await.expect("SQL client connects");
         let mut done = Vec::new();
         while !sweeps_done.load(Ordering::SeqCst) {
             let i = next.fetch_add(1, Ordering::SeqCst);
@@ -319,11 +403,11 @@ fn sql_client(
             tokio::time::sleep(op.pause_before).await;
             let g = &jobs[op.job];
             let started = Utc::now();
-            let outcome = match sql_op(&mut conn, &g.name, op).await {
+            let outcome = match sql_op(&mut conn, &sql, &g.name, op).await {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     // The connection may be in a failed transaction; start afresh.
-                    conn = PgConnection::connect(&env.url).await.expect("SQL client reconnects");
+                    conn = Conn::open(env).await.expect("SQL client reconnects");
                     Outcome::Unexpected(format!("SQL error: {error}"))
                 }
             };
@@ -339,7 +423,7 @@ fn sql_client(
                 outcome,
             });
         }
-        let _ = conn.close().await;
+        conn.close().await;
         done
     })
 }
@@ -367,7 +451,15 @@ fn cli_client(env: &TestEnv, round: usize, jobs: &[Generated], plan: &[Planned])
 /// Logs every update and delete of a job row, in the writing transaction
 /// (so only committed changes are logged), with the row as it was and the
 /// moment the change was made.
-const EVENT_LOG: &str = r#"
+fn event_log(env: &TestEnv) -> &'static str {
+    match env.engine {
+        Engine::Sqlite => unreachable!("a ConcurrentSweeps scenario"),
+        Engine::Postgres => PG_EVENT_LOG,
+        Engine::MariaDb => MARIADB_EVENT_LOG,
+    }
+}
+
+const PG_EVENT_LOG: &str = r#"
 CREATE TABLE race_events (
     seq bigserial PRIMARY KEY,
     job_id bigint NOT NULL,
@@ -395,6 +487,33 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER race_log AFTER UPDATE OR DELETE ON jobs FOR EACH ROW EXECUTE FUNCTION race_log();
+"#;
+
+/// As [`PG_EVENT_LOG`]; the moment is the wall clock (`SYSDATE(6)`, not the
+/// statement's start), in UTC whatever the session's time zone.
+const MARIADB_EVENT_LOG: &str = r#"
+CREATE TABLE race_events (
+    seq BIGINT AUTO_INCREMENT PRIMARY KEY,
+    job_id BIGINT NOT NULL,
+    job_name VARCHAR(255) NOT NULL,
+    op VARCHAR(10) NOT NULL,
+    old_state VARCHAR(20) NOT NULL,
+    new_state VARCHAR(20),
+    old_hold VARCHAR(1000),
+    new_hold VARCHAR(1000),
+    old_updated_at DATETIME(6) NOT NULL,
+    old_state_changed_at DATETIME(6) NOT NULL,
+    at DATETIME(6) NOT NULL
+);
+CREATE TRIGGER race_log_delete AFTER DELETE ON jobs FOR EACH ROW
+    INSERT INTO race_events (job_id, job_name, op, old_state, old_hold, old_updated_at, old_state_changed_at, at)
+    VALUES (OLD.id, OLD.name, 'delete', OLD.state, OLD.hold_reason, OLD.updated_at, OLD.state_changed_at,
+            TIMESTAMPADD(MICROSECOND, FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000000), '1970-01-01'));
+CREATE TRIGGER race_log_update AFTER UPDATE ON jobs FOR EACH ROW
+    INSERT INTO race_events (job_id, job_name, op, old_state, new_state, old_hold, new_hold, old_updated_at,
+                             old_state_changed_at, at)
+    VALUES (NEW.id, NEW.name, 'update', OLD.state, NEW.state, OLD.hold_reason, NEW.hold_reason, OLD.updated_at,
+            OLD.state_changed_at, TIMESTAMPADD(MICROSECOND, FLOOR(UNIX_TIMESTAMP(SYSDATE(6)) * 1000000), '1970-01-01'));
 "#;
 
 /// The warning of a sweep that counted jobs "in the future".
@@ -476,7 +595,7 @@ fn check_store(env: &TestEnv, generated: &[Generated], ops: &[Done], violations:
             job_id: r["job_id"].as_i64().expect("job_id"),
             policy: string(&r["policy"]),
             state: string(&r["state"]),
-            cancel_requested: r["cancel_requested"].as_bool().expect("cancel_requested"),
+            cancel_requested: TestEnv::truthy(&r["cancel_requested"]),
             deleted_by: string(&r["deleted_by"]),
         });
     }
@@ -653,7 +772,7 @@ fn check_store(env: &TestEnv, generated: &[Generated], ops: &[Done], violations:
             }
             (Outcome::Done, Kind::Cancel) => {
                 let cancellable = matches!(op.original_state, "Creating" | "Shipping");
-                let kept = job.is_some_and(|j| j["cancel_requested"] == true);
+                let kept = job.is_some_and(|j| TestEnv::truthy(&j["cancel_requested"]));
                 let deleted_by_hand = audit.is_some_and(|a| a.policy == "manual" && a.cancel_requested);
                 if !cancellable || !(kept || deleted_by_hand) {
                     violations.push(format!(
@@ -714,11 +833,13 @@ fn check_store(env: &TestEnv, generated: &[Generated], ops: &[Done], violations:
 
 /// Jobs still eligible (all policies, cut-offs of now).
 fn eligible_now(env: &TestEnv) -> i64 {
-    env.count(
+    env.count(&format!(
         "jobs WHERE hold_reason IS NULL \
-         AND ((state IN ('Completed', 'Closed') AND state_changed_at <= now() - interval '90 days') \
-           OR (state = 'Creating' AND updated_at <= now() - interval '14 days'))",
-    )
+         AND ((state IN ('Completed', 'Closed') AND state_changed_at <= {}) \
+           OR (state = 'Creating' AND updated_at <= {}))",
+        env.sql_seconds_ago(RETENTION_COMPLETED),
+        env.sql_seconds_ago(RETENTION_CREATING)
+    ))
 }
 
 every_engine_with! { ConcurrentSweeps;
@@ -735,7 +856,7 @@ every_engine_with! { ConcurrentSweeps;
 fn race_rounds(env: &TestEnv) {
     let started = Instant::now();
     env.migrate();
-    env.execute(EVENT_LOG);
+    env.execute(event_log(env));
     let mut rng = fastrand::Rng::with_seed(SEED);
     let mut generated: Vec<Generated> = Vec::new();
     let mut ops: Vec<Done> = Vec::new();
@@ -814,7 +935,7 @@ fn race_rounds(env: &TestEnv) {
                 "SELECT name, state, updated_at FROM jobs WHERE hold_reason IS NULL \
                  AND ((state IN ('Completed', 'Closed') AND state_changed_at > {t}) \
                    OR (state = 'Creating' AND updated_at > {t})) ORDER BY updated_at",
-                t = quote(&sweep_now)
+                t = env.sql_time(parse_ts(&json!(sweep_now)))
             ));
             false_skew.push(format!("round {round}: sweep now {sweep_now}; jobs written since: {written_later:?}"));
         }

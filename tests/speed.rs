@@ -136,12 +136,7 @@ every_engine_with! { StatementTimeout;
     fn a_statement_timeout_retries_the_batch_smaller(env: &TestEnv) {
         seed(env, 6000);
         let to_delete = eligible(env);
-        env.execute(
-            "CREATE SEQUENCE slow_attempts; \
-             CREATE FUNCTION slow_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
-             BEGIN IF nextval('slow_attempts') <= 2 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$; \
-             CREATE TRIGGER slow_audit BEFORE INSERT ON retention_audit FOR EACH STATEMENT EXECUTE FUNCTION slow_audit();",
-        );
+        env.execute(&env.sql_slow_audit(2, 3));
         let mut args = SWEEP_DEBUG.to_vec();
         args.extend(["purge", "--output", "json"]);
         let out = env.run_env(&args, &[("RETENTIOND__DATABASE__STATEMENT_TIMEOUT", "1s")]);

@@ -11,8 +11,12 @@ use super::env::TestEnv;
 /// The test files whose scenarios run on MariaDB: the others' own SQL is
 /// not yet written for it (string concatenation, series, sessions of the
 /// server), so their scenarios say so and pass there; MariaDB's store is
-/// tested by tests/mariadb_*.rs meanwhile.
-pub const MARIADB_SCENARIO_FILES: &[&str] = &["cli", "clock", "lifecycle"];
+/// tested by tests/mariadb_*.rs meanwhile. Written but failing there:
+/// tests/races.rs (a hold made through SQL while sweeps run can end in
+/// deadlock, error 1213) and tests/speed.rs (the auto-sized batches shrink
+/// to 15 jobs, below a quarter of the budget).
+pub const MARIADB_SCENARIO_FILES: &[&str] =
+    &["cli", "clock", "connection_loss", "hostile", "http_hostile", "lifecycle", "overlap", "pages"];
 
 /// What a scenario may need that not every engine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,15 +92,14 @@ impl Has {
                 read_only_switch: true,
                 shared_plan_checks: true,
             },
-            // A server, with named locks for leases; the harness has no
-            // roles or read-only switch for it yet, and no statement it
-            // can make outlast max_statement_time.
+            // A server, with named locks for leases and max_statement_time;
+            // the harness has no roles or read-only switch for it yet.
             Engine::MariaDb => Has {
                 concurrent_sweeps: true,
                 lease_between_processes: true,
                 network_server: true,
                 roles: false,
-                statement_timeout: false,
+                statement_timeout: true,
                 read_only_switch: false,
                 shared_plan_checks: false,
             },
@@ -117,8 +120,46 @@ macro_rules! statement {
     };
 }
 
+/// The server's sessions of the binary on the test's database.
+pub struct Sessions {
+    /// A `FROM` item and condition: `SELECT count(*) FROM {from}`.
+    pub from: &'static str,
+    /// The column of a session's id, as [`TestEnv::sql_end_session`] takes it.
+    pub id: &'static str,
+    /// An expression of the statement it runs (its first 80 characters).
+    pub query: &'static str,
+}
+
 /// The SQL in which the engines differ, for the tests' own statements.
 impl TestEnv {
+    /// The sessions of the binary on the test's database; `None` without a
+    /// server. MariaDB cannot tell the binary's sessions by name: every
+    /// session on the database but the one asking.
+    pub fn sessions_of_the_binary(&self) -> Option<Sessions> {
+        match self.engine {
+            Engine::Sqlite => None,
+            Engine::Postgres => Some(Sessions {
+                from: "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'",
+                id: "pid",
+                query: "left(query, 80)",
+            }),
+            Engine::MariaDb => Some(Sessions {
+                from: "information_schema.PROCESSLIST WHERE DB = DATABASE() AND ID <> CONNECTION_ID()",
+                id: "ID",
+                query: "LEFT(INFO, 80)",
+            }),
+        }
+    }
+
+    /// A statement that ends the server's session `id` (rolling back its transaction).
+    pub fn sql_end_session(&self, id: i64) -> String {
+        match self.engine {
+            Engine::Sqlite => panic!("an SQLite store has no sessions to end"),
+            Engine::Postgres => format!("SELECT pg_terminate_backend({id})"),
+            Engine::MariaDb => format!("KILL CONNECTION {id}"),
+        }
+    }
+
     /// A boolean literal.
     pub fn sql_bool(&self, value: bool) -> &'static str {
         match (self.engine, value) {
@@ -128,6 +169,32 @@ impl TestEnv {
             (Engine::Postgres, true) => "true",
             (Engine::MariaDb, false) => "FALSE",
             (Engine::MariaDb, true) => "TRUE",
+        }
+    }
+
+    /// The transaction's "now", in the engine's stored form.
+    pub fn sql_now(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "(CAST(strftime('%s','now') AS INTEGER) * 1000000)",
+            Engine::Postgres => "now()",
+            Engine::MariaDb => "UTC_TIMESTAMP(6)",
+        }
+    }
+
+    /// The `n`-th parameter of a statement the test binds itself (MariaDB's
+    /// are bound in the order they appear, whatever `n`).
+    pub fn sql_param(&self, n: usize) -> String {
+        match self.engine {
+            Engine::Sqlite | Engine::Postgres => format!("${n}"),
+            Engine::MariaDb => "?".to_owned(),
+        }
+    }
+
+    /// A column name quoted, for one that is a keyword (`trigger`).
+    pub fn sql_column(&self, name: &str) -> String {
+        match self.engine {
+            Engine::Sqlite | Engine::Postgres => format!("\"{name}\""),
+            Engine::MariaDb => format!("`{name}`"),
         }
     }
 
@@ -181,6 +248,14 @@ impl TestEnv {
         }
     }
 
+    /// `expression` as a 64-bit integer (a sum, which PostgreSQL makes a numeric).
+    pub fn sql_integer(&self, expression: &str) -> String {
+        match self.engine {
+            Engine::Sqlite | Engine::Postgres => format!("CAST({expression} AS BIGINT)"),
+            Engine::MariaDb => format!("CAST({expression} AS SIGNED)"),
+        }
+    }
+
     /// The character of code `code`.
     pub fn sql_char(&self, code: u32) -> String {
         match self.engine {
@@ -211,6 +286,27 @@ impl TestEnv {
         }
     }
 
+    /// A trigger `slow_audit` that makes the first `times` statements
+    /// inserting audit rows sleep `secs` seconds (a sequence counts them: it
+    /// is not rolled back with a cancelled statement).
+    pub fn sql_slow_audit(&self, times: u32, secs: u32) -> String {
+        match self.engine {
+            Engine::Sqlite => panic!("SQLite cannot sleep in a trigger"),
+            Engine::Postgres => format!(
+                "CREATE SEQUENCE slow_attempts; \
+                 CREATE FUNCTION slow_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF nextval('slow_attempts') <= {times} THEN PERFORM pg_sleep({secs}); END IF; RETURN NULL; END $$; \
+                 CREATE TRIGGER slow_audit BEFORE INSERT ON retention_audit FOR EACH STATEMENT EXECUTE FUNCTION slow_audit();"
+            ),
+            // A statement cancelled in its first row's sleep takes one number.
+            Engine::MariaDb => format!(
+                "CREATE SEQUENCE slow_attempts; \
+                 CREATE TRIGGER slow_audit BEFORE INSERT ON retention_audit FOR EACH ROW \
+                 BEGIN IF NEXTVAL(slow_attempts) <= {times} THEN DO SLEEP({secs}); END IF; END"
+            ),
+        }
+    }
+
     /// Removes the trigger of [`sql_poison_audit`](Self::sql_poison_audit).
     pub fn sql_cure_audit(&self) -> &'static str {
         match self.engine {
@@ -218,6 +314,100 @@ impl TestEnv {
             Engine::Postgres => "DROP TRIGGER poison_audit ON retention_audit;",
             Engine::MariaDb => "DROP TRIGGER poison_audit;",
         }
+    }
+
+    /// Takes the named lock `key` for the session (an advisory lock on
+    /// PostgreSQL; on MariaDB a `GET_LOCK` name of the test's database).
+    pub fn sql_lock(&self, key: i64) -> String {
+        match self.engine {
+            Engine::Sqlite => panic!("SQLite has no named locks"),
+            Engine::Postgres => format!("SELECT pg_advisory_lock({key})"),
+            Engine::MariaDb => format!("DO GET_LOCK(CONCAT('test.', DATABASE(), '.', {key}), 60)"),
+        }
+    }
+
+    /// Releases the lock of [`sql_lock`](Self::sql_lock).
+    pub fn sql_unlock(&self, key: i64) -> String {
+        match self.engine {
+            Engine::Sqlite => panic!("SQLite has no named locks"),
+            Engine::Postgres => format!("SELECT pg_advisory_unlock({key})"),
+            Engine::MariaDb => format!("DO RELEASE_LOCK(CONCAT('test.', DATABASE(), '.', {key}))"),
+        }
+    }
+
+    /// A trigger `test_block_audit`: the insert of the audit row of the job
+    /// named `job` waits for the lock `key` of [`sql_lock`](Self::sql_lock).
+    pub fn sql_audit_waits_for_lock(&self, job: &str, key: i64) -> String {
+        let job = super::quote(job);
+        match self.engine {
+            Engine::Sqlite => panic!("SQLite has no named locks"),
+            Engine::Postgres => format!(
+                "CREATE FUNCTION test_block_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.job_name = {job} THEN PERFORM pg_advisory_xact_lock({key}); END IF; RETURN NEW; END $$; \
+                 CREATE TRIGGER test_block_audit BEFORE INSERT ON retention_audit \
+                   FOR EACH ROW EXECUTE FUNCTION test_block_audit()"
+            ),
+            Engine::MariaDb => format!(
+                "CREATE TRIGGER test_block_audit BEFORE INSERT ON retention_audit FOR EACH ROW \
+                 BEGIN IF NEW.job_name = {job} THEN DO GET_LOCK(CONCAT('test.', DATABASE(), '.', {key}), 3600); END IF; END"
+            ),
+        }
+    }
+
+    /// Removes the trigger of [`sql_audit_waits_for_lock`](Self::sql_audit_waits_for_lock).
+    pub fn sql_drop_audit_waits_for_lock(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => panic!("SQLite has no named locks"),
+            Engine::Postgres => "DROP TRIGGER test_block_audit ON retention_audit; DROP FUNCTION test_block_audit()",
+            Engine::MariaDb => "DROP TRIGGER test_block_audit",
+        }
+    }
+
+    /// The sessions of the binary that wait for a lock of
+    /// [`sql_lock`](Self::sql_lock), as a `FROM` item and condition.
+    pub fn sql_waiting_for_a_lock(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => panic!("SQLite has no named locks"),
+            Engine::Postgres => {
+                "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond' \
+                 AND state = 'active' AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            }
+            Engine::MariaDb => "information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE = 'User lock'",
+        }
+    }
+
+    /// What the server tells a client whose session
+    /// [`sql_end_session`](Self::sql_end_session) ended mid-statement.
+    pub fn ended_session_error(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => panic!("an SQLite store has no sessions to end"),
+            Engine::Postgres => "terminating connection due to administrator command",
+            // MariaDB closes the connection without a word.
+            Engine::MariaDb => "error communicating with database",
+        }
+    }
+
+    /// The store's URL with `password` in it, which the server takes: the
+    /// test PostgreSQL trusts every login and ignores it; on MariaDB, a login
+    /// of the test's own (named as its database, dropped with it) with every
+    /// privilege on the test's database and none beyond.
+    pub fn url_with_password(&self, password: &str) -> String {
+        let mut url = url::Url::parse(&self.url).expect("database URL");
+        match self.engine {
+            Engine::Sqlite => panic!("an SQLite store takes no password"),
+            Engine::Postgres => {}
+            Engine::MariaDb => {
+                let database = url.path().trim_start_matches('/').to_owned();
+                self.execute(&format!(
+                    "CREATE USER IF NOT EXISTS '{database}'@'%' IDENTIFIED BY {}; \
+                     GRANT ALL PRIVILEGES ON `{database}`.* TO '{database}'@'%'",
+                    super::quote(password)
+                ));
+                url.set_username(&database).expect("URL takes a user");
+            }
+        }
+        url.set_password(Some(password)).expect("URL takes a password");
+        url.to_string()
     }
 
     /// A `database.url` of this engine where no database answers.

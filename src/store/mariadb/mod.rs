@@ -206,6 +206,33 @@ pub(super) fn classify(error: &sqlx::Error) -> Option<Refusal> {
     }
 }
 
+/// A batch's statements in its transaction: the claim, the audit rows, the
+/// delete; the jobs deleted.
+async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
+    let claimed =
+        MySql::query(sql::CLAIM_ELIGIBLE, &common::still_eligible_args(ids, batch.cutoffs)).fetch_all(&mut *tx).await?;
+    let Some(first) = claimed.first() else { return Ok(Vec::new()) };
+    let deleted_at = MySql::time(first, "deleted_at")?;
+    let deleted =
+        claimed.iter().map(|row| decode::deleted_job::<MySql>(row, deleted_at)).collect::<Result<Vec<_>, _>>()?;
+    let claimed_ids: Vec<i64> = deleted.iter().map(|job| job.key.job_id).collect();
+    let mut args = common::still_eligible_args(&claimed_ids, batch.cutoffs);
+    let audited = {
+        let mut audit_args = args.clone();
+        audit_args.extend([batch.run_id.into(), batch.deleted_by.into(), deleted_at.into()]);
+        MySql::query(sql::AUDIT_CLAIMED, &audit_args).execute(&mut *tx).await?.rows_affected()
+    };
+    args.truncate(4);
+    let removed = MySql::query(sql::DELETE_CLAIMED, &args).execute(&mut *tx).await?.rows_affected();
+    let expected = claimed_ids.len() as u64;
+    if audited != expected || removed != expected {
+        return Err(StoreError::Database(format!(
+            "a batch claimed {expected} jobs but wrote {audited} audit rows and deleted {removed} jobs; rolled back"
+        )));
+    }
+    Ok(deleted)
+}
+
 /// The `now` and `future` columns of `CLOCK_AND_SKEW` and `RUN_START_READINGS`.
 fn clock(row: &MySqlRow) -> Result<ClockReading, StoreError> {
     Ok(ClockReading { now: MySql::time(row, "now")?, future_jobs: MySql::int(row, "future")? as u64 })
@@ -317,32 +344,16 @@ impl SweepStore for MariaDbStore {
         ids.sort_unstable();
         let mut conn = self.deleting.take(&self.pool).await?;
         let mut tx = conn.begin().await?;
-        let claimed = MySql::query(sql::CLAIM_ELIGIBLE, &common::still_eligible_args(&ids, batch.cutoffs))
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut deleted = Vec::with_capacity(claimed.len());
-        if let Some(first) = claimed.first() {
-            let deleted_at = MySql::time(first, "deleted_at")?;
-            for row in &claimed {
-                deleted.push(decode::deleted_job::<MySql>(row, deleted_at)?);
+        let mut deleted = match write_batch(&mut tx, &ids, batch).await {
+            Ok(deleted) => deleted,
+            Err(error) => {
+                // A statement MariaDB cancels (max_statement_time) rolls back
+                // alone: the rows the claim locked stay locked until the
+                // transaction ends, and the smaller retry would skip them.
+                let _ = tx.rollback().await;
+                return Err(error);
             }
-            let claimed_ids: Vec<i64> = deleted.iter().map(|job| job.key.job_id).collect();
-            let mut args = common::still_eligible_args(&claimed_ids, batch.cutoffs);
-            let audited = {
-                let mut audit_args = args.clone();
-                audit_args.extend([batch.run_id.into(), batch.deleted_by.into(), deleted_at.into()]);
-                MySql::query(sql::AUDIT_CLAIMED, &audit_args).execute(&mut *tx).await?.rows_affected()
-            };
-            args.truncate(4);
-            let removed = MySql::query(sql::DELETE_CLAIMED, &args).execute(&mut *tx).await?.rows_affected();
-            let expected = claimed_ids.len() as u64;
-            if audited != expected || removed != expected {
-                return Err(StoreError::Database(format!(
-                    "a batch claimed {expected} jobs but wrote {audited} audit rows and deleted {removed} jobs; \
-                     rolled back"
-                )));
-            }
-        }
+        };
         tx.commit().await?;
         self.deleting.keep(conn);
         deleted.sort_by_key(|job| job.key.job_id);
