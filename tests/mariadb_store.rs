@@ -3,7 +3,8 @@
 //! the job commands' outcomes (not found, name taken, conflict), a sweep's
 //! batch deleting exactly the jobs still eligible with one audit row each
 //! (a job held after it was read is kept), concurrent batches deleting each
-//! job once, `purge` end to end, and a replica refused with exit 69.
+//! job once, `purge` end to end, a replica refused with exit 69, and a batch
+//! cancelled at `database.statement_timeout` retried smaller.
 
 mod common;
 
@@ -228,4 +229,42 @@ fn a_replica_is_refused_with_exit_69_and_says_why() {
     assert_eq!(replica.sql("SELECT COUNT(*) FROM store.retention_runs"), "0", "nothing written");
     let listed = retentiond(&replica.url("store", ""), &["jobs", "list", "--limit", "1"]);
     assert!(listed.status.success(), "reads still work: {}", stderr(&listed));
+}
+
+/// `database.statement_timeout` is MariaDB's `max_statement_time`: a batch
+/// cancelled at it rolls back whole and is retried with a quarter of the
+/// jobs, and the sweep succeeds. A trigger makes the audit insert sleep past
+/// the timeout twice (a sequence counts the attempts: it is not rolled back).
+#[tokio::test]
+async fn a_batch_cancelled_at_the_statement_timeout_is_retried_smaller() {
+    let Some(db) = TestDb::create("a_batch_cancelled_at_the_statement_timeout").await else { return };
+    let seeded = retentiond(&db.url, &["jobs", "seed", "--count", "3000", "--seed", "11"]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    let mut conn = db.options().connect().await.unwrap();
+    sqlx::raw_sql(
+        "CREATE SEQUENCE slow_attempts; \
+         CREATE TRIGGER slow_audit BEFORE INSERT ON retention_audit FOR EACH ROW \
+         SET @slept = IF(NEXTVAL(slow_attempts) <= 2, SLEEP(3), 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_retentiond"))
+        .args(["--log-format", "json", "--log-level", "warn,retentiond::sweep=debug", "purge", "--output", "json"])
+        .env("RETENTIOND__DATABASE__URL", &db.url)
+        .env("RETENTIOND__DATABASE__STATEMENT_TIMEOUT", "1s")
+        .env_remove("RETENTIOND_CONFIG")
+        .output()
+        .unwrap();
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let retries = log.lines().filter(|line| line.contains("batch timed out; retrying smaller")).count();
+    assert_eq!(retries, 2, "{log}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = summary["total"].as_i64().expect("total");
+    assert!(total > 500, "the seed makes old jobs: {summary}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM retention_audit").await, total);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs").await + total, 3000);
 }
