@@ -3,6 +3,7 @@
 //! cancelled at its timeout, a write refused by a read-only server) is
 //! decided by the engine's folder from its error codes ([`Engine::classify`]).
 
+use crate::config::DatabaseUrl;
 use crate::lifecycle::LifecycleError;
 
 use super::Engine;
@@ -80,6 +81,14 @@ impl From<sqlx::Error> for StoreError {
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
         StoreError::Database(format!("migration failed: {error}"))
+    }
+}
+
+impl StoreError {
+    /// The server `url` names cannot be reached, for `reason`, which may
+    /// quote the URL: its password is taken out.
+    pub(crate) fn unreachable(url: &DatabaseUrl, reason: &str) -> StoreError {
+        StoreError::Unreachable { url: url.redacted(), reason: url.scrub(reason) }
     }
 }
 

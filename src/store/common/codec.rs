@@ -46,6 +46,8 @@ pub(crate) enum Arg<'a> {
     Names(Option<Vec<String>>),
     /// JSON text (rows of an insert).
     Json(String),
+    /// Binary data (a migration's checksum).
+    Bytes(&'a [u8]),
 }
 
 impl From<i64> for Arg<'_> {
@@ -138,6 +140,7 @@ pub(crate) trait Db: Codec {
     fn flag(row: &Self::Row, column: &str) -> Result<bool, StoreError>;
     fn text(row: &Self::Row, column: &str) -> Result<String, StoreError>;
     fn optional_text(row: &Self::Row, column: &str) -> Result<Option<String>, StoreError>;
+    fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>, StoreError>;
     fn time(row: &Self::Row, column: &str) -> Result<DateTime<Utc>, StoreError>;
     fn optional_time(row: &Self::Row, column: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
@@ -152,6 +155,7 @@ where
     for<'q> Option<&'q str>: Encode<'q, DB>,
     for<'q> Option<DB::Time>: Encode<'q, DB>,
     for<'q> Option<DB::Names>: Encode<'q, DB>,
+    Vec<u8>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     i64: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     bool: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
     String: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>,
@@ -165,6 +169,7 @@ where
             Arg::Ids(ids) => query.bind(DB::ids(ids)),
             Arg::Names(names) => query.bind(names.clone().map(DB::names)),
             Arg::Json(text) => query.bind(text.clone()),
+            Arg::Bytes(bytes) => query.bind(bytes.to_vec()),
         };
         if DB::POSITIONAL {
             let (sql, order) = positional::of(sql);
@@ -228,6 +233,10 @@ where
     }
 
     fn optional_text(row: &Self::Row, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(row.try_get(column)?)
+    }
+
+    fn bytes(row: &Self::Row, column: &str) -> Result<Vec<u8>, StoreError> {
         Ok(row.try_get(column)?)
     }
 

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use sqlx::pool::PoolOptions;
+use sqlx::{Executor, IntoArguments};
 
-use super::{Db, Driver, On, Purpose};
+use super::{Db, Driver, On, Purpose, TcpServer};
 use crate::config::{DatabaseSettings, format_duration};
 use crate::store::StoreError;
 
@@ -74,6 +75,71 @@ pub(crate) fn describe_connect_error(failure: NoConnection, trusted: &str, refus
         sqlx::Error::Tls(inner) if inner.downcast_ref::<std::io::Error>().is_none() => refused.to_owned(),
         other => other.to_string(),
     }
+}
+
+/// The first session of a server engine ([`first_connection`]), with
+/// TCP_NODELAY on when it goes to `server`; a failure says why in plain
+/// words ([`describe_connect_error`]), and what `hint` adds.
+pub(crate) async fn first_session<C: sqlx::Connection>(
+    settings: &DatabaseSettings,
+    options: &C::Options,
+    server: Option<TcpServer>,
+    (trusted, refused): (&str, &str),
+    hint: impl FnOnce(&NoConnection) -> &'static str,
+) -> Result<C, StoreError> {
+    let conn = first_connection::<C>(options, settings.connect_timeout).await.map_err(|failure| {
+        let hint = hint(&failure);
+        StoreError::unreachable(&settings.url, &(describe_connect_error(failure, trusted, refused) + hint))
+    })?;
+    if let Some(server) = server {
+        server.set_nodelay_on_connections().await;
+    }
+    Ok(conn)
+}
+
+/// A new session of a server engine outside its pools, within `timeout`
+/// (the pools' acquire timeout, `database.connect_timeout`), with
+/// TCP_NODELAY on when it goes to `server`.
+pub(crate) async fn open_session<C: sqlx::Connection>(
+    options: &C::Options,
+    timeout: Duration,
+    server: Option<TcpServer>,
+) -> Result<C, StoreError> {
+    let Ok(conn) = tokio::time::timeout(timeout, C::connect_with(options)).await else {
+        let waited = format_duration(timeout);
+        return Err(StoreError::Database(format!("no new session within {waited} (database.connect_timeout)")));
+    };
+    let conn = conn?;
+    if let Some(server) = server {
+        server.set_nodelay_on_connections().await;
+    }
+    Ok(conn)
+}
+
+/// The options of a server engine's pools: each new session first runs
+/// `setup`, if any (a statement and its one value), and gets TCP_NODELAY
+/// when it goes to `server`.
+pub(crate) fn server_pool_options<DB: Db>(
+    settings: &DatabaseSettings,
+    server: Option<TcpServer>,
+    setup: Option<(&'static str, i64)>,
+) -> PoolOptions<DB>
+where
+    DB::Arguments: IntoArguments<DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    pool_options::<DB>(settings).after_connect(move |conn, _| {
+        let server = server.clone();
+        Box::pin(async move {
+            if let Some((statement, value)) = setup {
+                DB::query(statement, &[value.into()]).execute(&mut *conn).await?;
+            }
+            if let Some(server) = server {
+                server.set_nodelay_on_connections().await;
+            }
+            Ok(())
+        })
+    })
 }
 
 /// Fails with [`StoreError::NotMigrated`] unless every migration of the

@@ -5,19 +5,58 @@
 //! name before any connection is tried, and so that reading them again
 //! picks up a rotated password or key.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{DatabaseSettings, TlsFile};
 use crate::credentials::{self, FileError, Sensitivity};
 use crate::store::StoreError;
 use crate::tls::{ServerRoots, TrustError};
 
+/// What a server engine's connect options take from the files.
+pub(crate) trait TlsOptions: Sized {
+    /// Verifies the server with the CA certificates `pem`.
+    fn trust(self, pem: Vec<u8>) -> Self;
+    fn client_identity(self, identity: ClientIdentity) -> Self;
+}
+
+/// A server engine's connect options, and whom they trust.
+pub(crate) struct StoreOptions<O> {
+    pub options: O,
+    /// The certificate authorities trusted ([`ServerRoots::described`]), for error messages.
+    pub trusted: String,
+}
+
+/// `options` with the files the settings name: the CA certificates when
+/// the TLS mode verifies the server (`verifies`) or a CA file is named
+/// (`ca_file`), the client certificate, the password. `mode`: the name of
+/// the engine's TLS mode setting, for the words of an unverified server;
+/// `with_password`: the driver's setter.
+pub(crate) fn with_files<O: TlsOptions>(
+    settings: &DatabaseSettings,
+    mut options: O,
+    ca_file: Option<&(String, String)>,
+    verifies: bool,
+    mode: &str,
+    with_password: impl FnOnce(O, &str) -> O,
+) -> Result<StoreOptions<O>, StoreError> {
+    let mut trusted = format!("nothing: {mode} does not verify the server");
+    if verifies || ca_file.is_some() {
+        let roots = server_roots(settings, ca_file)?;
+        options = options.trust(roots.pem);
+        trusted = roots.described;
+    }
+    if let Some(identity) = client_identity(settings)? {
+        options = options.client_identity(identity);
+    }
+    if let Some(password) = password(settings)? {
+        options = with_password(options, password.expose_secret());
+    }
+    Ok(StoreOptions { options, trusted })
+}
+
 /// The certificate authorities that verify the server: the CA file named
 /// `ca_file` (its setting and its name), or the system's store.
-pub(crate) fn server_roots(
-    settings: &DatabaseSettings,
-    ca_file: Option<&(String, String)>,
-) -> Result<ServerRoots, StoreError> {
+fn server_roots(settings: &DatabaseSettings, ca_file: Option<&(String, String)>) -> Result<ServerRoots, StoreError> {
     ServerRoots::choose(ca_file.map(|(key, name)| (key.as_str(), name.as_str()))).map_err(|error| match error {
         TrustError::File(error) => StoreError::File(error),
         TrustError::NoSystemCertificates(_) => {
@@ -33,7 +72,7 @@ pub(crate) struct ClientIdentity {
 }
 
 /// The client certificate and its key, each checked, when both are set.
-pub(crate) fn client_identity(settings: &DatabaseSettings) -> Result<Option<ClientIdentity>, StoreError> {
+fn client_identity(settings: &DatabaseSettings) -> Result<Option<ClientIdentity>, StoreError> {
     let mut files = Vec::new();
     for file in [TlsFile::ClientCert, TlsFile::ClientKey] {
         let Some((key, name)) = settings.tls_file(file) else {
@@ -54,7 +93,7 @@ pub(crate) fn client_identity(settings: &DatabaseSettings) -> Result<Option<Clie
 }
 
 /// The password of `database.password_file`, if set.
-pub(crate) fn password(settings: &DatabaseSettings) -> Result<Option<SecretString>, StoreError> {
+fn password(settings: &DatabaseSettings) -> Result<Option<SecretString>, StoreError> {
     if settings.password_file.is_empty() {
         return Ok(None);
     }

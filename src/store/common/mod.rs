@@ -12,10 +12,12 @@ mod credentials;
 pub(crate) mod decode;
 mod jobs;
 mod kept_session;
+pub(crate) mod migrate;
 mod nodelay;
 mod own_sessions;
 pub(crate) mod positional;
 mod reads;
+mod replicas;
 mod statements;
 
 use std::future::Future;
@@ -27,17 +29,40 @@ use sqlx::{Database, Transaction};
 
 pub(crate) use codec::{Arg, Codec, Db, On, limit};
 pub(crate) use connect::{
-    NoConnection, PING_AFTER_IDLE, check_migrated, describe_connect_error, first_connection, pool_options,
+    NoConnection, PING_AFTER_IDLE, check_migrated, first_connection, first_session, open_session, pool_options,
+    server_pool_options,
 };
-pub(crate) use credentials::{client_identity, password, reads_files, server_roots};
+pub(crate) use credentials::{ClientIdentity, StoreOptions, TlsOptions, reads_files, with_files};
 pub(crate) use kept_session::KeptSession;
 pub(crate) use nodelay::TcpServer;
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
+pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
 pub(crate) use statements::{DeleteJob, Statements};
 
 use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval};
 use super::{AdminStore, StoreError, SweepStore};
 use crate::policy::{Cutoffs, PerPolicy, Policy, Retentions, start_of_time};
+
+/// A run left `running` by a dead process, as a server engine's start of a
+/// run finds them: the column `abandoned`, a JSON array of `id`, `host`, `pid`.
+#[derive(serde::Deserialize)]
+pub(crate) struct AbandonedRun {
+    pub id: i64,
+    host: String,
+    pid: i64,
+}
+
+impl AbandonedRun {
+    pub fn all<DB: Db>(row: &DB::Row) -> Result<Vec<AbandonedRun>, StoreError> {
+        let Some(json) = DB::optional_text(row, "abandoned")? else { return Ok(Vec::new()) };
+        serde_json::from_str(&json).map_err(|e| StoreError::Database(format!("the abandoned runs: {e}")))
+    }
+
+    pub fn log(&self) {
+        let (run_id, host, pid) = (self.id, &self.host, self.pid);
+        tracing::warn!(run_id, host, pid, "marked a run left running by a dead process as abandoned");
+    }
+}
 
 /// What a statement of the common part is for, which tells the engine the sessions it runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,18 +18,18 @@ pub mod sql;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlRow, MySqlSslMode};
-use sqlx::{ConnectOptions, Connection, Transaction};
+use sqlx::{Connection, Transaction};
 
 use self::server::ReadOnlyServer;
 use super::common::{
-    self, Arg, Codec, Db, Driver, KeptSession, LeaseEnd, NoConnection, OwnSessions, Purpose, Statements, TcpServer,
-    decode, describe_connect_error, enabled_policies, first_connection, pool_options,
+    self, AbandonedRun, Arg, Codec, Db, Driver, KeptSession, LeaseEnd, NoConnection, OwnSessions, Purpose, Statements,
+    StoreOptions, TcpServer, decode, enabled_policies, first_session, open_session, server_pool_options,
 };
 use super::records::{
     AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
-use crate::config::{DatabaseSettings, format_duration};
+use crate::config::DatabaseSettings;
 use crate::policy::{PerPolicy, Retentions};
 
 /// MariaDB's error numbers the store tells apart.
@@ -47,14 +47,6 @@ mod code {
     pub const ACCESS_DENIED: u16 = 1045;
 }
 
-/// A run that [`sql::RUN_START_READINGS`] found left by a dead process.
-#[derive(serde::Deserialize)]
-struct AbandonedRun {
-    id: i64,
-    host: String,
-    pid: i64,
-}
-
 pub struct MariaDbStore {
     /// What the connect options are built from again on a reload.
     settings: DatabaseSettings,
@@ -67,35 +59,22 @@ pub struct MariaDbStore {
 
 impl MariaDbStore {
     pub async fn connect(settings: &DatabaseSettings) -> Result<MariaDbStore, StoreError> {
-        let options::StoreOptions { options, trusted } = options::connect_options(settings)?;
+        let StoreOptions { options, trusted } = options::connect_options(settings)?;
         if options::is_unverified_tls(&options) {
             tracing::warn!(
                 "ssl-mode is required: the connection is encrypted, but the server is not verified, so anyone on \
                  the path can pose as it; use ssl-mode verify_identity with ssl-ca"
             );
         }
+        let server = tcp_server(&options);
+        let hint = |failure: &NoConnection| plain_text_hint(failure, &options);
         let mut first =
-            first_connection::<MySqlConnection>(&options, settings.connect_timeout).await.map_err(|failure| {
-                let hint = plain_text_hint(&failure, &options);
-                let reason = describe_connect_error(failure, &trusted, TLS_REFUSED) + hint;
-                StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) }
-            })?;
+            first_session::<MySqlConnection>(settings, &options, server, (&trusted, TLS_REFUSED), hint).await?;
         server::check(&mut first).await?;
         let timeout = statement_timeout(settings);
-        set_up_session(&mut first, timeout, &options).await?;
-        let server = tcp_server(&options);
-        let pool = pool_options::<MySql>(settings)
-            .after_connect(move |conn, _| {
-                let server = server.clone();
-                Box::pin(async move {
-                    MySql::query(sql::SESSION_SETTINGS, &[timeout.into()]).execute(&mut *conn).await?;
-                    if let Some(server) = server {
-                        server.set_nodelay_on_connections().await;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
+        MySql::query(sql::SESSION_SETTINGS, &[timeout.into()]).execute(&mut first).await?;
+        let setup = Some((sql::SESSION_SETTINGS, timeout));
+        let pool = server_pool_options::<MySql>(settings, tcp_server(&options), setup).connect_lazy_with(options);
         let own = OwnSessions::default();
         own.give_back(first);
         Ok(MariaDbStore {
@@ -107,17 +86,14 @@ impl MariaDbStore {
         })
     }
 
-    /// A new session of its own, set up as the pool's are, within the
-    /// pool's acquire timeout (`database.connect_timeout`).
+    /// A new session of its own, set up as the pool's are (every session
+    /// runs [`sql::SESSION_SETTINGS`] first), within the pool's acquire
+    /// timeout (`database.connect_timeout`).
     async fn new_own(&self) -> Result<MySqlConnection, StoreError> {
         let options = (*self.pool.connect_options()).clone();
         let timeout = self.pool.options().get_acquire_timeout();
-        let Ok(conn) = tokio::time::timeout(timeout, options.connect()).await else {
-            let waited = format_duration(timeout);
-            return Err(StoreError::Database(format!("no new session within {waited} (database.connect_timeout)")));
-        };
-        let mut conn = conn?;
-        set_up_session(&mut conn, statement_timeout(&self.settings), &options).await?;
+        let mut conn = open_session(&options, timeout, tcp_server(&options)).await?;
+        MySql::query(sql::SESSION_SETTINGS, &[statement_timeout(&self.settings).into()]).execute(&mut conn).await?;
         Ok(conn)
     }
 
@@ -174,19 +150,6 @@ fn plain_text_hint(failure: &NoConnection, options: &MySqlConnectOptions) -> &'s
 /// `database.statement_timeout` in milliseconds (validation keeps it within an `i64`).
 fn statement_timeout(settings: &DatabaseSettings) -> i64 {
     settings.statement_timeout.as_millis() as i64
-}
-
-/// What every session runs first ([`sql::SESSION_SETTINGS`]), and TCP_NODELAY.
-async fn set_up_session(
-    conn: &mut MySqlConnection,
-    timeout_ms: i64,
-    options: &MySqlConnectOptions,
-) -> Result<(), StoreError> {
-    MySql::query(sql::SESSION_SETTINGS, &[timeout_ms.into()]).execute(&mut *conn).await?;
-    if let Some(server) = tcp_server(options) {
-        server.set_nodelay_on_connections().await;
-    }
-    Ok(())
 }
 
 /// The server `options` reach over TCP; `None` over a Unix socket.
@@ -291,14 +254,9 @@ impl SweepStore for MariaDbStore {
     /// until this process dies.
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
         let (mut conn, readings) = self.on_own(sql::RUN_START_READINGS, &enabled_policies(run.retentions)).await?;
-        let abandoned: Vec<AbandonedRun> = match MySql::optional_text(&readings, "abandoned")? {
-            Some(json) => serde_json::from_str(&json).map_err(|e| StoreError::Database(e.to_string()))?,
-            None => Vec::new(),
-        };
-        for run in abandoned {
+        for run in AbandonedRun::all::<MySql>(&readings)? {
             MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut conn).await?;
-            let (run_id, host, pid) = (run.id, run.host, run.pid);
-            tracing::warn!(run_id, host, pid, "marked a run left running by a dead process as abandoned");
+            run.log();
         }
         let owner = run.owner;
         let args = [

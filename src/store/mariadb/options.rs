@@ -9,25 +9,16 @@
 //! `ssl-ca = "system"`; `required` with a CA file verifies the chain, as
 //! PostgreSQL's `require` does (docs/security.md).
 
-use secrecy::ExposeSecret;
 use sqlx::ConnectOptions;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 use crate::config::{DatabaseSettings, SslMode, TlsFile};
 use crate::store::StoreError;
-use crate::store::common;
+use crate::store::common::{self, ClientIdentity, StoreOptions, TlsOptions};
 use crate::tls::SYSTEM_ROOTS;
 
-/// The options every connection of the store uses, and whom they trust.
-pub(super) struct StoreOptions {
-    pub options: MySqlConnectOptions,
-    /// The certificate authorities trusted, for error messages.
-    pub trusted: String,
-}
-
-pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOptions, StoreError> {
-    let unreachable =
-        |reason: String| StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) };
+pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOptions<MySqlConnectOptions>, StoreError> {
+    let unreachable = |reason: String| StoreError::unreachable(&settings.url, &reason);
     let mut url = url::Url::parse(settings.url.expose()).map_err(|e| unreachable(e.to_string()))?;
     let kept: Vec<(String, String)> = url
         .query_pairs()
@@ -38,7 +29,7 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
     if !kept.is_empty() {
         url.query_pairs_mut().extend_pairs(kept);
     }
-    let mut options = MySqlConnectOptions::from_url(&url)
+    let options = MySqlConnectOptions::from_url(&url)
         .map_err(|e| unreachable(e.to_string()))?
         .log_statements(tracing::log::LevelFilter::Trace);
     let ca_file = settings.tls_file(TlsFile::RootCert);
@@ -48,20 +39,9 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
         (Some(mode), _) => driver_mode(mode),
         (None, _) => MySqlSslMode::Preferred,
     };
-    options = options.ssl_mode(mode);
-    let mut trusted = "nothing: ssl-mode does not verify the server".to_owned();
-    if matches!(mode, MySqlSslMode::VerifyCa | MySqlSslMode::VerifyIdentity) || ca_file.is_some() {
-        let roots = common::server_roots(settings, ca_file.as_ref())?;
-        options = options.ssl_ca_from_pem(roots.pem);
-        trusted = roots.described;
-    }
-    if let Some(identity) = common::client_identity(settings)? {
-        options = options.ssl_client_cert_from_pem(identity.cert).ssl_client_key_from_pem(identity.key);
-    }
-    if let Some(password) = common::password(settings)? {
-        options = options.password(password.expose_secret());
-    }
-    Ok(StoreOptions { options, trusted })
+    let verifies = matches!(mode, MySqlSslMode::VerifyCa | MySqlSslMode::VerifyIdentity);
+    let options = options.ssl_mode(mode);
+    common::with_files(settings, options, ca_file.as_ref(), verifies, "ssl-mode", MySqlConnectOptions::password)
 }
 
 /// Whether the connection is encrypted but its server unverified: worth a
@@ -77,5 +57,15 @@ fn driver_mode(mode: SslMode) -> MySqlSslMode {
         SslMode::Require => MySqlSslMode::Required,
         SslMode::VerifyCa => MySqlSslMode::VerifyCa,
         SslMode::VerifyFull => MySqlSslMode::VerifyIdentity,
+    }
+}
+
+impl TlsOptions for MySqlConnectOptions {
+    fn trust(self, pem: Vec<u8>) -> Self {
+        self.ssl_ca_from_pem(pem)
+    }
+
+    fn client_identity(self, identity: ClientIdentity) -> Self {
+        self.ssl_client_cert_from_pem(identity.cert).ssl_client_key_from_pem(identity.key)
     }
 }

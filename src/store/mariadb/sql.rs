@@ -77,7 +77,7 @@ pub const SESSION_SETTINGS: &str = "SET SESSION time_zone = '+00:00', \
 pub const SERVER_CHECKS: &str =
     "SELECT VERSION() AS version, @@global.log_bin AS log_bin, @@session.binlog_format AS binlog_format";
 
-// --- Migrations (src/store/mariadb/migrate.rs) ---
+// --- Migrations (src/store/mariadb/migrate.rs, src/store/common/migrate.rs) ---
 //
 // Run by the migration runner with sqlx itself: `?`, bound in order.
 
@@ -86,10 +86,10 @@ pub const MIGRATIONS_TABLE: &str = "SELECT COUNT(*) AS tables FROM information_s
      WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_sqlx_migrations'";
 
 /// The migration lock, held by one session for the whole of `migrate`: a
-/// second `migrate` waits for it (binds: the timeout in seconds, -1 for
-/// none) and then finds the migrations applied. Named locks are the
-/// server's, not the database's: the name carries the database's.
-pub const LOCK_MIGRATIONS: &str = "SELECT GET_LOCK(CONCAT('retentiond.migrate.', DATABASE()), ?) AS locked";
+/// second `migrate` waits for it (binds: the timeout in seconds) and then
+/// finds the migrations applied. Named locks are the server's, not the
+/// database's: the name carries the database's.
+pub const LOCK_MIGRATIONS: &str = "SELECT GET_LOCK(CONCAT('retentiond.migrate.', DATABASE()), $1) AS locked";
 
 pub const UNLOCK_MIGRATIONS: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.migrate.', DATABASE())) AS unlocked";
 
@@ -104,8 +104,8 @@ pub const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migr
 /// Whether a table of the store exists: a database whose migrations table
 /// is new but which already holds `jobs` was not made by retentiond.
 /// Binds: table name.
-pub const TABLE_EXISTS: &str = "SELECT COUNT(*) FROM information_schema.TABLES \
-     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?";
+pub const TABLE_EXISTS: &str = "SELECT COUNT(*) AS tables FROM information_schema.TABLES \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = $1";
 
 /// Binds: none. Every row is a migration applied whole: a row is written
 /// only after the migration's last statement ran.
@@ -115,7 +115,7 @@ pub const SELECT_MIGRATION_VERSIONS: &str = "SELECT version FROM _sqlx_migration
 
 /// Binds: version, description, checksum, execution time in nanoseconds.
 pub const RECORD_MIGRATION: &str = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
-     execution_time) VALUES (?, ?, TRUE, ?, ?)";
+     execution_time) VALUES ($1, $2, TRUE, $3, $4)";
 
 // --- Jobs ---
 

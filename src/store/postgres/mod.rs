@@ -18,15 +18,14 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPool, PgRow, Postgres};
-use sqlx::types::Json;
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, PgRow, Postgres};
 use sqlx::{Connection, Transaction};
 
-use self::replicas::Replicas;
+use self::replicas::Standbys;
 use self::sessions::Sessions;
 use super::common::{
-    self, Arg, Codec, Db, Driver, LeaseEnd, Purpose, Statements, TcpServer, decode, describe_connect_error,
-    enabled_policies, first_connection, pool_options,
+    self, AbandonedRun, Arg, Codec, Db, Driver, LeaseEnd, Purpose, Replicas, Statements, StoreOptions, TcpServer,
+    decode, enabled_policies, first_session, server_pool_options,
 };
 use super::records::{
     AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
@@ -70,53 +69,28 @@ pub enum ReadOnlyServer {
     Refused(String),
 }
 
-/// A run that [`sql::BEGIN_RUN`] found left by a dead process.
-#[derive(serde::Deserialize)]
-struct AbandonedRun {
-    id: i64,
-    host: String,
-    pid: i64,
-}
-
 pub struct PostgresStore {
     /// What the connect options are built from again on a reload.
     settings: DatabaseSettings,
     sessions: Sessions,
-    replicas: Replicas,
+    replicas: Replicas<Standbys>,
     /// Whether the database refused writes at the last [`AdminStore::read_only`].
     read_only_seen: Mutex<Option<bool>>,
 }
 
 impl PostgresStore {
     pub async fn connect(settings: &DatabaseSettings) -> Result<PostgresStore, StoreError> {
-        let unreachable = |reason: String| StoreError::Unreachable {
-            url: settings.url.redacted(),
-            reason: settings.url.scrub(&reason),
-        };
-        let options::StoreOptions { options, trusted } = options::connect_options(settings)?;
+        let StoreOptions { options, trusted } = options::connect_options(settings)?;
         if options::is_unverified_tls(&options) {
             tracing::warn!(
                 "sslmode is require: the connection is encrypted, but the server is not verified, so anyone on the \
                  path can pose as it; use sslmode verify-full with sslrootcert"
             );
         }
-        let first =
-            first_connection::<PgConnection>(&options::run_record_options(options.clone()), settings.connect_timeout)
-                .await
-                .map_err(|failure| unreachable(describe_connect_error(failure, &trusted, TLS_REFUSED)))?;
+        let own_options = options::run_record_options(options.clone());
         let server = tcp_server(&options);
-        if let Some(server) = &server {
-            server.set_nodelay_on_connections().await;
-        }
-        let pool_options = pool_options::<Postgres>(settings).after_connect(move |_, _| {
-            let server = server.clone();
-            Box::pin(async move {
-                if let Some(server) = server {
-                    server.set_nodelay_on_connections().await;
-                }
-                Ok(())
-            })
-        });
+        let first = first_session(settings, &own_options, server.clone(), (&trusted, TLS_REFUSED), |_| "").await?;
+        let pool_options = server_pool_options::<Postgres>(settings, server, None);
         let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
         let pool = pool_options.connect_lazy_with(options);
         Ok(PostgresStore {
@@ -208,11 +182,7 @@ impl SweepStore for PostgresStore {
         args.extend([i64::from(owner.pid).into(), owner.started.map(|ticks| ticks as i64).into()]);
         let (conn, row) = self.sessions.on_own(sql::BEGIN_RUN, &args).await?;
         let run_id = Postgres::int(&row, "id")?;
-        let sqlx::types::Json(abandoned): Json<Vec<AbandonedRun>> = sqlx::Row::try_get(&row, "abandoned")?;
-        for run in abandoned {
-            let (run_id, host, pid) = (run.id, run.host, run.pid);
-            tracing::warn!(run_id, host, pid, "marked a run left running by a dead process as abandoned");
-        }
+        AbandonedRun::all::<Postgres>(&row)?.iter().for_each(AbandonedRun::log);
         self.sessions.own.hold_lease(run_id, conn);
         Ok((run_id, clock(&row)?))
     }

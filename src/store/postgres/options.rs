@@ -4,27 +4,18 @@
 
 use std::str::FromStr;
 
-use secrecy::ExposeSecret;
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use super::sql;
-use crate::config::{DatabaseSettings, SslMode, TlsFile};
+use crate::config::{DatabaseSettings, TlsFile};
 use crate::store::StoreError;
-use crate::store::common;
+use crate::store::common::{self, ClientIdentity, StoreOptions, TlsOptions};
 use crate::tls::SYSTEM_ROOTS;
 
-/// The options every connection of the store uses, and whom they trust.
-pub(super) struct StoreOptions {
-    pub options: PgConnectOptions,
-    /// The certificate authorities trusted ([`ServerRoots::described`]), for error messages.
-    pub trusted: String,
-}
-
 /// The options every connection of the store uses.
-pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOptions, StoreError> {
-    let unreachable =
-        |reason: String| StoreError::Unreachable { url: settings.url.redacted(), reason: settings.url.scrub(&reason) };
+pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOptions<PgConnectOptions>, StoreError> {
+    let unreachable = |reason: String| StoreError::unreachable(&settings.url, &reason);
     let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
     let mut options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| unreachable(e.to_string()))?
@@ -35,7 +26,8 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
         .options([("statement_timeout", statement_timeout.as_str()), ("jit", "off")])
         .log_statements(tracing::log::LevelFilter::Trace);
     if let Some(mode) = settings.ssl_mode() {
-        options = options.ssl_mode(driver_mode(mode));
+        // The settings' modes are named as libpq names them.
+        options = options.ssl_mode(mode.as_str().parse().map_err(|e: sqlx::Error| unreachable(e.to_string()))?);
     }
     let ca_file = ca_file(settings);
     // As libpq does: `system` trusts every public CA, so only a certificate
@@ -50,19 +42,7 @@ pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOption
         _ => {}
     }
     let verifies = matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull);
-    let mut trusted = "nothing: sslmode does not verify the server".to_owned();
-    if verifies || ca_file.is_some() {
-        let roots = common::server_roots(settings, ca_file.as_ref())?;
-        options = options.ssl_root_cert_from_pem(roots.pem);
-        trusted = roots.described;
-    }
-    if let Some(identity) = common::client_identity(settings)? {
-        options = options.ssl_client_cert_from_pem(identity.cert).ssl_client_key_from_pem(identity.key);
-    }
-    if let Some(password) = common::password(settings)? {
-        options = options.password(password.expose_secret());
-    }
-    Ok(StoreOptions { options, trusted })
+    common::with_files(settings, options, ca_file.as_ref(), verifies, "sslmode", PgConnectOptions::password)
 }
 
 /// The CA file the server is verified with, and where it was named: the
@@ -97,12 +77,12 @@ pub(super) fn is_unverified_tls(options: &PgConnectOptions) -> bool {
     matches!(options.get_ssl_mode(), PgSslMode::Require)
 }
 
-fn driver_mode(mode: SslMode) -> PgSslMode {
-    match mode {
-        SslMode::Disable => PgSslMode::Disable,
-        SslMode::Prefer => PgSslMode::Prefer,
-        SslMode::Require => PgSslMode::Require,
-        SslMode::VerifyCa => PgSslMode::VerifyCa,
-        SslMode::VerifyFull => PgSslMode::VerifyFull,
+impl TlsOptions for PgConnectOptions {
+    fn trust(self, pem: Vec<u8>) -> Self {
+        self.ssl_root_cert_from_pem(pem)
+    }
+
+    fn client_identity(self, identity: ClientIdentity) -> Self {
+        self.ssl_client_cert_from_pem(identity.cert).ssl_client_key_from_pem(identity.key)
     }
 }

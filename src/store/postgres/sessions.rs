@@ -16,13 +16,12 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgPool, PgRow, Postgres};
-use sqlx::{ConnectOptions, Connection};
 
 use super::options;
-use crate::config::format_duration;
 use crate::store::StoreError;
-use crate::store::common::{Arg, KeptSession, OwnSessions};
+use crate::store::common::{self, Arg, KeptSession, OwnSessions};
 
 pub struct Sessions {
     pub pool: PgPool,
@@ -59,16 +58,7 @@ impl Sessions {
     /// pool's acquire timeout (`database.connect_timeout`).
     pub async fn new_own(&self) -> Result<PgConnection, StoreError> {
         let options = options::run_record_options((*self.pool.connect_options()).clone());
-        let timeout = self.pool.options().get_acquire_timeout();
-        let Ok(conn) = tokio::time::timeout(timeout, options.connect()).await else {
-            let waited = format_duration(timeout);
-            return Err(StoreError::Database(format!("no new session within {waited} (database.connect_timeout)")));
-        };
-        let conn = conn?;
-        if let Some(server) = super::tcp_server(&options) {
-            server.set_nodelay_on_connections().await;
-        }
-        Ok(conn)
+        common::open_session(&options, self.pool.options().get_acquire_timeout(), super::tcp_server(&options)).await
     }
 
     pub fn take_asking(&self) -> Option<(PgConnection, Instant)> {

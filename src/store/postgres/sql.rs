@@ -144,7 +144,7 @@ pub const BEGIN_RUN: &str = concat!(
      run AS (INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
        VALUES ($5, 'running', now(), $6, $7, $8) RETURNING id) \
      SELECT run.id, pg_advisory_lock($4::int4, (run.id % 2147483648)::int4)::text AS locked, \
-       (SELECT coalesce(jsonb_agg(abandoned), '[]') FROM abandoned) AS abandoned, clock.now, ",
+       (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) AS abandoned, clock.now, ",
     future_jobs!(),
     " FROM run, clock"
 );
@@ -473,3 +473,16 @@ pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
     " FROM retention_audit WHERE (job_name COLLATE \"C\", id) > ($2, $3) AND job_name COLLATE \"C\" < $1 \
      ORDER BY job_name COLLATE \"C\", id LIMIT $4"
 );
+
+/// The primary's position and every walsender but those of base backups,
+/// named `application_name@address` (`replica` is NULL when there is none).
+pub const STANDBYS: &str = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::int8 AS primary_position, \
+       CASE WHEN s.pid IS NOT NULL THEN coalesce(nullif(s.application_name, ''), 'standby') || '@' || \
+         coalesce(host(s.client_addr), 'local') END AS replica, \
+       (s.replay_lsn - '0/0'::pg_lsn)::int8 AS replay_position, \
+       extract(epoch FROM s.replay_lag)::float8 AS replay_lag \
+     FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS s ON s.state IS DISTINCT FROM 'backup'";
+
+/// A standby of `database.replicas`: whether it is one, and what it replayed.
+pub const REPLAYED: &str =
+    "SELECT pg_is_in_recovery() AS standby, (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::int8 AS replay_position";
