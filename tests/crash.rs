@@ -261,7 +261,7 @@ fn check(env: &TestEnv, ledger: &BTreeMap<i64, Known>, context: &str, finished: 
         audit.entry(job_id).or_default().push(entry);
     }
     let drives: BTreeMap<i64, (i64, i64)> = env
-        .rows("SELECT job_id, count(*), CAST(sum(bytes) AS BIGINT) FROM job_drives GROUP BY job_id")
+        .rows(&format!("SELECT job_id, count(*), {} FROM job_drives GROUP BY job_id", env.sql_integer("sum(bytes)")))
         .iter()
         .map(|r| (r[0].as_i64().unwrap(), (r[1].as_i64().unwrap(), r[2].as_i64().unwrap_or(0))))
         .collect();
@@ -349,21 +349,17 @@ fn check(env: &TestEnv, ledger: &BTreeMap<i64, Known>, context: &str, finished: 
 /// its advisory locks. SQLite: the kernel did that with the process.
 #[track_caller]
 fn wait_for_sessions_to_end(env: &TestEnv, context: &str) {
-    match env.engine {
-        Engine::Sqlite | Engine::MariaDb => return,
-        Engine::Postgres => {}
-    }
-    let sessions = "pg_stat_activity WHERE datname = current_database() AND application_name = 'retentiond'";
+    let Some(Sessions { from: sessions, id, query }) = env.sessions_of_the_binary() else { return };
     let gone = wait_until(Duration::from_secs(15), || env.count(sessions) == 0);
     assert!(
         gone,
         "{context}: sessions of the killed process are still open after 15 s: {:?}",
-        env.rows(&format!("SELECT pid, state, left(query, 80) FROM {sessions}"))
+        env.rows(&format!("SELECT {id}, {query} FROM {sessions}"))
     );
 }
 
 /// Whether the purge is writing now: on PostgreSQL a deleting statement of
-/// retentiond is executing; on SQLite a write transaction holds the lock (a
+/// retentiond is executing; on MariaDB a batch's transaction holds row locks; on SQLite a write transaction holds the lock (a
 /// batch's, but for the short ones recording the run), seen as another
 /// connection failing to begin one without waiting.
 fn writing(env: &TestEnv) -> bool {
@@ -374,10 +370,12 @@ fn writing(env: &TestEnv) -> bool {
                  AND state = 'active' AND query LIKE '%DELETE FROM jobs%'",
             ) > 0
         }
+        // A batch is three statements (claim, audit rows, delete) in one
+        // transaction: an open transaction of this database holding row locks.
         Engine::MariaDb => {
             env.count(
-                "information_schema.PROCESSLIST WHERE DB = DATABASE() AND COMMAND = 'Query' \
-                 AND INFO LIKE 'DELETE j FROM%'",
+                "information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p \
+                 ON p.ID = t.trx_mysql_thread_id WHERE p.DB = DATABASE() AND t.trx_rows_locked > 0",
             ) > 0
         }
         Engine::Sqlite => {

@@ -1,4 +1,9 @@
-//! docs/security.md: least privilege on PostgreSQL, secrets, SQLite file modes.
+//! docs/security.md: least privilege on PostgreSQL and MariaDB, secrets, SQLite file modes.
+//!
+//! MariaDB: the users of the doc, named after the test's database, with the
+//! grants of its blocks; the daemon's user sweeps under them, and each of
+//! its grants is revoked in turn. The other least-privilege scenarios need
+//! [`Capability::Roles`], which MariaDB does not have in this harness yet.
 //!
 //! The PostgreSQL tests create the roles of the doc inside the test's fresh
 //! database (roles are cluster-wide, so their names are made from the
@@ -1073,4 +1078,137 @@ every_engine_with! { Roles;
         assert_eq!(env.count("retention_audit"), 0);
         assert_eq!(env.count("retention_runs WHERE finished_at < now() - interval '90 days'"), 0);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Least privilege (MariaDB)
+// ---------------------------------------------------------------------------
+
+/// The three users of docs/security.md ("MariaDB users") for one test's
+/// database, named after it; dropped again on drop.
+struct MariaDbUsers<'a> {
+    env: &'a TestEnv,
+    db: String,
+}
+
+impl MariaDbUsers<'_> {
+    /// The users created with their passwords, the owner's grants given,
+    /// the schema migrated by the owner, the daemon's and the admin's
+    /// grants given: each block of the doc as written, with this test's names.
+    fn set_up(env: &TestEnv) -> MariaDbUsers<'_> {
+        let db = url::Url::parse(&env.url).expect("URL").path().trim_start_matches('/').to_string();
+        let users = MariaDbUsers { env, db };
+        for (user, password) in [("owner", OWNER_PASSWORD), ("daemon", PASSWORD), ("admin", ADMIN_PASSWORD)] {
+            env.execute(&format!("CREATE USER '{}_{user}'@'%' IDENTIFIED BY {}", users.db, quote(password)));
+        }
+        for statement in statements(&users.sql(&doc_block("mariadb owner grants"))) {
+            env.execute(&statement);
+        }
+        let out = env.cmd(&["migrate"]).env("RETENTIOND__DATABASE__URL", &users.url("owner", OWNER_PASSWORD)).run();
+        out.expect_code(0);
+        for block in ["mariadb daemon grants", "mariadb admin grants"] {
+            for statement in statements(&users.sql(&doc_block(block))) {
+                env.execute(&statement);
+            }
+        }
+        users
+    }
+
+    /// The doc's SQL for this test: its user and database names replaced.
+    fn sql(&self, doc_sql: &str) -> String {
+        ["owner", "daemon", "admin"]
+            .iter()
+            .fold(doc_sql.replace("ON jobs.*", &format!("ON `{}`.*", self.db)), |sql, user| {
+                sql.replace(&format!("retentiond_{user}@'%'"), &format!("'{}_{user}'@'%'", self.db))
+            })
+    }
+
+    fn url(&self, user: &str, password: &str) -> String {
+        let mut url = url::Url::parse(&self.env.url).expect("URL");
+        url.set_username(&format!("{}_{user}", self.db)).expect("user");
+        url.set_password(Some(password)).expect("password");
+        url.to_string()
+    }
+}
+
+impl Drop for MariaDbUsers<'_> {
+    fn drop(&mut self) {
+        for user in ["owner", "daemon", "admin"] {
+            if let Err(e) = self.env.try_execute(&format!("DROP USER IF EXISTS '{}_{user}'@'%'", self.db)) {
+                eprintln!("warning: cannot drop the test user {user}: {e}");
+            }
+        }
+    }
+}
+
+/// With exactly the MariaDB grants of docs/security.md and auto_migrate =
+/// false, the daemon's user purges exactly the eligible jobs, with their
+/// drives and one audit row each, records its run `succeeded` and shows its
+/// password nowhere; with any one statement of its grants revoked, a purge
+/// fails, having deleted nothing (but without UPDATE on retention_runs,
+/// which it needs only at the end); granted again, a purge deletes the job.
+#[test]
+fn mariadb_daemon_user_sweeps_with_the_documented_grants() {
+    let Some(env) = TestEnv::new(Engine::MariaDb, "mariadb_daemon_user_sweeps_with_the_documented_grants") else {
+        return;
+    };
+    let users = MariaDbUsers::set_up(&env);
+    let (daemon, admin) = (users.url("daemon", PASSWORD_ENCODED), users.url("admin", ADMIN_PASSWORD));
+    import_as(
+        &env,
+        &admin,
+        &[
+            set(job("old-completed", "Completed", days_ago(200)), "drives", drives("oc", 3, "ShippedBack")),
+            job("old-closed", "Closed", days_ago(120)),
+            set(creating_job("idle-creating", 40), "drives", drives("ic", 1, "Specified")),
+            job("young", "Completed", days_ago(10)),
+            set(
+                set(job("held", "Completed", days_ago(400)), "hold_reason", json!("legal")),
+                "drives",
+                drives("h", 2, "ShippedBack"),
+            ),
+        ],
+    );
+    let out = as_role(&env, &daemon, &["--log-level", "trace", "purge", "--batch-size", "2", "--output", "json"])
+        .envs(&[IDLE_14D])
+        .run();
+    out.expect_code(0);
+    assert_no_password(&out);
+    let summary = out.json();
+    assert_eq!(summary["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 1}), "{summary}");
+    assert_eq!(names_of(&env), set_of(&["young", "held"]), "exactly the eligible jobs are gone");
+    assert_eq!(env.count("job_drives"), 2, "the drives of the deleted jobs went with them");
+    for name in ["old-completed", "old-closed", "idle-creating"] {
+        assert_eq!(env.audit_rows(name).len(), 1, "one audit row for {name}");
+    }
+    assert_eq!(env.strings("SELECT status FROM retention_runs"), ["succeeded"]);
+
+    let grants = statements(&users.sql(&doc_block("mariadb daemon grants")));
+    assert!(grants.len() >= 6, "{grants:?}");
+    for (i, grant) in grants.iter().enumerate() {
+        let name = format!("job-{i}");
+        import_as(&env, &admin, &[job(&name, "Closed", days_ago(200))]);
+        env.execute(&revoke_of(grant));
+        let out = as_role(&env, &daemon, &["purge"]).env("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "5s").run();
+        env.execute(grant);
+        assert_ne!(out.code, 0, "the purge worked without `{grant}`: the grant is not needed\n{}", out.describe());
+        assert!(matches!(out.code, 1 | 69), "{}", out.describe());
+        assert!(!out.stderr.contains("panicked"), "{}", out.describe());
+        assert_no_password(&out);
+        // UPDATE on retention_runs is checked only when the run is recorded
+        // as finished: the batches before it committed, each job with its
+        // audit row.
+        let left = env.job_exists(&name);
+        if grant.starts_with("GRANT UPDATE") {
+            assert_eq!(env.audit_rows(&name).len(), usize::from(!left), "{name}: deleted once with its audit row");
+        } else {
+            assert!(left, "{name} was deleted without `{grant}`");
+            assert_eq!(env.audit_rows(&name).len(), 0);
+        }
+        let out = as_role(&env, &daemon, &["purge", "--output", "json"]).run();
+        out.expect_code(0);
+        assert_eq!(out.json()["total"], i64::from(left), "{}", out.describe());
+        assert!(!env.job_exists(&name));
+    }
+    assert_eq!(env.count("retention_runs WHERE status = 'running'"), 0, "{:?}", env.dump("retention_runs"));
 }

@@ -15,8 +15,18 @@ use super::env::TestEnv;
 /// tests/races.rs (a hold made through SQL while sweeps run can end in
 /// deadlock, error 1213) and tests/speed.rs (the auto-sized batches shrink
 /// to 15 jobs, below a quarter of the budget).
-pub const MARIADB_SCENARIO_FILES: &[&str] =
-    &["cli", "clock", "connection_loss", "hostile", "http_hostile", "lifecycle", "overlap", "pages"];
+pub const MARIADB_SCENARIO_FILES: &[&str] = &[
+    "cli",
+    "clock",
+    "connection_loss",
+    "crash",
+    "hostile",
+    "http_hostile",
+    "lifecycle",
+    "overlap",
+    "pages",
+    "security",
+];
 
 /// What a scenario may need that not every engine has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
