@@ -9,6 +9,10 @@
 //! SQLite has no DELETE inside an INSERT, so within one `BEGIN IMMEDIATE`
 //! transaction: the DELETE returns each job as a JSON object to the client,
 //! and one INSERT writes all audit rows from them through `json_each`.
+//! MariaDB has no DELETE inside an INSERT either, but can read the jobs
+//! twice in one transaction: `INSERT INTO retention_audit … SELECT … FROM
+//! jobs WHERE <eligible>`, then `DELETE FROM jobs WHERE <eligible>`, at READ
+//! COMMITTED as retentiond's sessions run; drives go by the cascade.
 //!
 //! Audit rows carry no run id, the policy by state, `deleted_by` `baseline`.
 
@@ -48,12 +52,25 @@ const SQLITE_AUDIT: &str = "INSERT INTO retention_audit (run_id, job_id, job_nam
        value ->> 'cancel_requested', value ->> 'created_at', value ->> 'state_changed_at', ?2, 'baseline' \
      FROM json_each(?1)";
 
+/// ?: cut-off (UTC). The audit rows of the jobs [`MARIADB_DELETE`] deletes next.
+const MARIADB_AUDIT: &str = concat!(
+    "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
+       created_at, state_changed_at, deleted_at, deleted_by) \
+     SELECT NULL, id, name, job_type, CASE state WHEN 'Completed' THEN 'completed' ELSE 'closed' END, \
+       state, cancel_requested, created_at, state_changed_at, UTC_TIMESTAMP(6), 'baseline' FROM jobs WHERE ",
+    eligible!("?")
+);
+
+/// ?: cut-off (UTC).
+const MARIADB_DELETE: &str = concat!("DELETE FROM jobs WHERE ", eligible!("?"));
+
 /// Deletes every eligible job of `store` the baseline's way.
 pub async fn run(store: &BenchStore) -> Result<Purged> {
     let mut conn = store.connect().await?;
     let purged = match &mut conn {
         Conn::Postgres(conn) => postgres(conn).await,
         Conn::Sqlite(conn) => sqlite(conn).await,
+        Conn::MariaDb(conn) => mariadb(conn).await,
     }
     .with_context(|| format!("baseline purge of the {} store", store.variant))?;
     conn.close().await?;
@@ -92,4 +109,31 @@ async fn sqlite(conn: &mut sqlx::SqliteConnection) -> Result<Purged> {
         return Err(format!("{} audit rows written for {} deleted jobs", audited.rows_affected(), deleted.len()).into());
     }
     Ok(Purged { deleted: deleted.len() as u64, elapsed, cutoff, process: None })
+}
+
+async fn mariadb(conn: &mut sqlx::MySqlConnection) -> Result<Purged> {
+    sqlx::raw_sql("SET SESSION tx_isolation = 'READ-COMMITTED'").execute(&mut *conn).await.context("READ COMMITTED")?;
+    let now: chrono::NaiveDateTime =
+        sqlx::query_scalar("SELECT UTC_TIMESTAMP(6)").fetch_one(&mut *conn).await.context("UTC_TIMESTAMP(6)")?;
+    let cutoff = eligible::cutoff(now.and_utc())?;
+    let started = Instant::now();
+    let mut transaction = conn.begin().await.context("BEGIN")?;
+    let audited = sqlx::query(MARIADB_AUDIT)
+        .bind(cutoff.naive_utc())
+        .execute(&mut *transaction)
+        .await
+        .context("the audit INSERT")?
+        .rows_affected();
+    let deleted = sqlx::query(MARIADB_DELETE)
+        .bind(cutoff.naive_utc())
+        .execute(&mut *transaction)
+        .await
+        .context("the DELETE")?
+        .rows_affected();
+    if audited != deleted {
+        return Err(format!("{audited} audit rows written for {deleted} deleted jobs; rolled back").into());
+    }
+    transaction.commit().await.context("COMMIT")?;
+    let elapsed = started.elapsed();
+    Ok(Purged { deleted, elapsed, cutoff, process: None })
 }

@@ -13,6 +13,7 @@ use super::stores::{BenchStore, Conn};
 
 const SQLITE_ELIGIBLE_LEFT: &str = concat!("SELECT count(*) FROM jobs WHERE ", eligible!("?1"));
 const POSTGRES_ELIGIBLE_LEFT: &str = concat!("SELECT count(*) FROM jobs WHERE ", eligible!("$1"));
+const MARIADB_ELIGIBLE_LEFT: &str = concat!("SELECT count(*) FROM jobs WHERE ", eligible!("?"));
 
 /// The counts behind the checks of one variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,9 @@ impl Checks {
             }
             Conn::Postgres(conn) => {
                 sqlx::query_scalar(POSTGRES_ELIGIBLE_LEFT).bind(purged.cutoff).fetch_one(conn).await
+            }
+            Conn::MariaDb(conn) => {
+                sqlx::query_scalar(MARIADB_ELIGIBLE_LEFT).bind(purged.cutoff.naive_utc()).fetch_one(conn).await
             }
         }
         .with_context(|| format!("counting the eligible jobs left in the {} store", store.variant))?;

@@ -1,7 +1,7 @@
 //! The machine and database versions the figures were measured on, for the
 //! report: without them the numbers cannot be compared with another run.
 
-use sqlx::{Connection, PgConnection, SqliteConnection};
+use sqlx::{Connection, MySqlConnection, PgConnection, SqliteConnection};
 
 use super::error::{Context, Result};
 use retentiond::store::Engine;
@@ -14,11 +14,20 @@ pub struct Machine {
     pub kernel: String,
     /// `SELECT version()`; `None` when PostgreSQL is not measured.
     pub postgres: Option<String>,
+    /// `VERSION()` and the durability settings; `None` when MariaDB is not measured.
+    pub mariadb: Option<String>,
     /// `sqlite_version()` of the SQLite library retentiond is built with.
     pub sqlite: String,
 }
 
-pub async fn describe(backends: &[Engine], postgres_url: &str) -> Result<Machine> {
+/// MariaDB's version and what decides a commit's cost: the redo log's flush
+/// per commit, the binary log and its sync, the buffer pool.
+const MARIADB_SETTINGS: &str = "SELECT CONCAT(VERSION(), '; innodb_flush_log_at_trx_commit=', \
+     @@innodb_flush_log_at_trx_commit, ', log_bin=', @@log_bin, ', sync_binlog=', @@sync_binlog, \
+     ', innodb_buffer_pool_size=', @@innodb_buffer_pool_size DIV 1048576, ' MiB, innodb_doublewrite=', \
+     @@innodb_doublewrite)";
+
+pub async fn describe(backends: &[Engine], postgres_url: &str, mariadb_url: &str) -> Result<Machine> {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |text: &str, name: &str| {
@@ -38,6 +47,17 @@ pub async fn describe(backends: &[Engine], postgres_url: &str) -> Result<Machine
     } else {
         None
     };
+    let mariadb = if backends.contains(&Engine::MariaDb) {
+        let mut conn = MySqlConnection::connect(mariadb_url)
+            .await
+            .with_context(|| format!("cannot connect to MariaDB at {}", retentiond::config::redact_url(mariadb_url)))?;
+        let settings: String =
+            sqlx::query_scalar(MARIADB_SETTINGS).fetch_one(&mut conn).await.context("MariaDB's settings")?;
+        conn.close().await.context("closing a connection")?;
+        Some(settings)
+    } else {
+        None
+    };
     let mut sqlite = SqliteConnection::connect("sqlite::memory:").await.context("opening an in-memory SQLite")?;
     let sqlite_version: String =
         sqlx::query_scalar("SELECT sqlite_version()").fetch_one(&mut sqlite).await.context("sqlite_version()")?;
@@ -48,6 +68,7 @@ pub async fn describe(backends: &[Engine], postgres_url: &str) -> Result<Machine
         memory: field(&meminfo, "MemTotal"),
         kernel,
         postgres,
+        mariadb,
         sqlite: sqlite_version,
     })
 }

@@ -1,7 +1,7 @@
 //! The purge benchmark: how retentiond's sweep compares with the strongest
 //! hand-written single-statement delete, what it costs concurrent writers,
 //! what an idle sweep costs, how much memory a backlog takes, and what space
-//! a purge leaves behind — on SQLite and on PostgreSQL.
+//! a purge leaves behind — on SQLite, PostgreSQL and MariaDB.
 //!
 //! Per backend, [`run`] seeds one store and gives every deleting variant an
 //! identical copy of it (so each starts from the same rows), checks after
@@ -59,10 +59,10 @@ const PLOT_FILE: &str = "benchmarks-writer-latency.png";
 #[command(
     name = "purge",
     bin_name = "cargo bench --bench purge --",
-    about = "Benchmarks retentiond's purge on SQLite and PostgreSQL"
+    about = "Benchmarks retentiond's purge on SQLite, PostgreSQL and MariaDB"
 )]
 pub struct Options {
-    /// Which store(s) to measure: sqlite, postgres or both.
+    /// Which store(s) to measure: sqlite, postgres, mariadb, both (SQLite and PostgreSQL) or all.
     #[arg(long, default_value = "both", value_parser = Engine::choose)]
     pub backend: Engines,
 
@@ -106,6 +106,15 @@ pub struct Options {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub postgres_url: String,
+
+    /// A MariaDB user allowed to create and drop databases.
+    #[arg(
+        long,
+        env = "RETENTIOND_TEST_MARIADB_URL",
+        hide_env_values = true,
+        default_value = "mysql://root@127.0.0.1:3306/"
+    )]
+    pub mariadb_url: String,
 
     /// Where the SQLite files go (default: a temporary directory, removed at the end).
     #[arg(long)]
@@ -227,7 +236,7 @@ impl BackendResult {
 }
 
 /// Runs the whole benchmark: every backend chosen, then the report, the plot
-/// and the summary lines. Every PostgreSQL database it creates is dropped
+/// and the summary lines. Every PostgreSQL or MariaDB database it creates is dropped
 /// before it returns, on success or failure.
 pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
     let started_at = Utc::now();
@@ -246,10 +255,11 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
         }
     };
     let backends = options.backend.clone();
-    let machine = machine::describe(&backends, &options.postgres_url).await?;
+    let machine = machine::describe(&backends, &options.postgres_url, &options.mariadb_url).await?;
     let mut results = Vec::new();
     for backend in backends {
-        let mut stores = Stores::new(backend, &work_dir, &options.postgres_url);
+        let admin_url = if backend == Engine::MariaDb { &options.mariadb_url } else { &options.postgres_url };
+        let mut stores = Stores::new(backend, &work_dir, admin_url);
         let measured = measure_backend(&options, &mut stores).await;
         let removed = stores.remove_all().await;
         results.push(measured.with_context(|| format!("{} benchmark", backend.title()))?);

@@ -12,7 +12,7 @@ use super::error::{Context, Result};
 use super::idle;
 use super::machine::Machine;
 use super::shapes::Shape;
-use super::space::{PostgresSpace, Space, SqliteSpace, TableStats};
+use super::space::{MariaDbSpace, PostgresSpace, Space, SqliteSpace, TableStats};
 use super::stats::Summary;
 use super::sweep_process::ProcessFigures;
 use super::{BackendResult, DeletionRun, Options};
@@ -52,6 +52,9 @@ fn render(
     if machine.postgres.is_some() {
         line(o, &format!("- PostgreSQL server: `{}`", retentiond::config::redact_url(&options.postgres_url)));
     }
+    if machine.mariadb.is_some() {
+        line(o, &format!("- MariaDB server: `{}`", retentiond::config::redact_url(&options.mariadb_url)));
+    }
     line(o, "");
     machine_section(o, machine);
     sizes_section(o, options);
@@ -77,11 +80,12 @@ fn render(
     out
 }
 
-/// The command that reproduces the run (the PostgreSQL URL is left out: it may hold a password).
+/// The command that reproduces the run (the servers' URLs are left out: they may hold a password).
 fn command(options: &Options) -> String {
     let backend = match options.backend.as_slice() {
         [engine] => engine.name(),
-        _ => "both",
+        [_, _] => "both",
+        _ => "all",
     };
     let mut command = format!(
         "cargo bench --bench purge -- --backend {backend} --jobs {} --idle-jobs {} --backlog-jobs {} \
@@ -112,6 +116,9 @@ fn machine_section(o: &mut String, machine: &Machine) {
     line(o, &format!("| kernel | {} |", machine.kernel));
     if let Some(version) = &machine.postgres {
         line(o, &format!("| PostgreSQL | {version} |"));
+    }
+    if let Some(version) = &machine.mariadb {
+        line(o, &format!("| MariaDB | {version} |"));
     }
     line(o, &format!("| SQLite | {} (the library retentiond is built with) |", machine.sqlite));
     line(o, "");
@@ -206,7 +213,9 @@ Retention is retentiond's default: `completed` and `closed` after 90 days, `crea
 `WITH d AS (DELETE FROM jobs WHERE <eligible> RETURNING …) INSERT INTO retention_audit … SELECT … FROM d` in \
 autocommit, drives by `ON DELETE CASCADE`. SQLite (no DELETE inside an INSERT): in one `BEGIN IMMEDIATE` \
 transaction, `DELETE … RETURNING` every job to the client as JSON, then one `INSERT INTO retention_audit … SELECT … \
-FROM json_each(?)`, then `COMMIT`. Timed from before the statement to after the commit.
+FROM json_each(?)`, then `COMMIT`. MariaDB (no DELETE inside an INSERT either): in one transaction at READ \
+COMMITTED, `INSERT INTO retention_audit … SELECT … FROM jobs WHERE <eligible>`, then `DELETE FROM jobs WHERE \
+<eligible>` (drives by the cascade), then `COMMIT`. Timed from before the statement to after the commit.
 - **retentiond purge**: `retentiond purge --output json` as a process with default settings; rows/s is jobs deleted \
 over the process's wall time (start, connect, sweep, exit). Its batch durations come from its `batch committed` debug \
 log events. Its peak RSS is the high-water mark of its own address space (`VmHWM` in `/proc/PID/status`, \
@@ -311,6 +320,7 @@ fn backend_section(o: &mut String, options: &Options, result: &BackendResult) {
     match &result.space {
         Space::Sqlite(space) => sqlite_space(o, space),
         Space::Postgres(space) => postgres_space(o, space),
+        Space::MariaDb(space) => mariadb_space(o, space),
     }
     checks_table(o, result);
 }
@@ -443,6 +453,35 @@ fn postgres_space(o: &mut String, space: &PostgresSpace) {
         ),
     };
     line(o, &verdict);
+    line(o, "");
+}
+
+fn mariadb_space(o: &mut String, space: &MariaDbSpace) {
+    line(o, "Space right after the purge (`information_schema.TABLES`, InnoDB's estimates):");
+    line(o, "");
+    line(o, "| table | rows (estimate) | data | indexes | free in the tablespace |");
+    line(o, "|---|---|---|---|---|");
+    for (table, rows, data, index, free) in &space.tables {
+        line(
+            o,
+            &format!(
+                "| {table} | {} | {} | {} | {} |",
+                thousands(*rows as u64),
+                mib(*data as u64),
+                mib(*index as u64),
+                mib(*free as u64)
+            ),
+        );
+    }
+    line(o, "");
+    let history = space.history_length.map_or_else(|| "unknown".to_owned(), |length| thousands(length as u64));
+    line(
+        o,
+        &format!(
+            "InnoDB's history list (undo its purge threads have not removed yet, the whole server's): {history}. \
+             Freed pages stay in each table's tablespace for later rows; only `OPTIMIZE TABLE` gives them back."
+        ),
+    );
     line(o, "");
 }
 

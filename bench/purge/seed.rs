@@ -13,7 +13,8 @@ use super::error::{Context, Result};
 use super::stores::{BenchStore, Conn, Stores};
 
 /// Finished jobs without a hold: eligible once their `state_changed_at` is old enough.
-/// The same text on both backends; SQLite returns microseconds, PostgreSQL timestamptz.
+/// The same text on every backend; SQLite returns microseconds, PostgreSQL
+/// timestamptz, MariaDB a DATETIME in UTC.
 const FINISHED_AGES: &str =
     "SELECT state_changed_at FROM jobs WHERE state IN ('Completed', 'Closed') AND hold_reason IS NULL";
 
@@ -51,6 +52,11 @@ impl Seeded {
                 .fetch_all(conn)
                 .await
                 .map(|ages: Vec<DateTime<Utc>>| ages.iter().map(DateTime::timestamp_micros).collect()),
+            Conn::MariaDb(conn) => {
+                sqlx::query_scalar(FINISHED_AGES).fetch_all(conn).await.map(|ages: Vec<chrono::NaiveDateTime>| {
+                    ages.iter().map(|age| age.and_utc().timestamp_micros()).collect()
+                })
+            }
         }
         .with_context(|| format!("reading the ages of the finished jobs of the {} store", store.variant))?;
         conn.close().await?;

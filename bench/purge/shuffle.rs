@@ -18,10 +18,12 @@ use super::seed::Seeded;
 use super::stores::{BenchStore, Conn, Stores};
 
 macro_rules! rewrite {
-    ($empty:literal) => {
+    ($key:literal, $empty:literal) => {
         concat!(
-            "CREATE TEMP TABLE original_jobs AS SELECT * FROM jobs; \
-             CREATE TEMP TABLE original_drives AS SELECT * FROM job_drives; ",
+            "CREATE TEMPORARY TABLE original_jobs ",
+            $key,
+            " AS SELECT * FROM jobs; \
+             CREATE TEMPORARY TABLE original_drives AS SELECT * FROM job_drives; ",
             $empty,
             " INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
                created_at, updated_at, state_changed_at) \
@@ -39,8 +41,16 @@ macro_rules! rewrite {
 
 /// SQLite: foreign keys off for the rewrite (the connection's own setting), so emptying `jobs` checks no drives.
 const SQLITE_REWRITE: &str =
-    concat!("BEGIN IMMEDIATE; ", rewrite!("DELETE FROM job_drives; DELETE FROM jobs;"), " COMMIT;");
-const POSTGRES_REWRITE: &str = concat!("BEGIN; ", rewrite!("TRUNCATE job_drives, jobs;"), " COMMIT;");
+    concat!("BEGIN IMMEDIATE; ", rewrite!("", "DELETE FROM job_drives; DELETE FROM jobs;"), " COMMIT;");
+const POSTGRES_REWRITE: &str = concat!("BEGIN; ", rewrite!("", "TRUNCATE job_drives, jobs;"), " COMMIT;");
+/// MariaDB: the copied jobs keyed by id (its joins neither hash nor index on
+/// the fly), foreign keys unchecked so `jobs` can be emptied, by `TRUNCATE`
+/// (it commits on its own: the rewrite is not one transaction here).
+const MARIADB_REWRITE: &str = concat!(
+    "SET SESSION foreign_key_checks = 0; ",
+    rewrite!("(PRIMARY KEY (id))", "TRUNCATE job_drives; TRUNCATE jobs; BEGIN;"),
+    " COMMIT; SET SESSION foreign_key_checks = 1;"
+);
 
 /// A copy of the seeded store with its jobs rewritten in scrambled order, settled and read for the checks.
 pub async fn shuffled_store(stores: &mut Stores, seeded: &Seeded) -> Result<Seeded> {
@@ -59,6 +69,9 @@ async fn rewrite(store: &BenchStore) -> Result<()> {
         }
         Conn::Postgres(conn) => {
             sqlx::raw_sql(POSTGRES_REWRITE).execute(conn).await.context("the rewrite")?;
+        }
+        Conn::MariaDb(conn) => {
+            sqlx::raw_sql(MARIADB_REWRITE).execute(conn).await.context("the rewrite")?;
         }
     }
     conn.settle().await?;

@@ -9,12 +9,16 @@
 //!   runs per table, right after the purge and again once autovacuum has
 //!   processed `jobs` and `job_drives` (polled every 5 s, up to
 //!   `--autovacuum-wait-seconds`).
+//! * MariaDB (InnoDB) marks deleted rows and lets its purge threads remove
+//!   them; freed pages stay in the tablespace. The figures are
+//!   `information_schema.TABLES`' sizes and free space per table and the
+//!   history list length (undo not yet purged).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, MySqlConnection, PgConnection, SqliteConnection};
 
 use super::error::{Context, Result};
 use super::stores::{BenchStore, Conn, Location};
@@ -27,10 +31,28 @@ const STATS_FLUSH_WAIT: Duration = Duration::from_secs(5);
 const TABLE_STATS: &str = "SELECT relname::text, n_live_tup, n_dead_tup, n_tup_del, last_autovacuum, autovacuum_count \
      FROM pg_stat_user_tables WHERE relname IN ('jobs', 'job_drives', 'retention_audit') ORDER BY relname";
 
+/// MariaDB: the tables' sizes (estimates: InnoDB's statistics) and the history list.
+const MARIADB_TABLES: &str = "SELECT TABLE_NAME AS name, CAST(TABLE_ROWS AS SIGNED) AS row_estimate, \
+       CAST(DATA_LENGTH AS SIGNED) AS data_bytes, CAST(INDEX_LENGTH AS SIGNED) AS index_bytes, \
+       CAST(DATA_FREE AS SIGNED) AS free_bytes \
+     FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+       AND TABLE_NAME IN ('jobs', 'job_drives', 'retention_audit') ORDER BY TABLE_NAME";
+const MARIADB_HISTORY: &str =
+    "SELECT CAST(COUNT AS SIGNED) FROM information_schema.INNODB_METRICS WHERE NAME = 'trx_rseg_history_len'";
+
 #[derive(Debug, Clone)]
 pub enum Space {
     Sqlite(SqliteSpace),
     Postgres(PostgresSpace),
+    MariaDb(MariaDbSpace),
+}
+
+#[derive(Debug, Clone)]
+pub struct MariaDbSpace {
+    /// (table, rows (estimate), data bytes, index bytes, free bytes).
+    pub tables: Vec<(String, i64, i64, i64, i64)>,
+    /// Undo records the purge threads have not removed yet (the whole server's).
+    pub history_length: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +101,11 @@ pub async fn measure(store: &BenchStore, deleted: u64, autovacuum_wait: Duration
             let space = postgres(&mut conn, deleted, autovacuum_wait).await?;
             conn.close().await.context("closing a connection")?;
             Space::Postgres(space)
+        }
+        (Location::MariaDb { .. }, Conn::MariaDb(mut conn)) => {
+            let space = mariadb(&mut conn).await?;
+            conn.close().await.context("closing a connection")?;
+            Space::MariaDb(space)
         }
         _ => return Err("a store's connection does not match its location".into()),
     };
@@ -161,4 +188,11 @@ async fn table_stats(conn: &mut PgConnection) -> Result<(Vec<TableStats>, i64)> 
         })
         .collect();
     Ok((stats, jobs_deleted))
+}
+
+async fn mariadb(conn: &mut MySqlConnection) -> Result<MariaDbSpace> {
+    let tables = sqlx::query_as(MARIADB_TABLES).fetch_all(&mut *conn).await.context("reading the tables' sizes")?;
+    let history_length =
+        sqlx::query_scalar(MARIADB_HISTORY).fetch_optional(&mut *conn).await.context("reading INNODB_METRICS")?;
+    Ok(MariaDbSpace { tables, history_length })
 }

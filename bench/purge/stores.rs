@@ -1,16 +1,19 @@
 //! Where each measurement's store lives. Every variant gets a store of its
 //! own, so no measurement sees what another one did: on SQLite a file in the
 //! work directory, on PostgreSQL a database named
-//! `retentiond_bench_<pid>_<variant>`. A copy of the seeded store is a file
-//! copy (SQLite; the seed's WAL was folded into its file first) or a
-//! `CREATE DATABASE … TEMPLATE` (PostgreSQL), so every variant starts from
-//! the same rows. Every store made here is removed again by
+//! `retentiond_bench_<pid>_<variant>`, on MariaDB a database of the same
+//! name. A copy of the seeded store is a file copy (SQLite; the seed's WAL
+//! was folded into its file first), a `CREATE DATABASE … TEMPLATE`
+//! (PostgreSQL), or on MariaDB, which has no template databases, a database
+//! given its schema by `retentiond migrate` and every table's stored columns
+//! by `INSERT … SELECT`, so every variant starts from the same rows. Every store made here is removed again by
 //! [`Stores::remove_all`], which `run` calls whether the measurements
 //! succeeded or not: no database is left behind on the server.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection};
@@ -26,6 +29,14 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// session (a backend that has not quite exited, or an autovacuum worker).
 const OBJECT_IN_USE: &str = "55006";
 
+/// MariaDB: the tables a copy fills, parents first.
+const COPIED_TABLES: [&str; 4] = ["jobs", "job_drives", "retention_runs", "retention_audit"];
+
+/// MariaDB: a table's stored (not generated) columns, quoted and comma-separated.
+/// Binds: database, table.
+const STORED_COLUMNS: &str = "SELECT GROUP_CONCAT(CONCAT('`', COLUMN_NAME, '`') ORDER BY ORDINAL_POSITION) \
+     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND IS_GENERATED = 'NEVER'";
+
 /// One store, used by one variant.
 #[derive(Debug, Clone)]
 pub struct BenchStore {
@@ -40,12 +51,14 @@ pub struct BenchStore {
 pub enum Location {
     Sqlite(PathBuf),
     Postgres { database: String },
+    MariaDb { database: String },
 }
 
 /// A connection of the benchmark's own to a store.
 pub enum Conn {
     Sqlite(SqliteConnection),
     Postgres(PgConnection),
+    MariaDb(MySqlConnection),
 }
 
 /// The options of every SQLite connection the benchmark opens: the same
@@ -68,6 +81,7 @@ impl BenchStore {
                 SqliteConnection::connect_with(&sqlite_options(path)).await.map(Conn::Sqlite).with_context(what)
             }
             Location::Postgres { .. } => PgConnection::connect(&self.url).await.map(Conn::Postgres).with_context(what),
+            Location::MariaDb { .. } => MySqlConnection::connect(&self.url).await.map(Conn::MariaDb).with_context(what),
         }
     }
 
@@ -75,6 +89,7 @@ impl BenchStore {
         match self.location {
             Location::Sqlite(_) => Engine::Sqlite,
             Location::Postgres { .. } => Engine::Postgres,
+            Location::MariaDb { .. } => Engine::MariaDb,
         }
     }
 
@@ -82,17 +97,18 @@ impl BenchStore {
     pub fn describe(&self) -> String {
         match &self.location {
             Location::Sqlite(path) => path.display().to_string(),
-            Location::Postgres { database } => format!("database {database}"),
+            Location::Postgres { database } | Location::MariaDb { database } => format!("database {database}"),
         }
     }
 }
 
 impl Conn {
-    /// Runs a `SELECT count(*) …` written the same for both backends.
+    /// Runs a `SELECT count(*) …` written the same for every backend.
     pub async fn count(&mut self, sql: &'static str) -> Result<u64> {
         let count: i64 = match self {
             Conn::Sqlite(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
             Conn::Postgres(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
+            Conn::MariaDb(conn) => sqlx::query_scalar(sql).fetch_one(conn).await,
         }
         .with_context(|| format!("query failed: {sql}"))?;
         Ok(count.max(0) as u64)
@@ -104,7 +120,8 @@ impl Conn {
     /// analysed (what autovacuum would have done after the bulk insert) and
     /// written back by a checkpoint, so that what is measured next does not
     /// share the disk with the write-back of what the load and the vacuum
-    /// dirtied.
+    /// dirtied; MariaDB's tables analysed (InnoDB's own statistics sample
+    /// the table only after a tenth of it changed).
     pub async fn settle(&mut self) -> Result<()> {
         match self {
             Conn::Sqlite(conn) => {
@@ -117,6 +134,12 @@ impl Conn {
                     .await
                     .context("CHECKPOINT (the role needs pg_checkpoint or superuser)")?;
             }
+            Conn::MariaDb(conn) => {
+                sqlx::raw_sql("ANALYZE TABLE jobs, job_drives, retention_runs, retention_audit")
+                    .execute(conn)
+                    .await
+                    .context("ANALYZE TABLE")?;
+            }
         }
         Ok(())
     }
@@ -125,6 +148,7 @@ impl Conn {
         match self {
             Conn::Sqlite(conn) => conn.close().await,
             Conn::Postgres(conn) => conn.close().await,
+            Conn::MariaDb(conn) => conn.close().await,
         }
         .context("closing a connection")
     }
@@ -134,7 +158,7 @@ impl Conn {
 pub struct Stores {
     backend: Engine,
     work_dir: PathBuf,
-    /// PostgreSQL: a URL whose role may create databases.
+    /// PostgreSQL or MariaDB: a URL whose user may create databases.
     admin_url: String,
     /// `retentiond_bench_<pid>`: the start of every database name.
     prefix: String,
@@ -165,6 +189,7 @@ impl Stores {
             Location::Postgres { database } => {
                 self.admin(&format!("CREATE DATABASE \"{database}\"")).await?;
             }
+            Location::MariaDb { database } => self.admin(&format!("CREATE DATABASE `{database}`")).await?,
         }
         self.live.push(store.clone());
         Ok(store)
@@ -193,6 +218,11 @@ impl Stores {
                 sqlx::raw_sql("ANALYZE").execute(&mut conn).await.with_context(|| format!("ANALYZE of {to}"))?;
                 conn.close().await.context("closing a connection")?;
             }
+            (Location::MariaDb { database: from }, Location::MariaDb { database: to }) => {
+                self.admin(&format!("CREATE DATABASE `{to}`")).await?;
+                self.live.push(store.clone());
+                copy_mariadb(from, &store).await.with_context(|| format!("copying {from} to {to}"))?;
+            }
             _ => return Err("a store can only be copied within its backend".into()),
         }
         Ok(store)
@@ -206,6 +236,7 @@ impl Stores {
             Location::Postgres { database } => {
                 self.admin(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).await
             }
+            Location::MariaDb { database } => self.admin(&format!("DROP DATABASE IF EXISTS `{database}`")).await,
         }
     }
 
@@ -225,12 +256,12 @@ impl Stores {
         let location = match self.backend {
             Engine::Sqlite => Location::Sqlite(self.work_dir.join(format!("{variant}.db"))),
             Engine::Postgres => Location::Postgres { database: format!("{}_{variant}", self.prefix) },
-            Engine::MariaDb => return Err("the purge benchmark does not measure MariaDB yet".into()),
+            Engine::MariaDb => Location::MariaDb { database: format!("{}_{variant}", self.prefix) },
         };
         let url = match &location {
             Location::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Location::Postgres { database } => {
-                let mut url = url::Url::parse(&self.admin_url).context("--postgres-url is not a URL")?;
+            Location::Postgres { database } | Location::MariaDb { database } => {
+                let mut url = url::Url::parse(&self.admin_url).context("the server's URL is not a URL")?;
                 url.set_path(&format!("/{database}"));
                 url.to_string()
             }
@@ -268,11 +299,16 @@ impl Stores {
     }
 
     async fn admin(&self, sql: &str) -> Result<()> {
+        let statement = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()));
+        if self.backend == Engine::MariaDb {
+            let mut conn = MySqlConnection::connect(&self.admin_url).await.with_context(|| {
+                format!("cannot connect to MariaDB at {}", retentiond::config::redact_url(&self.admin_url))
+            })?;
+            statement.execute(&mut conn).await.with_context(|| format!("{sql} failed"))?;
+            return conn.close().await.context("closing the admin connection");
+        }
         let mut conn = self.admin_connection().await?;
-        sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .with_context(|| format!("{sql} failed"))?;
+        statement.execute(&mut conn).await.with_context(|| format!("{sql} failed"))?;
         conn.close().await.context("closing the admin connection")
     }
 
@@ -286,6 +322,34 @@ impl Stores {
 /// `retentiond_bench_<pid>`: every database of this process starts with it.
 pub fn database_prefix() -> String {
     format!("retentiond_bench_{}", std::process::id())
+}
+
+/// MariaDB: `to` (an empty database) gets the schema from `retentiond
+/// migrate`, then every table's stored columns from the database `from`,
+/// one `INSERT … SELECT` each (foreign keys unchecked: the rows are a
+/// consistent copy), and is settled.
+async fn copy_mariadb(from: &str, to: &BenchStore) -> Result<()> {
+    super::cli::run(&to.url, &["migrate"]).await?;
+    let Conn::MariaDb(mut conn) = to.connect().await? else {
+        return Err("a MariaDB store without a MariaDB connection".into());
+    };
+    sqlx::raw_sql("SET SESSION foreign_key_checks = 0, unique_checks = 0, tx_isolation = 'READ-COMMITTED'")
+        .execute(&mut conn)
+        .await
+        .context("setting up the copying session")?;
+    for table in COPIED_TABLES {
+        let columns: String = sqlx::query_scalar(STORED_COLUMNS)
+            .bind(from)
+            .bind(table)
+            .fetch_one(&mut conn)
+            .await
+            .with_context(|| format!("reading the columns of {from}.{table}"))?;
+        let sql = format!("INSERT INTO `{table}` ({columns}) SELECT {columns} FROM `{from}`.`{table}`");
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await.with_context(|| format!("copying {table}"))?;
+    }
+    let mut conn = Conn::MariaDb(conn);
+    conn.settle().await?;
+    conn.close().await
 }
 
 /// Copies the file and flushes the copy, so the copy's write-back does not

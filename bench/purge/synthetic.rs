@@ -2,7 +2,8 @@
 //! to make (ten million idle jobs, or a backlog of millions all eligible) or
 //! shapes it does not make (a store loaded and purged at once).
 //! The schema comes from `retentiond migrate`; the rows from a recursive CTE
-//! (SQLite) or `generate_series` (PostgreSQL), in chunks so no transaction
+//! (SQLite), `generate_series` (PostgreSQL) or a table of the SEQUENCE
+//! engine (MariaDB: `seq_<first>_to_<last>`), in chunks so no transaction
 //! (and no WAL) grows with the whole store, and progress can be shown.
 //!
 //! * idle: jobs spread evenly over every state, every timestamp within the
@@ -77,6 +78,21 @@ const POSTGRES_LOADED: &str = "INSERT INTO jobs (name, job_type, state, cancel_r
                ELSE now() - make_interval(secs => $4 + i * 7919 % $3) END AS ts \
            FROM generate_series($1::bigint, $2::bigint) AS i) AS numbered";
 
+/// MariaDB's: `{numbers}`, the sequence table of the chunk; ? the spread.
+const MARIADB_IDLE: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, created_at, updated_at, \
+       state_changed_at) \
+     SELECT CONCAT('idle-', LPAD(seq, 8, '0')), IF(seq % 2 = 0, 'Import', 'Export'), \
+       ELT(seq % 7 + 1, 'Creating', 'Shipping', 'Received', 'Transferring', 'Packaging', 'Completed', 'Closed'), \
+       FALSE, ts, ts, ts \
+     FROM (SELECT seq, UTC_TIMESTAMP(6) - INTERVAL (seq * 7919 % ?) SECOND AS ts FROM {numbers}) AS numbered";
+
+/// MariaDB's: `{numbers}`, the sequence table of the chunk; ? the minimum age, ? the spread.
+const MARIADB_BACKLOG: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, created_at, updated_at, \
+       state_changed_at) \
+     SELECT CONCAT('backlog-', LPAD(seq, 8, '0')), IF(seq % 2 = 0, 'Import', 'Export'), 'Completed', FALSE, \
+       ts - INTERVAL 10 DAY, ts, ts \
+     FROM (SELECT seq, UTC_TIMESTAMP(6) - INTERVAL (? + seq * 7919 % ?) SECOND AS ts FROM {numbers}) AS numbered";
+
 /// Seconds in 30 days: live jobs of the loaded store changed up to this long ago.
 const LOADED_LIVE_SPREAD_S: i64 = 30 * 86_400;
 
@@ -87,6 +103,9 @@ const SQLITE_TWO_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state
 const POSTGRES_TWO_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
      SELECT jobs.id, drive.id, 'ShippedBack', 0 FROM jobs \
      CROSS JOIN (SELECT 'BACKLOG1' AS id UNION ALL SELECT 'BACKLOG2') AS drive WHERE jobs.id > $1";
+const MARIADB_TWO_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
+     SELECT jobs.id, drive.id, 'ShippedBack', 0 FROM jobs \
+     CROSS JOIN (SELECT 'BACKLOG1' AS id UNION ALL SELECT 'BACKLOG2') AS drive WHERE jobs.id > ?";
 
 /// A store of `jobs` jobs of which none is eligible.
 pub async fn idle_store(stores: &mut Stores, jobs: u64) -> Result<BenchStore> {
@@ -181,6 +200,27 @@ async fn insert_chunk(conn: &mut Conn, kind: Kind, first: u64, last: u64) -> Res
             jobs.execute(&mut *transaction).await?;
             if kind != Kind::Idle {
                 sqlx::query(POSTGRES_TWO_DRIVES).bind(before).execute(&mut *transaction).await?;
+            }
+            Ok(transaction.commit().await?)
+        }
+        Conn::MariaDb(conn) => {
+            let mut transaction = sqlx::Connection::begin(conn).await?;
+            let before: i64 =
+                sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM jobs").fetch_one(&mut *transaction).await?;
+            let numbers = format!("seq_{first}_to_{last}");
+            let jobs = match kind {
+                Kind::Idle => MARIADB_IDLE.replace("{numbers}", &numbers),
+                Kind::Backlog => MARIADB_BACKLOG.replace("{numbers}", &numbers),
+                Kind::Loaded => return Err("the loaded store is PostgreSQL only".into()),
+            };
+            let jobs = sqlx::query(sqlx::AssertSqlSafe(jobs));
+            let jobs = match kind {
+                Kind::Idle => jobs.bind(IDLE_SPREAD_S),
+                _ => jobs.bind(BACKLOG_MIN_AGE_S).bind(BACKLOG_SPREAD_S),
+            };
+            jobs.execute(&mut *transaction).await?;
+            if kind == Kind::Backlog {
+                sqlx::query(MARIADB_TWO_DRIVES).bind(before).execute(&mut *transaction).await?;
             }
             Ok(transaction.commit().await?)
         }

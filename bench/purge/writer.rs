@@ -39,6 +39,13 @@ const POSTGRES_INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, 
      VALUES ($1, 'WRITER01', 'Specified', 0), ($1, 'WRITER02', 'Specified', 0)";
 const POSTGRES_TOUCH: &str = "UPDATE jobs SET updated_at = now() WHERE id = $1";
 
+const MARIADB_INSERT_JOB: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, created_at, \
+     updated_at, state_changed_at) VALUES (?, 'Import', 'Creating', FALSE, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), \
+     UTC_TIMESTAMP(6)) RETURNING id";
+const MARIADB_INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
+     VALUES (?, 'WRITER01', 'Specified', 0), (?, 'WRITER02', 'Specified', 0)";
+const MARIADB_TOUCH: &str = "UPDATE jobs SET updated_at = UTC_TIMESTAMP(6) WHERE id = ?";
+
 /// One operation of the writer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Op {
@@ -70,6 +77,7 @@ impl Writer {
         let live_ids: Vec<i64> = match &mut conn {
             Conn::Sqlite(conn) => sqlx::query_scalar(LIVE_JOB_IDS).fetch_all(conn).await,
             Conn::Postgres(conn) => sqlx::query_scalar(LIVE_JOB_IDS).fetch_all(conn).await,
+            Conn::MariaDb(conn) => sqlx::query_scalar(LIVE_JOB_IDS).fetch_all(conn).await,
         }
         .context("the writer cannot read the live jobs")?;
         if live_ids.is_empty() {
@@ -128,6 +136,12 @@ async fn insert_job(conn: &mut Conn, name: &str) -> std::result::Result<(), sqlx
             sqlx::query(POSTGRES_INSERT_DRIVES).bind(id).execute(&mut *transaction).await?;
             transaction.commit().await
         }
+        Conn::MariaDb(conn) => {
+            let mut transaction = conn.begin().await?;
+            let id: i64 = sqlx::query_scalar(MARIADB_INSERT_JOB).bind(name).fetch_one(&mut *transaction).await?;
+            sqlx::query(MARIADB_INSERT_DRIVES).bind(id).bind(id).execute(&mut *transaction).await?;
+            transaction.commit().await
+        }
     }
 }
 
@@ -140,6 +154,9 @@ async fn touch_job(conn: &mut Conn, id: i64) -> std::result::Result<(), sqlx::Er
         }
         Conn::Postgres(conn) => {
             sqlx::query(POSTGRES_TOUCH).bind(id).execute(conn).await?;
+        }
+        Conn::MariaDb(conn) => {
+            sqlx::query(MARIADB_TOUCH).bind(id).execute(conn).await?;
         }
     }
     Ok(())

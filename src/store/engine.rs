@@ -34,13 +34,15 @@ impl Engine {
     }
 
     /// The engines a benchmark's `--backend` names: one engine by its name,
-    /// or `both` for SQLite and PostgreSQL (the benchmarks do not measure
-    /// MariaDB yet, and say so when named).
+    /// `both` for SQLite and PostgreSQL, or `all` (a benchmark that does not
+    /// measure an engine says so when it is named).
     pub fn choose(choice: &str) -> Result<Vec<Engine>, String> {
-        if choice == "both" {
-            return Ok(vec![Engine::Sqlite, Engine::Postgres]);
+        match choice {
+            "both" => return Ok(vec![Engine::Sqlite, Engine::Postgres]),
+            "all" => return Ok(Engine::ALL.to_vec()),
+            _ => {}
         }
-        let choices = Engine::ALL.iter().map(|engine| engine.name()).chain(["both"]).collect();
+        let choices = Engine::ALL.iter().map(|engine| engine.name()).chain(["both", "all"]).collect();
         Engine::named(choice).map(|engine| vec![engine]).ok_or_else(|| format!("expected {}", or_list(choices)))
     }
 
@@ -134,6 +136,7 @@ mod tests {
         assert_eq!(Engine::scheme_prefixes(), "sqlite:, postgres:, postgresql:, mariadb: or mysql:");
         assert_eq!(Engine::choose("postgres"), Ok(vec![Engine::Postgres]));
         assert_eq!(Engine::choose("both"), Ok(vec![Engine::Sqlite, Engine::Postgres]));
-        assert_eq!(Engine::choose("mysql"), Err("expected sqlite, postgres, mariadb or both".to_owned()));
+        assert_eq!(Engine::choose("all"), Ok(vec![Engine::Sqlite, Engine::Postgres, Engine::MariaDb]));
+        assert_eq!(Engine::choose("mysql"), Err("expected sqlite, postgres, mariadb, both or all".to_owned()));
     }
 }
