@@ -605,13 +605,17 @@ fn tls_settings_and_url_parameters() {
 fn tls_and_password_file_rules() {
     const PG: (&str, &str) = ("RETENTIOND__DATABASE__URL", "postgres://db/j");
     let url = |value| ("RETENTIOND__DATABASE__URL", value);
-    let cases: [(&[(&str, &str)], &str); 14] = [
+    let cases: [(&[(&str, &str)], &str); 15] = [
         (&[PG, ("RETENTIOND__DATABASE__SSLMODE", "allow")], "sslmode allow is not supported"),
         (&[PG, ("RETENTIOND__DATABASE__SSLMODE", "verify_full")], "invalid sslmode \"verify_full\""),
         (&[url("postgres://db/j?sslmode=strict")], "database.url: invalid sslmode \"strict\""),
         (
             &[url("postgres://db/j?sslmode=require"), ("RETENTIOND__DATABASE__SSLMODE", "verify-full")],
             "database.sslmode = \"verify-full\" conflicts with sslmode=require in database.url; set it in one place",
+        ),
+        (
+            &[url("mariadb://db/j?ssl-mode=verify_ca"), ("RETENTIOND__DATABASE__SSLMODE", "verify_identity")],
+            "database.sslmode = \"verify-full\" conflicts with ssl-mode=verify_ca in database.url; set it in one place",
         ),
         (
             &[url("postgres://db/j?sslrootcert=/a.pem"), ("RETENTIOND__DATABASE__SSLROOTCERT", "/b.pem")],

@@ -150,36 +150,35 @@ fn server_tls_and_password(db: &DatabaseSettings, problems: &mut Problems<'_>) {
             );
         }
     }
-    let url_mode = db.url.parameter(SSLMODE_PARAMETERS);
-    if let Some(text) = &url_mode
+    // Conflicts name the URL's parameters as it spells them (sslmode or ssl-mode).
+    let url_mode = db.url.named_parameter(SSLMODE_PARAMETERS);
+    if let Some((_, text)) = &url_mode
         && let Err(error) = SslMode::parse(text)
     {
         problems.add("database.url", format!("database.url: {error}"));
     }
-    if let (Some(setting), Some(Ok(in_url))) = (db.sslmode, url_mode.as_deref().map(SslMode::parse))
-        && setting != in_url
+    if let (Some(setting), Some((name, text))) = (db.sslmode, &url_mode)
+        && SslMode::parse(text).is_ok_and(|in_url| in_url != setting)
     {
         problems.add(
             "database.sslmode",
             format!(
-                "database.sslmode = {:?} conflicts with sslmode={} in database.url; set it in one place",
-                setting.as_str(),
-                in_url.as_str()
+                "database.sslmode = {:?} conflicts with {name}={text} in database.url; set it in one place",
+                setting.as_str()
             ),
         );
     }
     for file in TlsFile::ALL {
         let setting = file.setting(db);
-        if let Some(in_url) = db.url.parameter(file.parameters())
+        if let Some((name, in_url)) = db.url.named_parameter(file.parameters())
             && !setting.is_empty()
             && setting != in_url
         {
             problems.add(
                 file.key(),
                 format!(
-                    "{} = {setting:?} conflicts with {}={in_url} in database.url; set it in one place",
-                    file.key(),
-                    file.parameters()[0]
+                    "{} = {setting:?} conflicts with {name}={in_url} in database.url; set it in one place",
+                    file.key()
                 ),
             );
         }
