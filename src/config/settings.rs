@@ -102,6 +102,11 @@ impl TlsFile {
 }
 
 impl DatabaseSettings {
+    /// `statement_timeout` in milliseconds (validation keeps it within an `i64`).
+    pub fn statement_timeout_ms(&self) -> i64 {
+        self.statement_timeout.as_millis() as i64
+    }
+
     /// The TLS mode set by `database.sslmode`, else by the URL's `sslmode`;
     /// `None`: neither (the driver's default, `prefer`, or `PGSSLMODE`).
     /// A value that does not parse counts as unset: validation refused it.

@@ -12,7 +12,9 @@ use super::Db;
 use crate::model::{AuditEntry, Drive, Job, Pauses, Removed, RunRecord, RunStatus};
 use crate::policy::{PerPolicy, Policy, SortKey};
 use crate::store::StoreError;
-use crate::store::records::{Candidate, DeletedJob, EligibleIds, EligibleJobs, ForecastCount, HeldJob, TrailKey};
+use crate::store::records::{
+    Candidate, ClockReading, DeletedJob, EligibleIds, EligibleJobs, ForecastCount, HeldJob, TrailKey,
+};
 
 type Row<DB> = <DB as Database>::Row;
 
@@ -181,6 +183,12 @@ pub(crate) fn forecast_count<DB: Db>(row: &Row<DB>) -> Result<ForecastCount, Sto
         day: DB::int(row, "day")?,
         jobs: DB::int(row, "jobs")? as u64,
     })
+}
+
+/// The database's clock and the jobs in its future: the `now` and `future`
+/// columns of a server engine's reading of the clock (`CLOCK_AND_SKEW`, a run's start).
+pub(crate) fn clock<DB: Db>(row: &Row<DB>) -> Result<ClockReading, StoreError> {
+    Ok(ClockReading { now: DB::time(row, "now")?, future_jobs: DB::int(row, "future")? as u64 })
 }
 
 /// The (`at`, `id`) of a row the audit trail's lifecycle removed.

@@ -16,7 +16,10 @@ use std::time::Instant;
 use sqlx::pool::{Pool, PoolConnection};
 use sqlx::{Connection, Database};
 
-use super::PING_AFTER_IDLE;
+use super::{Db, PING_AFTER_IDLE, decode, id_range_args};
+use crate::policy::PerPolicy;
+use crate::store::StoreError;
+use crate::store::records::{EligibleIds, IdRange};
 
 pub(crate) struct KeptSession<DB: Database> {
     slot: Mutex<Option<(PoolConnection<DB>, Instant)>>,
@@ -62,5 +65,45 @@ impl<DB: Database> KeptSession<DB> {
         if let Some((conn, _)) = kept {
             let _ = conn.close().await;
         }
+    }
+}
+
+/// The two sessions a sweep keeps: its batches', and its reads' of the next ids.
+pub(crate) struct SweepSessions<DB: Database> {
+    pub deleting: KeptSession<DB>,
+    pub reading: KeptSession<DB>,
+}
+
+impl<DB: Database> Default for SweepSessions<DB> {
+    fn default() -> Self {
+        SweepSessions { deleting: KeptSession::default(), reading: KeptSession::default() }
+    }
+}
+
+impl<DB: Db> SweepSessions<DB> {
+    /// The next ids of each policy, read with `statement` on the reading session (taken from `pool`).
+    pub async fn eligible_ids(
+        &self,
+        pool: &Pool<DB>,
+        statement: &'static str,
+        ranges: &PerPolicy<Option<IdRange>>,
+    ) -> Result<PerPolicy<EligibleIds>, StoreError> {
+        let mut conn = self.reading.take(pool).await?;
+        let rows =
+            DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &id_range_args(ranges))).await?;
+        self.reading.keep(conn);
+        decode::eligible_ids::<DB>(&rows)
+    }
+
+    /// Gives both back to their pool (a run's end).
+    pub fn release(&self) {
+        self.deleting.release();
+        self.reading.release();
+    }
+
+    /// Ends both.
+    pub async fn end(&self) {
+        self.deleting.end().await;
+        self.reading.end().await;
     }
 }

@@ -67,6 +67,12 @@ pub enum MigrateError {
     Store(#[from] StoreError),
 }
 
+impl From<MigrateError> for StoreError {
+    fn from(error: MigrateError) -> Self {
+        StoreError::Database(format!("migration failed: {error}"))
+    }
+}
+
 /// The statements of a migration's text, in order: each ends with `;` at
 /// the end of a line; lines that are comments (`--`) are left out, so a
 /// comment may contain any text.

@@ -33,7 +33,7 @@ pub(crate) use connect::{
     server_pool_options,
 };
 pub(crate) use credentials::{ClientIdentity, StoreOptions, TlsOptions, reads_files, with_files};
-pub(crate) use kept_session::KeptSession;
+pub(crate) use kept_session::SweepSessions;
 pub(crate) use nodelay::TcpServer;
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
 pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
@@ -85,8 +85,10 @@ pub(crate) trait Driver: SweepStore + AdminStore + 'static {
 
     fn pool(&self, purpose: Purpose) -> &Pool<Self::Db>;
 
-    /// A transaction of the job commands' writes.
-    fn begin(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+    /// A transaction of the job commands' writes: by default on the general pool.
+    fn begin(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send {
+        async move { Ok(self.pool(Purpose::General).begin().await?) }
+    }
 
     /// Commits a transaction [`Driver::begin`] opened.
     fn commit(&self, tx: Transaction<'static, Self::Db>) -> impl Future<Output = Result<(), StoreError>> + Send {

@@ -49,6 +49,13 @@ impl<DB: Database> Default for OwnSessions<DB> {
 }
 
 impl<DB: Db> OwnSessions<DB> {
+    /// Starts with `conn` as a spare session.
+    pub fn with_spare(conn: DB::Connection) -> Self {
+        let own = OwnSessions::default();
+        own.give_back(conn);
+        own
+    }
+
     /// Runs `statement` on a session of its own and returns the session
     /// with its row: a spare one, else one the engine kept (`kept`), else a
     /// new one (`open`). A kept session may have been closed by the server

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use sqlx::pool::{Pool, PoolOptions};
 use sqlx::{Connection, Database};
 
-use super::Db;
+use super::{Db, StoreOptions};
 use crate::config::{DatabaseSettings, DatabaseUrl};
 use crate::store::{ReplicaLag, StoreError};
 
@@ -60,6 +60,8 @@ pub(crate) struct Streaming {
 pub(crate) enum Replayed {
     /// The position it replayed, to compare with the primary's.
     UpTo(i64),
+    /// How far behind it says it is.
+    Behind(Duration),
 }
 
 /// An engine's reads of its replicas; each error is worded for the log.
@@ -68,20 +70,21 @@ pub(crate) trait ReplicaReads: Send + Sync + 'static {
     /// The port of a replica's URL that names none.
     const DEFAULT_PORT: u16;
     /// Where the primary lists its streaming replicas, for the log.
-    const LISTED_IN: &'static str;
+    const LISTED_IN: &'static str = "the primary's list of replicas";
 
-    /// The connect options of a replica: `settings` with its URL.
-    fn connect_options(
-        settings: &DatabaseSettings,
-    ) -> Result<<<Self::Db as Database>::Connection as Connection>::Options, StoreError>;
-
-    /// Read on the primary; `None`: the engine knows its replicas only from
-    /// `database.replicas`.
-    fn primary(pool: &Pool<Self::Db>) -> impl Future<Output = Result<Option<Primary>, String>> + Send;
+    /// Read on the primary; `None` (the default): the engine knows its
+    /// replicas only from `database.replicas`.
+    fn primary(_pool: &Pool<Self::Db>) -> impl Future<Output = Result<Option<Primary>, String>> + Send {
+        async { Ok(None) }
+    }
 
     /// Read on one of `database.replicas`.
     fn replica(pool: &Pool<Self::Db>) -> impl Future<Output = Result<Replayed, String>> + Send;
 }
+
+/// What an engine's connect options are made of, for `R`.
+type ConnectOptions<R> =
+    Result<StoreOptions<<<<R as ReplicaReads>::Db as Database>::Connection as Connection>::Options>, StoreError>;
 
 /// A replica last seen streaming: where its replay was, and when.
 struct Seen {
@@ -137,18 +140,20 @@ pub(crate) struct Replicas<R: ReplicaReads> {
 }
 
 impl<R: ReplicaReads> Replicas<R> {
-    pub fn new(settings: &DatabaseSettings) -> Self {
+    /// `connect`: the engine's connect options, for a replica's settings
+    /// (those of `database.url` with the replica's URL).
+    pub fn new(settings: &DatabaseSettings, connect: impl Fn(&DatabaseSettings) -> ConnectOptions<R>) -> Self {
         let direct = settings
             .replicas
             .iter()
             .map(|url| {
                 let replica = DatabaseSettings { url: url.clone(), replicas: Vec::new(), ..settings.clone() };
-                let pool = R::connect_options(&replica).map_err(|error| error.to_string()).map(|options| {
+                let pool = connect(&replica).map_err(|error| error.to_string()).map(|store| {
                     PoolOptions::<R::Db>::new()
                         .max_connections(1)
                         .min_connections(0)
                         .acquire_timeout(settings.connect_timeout.min(DIRECT_READ_TIMEOUT))
-                        .connect_lazy_with(options)
+                        .connect_lazy_with(store.options)
                 });
                 Direct { name: replica_name(url, R::DEFAULT_PORT), url: url.clone(), pool }
             })
@@ -226,6 +231,7 @@ impl<R: ReplicaReads> Replicas<R> {
             return Err(format!("no answer within {} s", DIRECT_READ_TIMEOUT.as_secs()));
         };
         match (read?, current) {
+            (Replayed::Behind(lag), _) => Ok(lag),
             (Replayed::UpTo(_), None) => Err("the primary's position could not be read".into()),
             (Replayed::UpTo(replayed), Some(current)) => {
                 let history = self.history.lock().unwrap_or_else(|e| e.into_inner());

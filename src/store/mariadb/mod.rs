@@ -11,22 +11,25 @@
 
 pub mod migrate;
 mod options;
+mod replicas;
 mod server;
 /// Public so that tests can examine the query plans.
 pub mod sql;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlRow, MySqlSslMode};
-use sqlx::{Connection, Transaction};
+use sqlx::Connection;
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySqlPool, MySqlSslMode};
 
+use self::replicas::ReplicaStatus;
 use self::server::ReadOnlyServer;
 use super::common::{
-    self, AbandonedRun, Arg, Codec, Db, Driver, KeptSession, LeaseEnd, NoConnection, OwnSessions, Purpose, Statements,
-    StoreOptions, TcpServer, decode, enabled_policies, first_session, open_session, server_pool_options,
+    self, AbandonedRun, Arg, Codec, Db, Driver, LeaseEnd, NoConnection, OwnSessions, Purpose, Replicas, Statements,
+    StoreOptions, SweepSessions, TcpServer, decode, enabled_policies, first_session, open_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
+    TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
@@ -52,9 +55,9 @@ pub struct MariaDbStore {
     settings: DatabaseSettings,
     pool: MySqlPool,
     /// The sessions of a sweep's batches and of its reads of the next ids.
-    deleting: KeptSession<MySql>,
-    reading: KeptSession<MySql>,
+    kept: SweepSessions<MySql>,
     own: OwnSessions<MySql>,
+    replicas: Replicas<ReplicaStatus>,
 }
 
 impl MariaDbStore {
@@ -71,18 +74,16 @@ impl MariaDbStore {
         let mut first =
             first_session::<MySqlConnection>(settings, &options, server, (&trusted, TLS_REFUSED), hint).await?;
         server::check(&mut first).await?;
-        let timeout = statement_timeout(settings);
+        let timeout = settings.statement_timeout_ms();
         MySql::query(sql::SESSION_SETTINGS, &[timeout.into()]).execute(&mut first).await?;
         let setup = Some((sql::SESSION_SETTINGS, timeout));
         let pool = server_pool_options::<MySql>(settings, tcp_server(&options), setup).connect_lazy_with(options);
-        let own = OwnSessions::default();
-        own.give_back(first);
         Ok(MariaDbStore {
             settings: settings.clone(),
             pool,
-            deleting: KeptSession::default(),
-            reading: KeptSession::default(),
-            own,
+            kept: SweepSessions::default(),
+            own: OwnSessions::with_spare(first),
+            replicas: Replicas::new(settings, options::connect_options),
         })
     }
 
@@ -93,17 +94,8 @@ impl MariaDbStore {
         let options = (*self.pool.connect_options()).clone();
         let timeout = self.pool.options().get_acquire_timeout();
         let mut conn = open_session(&options, timeout, tcp_server(&options)).await?;
-        MySql::query(sql::SESSION_SETTINGS, &[statement_timeout(&self.settings).into()]).execute(&mut conn).await?;
+        MySql::query(sql::SESSION_SETTINGS, &[self.settings.statement_timeout_ms().into()]).execute(&mut conn).await?;
         Ok(conn)
-    }
-
-    /// Runs `statement` on a session of its own ([`OwnSessions::run`]).
-    async fn on_own(
-        &self,
-        statement: &'static str,
-        args: &[Arg<'_>],
-    ) -> Result<(MySqlConnection, MySqlRow), StoreError> {
-        self.own.run(statement, args, || None, || self.new_own()).await
     }
 
     /// A claim and a delete of the audit trail's lifecycle, in one
@@ -145,11 +137,6 @@ fn plain_text_hint(failure: &NoConnection, options: &MySqlConnectOptions) -> &'s
     } else {
         ""
     }
-}
-
-/// `database.statement_timeout` in milliseconds (validation keeps it within an `i64`).
-fn statement_timeout(settings: &DatabaseSettings) -> i64 {
-    settings.statement_timeout.as_millis() as i64
 }
 
 /// The server `options` reach over TCP; `None` over a Unix socket.
@@ -196,11 +183,6 @@ async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -
     Ok(deleted)
 }
 
-/// The `now` and `future` columns of `CLOCK_AND_SKEW` and `RUN_START_READINGS`.
-fn clock(row: &MySqlRow) -> Result<ClockReading, StoreError> {
-    Ok(ClockReading { now: MySql::time(row, "now")?, future_jobs: MySql::int(row, "future")? as u64 })
-}
-
 /// Timestamps are DATETIME(6) in UTC, bound as `NaiveDateTime` (sql.rs
 /// says why), within the type's years 1-9999; lists are JSON arrays.
 impl Codec for MySql {
@@ -238,22 +220,23 @@ impl Driver for MariaDbStore {
     fn pool(&self, _purpose: Purpose) -> &MySqlPool {
         &self.pool
     }
-
-    async fn begin(&self) -> Result<Transaction<'static, MySql>, StoreError> {
-        Ok(self.pool.begin().await?)
-    }
 }
 
 #[async_trait]
 impl SweepStore for MariaDbStore {
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
-        clock(&MySql::query(sql::CLOCK_AND_SKEW, &enabled_policies(retentions)).fetch_one(&self.pool).await?)
+        decode::clock::<MySql>(
+            &MySql::query(sql::CLOCK_AND_SKEW, &enabled_policies(retentions)).fetch_one(&self.pool).await?,
+        )
     }
 
     /// The run's session holds its lock until `finish_run` releases it, or
     /// until this process dies.
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
-        let (mut conn, readings) = self.on_own(sql::RUN_START_READINGS, &enabled_policies(run.retentions)).await?;
+        let (mut conn, readings) = self
+            .own
+            .run(sql::RUN_START_READINGS, &enabled_policies(run.retentions), || None, || self.new_own())
+            .await?;
         for run in AbandonedRun::all::<MySql>(&readings)? {
             MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut conn).await?;
             run.log();
@@ -271,28 +254,23 @@ impl SweepStore for MariaDbStore {
             return Err(StoreError::Database(format!("run {run_id}: its lock is held by another session")));
         }
         self.own.hold_lease(run_id, conn);
-        Ok((run_id, clock(&readings)?))
+        Ok((run_id, decode::clock::<MySql>(&readings)?))
     }
 
     /// Records the end through the pool, then releases the lock on the
     /// run's session: a sweep that finds the lock free sees the run finished.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
-        self.deleting.release();
-        self.reading.release();
+        self.kept.release();
         let recorded = MySql::query(sql::FINISH_RUN, &common::outcome_args(run_id, outcome)).execute(&self.pool).await;
         if self.own.end_lease(run_id, sql::UNLOCK_RUN, &[run_id.into()]).await == LeaseEnd::Broken {
-            self.deleting.end().await;
-            self.reading.end().await;
+            self.kept.end().await;
         }
         recorded?;
         Ok(())
     }
 
     async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
-        let mut conn = self.reading.take(&self.pool).await?;
-        let rows = MySql::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges)).fetch_all(&mut *conn).await?;
-        self.reading.keep(conn);
-        decode::eligible_ids::<MySql>(&rows)
+        self.kept.eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
     }
 
     /// Claims the jobs still eligible, writes their audit rows, deletes
@@ -300,7 +278,7 @@ impl SweepStore for MariaDbStore {
     async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
         let mut ids = batch.ids.to_vec();
         ids.sort_unstable();
-        let mut conn = self.deleting.take(&self.pool).await?;
+        let mut conn = self.kept.deleting.take(&self.pool).await?;
         let mut tx = conn.begin().await?;
         let mut deleted = match write_batch(&mut tx, &ids, batch).await {
             Ok(deleted) => deleted,
@@ -313,7 +291,7 @@ impl SweepStore for MariaDbStore {
             }
         };
         tx.commit().await?;
-        self.deleting.keep(conn);
+        self.kept.deleting.keep(conn);
         deleted.sort_by_key(|job| job.key.job_id);
         Ok(deleted)
     }
@@ -331,7 +309,7 @@ impl SweepStore for MariaDbStore {
     /// A named lock, on a session of its own: the lock lives as long as the session.
     async fn try_lead(&self) -> Result<bool, StoreError> {
         let lock = async || {
-            let (conn, row) = self.on_own(sql::TRY_LEAD, &[]).await?;
+            let (conn, row) = self.own.run(sql::TRY_LEAD, &[], || None, || self.new_own()).await?;
             Ok((conn, MySql::flag(&row, "locked")?))
         };
         self.own.try_lead(lock).await
@@ -340,15 +318,16 @@ impl SweepStore for MariaDbStore {
     async fn end_lead(&self) {
         self.own.end_lead(sql::END_LEAD, &[]).await;
     }
+
+    async fn replica_lags(&self) -> Vec<ReplicaLag> {
+        self.replicas.lags(&self.pool).await
+    }
 }
 
 #[async_trait]
 impl AdminStore for MariaDbStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        migrate::run(&mut conn, None)
-            .await
-            .map_err(|error| StoreError::Database(format!("migration failed: {error}")))?;
+        migrate::run(&mut *self.pool.acquire().await?, None).await?;
         Ok(())
     }
 
@@ -368,9 +347,9 @@ impl AdminStore for MariaDbStore {
 
     async fn close(&self) {
         self.end_lead().await;
-        self.deleting.end().await;
-        self.reading.end().await;
+        self.kept.end().await;
         self.own.close().await;
         self.pool.close().await;
+        self.replicas.close().await;
     }
 }

@@ -663,3 +663,8 @@ pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
     " FROM retention_audit FORCE INDEX (retention_audit_by_job_name) \
      WHERE (job_name > $2 OR (job_name = $2 AND id > $3)) AND job_name < $1 ORDER BY job_name, id LIMIT $4"
 );
+
+/// What a replica of `database.replicas` says of its replication
+/// (`replicas.rs`): one row, none on a server that is no replica. Needs
+/// `SLAVE MONITOR` there (docs/security.md).
+pub const REPLICA_STATUS: &str = "SHOW REPLICA STATUS";

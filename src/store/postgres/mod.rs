@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Connection;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, PgRow, Postgres};
-use sqlx::{Connection, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, Postgres};
 
 use self::replicas::Standbys;
 use self::sessions::Sessions;
@@ -96,7 +96,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             settings: settings.clone(),
             sessions: Sessions::new(pool, index_order_pool, first),
-            replicas: Replicas::new(settings),
+            replicas: Replicas::new(settings, options::connect_options),
             read_only_seen: Mutex::new(None),
         })
     }
@@ -119,11 +119,6 @@ pub(super) fn classify(error: &sqlx::Error) -> Option<Refusal> {
         READ_ONLY_SQL_TRANSACTION => Some(Refusal::ReadOnly(ReadOnly::new(ReadOnlyServer::Refused(error.to_string())))),
         _ => None,
     }
-}
-
-/// The `now` and `future` columns of `CLOCK_AND_SKEW` and `BEGIN_RUN`.
-fn clock(row: &PgRow) -> Result<ClockReading, StoreError> {
-    Ok(ClockReading { now: Postgres::time(row, "now")?, future_jobs: Postgres::int(row, "future")? as u64 })
 }
 
 /// Timestamps are `timestamptz`; lists are arrays.
@@ -161,17 +156,13 @@ impl Driver for PostgresStore {
             Purpose::PlannedReads => &self.sessions.index_order_pool,
         }
     }
-
-    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.sessions.pool.begin().await?)
-    }
 }
 
 #[async_trait]
 impl SweepStore for PostgresStore {
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
         let query = Postgres::query(sql::CLOCK_AND_SKEW, &enabled_policies(retentions));
-        clock(&query.fetch_one(&self.sessions.index_order_pool).await?)
+        decode::clock::<Postgres>(&query.fetch_one(&self.sessions.index_order_pool).await?)
     }
 
     /// The session holds the run's lock until `finish_run` releases it, or
@@ -184,12 +175,11 @@ impl SweepStore for PostgresStore {
         let run_id = Postgres::int(&row, "id")?;
         AbandonedRun::all::<Postgres>(&row)?.iter().for_each(AbandonedRun::log);
         self.sessions.own.hold_lease(run_id, conn);
-        Ok((run_id, clock(&row)?))
+        Ok((run_id, decode::clock::<Postgres>(&row)?))
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
-        self.sessions.deleting.release();
-        self.sessions.reading.release();
+        self.sessions.kept.release();
         let args = common::outcome_args(run_id, outcome);
         let unlocking = [args.as_slice(), &[RUN_LOCK_CLASS.into()]].concat();
         match self.sessions.own.end_lease(run_id, sql::FINISH_RUN_AND_UNLOCK, &unlocking).await {
@@ -205,20 +195,16 @@ impl SweepStore for PostgresStore {
     }
 
     async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
-        let mut conn = self.sessions.reading.take(&self.sessions.index_order_pool).await?;
-        let rows =
-            Postgres::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges)).fetch_all(&mut *conn).await?;
-        self.sessions.reading.keep(conn);
-        decode::eligible_ids::<Postgres>(&rows)
+        self.sessions.kept.eligible_ids(&self.sessions.index_order_pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
     }
 
     /// One statement deletes the jobs and writes their audit rows.
     async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
         let mut args = common::still_eligible_args(batch.ids, batch.cutoffs);
         args.extend([batch.run_id.into(), batch.deleted_by.into()]);
-        let mut conn = self.sessions.deleting.take(&self.sessions.pool).await?;
+        let mut conn = self.sessions.kept.deleting.take(&self.sessions.pool).await?;
         let rows = Postgres::query(sql::DELETE_ELIGIBLE, &args).fetch_all(&mut *conn).await?;
-        self.sessions.deleting.keep(conn);
+        self.sessions.kept.deleting.keep(conn);
         decode::all(&rows, |row| decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?))
     }
 

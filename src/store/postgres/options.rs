@@ -16,7 +16,7 @@ use crate::tls::SYSTEM_ROOTS;
 /// The options every connection of the store uses.
 pub(super) fn connect_options(settings: &DatabaseSettings) -> Result<StoreOptions<PgConnectOptions>, StoreError> {
     let unreachable = |reason: String| StoreError::unreachable(&settings.url, &reason);
-    let statement_timeout = format!("{}ms", settings.statement_timeout.as_millis());
+    let statement_timeout = format!("{}ms", settings.statement_timeout_ms());
     let mut options = PgConnectOptions::from_str(settings.url.expose())
         .map_err(|e| unreachable(e.to_string()))?
         .application_name("retentiond")

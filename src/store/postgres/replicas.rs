@@ -8,11 +8,9 @@
 use std::time::Duration;
 
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, Postgres};
+use sqlx::postgres::{PgPool, Postgres};
 
-use super::{options, sql};
-use crate::config::DatabaseSettings;
-use crate::store::StoreError;
+use super::sql;
 use crate::store::common::{Db, Primary, Replayed, ReplicaReads, Streaming};
 
 pub(super) struct Standbys;
@@ -21,10 +19,6 @@ impl ReplicaReads for Standbys {
     type Db = Postgres;
     const DEFAULT_PORT: u16 = 5432;
     const LISTED_IN: &'static str = "pg_stat_replication";
-
-    fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, StoreError> {
-        Ok(options::connect_options(settings)?.options)
-    }
 
     async fn primary(pool: &PgPool) -> Result<Option<Primary>, String> {
         let rows = Postgres::query(sql::STANDBYS, &[]).fetch_all(pool).await;

@@ -5,7 +5,7 @@
 //!   the statements written for one plan (what is eligible, the ids a sweep
 //!   reads, the audit trail's pages and removals);
 //! - a pooled session of each kind kept between a sweep's statements
-//!   ([`KeptSession`]);
+//!   (`common::SweepSessions`);
 //! - sessions of their own, outside the pools, for the locks that live as
 //!   long as a session ([`OwnSessions`]), and first of all the session that
 //!   found the server reachable, which also answers whether it takes writes.
@@ -21,14 +21,13 @@ use sqlx::postgres::{PgConnection, PgPool, PgRow, Postgres};
 
 use super::options;
 use crate::store::StoreError;
-use crate::store::common::{self, Arg, KeptSession, OwnSessions};
+use crate::store::common::{self, Arg, OwnSessions, SweepSessions};
 
 pub struct Sessions {
     pub pool: PgPool,
     pub index_order_pool: PgPool,
     /// The sessions of a sweep's batches and of its reads of the next ids.
-    pub deleting: KeptSession<Postgres>,
-    pub reading: KeptSession<Postgres>,
+    pub kept: SweepSessions<Postgres>,
     pub own: OwnSessions<Postgres>,
     /// The session that last asked whether the server takes writes, and when it was opened.
     asking: Mutex<Option<(PgConnection, Instant)>>,
@@ -40,8 +39,7 @@ impl Sessions {
         Sessions {
             pool,
             index_order_pool,
-            deleting: KeptSession::default(),
-            reading: KeptSession::default(),
+            kept: SweepSessions::default(),
             own: OwnSessions::default(),
             asking: Mutex::new(Some((first, Instant::now()))),
         }
@@ -98,8 +96,7 @@ impl Sessions {
     /// Ends the spare sessions, the one that asked whether the server takes
     /// writes, and the pooled ones a sweep keeps between statements.
     async fn close_kept(&self) {
-        self.deleting.end().await;
-        self.reading.end().await;
+        self.kept.end().await;
         self.own.close().await;
         if let Some((conn, _)) = self.take_asking() {
             let _ = conn.close().await;
