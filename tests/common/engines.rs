@@ -16,16 +16,25 @@ use super::env::TestEnv;
 /// deadlock, error 1213) and tests/speed.rs (the auto-sized batches shrink
 /// to 15 jobs, below a quarter of the budget).
 pub const MARIADB_SCENARIO_FILES: &[&str] = &[
+    "audit_trail",
     "cli",
     "clock",
+    "config",
     "connection_loss",
     "crash",
+    "daemon",
     "hostile",
     "http_hostile",
+    "import",
     "lifecycle",
+    "metrics_export",
+    "model",
     "overlap",
     "pages",
+    "retention",
     "security",
+    "store_contract",
+    "sweep",
 ];
 
 /// What a scenario may need that not every engine has.
@@ -418,6 +427,23 @@ impl TestEnv {
         }
         url.set_password(Some(password)).expect("URL takes a password");
         url.to_string()
+    }
+
+    /// What `count` counts for the locks the daemon's sessions hold on
+    /// this store (its runs, its lead): none on SQLite, which has no sessions.
+    pub fn sql_held_locks(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "retention_runs WHERE 1 = 0",
+            Engine::Postgres => {
+                "pg_locks WHERE locktype = 'advisory' \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            }
+            Engine::MariaDb => {
+                "(SELECT IS_USED_LOCK(CONCAT('retentiond.lead.', DATABASE())) AS holder UNION ALL \
+                 SELECT IS_USED_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id)) FROM retention_runs) AS held \
+                 WHERE holder IS NOT NULL"
+            }
+        }
     }
 
     /// A `database.url` of this engine where no database answers.
