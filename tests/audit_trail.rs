@@ -375,8 +375,12 @@ fn large_trail(env: &TestEnv) {
         Engine::Postgres => format!("now() - ({expression}) * interval '1 hour'"),
         Engine::MariaDb => format!("UTC_TIMESTAMP(6) - INTERVAL ({expression}) HOUR"),
     };
+    let (trigger, name) = match env.engine {
+        Engine::Sqlite | Engine::Postgres => ("trigger", "'plan-' || i"),
+        Engine::MariaDb => ("`trigger`", "CONCAT('plan-', i)"),
+    };
     env.execute(&format!(
-        "{}INSERT INTO retention_runs (trigger, status, started_at, finished_at, deleted_completed, host, pid) \
+        "{}INSERT INTO retention_runs ({trigger}, status, started_at, finished_at, deleted_completed, host, pid) \
          SELECT 'purge', 'succeeded', {finished}, {finished}, CASE WHEN i % 3 = 0 THEN 0 ELSE 10 END, 'h', 1 FROM {}",
         runs_with,
         runs_from,
@@ -386,7 +390,7 @@ fn large_trail(env: &TestEnv) {
     env.execute(&format!(
         "{}INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
            created_at, state_changed_at, deleted_at, deleted_by) \
-         SELECT {first_run} + i % 20000, 9000000 + i, 'plan-' || i, 'Import', 'completed', 'Completed', {}, \
+         SELECT {first_run} + i % 20000, 9000000 + i, {name}, 'Import', 'completed', 'Completed', {}, \
            {deleted}, {deleted}, {deleted}, 'ops@host' FROM {}",
         audit_with,
         env.sql_bool(false),
@@ -395,13 +399,14 @@ fn large_trail(env: &TestEnv) {
     ));
 }
 
-every_engine_with! { SharedPlanChecks;
+every_engine! {
     /// Each removal batch reads its index in order from its cursor, looks
     /// runs and audit rows up by key, and deletes by primary key; an export
     /// page is a range of the primary key, the export window a range of
     /// `retention_audit_by_deleted_at`. Never a scan of a table, on tables
-    /// without statistics and (PostgreSQL) after ANALYZE, as generic and as
-    /// custom plans.
+    /// without statistics and (PostgreSQL, MariaDB) after ANALYZE, on
+    /// PostgreSQL as generic and as custom plans. MariaDB claims the rows
+    /// of a batch first, then deletes the claimed ids by primary key.
     fn trail_statements_seek_their_indexes(env: &TestEnv) {
         env.migrate();
         large_trail(env);
@@ -423,7 +428,7 @@ every_engine_with! { SharedPlanChecks;
         for analysed in analysed {
             if analysed {
                 env.execute(match env.engine {
-                    Engine::MariaDb => "ANALYZE TABLE retention_runs, retention_audit",
+                    Engine::MariaDb => "ANALYZE TABLE retention_runs, retention_audit PERSISTENT FOR ALL",
                     Engine::Sqlite | Engine::Postgres => "ANALYZE",
                 });
             }
@@ -439,11 +444,29 @@ every_engine_with! { SharedPlanChecks;
                 Engine::MariaDb => retentiond::store::mariadb::sql::CLAIM_EXPIRED_RUN_RECORDS,
             };
             let audit_plans = plans(env, remove_audit_rows, &audit_values, &["timestamptz", "timestamptz", "bigint", "bigint"]);
-            assert_plans(env, &audit_plans, &["retention_audit_by_deleted_at"], &["retention_runs", "retention_audit"], Order::OfIndexes, "the audit removal");
+            let audit_by_key: &[&str] = match env.engine {
+                Engine::Sqlite | Engine::Postgres => &["retention_runs", "retention_audit"],
+                Engine::MariaDb => &["retention_runs"],
+            };
+            assert_plans(env, &audit_plans, &["retention_audit_by_deleted_at"], audit_by_key, Order::OfIndexes, "the audit removal");
+            if env.engine == Engine::MariaDb {
+                let claimed = ["'[100, 5000, 140000]'".to_owned()];
+                let deletes = [
+                    ("the audit rows' delete", retentiond::store::mariadb::sql::DELETE_AUDIT_ROWS, "retention_audit"),
+                    ("the run records' delete", retentiond::store::mariadb::sql::DELETE_RUN_RECORDS, "retention_runs"),
+                ];
+                for (what, delete, table) in deletes {
+                    assert_plans(env, &plans(env, delete, &claimed, &[]), &[], &[table], Order::OfIndexes, what);
+                }
+            }
 
             let run_values = [at(90), at(60), start.clone(), first_id.clone(), at(90), last_id.clone(), "1000".to_owned()];
             let run_plans = plans(env, remove_run_records, &run_values, &["timestamptz", "timestamptz", "timestamptz", "bigint", "timestamptz", "bigint", "bigint"]);
-            assert_plans(env, &run_plans, &["retention_runs_by_finish", "retention_runs_empty_by_finish", "retention_audit_by_run"], &["retention_runs"], Order::MergedWalks, "the run removal");
+            let runs_by_key: &[&str] = match env.engine {
+                Engine::Sqlite | Engine::Postgres => &["retention_runs"],
+                Engine::MariaDb => &[],
+            };
+            assert_plans(env, &run_plans, &["retention_runs_by_finish", "retention_runs_empty_by_finish", "retention_audit_by_run"], runs_by_key, Order::MergedWalks, "the run removal");
 
             let page_plans = plans(env, statement!(env, SELECT_AUDIT_PAGE), &["100".to_owned(), "140000".to_owned(), "1000".to_owned()], &["bigint", "bigint", "bigint"]);
             assert_plans(env, &page_plans, &[], &["retention_audit"], Order::OfIndexes, "an export page");

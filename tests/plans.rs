@@ -10,17 +10,32 @@
 //! ones, and with stale ones (a large purge later), each as a custom and as
 //! a generic plan (`plan_cache_mode = force_generic_plan`, what a prepared
 //! statement runs after five executions); on SQLite without `ANALYZE` and
-//! with stale statistics.
+//! with stale statistics; on MariaDB with none (InnoDB's persistent
+//! statistics of the empty tables, their recount off), with fresh ones
+//! (`ANALYZE TABLE … PERSISTENT FOR ALL`: InnoDB's and the engine-independent
+//! histograms) and with stale ones. MariaDB plans a prepared statement anew
+//! at each execution, with its values: its plan is the one of the statement
+//! with the values written in, so there is no generic plan to check.
 
 mod common;
 
 use chrono::{DateTime, Duration, Utc};
-use common::plan::{Plan, explain};
+use common::plan::{Access, Plan, explain};
 use common::*;
-use retentiond::store::{postgres::sql as pg, sqlite::sql as lite};
+use retentiond::store::{mariadb::sql as maria, postgres::sql as pg, sqlite::sql as lite};
 use sqlx::{Connection, Row};
 
-const POLICY_INDEXES: [&str; 3] = ["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle"];
+/// The indexes of what each policy finds eligible: one partial index per
+/// policy; on MariaDB, which has no partial indexes, one index of the
+/// policies' generated columns, a range of it per policy (docs/schema.md).
+fn policy_indexes(env: &TestEnv) -> &'static [&'static str] {
+    match env.engine {
+        Engine::Sqlite | Engine::Postgres => &["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle"],
+        Engine::MariaDb => &[MARIADB_POLICY_INDEX],
+    }
+}
+
+const MARIADB_POLICY_INDEX: &str = "jobs_by_retention";
 
 /// Jobs of the store the plans are checked on.
 const JOBS: usize = 30_000;
@@ -37,9 +52,12 @@ fn inline(sql: &str, marker: char, values: &[String]) -> String {
 
 /// What deleting a job does to its drives (`ON DELETE CASCADE`), as each
 /// engine runs it: SQLite deletes the child rows of the key; PostgreSQL's
-/// foreign key trigger runs this statement, prepared once per session.
+/// foreign key trigger runs this statement, prepared once per session;
+/// InnoDB's cascade runs no statement, it seeks the first index whose
+/// columns start with `job_id`, as this one does.
 const SQLITE_DRIVES_CASCADE: &str = "DELETE FROM job_drives WHERE job_id = ?1";
 const POSTGRES_DRIVES_CASCADE: &str = "DELETE FROM ONLY job_drives WHERE $1::bigint OPERATOR(pg_catalog.=) job_id";
+const MARIADB_DRIVES_CASCADE: &str = "DELETE FROM job_drives WHERE job_id = $1";
 
 /// The index of job states, which a look-up by id must not read.
 const JOBS_BY_STATE: &str = "jobs_by_state";
@@ -64,23 +82,19 @@ enum Shape {
 }
 
 #[track_caller]
-fn assert_shape(plan: &Plan, shape: Shape, what: &str) {
+fn assert_shape(env: &TestEnv, plan: &Plan, shape: Shape, what: &str) {
     match shape {
         Shape::PolicyIndexes => {
-            for index in POLICY_INDEXES {
-                plan.assert_uses(index, what);
-            }
+            assert_each_policy_read(env, plan, &[], what);
             plan.assert_no_full_scan(what);
         }
         Shape::EachPolicyIndexInOrder => {
-            for index in POLICY_INDEXES {
-                plan.assert_uses(index, what);
-            }
+            assert_each_policy_read(env, plan, &[], what);
             plan.assert_in_index_order(what);
         }
         Shape::JobsByKey => {
             assert!(plan.reads_by_key("jobs"), "{what} does not look jobs up by key:\n{}", plan.text);
-            for index in POLICY_INDEXES.iter().chain(&[JOBS_BY_STATE]) {
+            for index in policy_indexes(env).iter().chain(&[JOBS_BY_STATE]) {
                 assert!(!plan.uses_index(index), "{what} reads {index}:\n{}", plan.text);
             }
             plan.assert_no_full_scan(what);
@@ -90,6 +104,33 @@ fn assert_shape(plan: &Plan, shape: Shape, what: &str) {
             plan.assert_no_full_scan(what);
         }
         Shape::RunRecords => plan.assert_no_full_scan(what),
+    }
+}
+
+/// Fails unless `plan` reads each policy's jobs through its index: on
+/// MariaDB, three ranges (at least) of the one index of the policies, and
+/// `jobs` through nothing else but `also` (indexes of few rows).
+#[track_caller]
+fn assert_each_policy_read(env: &TestEnv, plan: &Plan, also: &[&str], what: &str) {
+    for index in policy_indexes(env) {
+        plan.assert_uses(index, what);
+    }
+    if env.engine == Engine::MariaDb {
+        let policy_range =
+            |access: &Access| matches!(access, Access::IndexRange(index) if index == MARIADB_POLICY_INDEX);
+        let ranges = plan.reads("jobs").filter(|access| policy_range(access)).count();
+        let others: Vec<_> = plan
+            .reads("jobs")
+            .filter(|access| !policy_range(access))
+            .filter(|access| {
+                !matches!(access, Access::IndexRange(index) | Access::WholeIndex(index) if also.contains(&index.as_str()))
+            })
+            .collect();
+        assert!(
+            ranges >= 3 && others.is_empty(),
+            "{what} reads jobs otherwise than by a range per policy ({ranges} ranges; {others:?}):\n{}",
+            plan.text
+        );
     }
 }
 
@@ -218,7 +259,26 @@ impl Statements {
                 ]);
             }
             Engine::MariaDb => {
-                unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)")
+                let mut audit = delete.clone();
+                audit.extend(["1".into(), "'test'".into(), at(now)]);
+                list.extend([
+                    ("the batch's claim", maria::CLAIM_ELIGIBLE, delete.clone(), Shape::JobsByKey),
+                    ("the batch's audit rows", maria::AUDIT_CLAIMED, audit, Shape::JobsByKey),
+                    ("the deleting batch", maria::DELETE_CLAIMED, delete, Shape::JobsByKey),
+                    ("the deleted job's drives", MARIADB_DRIVES_CASCADE, vec![ids[0].to_string()], Shape::DrivesByJob),
+                    ("the dry run's idle check", maria::CLOCK_AND_SKEW, enabled.clone(), Shape::PolicyIndexes),
+                    ("the run's start", maria::RUN_START_READINGS, enabled.clone(), Shape::RunRecords),
+                    ("the run's start's idle check", maria::RUN_START_READINGS, enabled, Shape::PolicyIndexes),
+                    ("an abandoned run's mark", maria::MARK_RUN_ABANDONED, vec!["1".into()], Shape::RunRecords),
+                    (
+                        "the run's end",
+                        maria::FINISH_RUN,
+                        ["1", "'succeeded'", "1", "0", "0", "'done'", "NULL", "0", "0", "0", "0"]
+                            .map(String::from)
+                            .to_vec(),
+                        Shape::RunRecords,
+                    ),
+                ]);
             }
         }
         let index_order = pg::INDEX_ORDER_SETTINGS.map(|(name, value)| format!("SET {name} = {value}")).join("; ");
@@ -227,24 +287,22 @@ impl Statements {
 
     /// Checks each statement's plan; on PostgreSQL both as a custom and as a generic plan.
     fn check(&self, env: &TestEnv, condition: &str) {
-        let mut session = match env.engine {
-            Engine::Sqlite => None,
-            Engine::Postgres => Some(PgSession::new(env)),
-            Engine::MariaDb => {
-                unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)")
-            }
+        let (mut session, marker) = match env.engine {
+            Engine::Sqlite => (None, '?'),
+            Engine::Postgres => (Some(PgSession::new(env)), '$'),
+            Engine::MariaDb => (None, '$'),
         };
         for (what, statement, values, shape) in &self.list {
             let what = format!("{what} ({condition})");
             match &mut session {
-                None => assert_shape(&explain(env, &inline(statement, '?', values)), *shape, &what),
+                None => assert_shape(env, &explain(env, &inline(statement, marker, values)), *shape, &what),
                 Some(session) => {
                     // The store reads, counts and records runs under these
                     // settings; it deletes on sessions without them.
                     let pinned = !matches!(shape, Shape::JobsByKey | Shape::DrivesByJob);
                     session.execute(if pinned { &self.index_order } else { "RESET ALL" });
-                    assert_shape(&session.plan(statement, values, false), *shape, &what);
-                    assert_shape(&session.plan(statement, values, true), *shape, &format!("{what}, generic plan"));
+                    assert_shape(env, &session.plan(statement, values, false), *shape, &what);
+                    assert_shape(env, &session.plan(statement, values, true), *shape, &format!("{what}, generic plan"));
                 }
             }
         }
@@ -290,6 +348,14 @@ impl PgSession {
     }
 }
 
+/// Fresh statistics of every table.
+fn analyze(env: &TestEnv) {
+    env.execute(match env.engine {
+        Engine::Sqlite | Engine::Postgres => "ANALYZE",
+        Engine::MariaDb => "ANALYZE TABLE jobs, job_drives, retention_audit, retention_runs PERSISTENT FOR ALL",
+    });
+}
+
 /// The ids a batch would delete: the first thousand eligible completed jobs.
 fn some_eligible_ids(env: &TestEnv) -> Vec<i64> {
     let cutoff = env.sql_time(Utc::now() - Duration::days(90));
@@ -301,7 +367,7 @@ fn some_eligible_ids(env: &TestEnv) -> Vec<i64> {
     .collect()
 }
 
-every_engine_with! { SharedPlanChecks;
+every_engine! {
     fn sweep_statements_keep_their_plans_without_stale_or_any_statistics(env: &TestEnv) {
         env.migrate();
         match env.engine {
@@ -312,18 +378,27 @@ every_engine_with! { SharedPlanChecks;
                     env.execute(&format!("ALTER TABLE {table} SET (autovacuum_enabled = false)"));
                 }
             }
-            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
+            Engine::MariaDb => {
+                // This test decides when statistics are taken, not InnoDB's recount.
+                for table in ["jobs", "job_drives", "retention_audit", "retention_runs"] {
+                    env.execute(&format!("ALTER TABLE {table} STATS_AUTO_RECALC = 0"));
+                }
+            }
         }
         import_shuffled_jobs(env);
         let statistics = match env.engine {
             Engine::Sqlite => "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'",
             Engine::Postgres => "SELECT count(*) FROM pg_statistic WHERE starelid = 'jobs'::regclass",
-            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
+            // InnoDB's statistics of the table as created (no rows), and no
+            // engine-independent ones.
+            Engine::MariaDb => "SELECT CAST((SELECT COALESCE(SUM(n_rows), 0) FROM mysql.innodb_table_stats \
+                 WHERE database_name = DATABASE() AND table_name = 'jobs') \
+               + (SELECT count(*) FROM mysql.column_stats WHERE db_name = DATABASE()) AS SIGNED)",
         };
         assert_eq!(env.scalar(statistics), 0, "a fresh import has no statistics");
         Statements::new(env, &some_eligible_ids(env)).check(env, "no statistics");
 
-        env.execute("ANALYZE");
+        analyze(env);
         let statements = Statements::new(env, &some_eligible_ids(env));
         statements.check(env, "fresh statistics");
 
@@ -336,7 +411,7 @@ every_engine_with! { SharedPlanChecks;
 
 // --- The status pages and `forecast` (docs/design.md, "Status pages") ---
 
-every_engine_with! { SharedPlanChecks;
+every_engine! {
     fn status_page_statements_read_index_ranges(env: &TestEnv) {
         env.run(&["jobs", "seed", "--count", "20000"]).expect_code(0);
         env.execute(
@@ -347,7 +422,7 @@ every_engine_with! { SharedPlanChecks;
         match env.engine {
             Engine::Sqlite => {}
             Engine::Postgres => env.execute("ANALYZE"),
-            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
+            Engine::MariaDb => analyze(env),
         }
         let cutoff = Utc::now() - Duration::days(90);
         let horizon = cutoff + Duration::days(30);
@@ -377,17 +452,32 @@ every_engine_with! { SharedPlanChecks;
                     "51".into(),
                 ])
             }
-            Engine::MariaDb => unreachable!("tests/mariadb_sql.rs checks MariaDB's plans (Capability::SharedPlanChecks)"),
+            Engine::MariaDb => {
+                let at = |t: chrono::DateTime<Utc>| env.sql_time(t);
+                let mut window = vec![at(cutoff); 3];
+                window.extend(vec![at(horizon); 3]);
+                window.push("30".into());
+                let start = "'0001-01-01 00:00:00'".to_owned();
+                (window, vec![start, "0".into(), "51".into()], vec![
+                    "'seed.'".into(),
+                    "'seed-'".into(),
+                    "0".into(),
+                    "51".into(),
+                ])
+            }
         };
         let marker = match env.engine {
             Engine::Sqlite => '?',
             Engine::Postgres | Engine::MariaDb => '$',
         };
         let forecast = explain(env, &inline(statement!(env, FORECAST), marker, &window));
-        for index in POLICY_INDEXES.iter().chain(&["jobs_held"]) {
-            forecast.assert_uses(index, "the forecast");
-        }
+        assert_each_policy_read(env, &forecast, &["jobs_held"], "the forecast");
+        forecast.assert_uses("jobs_held", "the forecast");
         forecast.assert_no_full_scan("the forecast");
+
+        let count_held = explain(env, statement!(env, COUNT_HELD));
+        count_held.assert_uses("jobs_held", "the held jobs' count");
+        count_held.assert_no_full_scan("the held jobs' count");
 
         let held = explain(env, &inline(statement!(env, SELECT_HELD), marker, &held_after));
         held.assert_uses("jobs_held", "the holds page");

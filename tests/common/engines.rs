@@ -31,6 +31,7 @@ pub const MARIADB_SCENARIO_FILES: &[&str] = &[
     "model",
     "overlap",
     "pages",
+    "plans",
     "retention",
     "security",
     "store_contract",
@@ -54,10 +55,6 @@ pub enum Capability {
     StatementTimeout,
     /// A database the test can make refuse writes, then take them again.
     ReadOnlySwitch,
-    /// The plan checks of tests/plans.rs and tests/audit_trail.rs know
-    /// how to read its plans and bind its statements (MariaDB's plans are
-    /// checked by tests/mariadb_sql.rs).
-    SharedPlanChecks,
 }
 
 impl Capability {
@@ -71,7 +68,6 @@ impl Capability {
             Capability::Roles => has.roles,
             Capability::StatementTimeout => has.statement_timeout,
             Capability::ReadOnlySwitch => has.read_only_switch,
-            Capability::SharedPlanChecks => has.shared_plan_checks,
         }
     }
 }
@@ -85,7 +81,6 @@ struct Has {
     roles: bool,
     statement_timeout: bool,
     read_only_switch: bool,
-    shared_plan_checks: bool,
 }
 
 impl Has {
@@ -100,7 +95,6 @@ impl Has {
                 roles: false,
                 statement_timeout: false,
                 read_only_switch: false,
-                shared_plan_checks: true,
             },
             Engine::Postgres => Has {
                 concurrent_sweeps: true,
@@ -109,7 +103,6 @@ impl Has {
                 roles: true,
                 statement_timeout: true,
                 read_only_switch: true,
-                shared_plan_checks: true,
             },
             // A server, with named locks for leases and max_statement_time;
             // the harness has no roles or read-only switch for it yet.
@@ -120,7 +113,6 @@ impl Has {
                 roles: false,
                 statement_timeout: true,
                 read_only_switch: false,
-                shared_plan_checks: false,
             },
         }
     }

@@ -3,11 +3,8 @@
 //! the same on every engine. One reader per engine:
 //!
 //! * SQLite: the `detail` column of `EXPLAIN QUERY PLAN` ([`read_sqlite`]);
-//! * PostgreSQL: `EXPLAIN (FORMAT JSON)` ([`read_postgres`]).
-//!
-//! A third engine adds its reader here (MariaDB: `EXPLAIN FORMAT=JSON`,
-//! whose `access_type` `ALL`, `index`, `range`/`ref`, `eq_ref`/`const` and
-//! `using_filesort` map onto [`Access`] and [`Step::Sort`]).
+//! * PostgreSQL: `EXPLAIN (FORMAT JSON)` ([`read_postgres`]);
+//! * MariaDB: `EXPLAIN FORMAT=JSON` ([`read_mariadb`]).
 
 use serde_json::Value;
 
@@ -32,9 +29,9 @@ pub enum Access {
     IndexRange(String),
     /// One look-up per row by the primary key (or the row's physical address).
     ByKey,
-    /// PostgreSQL: the matches of `indexes` gathered into a bitmap, then the
-    /// table read in its physical order, so not in an index's order;
-    /// `by_key` when those indexes are the primary key.
+    /// PostgreSQL's bitmap scan, MariaDB's index merge: the matches of
+    /// `indexes` gathered, then the table read in its physical order, so not
+    /// in an index's order; `by_key` when those indexes are the primary key.
     Bitmap { indexes: Vec<String>, by_key: bool },
 }
 
@@ -141,10 +138,8 @@ impl Plan {
 /// * `… AUTOMATIC … INDEX` is an index SQLite builds from a full scan;
 /// * `USE TEMP B-TREE FOR …` is a sort.
 pub fn read_sqlite(details: &[String], sql: &str) -> Plan {
-    let aliases = sqlite_aliases(sql);
-    let table_of = |name: &str| -> String {
-        aliases.iter().find(|(alias, _)| alias == name).map_or(name, |(_, table)| table).to_owned()
-    };
+    let aliases = aliases(sql);
+    let table_of = |name: &str| table_of(&aliases, name);
     let steps = details
         .iter()
         .filter_map(|detail| {
@@ -177,9 +172,9 @@ pub fn read_sqlite(details: &[String], sql: &str) -> Plan {
     Plan { steps, text: details.join("\n") }
 }
 
-/// The aliases `sql` gives its tables, as `(alias, table)`: each
+/// The aliases `sql` gives the [`SWEPT_TABLES`], as `(alias, table)`: each
 /// `<table> AS <alias>` (the form the store's statements use).
-fn sqlite_aliases(sql: &str) -> Vec<(String, String)> {
+fn aliases(sql: &str) -> Vec<(String, String)> {
     let words: Vec<&str> =
         sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| !w.is_empty()).collect();
     words
@@ -189,38 +184,86 @@ fn sqlite_aliases(sql: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// MariaDB's `EXPLAIN FORMAT=JSON`: each `table` object is a read of it
-/// (`access_type` ALL: a full scan; `index`: a whole index; a range, a
-/// `ref` or an `eq_ref`: a seek, by key on the primary key); `filesort`
-/// (or a temporary table for an ORDER BY) is a sort.
-pub fn read_mariadb(explained: &Value) -> Plan {
+/// The table `name` stands for among `aliases` (itself if none).
+fn table_of(aliases: &[(String, String)], name: &str) -> String {
+    aliases.iter().find(|(alias, _)| alias == name).map_or(name, |(_, table)| table).to_owned()
+}
+
+/// MariaDB: a plan from the output of `EXPLAIN FORMAT=JSON` of `sql`, every
+/// `table` object of it (subqueries, derived tables and unions included),
+/// named by its alias when `sql` gives one (`jobs AS j`).
+///
+/// * `access_type` `ALL` is a full scan; `index` walks all of `key`;
+/// * `range`, `ref`, `eq_ref`, `const` (and the subquery look-ups) seek
+///   `key`: a range of it, a look-up by key on `PRIMARY`; but a `range`
+///   bounded by nothing but `<column> IS NOT NULL` (what MariaDB adds to
+///   the subquery it materializes for a join on that column) reads every
+///   entry of `key` but the NULLs, so all of it;
+/// * `index_merge` gathers the matches of several indexes (as a bitmap);
+/// * a `filesort` anywhere is a sort.
+///
+/// Derived tables (`<derived2>`, `<union1,2>`) are the engine's own rows
+/// and not read here; their parts are.
+pub fn read_mariadb(explained: &Value, sql: &str) -> Plan {
     let mut steps = Vec::new();
-    mariadb_steps(explained, &mut steps);
+    mariadb_steps(explained, &aliases(sql), &mut steps);
     Plan { steps, text: serde_json::to_string_pretty(explained).expect("JSON") }
 }
 
-fn mariadb_steps(node: &Value, steps: &mut Vec<Step>) {
+fn mariadb_steps(node: &Value, aliases: &[(String, String)], steps: &mut Vec<Step>) {
     match node {
         Value::Object(fields) => {
             if fields.contains_key("filesort") {
                 steps.push(Step::Sort);
             }
-            if let (Some(table), Some(access)) = (node["table_name"].as_str(), node["access_type"].as_str()) {
+            if let (Some(name), Some(access)) = (node["table_name"].as_str(), node["access_type"].as_str())
+                && !name.starts_with('<')
+            {
                 let key = node["key"].as_str().map(str::to_owned);
                 let access = match (access, key) {
-                    ("ALL", _) => Access::FullScan,
+                    ("index_merge", _) => {
+                        let mut indexes = Vec::new();
+                        mariadb_keys(&node["index_merge"], &mut indexes);
+                        let by_key = indexes.iter().all(|index| index == "PRIMARY");
+                        Access::Bitmap { indexes, by_key }
+                    }
                     ("index", Some(key)) => Access::WholeIndex(key),
+                    ("range", Some(key)) if mariadb_not_null_only(node, name) => Access::WholeIndex(key),
+                    ("ALL", _) | (_, None) => Access::FullScan,
                     (_, Some(key)) if key == "PRIMARY" => Access::ByKey,
                     (_, Some(key)) => Access::IndexRange(key),
-                    (_, None) => Access::FullScan,
                 };
-                if !table.starts_with('<') {
-                    steps.push(Step::Read { table: table.to_owned(), access });
-                }
+                steps.push(Step::Read { table: table_of(aliases, name), access });
             }
-            fields.values().for_each(|value| mariadb_steps(value, steps));
+            fields.values().for_each(|value| mariadb_steps(value, aliases, steps));
         }
-        Value::Array(items) => items.iter().for_each(|item| mariadb_steps(item, steps)),
+        Value::Array(items) => items.iter().for_each(|item| mariadb_steps(item, aliases, steps)),
+        _ => {}
+    }
+}
+
+/// Whether the read `node` of table `name` has one key part and no
+/// condition but that it is not NULL.
+fn mariadb_not_null_only(node: &Value, name: &str) -> bool {
+    match node["used_key_parts"].as_array().map(Vec::as_slice) {
+        Some([part]) => {
+            let column = part.as_str().unwrap_or_default();
+            node["attached_condition"].as_str() == Some(format!("{name}.{column} is not null").as_str())
+        }
+        _ => false,
+    }
+}
+
+/// The `key`s under an `index_merge` object.
+fn mariadb_keys(node: &Value, keys: &mut Vec<String>) {
+    match node {
+        Value::Object(fields) => {
+            if let Some(key) = node["key"].as_str() {
+                keys.push(key.to_owned());
+            }
+            fields.values().for_each(|value| mariadb_keys(value, keys));
+        }
+        Value::Array(items) => items.iter().for_each(|item| mariadb_keys(item, keys)),
         _ => {}
     }
 }
@@ -307,7 +350,7 @@ pub fn explain(env: &super::TestEnv, sql: &str) -> Plan {
         super::Engine::MariaDb => {
             let rows = env.rows(&format!("EXPLAIN FORMAT=JSON {sql}"));
             let text = rows.first().and_then(|row| row.first()).and_then(Value::as_str).expect("EXPLAIN's JSON");
-            read_mariadb(&serde_json::from_str(text).expect("EXPLAIN FORMAT=JSON gives JSON"))
+            read_mariadb(&serde_json::from_str(text).expect("EXPLAIN FORMAT=JSON gives JSON"), sql)
         }
     }
 }

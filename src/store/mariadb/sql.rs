@@ -502,7 +502,10 @@ pub const DELETE_AUDIT_ROWS: &str = "DELETE a FROM JSON_TABLE($1, '$[*]' COLUMNS
 
 /// One walk of [`CLAIM_EXPIRED_RUN_RECORDS`] along `$index` (whose first
 /// column is `$key`): finished runs that no audit row names (one seek into
-/// `retention_audit_by_run`), up to the cut-off from the cursor (at, id).
+/// `retention_audit_by_run` per run), up to the cut-off from the cursor (at,
+/// id). A scalar subquery, not `NOT EXISTS`: MariaDB turns that into
+/// `NOT IN` and, on tables without statistics, materializes it, reading all
+/// of `retention_audit_by_run` for every batch (docs/operations.md).
 macro_rules! run_walk {
     ($index:literal, $key:literal, $cutoff:literal, $at:literal, $id:literal) => {
         concat!(
@@ -523,8 +526,8 @@ macro_rules! run_walk {
             " AND r.id > ",
             $id,
             ")) AND r.status <> 'running' \
-               AND NOT EXISTS (SELECT 1 FROM retention_audit AS a FORCE INDEX (retention_audit_by_run) \
-                 WHERE a.run_id = r.id) \
+               AND (SELECT a.id FROM retention_audit AS a FORCE INDEX (retention_audit_by_run) \
+                 WHERE a.run_id = r.id LIMIT 1) IS NULL \
              ORDER BY r.",
             $key,
             ", r.id LIMIT $7 FOR UPDATE SKIP LOCKED)"
