@@ -13,6 +13,7 @@
 mod audit_lines;
 mod limits;
 mod pause;
+pub mod paused_now;
 mod pending;
 mod replica_pause;
 pub mod trail;

@@ -495,3 +495,47 @@ fn the_overview_shows_the_window_and_the_next_one() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code, 0);
 }
+
+/// A sweep waiting for a replica shows on the overview while it waits:
+/// which replica holds it back, why, and since when. PostgreSQL, with one
+/// replica in `database.replicas` that does not answer, which counts as
+/// over `retention.max_replica_lag`: the daemon's first sweep pauses before
+/// its first batch and stays paused. A daemon without the pause shows no
+/// such card.
+#[test]
+fn the_overview_shows_a_sweep_paused_for_a_replica() {
+    let Some(env) = TestEnv::new(Engine::Postgres, "the_overview_shows_a_sweep_paused_for_a_replica") else { return };
+    env.import_ok(&[job("old-but-paced", "Completed", days_ago(120))]);
+    let replica_port = free_port();
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port)
+        .env("RETENTIOND__SCHEDULE__CRON", "* * * * * *")
+        .env("RETENTIOND__RETENTION__MAX_REPLICA_LAG", "1s")
+        .env("RETENTIOND__DATABASE__REPLICAS", &format!("postgres://postgres@127.0.0.1:{replica_port}/jobs"))
+        .spawn_daemon();
+    wait_ready(&daemon, port);
+    let mut overview = String::new();
+    let shown = wait_until(Duration::from_secs(30), || {
+        overview = text(&page(port, "/", 200));
+        overview.contains("Sweep paused")
+    });
+    assert!(shown, "no paused sweep on the overview:\n{overview}\n{}", daemon.describe());
+    let card = format!(
+        "Sweep paused (retention.max_replica_lag) paused for 127.0.0.1:{replica_port} : cannot be read, so counts as \
+         over the limit:"
+    );
+    assert!(overview.contains(&card), "{card:?} in:\n{overview}");
+    let since = overview.split(" since ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("since");
+    let since = DateTime::parse_from_rfc3339(since).unwrap_or_else(|e| panic!("{since}: {e}\n{overview}"));
+    assert!((now() - since.to_utc()).num_seconds().abs() < 60, "{since} in:\n{overview}");
+    assert_eq!(env.count("jobs"), 1, "nothing deleted while paused");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code, 0);
+
+    let port = free_port();
+    let daemon = daemon_cmd(&env, port).spawn_daemon();
+    wait_ready(&daemon, port);
+    assert!(!text(&page(port, "/", 200)).contains("Sweep paused"), "no pause: no card");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(15)).code, 0);
+}

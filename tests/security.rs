@@ -1212,3 +1212,122 @@ fn mariadb_daemon_user_sweeps_with_the_documented_grants() {
     }
     assert_eq!(env.count("retention_runs WHERE status = 'running'"), 0, "{:?}", env.dump("retention_runs"));
 }
+
+// ---------------------------------------------------------------------------
+// Pacing by a standby under the least-privilege role (PostgreSQL)
+// ---------------------------------------------------------------------------
+
+/// docs/security.md, "replica grants": on a primary with a streaming
+/// standby of the test's own, a purge as the daemon role (exactly the
+/// doc's grants) with `retention.max_replica_lag` cannot read the
+/// standby's lag without `pg_monitor`: its log says so, names the standby
+/// and counts it as over the limit, so the sweep pauses, deletes nothing
+/// and stops at its run timeout. With the doc's replica block run, the same
+/// purge reads the standby's lag (its metric) and deletes every eligible job
+/// without a pause.
+#[test]
+fn the_daemon_role_reads_a_standbys_lag_once_granted_pg_monitor() {
+    let test = "the replica grants test";
+    let Some(bindir) = common::pg_server::bindir() else {
+        common::require::Requirement::Postgres
+            .skip(test, "PostgreSQL's server programs (initdb, pg_ctl, pg_basebackup) are not installed");
+        return;
+    };
+    let servers = common::pg_standby::PrimaryAndStandby::new(bindir);
+    let port = servers.primary_port;
+    let url = |role: &str| format!("postgres://{role}@127.0.0.1:{port}/jobs");
+    // Section 1 of the doc, on a cluster of the test's own: the doc's names as they are.
+    for role in ["retentiond_owner", "retentiond_daemon", "retentiond_admin"] {
+        servers.psql(port, &format!("CREATE ROLE {role} LOGIN"));
+    }
+    servers.psql(port, "CREATE DATABASE jobs OWNER retentiond_owner");
+    let mut superuser = Session::connect(&url("postgres"));
+    superuser.exec_ok(&doc_block("database"));
+    Invocation::new(&["migrate"]).env("RETENTIOND__DATABASE__URL", &url("retentiond_owner")).run().expect_code(0);
+    let mut owner = Session::connect(&url("retentiond_owner"));
+    for statement in statements(&doc_block("daemon grants")) {
+        owner.exec_ok(&statement);
+    }
+    let seeded = Invocation::new(&["jobs", "seed", "--count", "300", "--seed", "7"])
+        .env("RETENTIOND__DATABASE__URL", &url("postgres"))
+        .run();
+    seeded.expect_code(0);
+    servers.start_standby();
+    let streaming = wait_for(Duration::from_secs(30), || {
+        servers.psql(port, "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn IS NOT NULL") == "1"
+    });
+    assert!(streaming, "the standby did not stream\n{}", servers.describe_logs());
+
+    let textfile = servers.dir.path().join("purge.prom");
+    let purge = |timeout: &str| {
+        Invocation::new(&["purge", "--output", "json", "--metrics-textfile", path_str(&textfile)])
+            .env("RETENTIOND__DATABASE__URL", &url("retentiond_daemon"))
+            .env("RETENTIOND__LOG__FORMAT", "json")
+            .env("RETENTIOND__RETENTION__COMPLETED", "1d")
+            .env("RETENTIOND__RETENTION__CLOSED", "1d")
+            .env("RETENTIOND__RETENTION__MAX_REPLICA_LAG", "1s")
+            .env("RETENTIOND__RETENTION__RUN_TIMEOUT", timeout)
+            .envs(&[NO_MIGRATE])
+            .run()
+    };
+    let dry = Invocation::new(&["purge", "--dry-run", "--output", "json"])
+        .env("RETENTIOND__DATABASE__URL", &url("retentiond_daemon"))
+        .env("RETENTIOND__RETENTION__COMPLETED", "1d")
+        .env("RETENTIOND__RETENTION__CLOSED", "1d")
+        .envs(&[NO_MIGRATE])
+        .run();
+    dry.expect_code(0);
+    let eligible = dry.json()["total"].as_u64().expect("total");
+    assert!(eligible > 50, "{eligible} eligible");
+
+    let blind = purge("4s");
+    let summary = blind.json();
+    assert_eq!(
+        (summary["stopped_by"].as_str(), summary["total"].as_u64()),
+        (Some("timeout"), Some(0)),
+        "{}",
+        blind.describe()
+    );
+    assert!(summary["pauses"].as_u64() >= Some(1), "{summary}");
+    let unreadable: Vec<Value> = blind
+        .stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("sweep paused")))
+        .collect();
+    // Without pg_monitor the view hides the standby's address too: it is `walreceiver@local`.
+    let standby = unreadable
+        .iter()
+        .find(|line| line["fields"]["replica"].as_str().is_some_and(|name| name.starts_with("walreceiver@")));
+    let standby = standby.unwrap_or_else(|| panic!("no pause names the standby\n{}", blind.describe()));
+    let reason = standby["fields"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("grant it pg_monitor"), "{standby}");
+    assert!(
+        standby["fields"]["message"].as_str().unwrap_or_default().contains("counts as over the limit"),
+        "{standby}"
+    );
+
+    for statement in statements(&doc_block("replica grants")) {
+        superuser.exec_ok(&statement);
+    }
+    let out = purge("5m");
+    out.expect_code(0);
+    let summary = out.json();
+    assert_eq!(summary["stopped_by"], "done", "{}", out.describe());
+    assert_eq!(summary["total"].as_u64(), Some(eligible), "{}", out.describe());
+    assert_eq!(summary["pauses"].as_u64(), Some(0), "{}", out.describe());
+    let conn = superuser.conn.as_mut().expect("open");
+    let audit_rows: i64 =
+        superuser.rt.block_on(sqlx::query_scalar("SELECT count(*) FROM retention_audit").fetch_one(conn)).unwrap();
+    assert_eq!(audit_rows, eligible as i64);
+    let metrics = Metrics::parse(&std::fs::read_to_string(&textfile).expect("the textfile"));
+    let lags: Vec<String> = metrics
+        .scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == "retentiond_replica_lag_seconds")
+        .filter_map(|sample| sample.labels.get("replica").map(str::to_owned))
+        .collect();
+    assert!(lags.iter().any(|name| name.starts_with("walreceiver@127.0.0.1")), "{}", metrics.text);
+    drop((superuser, owner));
+}

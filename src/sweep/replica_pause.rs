@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::StoppedBy;
 use super::pause::sleep;
+use super::paused_now::Shown;
 use crate::config::format_duration;
 use crate::metrics::{self, PauseReason};
 use crate::model::Pauses;
@@ -49,13 +50,11 @@ impl<'a> ReplicaPause<'a> {
     ) -> Result<(), StoppedBy> {
         let Some(limit) = self.limit else { return Ok(()) };
         let lags = read(self.store).await;
-        let over: Vec<&ReplicaLag> = lags.iter().filter(|replica| !under(replica, limit)).collect();
-        if over.is_empty() {
-            return Ok(());
-        }
+        let Some((replica, reason)) = holding(&lags, limit, limit) else { return Ok(()) };
         let started = Instant::now();
+        let shown = Shown::start(replica, reason);
         let mut reasons = HashMap::new();
-        for replica in &over {
+        for replica in lags.iter().filter(|replica| !under(replica, limit)) {
             log_over(replica, limit, "sweep paused: a replica lags more than retention.max_replica_lag");
             if let Err(reason) = &replica.lag {
                 reasons.insert(replica.replica.clone(), reason.clone());
@@ -73,8 +72,9 @@ impl<'a> ReplicaPause<'a> {
                 lags = read(self.store) => lags,
                 () = stop.cancelled() => continue,
             };
-            if lags.iter().all(|replica| under(replica, limit / 2)) {
-                break Ok(lags);
+            match holding(&lags, limit / 2, limit) {
+                None => break Ok(lags),
+                Some((replica, reason)) => shown.update(replica, reason),
             }
             // A replica that becomes unreadable, or unreadable for another reason, is said so.
             for replica in &lags {
@@ -86,6 +86,7 @@ impl<'a> ReplicaPause<'a> {
                 }
             }
         };
+        drop(shown);
         metrics::sweep_paused(PauseReason::ReplicaLag, counted.elapsed());
         let took = started.elapsed();
         {
@@ -124,6 +125,25 @@ async fn read(store: &dyn Store) -> Vec<ReplicaLag> {
         }
     }
     lags
+}
+
+/// The replica that holds the sweep back, unless every one is at most
+/// `threshold` behind: one that cannot be read first, else the one furthest
+/// behind; with why, for the overview page.
+fn holding(lags: &[ReplicaLag], threshold: Duration, limit: Duration) -> Option<(String, String)> {
+    let over = lags.iter().filter(|replica| !under(replica, threshold));
+    let unreadable = over.clone().find_map(|replica| replica.lag.as_ref().err().map(|reason| (replica, reason)));
+    if let Some((replica, reason)) = unreadable {
+        return Some((replica.replica.clone(), format!("cannot be read, so counts as over the limit: {reason}")));
+    }
+    let (replica, lag) =
+        over.filter_map(|replica| Some((replica, *replica.lag.as_ref().ok()?))).max_by_key(|(_, lag)| *lag)?;
+    let reason = format!(
+        "{:.1} s behind (retention.max_replica_lag = {}; the sweep goes on once every replica is under half of it)",
+        lag.as_secs_f64(),
+        format_duration(limit)
+    );
+    Some((replica.replica.clone(), reason))
 }
 
 /// Read, and at most `limit` behind.

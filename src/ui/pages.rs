@@ -19,6 +19,7 @@ use crate::model::{AuditEntry, Pauses, RunRecord, RunStatus};
 use crate::policy::{self, PerPolicy, Policy};
 use crate::scheduler::{WindowState, Windows, ZonedTime};
 use crate::store::{AuditSearch, EligibleJobs, HeldKey, Store, StoreError};
+use crate::sweep::paused_now::{self, PausedNow};
 
 /// The pages' one style sheet, inline; the content security policy admits it by its hash.
 pub const STYLE: &str = include_str!("style.css");
@@ -299,6 +300,7 @@ pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
     // The schedule starts once the store is open.
     let next_tick = if store.is_some() { view.next_tick() } else { None };
     let windows = view.windows();
+    let paused = paused_now::current();
     let figures = match &store {
         Some(store) => Some(overview_figures(store.as_ref(), &settings).await),
         None => None,
@@ -319,6 +321,9 @@ pub async fn overview(State(view): State<Arc<DaemonView>>, RawQuery(query): RawQ
             }
             @if !windows.any_time() {
                 (window_card(&windows))
+            }
+            @if let Some(paused) = &paused {
+                (paused_card(paused))
             }
             @if let Some(Ok(figures)) = &figures {
                 div.card {
@@ -390,6 +395,18 @@ fn schedule_line(settings: &Settings, next_tick: Option<DateTime<Utc>>, windows:
         }
         div.muted { "cron " code { (schedule.cron) } " in " (schedule.timezone)
             @if schedule.singleton { " · one replica at a time" } }
+    }
+}
+
+/// The sweep waiting now for a replica to catch up.
+fn paused_card(paused: &PausedNow) -> Markup {
+    html! {
+        div.card {
+            div.muted { "Sweep paused (retention.max_replica_lag)" }
+            div.big.warn { "paused" }
+            div.wrap { "for " code { (paused.replica) } ": " (paused.reason) }
+            div { "since " (time(paused.since)) " (" (age(Utc::now(), paused.since)) ")" }
+        }
     }
 }
 
