@@ -12,6 +12,11 @@
 //! latency plot to the report directory and prints one summary line per
 //! backend. `main.rs` runs it from the command line; the smoke test
 //! (`tests/bench_smoke.rs`) includes this module tree and runs it small.
+//!
+//! With `--pacing` it measures only `retention.max_replica_lag` instead: the
+//! backlog store purged on a primary with a slow streaming standby of its
+//! own, without and with the limit (`pacing`), written into the last
+//! section of `benchmarks.md` with a plot of the standby's lag.
 
 mod baseline;
 mod checks;
@@ -19,8 +24,11 @@ mod cli;
 mod eligible;
 mod error;
 pub mod idle;
+mod lag;
 mod machine;
 mod no_statistics;
+mod pacing;
+mod pacing_report;
 mod plot;
 mod report;
 mod seed;
@@ -119,6 +127,23 @@ pub struct Options {
     /// Where the SQLite files go (default: a temporary directory, removed at the end).
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+
+    /// Measure only the pacing by a standby's lag: the backlog store (--backlog-jobs) purged on a
+    /// primary and a slow standby of the benchmark's own, without and with --max-replica-lag.
+    #[arg(long)]
+    pub pacing: bool,
+
+    /// --pacing: retention.max_replica_lag of the paced runs.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub max_replica_lag: Duration,
+
+    /// --pacing: the standby's replay runs this many milliseconds of every --replay-period-ms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub replay_run_ms: u64,
+
+    /// --pacing: the period of the standby's replay throttle, in milliseconds.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub replay_period_ms: u64,
 }
 
 /// The engines `--backend` names (an alias, so that clap takes the list as one value).
@@ -240,9 +265,13 @@ impl BackendResult {
 /// before it returns, on success or failure.
 pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
     let started_at = Utc::now();
-    progress(format!("purge benchmark, {} jobs", options.jobs));
     // Before the long measurements: a missing font fails now, not after an hour.
     plot::register_font()?;
+    if options.pacing {
+        run_pacing(&options, started_at).await?;
+        return Ok(Vec::new());
+    }
+    progress(format!("purge benchmark, {} jobs", options.jobs));
     let temporary;
     let work_dir = match &options.work_dir {
         Some(dir) => {
@@ -279,6 +308,33 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
         println!("{}", result.summary_line());
     }
     Ok(results)
+}
+
+/// The pacing measurements alone, written into the report's last section.
+async fn run_pacing(options: &Options, started_at: DateTime<Utc>) -> Result<()> {
+    if options.replay_run_ms > options.replay_period_ms {
+        return Err("--replay-run-ms cannot be longer than --replay-period-ms".into());
+    }
+    progress(format!("pacing benchmark, a backlog of {} jobs", options.backlog_jobs));
+    let machine = machine::describe(&[], &options.postgres_url, &options.mariadb_url).await?;
+    let pacing = pacing::measure(options).await?;
+    std::fs::create_dir_all(&options.report_dir)
+        .with_context(|| format!("cannot create the report directory {}", options.report_dir.display()))?;
+    let path = options.report_dir.join("benchmarks.md");
+    pacing_report::write(&path, options, &machine, started_at, &pacing)?;
+    progress(format!("pacing section written to {}", path.display()));
+    for run in &pacing.runs {
+        for problem in run.run.checks.problems() {
+            eprintln!("WARNING: pacing {}: {problem}", run.run.variant);
+        }
+        println!(
+            "pacing {} rows_per_s={:.0} largest_lag_s={:.1}",
+            run.run.variant,
+            run.run.rows_per_second(),
+            run.largest_lag_s()
+        );
+    }
+    Ok(())
 }
 
 /// The two ways of deleting that are compared.

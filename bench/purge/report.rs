@@ -1,7 +1,8 @@
 //! `benchmarks.md`: the figures of one run, with what was run, when, on
 //! which machine and at which sizes, and how each figure is measured, so a
 //! reader can judge them without reading the benchmark's code. The file is
-//! rewritten whole by every run.
+//! rewritten whole by every run but its last section, the pacing run's
+//! (`pacing_report`), which is kept as it was.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -28,7 +29,11 @@ pub fn write(
     results: &[BackendResult],
     plot_file: &str,
 ) -> Result<()> {
-    let text = render(options, machine, started_at, results, plot_file);
+    let mut text = render(options, machine, started_at, results, plot_file);
+    if let Some(pacing) = super::pacing_report::kept(path) {
+        text.push('\n');
+        text.push_str(&pacing);
+    }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
@@ -44,7 +49,8 @@ fn render(
     line(o, "# Purge benchmark");
     line(o, "");
     line(o, "Written by the purge benchmark (`bench/purge/`); every figure below comes from the run described");
-    line(o, "here, and the next run overwrites this file.");
+    line(o, "here, and the next run overwrites this file, but for the last section (\"Pacing by replica lag\"),");
+    line(o, "which only a run with `--pacing` writes.");
     line(o, "");
     line(o, &format!("- command: `{}`", command(options)));
     line(o, &format!("- started: {}", started_at.to_rfc3339_opts(SecondsFormat::Secs, true)));
@@ -552,7 +558,7 @@ fn mib(bytes: u64) -> String {
 }
 
 /// `1234567` as `1,234,567`.
-fn thousands(value: u64) -> String {
+pub(super) fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, digit) in digits.chars().enumerate() {

@@ -54,6 +54,9 @@ pub struct ProcessFigures {
     /// `ru_maxrss` from `wait4`, in KiB: an upper bound that includes the
     /// benchmark's own memory at the spawn.
     pub ru_maxrss_kib: u64,
+    /// Its pauses for the replicas (`retention.max_replica_lag`), from its summary.
+    pub pauses: u64,
+    pub paused_ms: u64,
 }
 
 impl ProcessFigures {
@@ -72,6 +75,8 @@ struct PurgeSummary {
     as_of: DateTime<Utc>,
     total: u64,
     stopped_by: String,
+    pauses: u64,
+    paused_ms: u64,
 }
 
 /// A "batch committed" log event: `{"fields": {"message", "jobs", "elapsed_ms"}, …}`.
@@ -98,15 +103,21 @@ struct StderrLog {
 
 /// Runs `retentiond purge` on `store` and waits for it.
 pub async fn run(store: &BenchStore) -> Result<Purged> {
+    run_with(store, Vec::new()).await
+}
+
+/// The same with more settings, as `RETENTIOND__…` variables.
+pub async fn run_with(store: &BenchStore, settings: Vec<(&'static str, String)>) -> Result<Purged> {
     let url = store.url.clone();
-    tokio::task::spawn_blocking(move || run_blocking(&url))
+    tokio::task::spawn_blocking(move || run_blocking(&url, &settings))
         .await
         .context("the thread running retentiond purge failed")?
         .with_context(|| format!("retentiond purge of the {} store", store.variant))
 }
 
-fn run_blocking(url: &str) -> Result<Purged> {
+fn run_blocking(url: &str, settings: &[(&'static str, String)]) -> Result<Purged> {
     let mut command = super::cli::command(url, &["purge", "--output", "json"]);
+    command.envs(settings.iter().map(|(key, value)| (key, value)));
     command
         .env("RETENTIOND__LOG__LEVEL", "info,retentiond::sweep=debug")
         .stdin(Stdio::null())
@@ -160,6 +171,8 @@ fn run_blocking(url: &str) -> Result<Purged> {
             batch_sizes: log.batches.iter().map(|&(jobs, _)| jobs).collect(),
             peak_rss_kib,
             ru_maxrss_kib,
+            pauses: summary.pauses,
+            paused_ms: summary.paused_ms,
         }),
     })
 }

@@ -13,29 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub use super::pg_standby::bindir;
 use super::pki::{Issued, TestCa, openssl_available, skip};
-
-/// The directory of PostgreSQL's server programs (initdb, pg_ctl,
-/// pg_basebackup): `pg_config --bindir`, else the newest of Debian's
-/// `/usr/lib/postgresql/N/bin`; `None` when neither has initdb.
-pub fn bindir() -> Option<PathBuf> {
-    Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        .filter(|dir| dir.join("initdb").exists())
-        .or_else(|| {
-            let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
-                .ok()?
-                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-                .collect();
-            versions.sort();
-            let dir = PathBuf::from(format!("/usr/lib/postgresql/{}/bin", versions.last()?));
-            dir.join("initdb").exists().then_some(dir)
-        })
-}
 
 /// [`bindir`] when it and openssl are installed; otherwise `None` after
 /// saying so, or a failure under `RETENTIOND_TEST_REQUIRE_TLS=1` (see [`skip`]).

@@ -1,16 +1,44 @@
 //! A PostgreSQL primary and its streaming standby of a test's own, for
 //! what needs a real standby (a daemon against a hot standby, a purge paced
 //! by a standby's lag). `initdb`, `pg_ctl` and `pg_basebackup` come from
-//! [`super::pg_server::bindir`]; they run as the `postgres` user when the
-//! test runs as root (PostgreSQL refuses to run as root), on free ports,
-//! with their sockets in a scratch directory; both servers are stopped when
-//! the [`PrimaryAndStandby`] is dropped.
+//! [`bindir`]; they run as the `postgres` user when the test runs as root
+//! (PostgreSQL refuses to run as root), on free ports, with their sockets
+//! in a scratch directory; both servers are stopped when the
+//! [`PrimaryAndStandby`] is dropped.
+//!
+//! The purge benchmark's pacing run (`bench/purge/pacing.rs`) includes this
+//! file too, so it needs nothing else of the tests' harness.
 
+use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{free_port, path_str};
+/// The directory of PostgreSQL's server programs (initdb, pg_ctl,
+/// pg_basebackup): `pg_config --bindir`, else the newest of Debian's
+/// `/usr/lib/postgresql/N/bin`; `None` when neither has initdb.
+pub fn bindir() -> Option<PathBuf> {
+    Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .filter(|dir| dir.join("initdb").exists())
+        .or_else(|| {
+            let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+                .ok()?
+                .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+                .collect();
+            versions.sort();
+            let dir = PathBuf::from(format!("/usr/lib/postgresql/{}/bin", versions.last()?));
+            dir.join("initdb").exists().then_some(dir)
+        })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}
 
 /// The uid and gid of the postgres user when running as root; `None`
 /// otherwise, to run as ourselves.
@@ -128,7 +156,8 @@ impl PrimaryAndStandby {
     }
 
     fn path(&self, name: &str) -> String {
-        path_str(&self.dir.path().join(name)).to_owned()
+        let path = self.dir.path().join(name);
+        path.to_str().unwrap_or_else(|| panic!("non UTF-8 path {path:?}")).to_owned()
     }
 }
 
