@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Timelike, Utc};
 use serde_json::{Value, json};
 
 /// The four tables of the store, in a fixed order.
@@ -49,7 +49,12 @@ pub const WINDOW_ZONE: &str = "Asia/Kolkata";
 /// instead of waiting for one.
 pub fn window_between(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     let zone: chrono_tz::Tz = WINDOW_ZONE.parse().expect("a zone");
-    let wall = |at: DateTime<Utc>| at.with_timezone(&zone).format("%H:%M:%S").to_string();
+    // Seconds only where a bound has them, as the daemon logs a window
+    // (src/scheduler/window.rs): a test compares the two.
+    let wall = |at: DateTime<Utc>| {
+        let local = at.with_timezone(&zone);
+        local.format(if local.second() == 0 { "%H:%M" } else { "%H:%M:%S" }).to_string()
+    };
     format!("{}-{}", wall(start), wall(end))
 }
 
