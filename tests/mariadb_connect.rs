@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -96,23 +95,6 @@ fn seed(dir: &Path, url: &str, env: &[(&str, &str)]) {
         .stdin((lines.join("\n") + "\n").as_bytes())
         .run()
         .expect_code(0);
-}
-
-fn write_secret(path: &Path, content: &str, mode: u32) {
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-#[track_caller]
-fn assert_no_password(out: &Out, password: &str) {
-    assert!(!out.stdout.contains(password) && !out.stderr.contains(password), "the password shows\n{}", out.describe());
-}
-
-#[track_caller]
-fn expect_unreachable(out: &Out, cause: &str) {
-    out.expect_code(69);
-    assert!(out.stderr.contains(cause), "expected {cause:?} in stderr\n{}", out.describe());
-    eprintln!("{}: {}", out.args.join(" "), out.stderr.trim());
 }
 
 /// The scenarios of one TLS server, in turn.

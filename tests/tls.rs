@@ -96,23 +96,6 @@ impl Fixture {
     }
 }
 
-fn write_secret(path: &Path, content: &str, mode: u32) {
-    std::fs::write(path, content).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-#[track_caller]
-fn assert_no_password(out: &Out, password: &str) {
-    assert!(!out.stdout.contains(password) && !out.stderr.contains(password), "the password shows\n{}", out.describe());
-}
-
-#[track_caller]
-fn expect_unreachable(out: &Out, cause: &str) {
-    out.expect_code(69);
-    assert!(out.stderr.contains(cause), "expected {cause:?} in stderr\n{}", out.describe());
-    eprintln!("{}: {}", out.args.join(" "), out.stderr.trim());
-}
-
 /// verify-full connects over TLS (the server takes nothing else) and a
 /// purge deletes and audits; verify-ca accepts the certificate whatever the
 /// host name; require encrypts without verifying, and says so.

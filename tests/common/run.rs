@@ -243,3 +243,24 @@ impl Running {
         Out { args: self.args, code, stdout, stderr, elapsed }
     }
 }
+
+/// Writes a secret file (a password, a key) with the permissions `mode`.
+pub fn write_secret(path: &Path, content: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Neither output of the run shows `password`.
+#[track_caller]
+pub fn assert_no_password(out: &Out, password: &str) {
+    assert!(!out.stdout.contains(password) && !out.stderr.contains(password), "the password shows\n{}", out.describe());
+}
+
+/// The run could not reach its database (exit 69) and said why: `cause`.
+#[track_caller]
+pub fn expect_unreachable(out: &Out, cause: &str) {
+    out.expect_code(69);
+    assert!(out.stderr.contains(cause), "expected {cause:?} in stderr\n{}", out.describe());
+    eprintln!("{}: {}", out.args.join(" "), out.stderr.trim());
+}
