@@ -464,7 +464,10 @@ every_engine! {
             });
             let plan = if only_the_end_missing { CAPPED } else { PLANS[round % PLANS.len()] };
             // Every other capped round watches for its run's end instead of
-            // sleeping: the moment before the exit lasts a few milliseconds.
+            // sleeping. The moment between the run's end and the exit lasts a
+            // few milliseconds, so these rounds hold the process there: its
+            // stdout is stuck, and it prints its summary only after recording
+            // the end.
             let watched = plan.cap.is_some() && (only_the_end_missing || (round / PLANS.len()) % 2 == 1);
             let delay = if watched {
                 Duration::ZERO
@@ -481,7 +484,8 @@ every_engine! {
             } else {
                 format!("round {round} ({plan:?}, SIGKILL after {delay:?})")
             };
-            let running = env.cmd(&purge_args(plan)).env(IDLE_14D.0, IDLE_14D.1).envs(&plan_env(plan)).spawn();
+            let purge = env.cmd(&purge_args(plan)).env(IDLE_14D.0, IDLE_14D.1).envs(&plan_env(plan));
+            let running = if watched { purge.stdout_stuck() } else { purge }.spawn();
             let pid = running.pid();
             if watched {
                 let ended = format!("retention_runs WHERE id > {last_run_id} AND pid = {pid} AND status <> 'running'");

@@ -85,6 +85,8 @@ pub struct Invocation {
     cwd: Option<PathBuf>,
     /// The process's open-file limit (`RLIMIT_NOFILE`, soft and hard), when set.
     open_files: Option<u64>,
+    /// Whether stdout is a pipe kept full, so the first write blocks.
+    stdout_stuck: bool,
 }
 
 impl Invocation {
@@ -95,6 +97,7 @@ impl Invocation {
             stdin: None,
             cwd: None,
             open_files: None,
+            stdout_stuck: false,
         }
     }
 
@@ -124,6 +127,14 @@ impl Invocation {
     /// set in the child before it runs the binary.
     pub fn open_file_limit(mut self, limit: u64) -> Invocation {
         self.open_files = Some(limit);
+        self
+    }
+
+    /// Gives the process a stdout that nobody reads and that is already
+    /// full: its first write to stdout blocks until it is killed. A command
+    /// that prints only its result then waits after all its work is done.
+    pub fn stdout_stuck(mut self) -> Invocation {
+        self.stdout_stuck = true;
         self
     }
 
@@ -171,7 +182,14 @@ impl Invocation {
     pub fn spawn(self) -> Running {
         let mut cmd = self.command();
         cmd.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        cmd.stdout(Stdio::piped());
+        let stuck_stdout = self.stdout_stuck.then(|| {
+            let (reader, writer) = full_pipe();
+            cmd.stdout(writer);
+            reader
+        });
+        if stuck_stdout.is_none() {
+            cmd.stdout(Stdio::piped());
+        }
         cmd.stderr(Stdio::piped());
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
@@ -182,14 +200,49 @@ impl Invocation {
                 let _ = pipe.write_all(&input);
             })
         });
-        let stdout = read_in_background(child.stdout.take().expect("stdout is piped"));
+        // A stuck stdout is read only once the process has ended (by `wait`).
+        let stdout = match child.stdout.take() {
+            Some(pipe) => read_in_background(pipe),
+            None => std::thread::spawn(String::new),
+        };
         let stderr = read_in_background(child.stderr.take().expect("stderr is piped"));
-        Running { args: self.args, child, started, stdout, stderr, stdin_writer }
+        Running { args: self.args, child, started, stdout, stderr, stdin_writer, stuck_stdout }
     }
 
     pub fn run(self) -> Out {
         self.spawn().wait()
     }
+}
+
+/// A pipe filled to its last byte: a blocking write to it waits until the
+/// reader reads, which the caller does not do while the writer runs.
+fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    let (reader, mut writer) = std::io::pipe().expect("a pipe");
+    let fd = writer.as_raw_fd();
+    let set_nonblocking = |on: bool| {
+        // SAFETY: F_GETFL/F_SETFL on a descriptor this function owns.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+            assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags), 0, "fcntl F_SETFL on a pipe");
+        }
+    };
+    set_nonblocking(true);
+    // Large writes first, then single bytes: the pipe is full once not even
+    // one byte fits.
+    for chunk in [&[b'.'; 4096][..], &[b'.'][..]] {
+        loop {
+            match writer.write(chunk) {
+                Ok(_) => continue,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => panic!("filling a pipe: {error}"),
+            }
+        }
+    }
+    // The flag belongs to the open pipe, which the child shares: it must block.
+    set_nonblocking(false);
+    (reader, writer)
 }
 
 fn read_in_background<R: Read + Send + 'static>(mut pipe: R) -> std::thread::JoinHandle<String> {
@@ -208,6 +261,8 @@ pub struct Running {
     stdout: std::thread::JoinHandle<String>,
     stderr: std::thread::JoinHandle<String>,
     stdin_writer: Option<std::thread::JoinHandle<()>>,
+    /// The read end of a stuck stdout ([`Invocation::stdout_stuck`]).
+    stuck_stdout: Option<std::io::PipeReader>,
 }
 
 impl Running {
@@ -234,7 +289,15 @@ impl Running {
         if let Some(writer) = self.stdin_writer {
             let _ = writer.join();
         }
-        let stdout = self.stdout.join().unwrap_or_default();
+        let stdout = match self.stuck_stdout {
+            // What the process wrote after the filling, if it got to write.
+            Some(mut pipe) => {
+                let mut buf = Vec::new();
+                let _ = pipe.read_to_end(&mut buf);
+                String::from_utf8_lossy(&buf).trim_start_matches('.').to_owned()
+            }
+            None => self.stdout.join().unwrap_or_default(),
+        };
         let stderr = self.stderr.join().unwrap_or_default();
         let code = status.code().unwrap_or_else(|| {
             use std::os::unix::process::ExitStatusExt;
