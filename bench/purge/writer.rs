@@ -88,7 +88,7 @@ impl Writer {
         Ok(Writer { stop: stop.drop_guard(), task })
     }
 
-    /// Stops after the operation in flight; returns what it did.
+    /// Stops once it has performed every operation due so far; returns what it did.
     pub async fn stop(self) -> Result<WriterLog> {
         drop(self.stop);
         self.task.await.context("the writer task failed")?
@@ -99,12 +99,23 @@ async fn write(mut conn: Conn, live_ids: Vec<i64>, rate: u32, stop: Cancellation
     let mut rng = fastrand::Rng::with_seed(1);
     let started = Instant::now();
     let mut log = WriterLog { started, ops: Vec::new(), inserted: 0 };
+    let mut stopped_at: Option<Instant> = None;
     for i in 0u64.. {
         let due = started + Duration::from_secs_f64(i as f64 / f64::from(rate));
-        tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep_until(due.into()) => {}
+        // A stop cancels only what was not yet due when the writer saw it:
+        // operations a lock held back are still performed, so the window they
+        // fell due in counts their wait (a window shorter than the stall would
+        // otherwise have none).
+        if stop.is_cancelled() {
+            if due > *stopped_at.get_or_insert_with(Instant::now) {
+                break;
+            }
+        } else if due > Instant::now() {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep_until(due.into()) => {}
+            }
         }
         if i % 2 == 0 {
             insert_job(&mut conn, &format!("writer-{i:08}")).await.with_context(|| format!("writer: insert {i}"))?;
