@@ -220,7 +220,7 @@ fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("RECORD_MIGRATION", sql::RECORD_MIGRATION),
         ("SELECT_NOW", sql::SELECT_NOW),
         ("SELECT_JOB_BY_NAME", sql::SELECT_JOB_BY_NAME),
-        ("LOCK_JOB_BY_NAME", sql::LOCK_JOB_BY_NAME),
+        ("LOCK_JOB", sql::LOCK_JOB),
         ("SELECT_JOBS", sql::SELECT_JOBS),
         ("SELECT_DRIVES_OF_JOBS", sql::SELECT_DRIVES_OF_JOBS),
         ("SELECT_TAKEN_NAMES", sql::SELECT_TAKEN_NAMES),
@@ -526,7 +526,7 @@ async fn the_command_statements_read_and_change_what_they_say() {
 
     // A lifecycle change: the row locked, the clock read with it, then updated.
     let mut tx = conn.begin().await.unwrap();
-    let locked = sqlx::query(q(sql::LOCK_JOB_BY_NAME)).bind("cmd-b").fetch_one(&mut *tx).await.unwrap();
+    let locked = sqlx::query(q(sql::LOCK_JOB)).bind(ids[1]).bind("cmd-b").fetch_one(&mut *tx).await.unwrap();
     let now: NaiveDateTime = locked.get("now");
     assert!((Utc::now().naive_utc() - now).num_seconds().abs() < 60);
     let changed = sqlx::query(q(sql::UPDATE_JOB))
@@ -548,7 +548,7 @@ async fn the_command_statements_read_and_change_what_they_say() {
 
     // `jobs delete`: the audit row returned as written, the job and its drives gone.
     let mut tx = conn.begin().await.unwrap();
-    let locked = sqlx::query(q(sql::LOCK_JOB_BY_NAME)).bind("cmd-b").fetch_one(&mut *tx).await.unwrap();
+    let locked = sqlx::query(q(sql::LOCK_JOB)).bind(ids[1]).bind("cmd-b").fetch_one(&mut *tx).await.unwrap();
     let audit = sqlx::query(q(sql::AUDIT_MANUAL_DELETE))
         .bind(locked.get::<NaiveDateTime, _>("now"))
         .bind("alice@host")

@@ -2,9 +2,12 @@
 //! sweep at once (small batches, the idle-`Creating` policy on) while other
 //! clients hold, ship, cancel and delete the same jobs, through the command
 //! line (`jobs hold/set-state/cancel/delete`, the product's path) and through
-//! SQL connections of the test (faster; they lock the row, decide with the
-//! product's lifecycle rules, sometimes keep the lock a few milliseconds, and
-//! delete with the product's audited delete statement).
+//! SQL connections of the test (faster; they lock the row as the product
+//! does, decide with the product's lifecycle rules, sometimes keep the lock
+//! a few milliseconds, and delete with the product's audited delete
+//! statement). A second scenario holds one batch still between its claim
+//! and its delete while job commands wait for its job: each must find the
+//! job gone when the batch commits, with no error on either side.
 //!
 //! Every client operation is recorded with its outcome (done, not found,
 //! conflict) and its start and end; a test-only trigger logs every update and
@@ -263,9 +266,12 @@ impl Conn {
 }
 
 /// The SQL clients' statements, in the engine's dialect; the parameters
-/// bound in the order they appear.
+/// bound in the order they appear. The job is found as the product's job
+/// commands find it (src/store/common/jobs.rs): its id read by name without
+/// a lock, then its row locked by id, with the product's statements.
 struct Statements {
-    lock: String,
+    find: &'static str,
+    lock: &'static str,
     hold: String,
     enter_state: String,
     cancel: String,
@@ -274,8 +280,17 @@ struct Statements {
 impl Statements {
     fn of(env: &TestEnv) -> Statements {
         let (now, p1, p2) = (env.sql_now(), env.sql_param(1), env.sql_param(2));
+        let (find, lock) = match env.engine {
+            Engine::Sqlite => unreachable!("a ConcurrentSweeps scenario"),
+            Engine::Postgres => (postgres::sql::SELECT_JOB_BY_NAME, postgres::sql::LOCK_JOB),
+            Engine::MariaDb => (
+                mariadb::sql::with_question_marks(mariadb::sql::SELECT_JOB_BY_NAME),
+                mariadb::sql::with_question_marks(mariadb::sql::LOCK_JOB),
+            ),
+        };
         Statements {
-            lock: format!("SELECT id, state, cancel_requested, hold_reason FROM jobs WHERE name = {p1} FOR UPDATE"),
+            find,
+            lock,
             hold: format!("UPDATE jobs SET hold_reason = {p1}, updated_at = {now} WHERE id = {p2}"),
             enter_state: format!(
                 "UPDATE jobs SET state = {p1}, state_changed_at = {now}, updated_at = {now} WHERE id = {p2}"
@@ -329,18 +344,24 @@ async fn sql_op(conn: &mut Conn, sql: &Statements, name: &str, op: &Planned) -> 
 
 /// The inside of [`sql_op`]'s transaction.
 async fn decide_and_write(conn: &mut Conn, sql: &Statements, name: &str, op: &Planned) -> Result<Outcome, sqlx::Error> {
-    let query = sqlx::AssertSqlSafe(sql.lock.as_str());
-    let row = on_conn!(conn, c => match sqlx::query(query).bind(name).fetch_optional(&mut *c).await? {
-        None => None,
-        Some(row) => Some((
-            row.try_get::<i64, _>("id")?,
-            row.try_get::<String, _>("state")?,
-            row.try_get::<bool, _>("cancel_requested")?,
-            row.try_get::<Option<String>, _>("hold_reason")?,
-        )),
-    });
-    let Some((id, state, cancel_requested, hold)) = row else {
-        return Ok(Outcome::NotFound);
+    let (id, state, cancel_requested, hold) = loop {
+        let found = on_conn!(conn, c => match sqlx::query(sql.find).bind(name).fetch_optional(&mut *c).await? {
+            None => None,
+            Some(row) => Some(row.try_get::<i64, _>("id")?),
+        });
+        let Some(id) = found else { return Ok(Outcome::NotFound) };
+        // None: deleted since it was found; look again, as the product does.
+        let row = on_conn!(conn, c => match sqlx::query(sql.lock).bind(id).bind(name).fetch_optional(&mut *c).await? {
+            None => None,
+            Some(row) => Some((
+                row.try_get::<String, _>("state")?,
+                row.try_get::<bool, _>("cancel_requested")?,
+                row.try_get::<Option<String>, _>("hold_reason")?,
+            )),
+        });
+        if let Some((state, cancel_requested, hold)) = row {
+            break (id, state, cancel_requested, hold);
+        }
     };
     let status = JobStatus {
         state: state.parse::<JobState>().map_err(|e| sqlx::Error::Protocol(e.to_string()))?,
@@ -850,6 +871,65 @@ every_engine_with! { ConcurrentSweeps;
     fn sweeps_race_with_holds_moves_deletes_and_cancels(env: &TestEnv) {
         race_rounds(env);
     }
+}
+
+/// The lock of the test for which the batch deleting [`CLAIMED`] waits.
+const CLAIM_KEY: i64 = 7_221;
+const CLAIMED: &str = "claimed";
+
+every_engine_with! { ConcurrentSweeps;
+    /// docs/operations.md, "The live workload": job commands that wait for a job a
+    /// sweep's batch has claimed end when the batch commits, each finding the
+    /// job gone (exit 3), and the purge deletes it once with its audit row,
+    /// without an error. A trigger that waits for a lock of the test holds
+    /// the batch between its claim and its delete. A command that locked the
+    /// job through the name's index on MariaDB would deadlock with the
+    /// batch's delete (error 1213).
+    fn job_commands_waiting_for_a_claimed_job_find_it_deleted(env: &TestEnv) {
+        commands_wait_for_a_claimed_job(env);
+    }
+}
+
+/// The scenario, outside the macro so that rustfmt formats it.
+fn commands_wait_for_a_claimed_job(env: &TestEnv) {
+    env.migrate();
+    env.import_ok(&[job(CLAIMED, "Completed", days_ago(200))]);
+    env.execute(&env.sql_audit_waits_for_lock(CLAIMED, CLAIM_KEY));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let mut lock = rt.block_on(Conn::open(env)).expect("the test's session connects");
+    let mut exec = |sql: String| {
+        let statement = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+        let done = rt.block_on(async { on_conn!(&mut lock, c => statement.execute(c).await.map(|_| ())) });
+        done.unwrap_or_else(|e| panic!("the test's lock: {e}"));
+    };
+    exec(env.sql_lock(CLAIM_KEY));
+    let purge = env.cmd(&["purge", "--output", "json"]).env(NO_MIGRATE.0, NO_MIGRATE.1).spawn();
+    let claimed = wait_until(Duration::from_secs(30), || env.count(env.sql_waiting_for_a_lock()) == 1);
+    let commands: Vec<Running> = [
+        &["jobs", "hold", CLAIMED, "--reason", "legal"][..],
+        &["jobs", "cancel", CLAIMED],
+        &["jobs", "delete", CLAIMED],
+    ]
+    .into_iter()
+    .map(|args| env.cmd(args).env(NO_MIGRATE.0, NO_MIGRATE.1).spawn())
+    .collect();
+    let waiting = claimed && wait_until(Duration::from_secs(30), || env.count(env.sql_waiting_for_a_row()) == 3);
+    exec(env.sql_unlock(CLAIM_KEY));
+    let outs: Vec<Out> = commands.into_iter().map(Running::wait).collect();
+    let purge = purge.wait();
+    assert!(claimed, "the batch did not wait in its audit insert\n{}", purge.describe());
+    assert!(waiting, "the three commands did not all wait for the job's row");
+    for out in &outs {
+        out.expect_code(3);
+        assert!(out.stderr.contains("not found"), "{}", out.describe());
+    }
+    let (mut violations, mut skew) = (Vec::new(), Vec::new());
+    let run_id = check_purge(&purge, &mut violations, &mut skew);
+    assert!(violations.is_empty() && skew.is_empty(), "{violations:#?} {skew:?}");
+    assert_eq!(env.count("jobs"), 0);
+    let audit = env.rows("SELECT run_id, policy, job_name FROM retention_audit");
+    assert_eq!(audit, [vec![json!(run_id.expect("a run")), json!("completed"), json!(CLAIMED)]], "one audit row");
+    rt.block_on(lock.close());
 }
 
 /// The scenario, outside the macro so that rustfmt formats it.

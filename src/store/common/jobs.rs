@@ -85,18 +85,29 @@ async fn with_drives<D: Driver>(
     decode::with_drives::<D::Db>(jobs, &drives)
 }
 
-/// The job's row, locked until the transaction ends, with the transaction's clock.
+/// The job's row, locked until the transaction ends, with the transaction's
+/// clock. Its id is read by name without a lock, then the row is locked by
+/// id: a sweep's batch locks rows by id too, and a lock taken through the
+/// name's index would come before the row's on MariaDB, the reverse of the
+/// batch's order (`mariadb/sql.rs`, `LOCK_JOB`). A job deleted in between
+/// (a command that waited for a batch deleting it) is looked up again: its
+/// name is gone, or another job has it now.
 async fn lock_job<D: Driver>(
     driver: &D,
     conn: &mut <D::Db as Database>::Connection,
     name: &str,
 ) -> Result<(i64, Job, DateTime<Utc>), StoreError> {
-    let query = D::Db::query(D::SQL.lock_job_by_name, &[name.into()]);
-    let row: Row<D> = D::Db::fetch_optional(On::Connection(conn), query)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(crate::lifecycle::quoted(name)))?;
-    let (id, job) = decode::job::<D::Db>(&row)?;
-    Ok((id, job, driver.transaction_clock(&row)?))
+    loop {
+        let found = D::Db::fetch_optional(On::Connection(&mut *conn), D::Db::query(D::SQL.job_by_name, &[name.into()]));
+        let Some(row) = found.await? else { return Err(StoreError::NotFound(crate::lifecycle::quoted(name))) };
+        let (id, _) = decode::job::<D::Db>(&row)?;
+        let query = D::Db::query(D::SQL.lock_job, &[id.into(), name.into()]);
+        let locked: Option<Row<D>> = D::Db::fetch_optional(On::Connection(&mut *conn), query).await?;
+        if let Some(row) = locked {
+            let (id, job) = decode::job::<D::Db>(&row)?;
+            return Ok((id, job, driver.transaction_clock(&row)?));
+        }
+    }
 }
 
 #[async_trait]

@@ -96,7 +96,7 @@ pub(crate) trait Driver: SweepStore + AdminStore + 'static {
     }
 
     /// The database's clock in a transaction, from the row of
-    /// [`Statements::lock_job_by_name`]: by default its `now` column.
+    /// [`Statements::lock_job`]: by default its `now` column.
     fn transaction_clock(&self, row: &<Self::Db as Database>::Row) -> Result<DateTime<Utc>, StoreError> {
         Self::Db::time(row, "now")
     }

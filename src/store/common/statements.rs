@@ -20,8 +20,9 @@ pub(crate) struct Statements {
     pub migration_versions: &'static str,
 
     pub job_by_name: &'static str,
-    /// The job's row, locked for the rest of the transaction.
-    pub lock_job_by_name: &'static str,
+    /// The row of the job with this id ($1) if it still has this name ($2),
+    /// locked for the rest of the transaction, by its primary key only.
+    pub lock_job: &'static str,
     pub jobs: &'static str,
     pub drives_of_jobs: &'static str,
     pub taken_names: &'static str,

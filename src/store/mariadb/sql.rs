@@ -36,7 +36,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     migrations_table: MIGRATIONS_TABLE,
     migration_versions: SELECT_MIGRATION_VERSIONS,
     job_by_name: SELECT_JOB_BY_NAME,
-    lock_job_by_name: LOCK_JOB_BY_NAME,
+    lock_job: LOCK_JOB,
     jobs: SELECT_JOBS,
     drives_of_jobs: SELECT_DRIVES_OF_JOBS,
     taken_names: SELECT_TAKEN_NAMES,
@@ -131,11 +131,19 @@ macro_rules! job_columns {
 /// $1: name.
 pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = $1");
 
-/// The job's row, locked until the transaction ends (READ COMMITTED: the
-/// row and its name's index entry, no gap, found or not), and the clock.
-/// $1: name.
-pub const LOCK_JOB_BY_NAME: &str =
-    concat!("SELECT ", job_columns!(), ", UTC_TIMESTAMP(6) AS now FROM jobs WHERE name = $1 FOR UPDATE");
+/// The job's row, locked until the transaction ends, and the clock; none
+/// if the job was deleted meanwhile. InnoDB locks the index entries a
+/// locking read finds a row by: looked up by name, the name's entry would be
+/// locked before the row, the reverse of a batch (its claim locks the row,
+/// its `DELETE` then marks the name's entry), and the two would deadlock
+/// (error 1213). Looked up by the primary key (`FORCE INDEX`), the row is all
+/// it locks, so every writer takes the row first (docs/operations.md).
+/// $1: id; $2: name.
+pub const LOCK_JOB: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    ", UTC_TIMESTAMP(6) AS now FROM jobs FORCE INDEX (PRIMARY) WHERE id = $1 AND name = $2 FOR UPDATE"
+);
 
 /// Jobs in id order. $1: JSON array of states or NULL for all; $2: limit.
 pub const SELECT_JOBS: &str = concat!(
@@ -193,7 +201,7 @@ macro_rules! audit_columns {
 }
 
 /// `jobs delete`, first of two statements in the transaction that locked
-/// the row ([`LOCK_JOB_BY_NAME`]): the audit row, copied from the job's
+/// the row ([`LOCK_JOB`]): the audit row, copied from the job's
 /// row, returned as written. $1: id; $2: deleted_by; $3: deleted_at (the
 /// transaction's clock).
 pub const AUDIT_MANUAL_DELETE: &str = concat!(

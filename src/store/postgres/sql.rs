@@ -9,7 +9,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     migrations_table: MIGRATIONS_TABLE,
     migration_versions: SELECT_MIGRATION_VERSIONS,
     job_by_name: SELECT_JOB_BY_NAME,
-    lock_job_by_name: LOCK_JOB_BY_NAME,
+    lock_job: LOCK_JOB,
     jobs: SELECT_JOBS,
     drives_of_jobs: SELECT_DRIVES_OF_JOBS,
     taken_names: SELECT_TAKEN_NAMES,
@@ -51,9 +51,10 @@ macro_rules! job_columns {
 
 pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = $1");
 
-/// The job's row, locked until the transaction ends, and the transaction's clock.
-pub const LOCK_JOB_BY_NAME: &str =
-    concat!("SELECT ", job_columns!(), ", now() AS now FROM jobs WHERE name = $1 FOR UPDATE");
+/// The job's row, locked until the transaction ends, and the transaction's
+/// clock; none if the job was deleted meanwhile. $1: id; $2: name.
+pub const LOCK_JOB: &str =
+    concat!("SELECT ", job_columns!(), ", now() AS now FROM jobs WHERE id = $1 AND name = $2 FOR UPDATE");
 
 /// $1: states or NULL for all; $2: limit.
 pub const SELECT_JOBS: &str =

@@ -11,7 +11,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     migrations_table: MIGRATIONS_TABLE,
     migration_versions: SELECT_MIGRATION_VERSIONS,
     job_by_name: SELECT_JOB_BY_NAME,
-    lock_job_by_name: SELECT_JOB_BY_NAME,
+    lock_job: SELECT_JOB_TO_CHANGE,
     jobs: SELECT_JOBS,
     drives_of_jobs: SELECT_DRIVES_OF_JOBS,
     taken_names: SELECT_TAKEN_NAMES,
@@ -49,6 +49,10 @@ macro_rules! job_columns {
 }
 
 pub const SELECT_JOB_BY_NAME: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE name = ?1");
+
+/// The job to change: the job commands' transaction (`BEGIN IMMEDIATE`)
+/// already holds the database's write lock. ?1: id; ?2: name.
+pub const SELECT_JOB_TO_CHANGE: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = ?1 AND name = ?2");
 
 /// ?1: JSON array of states or NULL for all; ?2: limit.
 pub const SELECT_JOBS: &str = concat!(
