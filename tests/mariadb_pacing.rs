@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use common::mariadb_server::{self, MariaDbServer, ServerOptions};
 use common::*;
-use serde_json::Value;
 
 /// The limit the purges run under: above the second or so a replica
 /// applying the purge may show on a busy machine.
@@ -46,15 +45,6 @@ fn retentiond<'a>(primary: &'a MariaDbServer, replica: &'a str) -> impl Fn(&[&st
 
 fn audit_rows(primary: &MariaDbServer) -> i64 {
     primary.sql("SELECT COUNT(*) FROM jobs.retention_audit").parse().expect("a count")
-}
-
-/// The log lines of the pauses that started.
-fn pauses(stderr: &str) -> Vec<Value> {
-    stderr
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["fields"]["message"].as_str().is_some_and(|m| m.starts_with("sweep paused")))
-        .collect()
 }
 
 #[test]
@@ -89,15 +79,8 @@ fn a_replica_whose_sql_thread_is_stopped_holds_the_purge_back() {
     let out = purge.wait();
     out.expect_code(0);
 
-    let still: Vec<i64> = samples.iter().filter(|(at, _)| *at >= SETTLED).map(|&(_, rows)| rows).collect();
+    held::assert_still_while_held(&samples, SETTLED, eligible, &out, "the replica's SQL thread was stopped");
     let described = || format!("audit rows (seconds since stopped, rows): {samples:?}\n{}", out.describe());
-    assert!(still.len() >= 20, "too few samples while stopped: {}", described());
-    assert!(
-        still.iter().all(|&rows| rows == still[0]),
-        "a batch committed while the replica's SQL thread was stopped: {}",
-        described()
-    );
-    assert!(still[0] < eligible, "the purge was done before the SQL thread stopped: {}", described());
 
     let summary = out.json();
     assert_eq!(summary["stopped_by"], "done", "{}", described());
@@ -105,7 +88,7 @@ fn a_replica_whose_sql_thread_is_stopped_holds_the_purge_back() {
     assert!(summary["pauses"].as_u64() >= Some(1), "{summary}");
     assert_eq!(audit_rows(&primary), eligible);
     let name = format!("127.0.0.1:{}", replica.port);
-    let paused = pauses(&out.stderr);
+    let paused = held::pauses(&out.stderr);
     assert!(
         paused.iter().any(|line| line["fields"]["replica"] == name.as_str()
             && line["fields"]["reason"].as_str().is_some_and(|why| why.contains("Slave_SQL_Running: No"))),
@@ -135,7 +118,7 @@ fn a_replica_that_cannot_be_reached_holds_the_purge_back() {
     assert_eq!(summary["total"].as_i64(), Some(0), "{}", out.describe());
     assert_eq!(audit_rows(&primary), 0);
     let name = format!("127.0.0.1:{port}");
-    let paused = pauses(&out.stderr);
+    let paused = held::pauses(&out.stderr);
     assert!(
         paused.iter().any(|line| line["fields"]["replica"] == name.as_str() && line["fields"]["reason"].is_string()),
         "no pause names the unreachable {name} and why: {}",

@@ -22,6 +22,7 @@
 //!   endpoints, its systemd notifications, a network between it and the server;
 //! - `pg_db`, `pg_server`, `pg_standby`, `pki`, `https_server`: servers for the tests;
 //! - `faketime`: a process on a clock of the test's choosing;
+//! - `held`: what the pacing tests check of a purge held back by a replica;
 //! - `plan`: reading query plans; `require`: which skips CI turns into failures.
 
 // Each test file uses a part of the harness.
@@ -33,6 +34,7 @@ pub mod db;
 pub mod engines;
 pub mod env;
 pub mod faketime;
+pub mod held;
 pub mod http;
 pub mod https_server;
 pub mod mariadb_db;

@@ -106,12 +106,21 @@ impl PrimaryAndStandby {
     /// Runs SQL as the superuser over the Unix socket; the unaligned result.
     #[track_caller]
     pub fn psql(&self, port: u16, sql: &str) -> String {
-        let dir = self.path("");
-        let port = port.to_string();
-        let args = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &dir, "-p", &port, "-U", "postgres"];
-        let mut args = args.to_vec();
-        args.extend(["-d", "postgres", "-c", sql]);
-        self.run("psql", &args)
+        self.run("psql", &self.psql_args(port, sql).iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Runs SQL as [`Self::psql`] does, in the background until it ends or is killed.
+    pub fn spawn_psql(&self, port: u16, sql: &str) -> std::process::Child {
+        let mut command = self.tool("psql", &[]);
+        command.args(self.psql_args(port, sql)).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        command.spawn().unwrap_or_else(|e| panic!("cannot run psql: {e}"))
+    }
+
+    fn psql_args(&self, port: u16, sql: &str) -> Vec<String> {
+        let args = ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", &self.path(""), "-p", &port.to_string()];
+        let mut args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        args.extend(["-U", "postgres", "-d", "postgres", "-c", sql].map(str::to_owned));
+        args
     }
 
     /// Both servers' logs, for a failure's message.

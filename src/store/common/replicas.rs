@@ -9,11 +9,16 @@
 //! the settings of `database.url` (TLS, password file) unless its URL says
 //! otherwise. A replica that cannot be reached or read is listed with why.
 //!
-//! A replica that reports a replay position lags by the time since it last
-//! kept up: since the primary's position was at or before it. The primary's
-//! position is sampled at each read and kept with the moment it was read, so
-//! a replica whose replay stopped while the primary goes on writing lags by
-//! the time since then, however stale what the server measured is. A
+//! A replica that reports a replay position lags by the time since the
+//! primary passed that position. The primary's position is sampled at each
+//! read and kept with the moment it was read, so a replica whose replay
+//! stopped while the primary goes on writing lags by the time since then,
+//! however stale what the server measured is. The moment is interpolated
+//! between the two samples around the position, as PostgreSQL's own
+//! `replay_lag` is: a replica a few bytes behind a primary that never stops
+//! writing lags by milliseconds, not by the time since the previous read
+//! (about a second while a sweep pauses, more than half a limit of a second,
+//! so such a pause could never end). A
 //! streaming replica that leaves the primary's list keeps lagging from the
 //! position it last replayed, until it is back or [`FORGET_AFTER`] has passed.
 
@@ -94,7 +99,8 @@ struct Seen {
 
 #[derive(Default)]
 struct History {
-    /// The primary's position at each read, oldest first, rising.
+    /// The primary's position at each read, oldest first, rising; a position
+    /// read again keeps the later moment.
     positions: VecDeque<(Instant, i64)>,
     /// The replicas the primary listed, by name.
     streaming: HashMap<String, Seen>,
@@ -102,11 +108,16 @@ struct History {
 
 impl History {
     fn record(&mut self, now: Instant, position: i64) {
-        if self.positions.back().is_none_or(|&(_, last)| position > last) {
-            if self.positions.len() == SAMPLES {
-                self.positions.pop_front();
+        match self.positions.back_mut() {
+            // Still there: it moved on after the later moment.
+            Some(last) if last.1 == position => last.0 = now,
+            Some(last) if last.1 > position => {}
+            _ => {
+                if self.positions.len() == SAMPLES {
+                    self.positions.pop_front();
+                }
+                self.positions.push_back((now, position));
             }
-            self.positions.push_back((now, position));
         }
     }
 
@@ -116,14 +127,19 @@ impl History {
         if replayed >= current {
             return Duration::ZERO;
         }
-        match self.positions.iter().rev().find(|&&(_, position)| position <= replayed) {
-            Some(&(at, _)) => now - at,
-            // Behind every sample: at least as old as the oldest.
-            None => {
-                let oldest = self.positions.front().map_or(Duration::ZERO, |&(at, _)| now - at);
-                oldest.max(reported.unwrap_or_default())
+        // The sample after the newest at or before `replayed`: the primary passed it in between.
+        let mut next = (now, current);
+        for &(at, position) in self.positions.iter().rev() {
+            if position <= replayed {
+                let (next_at, next_position) = next;
+                let share = (replayed - position) as f64 / (next_position - position) as f64;
+                return now.saturating_duration_since(at + next_at.saturating_duration_since(at).mul_f64(share));
             }
+            next = (at, position);
         }
+        // Behind every sample: at least as old as the oldest.
+        let oldest = self.positions.front().map_or(Duration::ZERO, |&(at, _)| now - at);
+        oldest.max(reported.unwrap_or_default())
     }
 }
 
@@ -264,7 +280,8 @@ mod tests {
     use super::*;
 
     /// A replica whose replay stopped at a position lags by the time since
-    /// the primary passed it, however long ago the server measured.
+    /// the primary passed it, interpolated between the samples around it,
+    /// however long ago the server measured.
     #[test]
     fn the_lag_counts_from_when_the_primary_passed_the_replay_position() {
         let start = Instant::now();
@@ -275,11 +292,15 @@ mod tests {
         history.record(at(2), 200);
         history.record(at(5), 300);
         assert_eq!(history.lag(at(6), 300, 300, None), Duration::ZERO, "caught up");
-        assert_eq!(history.lag(at(6), 300, 250, Some(Duration::from_millis(10))), Duration::from_secs(5));
+        // 250: halfway from 200 (last read at 2) to 300 (read at 5), passed at 3.5.
+        assert_eq!(history.lag(at(6), 300, 250, Some(Duration::from_millis(10))), Duration::from_millis(2500));
         assert_eq!(history.lag(at(9), 300, 100, None), Duration::from_secs(9));
+        // A few bytes behind a primary read again only now: milliseconds, not the 4 s since the read before.
+        history.record(at(9), 1_000_000);
+        assert!(history.lag(at(9), 1_000_000, 999_996, None) < Duration::from_millis(1));
         // Behind every sample: the oldest sample's age, or what the server said if more.
         assert_eq!(history.lag(at(9), 300, 50, None), Duration::from_secs(9));
         assert_eq!(history.lag(at(9), 300, 50, Some(Duration::from_secs(30))), Duration::from_secs(30));
-        assert_eq!(history.positions.len(), 3, "a position not past the last is not a new sample");
+        assert_eq!(history.positions.len(), 4, "a position not past the last is not a new sample");
     }
 }
