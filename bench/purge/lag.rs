@@ -2,10 +2,14 @@
 //! rather than read from retentiond: ten times a second the primary's WAL
 //! position (`pg_current_wal_lsn()`) and the standby's replay position
 //! (`pg_last_wal_replay_lsn()`, read on the standby). The lag is the time
-//! since the primary was last at or before the replayed position — the
-//! rule retentiond applies (src/store/postgres/replicas.rs) — so a standby
-//! whose replay stands still lags more with every sample while the primary
-//! writes, and zero once it has replayed all the primary wrote.
+//! since the primary passed the replayed position, interpolated between the
+//! two samples around it — the rule retentiond applies
+//! (src/store/common/replicas.rs) — so a standby whose replay stands still
+//! lags more with every sample while the primary writes, and zero once it
+//! has replayed all the primary wrote. After a purge the standby has caught
+//! up once it has replayed what the primary had written when the purge
+//! ended: the primary goes on writing a little (autovacuum of the purged
+//! tables, checkpoints), so the standby is rarely at its very position.
 //!
 //! And the slow standby: its replay runs for `run` of every `period`
 //! (`pg_wal_replay_resume()`, then `pg_wal_replay_pause()`), so it replays
@@ -40,7 +44,8 @@ pub struct Sample {
     pub lag_s: f64,
 }
 
-/// Reads the lag until stopped, then until the standby has caught up.
+/// Reads the lag until stopped, then until the standby has replayed what
+/// the primary had written by then.
 pub struct Sampler {
     stop: CancellationToken,
     task: JoinHandle<Result<Vec<Sample>>>,
@@ -70,7 +75,8 @@ impl Sampler {
         self.started.elapsed().as_secs_f64()
     }
 
-    /// Samples on until the standby has replayed all the primary wrote; every sample.
+    /// Samples on until the standby has replayed all the primary had written
+    /// by now; every sample.
     pub async fn finish(self) -> Result<Vec<Sample>> {
         self.stop.cancel();
         self.task.await.context("the lag sampler failed")?
@@ -88,25 +94,22 @@ async fn sample(
     let mut samples = Vec::new();
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stopped_at = None;
+    // When the sampler was stopped, and the primary's position then.
+    let mut stopped: Option<(f64, i64)> = None;
     loop {
         ticks.tick().await;
         let at_s = started.elapsed().as_secs_f64();
         let current: i64 = sqlx::query_scalar(PRIMARY_POSITION).fetch_one(&mut *primary).await.context("primary")?;
         let replayed: i64 = sqlx::query_scalar(REPLAYED).fetch_one(&mut *standby).await.context("standby")?;
-        if positions.last().is_none_or(|&(_, last)| current > last) {
-            positions.push((at_s, current));
+        match positions.last_mut() {
+            Some(last) if last.1 == current => last.0 = at_s,
+            Some(last) if last.1 > current => {}
+            _ => positions.push((at_s, current)),
         }
-        let lag_s = if replayed >= current {
-            0.0
-        } else {
-            let since = positions.iter().rev().find(|&&(_, position)| position <= replayed);
-            at_s - since.or(positions.first()).map_or(at_s, |&(at, _)| at)
-        };
-        samples.push(Sample { at_s, lag_s });
+        samples.push(Sample { at_s, lag_s: lag_s(&positions, at_s, current, replayed) });
         if stop.is_cancelled() {
-            let since = *stopped_at.get_or_insert(at_s);
-            if lag_s == 0.0 {
+            let (since, target) = *stopped.get_or_insert((at_s, current));
+            if replayed >= target {
                 return Ok(samples);
             }
             if at_s - since > CATCH_UP_TIMEOUT.as_secs_f64() {
@@ -114,6 +117,23 @@ async fn sample(
             }
         }
     }
+}
+
+/// Seconds since the primary passed `replayed`, interpolated between the
+/// samples around it (`positions`: rising, the last one `current`, read at `at_s`).
+fn lag_s(positions: &[(f64, i64)], at_s: f64, current: i64, replayed: i64) -> f64 {
+    if replayed >= current {
+        return 0.0;
+    }
+    let mut next = (at_s, current);
+    for &(at, position) in positions.iter().rev() {
+        if position <= replayed {
+            let share = (replayed - position) as f64 / (next.1 - position) as f64;
+            return at_s - (at + (next.0 - at) * share);
+        }
+        next = (at, position);
+    }
+    positions.first().map_or(0.0, |&(at, _)| at_s - at)
 }
 
 /// The standby's replay, let run for `run` of every `period` until stopped.
@@ -152,7 +172,7 @@ impl Throttle {
     }
 }
 
-/// Waits until the standby has replayed all the primary wrote.
+/// Waits until the standby has replayed all the primary has written by now.
 pub async fn caught_up(primary_url: &str, standby_url: &str) -> Result<()> {
     let sampler = Sampler::start(primary_url, standby_url).await?;
     sampler.finish().await.map(drop)

@@ -77,7 +77,8 @@ impl PacedRun {
         self.samples.iter().map(|sample| sample.lag_s).fold(0.0, f64::max)
     }
 
-    /// From the end of the purge until the standby had replayed everything.
+    /// From the end of the purge until the standby had replayed all the
+    /// primary had written by then.
     pub fn catch_up_s(&self) -> f64 {
         self.samples.last().map_or(0.0, |last| last.at_s - self.purge_ended_s).max(0.0)
     }

@@ -108,8 +108,10 @@ fn section(options: &Options, machine: &Machine, started_at: DateTime<Utc>, paci
         o,
         "- **lag**: read by the benchmark ten times a second, not by retentiond: the primary's \
          `pg_current_wal_lsn()` and the standby's `pg_last_wal_replay_lsn()`; the lag is the time since the \
-         primary was last at or before the replayed position (retentiond's own rule), 0 once the standby has \
-         replayed everything. Sampled from 1 s before the purge until the standby has caught up."
+         primary passed the replayed position, interpolated between the two samples around it (retentiond's \
+         own rule), 0 once the standby has replayed everything. Sampled from 1 s before the purge until the \
+         standby, its replay still throttled, has replayed all the primary had written when the purge ended \
+         (\"caught up\"; the primary goes on writing a little: autovacuum of the purged tables)."
     );
     let _ = writeln!(o);
     let _ = writeln!(
@@ -192,13 +194,6 @@ fn draw(path: &Path, options: &Options, pacing: &Pacing) -> Result<()> {
     chart
         .draw_series(DashedLineSeries::new([(x_min, limit), (x_max, limit)], 8, 6, BLACK.stroke_width(1)))
         .context("the limit")?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .context("legend")?;
+    super::plot::legend(&mut chart)?;
     root.present().with_context(|| format!("cannot write the plot {}", path.display()))
 }

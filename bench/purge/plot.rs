@@ -85,6 +85,11 @@ fn panel(area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>, result: 
     for (condition, colour) in conditions.into_iter().zip(COLOURS) {
         series(&mut chart, condition, colour)?;
     }
+    legend(&mut chart)
+}
+
+/// The series' labels, in the upper right corner (this plot's and the pacing plot's).
+pub fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, DB, CT>) -> Result<()> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
