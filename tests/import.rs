@@ -289,3 +289,62 @@ every_engine! {
         assert_same_timestamp(&shown["updated_at"], "2023-06-01T00:00:00Z", "updated_at defaults to created_at");
     }
 }
+
+/// `count` jobs named `bulk-00000`…, in that order, each with a hold reason
+/// of 480 characters and one drive holding its number: over 17 MiB of JSON,
+/// more than one statement carries on MariaDB (`max_allowed_packet`, 16 MiB
+/// by default).
+fn bulk_lines(count: usize) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let name = format!("bulk-{i:05}");
+            json!({
+                "name": name,
+                "job_type": "Export",
+                "state": "Completed",
+                "hold_reason": format!("{name} {}", "r".repeat(469)),
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-02-01T00:00:00Z",
+                "state_changed_at": "2024-02-01T00:00:00Z",
+                "drives": [{"drive_id": "D1", "state": "ShippedBack", "bytes": i}]
+            })
+            .to_string()
+        })
+        .collect()
+}
+
+every_engine! {
+    /// An import larger than one statement may carry is written in chunks,
+    /// all in one transaction (docs/lifecycle.md): with a name already in the
+    /// store on its last line (so in its last chunk) nothing of it is written
+    /// and the error names that line; then, without the conflict, every job
+    /// and drive is written as given, in the file's order.
+    fn an_import_larger_than_a_statement_is_all_or_nothing(env: &TestEnv) {
+        const COUNT: usize = 25_000;
+        let lines = bulk_lines(COUNT);
+        assert!(lines.iter().map(String::len).sum::<usize>() > 17 << 20);
+        let last = format!("bulk-{:05}", COUNT - 1);
+        env.import_ok(&[good(&last)]);
+        let before = env.dump_all();
+        let out = env.import_lines(&lines);
+        assert_eq!(out.code, 4, "{}", out.describe());
+        assert!(out.stderr_names_line(COUNT) && out.stderr.contains(&last), "{}", out.describe());
+        // Compared whole but not printed: a failure would print megabytes.
+        let kept = env.count("jobs") - 1;
+        assert!(env.dump_all() == before, "{kept} jobs of the chunks before the conflict were kept");
+
+        env.json(&["jobs", "delete", &last]);
+        let out = env.import_lines(&lines);
+        out.expect_code(0);
+        assert_eq!(out.json(), json!({"imported": COUNT}), "{}", out.describe());
+        let stored = env.rows(
+            "SELECT j.name, j.hold_reason, d.bytes FROM jobs j JOIN job_drives d ON d.job_id = j.id ORDER BY j.id",
+        );
+        assert_eq!(stored.len(), COUNT);
+        assert_eq!(env.count("jobs"), COUNT as i64);
+        for (i, row) in stored.iter().enumerate() {
+            let name = format!("bulk-{i:05}");
+            assert_eq!(row, &vec![json!(name), json!(format!("{name} {}", "r".repeat(469))), json!(i)], "row {i}");
+        }
+    }
+}

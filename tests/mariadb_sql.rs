@@ -223,6 +223,7 @@ fn all_statements() -> Vec<(&'static str, &'static str)> {
         ("LOCK_JOB", sql::LOCK_JOB),
         ("SELECT_JOBS", sql::SELECT_JOBS),
         ("SELECT_DRIVES_OF_JOBS", sql::SELECT_DRIVES_OF_JOBS),
+        ("SELECT_MAX_PACKET", sql::SELECT_MAX_PACKET),
         ("SELECT_TAKEN_NAMES", sql::SELECT_TAKEN_NAMES),
         ("INSERT_JOBS", sql::INSERT_JOBS),
         ("INSERT_DRIVES", sql::INSERT_DRIVES),

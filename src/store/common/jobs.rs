@@ -1,78 +1,18 @@
-//! The job commands' flows, for every engine: create (all or nothing, the
-//! names checked first), show, list, change (lock the row, decide with
-//! `crate::lifecycle`, write) and delete by hand (the same, and the audit
-//! row in the same transaction).
+//! The job commands' flows, for every engine: create (in chunks: `create`),
+//! show, list, change (lock the row, decide with `crate::lifecycle`, write)
+//! and delete by hand (the same, and the audit row in the same transaction).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::Database;
 
-use super::{Arg, Codec, Db, DeleteJob, Driver, On, Purpose, decode, limit};
+use super::{Arg, Db, DeleteJob, Driver, On, Purpose, decode, limit};
 use crate::lifecycle::{Effect, Operation};
 use crate::model::{AuditEntry, Job};
 use crate::store::records::JobFilter;
 use crate::store::{JobStore, StoreError, conflict};
 
 type Row<D> = <<D as Driver>::Db as Database>::Row;
-
-/// A `jobs` row of an insert, in the JSON array the insert statement reads;
-/// `T` is how the engine stores a timestamp.
-#[derive(Serialize)]
-struct JobRow<'a, T> {
-    name: &'a str,
-    job_type: &'static str,
-    state: &'static str,
-    cancel_requested: bool,
-    cancel_requested_at: Option<T>,
-    hold_reason: Option<&'a str>,
-    created_at: T,
-    updated_at: T,
-    state_changed_at: T,
-}
-
-/// A `job_drives` row of an insert, joined to its job by name.
-#[derive(Serialize)]
-struct DriveRow<'a> {
-    job_name: &'a str,
-    drive_id: &'a str,
-    state: &'static str,
-    bytes: i64,
-}
-
-fn json(rows: &impl Serialize) -> Result<Arg<'static>, StoreError> {
-    let text = serde_json::to_string(rows).map_err(|error| StoreError::Database(error.to_string()))?;
-    Ok(Arg::Json(text))
-}
-
-fn job_rows<DB: Codec>(jobs: &[Job]) -> Vec<JobRow<'_, DB::Time>> {
-    jobs.iter()
-        .map(|job| JobRow {
-            name: &job.name,
-            job_type: job.job_type.as_str(),
-            state: job.state.as_str(),
-            cancel_requested: job.cancel_requested,
-            cancel_requested_at: job.cancel_requested_at.map(DB::store_time),
-            hold_reason: job.hold_reason.as_deref(),
-            created_at: DB::store_time(job.created_at),
-            updated_at: DB::store_time(job.updated_at),
-            state_changed_at: DB::store_time(job.state_changed_at),
-        })
-        .collect()
-}
-
-fn drive_rows(jobs: &[Job]) -> Vec<DriveRow<'_>> {
-    jobs.iter()
-        .flat_map(|job| {
-            job.drives.iter().map(|drive| DriveRow {
-                job_name: &job.name,
-                drive_id: &drive.drive_id,
-                state: drive.state.as_str(),
-                bytes: drive.bytes,
-            })
-        })
-        .collect()
-}
 
 /// Attaches each job's drives, read in one statement.
 async fn with_drives<D: Driver>(
@@ -113,22 +53,7 @@ async fn lock_job<D: Driver>(
 #[async_trait]
 impl<D: Driver> JobStore for D {
     async fn create_jobs(&self, jobs: &[Job]) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        let names = jobs.iter().map(|job| job.name.clone()).collect();
-        let taken =
-            D::Db::fetch_all(On::Connection(&mut *tx), D::Db::query(D::SQL.taken_names, &[Arg::Names(Some(names))]))
-                .await?;
-        let taken = decode::all(&taken, |row| D::Db::text(row, "name"))?;
-        if let Some(index) = jobs.iter().position(|job| taken.contains(&job.name)) {
-            return Err(StoreError::NameTaken { name: jobs[index].name.clone(), index });
-        }
-        let insert = D::Db::query(D::SQL.insert_jobs, &[json(&job_rows::<D::Db>(jobs))?]);
-        D::Db::execute(On::Connection(&mut *tx), insert).await?;
-        let drives = drive_rows(jobs);
-        if !drives.is_empty() {
-            D::Db::execute(On::Connection(&mut *tx), D::Db::query(D::SQL.insert_drives, &[json(&drives)?])).await?;
-        }
-        self.commit(tx).await
+        super::create::create_jobs(self, jobs).await
     }
 
     async fn job(&self, name: &str) -> Result<Option<Job>, StoreError> {

@@ -8,6 +8,7 @@
 
 mod codec;
 mod connect;
+mod create;
 mod credentials;
 pub(crate) mod decode;
 mod jobs;
@@ -37,7 +38,7 @@ pub(crate) use kept_session::SweepSessions;
 pub(crate) use nodelay::TcpServer;
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
 pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
-pub(crate) use statements::{DeleteJob, Statements};
+pub(crate) use statements::{DeleteJob, StatementBytes, Statements};
 
 use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval};
 use super::{AdminStore, StoreError, SweepStore};

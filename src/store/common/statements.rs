@@ -13,6 +13,15 @@ pub(crate) enum DeleteJob {
     AuditThenDelete { audit: &'static str, delete: &'static str },
 }
 
+/// How many bytes one statement may carry, which bounds the chunks of
+/// `create_jobs`.
+pub(crate) enum StatementBytes {
+    /// A limit of the engine's own.
+    Fixed(i64),
+    /// A statement whose column `bytes` reads the server's limit.
+    Query(&'static str),
+}
+
 /// One engine's statements for the common part.
 pub(crate) struct Statements {
     /// How many `_sqlx_migrations` tables there are (0 or 1).
@@ -25,6 +34,7 @@ pub(crate) struct Statements {
     pub lock_job: &'static str,
     pub jobs: &'static str,
     pub drives_of_jobs: &'static str,
+    pub statement_bytes: StatementBytes,
     pub taken_names: &'static str,
     pub insert_jobs: &'static str,
     pub insert_drives: &'static str,

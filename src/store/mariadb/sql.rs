@@ -23,7 +23,7 @@
 //! before 1970 or after 2038 matches no row (the start-of-time cursor among
 //! them). Sessions run at READ COMMITTED ([`SESSION_SETTINGS`]).
 
-use crate::store::common::{DeleteJob, Statements, positional};
+use crate::store::common::{DeleteJob, StatementBytes, Statements, positional};
 
 /// `statement` as the driver takes it: each `$n` a `?`, the values bound
 /// in the order the `?` appear (for tests that run statements by hand).
@@ -39,6 +39,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     lock_job: LOCK_JOB,
     jobs: SELECT_JOBS,
     drives_of_jobs: SELECT_DRIVES_OF_JOBS,
+    statement_bytes: StatementBytes::Query(SELECT_MAX_PACKET),
     taken_names: SELECT_TAKEN_NAMES,
     insert_jobs: INSERT_JOBS,
     insert_drives: INSERT_DRIVES,
@@ -158,6 +159,10 @@ pub const SELECT_DRIVES_OF_JOBS: &str = "SELECT d.job_id, d.drive_id, d.state, d
      FROM JSON_TABLE($1, '$[*]' COLUMNS (id BIGINT PATH '$')) AS listed \
      STRAIGHT_JOIN job_drives AS d ON d.job_id = listed.id ORDER BY d.job_id, d.drive_id";
 
+/// The most bytes one statement may carry: one statement is one packet of
+/// at most `max_allowed_packet` (16 MiB by default), larger ones refused.
+pub const SELECT_MAX_PACKET: &str = "SELECT CAST(@@max_allowed_packet AS SIGNED) AS bytes";
+
 /// The listed names already taken, each looked up in the unique index on
 /// `name`, compared byte for byte as the column is. $1: JSON array of names.
 pub const SELECT_TAKEN_NAMES: &str = "SELECT j.name \
@@ -166,8 +171,7 @@ pub const SELECT_TAKEN_NAMES: &str = "SELECT j.name \
 
 /// New jobs in the order given (ids in that order). Timestamps as text
 /// `YYYY-MM-DDTHH:MM:SS.ffffff` in UTC: MariaDB reads no zone suffix (an
-/// RFC 3339 `Z` is a truncation warning, an error in strict mode). One
-/// statement is one packet (`max_allowed_packet`, 16 MiB by default).
+/// RFC 3339 `Z` is a truncation warning, an error in strict mode).
 /// $1: JSON array of job objects.
 pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, \
        hold_reason, created_at, updated_at, state_changed_at) \

@@ -2,7 +2,7 @@
 //! statement is static and set-based; sqlx prepares each once per connection.
 //! The statements the common part runs are listed in [`STATEMENTS`].
 
-use crate::store::common::{DeleteJob, Statements};
+use crate::store::common::{DeleteJob, StatementBytes, Statements};
 
 /// The statements the common part runs on this engine (src/store/common/).
 pub(crate) const STATEMENTS: Statements = Statements {
@@ -12,6 +12,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     lock_job: LOCK_JOB,
     jobs: SELECT_JOBS,
     drives_of_jobs: SELECT_DRIVES_OF_JOBS,
+    statement_bytes: StatementBytes::Fixed(MAX_JSONB_BYTES),
     taken_names: SELECT_TAKEN_NAMES,
     insert_jobs: INSERT_JOBS,
     insert_drives: INSERT_DRIVES,
@@ -62,6 +63,9 @@ pub const SELECT_JOBS: &str =
 
 pub const SELECT_DRIVES_OF_JOBS: &str =
     "SELECT job_id, drive_id, state, bytes FROM job_drives WHERE job_id = ANY($1) ORDER BY job_id, drive_id";
+
+/// The most bytes one statement's JSON may hold: the largest `jsonb` value.
+pub const MAX_JSONB_BYTES: i64 = 268_435_455;
 
 pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name = ANY($1)";
 

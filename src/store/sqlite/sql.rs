@@ -4,7 +4,7 @@
 //! runs are listed in [`STATEMENTS`]; SQLite has no clock of its own to the
 //! microsecond, so "now" is bound where a statement needs it.
 
-use crate::store::common::{DeleteJob, Statements};
+use crate::store::common::{DeleteJob, StatementBytes, Statements};
 
 /// The statements the common part runs on this engine (src/store/common/).
 pub(crate) const STATEMENTS: Statements = Statements {
@@ -14,6 +14,7 @@ pub(crate) const STATEMENTS: Statements = Statements {
     lock_job: SELECT_JOB_TO_CHANGE,
     jobs: SELECT_JOBS,
     drives_of_jobs: SELECT_DRIVES_OF_JOBS,
+    statement_bytes: StatementBytes::Fixed(MAX_TEXT_BYTES),
     taken_names: SELECT_TAKEN_NAMES,
     insert_jobs: INSERT_JOBS,
     insert_drives: INSERT_DRIVES,
@@ -64,6 +65,10 @@ pub const SELECT_JOBS: &str = concat!(
 /// ?1: JSON array of job ids.
 pub const SELECT_DRIVES_OF_JOBS: &str = "SELECT job_id, drive_id, state, bytes FROM job_drives \
      WHERE job_id IN (SELECT value FROM json_each(?1)) ORDER BY job_id, drive_id";
+
+/// The most bytes one statement's JSON may hold: the longest text value of
+/// a default build (`SQLITE_MAX_LENGTH`).
+pub const MAX_TEXT_BYTES: i64 = 1_000_000_000;
 
 /// ?1: JSON array of names; returns those already taken.
 pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name IN (SELECT value FROM json_each(?1))";
