@@ -11,8 +11,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::format_duration;
-use crate::policy::{self, Cutoffs, PerPolicy, Policy, Retentions};
+use crate::config::format_retentions;
+use crate::policy::{self, Cutoffs, PerPolicy, PerType, Policy, Retentions};
 use crate::store::{ForecastWindow, Store, StoreError};
 
 /// The window when none is asked for.
@@ -40,7 +40,8 @@ pub struct Forecast {
 /// One policy's part of the forecast.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyForecast {
-    /// The retention, human-readable; `None` when the policy is off.
+    /// The retention, human-readable (each type's where they differ,
+    /// `config::format_retentions`); `None` when the policy is off for both.
     pub retention: Option<String>,
     /// Become eligible within the window.
     pub within_window: u64,
@@ -78,7 +79,7 @@ pub async fn forecast(
     };
     let cutoffs = policy::cutoffs(retentions, as_of);
     let window = DAY * days as i32;
-    let horizons: Cutoffs = cutoffs.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window));
+    let horizons: Cutoffs = cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window)));
     let counts = store.forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days }).await?;
 
     let mut per_day: Vec<ForecastDay> = (0..days)
@@ -92,7 +93,7 @@ pub async fn forecast(
         })
         .collect();
     let mut policies = PerPolicy::from_fn(|policy| PolicyForecast {
-        retention: retentions[policy].map(format_duration),
+        retention: (retentions[policy] != PerType::default()).then(|| format_retentions(&retentions[policy])),
         ..PolicyForecast::default()
     });
     for count in counts {

@@ -207,7 +207,7 @@ pub fn batch_committed(elapsed: Duration, deleted: &[DeletedJob], retentions: &R
     let mut counts = PerPolicy::<u64>::default();
     for job in deleted {
         counts[job.policy] += 1;
-        if let Some(retention) = retentions[job.policy] {
+        if let Some(retention) = retentions[job.policy][job.job_type] {
             let eligible_at = chrono::Duration::from_std(retention)
                 .ok()
                 .and_then(|retention| job.key.timestamp.checked_add_signed(retention));

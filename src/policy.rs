@@ -4,6 +4,8 @@
 //! A job is eligible under a policy when it is in the policy's state, carries
 //! no hold, and its age timestamp is at or before the cut-off
 //! (`now - retention`: a job exactly as old as the retention is eligible).
+//! Each policy's retention may differ by job type (`retention.by_type`), so a
+//! rule is a (policy, type) pair, with its own cut-off and index range.
 
 use std::fmt;
 use std::ops::{Index, IndexMut};
@@ -12,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, Utc};
 use serde::Serialize;
 
-use crate::lifecycle::JobState;
+use crate::lifecycle::{JobState, JobType};
 
 /// One of the three retention policies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -113,11 +115,69 @@ impl<T> IndexMut<Policy> for PerPolicy<T> {
     }
 }
 
-/// How long each policy keeps a job; `None` means the policy is off.
-pub type Retentions = PerPolicy<Option<Duration>>;
+/// One value per job type: a policy's retention or cut-off for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PerType<T> {
+    pub import: T,
+    pub export: T,
+}
 
-/// The newest age timestamp each policy deletes; `None` means the policy is off.
-pub type Cutoffs = PerPolicy<Option<DateTime<Utc>>>;
+impl<T> PerType<T> {
+    pub fn from_fn(mut f: impl FnMut(JobType) -> T) -> Self {
+        PerType { import: f(JobType::Import), export: f(JobType::Export) }
+    }
+
+    pub fn map<U>(&self, mut f: impl FnMut(JobType, &T) -> U) -> PerType<U> {
+        PerType::from_fn(|job_type| f(job_type, &self[job_type]))
+    }
+}
+
+impl<T> Index<JobType> for PerType<T> {
+    type Output = T;
+
+    fn index(&self, job_type: JobType) -> &T {
+        match job_type {
+            JobType::Import => &self.import,
+            JobType::Export => &self.export,
+        }
+    }
+}
+
+impl<T> IndexMut<JobType> for PerType<T> {
+    fn index_mut(&mut self, job_type: JobType) -> &mut T {
+        match job_type {
+            JobType::Import => &mut self.import,
+            JobType::Export => &mut self.export,
+        }
+    }
+}
+
+/// One value per rule, a (policy, job type) pair: `values[policy][job_type]`.
+pub type PerRule<T> = PerPolicy<PerType<T>>;
+
+/// Every rule, in the order the stores bind their parameters: each policy
+/// (completed, closed, creating_idle) for `Import`, then for `Export`.
+pub const RULES: [(Policy, JobType); 6] = [
+    (Policy::Completed, JobType::Import),
+    (Policy::Completed, JobType::Export),
+    (Policy::Closed, JobType::Import),
+    (Policy::Closed, JobType::Export),
+    (Policy::CreatingIdle, JobType::Import),
+    (Policy::CreatingIdle, JobType::Export),
+];
+
+/// How long each rule keeps a job; `None` means the rule is off.
+pub type Retentions = PerRule<Option<Duration>>;
+
+/// The newest age timestamp each rule deletes; `None` means the rule is off.
+pub type Cutoffs = PerRule<Option<DateTime<Utc>>>;
+
+/// A rule's retention in microseconds, the stores' precision: what an age
+/// timestamp is moved by to give the moment the job became eligible. 0 for
+/// a rule that is off (it finds nothing).
+pub fn retention_micros(retentions: &Retentions, policy: Policy, job_type: JobType) -> i64 {
+    retentions[policy][job_type].map_or(0, |retention| i64::try_from(retention.as_micros()).unwrap_or(i64::MAX))
+}
 
 /// The start of year 1: the earliest cut-off or cursor, within what both
 /// stores can take. No job is that old (imports start in 1970).
@@ -129,7 +189,7 @@ pub fn start_of_time() -> DateTime<Utc> {
 /// the microsecond the stores keep (rounded down), and never before
 /// [`start_of_time`].
 pub fn cutoffs(retentions: &Retentions, now: DateTime<Utc>) -> Cutoffs {
-    retentions.map(|_, retention| retention.map(|retention| cutoff(retention, now)))
+    retentions.map(|_, by_type| by_type.map(|_, retention| retention.map(|retention| cutoff(retention, now))))
 }
 
 /// `now - retention`, to the microsecond the stores keep (rounded down),
@@ -141,17 +201,32 @@ pub fn cutoff(retention: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
     cutoff.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(cutoff)
 }
 
-/// A position in a policy's deletion order: oldest age timestamp first, ties
+/// A position in a rule's deletion order: oldest age timestamp first, ties
 /// broken by job id. A sweep resumes after the last key it handled, so a batch
-/// never rescans what an earlier batch already took.
+/// never rescans what an earlier batch already took. Across rules, jobs are
+/// ordered by the moment they became eligible instead: the same key with
+/// the rule's retention added ([`SortKey::due`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SortKey {
     pub timestamp: DateTime<Utc>,
     pub job_id: i64,
 }
 
-/// Where each policy's scan resumes; `None` starts at the oldest job.
-pub type Cursors = PerPolicy<Option<SortKey>>;
+impl SortKey {
+    /// The key moved by `micros` (a rule's retention, [`retention_micros`]):
+    /// from a rule's age order to the order in which jobs became eligible,
+    /// or back with a negative amount.
+    pub fn due(self, micros: i64) -> SortKey {
+        let moved = self.timestamp.checked_add_signed(chrono::Duration::microseconds(micros));
+        SortKey {
+            timestamp: moved.unwrap_or(if micros < 0 { start_of_time() } else { DateTime::<Utc>::MAX_UTC }),
+            job_id: self.job_id,
+        }
+    }
+}
+
+/// Where each rule's scan resumes; `None` starts at the oldest job.
+pub type Cursors = PerRule<Option<SortKey>>;
 
 #[cfg(test)]
 mod tests {
@@ -170,13 +245,18 @@ mod tests {
     fn cutoff_is_now_minus_retention_and_off_stays_off() {
         let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().to_utc();
         let retentions = Retentions {
-            completed: Some(Duration::from_secs(90 * 86_400)),
-            closed: Some(Duration::from_secs(3_600)),
-            creating_idle: None,
+            completed: PerType {
+                import: Some(Duration::from_secs(90 * 86_400)),
+                export: Some(Duration::from_secs(86_400)),
+            },
+            closed: PerType { import: Some(Duration::from_secs(3_600)), export: None },
+            creating_idle: PerType::default(),
         };
         let cutoffs = cutoffs(&retentions, now);
-        assert_eq!(cutoffs.completed.unwrap().to_rfc3339(), "2026-08-23T12:00:00+00:00");
-        assert_eq!(cutoffs.closed.unwrap().to_rfc3339(), "2026-11-21T11:00:00+00:00");
-        assert_eq!(cutoffs.creating_idle, None);
+        assert_eq!(cutoffs.completed.import.unwrap().to_rfc3339(), "2026-08-23T12:00:00+00:00");
+        assert_eq!(cutoffs.completed.export.unwrap().to_rfc3339(), "2026-11-20T12:00:00+00:00");
+        assert_eq!(cutoffs.closed.import.unwrap().to_rfc3339(), "2026-11-21T11:00:00+00:00");
+        assert_eq!(cutoffs.closed.export, None);
+        assert_eq!(cutoffs.creating_idle, PerType::default());
     }
 }

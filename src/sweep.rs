@@ -1,5 +1,5 @@
 //! One sweep (docs/design.md, "A sweep"): delete every eligible job (under a cap, the N
-//! oldest), in batches of one transaction each, in id order (see
+//! that became eligible first), in batches of one transaction each, in id order (see
 //! `pending`), with a pause for the application's writers between them
 //! (`pause`) and their audit log lines written alongside (`audit_lines`),
 //! recorded in `retention_runs` from start to end.
@@ -339,10 +339,12 @@ async fn dry_run(
             Ok(limit) => limit,
             Err(stopped_by) => return Ok((stopped_by, names)),
         };
-        let candidates = store.find_eligible(BatchRequest { cutoffs, after: &cursors, limit }).await?;
+        let request = BatchRequest { cutoffs, retentions: &plan.retentions, after: &cursors, limit };
+        let candidates = store.find_eligible(request).await?;
         for candidate in &candidates {
             progress.take(candidate.policy, candidate.key);
-            cursors[candidate.policy] = cursors[candidate.policy].max(Some(candidate.key));
+            let cursor = &mut cursors[candidate.policy][candidate.job_type];
+            *cursor = (*cursor).max(Some(candidate.key));
         }
         let exhausted = candidates.len() < limit as usize;
         names.extend(candidates.into_iter().map(|candidate| candidate.name));
@@ -441,7 +443,7 @@ async fn delete_batches(
     limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
     let run_id = run.id;
-    let mut pending = PendingIds::start(store, cutoffs, plan.max_deletes).await?;
+    let mut pending = PendingIds::start(store, cutoffs, &plan.retentions, plan.max_deletes).await?;
     loop {
         let limit = match progress.next_batch(plan, limits).await {
             Ok(limit) => limit,

@@ -275,10 +275,19 @@ async fn every_statement_prepares_against_the_migrated_schema() {
     }
 }
 
-/// The cut-offs of the default retentions (90 days for completed and
-/// closed) and creating_idle at 14 days.
-fn cutoffs() -> [DateTime<Utc>; 3] {
-    [days_ago(90), days_ago(90), days_ago(14)]
+/// The retentions in days of each rule (`policy::RULES`: each policy for
+/// imports, then exports): the defaults (90 days for completed and closed)
+/// and creating_idle at 14 days.
+const RULE_DAYS: [i64; 6] = [90, 90, 90, 90, 14, 14];
+
+/// The cut-offs of [`RULE_DAYS`].
+fn cutoffs() -> [DateTime<Utc>; 6] {
+    RULE_DAYS.map(days_ago)
+}
+
+/// Whether each rule is enabled: all are.
+fn every_rule() -> Vec<Bind> {
+    RULE_DAYS.iter().map(|_| Bind::Flag(true)).collect()
 }
 
 /// The binds of `SELECT_ELIGIBLE_IDS` reading every policy from the start, `limit` each.
@@ -367,11 +376,7 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
     assert_eq!(taken, vec!["old-completed"], "names compare byte for byte, trailing spaces included");
 
     let future: i64 =
-        bind_all(sqlx::query(q(sql::CLOCK_AND_SKEW)), &[Bind::Flag(true), Bind::Flag(true), Bind::Flag(true)])
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-            .get("future");
+        bind_all(sqlx::query(q(sql::CLOCK_AND_SKEW)), &every_rule()).fetch_one(&mut conn).await.unwrap().get("future");
     assert_eq!(future, 1, "the job in the future is counted");
 
     let counts = bind_all(
@@ -381,15 +386,17 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
     .fetch_one(&mut conn)
     .await
     .unwrap();
-    assert_eq!(
-        (counts.get::<i64, _>("completed"), counts.get::<i64, _>("closed"), counts.get::<i64, _>("creating_idle")),
-        (3, 1, 1)
-    );
+    let policy = |name: &str| {
+        counts.get::<i64, _>(format!("{name}_import").as_str())
+            + counts.get::<i64, _>(format!("{name}_export").as_str())
+    };
+    assert_eq!((policy("completed"), policy("closed"), policy("creating_idle")), (3, 1, 1));
 
-    // The cap's 3rd oldest eligible job, over all policies.
+    // The cap's 3rd eligible job over all rules, in the order they became
+    // eligible (age plus retention).
     let mut nth = Vec::new();
-    for cutoff in cutoffs() {
-        nth.extend([at(cutoff), Bind::Int(3)]);
+    for (days, cutoff) in RULE_DAYS.iter().zip(cutoffs()) {
+        nth.extend([Bind::Int(days * 86_400_000_000), at(cutoff), Bind::Int(3)]);
     }
     nth.push(Bind::Int(3));
     let third = bind_all(sqlx::query(q(sql::SELECT_NTH_ELIGIBLE)), &nth).fetch_one(&mut conn).await.unwrap();
@@ -398,7 +405,8 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
         sqlx::query_scalar("SELECT name FROM jobs WHERE id = ?").bind(third_id).fetch_one(&mut conn).await.unwrap();
     assert_eq!(
         third_name, "old-completed",
-        "oldest first: held-by-another-sweep (130), changed-meanwhile (120), old-completed (100)"
+        "most overdue first: held-by-another-sweep (40 days), changed-meanwhile (30), old-completed (10), \
+         idle-creating (6), old-closed (5)"
     );
 
     let mut dry = Vec::new();
@@ -407,7 +415,6 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
         dry.extend(start_cursor());
         dry.push(Bind::Int(10));
     }
-    dry.push(Bind::Int(10));
     let listed: Vec<String> = bind_all(sqlx::query(q(sql::SELECT_ELIGIBLE)), &dry)
         .fetch_all(&mut conn)
         .await
@@ -629,11 +636,7 @@ async fn a_run_whose_session_died_is_marked_abandoned_and_a_live_one_is_not() {
     let mut live = db.session().await;
     let live_run = new_run(&mut live).await;
 
-    let readings =
-        bind_all(sqlx::query(q(sql::RUN_START_READINGS)), &[Bind::Flag(true), Bind::Flag(true), Bind::Flag(true)])
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let readings = bind_all(sqlx::query(q(sql::RUN_START_READINGS)), &every_rule()).fetch_one(&mut conn).await.unwrap();
     let abandoned: Value = serde_json::from_str(&readings.get::<String, _>("abandoned")).unwrap();
     assert_eq!(
         abandoned,

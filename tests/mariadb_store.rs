@@ -17,7 +17,7 @@ use retentiond::config::{DatabaseSettings, DatabaseUrl};
 use retentiond::identity::ProcessIdentity;
 use retentiond::lifecycle::{DriveState, JobState, JobType, Operation};
 use retentiond::model::{Drive, Job, Pauses, Removed, RunStatus};
-use retentiond::policy::{self, PerPolicy, Policy, Retentions};
+use retentiond::policy::{self, PerPolicy, PerRule, PerType, Policy, Retentions};
 use retentiond::store::{self, AuditSearch, Batch, IdRange, NewRun, RunOutcome, Store, StoreError};
 use sqlx::{ConnectOptions, Connection};
 
@@ -53,7 +53,10 @@ fn job(name: &str, state: JobState, days: i64) -> Job {
 
 /// 90 days for completed and closed jobs, creating_idle off.
 fn retentions() -> Retentions {
-    Retentions { completed: Some(std::time::Duration::from_secs(90 * 86_400)), ..Retentions::default() }
+    Retentions {
+        completed: PerType::from_fn(|_| Some(std::time::Duration::from_secs(90 * 86_400))),
+        ..Retentions::default()
+    }
 }
 
 #[tokio::test]
@@ -106,11 +109,12 @@ async fn a_batch_deletes_the_jobs_still_eligible_with_one_audit_row_each_and_kee
     let (run_id, clock) =
         store.begin_run(&NewRun { trigger: "purge", owner: &identity, retentions: &retentions }).await.unwrap();
     let cutoffs = policy::cutoffs(&retentions, clock.now);
-    let mut ranges = PerPolicy::<Option<IdRange>>::default();
-    ranges[Policy::Completed] =
-        Some(IdRange { cutoff: cutoffs[Policy::Completed].unwrap(), after: None, through: None, limit: 100 });
+    let completed = (Policy::Completed, JobType::Import);
+    let mut ranges = PerRule::<Option<IdRange>>::default();
+    ranges[completed.0][completed.1] =
+        Some(IdRange { cutoff: cutoffs[completed.0][completed.1].unwrap(), after: None, through: None, limit: 100 });
     let read = store.eligible_ids(&ranges).await.unwrap();
-    let ids: Vec<i64> = read[Policy::Completed].ids.clone();
+    let ids: Vec<i64> = read[completed.0][completed.1].ids.clone();
     assert_eq!(ids.len(), 5, "the five old completed jobs, oldest first: {read:?}");
 
     store.change_job("old-2", &Operation::Hold("legal".into())).await.unwrap();

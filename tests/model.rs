@@ -206,12 +206,14 @@ struct MJob {
 }
 
 impl MJob {
-    /// The policy that would delete this job, and its age timestamp, when eligible at `at` under `rets`.
-    fn eligible_at(&self, rets: &Rets, at: DateTime<Utc>) -> Option<(Pol, DateTime<Utc>)> {
+    /// The policy that would delete this job, its age timestamp, and when
+    /// it became eligible (age plus retention: a cap takes the earliest), when
+    /// eligible at `at` under `rets`.
+    fn eligible_at(&self, rets: &Rets, at: DateTime<Utc>) -> Option<(Pol, DateTime<Utc>, DateTime<Utc>)> {
         let policy = self.policy(rets)?;
         let age = policy.age(self);
         let retention = rets.of(policy).delta()?;
-        (age <= at - retention).then_some((policy, age))
+        (age <= at - retention).then_some((policy, age, age + retention))
     }
 
     /// The enabled policy covering this job, unless it is held.
@@ -222,6 +224,10 @@ impl MJob {
         Pol::covering(self.state).filter(|policy| rets.of(*policy) != Ret::Off)
     }
 }
+
+/// A job a sweep takes, in the order a cap takes them: when it became
+/// eligible, its sequence number, its policy, its age timestamp.
+type Taken = (DateTime<Utc>, u64, Pol, DateTime<Utc>);
 
 /// An audit row as the model expects it.
 #[derive(Debug, Clone)]
@@ -644,7 +650,7 @@ mod lib_driver {
     use retentiond::identity::ProcessIdentity;
     use retentiond::lifecycle::{self, JobState, Operation};
     use retentiond::model::Job;
-    use retentiond::policy::Retentions;
+    use retentiond::policy::{PerType, Retentions};
     use retentiond::store::{self, AuditSearch, JobFilter, Store, StoreError};
     use retentiond::sweep::{self, SweepPlan};
     use tokio_util::sync::CancellationToken;
@@ -760,9 +766,9 @@ mod lib_driver {
         fn purge(&mut self, request: &PurgeRequest) -> Outcome {
             let plan = SweepPlan {
                 retentions: Retentions {
-                    completed: request.rets.completed.std(),
-                    closed: request.rets.closed.std(),
-                    creating_idle: request.rets.creating_idle.std(),
+                    completed: PerType::from_fn(|_| request.rets.completed.std()),
+                    closed: PerType::from_fn(|_| request.rets.closed.std()),
+                    creating_idle: PerType::from_fn(|_| request.rets.creating_idle.std()),
                 },
                 batch_size: retentiond::batch::BatchSize::Jobs(request.batch_size),
                 batch_budget: Duration::from_millis(50),
@@ -1249,20 +1255,20 @@ impl Run<'_> {
         let mut certain = Vec::new();
         let mut possible = Vec::new();
         for job in &self.model.jobs {
-            if let Some((policy, age)) = job.eligible_at(&rets, before) {
-                certain.push((age, job.seq, policy));
-            } else if let Some((policy, age)) = job.eligible_at(&rets, after) {
-                possible.push((age, job.seq, policy));
+            if let Some((policy, age, due)) = job.eligible_at(&rets, before) {
+                certain.push((due, job.seq, policy, age));
+            } else if let Some((policy, age, due)) = job.eligible_at(&rets, after) {
+                possible.push((due, job.seq, policy, age));
             }
         }
         let mut candidates: Vec<_> = certain.iter().chain(&possible).copied().collect();
         candidates.sort();
         let stored = self.driver.jobs();
         let remaining: Vec<&str> = stored.as_array().expect("jobs").iter().filter_map(|j| j["name"].as_str()).collect();
-        let deleted: Vec<(DateTime<Utc>, u64, Pol)> = candidates
+        let deleted: Vec<Taken> = candidates
             .iter()
             .copied()
-            .filter(|(_, seq, _)| {
+            .filter(|(_, seq, _, _)| {
                 let job = self.model.jobs.iter().find(|j| j.seq == *seq).expect("candidate");
                 !remaining.contains(&job.name.as_str())
             })
@@ -1271,7 +1277,7 @@ impl Run<'_> {
             .model
             .jobs
             .iter()
-            .filter(|job| !candidates.iter().any(|(_, seq, _)| *seq == job.seq))
+            .filter(|job| !candidates.iter().any(|(_, seq, _, _)| *seq == job.seq))
             .filter(|job| !remaining.contains(&job.name.as_str()))
             .map(|job| job.name.as_str())
             .collect();
@@ -1286,7 +1292,7 @@ impl Run<'_> {
             ensure!(
                 self,
                 deleted == candidates[..take],
-                "{what} should delete the oldest {take} of {candidates:?}, deleted {deleted:?}\nreport: {report}"
+                "{what} should delete the first {take} to become eligible of {candidates:?}, deleted {deleted:?}\nreport: {report}"
             );
         } else {
             let all_certain = certain.iter().all(|c| deleted.contains(c));
@@ -1323,9 +1329,9 @@ impl Run<'_> {
         self.count("jobs deleted by purge", deleted.len() as u64);
         self.note(format!(
             "  deleted {:?}",
-            deleted.iter().map(|(_, seq, p)| (self.name_of(*seq), p.name())).collect::<Vec<_>>()
+            deleted.iter().map(|(_, seq, p, _)| (self.name_of(*seq), p.name())).collect::<Vec<_>>()
         ));
-        for (_, seq, policy) in &deleted {
+        for (_, seq, policy, _) in &deleted {
             let index = self.model.jobs.iter().position(|j| j.seq == *seq).expect("deleted job");
             let job = self.model.jobs.remove(index);
             self.model.audit.push(MAudit::of(&job, policy.name(), run_id));
@@ -1375,19 +1381,19 @@ impl Run<'_> {
         let after = self.driver.now() + self.driver.slack();
         self.expect(&what, &outcome, Expect::Ok)?;
         let report = outcome.json;
-        let mut eligible: Vec<(DateTime<Utc>, u64, Pol)> = self
+        let mut eligible: Vec<Taken> = self
             .model
             .jobs
             .iter()
-            .filter_map(|job| job.eligible_at(&rets, at).map(|(policy, age)| (age, job.seq, policy)))
+            .filter_map(|job| job.eligible_at(&rets, at).map(|(policy, age, due)| (due, job.seq, policy, age)))
             .collect();
         eligible.sort();
         let take = if max_deletes == 0 { eligible.len() } else { eligible.len().min(max_deletes as usize) };
         let listed = &eligible[..take];
-        let names: Vec<String> = listed.iter().map(|(_, seq, _)| self.name_of(*seq)).collect();
+        let names: Vec<String> = listed.iter().map(|(_, seq, _, _)| self.name_of(*seq)).collect();
         let detail: Vec<String> = eligible
             .iter()
-            .map(|(age, seq, p)| {
+            .map(|(_, seq, p, age)| {
                 format!("{}:{}@{}", self.name_of(*seq), p.name(), age.to_rfc3339_opts(SecondsFormat::Micros, true))
             })
             .collect();
@@ -1418,14 +1424,9 @@ impl Run<'_> {
     }
 
     /// Counts per policy, total and the oldest age timestamp of a purge summary.
-    fn check_counts(
-        &self,
-        what: &str,
-        report: &Value,
-        taken: &[(DateTime<Utc>, u64, Pol)],
-    ) -> Result<(), TestCaseError> {
+    fn check_counts(&self, what: &str, report: &Value, taken: &[Taken]) -> Result<(), TestCaseError> {
         for policy in Pol::ALL {
-            let expected = taken.iter().filter(|(_, _, p)| *p == policy).count();
+            let expected = taken.iter().filter(|(_, _, p, _)| *p == policy).count();
             ensure!(
                 self,
                 report["counts"][policy.name()] == json!(expected),
@@ -1434,7 +1435,7 @@ impl Run<'_> {
             );
         }
         ensure!(self, report["total"] == json!(taken.len()), "{what}: total, expected {}: {report}", taken.len());
-        let oldest = taken.iter().map(|(age, _, _)| *age).min();
+        let oldest = taken.iter().map(|(_, _, _, age)| *age).min();
         ensure!(
             self,
             parse_time(&report["oldest_eligible_at"]) == oldest,

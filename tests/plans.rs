@@ -25,12 +25,22 @@ use common::*;
 use retentiond::store::{mariadb::sql as maria, postgres::sql as pg, sqlite::sql as lite};
 use sqlx::{Connection, Row};
 
-/// The indexes of what each policy finds eligible: one partial index per
-/// policy; on MariaDB, which has no partial indexes, one index of the
-/// policies' generated columns, a range of it per policy (docs/schema.md).
+/// The indexes of what each rule (a policy for one job type) finds
+/// eligible: on SQLite one partial index per rule; on PostgreSQL one partial
+/// index per policy, led by the job type, a range of it per rule; on
+/// MariaDB, which has no partial indexes, one index of the policies'
+/// generated columns and the type, a range of it per rule (docs/schema.md).
 fn policy_indexes(env: &TestEnv) -> &'static [&'static str] {
     match env.engine {
-        Engine::Sqlite | Engine::Postgres => &["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle"],
+        Engine::Sqlite => &[
+            "jobs_completed_import_by_age",
+            "jobs_completed_export_by_age",
+            "jobs_closed_import_by_age",
+            "jobs_closed_export_by_age",
+            "jobs_creating_import_by_idle",
+            "jobs_creating_export_by_idle",
+        ],
+        Engine::Postgres => &["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle"],
         Engine::MariaDb => &[MARIADB_POLICY_INDEX],
     }
 }
@@ -108,7 +118,8 @@ fn assert_shape(env: &TestEnv, plan: &Plan, shape: Shape, what: &str) {
 }
 
 /// Fails unless `plan` reads each policy's jobs through its index: on
-/// MariaDB, three ranges (at least) of the one index of the policies, and
+/// MariaDB, six ranges (at least: one per policy and job type) of the one
+/// index of the policies, and
 /// `jobs` through nothing else but `also` (indexes of few rows).
 #[track_caller]
 fn assert_each_policy_read(env: &TestEnv, plan: &Plan, also: &[&str], what: &str) {
@@ -127,8 +138,8 @@ fn assert_each_policy_read(env: &TestEnv, plan: &Plan, also: &[&str], what: &str
             })
             .collect();
         assert!(
-            ranges >= 3 && others.is_empty(),
-            "{what} reads jobs otherwise than by a range per policy ({ranges} ranges; {others:?}):\n{}",
+            ranges >= 6 && others.is_empty(),
+            "{what} reads jobs otherwise than by a range per rule ({ranges} ranges; {others:?}):\n{}",
             plan.text
         );
     }
@@ -136,7 +147,7 @@ fn assert_each_policy_read(env: &TestEnv, plan: &Plan, also: &[&str], what: &str
 
 /// A store as a bulk load leaves it: `JOBS` jobs imported at once, their
 /// ages in no relation to their ids, most of them eligible, every other one
-/// with two drives.
+/// with two drives, a third of them exports.
 fn import_shuffled_jobs(env: &TestEnv) {
     let mut lines = Vec::with_capacity(JOBS);
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -151,6 +162,8 @@ fn import_shuffled_jobs(env: &TestEnv) {
             _ => common::job(&name, "Completed", days_ago(days as i64)),
         };
         let job = if i % 2 == 1 { set(job, "drives", drives(&name, 2, "Completed")) } else { job };
+        // Every third job an export, so that each rule has jobs of its own.
+        let job = if i % 3 == 2 { set(job, "job_type", serde_json::json!("Export")) } else { job };
         lines.push(job.to_string());
     }
     env.import_lines(&lines).expect_code(0);
@@ -167,7 +180,10 @@ struct Statements {
 impl Statements {
     fn new(env: &TestEnv, ids: &[i64]) -> Statements {
         let now = Utc::now();
-        let (completed, closed, idle) = (now - Duration::days(90), now - Duration::days(90), now - Duration::days(14));
+        // Each policy's cut-off for imports, then for exports (`policy::RULES`):
+        // exports of their own completed retention, as `retention.by_type` sets it.
+        let days = |days| now - Duration::days(days);
+        let rules = [days(90), days(30), days(90), days(90), days(14), days(14)];
         let at = |t: DateTime<Utc>| match env.engine {
             Engine::Sqlite => t.timestamp_micros().to_string(),
             Engine::Postgres => format!("'{}'::timestamptz", t.to_rfc3339()),
@@ -179,9 +195,9 @@ impl Statements {
             Engine::MariaDb => ("'0001-01-01 00:00:00'".into(), "(-9223372036854775807 - 1)".into()),
         };
         let last_id = i64::MAX.to_string();
-        let cutoffs = vec![at(completed), at(closed), at(idle)];
+        let cutoffs: Vec<String> = rules.iter().map(|cutoff| at(*cutoff)).collect();
         let mut batch = cutoffs.clone();
-        for _ in 0..3 {
+        for _ in rules {
             batch.extend([start.clone(), first_id.clone()]);
         }
         batch.push("1000".into());
@@ -196,15 +212,16 @@ impl Statements {
         }];
         delete.extend(cutoffs.clone());
         let mut nth = cutoffs.clone();
+        nth.extend(rules.map(|cutoff| (now - cutoff).num_microseconds().unwrap_or(0).to_string()));
         nth.push("1000".into());
-        let enabled = vec![env.sql_bool(true).to_owned(); 3];
+        let enabled = vec![env.sql_bool(true).to_owned(); rules.len()];
         let mut list = vec![
             ("the dry run's batch", statement!(env, SELECT_ELIGIBLE), batch, Shape::PolicyIndexes),
             ("the cap's last job", statement!(env, SELECT_NTH_ELIGIBLE), nth, Shape::PolicyIndexes),
             (
                 "the eligible ids",
                 statement!(env, SELECT_ELIGIBLE_IDS),
-                [ids_of(completed), ids_of(closed), ids_of(idle)].concat(),
+                rules.iter().flat_map(|cutoff| ids_of(*cutoff)).collect(),
                 Shape::EachPolicyIndexInOrder,
             ),
             ("the eligible and backlog counts", statement!(env, COUNT_ELIGIBLE), cutoffs, Shape::PolicyIndexes),
@@ -429,8 +446,8 @@ every_engine! {
         let (window, held_after, names): (Vec<String>, Vec<String>, Vec<String>) = match env.engine {
             Engine::Sqlite => {
                 let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros().to_string();
-                let mut window = vec![micros(cutoff); 3];
-                window.extend(vec![micros(horizon); 3]);
+                let mut window = vec![micros(cutoff); 6];
+                window.extend(vec![micros(horizon); 6]);
                 window.push("30".into());
                 (window, vec![i64::MIN.to_string(), i64::MIN.to_string(), "51".into()], vec![
                     "'seed.'".into(),
@@ -441,8 +458,8 @@ every_engine! {
             }
             Engine::Postgres => {
                 let at = |t: chrono::DateTime<Utc>| format!("'{}'::timestamptz", t.to_rfc3339());
-                let mut window = vec![at(cutoff); 3];
-                window.extend(vec![at(horizon); 3]);
+                let mut window = vec![at(cutoff); 6];
+                window.extend(vec![at(horizon); 6]);
                 window.push("30".into());
                 let start = "'0001-01-01T00:00:00Z'::timestamptz".to_owned();
                 (window, vec![start, "0".into(), "51".into()], vec![
@@ -454,8 +471,8 @@ every_engine! {
             }
             Engine::MariaDb => {
                 let at = |t: chrono::DateTime<Utc>| env.sql_time(t);
-                let mut window = vec![at(cutoff); 3];
-                window.extend(vec![at(horizon); 3]);
+                let mut window = vec![at(cutoff); 6];
+                window.extend(vec![at(horizon); 6]);
                 window.push("30".into());
                 let start = "'0001-01-01 00:00:00'".to_owned();
                 (window, vec![start, "0".into(), "51".into()], vec![

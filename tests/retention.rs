@@ -288,3 +288,104 @@ every_engine! {
         assert_eq!(s["skipped_future"], 2, "{s}");
     }
 }
+
+/// `[retention.by_type.export] completed = "30d"`, from the environment.
+const EXPORTS_30D: (&str, &str) = ("RETENTIOND__RETENTION__BY_TYPE__EXPORT__COMPLETED", "30d");
+
+/// A finished job of `job_type` that entered `state` at `finished`.
+fn typed_job(name: &str, job_type: &str, state: &str, finished: DateTime<Utc>) -> Value {
+    set(finished_job(name, state, finished - Duration::days(10), finished), "job_type", json!(job_type))
+}
+
+every_engine! {
+    /// docs/configuration.md, `retention.by_type`: exports completed 31 days
+    /// ago go under `[retention.by_type.export] completed = "30d"` while
+    /// imports of the same age stay under the general 90 days; a policy the
+    /// type does not set (closed) falls back to the general one. The dry
+    /// run, the forecast and the purge agree.
+    fn each_type_has_its_own_retention_and_the_rest_falls_back(env: &TestEnv) {
+        env.import_ok(&[
+            typed_job("export-31d", "Export", "Completed", days_ago(31)),
+            typed_job("import-31d", "Import", "Completed", days_ago(31)),
+            typed_job("export-29d12h", "Export", "Completed", days_ago(29) - Duration::hours(12)),
+            typed_job("import-100d", "Import", "Completed", days_ago(100)),
+            typed_job("closed-export-31d", "Export", "Closed", days_ago(31)),
+        ]);
+
+        let dry = env.json_env(&["purge", "--dry-run"], &[EXPORTS_30D]);
+        assert_eq!(dry["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0}), "{dry}");
+        assert_eq!(dry["jobs"], json!(["import-100d", "export-31d"]), "most overdue first: {dry}");
+
+        let forecast = env.json_env(&["forecast", "--days", "30"], &[EXPORTS_30D]);
+        assert_eq!(forecast["policies"]["completed"]["retention"], json!("import 90d, export 30d"), "{forecast}");
+        assert_eq!(forecast["policies"]["closed"]["retention"], json!("90d"), "{forecast}");
+        assert_eq!(forecast["per_day"][0]["counts"]["completed"], json!(1), "export-29d12h tomorrow: {forecast}");
+        assert_eq!(forecast["total"], json!(1), "the imports and the closed export reach 90 days later: {forecast}");
+
+        let purged = env.json_env(&["purge"], &[EXPORTS_30D]);
+        assert_eq!(purged["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0}), "{purged}");
+        assert_purged(env, &["export-31d", "import-100d"], "completed", &purged["run_id"]);
+        assert_kept(env, &["import-31d", "export-29d12h", "closed-export-31d"]);
+
+        let general = env.json(&["purge"]);
+        assert_eq!(general["total"], json!(0), "without the override the exports wait for 90 days: {general}");
+        assert_kept(env, &["import-31d", "export-29d12h", "closed-export-31d"]);
+    }
+}
+
+every_engine! {
+    /// docs/lifecycle.md: under a cap a sweep deletes the jobs that became
+    /// eligible first (age plus their rule's retention), across types: an
+    /// export 40 days old under 30 days is 10 days overdue, before an import
+    /// 95 days old under 90 days (5 days), though the import is older.
+    fn the_cap_takes_the_most_overdue_across_types(env: &TestEnv) {
+        env.import_ok(&[
+            typed_job("import-95d", "Import", "Completed", days_ago(95)),
+            typed_job("import-92d", "Import", "Completed", days_ago(92)),
+            typed_job("export-40d", "Export", "Completed", days_ago(40)),
+            typed_job("export-33d", "Export", "Completed", days_ago(33)),
+        ]);
+
+        let dry = env.json_env(&["purge", "--dry-run", "--max-deletes", "2"], &[EXPORTS_30D]);
+        assert_eq!(dry["jobs"], json!(["export-40d", "import-95d"]), "{dry}");
+        assert_eq!(dry["stopped_by"], json!("max_deletes"), "{dry}");
+
+        let purged = env.json_env(&["purge", "--max-deletes", "2"], &[EXPORTS_30D]);
+        assert_eq!(purged["total"], json!(2), "{purged}");
+        assert_purged(env, &["export-40d", "import-95d"], "completed", &purged["run_id"]);
+        assert_kept(env, &["export-33d", "import-92d"]);
+    }
+}
+
+every_engine! {
+    /// A per-type key for an unknown type or policy, or a value under
+    /// `retention.minimum`, exits 78 naming the key, with nothing written;
+    /// `check-config` prints each type's effective retentions.
+    fn per_type_keys_are_checked_and_shown(env: &TestEnv) {
+        env.import_ok(&[typed_job("export-31d", "Export", "Completed", days_ago(31))]);
+        let before = env.dump_all();
+        let config = |toml: &str| env.write_file("retentiond.toml", toml).to_string_lossy().into_owned();
+        for (toml, key) in [
+            ("[retention.by_type.export]\ncomplete = \"30d\"\n", "retention.by_type.export.complete"),
+            ("[retention.by_type.archive]\ncompleted = \"30d\"\n", "retention.by_type.archive"),
+            ("[retention.by_type.export]\ncompleted = \"12h\"\n", "retention.by_type.export.completed = 12h"),
+        ] {
+            let out = env.run(&["--config", &config(toml), "purge"]);
+            out.expect_code(78);
+            assert!(out.stderr.contains(key), "stderr must name {key:?}\n{}", out.describe());
+        }
+        let out = env.run_env(&["purge"], &[("RETENTIOND__RETENTION__BY_TYPE__IMPORT__HELD", "30d")]);
+        out.expect_code(78);
+        assert!(out.stderr.contains("retention.by_type.import.held"), "{}", out.describe());
+        assert_eq!(env.dump_all(), before, "a refused configuration touched the store");
+
+        let out = env.run(&["--config", &config("[retention.by_type.export]\ncompleted = \"30d\"\n"), "check-config"]);
+        out.expect_code(0);
+        let shown: toml::Table = out.stdout.parse().expect("check-config prints TOML");
+        let by_type = &shown["retention"]["by_type"];
+        assert_eq!(by_type["export"]["completed"].as_str(), Some("30d"), "{shown}");
+        assert_eq!(by_type["import"]["completed"].as_str(), Some("90d"), "{shown}");
+        assert_eq!(by_type["export"]["closed"].as_str(), Some("90d"), "{shown}");
+        assert_eq!(by_type["import"]["creating_idle"].as_str(), Some("off"), "{shown}");
+    }
+}

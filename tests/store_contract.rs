@@ -16,10 +16,12 @@ use retentiond::config::{DatabaseSettings, DatabaseUrl};
 use retentiond::identity::ProcessIdentity;
 use retentiond::lifecycle::{DriveState, JobState, JobType, LifecycleError, Operation};
 use retentiond::model::{Drive, Job, Pauses, Removed, RunStatus};
-use retentiond::policy::{self, Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey, start_of_time};
+use retentiond::policy::{
+    self, Cursors, Cutoffs, PerPolicy, PerRule, PerType, Policy, Retentions, SortKey, start_of_time,
+};
 use retentiond::store::{
-    AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, ForecastCount, ForecastWindow, HeldKey, IdRange,
-    JobFilter, NewRun, RunOutcome, RunRemoval, Store, StoreError, TrailKey,
+    AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ForecastCount, ForecastWindow, HeldKey,
+    IdRange, JobFilter, NewRun, RunOutcome, RunRemoval, Store, StoreError, TrailKey,
 };
 
 const DAY: TimeDelta = TimeDelta::days(1);
@@ -104,7 +106,8 @@ fn jobs(now: DateTime<Utc>) -> Vec<Job> {
 
 fn retentions() -> Retentions {
     let days = |days: u64| Some(Duration::from_secs(days * 86_400));
-    PerPolicy { completed: days(90), closed: days(90), creating_idle: days(14) }
+    let both = |days| PerType { import: days, export: days };
+    PerPolicy { completed: both(days(90)), closed: both(days(90)), creating_idle: both(days(14)) }
 }
 
 fn cutoffs(now: DateTime<Utc>) -> Cutoffs {
@@ -221,33 +224,39 @@ every_engine! {
             let eligible = store.eligible_jobs(&cutoffs).await.unwrap();
             let counted = eligible.map(|_, jobs| (jobs.count, jobs.oldest));
             assert_eq!(counted, PerPolicy { completed: (4, at(200)), closed: (1, at(100)), creating_idle: (2, at(40)) });
-            let closed_off = Cutoffs { closed: None, ..cutoffs };
+            let closed_off = Cutoffs { closed: PerType::default(), ..cutoffs };
             let eligible = store.eligible_jobs(&closed_off).await.unwrap();
             assert_eq!((eligible.closed.count, eligible.closed.oldest, eligible.completed.count), (0, None, 4));
 
-            let all = store.find_eligible(BatchRequest { cutoffs: &cutoffs, after: &Cursors::default(), limit: 100 }).await.unwrap();
+            let retentions = retentions();
+            let request = |after, limit| BatchRequest { cutoffs: &cutoffs, retentions: &retentions, after, limit };
+            let start = Cursors::default();
+            let all = store.find_eligible(request(&start, 100)).await.unwrap();
             let listed: Vec<(&str, Policy)> = all.iter().map(|candidate| (candidate.name.as_str(), candidate.policy)).collect();
             assert_eq!(listed, [
                 ("done-200", Policy::Completed),
                 ("by-hand", Policy::Completed),
                 ("to-hold", Policy::Completed),
-                ("done-100", Policy::Completed),
-                ("closed-100", Policy::Closed),
                 ("to-ship", Policy::CreatingIdle),
                 ("idle-30", Policy::CreatingIdle),
-            ], "oldest first, ties by id");
-            let first = store.find_eligible(BatchRequest { cutoffs: &cutoffs, after: &Cursors::default(), limit: 2 }).await.unwrap();
+                ("done-100", Policy::Completed),
+                ("closed-100", Policy::Closed),
+            ], "most overdue first (age timestamp plus retention), ties by id");
+            let first = store.find_eligible(request(&start, 2)).await.unwrap();
             assert_eq!(first, all[..2]);
-            let after = Cursors { completed: Some(all[1].key), ..Cursors::default() };
-            let next = store.find_eligible(BatchRequest { cutoffs: &cutoffs, after: &after, limit: 2 }).await.unwrap();
-            assert_eq!(next, all[2..4], "each policy resumes after its cursor");
+            let after = Cursors { completed: PerType { import: Some(all[1].key), export: None }, ..Cursors::default() };
+            let next = store.find_eligible(request(&after, 2)).await.unwrap();
+            assert_eq!(next, all[2..4], "each rule resumes after its cursor");
 
-            assert_eq!(store.nth_eligible(&cutoffs, 1).await.unwrap(), Some(all[0].key));
-            assert_eq!(store.nth_eligible(&cutoffs, 5).await.unwrap(), Some(all[4].key));
-            assert_eq!(store.nth_eligible(&cutoffs, 7).await.unwrap(), Some(all[6].key));
-            assert_eq!(store.nth_eligible(&cutoffs, 8).await.unwrap(), None, "fewer than 8 are eligible");
+            let due = |candidate: &Candidate| {
+                candidate.key.due(policy::retention_micros(&retentions, candidate.policy, candidate.job_type))
+            };
+            assert_eq!(store.nth_eligible(&cutoffs, &retentions, 1).await.unwrap(), Some(due(&all[0])));
+            assert_eq!(store.nth_eligible(&cutoffs, &retentions, 4).await.unwrap(), Some(due(&all[3])));
+            assert_eq!(store.nth_eligible(&cutoffs, &retentions, 7).await.unwrap(), Some(due(&all[6])));
+            assert_eq!(store.nth_eligible(&cutoffs, &retentions, 8).await.unwrap(), None, "fewer than 8 are eligible");
 
-            let horizons = cutoffs.map(|_, cutoff| cutoff.map(|cutoff| cutoff + DAY * 100));
+            let horizons = cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| cutoff + DAY * 100)));
             let mut forecast: Vec<ForecastCount> = store
                 .forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days: 100 })
                 .await
@@ -299,21 +308,19 @@ every_engine! {
             assert_eq!(store.run(run_id + 1000).await.unwrap(), None);
 
             let cutoffs = policy::cutoffs(&retentions, reading.now);
-            let ranges = |limit: u32, after: Option<SortKey>| {
-                PerPolicy::from_fn(|policy| cutoffs[policy].map(|cutoff| IdRange { cutoff, after, through: None, limit }))
+            let ranges = |limit: u32, after: Option<SortKey>, through: Option<SortKey>| -> PerRule<Option<IdRange>> {
+                cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| IdRange { cutoff, after, through, limit })))
             };
-            let read = store.eligible_ids(&ranges(100, None)).await.unwrap();
+            // Every job of the seed is an import.
+            let read = store.eligible_ids(&ranges(100, None, None)).await.unwrap().map(|_, by_type| by_type.import.clone());
             assert_eq!(read.map(|_, ids| ids.ids.len()), PerPolicy { completed: 4, closed: 1, creating_idle: 2 });
             assert_eq!(read.completed.last.map(|key| key.timestamp), Some(now - DAY * 100), "the key of the last");
-            let one = store.eligible_ids(&ranges(1, None)).await.unwrap();
-            assert_eq!(one.completed.ids, read.completed.ids[..1]);
-            let next = store.eligible_ids(&ranges(1, one.completed.last)).await.unwrap();
-            assert_eq!(next.completed.ids, read.completed.ids[1..2], "resumes after the key");
-            let through = PerPolicy::from_fn(|policy| {
-                cutoffs[policy].map(|cutoff| IdRange { cutoff, after: None, through: next.completed.last, limit: 100 })
-            });
-            let capped = store.eligible_ids(&through).await.unwrap();
-            assert_eq!(capped.completed.ids, read.completed.ids[..2], "up to the capped set's last job");
+            let one = store.eligible_ids(&ranges(1, None, None)).await.unwrap().completed.import;
+            assert_eq!(one.ids, read.completed.ids[..1]);
+            let next = store.eligible_ids(&ranges(1, one.last, None)).await.unwrap().completed.import;
+            assert_eq!(next.ids, read.completed.ids[1..2], "resumes after the key");
+            let capped = store.eligible_ids(&ranges(100, None, next.last)).await.unwrap().completed.import;
+            assert_eq!(capped.ids, read.completed.ids[..2], "up to the capped set's last job");
 
             // Changed since the read: held, moved on, deleted by hand.
             store.change_job("to-hold", &Operation::Hold("legal".into())).await.unwrap();

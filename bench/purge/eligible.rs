@@ -22,10 +22,12 @@ pub(crate) use eligible;
 /// The newest `state_changed_at` that is eligible at `now`.
 pub fn cutoff(now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let cutoffs = retentiond::policy::cutoffs(&RetentionSettings::default().retentions(), now);
-    match (cutoffs.completed, cutoffs.closed, cutoffs.creating_idle) {
-        (Some(completed), Some(closed), None) if completed == closed => Ok(completed),
+    let same_for_both =
+        |by_type: retentiond::policy::PerType<_>| (by_type.import == by_type.export).then_some(by_type.import);
+    match (same_for_both(cutoffs.completed), same_for_both(cutoffs.closed), same_for_both(cutoffs.creating_idle)) {
+        (Some(Some(completed)), Some(Some(closed)), Some(None)) if completed == closed => Ok(completed),
         _ => Err("the default retention is no longer 90 days for completed and closed jobs with creating_idle \
-                  off; the baseline's SQL (bench/purge/eligible.rs) must follow it"
+                  off, for both job types; the baseline's SQL (bench/purge/eligible.rs) must follow it"
             .into()),
     }
 }

@@ -171,6 +171,7 @@ impl Sources<'_> {
     /// Every key set in the file or the environment must be one that exists.
     fn check_unknown_keys(&self) -> Result<(), ConfigError> {
         let known = known_keys();
+        let tree = known_tree();
         let sections = known.keys().cloned().collect::<Vec<_>>().join(", ");
         let mut problems = Vec::new();
         for (section, value) in &self.table {
@@ -191,13 +192,15 @@ impl Sources<'_> {
                 continue;
             };
             for (key, value) in entries {
+                let dotted = format!("{section}.{key}");
                 if !keys.contains(key) {
-                    let dotted = format!("{section}.{key}");
                     problems.push(format!(
                         "unknown key `{dotted}`{}; the keys of [{section}] are {}",
                         self.origin_suffix(&first_leaf_key(&dotted, value), leaf_origin(value)),
                         keys.join(", ")
                     ));
+                } else if let Some(known) = tree.get(section).and_then(|keys| keys.get(key)) {
+                    self.check_nested_keys(&dotted, value, known, &mut problems);
                 }
             }
         }
@@ -206,6 +209,29 @@ impl Sources<'_> {
         }
         problems.sort();
         Err(ConfigError(problems.join("; ")))
+    }
+
+    /// The keys inside a table of tables (`retention.by_type`), level by
+    /// level, against those of `known`: an unknown one is named in full.
+    fn check_nested_keys(
+        &self,
+        dotted: &str,
+        value: &::config::Value,
+        known: &toml::Value,
+        problems: &mut Vec<String>,
+    ) {
+        let (::config::ValueKind::Table(entries), toml::Value::Table(known)) = (&value.kind, known) else { return };
+        for (key, value) in entries {
+            let inner = format!("{dotted}.{key}");
+            match known.get(key) {
+                Some(known) => self.check_nested_keys(&inner, value, known, problems),
+                None => problems.push(format!(
+                    "unknown key `{inner}`{}; the keys of [{dotted}] are {}",
+                    self.origin_suffix(&first_leaf_key(&inner, value), leaf_origin(value)),
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            }
+        }
     }
 
     /// Rewrites a deserialization error as "KEY: what is wrong (set in …)".
@@ -236,12 +262,14 @@ impl Sources<'_> {
     }
 }
 
+/// Every setting, nested tables included, as `check-config` shows the defaults.
+fn known_tree() -> toml::Table {
+    Settings::default().to_redacted_toml().parse().expect("settings serialize as a table")
+}
+
 /// The sections and their keys, as the settings serialize.
 pub(super) fn known_keys() -> BTreeMap<String, Vec<String>> {
-    let toml::Value::Table(sections) = toml::Value::try_from(Settings::default()).expect("settings serialize") else {
-        unreachable!("settings serialize as a table")
-    };
-    sections
+    known_tree()
         .into_iter()
         .map(|(section, keys)| {
             let keys = match keys {

@@ -25,7 +25,7 @@ pub use settings::{
     DatabaseSettings, LogFormat, LogSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings,
     ShutdownSettings, SslMode, TlsFile, UiSettings,
 };
-pub use values::format_duration;
+pub use values::{format_duration, format_retentions};
 
 /// Command-line flags that override the loaded settings.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +49,9 @@ impl Settings {
     /// loads back as a configuration file giving the same settings (bar the
     /// redacted password).
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string(self).expect("settings always serialize to TOML")
+        let mut shown = self.clone();
+        shown.retention.by_type = self.retention.effective_by_type();
+        toml::to_string(&shown).expect("settings always serialize to TOML")
     }
 }
 

@@ -9,9 +9,12 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::secrets::{self, DatabaseUrl};
-use super::values::{de_bool, de_uint, duration, optional_ssl_mode, policy_duration, replica_urls, windows};
+use super::values::{
+    de_bool, de_uint, duration, optional_ssl_mode, override_duration, policy_duration, replica_urls, windows,
+};
 use crate::batch::BatchSize;
-use crate::policy::Retentions;
+use crate::lifecycle::JobType;
+use crate::policy::{PerPolicy, PerType, Policy, Retentions};
 use crate::scheduler::Window;
 
 /// The effective configuration.
@@ -197,6 +200,9 @@ pub struct RetentionSettings {
     pub closed: Option<Duration>,
     #[serde(with = "policy_duration")]
     pub creating_idle: Option<Duration>,
+    /// `[retention.by_type.import]`, `[retention.by_type.export]`: a job
+    /// type's own retentions (docs/configuration.md).
+    pub by_type: ByTypeSettings,
     #[serde(with = "duration")]
     pub minimum: Duration,
     pub batch_size: BatchSize,
@@ -227,6 +233,7 @@ impl Default for RetentionSettings {
             completed: Some(Duration::from_secs(90 * 86400)),
             closed: Some(Duration::from_secs(90 * 86400)),
             creating_idle: None,
+            by_type: ByTypeSettings::default(),
             minimum: Duration::from_secs(86400),
             batch_size: BatchSize::Auto,
             batch_budget: Duration::from_millis(50),
@@ -241,8 +248,73 @@ impl Default for RetentionSettings {
 }
 
 impl RetentionSettings {
+    /// The general retention of `policy` (`retention.completed`, ...).
+    pub fn general(&self, policy: Policy) -> Option<Duration> {
+        match policy {
+            Policy::Completed => self.completed,
+            Policy::Closed => self.closed,
+            Policy::CreatingIdle => self.creating_idle,
+        }
+    }
+
+    /// Each rule's retention: the type's own where `by_type` sets it, else the general one.
     pub fn retentions(&self) -> Retentions {
-        Retentions { completed: self.completed, closed: self.closed, creating_idle: self.creating_idle }
+        PerPolicy::from_fn(|policy| {
+            PerType::from_fn(|job_type| self.by_type[job_type].get(policy).unwrap_or(self.general(policy)))
+        })
+    }
+
+    /// `by_type` with every key set to what applies: what `check-config` shows.
+    pub fn effective_by_type(&self) -> ByTypeSettings {
+        let retentions = self.retentions();
+        let of = |job_type: JobType| TypeRetentions {
+            completed: Some(retentions.completed[job_type]),
+            closed: Some(retentions.closed[job_type]),
+            creating_idle: Some(retentions.creating_idle[job_type]),
+        };
+        ByTypeSettings { import: of(JobType::Import), export: of(JobType::Export) }
+    }
+}
+
+/// `[retention.by_type]`: one table per job type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ByTypeSettings {
+    pub import: TypeRetentions,
+    pub export: TypeRetentions,
+}
+
+impl std::ops::Index<JobType> for ByTypeSettings {
+    type Output = TypeRetentions;
+
+    fn index(&self, job_type: JobType) -> &TypeRetentions {
+        match job_type {
+            JobType::Import => &self.import,
+            JobType::Export => &self.export,
+        }
+    }
+}
+
+/// A job type's retentions: `None` where not set (the general one applies),
+/// `Some(None)` where set to `off`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TypeRetentions {
+    #[serde(with = "override_duration", skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Option<Duration>>,
+    #[serde(with = "override_duration", skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Option<Duration>>,
+    #[serde(with = "override_duration", skip_serializing_if = "Option::is_none")]
+    pub creating_idle: Option<Option<Duration>>,
+}
+
+impl TypeRetentions {
+    pub fn get(&self, policy: Policy) -> Option<Option<Duration>> {
+        match policy {
+            Policy::Completed => self.completed,
+            Policy::Closed => self.closed,
+            Policy::CreatingIdle => self.creating_idle,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::layers::{known_keys, load_from};
 use super::*;
 use crate::batch::BatchSize;
-use crate::policy::Retentions;
+use crate::policy::{PerType, Retentions};
 
 const DAY: u64 = 86_400;
 
@@ -79,9 +79,9 @@ fn defaults() {
     assert_eq!(
         settings.retention.retentions(),
         Retentions {
-            completed: Some(Duration::from_secs(90 * DAY)),
-            closed: Some(Duration::from_secs(90 * DAY)),
-            creating_idle: None
+            completed: PerType::from_fn(|_| Some(Duration::from_secs(90 * DAY))),
+            closed: PerType::from_fn(|_| Some(Duration::from_secs(90 * DAY))),
+            creating_idle: PerType::default(),
         }
     );
 }
@@ -351,7 +351,7 @@ fn bad_values_name_the_key_the_value_and_the_source() {
 #[test]
 fn off_disables_a_policy_and_serializes_as_off() {
     let settings = load_text("[retention]\ncompleted = \"off\"\nclosed = \"OFF\"\ncreating_idle = \"off\"\n").unwrap();
-    assert_eq!(settings.retention.retentions(), Retentions { completed: None, closed: None, creating_idle: None });
+    assert_eq!(settings.retention.retentions(), Retentions::default());
     let text = settings.to_redacted_toml();
     assert!(text.contains("completed = \"off\""), "{text}");
 }
@@ -539,13 +539,17 @@ fn redacted_toml_round_trips() {
     let mut expected = settings.clone();
     expected.database.url = loaded.database.url.clone();
     expected.database.replicas = loaded.database.replicas.clone();
+    // Every type's retentions are shown, so they load back set.
+    expected.retention.by_type = settings.retention.effective_by_type();
     assert_eq!(loaded, expected);
 
     // And the defaults print every key.
     let defaults = Settings::default().to_redacted_toml();
-    let count: usize = known_keys().values().map(Vec::len).sum();
+    // retention.by_type is a table of a table per type, each with every policy.
+    let count: usize = known_keys().values().map(Vec::len).sum::<usize>() - 1 + 2 * 3;
     assert_eq!(defaults.lines().filter(|line| line.contains(" = ")).count(), count, "{defaults}");
     assert!(defaults.contains("creating_idle = \"off\""), "{defaults}");
+    assert!(defaults.contains("[retention.by_type.export]\ncompleted = \"90d\""), "{defaults}");
 }
 
 #[test]
@@ -710,4 +714,54 @@ fn pages_on_a_network_address_need_a_password_file() {
     }
     let message = err(load_env(&[("RETENTIOND__UI__PASSWORD_FILE", "a\nb")]));
     assert!(message.contains("ui.password_file contains a control character"), "{message}");
+}
+
+#[test]
+fn by_type_overrides_a_policy_for_one_type_and_the_rest_falls_back() {
+    let text = "[retention]\nclosed = \"60d\"\n[retention.by_type.export]\ncompleted = \"30d\"\n\
+                [retention.by_type.import]\ncreating_idle = \"14d\"\nclosed = \"off\"\n";
+    let retentions = load_text(text).unwrap().retention.retentions();
+    let days = |n: u64| Some(Duration::from_secs(n * DAY));
+    assert_eq!(retentions.completed, PerType { import: days(90), export: days(30) });
+    assert_eq!(retentions.closed, PerType { import: None, export: days(60) });
+    assert_eq!(retentions.creating_idle, PerType { import: days(14), export: None });
+    let from_env = load_env(&[("RETENTIOND__RETENTION__BY_TYPE__EXPORT__COMPLETED", "30d")]).unwrap();
+    assert_eq!(from_env.retention.retentions().completed, PerType { import: days(90), export: days(30) });
+}
+
+#[test]
+fn check_config_shows_the_effective_table_of_each_type() {
+    let settings =
+        load_text("[retention]\nclosed = \"60d\"\n[retention.by_type.export]\ncompleted = \"30d\"\n").unwrap();
+    let shown: toml::Table = settings.to_redacted_toml().parse().unwrap();
+    let by_type = &shown["retention"]["by_type"];
+    for (job_type, completed) in [("import", "90d"), ("export", "30d")] {
+        assert_eq!(by_type[job_type]["completed"].as_str(), Some(completed), "{shown}");
+        assert_eq!(by_type[job_type]["closed"].as_str(), Some("60d"), "{shown}");
+        assert_eq!(by_type[job_type]["creating_idle"].as_str(), Some("off"), "{shown}");
+    }
+    // What check-config prints loads back to the same rules.
+    assert_eq!(
+        load_text(&settings.to_redacted_toml()).unwrap().retention.retentions(),
+        settings.retention.retentions()
+    );
+}
+
+#[test]
+fn by_type_refuses_an_unknown_type_or_policy_naming_the_key() {
+    let message = err(load_text("[retention.by_type.archive]\ncompleted = \"30d\"\n"));
+    assert!(message.contains("retention.by_type.archive"), "{message}");
+    let message = err(load_text("[retention.by_type.export]\ncomplete = \"30d\"\n"));
+    assert!(message.contains("retention.by_type.export.complete"), "{message}");
+    let message = err(load_env(&[("RETENTIOND__RETENTION__BY_TYPE__EXPORT__HELD", "30d")]));
+    assert!(message.contains("retention.by_type.export.held"), "{message}");
+}
+
+#[test]
+fn by_type_values_are_checked_against_the_minimum() {
+    let message = err(load_text("[retention.by_type.export]\ncompleted = \"1h\"\n"));
+    assert!(message.contains("retention.by_type.export.completed = 1h is below retention.minimum (1d)"), "{message}");
+    let message = err(load_text("[retention.by_type.import]\nclosed = \"soon\"\n"));
+    assert!(message.contains("closed"), "{message}");
+    assert!(load_text("[retention.by_type.import]\nclosed = \"off\"\n").is_ok());
 }

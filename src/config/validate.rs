@@ -13,6 +13,8 @@ use super::{
     UiSettings,
 };
 use crate::batch::MAX_BATCH_SIZE;
+use crate::lifecycle::JobType;
+use crate::policy::Policy;
 use crate::store::engine::Engine;
 
 /// One past the longest `database.statement_timeout`: 2^31 milliseconds.
@@ -220,18 +222,27 @@ fn server_tls_and_password(db: &DatabaseSettings, problems: &mut Problems<'_>) {
 }
 
 fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
-    for (key, value) in [
-        ("retention.completed", ret.completed),
-        ("retention.closed", ret.closed),
-        ("retention.creating_idle", ret.creating_idle),
-        ("retention.audit", ret.audit),
-        ("retention.runs", ret.runs),
-    ] {
+    let mut values = vec![
+        ("retention.completed".to_owned(), ret.completed),
+        ("retention.closed".to_owned(), ret.closed),
+        ("retention.creating_idle".to_owned(), ret.creating_idle),
+        ("retention.audit".to_owned(), ret.audit),
+        ("retention.runs".to_owned(), ret.runs),
+    ];
+    for job_type in JobType::ALL {
+        for policy in Policy::ALL {
+            if let Some(value) = ret.by_type[job_type].get(policy) {
+                let name = job_type.as_str().to_lowercase();
+                values.push((format!("retention.by_type.{name}.{policy}"), value));
+            }
+        }
+    }
+    for (key, value) in values {
         if let Some(value) = value
             && value < ret.minimum
         {
             problems.add(
-                key,
+                &key,
                 format!(
                     "{key} = {} is below retention.minimum ({})",
                     format_duration(value),

@@ -10,6 +10,19 @@ use std::time::Duration;
 use serde::Serializer;
 use serde::de::{self, Deserializer, Visitor};
 
+use crate::policy::PerType;
+
+/// A policy's retentions for both job types: one value when they agree
+/// (`90d`, `off`), else each type's (`import 90d, export 30d`).
+pub fn format_retentions(by_type: &PerType<Option<Duration>>) -> String {
+    let text = |value: Option<Duration>| value.map_or_else(|| "off".to_owned(), format_duration);
+    if by_type.import == by_type.export {
+        text(by_type.import)
+    } else {
+        format!("import {}, export {}", text(by_type.import), text(by_type.export))
+    }
+}
+
 /// Formats a duration in the largest unit that divides it exactly: `90d`,
 /// `36h`, `90m`, `30s`, `500ms`, `0s`. The result parses back unchanged.
 pub fn format_duration(value: Duration) -> String {
@@ -210,6 +223,22 @@ pub(super) mod policy_duration {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
         deserializer.deserialize_any(DurationVisitor { off_allowed: true })
+    }
+}
+
+/// `retention.by_type` fields: as [`policy_duration`], and `None` when not set.
+pub(super) mod override_duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<Option<Duration>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => policy_duration::serialize(value, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Option<Duration>>, D::Error> {
+        policy_duration::deserialize(deserializer).map(Some)
     }
 }
 

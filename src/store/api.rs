@@ -21,7 +21,7 @@ use super::records::{
 use super::{ReadOnly, StoreError};
 use crate::lifecycle::Operation;
 use crate::model::{AuditEntry, Job, RunRecord};
-use crate::policy::{Cutoffs, PerPolicy, Retentions, SortKey};
+use crate::policy::{Cutoffs, PerPolicy, PerRule, Retentions, SortKey};
 
 /// Every trait of the store: what `store::open` returns.
 pub trait Store: JobStore + EligibleStore + SweepStore + TrailStore + PageStore + AdminStore {}
@@ -54,13 +54,21 @@ pub trait EligibleStore: Send + Sync {
     /// How many jobs each policy finds eligible under `cutoffs`, and the oldest of them.
     async fn eligible_jobs(&self, cutoffs: &Cutoffs) -> Result<PerPolicy<EligibleJobs>, StoreError>;
 
-    /// The next eligible jobs oldest first, without deleting anything: the dry run.
+    /// The next eligible jobs in the order they became eligible (age
+    /// timestamp plus the rule's retention, ties by id), without deleting
+    /// anything: the dry run.
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError>;
 
-    /// The key of the `n`-th oldest eligible job over all policies (each
-    /// policy's age timestamp, ties by id), or `None` when fewer are
-    /// eligible: the last job of a sweep capped at `n` deletions.
-    async fn nth_eligible(&self, cutoffs: &Cutoffs, n: u64) -> Result<Option<SortKey>, StoreError>;
+    /// The `n`-th eligible job over all rules in the order they became
+    /// eligible, as its key moved by its rule's retention (`SortKey::due`),
+    /// or `None` when fewer are eligible: the last job of a sweep capped at
+    /// `n` deletions.
+    async fn nth_eligible(
+        &self,
+        cutoffs: &Cutoffs,
+        retentions: &Retentions,
+        n: u64,
+    ) -> Result<Option<SortKey>, StoreError>;
 
     /// The jobs that become eligible in each day of `window`, per policy,
     /// with held jobs counted apart; counts of zero may be left out.
@@ -84,9 +92,9 @@ pub trait SweepStore: Send + Sync {
     /// Records how a run ended.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
 
-    /// The ids of the next eligible jobs of each policy given a range, read
-    /// from the policies' indexes alone, in one statement.
-    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError>;
+    /// The ids of the next eligible jobs of each rule given a range, read
+    /// from the rules' index ranges alone, in one statement.
+    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError>;
 
     /// Deletes the jobs of `batch` that are still eligible, with their
     /// drives and one audit row each, in one transaction; returns them in id

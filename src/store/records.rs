@@ -52,11 +52,13 @@ pub struct AuditWindow {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// A job that a policy would delete now, in deletion order.
+/// A job that a rule would delete now, in deletion order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub name: String,
     pub policy: Policy,
+    pub job_type: JobType,
+    /// Its place in its rule's order (age timestamp and job id).
     pub key: SortKey,
 }
 
@@ -128,7 +130,10 @@ pub struct Batch<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct BatchRequest<'a> {
     pub cutoffs: &'a Cutoffs,
-    /// Resume each policy's scan after these keys.
+    /// The retentions the cut-offs come from: the rules' jobs are listed in
+    /// the order they became eligible.
+    pub retentions: &'a Retentions,
+    /// Resume each rule's scan after these keys.
     pub after: &'a Cursors,
     pub limit: u32,
 }

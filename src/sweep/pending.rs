@@ -1,16 +1,18 @@
 //! The ids a sweep deletes next, in id order (docs/design.md, "A sweep": the set a sweep
 //! deletes is defined by age, the order inside it is the store's choice).
 //!
-//! Each policy's partial index is read in age order, up to [`IDS_PER_READ`]
+//! Each rule's index range is read in age order, up to [`IDS_PER_READ`]
 //! ids in all, and the ids are sorted: the batches then visit the table in
 //! the order its rows lie (rows are written in id order), so a page is
 //! rewritten once per read instead of once per batch that touches it, in a
 //! store whose ages are in any order relative to its ids. A capped sweep
-//! reads only up to the key of its N-th oldest job, fixed once at its
-//! start, so the set it deletes is still exactly the N oldest; a sweep
+//! reads only up to the key of its N-th job, fixed once at its
+//! start, so the set it deletes is still exactly the N that became eligible
+//! first (that key is in the order of eligibility, and moved back by each
+//! rule's retention into the rule's age order); a sweep
 //! stopped early leaves part of its set, whichever part, to the next one.
 
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerRule, RULES, Retentions, SortKey, retention_micros};
 use crate::store::{IdRange, Store, StoreError};
 
 /// Ids held at a time: 4 MiB of them, read in a few hundred milliseconds;
@@ -25,11 +27,12 @@ const IDS_PER_STATEMENT: usize = 10_000;
 /// The ids read and not yet deleted, and where each policy's next read starts.
 pub struct PendingIds {
     cutoffs: Cutoffs,
-    /// The last job of a capped sweep's set; `None` without a cap.
-    through: Option<SortKey>,
+    /// Each rule's last job of a capped sweep's set, in the rule's age
+    /// order; `None` without a cap.
+    through: PerRule<Option<SortKey>>,
     cursors: Cursors,
-    /// Whether a policy's last read came back short: nothing more to read.
-    exhausted: PerPolicy<bool>,
+    /// Whether a rule's last read came back short: nothing more to read.
+    exhausted: PerRule<bool>,
     /// Sorted; those before `next` are done.
     ids: Vec<i64>,
     next: usize,
@@ -37,11 +40,18 @@ pub struct PendingIds {
 
 impl PendingIds {
     /// `max_deletes`: the sweep's cap (0 = none).
-    pub async fn start(store: &dyn Store, cutoffs: &Cutoffs, max_deletes: u64) -> Result<PendingIds, StoreError> {
-        let through = if max_deletes > 0 { store.nth_eligible(cutoffs, max_deletes).await? } else { None };
-        let mut exhausted = PerPolicy::default();
-        for policy in Policy::ALL {
-            exhausted[policy] = cutoffs[policy].is_none();
+    pub async fn start(
+        store: &dyn Store,
+        cutoffs: &Cutoffs,
+        retentions: &Retentions,
+        max_deletes: u64,
+    ) -> Result<PendingIds, StoreError> {
+        let last = if max_deletes > 0 { store.nth_eligible(cutoffs, retentions, max_deletes).await? } else { None };
+        let mut through = PerRule::default();
+        let mut exhausted = PerRule::default();
+        for (policy, job_type) in RULES {
+            through[policy][job_type] = last.map(|key| key.due(-retention_micros(retentions, policy, job_type)));
+            exhausted[policy][job_type] = cutoffs[policy][job_type].is_none();
         }
         Ok(PendingIds { cutoffs: *cutoffs, through, cursors: Cursors::default(), exhausted, ids: Vec::new(), next: 0 })
     }
@@ -63,36 +73,37 @@ impl PendingIds {
 
     /// Whether every id is done and nothing is left to read.
     pub fn is_empty(&self) -> bool {
-        self.next == self.ids.len() && Policy::ALL.into_iter().all(|policy| self.exhausted[policy])
+        self.next == self.ids.len() && RULES.into_iter().all(|(policy, job_type)| self.exhausted[policy][job_type])
     }
 
-    /// Reads up to [`IDS_PER_READ`] ids, each statement reading every policy
+    /// Reads up to [`IDS_PER_READ`] ids, each statement reading every rule
     /// not exhausted yet (an idle sweep: one statement).
     async fn read(&mut self, store: &dyn Store) -> Result<(), StoreError> {
         self.ids.clear();
         self.next = 0;
         loop {
-            let reading: Vec<Policy> = Policy::ALL.into_iter().filter(|&policy| !self.exhausted[policy]).collect();
+            let reading: Vec<_> =
+                RULES.into_iter().filter(|&(policy, job_type)| !self.exhausted[policy][job_type]).collect();
             let room = IDS_PER_READ.saturating_sub(self.ids.len());
             if reading.is_empty() || room == 0 {
                 break;
             }
             let wanted = (room.min(IDS_PER_STATEMENT) / reading.len()).max(1);
             let limit = u32::try_from(wanted).unwrap_or(u32::MAX);
-            let mut ranges = PerPolicy::<Option<IdRange>>::default();
-            for &policy in &reading {
-                ranges[policy] = self.cutoffs[policy].map(|cutoff| IdRange {
+            let mut ranges = PerRule::<Option<IdRange>>::default();
+            for &(policy, job_type) in &reading {
+                ranges[policy][job_type] = self.cutoffs[policy][job_type].map(|cutoff| IdRange {
                     cutoff,
-                    after: self.cursors[policy],
-                    through: self.through,
+                    after: self.cursors[policy][job_type],
+                    through: self.through[policy][job_type],
                     limit,
                 });
             }
             let read = store.eligible_ids(&ranges).await?;
-            for policy in reading {
-                let read = &read[policy];
-                self.exhausted[policy] = read.ids.len() < wanted;
-                self.cursors[policy] = read.last.or(self.cursors[policy]);
+            for (policy, job_type) in reading {
+                let read = &read[policy][job_type];
+                self.exhausted[policy][job_type] = read.ids.len() < wanted;
+                self.cursors[policy][job_type] = read.last.or(self.cursors[policy][job_type]);
                 self.ids.extend(&read.ids);
             }
         }

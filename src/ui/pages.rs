@@ -13,7 +13,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::DaemonView;
 use super::chart;
 use super::params::{BadRequest, Params};
-use crate::config::{Settings, format_duration};
+use crate::config::{Settings, format_duration, format_retentions};
 use crate::forecast::{self, DEFAULT_DAYS, Forecast, MAX_DAYS};
 use crate::model::{AuditEntry, Pauses, RunRecord, RunStatus};
 use crate::policy::{self, PerPolicy, Policy};
@@ -461,7 +461,7 @@ fn policies_table(settings: &Settings, figures: Option<&OverviewFigures>) -> Mar
                             td { (policy.as_str()) }
                             td { (policy.state().as_str()) }
                             td { (policy.age_column()) }
-                            td { (retentions[policy].map_or_else(|| "off".to_owned(), format_duration)) }
+                            td { (format_retentions(&retentions[policy])) }
                             @if let Some(figures) = figures {
                                 td.num { (figures.eligible[policy].count) }
                                 td { (figures.eligible[policy].oldest.map_or_else(|| "–".to_owned(), |oldest| {

@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Database;
 
 use super::Db;
+use crate::lifecycle::JobType;
 use crate::model::{AuditEntry, Drive, Job, Pauses, Removed, RunRecord, RunStatus};
-use crate::policy::{PerPolicy, Policy, SortKey};
+use crate::policy::{PerPolicy, PerRule, Policy, RULES, SortKey};
 use crate::store::StoreError;
 use crate::store::records::{
     Candidate, ClockReading, DeletedJob, EligibleIds, EligibleJobs, ForecastCount, HeldJob, TrailKey,
@@ -129,15 +130,21 @@ pub(crate) fn held_job<DB: Db>(row: &Row<DB>) -> Result<HeldJob, StoreError> {
 }
 
 pub(crate) fn candidate<DB: Db>(row: &Row<DB>) -> Result<Candidate, StoreError> {
-    Ok(Candidate { name: DB::text(row, "name")?, policy: policy::<DB>(row)?, key: sort_key::<DB>(row)? })
+    Ok(Candidate {
+        name: DB::text(row, "name")?,
+        policy: policy::<DB>(row)?,
+        job_type: parse::<_, DB>(row, "job_type")?,
+        key: sort_key::<DB>(row)?,
+    })
 }
 
-/// The ids a read of the next eligible jobs found, per policy, from rows
-/// of `state`, `ts` and `id` in each policy's age order.
-pub(crate) fn eligible_ids<DB: Db>(rows: &[Row<DB>]) -> Result<PerPolicy<EligibleIds>, StoreError> {
-    let mut read = PerPolicy::<EligibleIds>::default();
+/// The ids a read of the next eligible jobs found, per rule, from rows
+/// of `state`, `job_type`, `ts` and `id` in each rule's age order.
+pub(crate) fn eligible_ids<DB: Db>(rows: &[Row<DB>]) -> Result<PerRule<EligibleIds>, StoreError> {
+    let mut read = PerRule::<EligibleIds>::default();
     for row in rows {
-        read[policy::<DB>(row)?].push(sort_key::<DB>(row)?);
+        let job_type: JobType = parse::<_, DB>(row, "job_type")?;
+        read[policy::<DB>(row)?][job_type].push(sort_key::<DB>(row)?);
     }
     Ok(read)
 }
@@ -158,14 +165,18 @@ pub(crate) fn deleted_job<DB: Db>(row: &Row<DB>, deleted_at: DateTime<Utc>) -> R
     })
 }
 
-/// Per policy, a count column named after it and a `<policy>_oldest` column.
+/// Per rule, a count column `<policy>_<type>` and a `<policy>_<type>_oldest`
+/// column (`completed_import`, ...), summed per policy.
 pub(crate) fn eligible<DB: Db>(row: &Row<DB>) -> Result<PerPolicy<EligibleJobs>, StoreError> {
     let mut eligible = PerPolicy::<EligibleJobs>::default();
-    for policy in Policy::ALL {
-        let name = policy.as_str();
-        eligible[policy] = EligibleJobs {
-            count: DB::int(row, name)? as u64,
-            oldest: DB::optional_time(row, &format!("{name}_oldest"))?,
+    for (policy, job_type) in RULES {
+        let name = format!("{policy}_{}", job_type.as_str().to_lowercase());
+        let jobs = &mut eligible[policy];
+        jobs.count += DB::int(row, &name)? as u64;
+        let oldest = DB::optional_time(row, &format!("{name}_oldest"))?;
+        jobs.oldest = match (jobs.oldest, oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
     }
     Ok(eligible)

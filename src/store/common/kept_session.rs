@@ -17,7 +17,7 @@ use sqlx::pool::{Pool, PoolConnection};
 use sqlx::{Connection, Database};
 
 use super::{Db, PING_AFTER_IDLE, decode, id_range_args};
-use crate::policy::PerPolicy;
+use crate::policy::PerRule;
 use crate::store::StoreError;
 use crate::store::records::{EligibleIds, IdRange};
 
@@ -86,8 +86,8 @@ impl<DB: Db> SweepSessions<DB> {
         &self,
         pool: &Pool<DB>,
         statement: &'static str,
-        ranges: &PerPolicy<Option<IdRange>>,
-    ) -> Result<PerPolicy<EligibleIds>, StoreError> {
+        ranges: &PerRule<Option<IdRange>>,
+    ) -> Result<PerRule<EligibleIds>, StoreError> {
         let mut conn = self.reading.take(pool).await?;
         let rows =
             DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &id_range_args(ranges))).await?;

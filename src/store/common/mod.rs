@@ -42,7 +42,7 @@ pub(crate) use statements::{DeleteJob, StatementBytes, Statements};
 
 use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval};
 use super::{AdminStore, StoreError, SweepStore};
-use crate::policy::{Cutoffs, PerPolicy, Policy, Retentions, start_of_time};
+use crate::policy::{Cutoffs, PerRule, RULES, Retentions, retention_micros, start_of_time};
 
 /// A run left `running` by a dead process, as a server engine's start of a
 /// run finds them: the column `abandoned`, a JSON array of `id`, `host`, `pid`.
@@ -106,15 +106,21 @@ pub(crate) trait Driver: SweepStore + AdminStore + 'static {
 // The parameters of the statements that every engine writes its own way
 // but binds alike, in the order its `sql.rs` documents.
 
-/// Whether each policy is enabled (completed, closed, creating_idle), for
+/// Whether each rule is enabled (in the order of `policy::RULES`), for
 /// the count of the jobs in the future of the clock.
-pub(crate) fn enabled_policies(retentions: &Retentions) -> [Arg<'static>; 3] {
-    Policy::ALL.map(|policy| Arg::Flag(retentions[policy].is_some()))
+pub(crate) fn enabled_rules(retentions: &Retentions) -> [Arg<'static>; 6] {
+    RULES.map(|(policy, job_type)| Arg::Flag(retentions[policy][job_type].is_some()))
 }
 
-/// Each policy's cut-off (completed, closed, creating_idle; NULL: off).
-pub(crate) fn cutoff_args<'a>(cutoffs: &Cutoffs) -> [Arg<'a>; 3] {
-    Policy::ALL.map(|policy| cutoffs[policy].into())
+/// Each rule's cut-off (in the order of `policy::RULES`; NULL: off).
+pub(crate) fn cutoff_args<'a>(cutoffs: &Cutoffs) -> [Arg<'a>; 6] {
+    RULES.map(|(policy, job_type)| cutoffs[policy][job_type].into())
+}
+
+/// Each rule's retention in microseconds (in the order of `policy::RULES`):
+/// what moves an age timestamp to the moment the job became eligible.
+pub(crate) fn shift_args<'a>(retentions: &Retentions) -> [Arg<'a>; 6] {
+    RULES.map(|(policy, job_type)| retention_micros(retentions, policy, job_type).into())
 }
 
 /// The ids of a batch, then the cut-offs they are checked against again.
@@ -124,14 +130,14 @@ pub(crate) fn still_eligible_args<'a>(ids: &'a [i64], cutoffs: &Cutoffs) -> Vec<
     args
 }
 
-/// Per policy (completed, closed, creating_idle): its cut-off, the (age, id)
+/// Per rule (in the order of `policy::RULES`): its cut-off, the (age, id)
 /// its range starts after, the (age, id) it ends at, and its limit; a
-/// policy not read binds no cut-off and limit 0.
-pub(crate) fn id_range_args(ranges: &PerPolicy<Option<IdRange>>) -> Vec<Arg<'static>> {
+/// rule not read binds no cut-off and limit 0.
+pub(crate) fn id_range_args(ranges: &PerRule<Option<IdRange>>) -> Vec<Arg<'static>> {
     let start = (start_of_time(), i64::MIN);
-    let mut args = Vec::with_capacity(18);
-    for policy in Policy::ALL {
-        let (cutoff, after, through, limit) = match &ranges[policy] {
+    let mut args = Vec::with_capacity(6 * RULES.len());
+    for (policy, job_type) in RULES {
+        let (cutoff, after, through, limit) = match &ranges[policy][job_type] {
             None => (None, start, start, 0),
             Some(range) => (
                 Some(range.cutoff),

@@ -6,9 +6,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Arg, Db, Driver, On, Purpose, cutoff_args, decode, limit};
+use super::{Arg, Db, Driver, On, Purpose, cutoff_args, decode, limit, shift_args};
 use crate::model::{AuditEntry, RunRecord};
-use crate::policy::{Cutoffs, PerPolicy, Policy, SortKey, start_of_time};
+use crate::policy::{Cutoffs, PerPolicy, RULES, Retentions, SortKey, retention_micros, start_of_time};
 use crate::store::records::{
     AuditSearch, AuditWindow, BatchRequest, Candidate, EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey,
 };
@@ -41,19 +41,34 @@ impl<D: Driver> EligibleStore for D {
         decode::eligible::<D::Db>(&row.ok_or_else(|| StoreError::Database("no row from an aggregate".into()))?)
     }
 
+    /// Each rule's walk returns up to the limit in its age order; merged
+    /// here in the order the jobs became eligible, which is each walk's own
+    /// order moved by its retention, so the first `limit` are exact.
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {
         let mut args = cutoff_args(batch.cutoffs).to_vec();
-        for policy in Policy::ALL {
-            let after = batch.after[policy].unwrap_or(SortKey { timestamp: start_of_time(), job_id: i64::MIN });
+        for (policy, job_type) in RULES {
+            let after =
+                batch.after[policy][job_type].unwrap_or(SortKey { timestamp: start_of_time(), job_id: i64::MIN });
             args.extend([after.timestamp.into(), after.job_id.into()]);
         }
         args.push(i64::from(batch.limit).into());
         let rows = fetch_all(self, Purpose::PlannedReads, D::SQL.eligible, &args).await?;
-        decode::all(&rows, decode::candidate::<D::Db>)
+        let mut candidates = decode::all(&rows, decode::candidate::<D::Db>)?;
+        candidates.sort_by_key(|candidate| {
+            candidate.key.due(retention_micros(batch.retentions, candidate.policy, candidate.job_type))
+        });
+        candidates.truncate(batch.limit as usize);
+        Ok(candidates)
     }
 
-    async fn nth_eligible(&self, cutoffs: &Cutoffs, n: u64) -> Result<Option<SortKey>, StoreError> {
+    async fn nth_eligible(
+        &self,
+        cutoffs: &Cutoffs,
+        retentions: &Retentions,
+        n: u64,
+    ) -> Result<Option<SortKey>, StoreError> {
         let mut args = cutoff_args(cutoffs).to_vec();
+        args.extend(shift_args(retentions));
         args.push(limit(Some(n)));
         let row = fetch_optional(self, Purpose::PlannedReads, D::SQL.nth_eligible, &args).await?;
         row.as_ref().map(decode::sort_key::<D::Db>).transpose()

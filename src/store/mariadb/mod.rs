@@ -25,7 +25,7 @@ use self::replicas::ReplicaStatus;
 use self::server::ReadOnlyServer;
 use super::common::{
     self, AbandonedRun, Arg, Codec, Db, Driver, LeaseEnd, NoConnection, OwnSessions, Purpose, Replicas, Statements,
-    StoreOptions, SweepSessions, TcpServer, decode, enabled_policies, first_session, open_session, server_pool_options,
+    StoreOptions, SweepSessions, TcpServer, decode, enabled_rules, first_session, open_session, server_pool_options,
 };
 use super::records::{
     AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
@@ -33,7 +33,7 @@ use super::records::{
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
-use crate::policy::{PerPolicy, Retentions};
+use crate::policy::{PerRule, Retentions};
 
 /// MariaDB's error numbers the store tells apart.
 mod code {
@@ -166,13 +166,12 @@ async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -
     let deleted =
         claimed.iter().map(|row| decode::deleted_job::<MySql>(row, deleted_at)).collect::<Result<Vec<_>, _>>()?;
     let claimed_ids: Vec<i64> = deleted.iter().map(|job| job.key.job_id).collect();
-    let mut args = common::still_eligible_args(&claimed_ids, batch.cutoffs);
+    let args = common::still_eligible_args(&claimed_ids, batch.cutoffs);
     let audited = {
         let mut audit_args = args.clone();
         audit_args.extend([batch.run_id.into(), batch.deleted_by.into(), deleted_at.into()]);
         MySql::query(sql::AUDIT_CLAIMED, &audit_args).execute(&mut *tx).await?.rows_affected()
     };
-    args.truncate(4);
     let removed = MySql::query(sql::DELETE_CLAIMED, &args).execute(&mut *tx).await?.rows_affected();
     let expected = claimed_ids.len() as u64;
     if audited != expected || removed != expected {
@@ -226,17 +225,15 @@ impl Driver for MariaDbStore {
 impl SweepStore for MariaDbStore {
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
         decode::clock::<MySql>(
-            &MySql::query(sql::CLOCK_AND_SKEW, &enabled_policies(retentions)).fetch_one(&self.pool).await?,
+            &MySql::query(sql::CLOCK_AND_SKEW, &enabled_rules(retentions)).fetch_one(&self.pool).await?,
         )
     }
 
     /// The run's session holds its lock until `finish_run` releases it, or
     /// until this process dies.
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
-        let (mut conn, readings) = self
-            .own
-            .run(sql::RUN_START_READINGS, &enabled_policies(run.retentions), || None, || self.new_own())
-            .await?;
+        let (mut conn, readings) =
+            self.own.run(sql::RUN_START_READINGS, &enabled_rules(run.retentions), || None, || self.new_own()).await?;
         for run in AbandonedRun::all::<MySql>(&readings)? {
             MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut conn).await?;
             run.log();
@@ -269,7 +266,7 @@ impl SweepStore for MariaDbStore {
         Ok(())
     }
 
-    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
+    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError> {
         self.kept.eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
     }
 

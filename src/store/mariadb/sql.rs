@@ -236,17 +236,52 @@ macro_rules! run_columns {
 // died (lock free) from one still working, whichever host it runs on.
 // Galera (`wsrep_on`) refuses `GET_LOCK`.
 
-/// The jobs with an age timestamp after the clock, per policy enabled:
-/// one range of `jobs_by_retention` each. $1–$3: whether completed, closed
-/// and creating_idle are enabled.
+/// The six rules' parts of a statement, in the order of `policy::RULES`
+/// (completed, closed, creating_idle; each for Import, then Export): each is
+/// `$rule!(policy, state, type, name, its parameters…)`, joined by `$sep`.
+macro_rules! for_each_rule {
+    ($rule:ident, $sep:literal, [$($p1:tt),*], [$($p2:tt),*], [$($p3:tt),*], [$($p4:tt),*], [$($p5:tt),*], [$($p6:tt),*]) => {
+        concat!(
+            $rule!("completed", "Completed", "Import", "completed_import", $($p1),*), $sep,
+            $rule!("completed", "Completed", "Export", "completed_export", $($p2),*), $sep,
+            $rule!("closed", "Closed", "Import", "closed_import", $($p3),*), $sep,
+            $rule!("closed", "Closed", "Export", "closed_export", $($p4),*), $sep,
+            $rule!("creating_idle", "Creating", "Import", "creating_idle_import", $($p5),*), $sep,
+            $rule!("creating_idle", "Creating", "Export", "creating_idle_export", $($p6),*)
+        )
+    };
+}
+
+/// One rule's entries of `jobs_by_retention` (policy, then type, then age).
+macro_rules! rule_jobs {
+    ($policy:literal, $type:literal) => {
+        concat!(
+            "FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = '",
+            $policy,
+            "' AND job_type = '",
+            $type,
+            "'"
+        )
+    };
+}
+
+macro_rules! future_of {
+    ($policy:literal, $state:literal, $type:literal, $name:literal, $flag:literal) => {
+        concat!(
+            "(SELECT COUNT(*) ",
+            rule_jobs!($policy, $type),
+            " AND ",
+            $flag,
+            " AND retention_age > UTC_TIMESTAMP(6))"
+        )
+    };
+}
+
+/// The jobs with an age timestamp after the clock, per rule enabled: one
+/// range of `jobs_by_retention` each. $1–$6: whether each rule is enabled.
 macro_rules! future_jobs {
     () => {
-        "(SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE $1 AND retention_policy = 'completed' \
-           AND retention_age > UTC_TIMESTAMP(6)) \
-       + (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE $2 AND retention_policy = 'closed' \
-           AND retention_age > UTC_TIMESTAMP(6)) \
-       + (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE $3 AND retention_policy = 'creating_idle' \
-           AND retention_age > UTC_TIMESTAMP(6)) AS future"
+        concat!(for_each_rule!(future_of, " + ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]), " AS future")
     };
 }
 
@@ -254,7 +289,7 @@ macro_rules! future_jobs {
 /// the statement started, before its read view was opened: a job written
 /// in the microseconds between, with its own clock a little later, would be
 /// counted as in the future (a warning, never a deletion).
-/// $1–$3: the `future_jobs!` flags.
+/// $1–$6: the `future_jobs!` flags.
 pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", future_jobs!());
 
 /// The first statement of a run's start, on the session that will hold its
@@ -262,7 +297,7 @@ pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", fut
 /// `running` whose lock is free (their process died; a live run's session
 /// holds it), as a JSON array of `{id, host, pid}` or NULL. A read, so that
 /// `IS_FREE_LOCK` never reaches the binary log; [`MARK_RUN_ABANDONED`]
-/// then marks each. $1–$3: the `future_jobs!` flags.
+/// then marks each. $1–$6: the `future_jobs!` flags.
 pub const RUN_START_READINGS: &str = concat!(
     "SELECT UTC_TIMESTAMP(6) AS now, ",
     future_jobs!(),
@@ -304,86 +339,115 @@ pub const END_LEAD: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.lead.', DATAB
 
 // --- What is eligible ---
 
-/// How many jobs each policy finds eligible and the oldest: a range of
-/// `jobs_by_retention` each, read from the index alone.
-/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
-pub const COUNT_ELIGIBLE: &str = "SELECT \
-       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'completed' AND retention_age <= $1) AS completed, \
-       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'completed' AND retention_age <= $1) AS completed_oldest, \
-       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'closed' AND retention_age <= $2) AS closed, \
-       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'closed' AND retention_age <= $2) AS closed_oldest, \
-       (SELECT COUNT(*) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'creating_idle' AND retention_age <= $3) AS creating_idle, \
-       (SELECT MIN(retention_age) FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = 'creating_idle' AND retention_age <= $3) AS creating_idle_oldest";
-
-/// One policy's walk along `jobs_by_retention` in its age order up to the
-/// cut-off, from the cursor `$after` (a condition, exclusive; may be empty),
-/// with the columns `$extra` and at most `$limit` rows.
-macro_rules! policy_walk {
-    ($policy:literal, $extra:literal, $cutoff:literal, $after:expr, $limit:literal) => {
+macro_rules! count_of {
+    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal) => {
         concat!(
-            "(SELECT ",
-            $extra,
-            "retention_age AS ts, id FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = '",
-            $policy,
-            "' AND retention_age <= ",
+            "(SELECT COUNT(*) ",
+            rule_jobs!($policy, $type),
+            " AND retention_age <= ",
             $cutoff,
-            $after,
-            " ORDER BY retention_age, id LIMIT ",
-            $limit,
-            ")"
+            ") AS ",
+            $name,
+            ", (SELECT MIN(retention_age) ",
+            rule_jobs!($policy, $type),
+            " AND retention_age <= ",
+            $cutoff,
+            ") AS ",
+            $name,
+            "_oldest"
         )
     };
 }
 
-/// A cursor (age, id) of `policy_walk!`, written out column by column.
+/// How many jobs each rule finds eligible and the oldest: a range of
+/// `jobs_by_retention` each, read from the index alone.
+/// $1–$6: each rule's cut-off (NULL = off).
+pub const COUNT_ELIGIBLE: &str =
+    concat!("SELECT ", for_each_rule!(count_of, ", ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]));
+
+/// A cursor (age, id) of a rule's walk, written out column by column.
 macro_rules! after {
     ($at:literal, $id:literal) => {
         concat!(" AND (retention_age > ", $at, " OR (retention_age = ", $at, " AND id > ", $id, "))")
     };
 }
 
-/// The dry run's list, oldest first: each policy's walk, at most the limit
-/// each, merged (a sort of at most three times the limit, whatever the
-/// table's size). $1–$3: cut-offs of completed, closed, creating_idle (NULL
-/// = off); $4/$5, $6/$7, $8/$9: cursors (timestamp, id); $10: limit.
-pub const SELECT_ELIGIBLE: &str = concat!(
-    "SELECT id, name, state, ts FROM (",
-    policy_walk!("completed", "name, state, ", "$1", after!("$4", "$5"), "$10"),
+macro_rules! eligible_of {
+    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal) => {
+        concat!(
+            "(SELECT id, name, state, job_type, retention_age AS ts ",
+            rule_jobs!($policy, $type),
+            " AND retention_age <= ",
+            $cutoff,
+            after!($after_at, $after_id),
+            " ORDER BY retention_age, id LIMIT $19)"
+        )
+    };
+}
+
+/// The dry run's next jobs: each rule's walk along `jobs_by_retention` from
+/// its cursor up to its cut-off, at most $19 rows each; the store merges
+/// them in the order the jobs became eligible. $1–$6: each rule's cut-off
+/// (NULL = off); $7/$8 … $17/$18: each rule's cursor (timestamp, id); $19: limit.
+pub const SELECT_ELIGIBLE: &str = for_each_rule!(
+    eligible_of,
     " UNION ALL ",
-    policy_walk!("closed", "name, state, ", "$2", after!("$6", "$7"), "$10"),
-    " UNION ALL ",
-    policy_walk!("creating_idle", "name, state, ", "$3", after!("$8", "$9"), "$10"),
-    ") AS picked ORDER BY ts, id LIMIT $10"
+    ["$1", "$7", "$8"],
+    ["$2", "$9", "$10"],
+    ["$3", "$11", "$12"],
+    ["$4", "$13", "$14"],
+    ["$5", "$15", "$16"],
+    ["$6", "$17", "$18"]
 );
 
-/// The key (age timestamp, id) of the $4-th oldest eligible job over all
-/// policies: the last job of a capped sweep's set. Each policy's walk, at
-/// most $4 entries from the index alone, merged and numbered (`OFFSET`
-/// takes no expression). $1–$3: cut-offs of completed, closed, creating_idle.
+macro_rules! due_of {
+    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $shift:literal) => {
+        concat!(
+            "(SELECT retention_age + INTERVAL ",
+            $shift,
+            " MICROSECOND AS ts, id ",
+            rule_jobs!($policy, $type),
+            " AND retention_age <= ",
+            $cutoff,
+            " ORDER BY retention_age, id LIMIT $13)"
+        )
+    };
+}
+
+/// The $13-th eligible job over all rules in the order they became eligible
+/// (age timestamp plus the rule's retention, then id), as that moment and
+/// its id: the last job of a capped sweep's set. Each rule's walk, at most
+/// $13 entries from the index alone, merged and numbered (`OFFSET` takes no
+/// expression). $1–$6: each rule's cut-off (NULL = off); $7–$12: its retention (µs).
 pub const SELECT_NTH_ELIGIBLE: &str = concat!(
     "SELECT ts, id FROM (SELECT ts, id, ROW_NUMBER() OVER (ORDER BY ts, id) AS place FROM (",
-    policy_walk!("completed", "", "$1", "", "$4"),
-    " UNION ALL ",
-    policy_walk!("closed", "", "$2", "", "$4"),
-    " UNION ALL ",
-    policy_walk!("creating_idle", "", "$3", "", "$4"),
-    ") AS eligible) AS ranked WHERE place = $4"
+    for_each_rule!(
+        due_of,
+        " UNION ALL ",
+        ["$1", "$7"],
+        ["$2", "$8"],
+        ["$3", "$9"],
+        ["$4", "$10"],
+        ["$5", "$11"],
+        ["$6", "$12"]
+    ),
+    ") AS eligible) AS ranked WHERE place = $13"
 );
 
-/// One policy's part of [`SELECT_ELIGIBLE_IDS`]: one range of
+/// One rule's part of [`SELECT_ELIGIBLE_IDS`]: one range of
 /// `jobs_by_retention` in its order, index only, from the cursor
 /// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
 /// Parameters: cut-off, cursor (age, id), bound (age, id), limit.
 macro_rules! eligible_ids_of {
-    ($state:literal, $policy:literal, $cutoff:literal, $after_at:literal, $after_id:literal, $through_at:literal,
-     $through_id:literal, $limit:literal) => {
+    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal) => {
         concat!(
             "(SELECT '",
             $state,
-            "' AS state, retention_age AS ts, id FROM jobs FORCE INDEX (jobs_by_retention) \
-             WHERE retention_policy = '",
-            $policy,
-            "' AND retention_age <= ",
+            "' AS state, job_type, retention_age AS ts, id ",
+            rule_jobs!($policy, $type),
+            " AND retention_age <= ",
             $cutoff,
             after!($after_at, $after_id),
             " AND (retention_age < ",
@@ -399,16 +463,19 @@ macro_rules! eligible_ids_of {
     };
 }
 
-/// The next ids of every policy's eligible jobs, in one statement (an idle
-/// sweep reads nothing else): per policy, in the order completed, closed,
-/// creating_idle, its cut-off, cursor (age, id), bound (age, id) and limit,
-/// $1–$6, $7–$12, $13–$18; a policy not read has no cut-off and limit 0.
-pub const SELECT_ELIGIBLE_IDS: &str = concat!(
-    eligible_ids_of!("Completed", "completed", "$1", "$2", "$3", "$4", "$5", "$6"),
+/// The next ids of every rule's eligible jobs, in one statement (an idle
+/// sweep reads nothing else): per rule, in the order of `policy::RULES`,
+/// its cut-off, cursor (age, id), bound (age, id) and limit, $1–$6, …,
+/// $31–$36; a rule not read has no cut-off and limit 0.
+pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
+    eligible_ids_of,
     " UNION ALL ",
-    eligible_ids_of!("Closed", "closed", "$7", "$8", "$9", "$10", "$11", "$12"),
-    " UNION ALL ",
-    eligible_ids_of!("Creating", "creating_idle", "$13", "$14", "$15", "$16", "$17", "$18"),
+    ["$1", "$2", "$3", "$4", "$5", "$6"],
+    ["$7", "$8", "$9", "$10", "$11", "$12"],
+    ["$13", "$14", "$15", "$16", "$17", "$18"],
+    ["$19", "$20", "$21", "$22", "$23", "$24"],
+    ["$25", "$26", "$27", "$28", "$29", "$30"],
+    ["$31", "$32", "$33", "$34", "$35", "$36"]
 );
 
 // --- A sweep's batch: three statements and a commit, one transaction ---
@@ -423,12 +490,15 @@ pub const SELECT_ELIGIBLE_IDS: &str = concat!(
 // optimizer. Each writing statement is deterministic for its list, so it
 // replicates alike in statement-based binary logs.
 
-/// Whether the row `j` is still eligible. $2–$4: cut-offs of completed,
-/// closed, creating_idle (NULL = off: a comparison with NULL is not true).
+/// Whether the row `j` is still eligible. $2–$7: each rule's cut-off (in
+/// the order of `policy::RULES`; NULL = off: a comparison with NULL is not true).
 macro_rules! still_eligible {
     () => {
-        "j.hold_reason IS NULL AND CASE j.state WHEN 'Completed' THEN j.state_changed_at <= $2 \
-           WHEN 'Closed' THEN j.state_changed_at <= $3 WHEN 'Creating' THEN j.updated_at <= $4 ELSE FALSE END"
+        "j.hold_reason IS NULL AND CASE j.state \
+           WHEN 'Completed' THEN j.state_changed_at <= CASE j.job_type WHEN 'Import' THEN $2 ELSE $3 END \
+           WHEN 'Closed' THEN j.state_changed_at <= CASE j.job_type WHEN 'Import' THEN $4 ELSE $5 END \
+           WHEN 'Creating' THEN j.updated_at <= CASE j.job_type WHEN 'Import' THEN $6 ELSE $7 END \
+           ELSE FALSE END"
     };
 }
 
@@ -445,7 +515,7 @@ macro_rules! listed_jobs {
 /// for (and, at READ COMMITTED, a row found no longer eligible is unlocked
 /// at once). Returns what the batch's log events and the caller need, and
 /// the clock, written as `deleted_at` into the audit rows. $1: JSON
-/// array of job ids (sorted, so locks are taken in id order); $2–$4: the
+/// array of job ids (sorted, so locks are taken in id order); $2–$7: the
 /// cut-offs.
 pub const CLAIM_ELIGIBLE: &str = concat!(
     "SELECT j.id, j.name, j.job_type, j.state, j.cancel_requested, j.created_at, j.state_changed_at, \
@@ -458,14 +528,14 @@ pub const CLAIM_ELIGIBLE: &str = concat!(
 
 /// One audit row per claimed job, copied from its row, in id order. The
 /// affected-row count must equal the claimed count. $1: JSON array of the
-/// claimed ids; $2–$4: the cut-offs; $5: run id; $6: deleted_by; $7:
+/// claimed ids; $2–$7: the cut-offs; $8: run id; $9: deleted_by; $10:
 /// deleted_at (from the claim).
 pub const AUDIT_CLAIMED: &str = concat!(
     "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
        created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT $5, j.id, j.name, j.job_type, \
+     SELECT $8, j.id, j.name, j.job_type, \
        CASE j.state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-       j.state, j.cancel_requested, j.created_at, j.state_changed_at, $7, $6",
+       j.state, j.cancel_requested, j.created_at, j.state_changed_at, $10, $9",
     listed_jobs!(),
     still_eligible!(),
     " ORDER BY j.id"
@@ -474,7 +544,7 @@ pub const AUDIT_CLAIMED: &str = concat!(
 /// Deletes the claimed jobs, eligibility checked again in the deleting
 /// statement; their drives go by the foreign key's cascade. The
 /// affected-row count (jobs only) must equal the claimed count, else the
-/// transaction is rolled back. $1: JSON array of the claimed ids; $2–$4:
+/// transaction is rolled back. $1: JSON array of the claimed ids; $2–$7:
 /// the cut-offs.
 pub const DELETE_CLAIMED: &str = concat!("DELETE j", listed_jobs!(), still_eligible!());
 
@@ -582,23 +652,20 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
 
 // --- The status pages and `forecast` ---
 
-/// One policy's jobs crossing their retention within the forecast's
-/// window, per day: one range of `jobs_by_retention`, from the index
-/// alone, grouped by day (at most the window's days). Day k holds the
-/// timestamps in (cut-off + k days, cut-off + k + 1 days].
-macro_rules! policy_days {
-    ($policy:literal, $cutoff:literal, $horizon:literal) => {
+/// One rule's jobs crossing their retention within the forecast's window,
+/// per day: one range of `jobs_by_retention`, from the index alone, grouped
+/// by day (at most the window's days). Day k holds the timestamps in
+/// (cut-off + k days, cut-off + k + 1 days].
+macro_rules! rule_days {
+    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $horizon:literal) => {
         concat!(
             "SELECT '",
             $policy,
-            "' AS policy, FALSE AS held, \
-               (TIMESTAMPDIFF(MICROSECOND, ",
+            "' AS policy, FALSE AS held, (TIMESTAMPDIFF(MICROSECOND, ",
             $cutoff,
-            ", retention_age) - 1) DIV 86400000000 AS day, COUNT(*) AS jobs \
-             FROM jobs FORCE INDEX (jobs_by_retention) \
-             WHERE retention_policy = '",
-            $policy,
-            "' AND retention_age > ",
+            ", retention_age) - 1) DIV 86400000000 AS day, COUNT(*) AS jobs ",
+            rule_jobs!($policy, $type),
+            " AND retention_age > ",
             $cutoff,
             " AND retention_age <= ",
             $horizon,
@@ -607,18 +674,23 @@ macro_rules! policy_days {
     };
 }
 
-/// Jobs whose age crosses their policy's retention within the forecast's
-/// window, counted per policy and day (day 0: the next 24 hours; a job
-/// whose timestamp lies exactly `retention + k days` ago on day k-1); held
-/// jobs apart, from the `jobs_held` range, those already past it on day -1.
-/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off);
-/// $4–$6: those cut-offs plus the window ($7, its days, is implied).
+/// Jobs whose age crosses their rule's retention within the forecast's
+/// window, counted per rule (labelled with the policy) and day (day 0: the
+/// next 24 hours; a job whose timestamp lies exactly `retention + k days`
+/// ago on day k-1); held jobs apart, from the `jobs_held` range, those
+/// already past it on day -1. $1–$6: each rule's cut-off (NULL = off);
+/// $7–$12: those cut-offs plus the window ($13, its days, is implied).
 pub const FORECAST: &str = concat!(
-    policy_days!("completed", "$1", "$4"),
-    " UNION ALL ",
-    policy_days!("closed", "$2", "$5"),
-    " UNION ALL ",
-    policy_days!("creating_idle", "$3", "$6"),
+    for_each_rule!(
+        rule_days,
+        " UNION ALL ",
+        ["$1", "$7"],
+        ["$2", "$8"],
+        ["$3", "$9"],
+        ["$4", "$10"],
+        ["$5", "$11"],
+        ["$6", "$12"]
+    ),
     " UNION ALL \
      SELECT policy, TRUE, \
             CASE WHEN ts <= cutoff THEN -1 ELSE (TIMESTAMPDIFF(MICROSECOND, cutoff, ts) - 1) DIV 86400000000 END AS day, \
@@ -626,8 +698,12 @@ pub const FORECAST: &str = concat!(
        FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END \
                       AS policy, \
                     CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                    CASE state WHEN 'Completed' THEN $1 WHEN 'Closed' THEN $2 ELSE $3 END AS cutoff, \
-                    CASE state WHEN 'Completed' THEN $4 WHEN 'Closed' THEN $5 ELSE $6 END AS horizon \
+                    CASE CONCAT(state, job_type) WHEN 'CompletedImport' THEN $1 WHEN 'CompletedExport' THEN $2 \
+                      WHEN 'ClosedImport' THEN $3 WHEN 'ClosedExport' THEN $4 WHEN 'CreatingImport' THEN $5 \
+                      ELSE $6 END AS cutoff, \
+                    CASE CONCAT(state, job_type) WHEN 'CompletedImport' THEN $7 WHEN 'CompletedExport' THEN $8 \
+                      WHEN 'ClosedImport' THEN $9 WHEN 'ClosedExport' THEN $10 WHEN 'CreatingImport' THEN $11 \
+                      ELSE $12 END AS horizon \
                FROM jobs FORCE INDEX (jobs_held) \
               WHERE held_created_at IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) AS held \
       WHERE ts <= horizon GROUP BY policy, day"

@@ -25,7 +25,7 @@ use self::replicas::Standbys;
 use self::sessions::Sessions;
 use super::common::{
     self, AbandonedRun, Arg, Codec, Db, Driver, LeaseEnd, Purpose, Replicas, Statements, StoreOptions, TcpServer,
-    decode, enabled_policies, first_session, server_pool_options,
+    decode, enabled_rules, first_session, server_pool_options,
 };
 use super::records::{
     AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
@@ -33,7 +33,7 @@ use super::records::{
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::{DatabaseSettings, format_duration};
-use crate::policy::{PerPolicy, Retentions};
+use crate::policy::{PerRule, Retentions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -161,14 +161,14 @@ impl Driver for PostgresStore {
 #[async_trait]
 impl SweepStore for PostgresStore {
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
-        let query = Postgres::query(sql::CLOCK_AND_SKEW, &enabled_policies(retentions));
+        let query = Postgres::query(sql::CLOCK_AND_SKEW, &enabled_rules(retentions));
         decode::clock::<Postgres>(&query.fetch_one(&self.sessions.index_order_pool).await?)
     }
 
     /// The session holds the run's lock until `finish_run` releases it, or
     /// until this process dies.
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
-        let (owner, mut args) = (run.owner, enabled_policies(run.retentions).to_vec());
+        let (owner, mut args) = (run.owner, enabled_rules(run.retentions).to_vec());
         args.extend([RUN_LOCK_CLASS.into(), run.trigger.into(), owner.host.as_str().into()]);
         args.extend([i64::from(owner.pid).into(), owner.started.map(|ticks| ticks as i64).into()]);
         let (conn, row) = self.sessions.on_own(sql::BEGIN_RUN, &args).await?;
@@ -194,7 +194,7 @@ impl SweepStore for PostgresStore {
         Ok(())
     }
 
-    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
+    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError> {
         self.sessions.kept.eligible_ids(&self.sessions.index_order_pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
     }
 

@@ -113,6 +113,45 @@ macro_rules! run_columns {
     };
 }
 
+/// The six rules' parts of a statement, in the order of `policy::RULES`
+/// (completed, closed, creating_idle; each for Import, then Export): each is
+/// `$rule!(state, type, age column, name, its parameters…)`, joined by `$sep`.
+macro_rules! for_each_rule {
+    ($rule:ident, $sep:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*], [$($p4:literal),*], [$($p5:literal),*], [$($p6:literal),*]) => {
+        concat!(
+            $rule!("Completed", "Import", "state_changed_at", "completed_import", $($p1),*), $sep,
+            $rule!("Completed", "Export", "state_changed_at", "completed_export", $($p2),*), $sep,
+            $rule!("Closed", "Import", "state_changed_at", "closed_import", $($p3),*), $sep,
+            $rule!("Closed", "Export", "state_changed_at", "closed_export", $($p4),*), $sep,
+            $rule!("Creating", "Import", "updated_at", "creating_idle_import", $($p5),*), $sep,
+            $rule!("Creating", "Export", "updated_at", "creating_idle_export", $($p6),*)
+        )
+    };
+}
+
+/// One rule's jobs: its state, type and hold, the predicate of its partial index.
+macro_rules! rule_jobs {
+    ($state:literal, $type:literal) => {
+        concat!("FROM jobs WHERE state = '", $state, "' AND job_type = '", $type, "' AND hold_reason IS NULL")
+    };
+}
+
+macro_rules! future_of {
+    ($state:literal, $type:literal, $age:literal, $name:literal, $flag:literal) => {
+        concat!(
+            "(SELECT count(*) ",
+            rule_jobs!($state, $type),
+            " AND ",
+            $flag,
+            " AND ",
+            $age,
+            " > now() AND ",
+            $age,
+            " > clock.now)"
+        )
+    };
+}
+
 /// The jobs with an age timestamp after `clock.now`, the clock read while
 /// the statement runs (`clock_timestamp()`, once), after its snapshot was
 /// taken: every job the count can see was written before that, so a job
@@ -120,13 +159,11 @@ macro_rules! run_columns {
 /// future". (`now()` is the moment the statement arrived, before planning,
 /// which on a new session under load can take long enough for a client to
 /// write a job in between.) The redundant `> now()`, which the planner can
-/// estimate, keeps each count on its policy index.
-/// $1–$3: whether completed, closed and creating_idle are enabled.
+/// estimate, keeps each count on its rule's index range.
+/// $1–$6: whether each rule is enabled.
 macro_rules! future_jobs {
     () => {
-        "(SELECT count(*) FROM jobs WHERE $1 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
-     + (SELECT count(*) FROM jobs WHERE $2 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > now() AND state_changed_at > clock.now) \
-     + (SELECT count(*) FROM jobs WHERE $3 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > now() AND updated_at > clock.now) AS future"
+        concat!(for_each_rule!(future_of, " + ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]), " AS future")
     };
 }
 
@@ -139,16 +176,16 @@ pub const CLOCK_AND_SKEW: &str =
 /// run holds the session advisory lock ($4, its id); a run whose lock can be
 /// taken was left by a process whose connection is gone. The new run is
 /// locked before its row becomes visible, so no other sweep sees it unlocked.
-/// It also reads the clock and counts `future_jobs!` ($1–$3), in the same
-/// round trip. $4: the lock class; $5–$8: trigger, host, pid, process_started.
+/// It also reads the clock and counts `future_jobs!` ($1–$6), in the same
+/// round trip. $7: the lock class; $8–$11: trigger, host, pid, process_started.
 pub const BEGIN_RUN: &str = concat!(
     "WITH clock AS (SELECT clock_timestamp() AS now), \
      abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
-       WHERE status = 'running' AND pg_try_advisory_xact_lock($4::int4, (id % 2147483648)::int4) \
+       WHERE status = 'running' AND pg_try_advisory_xact_lock($7::int4, (id % 2147483648)::int4) \
        RETURNING id, host, pid), \
      run AS (INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
-       VALUES ($5, 'running', now(), $6, $7, $8) RETURNING id) \
-     SELECT run.id, pg_advisory_lock($4::int4, (run.id % 2147483648)::int4)::text AS locked, \
+       VALUES ($8, 'running', now(), $9, $10, $11) RETURNING id) \
+     SELECT run.id, pg_advisory_lock($7::int4, (run.id % 2147483648)::int4)::text AS locked, \
        (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) AS abandoned, clock.now, ",
     future_jobs!(),
     " FROM run, clock"
@@ -171,14 +208,46 @@ pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs
        WHERE id = $1) \
      SELECT pg_advisory_unlock($12::int4, ($1 % 2147483648)::int4) AS unlocked";
 
-/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
-pub const COUNT_ELIGIBLE: &str = "SELECT \
-       (SELECT count(*) FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1) AS completed, \
-       (SELECT min(state_changed_at) FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1) AS completed_oldest, \
-       (SELECT count(*) FROM jobs WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2) AS closed, \
-       (SELECT min(state_changed_at) FROM jobs WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2) AS closed_oldest, \
-       (SELECT count(*) FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3) AS creating_idle, \
-       (SELECT min(updated_at) FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3) AS creating_idle_oldest";
+macro_rules! count_of {
+    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal) => {
+        concat!(
+            "(SELECT count(*) ",
+            rule_jobs!($state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            ") AS ",
+            $name,
+            ", (SELECT min(",
+            $age,
+            ") ",
+            rule_jobs!($state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            ") AS ",
+            $name,
+            "_oldest"
+        )
+    };
+}
+
+/// $1–$6: each rule's cut-off (NULL = off).
+pub const COUNT_ELIGIBLE: &str = concat!(
+    "SELECT ",
+    for_each_rule!(
+        count_of,
+        ", ",
+        ["$1::timestamptz"],
+        ["$2::timestamptz"],
+        ["$3::timestamptz"],
+        ["$4::timestamptz"],
+        ["$5::timestamptz"],
+        ["$6::timestamptz"]
+    )
+);
 
 /// Taken with the singleton lock's class ($1) by the sweeping replica, on a connection of its own.
 pub const TRY_LEAD: &str = "SELECT pg_try_advisory_lock($1::int4, 0) AS locked";
@@ -193,62 +262,103 @@ pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1::int4, 0) AS unlocked";
 pub const INDEX_ORDER_SETTINGS: [(&str, &str); 3] =
     [("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("enable_sort", "off")];
 
-/// The next eligible jobs oldest first, as CTEs ending in `picked`: each
-/// policy's partial index is read from its cursor up to its cut-off, at most
-/// $10 rows each, then merged. $1–$3: cut-offs of completed, closed,
-/// creating_idle (NULL = off); $4/$5, $6/$7, $8/$9: cursors (timestamp, id); $10: limit.
-macro_rules! eligible {
-    () => {
-        "WITH completed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
-           WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= $1 \
-             AND (state_changed_at, id) > ($4::timestamptz, $5::bigint) \
-           ORDER BY state_changed_at, id LIMIT $10), \
-         closed AS (SELECT id, name, state, state_changed_at AS ts FROM jobs \
-           WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= $2 \
-             AND (state_changed_at, id) > ($6::timestamptz, $7::bigint) \
-           ORDER BY state_changed_at, id LIMIT $10), \
-         creating_idle AS (SELECT id, name, state, updated_at AS ts FROM jobs \
-           WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= $3 \
-             AND (updated_at, id) > ($8::timestamptz, $9::bigint) \
-           ORDER BY updated_at, id LIMIT $10), \
-         picked AS (SELECT * FROM completed UNION ALL SELECT * FROM closed \
-           UNION ALL SELECT * FROM creating_idle ORDER BY ts, id LIMIT $10)"
+macro_rules! eligible_of {
+    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal) => {
+        concat!(
+            "(SELECT id, name, state, job_type, ",
+            $age,
+            " AS ts ",
+            rule_jobs!($state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            "::timestamptz AND (",
+            $age,
+            ", id) > (",
+            $after_at,
+            "::timestamptz, ",
+            $after_id,
+            "::bigint) ORDER BY ",
+            $age,
+            ", id LIMIT $19)"
+        )
     };
 }
 
-/// The dry run's list, oldest first.
-pub const SELECT_ELIGIBLE: &str = concat!(eligible!(), " SELECT id, name, state, ts FROM picked ORDER BY ts, id");
+/// The dry run's next jobs: each rule's partial index read from its cursor
+/// up to its cut-off, at most $19 rows each; the store merges them in the
+/// order the jobs became eligible. $1–$6: each rule's cut-off (NULL = off);
+/// $7/$8 … $17/$18: each rule's cursor (timestamp, id); $19: limit.
+pub const SELECT_ELIGIBLE: &str = for_each_rule!(
+    eligible_of,
+    " UNION ALL ",
+    ["$1", "$7", "$8"],
+    ["$2", "$9", "$10"],
+    ["$3", "$11", "$12"],
+    ["$4", "$13", "$14"],
+    ["$5", "$15", "$16"],
+    ["$6", "$17", "$18"]
+);
 
-/// The key (age timestamp, id) of the $4-th oldest eligible job over all
-/// policies: the last job of a capped sweep's set. Each policy's index is
-/// read in its order, at most $4 entries, and the three walks merged.
-/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off).
-pub const SELECT_NTH_ELIGIBLE: &str = "SELECT ts, id FROM ( \
-       (SELECT state_changed_at AS ts, id FROM jobs WHERE state = 'Completed' AND hold_reason IS NULL \
-          AND state_changed_at <= $1 ORDER BY state_changed_at, id LIMIT $4) \
-       UNION ALL \
-       (SELECT state_changed_at AS ts, id FROM jobs WHERE state = 'Closed' AND hold_reason IS NULL \
-          AND state_changed_at <= $2 ORDER BY state_changed_at, id LIMIT $4) \
-       UNION ALL \
-       (SELECT updated_at AS ts, id FROM jobs WHERE state = 'Creating' AND hold_reason IS NULL \
-          AND updated_at <= $3 ORDER BY updated_at, id LIMIT $4) \
-     ) AS eligible ORDER BY ts, id OFFSET $4 - 1 LIMIT 1";
+macro_rules! due_of {
+    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $shift:literal) => {
+        concat!(
+            "(SELECT ",
+            $age,
+            " + ",
+            $shift,
+            "::bigint * interval '1 microsecond' AS ts, id ",
+            rule_jobs!($state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            "::timestamptz ORDER BY ",
+            $age,
+            ", id LIMIT $13)"
+        )
+    };
+}
 
-/// One policy's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
+/// The $13-th eligible job over all rules in the order they became eligible
+/// (age timestamp plus the rule's retention, then id), as that moment and
+/// its id: the last job of a capped sweep's set. Each rule's index is read
+/// in its order, at most $13 entries, and the six walks merged.
+/// $1–$6: each rule's cut-off (NULL = off); $7–$12: its retention (µs).
+pub const SELECT_NTH_ELIGIBLE: &str = concat!(
+    "SELECT ts, id FROM (",
+    for_each_rule!(
+        due_of,
+        " UNION ALL ",
+        ["$1", "$7"],
+        ["$2", "$8"],
+        ["$3", "$9"],
+        ["$4", "$10"],
+        ["$5", "$11"],
+        ["$6", "$12"]
+    ),
+    ") AS eligible ORDER BY ts, id OFFSET $13 - 1 LIMIT 1"
+);
+
+/// One rule's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
 /// index in its age order, with the age timestamps, from the cursor
 /// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
 /// Every column read is in the index.
 macro_rules! eligible_ids_of {
-    ($state:literal, $age:literal, $cutoff:literal, $after_at:literal, $after_id:literal, $through_at:literal,
-     $through_id:literal, $limit:literal) => {
+    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal) => {
         concat!(
             "(SELECT '",
             $state,
-            "'::text AS state, ",
+            "'::text AS state, '",
+            $type,
+            "'::text AS job_type, ",
             $age,
-            " AS ts, id FROM jobs WHERE state = '",
-            $state,
-            "' AND hold_reason IS NULL AND ",
+            " AS ts, id ",
+            rule_jobs!($state, $type),
+            " AND ",
             $age,
             " <= ",
             $cutoff,
@@ -273,16 +383,19 @@ macro_rules! eligible_ids_of {
     };
 }
 
-/// The next ids of every policy's eligible jobs, in one statement (an idle
-/// sweep reads nothing else): per policy, in the order completed, closed,
-/// creating_idle, its cut-off, cursor (age, id), bound (age, id) and limit,
-/// $1–$6, $7–$12, $13–$18; a policy not read has no cut-off and limit 0.
-pub const SELECT_ELIGIBLE_IDS: &str = concat!(
-    eligible_ids_of!("Completed", "state_changed_at", "$1", "$2", "$3", "$4", "$5", "$6"),
+/// The next ids of every rule's eligible jobs, in one statement (an idle
+/// sweep reads nothing else): per rule, in the order of `policy::RULES`,
+/// its cut-off, cursor (age, id), bound (age, id) and limit, $1–$6, …,
+/// $31–$36; a rule not read has no cut-off and limit 0.
+pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
+    eligible_ids_of,
     " UNION ALL ",
-    eligible_ids_of!("Closed", "state_changed_at", "$7", "$8", "$9", "$10", "$11", "$12"),
-    " UNION ALL ",
-    eligible_ids_of!("Creating", "updated_at", "$13", "$14", "$15", "$16", "$17", "$18"),
+    ["$1", "$2", "$3", "$4", "$5", "$6"],
+    ["$7", "$8", "$9", "$10", "$11", "$12"],
+    ["$13", "$14", "$15", "$16", "$17", "$18"],
+    ["$19", "$20", "$21", "$22", "$23", "$24"],
+    ["$25", "$26", "$27", "$28", "$29", "$30"],
+    ["$31", "$32", "$33", "$34", "$35", "$36"]
 );
 
 /// Deletes the listed jobs that are still eligible (drives by cascade) and
@@ -294,21 +407,24 @@ pub const SELECT_ELIGIBLE_IDS: &str = concat!(
 /// deleted by its `ctid`, fixed while the lock is held; the claims are
 /// materialised, so each id is looked up once. `ts` is the job's age
 /// timestamp under its policy.
-/// $1: job ids; $2–$4: cut-offs of completed, closed, creating_idle (NULL =
-/// off); $5: run id; $6: deleted_by.
+/// $1: job ids; $2–$7: each rule's cut-off (in the order of `policy::RULES`;
+/// NULL = off); $8: run id; $9: deleted_by.
 pub const DELETE_ELIGIBLE: &str = "WITH claimed AS MATERIALIZED (SELECT (SELECT ctid FROM jobs WHERE id = listed.id \
            AND hold_reason IS NULL \
-           AND CASE state WHEN 'Completed' THEN state_changed_at <= $2 WHEN 'Closed' THEN state_changed_at <= $3 \
-                 WHEN 'Creating' THEN updated_at <= $4 ELSE false END \
+           AND CASE state \
+                 WHEN 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $2::timestamptz ELSE $3 END \
+                 WHEN 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $4::timestamptz ELSE $5 END \
+                 WHEN 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN $6::timestamptz ELSE $7 END \
+                 ELSE false END \
          FOR UPDATE SKIP LOCKED) AS address FROM unnest($1::bigint[]) AS listed(id)), \
      deleted AS (DELETE FROM jobs WHERE ctid = ANY(ARRAY(SELECT address FROM claimed WHERE address IS NOT NULL)) \
        RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
          CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts), \
      audited AS (INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
          cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
-       SELECT $5, id, name, job_type, \
+       SELECT $8, id, name, job_type, \
          CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-         state, cancel_requested, created_at, state_changed_at, now(), $6 FROM deleted ORDER BY id) \
+         state, cancel_requested, created_at, state_changed_at, now(), $9 FROM deleted ORDER BY id) \
      SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
      FROM deleted ORDER BY id";
 
@@ -386,36 +502,33 @@ pub const SELECT_AUDIT_PAGE: &str =
 // range, so a page costs the same whatever the size of the tables.
 // ---------------------------------------------------------------------------
 
-/// Jobs whose age crosses their policy's retention within the forecast's
-/// window, counted per policy and day; held jobs apart, those already past
-/// it on day -1. Days start at "now" and last 24 hours (not calendar days):
-/// day 0 is the next 24 hours, and a job whose timestamp lies exactly
-/// `retention + k days` ago is counted on day k-1. Each day of a policy is
-/// one range of its index, counted without a sort; the held jobs, few, are
-/// grouped from their covering index (a difference of two timestamps counts
-/// whole 24-hour periods as days).
-/// $1–$3: cut-offs of completed, closed, creating_idle (NULL = off);
-/// $4–$6: those cut-offs plus the window; $7: days in the window.
+/// Jobs whose age crosses their rule's retention within the forecast's
+/// window, counted per rule and day (labelled with the policy); held jobs
+/// apart, those already past it on day -1. Days start at "now" and last 24
+/// hours (not calendar days): day 0 is the next 24 hours, and a job whose
+/// timestamp lies exactly `retention + k days` ago is counted on day k-1.
+/// Each day of a rule is one range of its index, counted without a sort;
+/// the held jobs, few, are grouped from their covering index (a difference
+/// of two timestamps counts whole 24-hour periods as days).
+/// $1–$6: each rule's cut-off (NULL = off); $7–$12: those cut-offs plus the
+/// window; $13: days in the window.
 macro_rules! day_counts {
-    ($policy:literal, $state:literal, $age:literal, $cutoff:literal) => {
+    ($state:literal, $type:literal, $age:literal, $name:literal, $policy:literal, $cutoff:literal) => {
         concat!(
             "SELECT '",
             $policy,
-            "' AS policy, false AS held, day, \
-               (SELECT count(*) FROM jobs WHERE state = '",
-            $state,
-            "' AND hold_reason IS NULL \
-                  AND ",
+            "' AS policy, false AS held, day, (SELECT count(*) ",
+            rule_jobs!($state, $type),
+            " AND ",
             $age,
             " > ",
             $cutoff,
-            "::timestamptz + day * interval '24 hours' \
-                  AND ",
+            "::timestamptz + day * interval '24 hours' AND ",
             $age,
             " <= ",
             $cutoff,
             "::timestamptz + (day + 1) * interval '24 hours') AS jobs \
-             FROM generate_series(0, $7::int - 1) AS day WHERE ",
+             FROM generate_series(0, $13::int - 1) AS day WHERE ",
             $cutoff,
             "::timestamptz IS NOT NULL"
         )
@@ -423,19 +536,28 @@ macro_rules! day_counts {
 }
 
 pub const FORECAST: &str = concat!(
-    day_counts!("completed", "Completed", "state_changed_at", "$1"),
-    " UNION ALL ",
-    day_counts!("closed", "Closed", "state_changed_at", "$2"),
-    " UNION ALL ",
-    day_counts!("creating_idle", "Creating", "updated_at", "$3"),
+    for_each_rule!(
+        day_counts,
+        " UNION ALL ",
+        ["completed", "$1"],
+        ["completed", "$2"],
+        ["closed", "$3"],
+        ["closed", "$4"],
+        ["creating_idle", "$5"],
+        ["creating_idle", "$6"]
+    ),
     " UNION ALL \
      SELECT policy, true, \
             CASE WHEN ts <= cutoff THEN -1 ELSE extract(day FROM ts - interval '1 microsecond' - cutoff)::int8 END AS day, \
             count(*) \
        FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
                     CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                    CASE state WHEN 'Completed' THEN $1::timestamptz WHEN 'Closed' THEN $2::timestamptz ELSE $3::timestamptz END AS cutoff, \
-                    CASE state WHEN 'Completed' THEN $4::timestamptz WHEN 'Closed' THEN $5::timestamptz ELSE $6::timestamptz END AS horizon \
+                    CASE state || job_type WHEN 'CompletedImport' THEN $1::timestamptz WHEN 'CompletedExport' THEN $2::timestamptz \
+                      WHEN 'ClosedImport' THEN $3::timestamptz WHEN 'ClosedExport' THEN $4::timestamptz \
+                      WHEN 'CreatingImport' THEN $5::timestamptz ELSE $6::timestamptz END AS cutoff, \
+                    CASE state || job_type WHEN 'CompletedImport' THEN $7::timestamptz WHEN 'CompletedExport' THEN $8::timestamptz \
+                      WHEN 'ClosedImport' THEN $9::timestamptz WHEN 'ClosedExport' THEN $10::timestamptz \
+                      WHEN 'CreatingImport' THEN $11::timestamptz ELSE $12::timestamptz END AS horizon \
                FROM jobs WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) held \
       WHERE ts <= horizon GROUP BY policy, 3"
 );

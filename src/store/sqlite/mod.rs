@@ -29,8 +29,7 @@ use sqlx::{ConnectOptions, Sqlite, Transaction};
 
 use self::upkeep::Upkeep;
 use super::common::{
-    self, Codec, Db, Driver, NoConnection, Purpose, Statements, decode, enabled_policies, first_connection,
-    pool_options,
+    self, Codec, Db, Driver, NoConnection, Purpose, Statements, decode, enabled_rules, first_connection, pool_options,
 };
 use super::records::{
     AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
@@ -38,7 +37,7 @@ use super::records::{
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
 use crate::model::truncate;
-use crate::policy::{PerPolicy, Retentions};
+use crate::policy::{PerRule, Retentions};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -198,7 +197,7 @@ impl SqliteStore {
 impl SweepStore for SqliteStore {
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
         let now = now();
-        let args: Vec<common::Arg> = std::iter::once(now.into()).chain(enabled_policies(retentions)).collect();
+        let args: Vec<common::Arg> = std::iter::once(now.into()).chain(enabled_rules(retentions)).collect();
         let row = Sqlite::query(sql::COUNT_FUTURE, &args).fetch_one(&self.pool).await?;
         Ok(ClockReading { now, future_jobs: Sqlite::int(&row, "future")? as u64 })
     }
@@ -236,7 +235,7 @@ impl SweepStore for SqliteStore {
         self.upkeep.checkpoint_if_grown(&self.pool).await
     }
 
-    async fn eligible_ids(&self, ranges: &PerPolicy<Option<IdRange>>) -> Result<PerPolicy<EligibleIds>, StoreError> {
+    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError> {
         let query = Sqlite::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges));
         decode::eligible_ids::<Sqlite>(&query.fetch_all(&self.pool).await?)
     }

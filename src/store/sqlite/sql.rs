@@ -130,87 +130,179 @@ pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at
      deleted_closed = ?4, deleted_creating_idle = ?5, stopped_by = ?6, error = ?7, audit_rows_removed = ?8, \
      runs_removed = ?9, pauses = ?10, paused_ms = ?11 WHERE id = ?1";
 
-/// ?1: now; ?2–?4: whether completed, closed and creating_idle are enabled.
-pub const COUNT_FUTURE: &str = "SELECT \
-       (SELECT count(*) FROM jobs INDEXED BY jobs_completed_by_age WHERE ?2 AND state = 'Completed' AND hold_reason IS NULL AND state_changed_at > ?1) \
-     + (SELECT count(*) FROM jobs INDEXED BY jobs_closed_by_age WHERE ?3 AND state = 'Closed' AND hold_reason IS NULL AND state_changed_at > ?1) \
-     + (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE ?4 AND state = 'Creating' AND hold_reason IS NULL AND updated_at > ?1) AS future";
-
-/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off).
-pub const COUNT_ELIGIBLE: &str = "SELECT \
-       (SELECT count(*) FROM jobs INDEXED BY jobs_completed_by_age WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1) AS completed, \
-       (SELECT min(state_changed_at) FROM jobs INDEXED BY jobs_completed_by_age WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1) AS completed_oldest, \
-       (SELECT count(*) FROM jobs INDEXED BY jobs_closed_by_age WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2) AS closed, \
-       (SELECT min(state_changed_at) FROM jobs INDEXED BY jobs_closed_by_age WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2) AS closed_oldest, \
-       (SELECT count(*) FROM jobs INDEXED BY jobs_creating_by_idle WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3) AS creating_idle, \
-       (SELECT min(updated_at) FROM jobs INDEXED BY jobs_creating_by_idle WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3) AS creating_idle_oldest";
-
-/// The next eligible jobs oldest first: each policy's partial index is
-/// read from its cursor up to its cut-off, at most ?10 rows each, then merged.
-/// `INDEXED BY` pins the policy indexes: without statistics SQLite prefers
-/// `jobs_by_state` and sorts every job in the state, and with the pin a
-/// query that could not use its index fails instead of slowing down.
-/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off);
-/// ?4/?5, ?6/?7, ?8/?9: cursors (timestamp, id) of each; ?10: limit.
-macro_rules! eligible {
-    () => {
-        "SELECT id, name, state, ts FROM ( \
-           SELECT * FROM (SELECT id, name, state, state_changed_at AS ts FROM jobs INDEXED BY jobs_completed_by_age \
-             WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1 \
-               AND (state_changed_at, id) > (?4, ?5) \
-             ORDER BY state_changed_at, id LIMIT ?10) \
-           UNION ALL \
-           SELECT * FROM (SELECT id, name, state, state_changed_at AS ts FROM jobs INDEXED BY jobs_closed_by_age \
-             WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2 \
-               AND (state_changed_at, id) > (?6, ?7) \
-             ORDER BY state_changed_at, id LIMIT ?10) \
-           UNION ALL \
-           SELECT * FROM (SELECT id, name, state, updated_at AS ts FROM jobs INDEXED BY jobs_creating_by_idle \
-             WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3 \
-               AND (updated_at, id) > (?8, ?9) \
-             ORDER BY updated_at, id LIMIT ?10) \
-         ) ORDER BY ts, id LIMIT ?10"
+/// Each rule's index, the rule's state and type, its age column: the
+/// arguments every per-rule macro below starts with, in the order of
+/// `policy::RULES` (completed, closed, creating_idle; each for Import, then Export).
+macro_rules! for_each_rule {
+    ($rule:ident, $sep:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*], [$($p4:literal),*], [$($p5:literal),*], [$($p6:literal),*]) => {
+        concat!(
+            $rule!("jobs_completed_import_by_age", "Completed", "Import", "state_changed_at", "completed_import", $($p1),*), $sep,
+            $rule!("jobs_completed_export_by_age", "Completed", "Export", "state_changed_at", "completed_export", $($p2),*), $sep,
+            $rule!("jobs_closed_import_by_age", "Closed", "Import", "state_changed_at", "closed_import", $($p3),*), $sep,
+            $rule!("jobs_closed_export_by_age", "Closed", "Export", "state_changed_at", "closed_export", $($p4),*), $sep,
+            $rule!("jobs_creating_import_by_idle", "Creating", "Import", "updated_at", "creating_idle_import", $($p5),*), $sep,
+            $rule!("jobs_creating_export_by_idle", "Creating", "Export", "updated_at", "creating_idle_export", $($p6),*)
+        )
     };
 }
 
-/// The dry run's list, oldest first.
-pub const SELECT_ELIGIBLE: &str = eligible!();
+/// One rule's jobs: its partial index, pinned, and its predicate (state, type, hold).
+macro_rules! rule_jobs {
+    ($index:literal, $state:literal, $type:literal) => {
+        concat!(
+            "FROM jobs INDEXED BY ",
+            $index,
+            " WHERE state = '",
+            $state,
+            "' AND job_type = '",
+            $type,
+            "' AND hold_reason IS NULL"
+        )
+    };
+}
 
-/// The key (age timestamp, id) of the ?4-th oldest eligible job over all
-/// policies: the last job of a capped sweep's set. Each policy's index is
-/// read in its order, at most ?4 entries, and the three walks merged.
-/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off).
-pub const SELECT_NTH_ELIGIBLE: &str = "SELECT ts, id FROM ( \
-       SELECT * FROM (SELECT state_changed_at AS ts, id FROM jobs INDEXED BY jobs_completed_by_age \
-         WHERE state = 'Completed' AND hold_reason IS NULL AND state_changed_at <= ?1 \
-         ORDER BY state_changed_at, id LIMIT ?4) \
-       UNION ALL \
-       SELECT * FROM (SELECT state_changed_at AS ts, id FROM jobs INDEXED BY jobs_closed_by_age \
-         WHERE state = 'Closed' AND hold_reason IS NULL AND state_changed_at <= ?2 \
-         ORDER BY state_changed_at, id LIMIT ?4) \
-       UNION ALL \
-       SELECT * FROM (SELECT updated_at AS ts, id FROM jobs INDEXED BY jobs_creating_by_idle \
-         WHERE state = 'Creating' AND hold_reason IS NULL AND updated_at <= ?3 \
-         ORDER BY updated_at, id LIMIT ?4) \
-     ) ORDER BY ts, id LIMIT 1 OFFSET ?4 - 1";
+macro_rules! future_of {
+    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $flag:literal) => {
+        concat!("(SELECT count(*) ", rule_jobs!($index, $state, $type), " AND ", $flag, " AND ", $age, " > ?1)")
+    };
+}
 
-/// One policy's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
+/// ?1: now; ?2–?7: whether each rule is enabled.
+pub const COUNT_FUTURE: &str =
+    concat!("SELECT ", for_each_rule!(future_of, " + ", ["?2"], ["?3"], ["?4"], ["?5"], ["?6"], ["?7"]), " AS future");
+
+macro_rules! count_of {
+    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal) => {
+        concat!(
+            "(SELECT count(*) ",
+            rule_jobs!($index, $state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            ") AS ",
+            $name,
+            ", (SELECT min(",
+            $age,
+            ") ",
+            rule_jobs!($index, $state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            ") AS ",
+            $name,
+            "_oldest"
+        )
+    };
+}
+
+/// ?1–?6: each rule's cut-off (NULL = off).
+pub const COUNT_ELIGIBLE: &str =
+    concat!("SELECT ", for_each_rule!(count_of, ", ", ["?1"], ["?2"], ["?3"], ["?4"], ["?5"], ["?6"]));
+
+/// One rule's next eligible jobs, from its cursor up to its cut-off, at
+/// most the limit, in its age order.
+macro_rules! eligible_of {
+    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal) => {
+        concat!(
+            "SELECT * FROM (SELECT id, name, state, job_type, ",
+            $age,
+            " AS ts ",
+            rule_jobs!($index, $state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            " AND (",
+            $age,
+            ", id) > (",
+            $after_at,
+            ", ",
+            $after_id,
+            ") ORDER BY ",
+            $age,
+            ", id LIMIT ?19)"
+        )
+    };
+}
+
+/// The dry run's next jobs: each rule's index range read from its cursor up
+/// to its cut-off, at most ?19 rows each; the store merges them in the
+/// order the jobs became eligible. `INDEXED BY` pins the rule indexes:
+/// without statistics SQLite prefers `jobs_by_state` and sorts every job in
+/// the state, and with the pin a query that could not use its index fails
+/// instead of slowing down. ?1–?6: each rule's cut-off (NULL = off);
+/// ?7/?8 … ?17/?18: each rule's cursor (timestamp, id); ?19: limit.
+pub const SELECT_ELIGIBLE: &str = for_each_rule!(
+    eligible_of,
+    " UNION ALL ",
+    ["?1", "?7", "?8"],
+    ["?2", "?9", "?10"],
+    ["?3", "?11", "?12"],
+    ["?4", "?13", "?14"],
+    ["?5", "?15", "?16"],
+    ["?6", "?17", "?18"]
+);
+
+macro_rules! due_of {
+    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $shift:literal) => {
+        concat!(
+            "SELECT * FROM (SELECT ",
+            $age,
+            " + ",
+            $shift,
+            " AS ts, id ",
+            rule_jobs!($index, $state, $type),
+            " AND ",
+            $age,
+            " <= ",
+            $cutoff,
+            " ORDER BY ",
+            $age,
+            ", id LIMIT ?13)"
+        )
+    };
+}
+
+/// The ?13-th eligible job over all rules in the order they became eligible
+/// (age timestamp plus the rule's retention, then id), as that moment and
+/// its id: the last job of a capped sweep's set. Each rule's index is read
+/// in its order, at most ?13 entries, and the six walks merged.
+/// ?1–?6: each rule's cut-off (NULL = off); ?7–?12: its retention (µs).
+pub const SELECT_NTH_ELIGIBLE: &str = concat!(
+    "SELECT ts, id FROM (",
+    for_each_rule!(
+        due_of,
+        " UNION ALL ",
+        ["?1", "?7"],
+        ["?2", "?8"],
+        ["?3", "?9"],
+        ["?4", "?10"],
+        ["?5", "?11"],
+        ["?6", "?12"]
+    ),
+    ") ORDER BY ts, id LIMIT 1 OFFSET ?13 - 1"
+);
+
+/// One rule's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
 /// index (pinned, and covering: the id is the rowid) in its age order, with
 /// the age timestamps, from the cursor (exclusive) to the bound (inclusive)
 /// and the cut-off, at most the limit.
 macro_rules! eligible_ids_of {
-    ($index:literal, $state:literal, $age:literal, $cutoff:literal, $after_at:literal, $after_id:literal,
-     $through_at:literal, $through_id:literal, $limit:literal) => {
+    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal) => {
         concat!(
             "SELECT * FROM (SELECT '",
             $state,
-            "' AS state, ",
+            "' AS state, '",
+            $type,
+            "' AS job_type, ",
             $age,
-            " AS ts, id FROM jobs INDEXED BY ",
-            $index,
-            " WHERE state = '",
-            $state,
-            "' AND hold_reason IS NULL AND ",
+            " AS ts, id ",
+            rule_jobs!($index, $state, $type),
+            " AND ",
             $age,
             " <= ",
             $cutoff,
@@ -235,39 +327,45 @@ macro_rules! eligible_ids_of {
     };
 }
 
-/// The next ids of every policy's eligible jobs, in one statement (an idle
-/// sweep reads nothing else): per policy, in the order completed, closed,
-/// creating_idle, its cut-off, cursor (age, id), bound (age, id) and limit,
-/// ?1–?6, ?7–?12, ?13–?18; a policy not read has no cut-off and limit 0.
-pub const SELECT_ELIGIBLE_IDS: &str = concat!(
-    eligible_ids_of!("jobs_completed_by_age", "Completed", "state_changed_at", "?1", "?2", "?3", "?4", "?5", "?6"),
+/// The next ids of every rule's eligible jobs, in one statement (an idle
+/// sweep reads nothing else): per rule, in the order of `policy::RULES`,
+/// its cut-off, cursor (age, id), bound (age, id) and limit, ?1–?6, …,
+/// ?31–?36; a rule not read has no cut-off and limit 0.
+pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
+    eligible_ids_of,
     " UNION ALL ",
-    eligible_ids_of!("jobs_closed_by_age", "Closed", "state_changed_at", "?7", "?8", "?9", "?10", "?11", "?12"),
-    " UNION ALL ",
-    eligible_ids_of!("jobs_creating_by_idle", "Creating", "updated_at", "?13", "?14", "?15", "?16", "?17", "?18"),
+    ["?1", "?2", "?3", "?4", "?5", "?6"],
+    ["?7", "?8", "?9", "?10", "?11", "?12"],
+    ["?13", "?14", "?15", "?16", "?17", "?18"],
+    ["?19", "?20", "?21", "?22", "?23", "?24"],
+    ["?25", "?26", "?27", "?28", "?29", "?30"],
+    ["?31", "?32", "?33", "?34", "?35", "?36"]
 );
 
 /// Which of the listed jobs are still eligible: one `CASE` on the row, the
 /// same in both statements below, which run in one write transaction and so
-/// see the same rows. ?1: JSON array of job ids; ?2–?4: cut-offs of
-/// completed, closed, creating_idle (NULL = off). `NOT INDEXED` keeps SQLite
+/// see the same rows. ?1: JSON array of job ids; ?2–?7: each rule's cut-off
+/// (in the order of `policy::RULES`; NULL = off). `NOT INDEXED` keeps SQLite
 /// on rowid look-ups for the ids.
 macro_rules! still_eligible {
     () => {
         "FROM jobs NOT INDEXED WHERE id IN (SELECT value FROM json_each(?1)) AND hold_reason IS NULL \
-           AND CASE state WHEN 'Completed' THEN state_changed_at <= ?2 WHEN 'Closed' THEN state_changed_at <= ?3 \
-                 WHEN 'Creating' THEN updated_at <= ?4 ELSE 0 END"
+           AND CASE state \
+                 WHEN 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN ?2 ELSE ?3 END \
+                 WHEN 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN ?4 ELSE ?5 END \
+                 WHEN 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN ?6 ELSE ?7 END \
+                 ELSE 0 END"
     };
 }
 
 /// One audit row for each listed job still eligible, written from its row
-/// before [`DELETE_ELIGIBLE`] removes it. ?5: run id; ?6: deleted_at; ?7: deleted_by.
+/// before [`DELETE_ELIGIBLE`] removes it. ?8: run id; ?9: deleted_at; ?10: deleted_by.
 pub const AUDIT_ELIGIBLE: &str = concat!(
     "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
        cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT ?5, id, name, job_type, \
+     SELECT ?8, id, name, job_type, \
        CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-       state, cancel_requested, created_at, state_changed_at, ?6, ?7 ",
+       state, cancel_requested, created_at, state_changed_at, ?9, ?10 ",
     still_eligible!(),
     " ORDER BY id"
 );
@@ -356,27 +454,23 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
 // whatever the size of the tables.
 // ---------------------------------------------------------------------------
 
-/// Jobs whose age crosses their policy's retention within the forecast's
-/// window, counted per policy and day; held jobs apart, those already past
-/// it on day -1. Days start at "now": day 0 is the next 24 hours, and a job
-/// whose timestamp lies exactly `retention + k days` ago is counted on day k-1.
-/// Each day of a policy is one range of its index, counted without a sort;
-/// the held jobs, few, are grouped from their covering index.
-/// ?1–?3: cut-offs of completed, closed, creating_idle (NULL = off);
-/// ?4–?6: those cut-offs plus the window; ?7: days in the window.
+/// Jobs whose age crosses their rule's retention within the forecast's
+/// window, counted per rule and day (labelled with the policy); held jobs
+/// apart, those already past it on day -1. Days start at "now": day 0 is
+/// the next 24 hours, and a job whose timestamp lies exactly
+/// `retention + k days` ago is counted on day k-1. Each day of a rule is
+/// one range of its index, counted without a sort; the held jobs, few, are
+/// grouped from their covering index.
+/// ?1–?6: each rule's cut-off (NULL = off); ?7–?12: those cut-offs plus
+/// the window; ?13: days in the window.
 macro_rules! day_counts {
-    ($policy:literal, $index:literal, $state:literal, $age:literal, $cutoff:literal) => {
+    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $policy:literal, $cutoff:literal) => {
         concat!(
             "SELECT '",
             $policy,
-            "' AS policy, 0 AS held, day, \
-               (SELECT count(*) FROM jobs INDEXED BY ",
-            $index,
-            " \
-                 WHERE state = '",
-            $state,
-            "' AND hold_reason IS NULL \
-                   AND ",
+            "' AS policy, 0 AS held, day, (SELECT count(*) ",
+            rule_jobs!($index, $state, $type),
+            " AND ",
             $age,
             " > ",
             $cutoff,
@@ -384,8 +478,7 @@ macro_rules! day_counts {
             $age,
             " <= ",
             $cutoff,
-            " + (day + 1) * 86400000000) AS jobs \
-             FROM days WHERE ",
+            " + (day + 1) * 86400000000) AS jobs FROM days WHERE ",
             $cutoff,
             " IS NOT NULL"
         )
@@ -393,18 +486,25 @@ macro_rules! day_counts {
 }
 
 pub const FORECAST: &str = concat!(
-    "WITH RECURSIVE days(day) AS (SELECT 0 UNION ALL SELECT day + 1 FROM days WHERE day + 1 < ?7) ",
-    day_counts!("completed", "jobs_completed_by_age", "Completed", "state_changed_at", "?1"),
-    " UNION ALL ",
-    day_counts!("closed", "jobs_closed_by_age", "Closed", "state_changed_at", "?2"),
-    " UNION ALL ",
-    day_counts!("creating_idle", "jobs_creating_by_idle", "Creating", "updated_at", "?3"),
+    "WITH RECURSIVE days(day) AS (SELECT 0 UNION ALL SELECT day + 1 FROM days WHERE day + 1 < ?13) ",
+    for_each_rule!(
+        day_counts,
+        " UNION ALL ",
+        ["completed", "?1"],
+        ["completed", "?2"],
+        ["closed", "?3"],
+        ["closed", "?4"],
+        ["creating_idle", "?5"],
+        ["creating_idle", "?6"]
+    ),
     " UNION ALL \
      SELECT policy, 1, CASE WHEN ts <= cutoff THEN -1 ELSE (ts - cutoff - 1) / 86400000000 END AS day, count(*) FROM ( \
        SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
               CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-              CASE state WHEN 'Completed' THEN ?1 WHEN 'Closed' THEN ?2 ELSE ?3 END AS cutoff, \
-              CASE state WHEN 'Completed' THEN ?4 WHEN 'Closed' THEN ?5 ELSE ?6 END AS horizon \
+              CASE state || job_type WHEN 'CompletedImport' THEN ?1 WHEN 'CompletedExport' THEN ?2 \
+                WHEN 'ClosedImport' THEN ?3 WHEN 'ClosedExport' THEN ?4 WHEN 'CreatingImport' THEN ?5 ELSE ?6 END AS cutoff, \
+              CASE state || job_type WHEN 'CompletedImport' THEN ?7 WHEN 'CompletedExport' THEN ?8 \
+                WHEN 'ClosedImport' THEN ?9 WHEN 'ClosedExport' THEN ?10 WHEN 'CreatingImport' THEN ?11 ELSE ?12 END AS horizon \
          FROM jobs INDEXED BY jobs_held \
          WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) \
      WHERE ts <= horizon GROUP BY policy, day"
