@@ -5,21 +5,26 @@
 //! `retention.batch_budget`: a short transaction holds SQLite's write lock
 //! (and PostgreSQL's row locks) briefly, while a batch too small spends its
 //! time on per-transaction costs (commit, WAL sync, round trips) instead of
-//! deleting. The size follows the rate the last full batch achieved, growing
-//! by at most a quarter and shrinking by at most half at a time, so one slow
-//! batch (a checkpoint, a busy disk) does not swing it wildly; a statement
-//! timeout cuts it to a quarter.
+//! deleting. The size follows the median rate of the last three full
+//! batches, growing by at most a quarter and shrinking by at most half at a
+//! time: one slow batch (a checkpoint, a busy disk, a commit that waited
+//! long for its log flush) moves nothing, so a store whose commits are noisy
+//! (MariaDB's wait for the redo log, `docs/operations.md`) is not shrunk to
+//! batches of a few jobs by a few bad commits. A statement timeout cuts the
+//! size to a quarter.
 //!
 //! The cost of a job is not the same at every size: past some size a batch
 //! can cost more per job (it was so on PostgreSQL over TLS while the driver
 //! left Nagle's algorithm on: `docs/operations.md`, "Batches sized by
 //! time"). Steering by the rate alone would swing between a size below that
-//! point and one above it. So when a larger batch was markedly slower per
-//! job than the one before it, the sizer goes back to the smaller size; when
-//! the next try at that size is slow again, it stays at or below the smaller
-//! size for a while, then tries again (conditions change within a long
-//! sweep). One slow batch alone (a checkpoint, a new pooled connection's
-//! TLS handshake) sets no such limit.
+//! point and one above it. So when a larger batch went over the budget and
+//! was markedly slower per job than the one before it, the sizer goes back
+//! to the smaller size; when the next try at that size is so again, it
+//! stays at or below the smaller size for a while, then tries again
+//! (conditions change within a long sweep). One slow batch alone (a
+//! checkpoint, a new pooled connection's TLS handshake) sets no such limit,
+//! nor does a larger batch that stayed within the budget: slower per job,
+//! it still holds its locks no longer than it should.
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +48,9 @@ const RATE_FALL: f64 = 0.7;
 
 /// Full batches a cap holds before the sizer may grow past it again.
 const CAP_BATCHES: u32 = 100;
+
+/// The full batches whose median rate steers the size.
+const STEERING_BATCHES: usize = 3;
 
 /// `retention.batch_size`: `auto` or a fixed number of jobs per transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +153,8 @@ pub struct BatchSizer {
     budget: Option<Duration>,
     /// The last full batch: its size and rate in jobs per second.
     last: Option<(u32, f64)>,
+    /// The rates of the last [`STEERING_BATCHES`] full batches, oldest first.
+    rates: Vec<f64>,
     /// The largest size allowed while a cap holds, and for how many more batches.
     cap: Option<(u32, u32)>,
     /// A size whose batch was markedly slower per job than the smaller one
@@ -158,7 +168,7 @@ impl BatchSizer {
             BatchSize::Auto => (FIRST_AUTO_BATCH, Some(budget)),
             BatchSize::Jobs(jobs) => (jobs, None),
         };
-        BatchSizer { size, budget, last: None, cap: None, suspect: None }
+        BatchSizer { size, budget, last: None, rates: Vec::with_capacity(STEERING_BATCHES), cap: None, suspect: None }
     }
 
     /// Jobs the next batch takes.
@@ -174,12 +184,17 @@ impl BatchSizer {
             return;
         }
         let rate = jobs as f64 / elapsed.as_secs_f64();
+        if self.rates.len() == STEERING_BATCHES {
+            self.rates.remove(0);
+        }
+        self.rates.push(rate);
         let current = f64::from(self.size);
-        let mut next = (rate * budget.as_secs_f64()).clamp(current / 2.0, current * MAX_GROWTH).round() as u32;
+        let mut next =
+            (self.steering_rate() * budget.as_secs_f64()).clamp(current / 2.0, current * MAX_GROWTH).round() as u32;
         if let Some((last_size, last_rate)) = self.last
             && self.size > last_size
         {
-            if rate >= last_rate * RATE_FALL {
+            if elapsed <= budget || rate >= last_rate * RATE_FALL {
                 self.suspect = self.suspect.filter(|&suspect| self.size < suspect);
             } else {
                 next = last_size;
@@ -197,6 +212,14 @@ impl BatchSizer {
         }
         self.last = Some((self.size, rate));
         self.size = next.clamp(1, MAX_BATCH_SIZE);
+    }
+
+    /// The median of the recent rates; of two, the faster: a slow batch
+    /// moves the size only once another one confirms it.
+    fn steering_rate(&self) -> f64 {
+        let mut rates = self.rates.clone();
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
     }
 
     /// After a batch that hit the statement timeout (and rolled back): a
@@ -237,13 +260,43 @@ mod tests {
         sizer.record(2443, Duration::from_millis(40));
         assert_eq!(sizer.size(), 3054, "the rate fell, but by less than a third: no cap");
         sizer.record(3054, Duration::from_millis(60));
-        assert_eq!(sizer.size(), 2545, "steered to the budget");
+        assert_eq!(sizer.size(), 3054, "one batch over the budget: kept");
+        sizer.record(3054, Duration::from_millis(60));
+        assert_eq!(sizer.size(), 2545, "a second one: steered to the budget");
         sizer.record(2545, Duration::from_millis(50));
         assert_eq!(sizer.size(), 2545, "on budget: kept");
         sizer.record(2545, Duration::from_millis(400));
-        assert_eq!(sizer.size(), 1273, "at most halved");
+        assert_eq!(sizer.size(), 2545, "one slow batch moves nothing");
+        sizer.record(2545, Duration::from_millis(400));
+        assert_eq!(sizer.size(), 1273, "a second one: at most halved");
         sizer.record(10, Duration::from_secs(9));
         assert_eq!(sizer.size(), 1273, "a short batch ends the sweep and says nothing of the rate");
+    }
+
+    /// What a MariaDB purge showed: a commit waits ~11 ms for the redo
+    /// log's flush, and on a busy disk now and then far longer, while a job
+    /// costs ~0.1 ms. Steered by each batch alone, and capped whenever a
+    /// larger batch was slower per job, the size sank to tens of jobs, each
+    /// batch mostly its commit. Here every third commit waits 80 ms, and
+    /// now and then two in a row do.
+    #[test]
+    fn noisy_commits_do_not_shrink_the_batches() {
+        let commit_ms = |batch: usize| if batch % 3 == 2 || batch.is_multiple_of(17) { 80 } else { 11 };
+        let cost = |jobs: u32, batch: usize| Duration::from_micros(u64::from(jobs) * 100 + commit_ms(batch) * 1000);
+        let mut sizer = BatchSizer::new(BatchSize::Auto, BUDGET);
+        let mut sizes = Vec::new();
+        for batch in 0..300 {
+            let size = sizer.size();
+            sizes.push(size);
+            sizer.record(size as usize, cost(size, batch));
+        }
+        let steady = &sizes[20..];
+        let smallest = steady.iter().min().copied().unwrap_or(0);
+        assert!(smallest >= 150, "two slow commits in a row halve the size, no more: {sizes:?}");
+        let mut sorted = steady.to_vec();
+        sorted.sort_unstable();
+        let median = sorted[sorted.len() / 2];
+        assert!(median >= 330, "near 390 jobs, 50 ms with an 11 ms commit: {sizes:?}");
     }
 
     /// What the PostgreSQL purge benchmark showed: 1,200 jobs in 32 ms, 1,500

@@ -11,9 +11,7 @@ use super::env::TestEnv;
 /// The test files whose scenarios run on MariaDB: the others' own SQL is
 /// not yet written for it (string concatenation, series, sessions of the
 /// server), so their scenarios say so and pass there; MariaDB's store is
-/// tested by tests/mariadb_*.rs meanwhile. Written but failing there:
-/// tests/speed.rs (the auto-sized batches shrink to 15 jobs, below a
-/// quarter of the budget).
+/// tested by tests/mariadb_*.rs meanwhile.
 pub const MARIADB_SCENARIO_FILES: &[&str] = &[
     "audit_trail",
     "cli",
@@ -34,6 +32,7 @@ pub const MARIADB_SCENARIO_FILES: &[&str] = &[
     "races",
     "retention",
     "security",
+    "speed",
     "store_contract",
     "sweep",
 ];
