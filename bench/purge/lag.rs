@@ -89,8 +89,9 @@ async fn sample(
     started: Instant,
     stop: &CancellationToken,
 ) -> Result<Vec<Sample>> {
-    // The primary's positions, rising, with when they were read.
-    let mut positions: Vec<(f64, i64)> = Vec::new();
+    // The primary's positions, rising, each with the first and the last
+    // read that found it there.
+    let mut positions: Vec<(f64, f64, i64)> = Vec::new();
     let mut samples = Vec::new();
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -102,9 +103,9 @@ async fn sample(
         let current: i64 = sqlx::query_scalar(PRIMARY_POSITION).fetch_one(&mut *primary).await.context("primary")?;
         let replayed: i64 = sqlx::query_scalar(REPLAYED).fetch_one(&mut *standby).await.context("standby")?;
         match positions.last_mut() {
-            Some(last) if last.1 == current => last.0 = at_s,
-            Some(last) if last.1 > current => {}
-            _ => positions.push((at_s, current)),
+            Some(last) if last.2 == current => last.1 = at_s,
+            Some(last) if last.2 > current => {}
+            _ => positions.push((at_s, at_s, current)),
         }
         samples.push(Sample { at_s, lag_s: lag_s(&positions, at_s, current, replayed) });
         if stop.is_cancelled() {
@@ -119,21 +120,23 @@ async fn sample(
     }
 }
 
-/// Seconds since the primary passed `replayed`, interpolated between the
-/// samples around it (`positions`: rising, the last one `current`, read at `at_s`).
-fn lag_s(positions: &[(f64, i64)], at_s: f64, current: i64, replayed: i64) -> f64 {
+/// Seconds since the primary passed `replayed`: after the last read at the
+/// newest position at or before it, before the first read at the next one,
+/// interpolated between the two (`positions`: rising, each with its first and
+/// last read; the last one `current`, read at `at_s`).
+fn lag_s(positions: &[(f64, f64, i64)], at_s: f64, current: i64, replayed: i64) -> f64 {
     if replayed >= current {
         return 0.0;
     }
     let mut next = (at_s, current);
-    for &(at, position) in positions.iter().rev() {
+    for &(first, last, position) in positions.iter().rev() {
         if position <= replayed {
             let share = (replayed - position) as f64 / (next.1 - position) as f64;
-            return at_s - (at + (next.0 - at) * share);
+            return at_s - (last + (next.0 - last) * share);
         }
-        next = (at, position);
+        next = (first, position);
     }
-    positions.first().map_or(0.0, |&(at, _)| at_s - at)
+    positions.first().map_or(0.0, |&(first, _, _)| at_s - first)
 }
 
 /// The standby's replay, let run for `run` of every `period` until stopped.

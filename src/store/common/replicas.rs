@@ -97,11 +97,18 @@ struct Seen {
     at: Instant,
 }
 
+/// One position of the primary: the first and the last read that found it there.
+#[derive(Clone, Copy)]
+struct Sample {
+    first: Instant,
+    last: Instant,
+    position: i64,
+}
+
 #[derive(Default)]
 struct History {
-    /// The primary's position at each read, oldest first, rising; a position
-    /// read again keeps the later moment.
-    positions: VecDeque<(Instant, i64)>,
+    /// The primary's positions, oldest first, rising.
+    positions: VecDeque<Sample>,
     /// The replicas the primary listed, by name.
     streaming: HashMap<String, Seen>,
 }
@@ -109,14 +116,13 @@ struct History {
 impl History {
     fn record(&mut self, now: Instant, position: i64) {
         match self.positions.back_mut() {
-            // Still there: it moved on after the later moment.
-            Some(last) if last.1 == position => last.0 = now,
-            Some(last) if last.1 > position => {}
+            Some(sample) if sample.position == position => sample.last = now,
+            Some(sample) if sample.position > position => {}
             _ => {
                 if self.positions.len() == SAMPLES {
                     self.positions.pop_front();
                 }
-                self.positions.push_back((now, position));
+                self.positions.push_back(Sample { first: now, last: now, position });
             }
         }
     }
@@ -127,18 +133,20 @@ impl History {
         if replayed >= current {
             return Duration::ZERO;
         }
-        // The sample after the newest at or before `replayed`: the primary passed it in between.
+        // The primary passed `replayed` after it was last seen at the newest
+        // position at or before it, and before it was first seen at the next.
         let mut next = (now, current);
-        for &(at, position) in self.positions.iter().rev() {
-            if position <= replayed {
+        for sample in self.positions.iter().rev() {
+            if sample.position <= replayed {
                 let (next_at, next_position) = next;
-                let share = (replayed - position) as f64 / (next_position - position) as f64;
-                return now.saturating_duration_since(at + next_at.saturating_duration_since(at).mul_f64(share));
+                let share = (replayed - sample.position) as f64 / (next_position - sample.position) as f64;
+                let span = next_at.saturating_duration_since(sample.last);
+                return now.saturating_duration_since(sample.last + span.mul_f64(share));
             }
-            next = (at, position);
+            next = (sample.first, sample.position);
         }
         // Behind every sample: at least as old as the oldest.
-        let oldest = self.positions.front().map_or(Duration::ZERO, |&(at, _)| now - at);
+        let oldest = self.positions.front().map_or(Duration::ZERO, |sample| now - sample.first);
         oldest.max(reported.unwrap_or_default())
     }
 }
@@ -302,5 +310,9 @@ mod tests {
         assert_eq!(history.lag(at(9), 300, 50, None), Duration::from_secs(9));
         assert_eq!(history.lag(at(9), 300, 50, Some(Duration::from_secs(30))), Duration::from_secs(30));
         assert_eq!(history.positions.len(), 4, "a position not past the last is not a new sample");
+        // A primary found idle at 1,000,000 until 20 passed 999,000 before
+        // it first got there (at 9), not on the way to its last read.
+        history.record(at(20), 1_000_000);
+        assert!(history.lag(at(20), 1_000_000, 999_000, None) > Duration::from_secs(11));
     }
 }
