@@ -33,6 +33,34 @@ pub(crate) fn pool_options<DB: sqlx::Database>(settings: &DatabaseSettings) -> P
         })
 }
 
+/// Ends the pool's idle sessions, so that the next statement runs on a new
+/// one: a session the server ended moments ago (a restart, a failover, a
+/// KILL) would be handed out without a ping ([`PING_AFTER_IDLE`]).
+pub(crate) async fn close_idle<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) {
+    while let Some(conn) = pool.try_acquire() {
+        let _ = conn.close().await;
+    }
+}
+
+/// Runs `statement` through `pool`; if it fails, once more on a new session
+/// (see [`close_idle`]).
+pub(crate) async fn once_more_on_a_new_session<DB, T, F>(
+    pool: &sqlx::Pool<DB>,
+    statement: impl Fn() -> F,
+) -> Result<T, sqlx::Error>
+where
+    DB: sqlx::Database,
+    F: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    match statement().await {
+        Err(_) => {
+            close_idle(pool).await;
+            statement().await
+        }
+        done => done,
+    }
+}
+
 /// Why [`first_connection`] got none.
 pub(crate) enum NoConnection {
     /// Nothing within `database.connect_timeout`; says so in words.

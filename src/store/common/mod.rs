@@ -30,8 +30,8 @@ use sqlx::{Database, Transaction};
 
 pub(crate) use codec::{Arg, Codec, Db, On, limit};
 pub(crate) use connect::{
-    NoConnection, PING_AFTER_IDLE, check_migrated, first_connection, first_session, open_session, pool_options,
-    server_pool_options,
+    NoConnection, PING_AFTER_IDLE, check_migrated, close_idle, first_connection, first_session,
+    once_more_on_a_new_session, open_session, pool_options, server_pool_options,
 };
 pub(crate) use credentials::{ClientIdentity, StoreOptions, TlsOptions, reads_files, with_files};
 pub(crate) use kept_session::SweepSessions;

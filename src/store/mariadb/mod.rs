@@ -254,11 +254,14 @@ impl SweepStore for MariaDbStore {
         Ok((run_id, decode::clock::<MySql>(&readings)?))
     }
 
-    /// Records the end through the pool, then releases the lock on the
-    /// run's session: a sweep that finds the lock free sees the run finished.
+    /// Records the end through the pool (on a new session if the server
+    /// ended the pooled ones), then releases the lock on the run's session:
+    /// a sweep that finds the lock free sees the run finished.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
         self.kept.release();
-        let recorded = MySql::query(sql::FINISH_RUN, &common::outcome_args(run_id, outcome)).execute(&self.pool).await;
+        let args = common::outcome_args(run_id, outcome);
+        let finish = || MySql::query(sql::FINISH_RUN, &args).execute(&self.pool);
+        let recorded = common::once_more_on_a_new_session(&self.pool, finish).await;
         if self.own.end_lease(run_id, sql::UNLOCK_RUN, &[run_id.into()]).await == LeaseEnd::Broken {
             self.kept.end().await;
         }

@@ -79,11 +79,8 @@ impl Sessions {
     /// in use (none while sweeps are skipped) go back to the pool as they are.
     pub async fn renew(&self) {
         self.close_kept().await;
-        for pool in [&self.pool, &self.index_order_pool] {
-            while let Some(conn) = pool.try_acquire() {
-                let _ = conn.close().await;
-            }
-        }
+        common::close_idle(&self.pool).await;
+        common::close_idle(&self.index_order_pool).await;
     }
 
     /// Ends every session, each with a goodbye to the server.
