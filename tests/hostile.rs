@@ -672,7 +672,8 @@ fn config_errors_name_the_key() {
 }
 
 /// check-config prints a configuration that loads back as the same settings
-/// (bar a redacted password).
+/// (bar a redacted password; `retention.by_type` comes back with every key
+/// set to the retention that applies, as check-config shows it).
 #[test]
 fn config_printed_by_check_config_loads_back() {
     let dir = scratch();
@@ -683,6 +684,9 @@ fn config_printed_by_check_config_loads_back() {
             Ok(mut again) => {
                 prop_assert_eq!(again.database.url.redacted(), settings.database.url.redacted());
                 again.database.url = settings.database.url.clone();
+                prop_assert_eq!(again.retention.by_type, settings.retention.effective_by_type());
+                prop_assert_eq!(again.retention.retentions(), settings.retention.retentions());
+                again.retention.by_type = settings.retention.by_type;
                 prop_assert_eq!(again, settings, "{}\n=> printed:\n{}", text, printed);
             }
             Err(message) => prop_assert!(false, "{text}\n=> printed:\n{printed}\n=> does not load: {message}"),
