@@ -143,7 +143,7 @@ every_engine! {
 
 every_engine! {
     /// A dry run writes nothing (all four tables identical before and
-    /// after) and lists the jobs in deletion order, oldest first across policies.
+    /// after) and lists the jobs in deletion order, most overdue first across policies (the age past the policy's retention).
     fn dry_run_writes_nothing_and_lists_in_deletion_order(env: &TestEnv) {
         // Some history first, so that runs and audit are not empty.
         env.import_ok(&[aged("history", "Completed", Duration::days(200))]);
@@ -172,10 +172,11 @@ every_engine! {
         let a_changed = parse_ts(&env.show("a-completed-300")["state_changed_at"]);
         assert_eq!(parse_ts(&s["oldest_eligible_at"]), a_changed, "oldest_eligible_at is a-completed-300's: {s}");
 
+        // Most overdue first: age beyond the policy's retention (idle 14 d, else 90 d).
         let s = env.json_env(&["purge", "--dry-run"], &[IDLE_14D]);
         assert_eq!(
             dry_run_names(&s),
-            vec!["a-completed-300", "b-closed-290", "c-creating-280", "d-completed-200", "e-closed-150", "f-creating-100", "g-completed-91"],
+            vec!["c-creating-280", "a-completed-300", "b-closed-290", "d-completed-200", "f-creating-100", "e-closed-150", "g-completed-91"],
             "{s}"
         );
         assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 2}), "{s}");
@@ -275,18 +276,23 @@ every_engine! {
             outcomes.push((s["counts"].clone(), store.job_names(), audit, store.count("job_drives")));
         }
         assert_eq!(outcomes[0], outcomes[1], "batch size 1 and 1000 disagree");
-        // The survivors are the youngest: the 17 deleted are the 17 oldest.
-        let mut by_age: Vec<(chrono::DateTime<chrono::Utc>, String)> = jobs[..25]
+        // The survivors are the least overdue: the 17 deleted are the 17 that
+        // became eligible first (age timestamp plus the policy's retention).
+        let mut by_eligible: Vec<(chrono::DateTime<chrono::Utc>, String)> = jobs[..25]
             .iter()
             .map(|j| {
-                let key = if j["state"] == "Creating" { &j["updated_at"] } else { &j["state_changed_at"] };
-                (parse_ts(key), j["name"].as_str().unwrap().to_string())
+                let (key, retention) = if j["state"] == "Creating" {
+                    (&j["updated_at"], Duration::days(14))
+                } else {
+                    (&j["state_changed_at"], Duration::days(90))
+                };
+                (parse_ts(key) + retention, j["name"].as_str().unwrap().to_string())
             })
             .collect();
-        by_age.sort();
-        let oldest17: BTreeSet<String> = by_age[..17].iter().map(|(_, n)| n.clone()).collect();
+        by_eligible.sort();
+        let first17: BTreeSet<String> = by_eligible[..17].iter().map(|(_, n)| n.clone()).collect();
         let deleted: BTreeSet<String> = outcomes[0].2.iter().map(|(n, _, _)| n.clone()).collect();
-        assert_eq!(deleted, oldest17);
+        assert_eq!(deleted, first17);
 
         for (store, batch) in [(env, "7"), (&other, "1000")] {
             let s = store.json_env(&["purge", "--batch-size", batch], &[IDLE_14D]);
