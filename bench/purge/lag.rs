@@ -2,9 +2,8 @@
 //! rather than read from retentiond: ten times a second the primary's WAL
 //! position (`pg_current_wal_lsn()`) and the standby's replay position
 //! (`pg_last_wal_replay_lsn()`, read on the standby). The lag is the time
-//! since the primary passed the replayed position, interpolated between the
-//! two samples around it — the rule retentiond applies
-//! (src/store/common/replicas.rs) — so a standby whose replay stands still
+//! since the primary passed the replayed position, by retentiond's own rule
+//! (`PrimaryPositions`, src/store/common/replicas.rs), so a standby whose replay stands still
 //! lags more with every sample while the primary writes, and zero once it
 //! has replayed all the primary wrote. After a purge the standby has caught
 //! up once it has replayed what the primary had written when the purge
@@ -18,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use retentiond::store::PrimaryPositions;
 use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -89,9 +89,8 @@ async fn sample(
     started: Instant,
     stop: &CancellationToken,
 ) -> Result<Vec<Sample>> {
-    // The primary's positions, rising, each with the first and the last
-    // read that found it there.
-    let mut positions: Vec<(f64, f64, i64)> = Vec::new();
+    // retentiond's own rule for when the primary passed the standby's position.
+    let mut positions = PrimaryPositions::default();
     let mut samples = Vec::new();
     let mut ticks = tokio::time::interval(INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,15 +98,12 @@ async fn sample(
     let mut stopped: Option<(f64, i64)> = None;
     loop {
         ticks.tick().await;
-        let at_s = started.elapsed().as_secs_f64();
+        let now = Instant::now();
+        let at_s = now.duration_since(started).as_secs_f64();
         let current: i64 = sqlx::query_scalar(PRIMARY_POSITION).fetch_one(&mut *primary).await.context("primary")?;
         let replayed: i64 = sqlx::query_scalar(REPLAYED).fetch_one(&mut *standby).await.context("standby")?;
-        match positions.last_mut() {
-            Some(last) if last.2 == current => last.1 = at_s,
-            Some(last) if last.2 > current => {}
-            _ => positions.push((at_s, at_s, current)),
-        }
-        samples.push(Sample { at_s, lag_s: lag_s(&positions, at_s, current, replayed) });
+        positions.record(now, current);
+        samples.push(Sample { at_s, lag_s: positions.lag(now, current, replayed, None).as_secs_f64() });
         if stop.is_cancelled() {
             let (since, target) = *stopped.get_or_insert((at_s, current));
             if replayed >= target {
@@ -118,25 +114,6 @@ async fn sample(
             }
         }
     }
-}
-
-/// Seconds since the primary passed `replayed`: after the last read at the
-/// newest position at or before it, before the first read at the next one,
-/// interpolated between the two (`positions`: rising, each with its first and
-/// last read; the last one `current`, read at `at_s`).
-fn lag_s(positions: &[(f64, f64, i64)], at_s: f64, current: i64, replayed: i64) -> f64 {
-    if replayed >= current {
-        return 0.0;
-    }
-    let mut next = (at_s, current);
-    for &(first, last, position) in positions.iter().rev() {
-        if position <= replayed {
-            let share = (replayed - position) as f64 / (next.1 - position) as f64;
-            return at_s - (last + (next.0 - last) * share);
-        }
-        next = (first, position);
-    }
-    positions.first().map_or(0.0, |&(first, _, _)| at_s - first)
 }
 
 /// The standby's replay, let run for `run` of every `period` until stopped.

@@ -15,6 +15,7 @@ mod records;
 pub mod sqlite;
 
 pub use api::{AdminStore, EligibleStore, JobStore, PageStore, Store, SweepStore, TrailStore};
+pub use common::PrimaryPositions;
 pub use engine::Engine;
 pub use error::{ReadOnly, StoreError};
 pub(crate) use error::{Refusal, conflict};

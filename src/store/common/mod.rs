@@ -37,6 +37,7 @@ pub(crate) use credentials::{ClientIdentity, StoreOptions, TlsOptions, reads_fil
 pub(crate) use kept_session::SweepSessions;
 pub(crate) use nodelay::TcpServer;
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
+pub use replicas::PrimaryPositions;
 pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
 pub(crate) use statements::{DeleteJob, StatementBytes, Statements};
 

@@ -105,38 +105,39 @@ struct Sample {
     position: i64,
 }
 
+/// The primary's write positions as read over time: when it passed the
+/// position a replica has replayed, which is how far behind that replica is.
 #[derive(Default)]
-struct History {
-    /// The primary's positions, oldest first, rising.
-    positions: VecDeque<Sample>,
-    /// The replicas the primary listed, by name.
-    streaming: HashMap<String, Seen>,
+pub struct PrimaryPositions {
+    /// Oldest first, rising.
+    samples: VecDeque<Sample>,
 }
 
-impl History {
-    fn record(&mut self, now: Instant, position: i64) {
-        match self.positions.back_mut() {
+impl PrimaryPositions {
+    /// The primary was at `position` at `now`.
+    pub fn record(&mut self, now: Instant, position: i64) {
+        match self.samples.back_mut() {
             Some(sample) if sample.position == position => sample.last = now,
             Some(sample) if sample.position > position => {}
             _ => {
-                if self.positions.len() == SAMPLES {
-                    self.positions.pop_front();
+                if self.samples.len() == SAMPLES {
+                    self.samples.pop_front();
                 }
-                self.positions.push_back(Sample { first: now, last: now, position });
+                self.samples.push_back(Sample { first: now, last: now, position });
             }
         }
     }
 
     /// The lag of a replica that replayed up to `replayed`, with the
     /// primary at `current`; `reported`: what the server measured, if anything.
-    fn lag(&self, now: Instant, current: i64, replayed: i64, reported: Option<Duration>) -> Duration {
+    pub fn lag(&self, now: Instant, current: i64, replayed: i64, reported: Option<Duration>) -> Duration {
         if replayed >= current {
             return Duration::ZERO;
         }
         // The primary passed `replayed` after it was last seen at the newest
         // position at or before it, and before it was first seen at the next.
         let mut next = (now, current);
-        for sample in self.positions.iter().rev() {
+        for sample in self.samples.iter().rev() {
             if sample.position <= replayed {
                 let (next_at, next_position) = next;
                 let share = (replayed - sample.position) as f64 / (next_position - sample.position) as f64;
@@ -146,9 +147,16 @@ impl History {
             next = (sample.first, sample.position);
         }
         // Behind every sample: at least as old as the oldest.
-        let oldest = self.positions.front().map_or(Duration::ZERO, |sample| now - sample.first);
+        let oldest = self.samples.front().map_or(Duration::ZERO, |sample| now - sample.first);
         oldest.max(reported.unwrap_or_default())
     }
+}
+
+#[derive(Default)]
+struct History {
+    positions: PrimaryPositions,
+    /// The replicas the primary listed, by name.
+    streaming: HashMap<String, Seen>,
 }
 
 /// One of `database.replicas`: its name and a pool of one session.
@@ -214,14 +222,14 @@ impl<R: ReplicaReads> Replicas<R> {
     /// The replicas the primary listed, and those that left the list lately.
     fn streaming(&self, listed: Vec<Streaming>, now: Instant, current: i64) -> Vec<ReplicaLag> {
         let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        history.record(now, current);
+        history.positions.record(now, current);
         let mut lags = Vec::new();
         let mut present = Vec::new();
         for Streaming { replica, replayed, reported } in listed {
             present.push(replica.clone());
             let lag = replayed.map(|replayed| {
                 history.streaming.insert(replica.clone(), Seen { replay_position: replayed, at: now });
-                history.lag(now, current, replayed, reported)
+                history.positions.lag(now, current, replayed, reported)
             });
             lags.push(ReplicaLag { replica, lag });
         }
@@ -233,7 +241,7 @@ impl<R: ReplicaReads> Replicas<R> {
             .map(|(name, seen)| (name.clone(), seen.replay_position, now - seen.at))
             .collect();
         for (replica, replayed, ago) in gone {
-            let lag = history.lag(now, current, replayed, None);
+            let lag = history.positions.lag(now, current, replayed, None);
             if lag.is_zero() {
                 continue;
             }
@@ -259,7 +267,7 @@ impl<R: ReplicaReads> Replicas<R> {
             (Replayed::UpTo(_), None) => Err("the primary's position could not be read".into()),
             (Replayed::UpTo(replayed), Some(current)) => {
                 let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
-                Ok(history.lag(Instant::now(), current, replayed, None))
+                Ok(history.positions.lag(Instant::now(), current, replayed, None))
             }
         }
     }
@@ -294,7 +302,7 @@ mod tests {
     fn the_lag_counts_from_when_the_primary_passed_the_replay_position() {
         let start = Instant::now();
         let at = |seconds: u64| start + Duration::from_secs(seconds);
-        let mut history = History::default();
+        let mut history = PrimaryPositions::default();
         history.record(at(0), 100);
         history.record(at(1), 200);
         history.record(at(2), 200);
@@ -309,7 +317,7 @@ mod tests {
         // Behind every sample: the oldest sample's age, or what the server said if more.
         assert_eq!(history.lag(at(9), 300, 50, None), Duration::from_secs(9));
         assert_eq!(history.lag(at(9), 300, 50, Some(Duration::from_secs(30))), Duration::from_secs(30));
-        assert_eq!(history.positions.len(), 4, "a position not past the last is not a new sample");
+        assert_eq!(history.samples.len(), 4, "a position not past the last is not a new sample");
         // A primary found idle at 1,000,000 until 20 passed 999,000 before
         // it first got there (at 9), not on the way to its last read.
         history.record(at(20), 1_000_000);
