@@ -20,7 +20,7 @@ pub mod trail;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -241,7 +241,7 @@ async fn run_sweep(
     let cutoffs = policy::cutoffs(&plan.retentions, now);
     let trail_cutoffs = trail::cutoffs(&plan.trail, database_now);
     if skipped_future > 0 {
-        tracing::warn!(jobs = skipped_future, now = %database_now, "jobs with a timestamp in the future are kept (clock skew?)");
+        tracing::warn!(jobs = skipped_future, now = %database_now.to_rfc3339_opts(SecondsFormat::Micros, true), "jobs with a timestamp in the future are kept (clock skew?)");
     }
     let (stopped_by, jobs) = if let Some(id) = run_id {
         let run = Run { id, deleted_by: identity.deleted_by() };

@@ -272,24 +272,26 @@ macro_rules! future_of {
             rule_jobs!($policy, $type),
             " AND ",
             $flag,
-            " AND retention_age > UTC_TIMESTAMP(6))"
+            " AND retention_age > UTC_TIMESTAMP(6) AND retention_age > SYSDATE(6))"
         )
     };
 }
 
 /// The jobs with an age timestamp after the clock, per rule enabled: one
-/// range of `jobs_by_retention` each. $1–$6: whether each rule is enabled.
+/// range of `jobs_by_retention` each. `UTC_TIMESTAMP(6)` is the moment the
+/// statement started, before its read view was opened: a job written in
+/// between, by a client whose clock read a little later, is visible. So a
+/// job counts only if it is also after `SYSDATE(6)`, read as each row is
+/// (after the read view opened, so after that job's write). The range on
+/// `UTC_TIMESTAMP(6)`, a constant, keeps each count on its rule's index
+/// range. $1–$6: whether each rule is enabled.
 macro_rules! future_jobs {
     () => {
         concat!(for_each_rule!(future_of, " + ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]), " AS future")
     };
 }
 
-/// A dry run's clock and `future_jobs!`. `UTC_TIMESTAMP(6)` is the moment
-/// the statement started, before its read view was opened: a job written
-/// in the microseconds between, with its own clock a little later, would be
-/// counted as in the future (a warning, never a deletion).
-/// $1–$6: the `future_jobs!` flags.
+/// A dry run's clock and `future_jobs!`. $1–$6: the `future_jobs!` flags.
 pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", future_jobs!());
 
 /// The first statement of a run's start, on the session that will hold its
