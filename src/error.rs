@@ -66,6 +66,13 @@ impl Error {
             Error::Config(_) | Error::Schedule(_) => exit::INVALID_CONFIG,
             Error::Store(error) => store_exit_code(error),
             Error::Metrics(MetricsError::PushSetup { .. }) => exit::INVALID_CONFIG,
+            // A server that turned read-only or went away between purge's
+            // check and its first deletion; after one, it is a failure while working.
+            Error::Sweep(SweepError {
+                deleted: 0,
+                source: StoreError::ReadOnly(_) | StoreError::Unreachable { .. },
+                ..
+            }) => exit::UNREACHABLE,
             Error::Sweep(_) | Error::Io(_) | Error::Metrics(_) | Error::Listen(_) => exit::FAILURE,
             Error::Invalid(_) | Error::Import(_) | Error::Input(_) => exit::INVALID_INPUT,
             Error::ImportConflict { .. } => exit::CONFLICT,

@@ -1012,6 +1012,32 @@ every_engine_with! { ReadOnlySwitch;
     }
 }
 
+every_engine_with! { NetworkServer;
+    /// A server that turns read-only after `purge` checked it (a failover
+    /// between the check and the run's first write): the refused write is
+    /// still "read-only", exit 69 and not a failure, and nothing is deleted.
+    /// A trigger refuses the run's record as the server's read-only mode does.
+    fn a_purge_refused_its_first_write_exits_as_read_only(env: &TestEnv) {
+        env.import_ok(&[aged_days("refused-old", "Completed", 100)]);
+        env.execute(match env.engine {
+            Engine::MariaDb => {
+                "CREATE TRIGGER refuse_runs BEFORE INSERT ON retention_runs FOR EACH ROW \
+                 SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1290, \
+                 MESSAGE_TEXT = 'The MariaDB server is running with the --read-only option'"
+            }
+            _ => {
+                "CREATE FUNCTION refuse_runs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+                 RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006'; END $$; \
+                 CREATE TRIGGER refuse_runs BEFORE INSERT ON retention_runs FOR EACH ROW EXECUTE FUNCTION refuse_runs();"
+            }
+        });
+        let out = env.run(&["purge"]);
+        out.expect_code(69);
+        assert!(out.stderr.contains("read-only"), "{}", out.describe());
+        assert_eq!((env.count("jobs"), env.count("retention_audit"), env.count("retention_runs")), (1, 0, 0));
+    }
+}
+
 /// Makes the SQLite file of `env` unwritable even for root (immutable), or
 /// writable again.
 fn set_file_read_only(env: &TestEnv, on: bool) {
