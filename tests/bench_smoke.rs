@@ -171,10 +171,9 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         }
         assert_eq!(result.idle.iter().map(|idle| idle.jobs).collect::<Vec<_>>(), [JOBS, IDLE_JOBS], "{backend}");
         assert!(
-            result
-                .idle
+            result.idle.iter().all(|idle| [&idle.sweeps, &idle.by_type]
                 .iter()
-                .all(|idle| idle.sweeps.count == purge_bench::idle::TIMED_SWEEPS && idle.sweeps.p50 > 0.0),
+                .all(|sweeps| sweeps.count == purge_bench::idle::TIMED_SWEEPS && sweeps.p50 > 0.0)),
             "{backend}"
         );
 

@@ -239,7 +239,8 @@ retentiond's purge. With a purge, the writer starts 1 s before it and stops 1 s 
 the operations due while the purge ran.
 - **idle sweep**: in-process through the library (`store::open`, `sweep::sweep`) on a store where nothing is \
 eligible; {warm_up} warm-up sweeps, then {timed} timed ones, {gap} ms apart (a few seconds of the machine, not one \
-moment of it).
+moment of it); once with the default retention, once with every key of `[retention.by_type.import]` and \
+`[retention.by_type.export]` set (61 to 85 days, `creating_idle` included: six rules, each read from its index).
 - **space**: read right after retentiond's purge of the seeded store (without the writer).
 - **checks**: after every deleting run: nothing eligible left at its cut-off; deleted = the jobs of the seed \
 eligible at that cut-off (its own \"now\" minus 90 days); one audit row per deleted job; jobs left + deleted = \
@@ -320,6 +321,11 @@ fn backend_section(o: &mut String, options: &Options, result: &BackendResult) {
             o,
             &format!("idle sweep ms, {} jobs: median / p99", thousands(idle.jobs)),
             &format!("{:.3} / {:.3}", idle.sweeps.p50, idle.sweeps.p99),
+        );
+        row(
+            o,
+            &format!("idle sweep ms, {} jobs, every per-type key set: median / p99", thousands(idle.jobs)),
+            &format!("{:.3} / {:.3}", idle.by_type.p50, idle.by_type.p99),
         );
     }
     line(o, "");
