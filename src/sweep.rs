@@ -31,7 +31,7 @@ use crate::metrics::{self, Outcome};
 use crate::model::{Pauses, Removed, RunStatus};
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::scheduler::WindowReport;
-use crate::store::{Batch, BatchRequest, ClockReading, NewRun, RunOutcome, Store, StoreError};
+use crate::store::{Batch, BatchRequest, ClockReading, DeletedBatch, NewRun, RunOutcome, Store, StoreError};
 use audit_lines::AuditLines;
 pub(crate) use limits::Limits;
 use pause::settle;
@@ -467,7 +467,8 @@ async fn delete_batches(
         let committed = Instant::now();
         pending.done(tried);
         let batch_elapsed = committed - batch_started;
-        progress.sizer.record(deleted.len(), batch_elapsed);
+        let DeletedBatch { jobs: deleted, commit } = deleted;
+        progress.sizer.record(deleted.len(), batch_elapsed, commit);
         metrics::batch_committed(batch_elapsed, &deleted, &plan.retentions);
         for job in &deleted {
             progress.take(job.policy, job.key);
@@ -477,6 +478,7 @@ async fn delete_batches(
             run_id,
             jobs = deleted.len(),
             elapsed_ms = batch_elapsed.as_secs_f64() * 1e3,
+            commit_ms = commit.as_secs_f64() * 1e3,
             "batch committed"
         );
         audit_lines.write(run_id, deleted).await;

@@ -119,14 +119,14 @@ async fn a_batch_deletes_the_jobs_still_eligible_with_one_audit_row_each_and_kee
 
     store.change_job("old-2", &Operation::Hold("legal".into())).await.unwrap();
     let batch = Batch { run_id, cutoffs: &cutoffs, ids: &ids, deleted_by: "test@host" };
-    let deleted = store.delete_eligible(&batch).await.unwrap();
+    let deleted = store.delete_eligible(&batch).await.unwrap().jobs;
     let names: Vec<&str> = deleted.iter().map(|job| job.name.as_str()).collect();
     assert_eq!(names, ["old-0", "old-1", "old-3", "old-4"], "in id order, the held one kept");
     assert!(store.job("old-2").await.unwrap().is_some());
     assert_eq!(count(&db, "SELECT COUNT(*) FROM retention_audit WHERE run_id IS NOT NULL").await, 4);
     assert_eq!(count(&db, "SELECT COUNT(DISTINCT job_id) FROM retention_audit").await, 4);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM job_drives").await, 2 * 3, "the deleted jobs' drives are gone");
-    assert!(store.delete_eligible(&batch).await.unwrap().is_empty(), "a batch again deletes nothing");
+    assert!(store.delete_eligible(&batch).await.unwrap().jobs.is_empty(), "a batch again deletes nothing");
 
     let outcome = RunOutcome {
         status: RunStatus::Succeeded,
@@ -162,7 +162,7 @@ async fn concurrent_batches_over_the_same_jobs_delete_each_once_without_an_error
         let batch_a = Batch { run_id: run_a, cutoffs: &cutoffs, ids: chunk, deleted_by: "a" };
         let batch_b = Batch { run_id: run_b, cutoffs: &cutoffs, ids: chunk, deleted_by: "b" };
         let (a, b) = tokio::join!(first.delete_eligible(&batch_a), second.delete_eligible(&batch_b));
-        total += a.unwrap().len() + b.unwrap().len();
+        total += a.unwrap().jobs.len() + b.unwrap().jobs.len();
     }
     assert_eq!(total, 400);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM jobs").await, 0);

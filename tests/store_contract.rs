@@ -328,7 +328,7 @@ every_engine! {
             let by_hand = store.delete_job("by-hand", "ops@host").await.unwrap();
             let ids: Vec<i64> = [&read.completed.ids, &read.closed.ids, &read.creating_idle.ids].into_iter().flatten().copied().collect();
             let batch = Batch { run_id, cutoffs: &cutoffs, ids: &ids, deleted_by: "contract@host" };
-            let deleted = store.delete_eligible(&batch).await.unwrap();
+            let deleted = store.delete_eligible(&batch).await.unwrap().jobs;
             assert_eq!(sorted_names(deleted.iter().map(|job| &job.name)), ["closed-100", "done-100", "done-200", "idle-30"]);
             assert!(deleted.windows(2).all(|pair| pair[0].key.job_id < pair[1].key.job_id), "in id order: {deleted:?}");
             for job in &deleted {
@@ -343,7 +343,7 @@ every_engine! {
             assert!(store.job("done-200").await.unwrap().is_none());
             assert_eq!(store.job("to-hold").await.unwrap().and_then(|job| job.hold_reason).as_deref(), Some("legal"));
             assert_eq!(store.job("to-ship").await.unwrap().map(|job| job.state), Some(JobState::Shipping));
-            assert!(store.delete_eligible(&batch).await.unwrap().is_empty(), "each job is deleted once");
+            assert!(store.delete_eligible(&batch).await.unwrap().jobs.is_empty(), "each job is deleted once");
 
             let trail = store.audit(&AuditSearch::All { before: i64::MAX }, None).await.unwrap();
             assert_eq!(trail.len(), 5, "four by the run, one by hand");

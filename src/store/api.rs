@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::records::{
-    AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ClockReading, DeletedJob, EligibleIds,
+    AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ClockReading, DeletedBatch, EligibleIds,
     EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, ReplicaLag, RunOutcome,
     RunRemoval, TrailKey,
 };
@@ -98,9 +98,9 @@ pub trait SweepStore: Send + Sync {
 
     /// Deletes the jobs of `batch` that are still eligible, with their
     /// drives and one audit row each, in one transaction; returns them in id
-    /// order. The eligibility condition is checked again by the deleting
+    /// order, with the commit's time. The eligibility condition is checked again by the deleting
     /// statement; a job another sweep is deleting is skipped.
-    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError>;
+    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError>;
 
     /// Removes, in one transaction, at most `limit` audit rows that
     /// `removal` lets go, next in (deleted_at, id) order; returns their keys.

@@ -77,6 +77,24 @@ pub struct DeletedJob {
     pub key: SortKey,
 }
 
+/// What a batch deleted, and how long its commit took apart from its
+/// statements: the batch sizer steers by the statements' time alone
+/// (src/batch.rs), since a commit's wait for the disk does not grow with the
+/// batch. Zero where the commit is part of the deleting statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedBatch {
+    /// In id order.
+    pub jobs: Vec<DeletedJob>,
+    pub commit: Duration,
+}
+
+impl DeletedBatch {
+    pub fn new(mut jobs: Vec<DeletedJob>, commit: Duration) -> DeletedBatch {
+        jobs.sort_by_key(|job| job.key.job_id);
+        DeletedBatch { jobs, commit }
+    }
+}
+
 /// The jobs a policy finds eligible: how many, and the oldest age timestamp among them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EligibleJobs {

@@ -162,7 +162,8 @@ pub(crate) async fn remove_expired(
                 Err(error) => return Err(error),
             };
             let committed = Instant::now();
-            sizer.record(removed_keys.len(), committed - batch_started);
+            // Timed with its commit: the trail's removals do not report it apart.
+            sizer.record(removed_keys.len(), committed - batch_started, Duration::ZERO);
             let exhausted = removed_keys.len() < limit as usize;
             if !removed_keys.is_empty() {
                 phase.take(&removed_keys, removed, run_id);

@@ -22,6 +22,7 @@ mod replicas;
 mod statements;
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
@@ -102,6 +103,14 @@ pub(crate) trait Driver: SweepStore + AdminStore + 'static {
     fn transaction_clock(&self, row: &<Self::Db as Database>::Row) -> Result<DateTime<Utc>, StoreError> {
         Self::Db::time(row, "now")
     }
+}
+
+/// Commits a batch's transaction; returns how long the commit took (the
+/// batch sizer leaves it out: `DeletedBatch`).
+pub(crate) async fn timed_commit<DB: Database>(tx: Transaction<'_, DB>) -> Result<Duration, StoreError> {
+    let started = Instant::now();
+    tx.commit().await?;
+    Ok(started.elapsed())
 }
 
 // The parameters of the statements that every engine writes its own way

@@ -28,8 +28,8 @@ use super::common::{
     StoreOptions, SweepSessions, TcpServer, decode, enabled_rules, first_session, open_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
-    TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome,
+    RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
@@ -275,12 +275,12 @@ impl SweepStore for MariaDbStore {
 
     /// Claims the jobs still eligible, writes their audit rows, deletes
     /// them: one transaction, each statement checking eligibility again.
-    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
+    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
         let mut ids = batch.ids.to_vec();
         ids.sort_unstable();
         let mut conn = self.kept.deleting.take(&self.pool).await?;
         let mut tx = conn.begin().await?;
-        let mut deleted = match write_batch(&mut tx, &ids, batch).await {
+        let deleted = match write_batch(&mut tx, &ids, batch).await {
             Ok(deleted) => deleted,
             Err(error) => {
                 // A statement MariaDB cancels (max_statement_time) rolls back
@@ -290,10 +290,9 @@ impl SweepStore for MariaDbStore {
                 return Err(error);
             }
         };
-        tx.commit().await?;
+        let commit = common::timed_commit(tx).await?;
         self.kept.deleting.keep(conn);
-        deleted.sort_by_key(|job| job.key.job_id);
-        Ok(deleted)
+        Ok(DeletedBatch::new(deleted, commit))
     }
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {

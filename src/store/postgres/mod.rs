@@ -28,7 +28,7 @@ use super::common::{
     decode, enabled_rules, first_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
     TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
@@ -198,14 +198,17 @@ impl SweepStore for PostgresStore {
         self.sessions.kept.eligible_ids(&self.sessions.index_order_pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
     }
 
-    /// One statement deletes the jobs and writes their audit rows.
-    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
+    /// One statement deletes the jobs and writes their audit rows, and
+    /// commits with them: its commit's time is not told apart.
+    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
         let mut args = common::still_eligible_args(batch.ids, batch.cutoffs);
         args.extend([batch.run_id.into(), batch.deleted_by.into()]);
         let mut conn = self.sessions.kept.deleting.take(&self.sessions.pool).await?;
         let rows = Postgres::query(sql::DELETE_ELIGIBLE, &args).fetch_all(&mut *conn).await?;
         self.sessions.kept.deleting.keep(conn);
-        decode::all(&rows, |row| decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?))
+        let deleted =
+            decode::all(&rows, |row| decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?))?;
+        Ok(DeletedBatch::new(deleted, Duration::ZERO))
     }
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {

@@ -32,7 +32,7 @@ use super::common::{
     self, Codec, Db, Driver, NoConnection, Purpose, Statements, decode, enabled_rules, first_connection, pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedJob, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
@@ -242,7 +242,7 @@ impl SweepStore for SqliteStore {
 
     /// The audit rows first, then the jobs, in one write transaction: both
     /// statements see the same rows, so they find the same jobs eligible.
-    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
+    async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
         let mut tx = self.begin().await?;
         let deleted_at = now();
         let still_eligible = common::still_eligible_args(batch.ids, batch.cutoffs);
@@ -258,11 +258,10 @@ impl SweepStore for SqliteStore {
                 rows.len()
             )));
         }
-        let mut deleted = decode::all(&rows, |row| decode::deleted_job::<Sqlite>(row, deleted_at))?;
+        let deleted = decode::all(&rows, |row| decode::deleted_job::<Sqlite>(row, deleted_at))?;
         // Checkpointed by after_batch, between batches.
-        tx.commit().await?;
-        deleted.sort_by_key(|job| job.key.job_id);
-        Ok(deleted)
+        let commit = common::timed_commit(tx).await?;
+        Ok(DeletedBatch::new(deleted, commit))
     }
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
