@@ -305,7 +305,7 @@ every_engine_with! { NetworkServer;
         let kept = match env.engine {
             Engine::Sqlite => unreachable!("a NetworkServer scenario"),
             Engine::Postgres => "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'retentiond' AND query LIKE 'WITH claimed%'",
+                 AND application_name = 'retentiond' AND query LIKE 'WITH deleted%'",
             Engine::MariaDb => "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
                  AND ID <> CONNECTION_ID() AND COMMAND = 'Sleep' AND ID <> \
                  IS_USED_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', (SELECT MAX(id) FROM retention_runs)))",

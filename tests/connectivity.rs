@@ -131,7 +131,8 @@ fn settled_session_counts(env: &TestEnv) -> (i64, i64) {
 /// A purge opens three sessions on PostgreSQL, each a TLS handshake and an
 /// authentication: the one that found the server reachable, which then asks
 /// twice whether it takes writes and holds the run's lease, and one per pool
-/// (the deletions; the reads under the index-order settings). It opened six
+/// (the migrations' check; the reads and the deletions under the
+/// index-order settings, one after the other). It opened six
 /// when every question had a session of its own, and a pool opened a second
 /// one when a statement followed the one before at once (sqlx had not yet
 /// taken the first back). Every command ends its
@@ -220,6 +221,8 @@ fn every_postgres_session_of_the_store_sends_without_delay() {
         let plan = SweepPlan::new(&RetentionSettings::default(), "purge");
         let report = sweep(store.as_ref(), &plan, &ProcessIdentity::current(), &Default::default()).await.unwrap();
         assert_eq!(report.total, 1);
+        // The sweep ran on the index-order pool; the other pool serves the job commands.
+        store.now().await.unwrap();
         store
     });
     let sessions = env.rows(

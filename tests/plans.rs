@@ -314,10 +314,8 @@ impl Statements {
             match &mut session {
                 None => assert_shape(env, &explain(env, &inline(statement, marker, values)), *shape, &what),
                 Some(session) => {
-                    // The store reads, counts and records runs under these
-                    // settings; it deletes on sessions without them.
-                    let pinned = !matches!(shape, Shape::JobsByKey | Shape::DrivesByJob);
-                    session.execute(if pinned { &self.index_order } else { "RESET ALL" });
+                    // The store reads, counts, deletes and records runs under these settings.
+                    session.execute(&self.index_order);
                     assert_shape(env, &session.plan(statement, values, false), *shape, &what);
                     assert_shape(env, &session.plan(statement, values, true), *shape, &format!("{what}, generic plan"));
                 }

@@ -1,6 +1,7 @@
 //! The PostgreSQL store (13 or newer). Concurrent sweeps are safe: a batch
-//! claims its jobs with `FOR UPDATE SKIP LOCKED` and deletes them with their
-//! audit rows in one statement. Each run holds a session advisory lock on its
+//! deletes the listed jobs still eligible with their audit rows in one
+//! statement, and a job another sweep is deleting is waited for, then found
+//! gone. Each run holds a session advisory lock on its
 //! own session, so the next sweep can tell a run whose process died (lock
 //! free) from one still working (lock held), whichever replica it runs on.
 //! Which session runs what: `sessions`; the connect options (URL, TLS,
@@ -199,13 +200,15 @@ impl SweepStore for PostgresStore {
     }
 
     /// One statement deletes the jobs and writes their audit rows, and
-    /// commits with them: its commit's time is not told apart.
+    /// commits with them: its commit's time is not told apart. It runs on
+    /// the session that reads the ids: its settings keep the statement on its
+    /// one plan, and a sweep never reads and deletes at the same time.
     async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
         let mut args = common::still_eligible_args(batch.ids, batch.cutoffs);
         args.extend([batch.run_id.into(), batch.deleted_by.into()]);
-        let mut conn = self.sessions.kept.deleting.take(&self.sessions.pool).await?;
+        let mut conn = self.sessions.kept.reading.take(&self.sessions.index_order_pool).await?;
         let rows = Postgres::query(sql::DELETE_ELIGIBLE, &args).fetch_all(&mut *conn).await?;
-        self.sessions.kept.deleting.keep(conn);
+        self.sessions.kept.reading.keep(conn);
         let deleted =
             decode::all(&rows, |row| decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?))?;
         Ok(DeletedBatch::new(deleted, Duration::ZERO))

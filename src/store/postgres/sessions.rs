@@ -1,11 +1,11 @@
 //! The sessions of a PostgreSQL store, and which statement runs on which.
 //!
-//! - `pool`: the job commands, the pages, a sweep's batches;
+//! - `pool`: the job commands, the pages;
 //! - `index_order_pool`: sessions under `sql::INDEX_ORDER_SETTINGS`, for
 //!   the statements written for one plan (what is eligible, the ids a sweep
-//!   reads, the audit trail's pages and removals);
-//! - a pooled session of each kind kept between a sweep's statements
-//!   (`common::SweepSessions`);
+//!   reads and its batches, the audit trail's pages and removals);
+//! - a pooled session kept between a sweep's statements
+//!   (`common::SweepSessions`: its reading one, which also runs the batches);
 //! - sessions of their own, outside the pools, for the locks that live as
 //!   long as a session ([`OwnSessions`]), and first of all the session that
 //!   found the server reachable, which also answers whether it takes writes.

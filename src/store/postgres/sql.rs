@@ -400,33 +400,34 @@ pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
 
 /// Deletes the listed jobs that are still eligible (drives by cascade) and
 /// writes one audit row each: one statement, so all of it commits or none.
-/// Each listed id is looked up on its own by the primary key, the re-check
-/// as a filter: the one plan such a look-up has, whatever the statistics.
-/// Each row is claimed `FOR UPDATE SKIP LOCKED` and re-checked on its newest
-/// version (a row another sweep holds is skipped, not waited for), then
-/// deleted by its `ctid`, fixed while the lock is held; the claims are
-/// materialised, so each id is looked up once. `ts` is the job's age
-/// timestamp under its policy.
+/// It runs on a session under [`INDEX_ORDER_SETTINGS`], where the one plan
+/// left is the primary key's look-up of the listed ids, in id order, with
+/// the re-check as a filter (a `CASE` on the row, which no partial index
+/// predicate matches); without those settings a custom plan with no
+/// statistics reads the whole table. A row changed meanwhile is re-checked
+/// on its newest version before it goes; a row another sweep is deleting is
+/// waited for (one batch at most, taken in the same id order, so two sweeps
+/// never wait for each other) and then found gone. No claim, no sort: they
+/// cost more than the wait they would spare (`docs/operations.md`). `ts` is
+/// the job's age timestamp under its policy.
 /// $1: job ids; $2–$7: each rule's cut-off (in the order of `policy::RULES`;
 /// NULL = off); $8: run id; $9: deleted_by.
-pub const DELETE_ELIGIBLE: &str = "WITH claimed AS MATERIALIZED (SELECT (SELECT ctid FROM jobs WHERE id = listed.id \
+pub const DELETE_ELIGIBLE: &str = "WITH deleted AS (DELETE FROM jobs WHERE id = ANY($1::bigint[]) \
            AND hold_reason IS NULL \
            AND CASE state \
                  WHEN 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $2::timestamptz ELSE $3 END \
                  WHEN 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $4::timestamptz ELSE $5 END \
                  WHEN 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN $6::timestamptz ELSE $7 END \
                  ELSE false END \
-         FOR UPDATE SKIP LOCKED) AS address FROM unnest($1::bigint[]) AS listed(id)), \
-     deleted AS (DELETE FROM jobs WHERE ctid = ANY(ARRAY(SELECT address FROM claimed WHERE address IS NOT NULL)) \
        RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
          CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts), \
      audited AS (INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
          cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
        SELECT $8, id, name, job_type, \
          CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-         state, cancel_requested, created_at, state_changed_at, now(), $9 FROM deleted ORDER BY id) \
+         state, cancel_requested, created_at, state_changed_at, now(), $9 FROM deleted) \
      SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
-     FROM deleted ORDER BY id";
+     FROM deleted";
 
 // Read-only databases.
 
