@@ -17,7 +17,7 @@ use crate::forecast;
 use crate::generate;
 use crate::identity::ProcessIdentity;
 use crate::import;
-use crate::lifecycle::{self, Operation};
+use crate::lifecycle::{self, Operation, ValidationError};
 use crate::metrics::{self, SkipReason};
 use crate::model::Job;
 use crate::output::Printer;
@@ -188,9 +188,15 @@ async fn audit_export(settings: &Settings, request: &ExportRequest, printer: &Pr
 async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> Result<(), Error> {
     // Input is checked before the database is opened: bad input never waits on it.
     let operation = match &command {
-        JobsCommand::Create { name, drives, .. } => {
+        JobsCommand::Create { name, drives, retain, .. } => {
             lifecycle::validate_name(name)?;
             lifecycle::validate_drives(drives.iter().map(|d| (d.as_str(), 0)))?;
+            if let Some(text) = &retain.retain_until {
+                import::retain_until("--retain-until", text).map_err(ValidationError::Retention)?;
+            }
+            if let Some(text) = &retain.retain_for {
+                import::retain_for("--retain-for", text, Utc::now()).map_err(ValidationError::Retention)?;
+            }
             None
         }
         JobsCommand::SetState { state, .. } => Some(Operation::SetState(*state)),
@@ -200,6 +206,14 @@ async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> R
             Some(Operation::Hold(reason.clone()))
         }
         JobsCommand::Release { .. } => Some(Operation::Release),
+        JobsCommand::Retain { until: Some(text), .. } => {
+            Some(Operation::Retain(Some(import::retain_until("--until", text).map_err(ValidationError::Retention)?)))
+        }
+        JobsCommand::Retain { clear: true, .. } => Some(Operation::Retain(None)),
+        JobsCommand::Retain { for_: Some(text), .. } => {
+            import::retain_for("--for", text, Utc::now()).map_err(ValidationError::Retention)?;
+            None
+        }
         _ => None,
     };
     let imported = match &command {
@@ -209,8 +223,18 @@ async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> R
     let store = store::open(&settings.database).await?;
     let done: Result<(), Error> = async {
         match command {
-            JobsCommand::Create { name, job_type, drives } => {
-                let job = Job::new(name, job_type, drives, store.now().await?);
+            JobsCommand::Create { name, job_type, drives, retain } => {
+                let now = store.now().await?;
+                let mut job = Job::new(name, job_type, drives, now);
+                job.retain_until = match (&retain.retain_until, &retain.retain_for) {
+                    (Some(text), _) => {
+                        Some(import::retain_until("--retain-until", text).map_err(ValidationError::Retention)?)
+                    }
+                    (None, Some(text)) => {
+                        Some(import::retain_for("--retain-for", text, now).map_err(ValidationError::Retention)?)
+                    }
+                    (None, None) => None,
+                };
                 store.create_jobs(std::slice::from_ref(&job)).await?;
                 Ok(printer.job(&job)?)
             }
@@ -227,6 +251,15 @@ async fn jobs(settings: &Settings, command: JobsCommand, printer: &Printer) -> R
             | JobsCommand::Hold { name, .. }
             | JobsCommand::Release { name } => {
                 let operation = operation.expect("every changing command has an operation");
+                Ok(printer.job(&store.change_job(&name, &operation).await?)?)
+            }
+            JobsCommand::Retain { name, for_: Some(text), .. } => {
+                let until =
+                    import::retain_for("--for", &text, store.now().await?).map_err(ValidationError::Retention)?;
+                Ok(printer.job(&store.change_job(&name, &Operation::Retain(Some(until))).await?)?)
+            }
+            JobsCommand::Retain { name, .. } => {
+                let operation = operation.expect("--until and --clear have an operation");
                 Ok(printer.job(&store.change_job(&name, &operation).await?)?)
             }
             JobsCommand::Delete { name } => {

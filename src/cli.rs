@@ -111,6 +111,18 @@ pub enum Command {
     },
 }
 
+/// A new job's own retention (`jobs create`); none by default.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct RetainArgs {
+    /// Once finished, keep the job until this time (RFC 3339 with its zone) instead of its policy's retention.
+    #[arg(long, value_name = "TIME")]
+    pub retain_until: Option<String>,
+    /// Once finished, keep the job for this long from now (e.g. 1y, 180d) instead of its policy's retention.
+    #[arg(long, value_name = "DURATION")]
+    pub retain_for: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
     /// Report what would be deleted; write nothing.
@@ -148,6 +160,8 @@ pub enum JobsCommand {
         /// A drive id; repeat for several drives (at most 10).
         #[arg(long = "drive", value_name = "ID")]
         drives: Vec<String>,
+        #[command(flatten)]
+        retain: RetainArgs,
     },
     /// Show one job with its drives.
     Show { name: String },
@@ -178,6 +192,21 @@ pub enum JobsCommand {
     },
     /// Release a hold.
     Release { name: String },
+    /// Keep a finished job until a time of its own instead of its policy's
+    /// retention, or return it to its policy (`docs/configuration.md`).
+    #[command(group(clap::ArgGroup::new("retention").required(true).args(["until", "for_", "clear"])))]
+    Retain {
+        name: String,
+        /// Kept until this time (RFC 3339 with its zone).
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Kept for this long from now (e.g. 1y, 180d).
+        #[arg(long = "for", value_name = "DURATION")]
+        for_: Option<String>,
+        /// Back to its policy's retention.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Import jobs from JSON Lines (one job per line), all or nothing; `-` reads stdin.
     Import { file: PathBuf },
     /// Create synthetic jobs of every state and age, for demos and benchmarks.

@@ -407,13 +407,15 @@ impl Daemon {
 fn status_line(started: &str, report: &SweepReport) -> String {
     let counts = &report.counts;
     format!(
-        "last sweep at {started}: run {} stopped by {}, deleted {} (completed {}, closed {}, creating_idle {}) in {} ms",
+        "last sweep at {started}: run {} stopped by {}, deleted {} (completed {}, closed {}, creating_idle {}, retain_until {}) \
+         in {} ms",
         report.run_id.unwrap_or_default(),
         report.stopped_by.as_str(),
         report.total,
         counts.completed,
         counts.closed,
         counts.creating_idle,
+        counts.retain_until,
         report.duration_ms
     )
 }

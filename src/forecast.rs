@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::format_retentions;
+use crate::config::format_policy_retention;
 use crate::policy::{self, Cutoffs, PerPolicy, PerType, Policy, Retentions};
 use crate::store::{ForecastWindow, Store, StoreError};
 
@@ -79,7 +79,10 @@ pub async fn forecast(
     };
     let cutoffs = policy::cutoffs(retentions, as_of);
     let window = DAY * days as i32;
-    let horizons: Cutoffs = cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window)));
+    let horizons = Cutoffs {
+        rules: cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| cutoff + window))),
+        settled: None,
+    };
     let counts = store.forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days }).await?;
 
     let mut per_day: Vec<ForecastDay> = (0..days)
@@ -93,7 +96,7 @@ pub async fn forecast(
         })
         .collect();
     let mut policies = PerPolicy::from_fn(|policy| PolicyForecast {
-        retention: (retentions[policy] != PerType::default()).then(|| format_retentions(&retentions[policy])),
+        retention: (retentions[policy] != PerType::default()).then(|| format_policy_retention(policy, retentions)),
         ..PolicyForecast::default()
     });
     for count in counts {

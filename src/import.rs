@@ -25,6 +25,9 @@ struct ImportLine {
     created_at: DateTime<Utc>,
     updated_at: Option<DateTime<Utc>>,
     state_changed_at: Option<DateTime<Utc>>,
+    /// Text, parsed here, so that a malformed value or one without a zone
+    /// is refused naming the field.
+    retain_until: Option<String>,
     #[serde(default)]
     drives: Vec<Drive>,
 }
@@ -93,6 +96,10 @@ fn parse_line(text: &str) -> Result<Job, String> {
     if cancel_requested_at.is_some_and(|at| at < created_at) {
         return Err("cancel_requested_at is before created_at".into());
     }
+    let retain_until = match raw.retain_until.as_deref() {
+        None => None,
+        Some(text) => Some(retain_until("retain_until", text)?),
+    };
     Ok(Job {
         name: raw.name,
         job_type: raw.job_type,
@@ -103,6 +110,7 @@ fn parse_line(text: &str) -> Result<Job, String> {
         created_at,
         updated_at,
         state_changed_at,
+        retain_until,
         drives: raw.drives,
     })
 }
@@ -115,6 +123,27 @@ fn excerpt(message: &str) -> String {
         Some((at, _)) => format!("{}… ({} bytes in all)", &message[..at], message.len()),
         None => message.to_owned(),
     }
+}
+
+/// A job's `retain_until` given as `field`: an RFC 3339 time with its zone
+/// (`Z` or an offset), within what [`timestamp`] takes.
+pub fn retain_until(field: &str, text: &str) -> Result<DateTime<Utc>, String> {
+    let at = DateTime::parse_from_rfc3339(text).map(|at| at.to_utc()).map_err(|error| {
+        format!("{field} {} ({error}): give an RFC 3339 time with its zone, e.g. 2027-01-01T00:00:00Z", excerpt(text))
+    })?;
+    timestamp(field, at)
+}
+
+/// A job's `retain_until` given as a duration from `now` (`--retain-for`, `--for`) as `field`.
+pub fn retain_for(field: &str, text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{field} {} is not a duration ({error}), e.g. 30d or 1y", excerpt(text)))?;
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|duration| now.checked_add_signed(duration))
+        .filter(|at| at.year() <= 9999)
+        .map(truncate)
+        .ok_or_else(|| format!("{field} {} reaches past the year 9999", excerpt(text)))
 }
 
 /// Timestamps from 1970 to 9999, kept to the microsecond. Leap seconds

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a job is in its life. `Completed` and `Closed` are terminal.
@@ -203,6 +204,8 @@ pub enum Operation {
     Hold(String),
     Release,
     Delete,
+    /// Set or clear the job's own retention (`jobs retain`).
+    Retain(Option<DateTime<Utc>>),
 }
 
 /// What the store must write once an operation is allowed.
@@ -216,6 +219,8 @@ pub enum Effect {
     PlaceHold(String),
     /// Remove the hold.
     ReleaseHold,
+    /// Set (or clear) `retain_until`.
+    RetainUntil(Option<DateTime<Utc>>),
     /// Delete the job with its drives and write the audit row.
     Delete,
     /// The operation is already in effect (a repeated cancel or release).
@@ -248,6 +253,7 @@ pub fn decide(status: &JobStatus<'_>, operation: &Operation) -> Result<Effect, L
             None => Effect::Nothing,
         }),
         Operation::Delete => delete(status),
+        Operation::Retain(until) => Ok(Effect::RetainUntil(*until)),
     }
 }
 
@@ -299,6 +305,10 @@ pub enum ValidationError {
     NegativeBytes(String),
     #[error("invalid hold reason: it must be 1 to {MAX_HOLD_REASON} characters with no control characters")]
     HoldReason,
+    /// A `retain_until` that is no time, or a `--retain-for` that is no
+    /// duration; the message starts with the field.
+    #[error("invalid {0}")]
+    Retention(String),
     /// A character stored text may not hold, at a position counted in characters from 1.
     #[error(
         "invalid {field}: character {position} is U+{:04X}, {}; control characters and bidirectional controls are \

@@ -22,6 +22,9 @@ pub struct Job {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub state_changed_at: DateTime<Utc>,
+    /// Kept until this moment once finished, whatever its policy says
+    /// (docs/configuration.md, "A job's own retention").
+    pub retain_until: Option<DateTime<Utc>>,
     pub drives: Vec<Drive>,
 }
 
@@ -39,6 +42,7 @@ impl Job {
             created_at: now,
             updated_at: now,
             state_changed_at: now,
+            retain_until: None,
             drives: drive_ids
                 .into_iter()
                 .map(|drive_id| Drive { drive_id, state: DriveState::Specified, bytes: 0 })
@@ -70,6 +74,7 @@ impl Job {
             }
             Effect::PlaceHold(reason) => self.hold_reason = Some(reason.clone()),
             Effect::ReleaseHold => self.hold_reason = None,
+            Effect::RetainUntil(until) => self.retain_until = until.map(truncate),
             Effect::Delete | Effect::Nothing => return false,
         }
         self.updated_at = now;
@@ -95,7 +100,7 @@ pub struct AuditEntry {
     pub run_id: Option<i64>,
     pub job_name: String,
     pub job_type: JobType,
-    /// `completed`, `closed`, `creating_idle` or `manual`.
+    /// `completed`, `closed`, `creating_idle`, `retain_until` or `manual`.
     pub policy: String,
     pub state: JobState,
     pub cancel_requested: bool,

@@ -78,12 +78,13 @@ impl Printer {
                 _ => "no".to_owned(),
             };
             let mut text = format!(
-                "name:              {}\ntype:              {}\nstate:             {} since {}\ncancel requested:  {cancel}\nhold:              {}\ncreated:           {}\nupdated:           {}\ndrives:            {}\n",
+                "name:              {}\ntype:              {}\nstate:             {} since {}\ncancel requested:  {cancel}\nhold:              {}\nretain until:      {}\ncreated:           {}\nupdated:           {}\ndrives:            {}\n",
                 job.name,
                 job.job_type,
                 job.state,
                 time(job.state_changed_at),
                 job.hold_reason.as_deref().unwrap_or("-"),
+                job.retain_until.map_or_else(|| "-".to_owned(), time),
                 time(job.created_at),
                 time(job.updated_at),
                 job.drives.len(),
@@ -192,8 +193,8 @@ impl Printer {
     pub fn sweep(&self, report: &SweepReport) -> io::Result<()> {
         self.emit(report, || {
             let counts = format!(
-                "completed {}, closed {}, creating_idle {}",
-                report.counts.completed, report.counts.closed, report.counts.creating_idle
+                "completed {}, closed {}, creating_idle {}, retain_until {}",
+                report.counts.completed, report.counts.closed, report.counts.creating_idle, report.counts.retain_until
             );
             let mut text = match report.run_id {
                 Some(run_id) => format!("run {run_id}: deleted {} jobs ({counts})", report.total),

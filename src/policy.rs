@@ -8,7 +8,7 @@
 //! rule is a (policy, type) pair, with its own cut-off and index range.
 
 use std::fmt;
-use std::ops::{Index, IndexMut};
+use std::ops::{Deref, Index, IndexMut};
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, Utc};
@@ -25,10 +25,18 @@ pub enum Policy {
     Closed,
     /// `Creating` jobs that never shipped, aged from `updated_at`.
     CreatingIdle,
+    /// Finished jobs (`Completed` or `Closed`) with a `retain_until` of
+    /// their own, due at that moment and never before `retention.minimum`
+    /// has passed since they entered their final state; the other policies
+    /// leave them alone.
+    RetainUntil,
 }
 
 impl Policy {
-    pub const ALL: [Policy; 3] = [Policy::Completed, Policy::Closed, Policy::CreatingIdle];
+    pub const ALL: [Policy; 4] = [Policy::Completed, Policy::Closed, Policy::CreatingIdle, Policy::RetainUntil];
+
+    /// The policies whose retention the configuration sets (`retention.completed`, ...).
+    pub const CONFIGURED: [Policy; 3] = [Policy::Completed, Policy::Closed, Policy::CreatingIdle];
 
     /// The name used in configuration keys, audit rows, JSON and metrics.
     pub fn as_str(self) -> &'static str {
@@ -36,30 +44,35 @@ impl Policy {
             Policy::Completed => "completed",
             Policy::Closed => "closed",
             Policy::CreatingIdle => "creating_idle",
+            Policy::RetainUntil => "retain_until",
         }
     }
 
-    /// The state a policy covers.
-    pub fn state(self) -> JobState {
+    /// The states a policy covers.
+    pub fn states(self) -> &'static [JobState] {
         match self {
-            Policy::Completed => JobState::Completed,
-            Policy::Closed => JobState::Closed,
-            Policy::CreatingIdle => JobState::Creating,
+            Policy::Completed => &[JobState::Completed],
+            Policy::Closed => &[JobState::Closed],
+            Policy::CreatingIdle => &[JobState::Creating],
+            Policy::RetainUntil => &[JobState::Completed, JobState::Closed],
         }
     }
 
-    /// The `jobs` column a job's age is measured from under this policy.
+    /// The `jobs` column a job's due moment is measured from under this policy.
     pub fn age_column(self) -> &'static str {
         match self {
             Policy::Completed | Policy::Closed => "state_changed_at",
             Policy::CreatingIdle => "updated_at",
+            Policy::RetainUntil => "retain_until",
         }
     }
+}
 
-    /// The policy that covers jobs in `state`, if any. Each state has at most
-    /// one, so a deleted job's state tells which policy deleted it.
-    pub fn for_state(state: JobState) -> Option<Policy> {
-        Policy::ALL.into_iter().find(|policy| policy.state() == state)
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Policy, String> {
+        Policy::ALL.into_iter().find(|policy| policy.as_str() == text).ok_or_else(|| format!("no policy {text:?}"))
     }
 }
 
@@ -75,11 +88,17 @@ pub struct PerPolicy<T> {
     pub completed: T,
     pub closed: T,
     pub creating_idle: T,
+    pub retain_until: T,
 }
 
 impl<T> PerPolicy<T> {
     pub fn from_fn(mut f: impl FnMut(Policy) -> T) -> Self {
-        PerPolicy { completed: f(Policy::Completed), closed: f(Policy::Closed), creating_idle: f(Policy::CreatingIdle) }
+        PerPolicy {
+            completed: f(Policy::Completed),
+            closed: f(Policy::Closed),
+            creating_idle: f(Policy::CreatingIdle),
+            retain_until: f(Policy::RetainUntil),
+        }
     }
 
     pub fn map<U>(&self, mut f: impl FnMut(Policy, &T) -> U) -> PerPolicy<U> {
@@ -89,7 +108,7 @@ impl<T> PerPolicy<T> {
 
 impl PerPolicy<u64> {
     pub fn total(&self) -> u64 {
-        self.completed + self.closed + self.creating_idle
+        self.completed + self.closed + self.creating_idle + self.retain_until
     }
 }
 
@@ -101,6 +120,7 @@ impl<T> Index<Policy> for PerPolicy<T> {
             Policy::Completed => &self.completed,
             Policy::Closed => &self.closed,
             Policy::CreatingIdle => &self.creating_idle,
+            Policy::RetainUntil => &self.retain_until,
         }
     }
 }
@@ -111,6 +131,7 @@ impl<T> IndexMut<Policy> for PerPolicy<T> {
             Policy::Completed => &mut self.completed,
             Policy::Closed => &mut self.closed,
             Policy::CreatingIdle => &mut self.creating_idle,
+            Policy::RetainUntil => &mut self.retain_until,
         }
     }
 }
@@ -156,21 +177,52 @@ impl<T> IndexMut<JobType> for PerType<T> {
 pub type PerRule<T> = PerPolicy<PerType<T>>;
 
 /// Every rule, in the order the stores bind their parameters: each policy
-/// (completed, closed, creating_idle) for `Import`, then for `Export`.
-pub const RULES: [(Policy, JobType); 6] = [
+/// (completed, closed, creating_idle, retain_until) for `Import`, then for `Export`.
+pub const RULES: [(Policy, JobType); 8] = [
     (Policy::Completed, JobType::Import),
     (Policy::Completed, JobType::Export),
     (Policy::Closed, JobType::Import),
     (Policy::Closed, JobType::Export),
     (Policy::CreatingIdle, JobType::Import),
     (Policy::CreatingIdle, JobType::Export),
+    (Policy::RetainUntil, JobType::Import),
+    (Policy::RetainUntil, JobType::Export),
 ];
 
-/// How long each rule keeps a job; `None` means the rule is off.
-pub type Retentions = PerRule<Option<Duration>>;
+/// How long each rule keeps a job (`None`: the rule is off; the
+/// `retain_until` rules' is zero: a job is due at its own moment), and
+/// `retention.minimum`, the least time a job with `retain_until` is kept
+/// after entering its final state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retentions {
+    pub rules: PerRule<Option<Duration>>,
+    pub minimum: Duration,
+}
 
-/// The newest age timestamp each rule deletes; `None` means the rule is off.
-pub type Cutoffs = PerRule<Option<DateTime<Utc>>>;
+impl Deref for Retentions {
+    type Target = PerRule<Option<Duration>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.rules
+    }
+}
+
+/// The newest timestamp each rule deletes (`None`: the rule is off), and
+/// the newest `state_changed_at` a job with `retain_until` may have to be
+/// deleted (now minus `retention.minimum`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cutoffs {
+    pub rules: PerRule<Option<DateTime<Utc>>>,
+    pub settled: Option<DateTime<Utc>>,
+}
+
+impl Deref for Cutoffs {
+    type Target = PerRule<Option<DateTime<Utc>>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.rules
+    }
+}
 
 /// A rule's retention in microseconds, the stores' precision: what an age
 /// timestamp is moved by to give the moment the job became eligible. 0 for
@@ -189,7 +241,11 @@ pub fn start_of_time() -> DateTime<Utc> {
 /// the microsecond the stores keep (rounded down), and never before
 /// [`start_of_time`].
 pub fn cutoffs(retentions: &Retentions, now: DateTime<Utc>) -> Cutoffs {
-    retentions.map(|_, by_type| by_type.map(|_, retention| retention.map(|retention| cutoff(retention, now))))
+    Cutoffs {
+        rules: retentions
+            .map(|_, by_type| by_type.map(|_, retention| retention.map(|retention| cutoff(retention, now)))),
+        settled: Some(cutoff(retentions.minimum, now)),
+    }
 }
 
 /// `now - retention`, to the microsecond the stores keep (rounded down),
@@ -233,11 +289,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_has_at_most_one_policy() {
+    fn every_state_has_at_most_one_configured_policy() {
         for state in JobState::ALL {
-            let covering: Vec<_> = Policy::ALL.into_iter().filter(|p| p.state() == state).collect();
-            assert!(covering.len() <= 1, "{state}");
-            assert_eq!(Policy::for_state(state), covering.first().copied());
+            let covering = Policy::CONFIGURED.into_iter().filter(|p| p.states().contains(&state)).count();
+            assert!(covering <= 1, "{state}");
         }
     }
 
@@ -245,12 +300,16 @@ mod tests {
     fn cutoff_is_now_minus_retention_and_off_stays_off() {
         let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().to_utc();
         let retentions = Retentions {
-            completed: PerType {
-                import: Some(Duration::from_secs(90 * 86_400)),
-                export: Some(Duration::from_secs(86_400)),
+            rules: PerRule {
+                completed: PerType {
+                    import: Some(Duration::from_secs(90 * 86_400)),
+                    export: Some(Duration::from_secs(86_400)),
+                },
+                closed: PerType { import: Some(Duration::from_secs(3_600)), export: None },
+                creating_idle: PerType::default(),
+                retain_until: PerType { import: Some(Duration::ZERO), export: Some(Duration::ZERO) },
             },
-            closed: PerType { import: Some(Duration::from_secs(3_600)), export: None },
-            creating_idle: PerType::default(),
+            minimum: Duration::from_secs(86_400),
         };
         let cutoffs = cutoffs(&retentions, now);
         assert_eq!(cutoffs.completed.import.unwrap().to_rfc3339(), "2026-08-23T12:00:00+00:00");
@@ -258,5 +317,7 @@ mod tests {
         assert_eq!(cutoffs.closed.import.unwrap().to_rfc3339(), "2026-11-21T11:00:00+00:00");
         assert_eq!(cutoffs.closed.export, None);
         assert_eq!(cutoffs.creating_idle, PerType::default());
+        assert_eq!(cutoffs.retain_until.export.unwrap().to_rfc3339(), "2026-11-21T12:00:00+00:00");
+        assert_eq!(cutoffs.settled.unwrap().to_rfc3339(), "2026-11-20T12:00:00+00:00");
     }
 }

@@ -125,6 +125,7 @@ impl SeedGenerator {
             created_at,
             updated_at: entered.max(cancel_requested_at.unwrap_or(entered)),
             state_changed_at: entered,
+            retain_until: None,
             drives,
         }
     }

@@ -116,7 +116,7 @@ every_engine! {
         assert_eq!(runs[1]["total"], 2, "{runs}");
         assert_eq!(runs[1]["stopped_by"], "max_deletes", "{runs}");
         assert_eq!(runs[0]["total"], 4, "{runs}");
-        assert_eq!(runs[0]["counts"], json!({"completed": 4, "closed": 0, "creating_idle": 0}), "{runs}");
+        assert_eq!(runs[0]["counts"], json!({"completed": 4, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{runs}");
         for r in runs.as_array().unwrap() {
             assert!(r["started_at"].is_string() && r["finished_at"].is_string(), "{r}");
             assert_eq!(r["error"], Value::Null, "{r}");

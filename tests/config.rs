@@ -112,7 +112,7 @@ every_engine! {
             &["purge"],
             &[("RETENTIOND__RETENTION__MINIMUM", "1h"), ("RETENTIOND__RETENTION__COMPLETED", "1h")],
         );
-        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_eq!(env.job_names(), vec!["two-hours-closed"]);
     }
 }

@@ -691,7 +691,8 @@ fn systemd_hears_ready_status_watchdog_and_stopping() {
     let first_sweep = index(&|l| l.starts_with("STATUS=last sweep")).expect("a last sweep status");
     assert!(ready < first_sweep, "READY=1 must come before any sweep status: {messages:?}");
     assert!(
-        messages[first_sweep].contains("stopped by done, deleted 3 (completed 2, closed 1, creating_idle 0)"),
+        messages[first_sweep]
+            .contains("stopped by done, deleted 3 (completed 2, closed 1, creating_idle 0, retain_until 0)"),
         "the first sweep deletes the three eligible jobs: {messages:?}"
     );
     let stopping = index(&|l| l == "STOPPING=1").expect("STOPPING=1");

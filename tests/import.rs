@@ -149,7 +149,7 @@ every_engine! {
 }
 
 /// The keys of a job object in JSON output.
-const JOB_KEYS: [&str; 10] = [
+const JOB_KEYS: [&str; 11] = [
     "cancel_requested",
     "cancel_requested_at",
     "created_at",
@@ -157,6 +157,7 @@ const JOB_KEYS: [&str; 10] = [
     "hold_reason",
     "job_type",
     "name",
+    "retain_until",
     "state",
     "state_changed_at",
     "updated_at",

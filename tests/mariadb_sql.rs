@@ -45,6 +45,13 @@ fn q(statement: &'static str) -> &'static str {
     sql::with_question_marks(statement)
 }
 
+/// `statement` with `values`, given in the order of its numbered parameters
+/// (`$1`, `$2`…, as the store binds them), each bound where its `?` is.
+fn bind_numbered(statement: &'static str, values: &[Bind]) -> Query<'static, MySql, MySqlArguments> {
+    let ordered: Vec<Bind> = sql::parameter_order(statement).iter().map(|&index| values[index].clone()).collect();
+    bind_all(sqlx::query(q(statement)), &ordered)
+}
+
 fn bind_all<'q>(mut query: Query<'q, MySql, MySqlArguments>, binds: &[Bind]) -> Query<'q, MySql, MySqlArguments> {
     for bind in binds {
         query = match bind.clone() {
@@ -63,12 +70,6 @@ fn text(value: &str) -> Bind {
 
 fn at(value: DateTime<Utc>) -> Bind {
     Bind::Time(Some(value))
-}
-
-/// The start of time and the smallest id: a cursor before every job.
-fn start_cursor() -> Vec<Bind> {
-    let start = retentiond::policy::start_of_time();
-    vec![at(start), at(start), Bind::Int(i64::MIN)]
 }
 
 /// The timestamp form `JSON_TABLE` reads into a DATETIME(6).
@@ -278,11 +279,18 @@ async fn every_statement_prepares_against_the_migrated_schema() {
 /// The retentions in days of each rule (`policy::RULES`: each policy for
 /// imports, then exports): the defaults (90 days for completed and closed)
 /// and creating_idle at 14 days.
-const RULE_DAYS: [i64; 6] = [90, 90, 90, 90, 14, 14];
+const RULE_DAYS: [i64; 8] = [90, 90, 90, 90, 14, 14, 0, 0];
 
 /// The cut-offs of [`RULE_DAYS`].
-fn cutoffs() -> [DateTime<Utc>; 6] {
+fn cutoffs() -> [DateTime<Utc>; 8] {
     RULE_DAYS.map(days_ago)
+}
+
+/// The cut-offs, then `Cutoffs::settled` (a day ago: `retention.minimum`).
+fn cutoff_binds() -> Vec<Bind> {
+    let mut binds: Vec<Bind> = cutoffs().map(at).into();
+    binds.push(at(days_ago(1)));
+    binds
 }
 
 /// Whether each rule is enabled: all are.
@@ -290,21 +298,28 @@ fn every_rule() -> Vec<Bind> {
     RULE_DAYS.iter().map(|_| Bind::Flag(true)).collect()
 }
 
-/// The binds of `SELECT_ELIGIBLE_IDS` reading every policy from the start, `limit` each.
+/// The values of `SELECT_ELIGIBLE_IDS` reading every rule from the start, `limit` each.
 fn eligible_ids_binds(limit: i64) -> Vec<Bind> {
+    let start = retentiond::policy::start_of_time();
     let mut binds = Vec::new();
     for cutoff in cutoffs() {
-        binds.push(at(cutoff));
-        binds.extend(start_cursor());
-        binds.extend([at(cutoff), at(cutoff), Bind::Int(i64::MAX), Bind::Int(limit)]);
+        binds.extend([at(cutoff), at(start), Bind::Int(i64::MIN), at(cutoff), Bind::Int(i64::MAX), Bind::Int(limit)]);
     }
+    binds.push(at(days_ago(1)));
     binds
 }
 
-/// The binds of the batch statements: the ids as JSON, then the cut-offs.
+/// The values of the batch statements: the ids as JSON, then the cut-offs.
 fn batch_binds(ids: &[i64]) -> Vec<Bind> {
     let mut binds = vec![text(&serde_json::to_string(ids).unwrap())];
-    binds.extend(cutoffs().map(at));
+    binds.extend(cutoff_binds());
+    binds
+}
+
+/// The values of `AUDIT_CLAIMED`: [`batch_binds`], the run, who, when.
+fn audit_binds(ids: &[i64], run_id: i64, deleted_at: DateTime<Utc>) -> Vec<Bind> {
+    let mut binds = batch_binds(ids);
+    binds.extend([Bind::Int(run_id), text("test@host"), at(deleted_at)]);
     binds
 }
 
@@ -312,7 +327,7 @@ fn batch_binds(ids: &[i64]) -> Vec<Bind> {
 /// Returns the names deleted.
 async fn delete_batch(conn: &mut MySqlConnection, run_id: i64, ids: &[i64]) -> Vec<String> {
     let mut tx = conn.begin().await.unwrap();
-    let claimed = bind_all(sqlx::query(q(sql::CLAIM_ELIGIBLE)), &batch_binds(ids)).fetch_all(&mut *tx).await.unwrap();
+    let claimed = bind_numbered(sql::CLAIM_ELIGIBLE, &batch_binds(ids)).fetch_all(&mut *tx).await.unwrap();
     let claimed_ids: Vec<i64> = claimed.iter().map(|row| row.get("id")).collect();
     let names: Vec<String> = claimed.iter().map(|row| row.get("name")).collect();
     if claimed.is_empty() {
@@ -320,11 +335,9 @@ async fn delete_batch(conn: &mut MySqlConnection, run_id: i64, ids: &[i64]) -> V
         return names;
     }
     let deleted_at: DateTime<Utc> = claimed[0].get("deleted_at");
-    let mut audit = vec![Bind::Int(run_id), at(deleted_at), text("test@host")];
-    audit.extend(batch_binds(&claimed_ids));
-    let audited = bind_all(sqlx::query(q(sql::AUDIT_CLAIMED)), &audit).execute(&mut *tx).await.unwrap();
-    let deleted =
-        bind_all(sqlx::query(q(sql::DELETE_CLAIMED)), &batch_binds(&claimed_ids)).execute(&mut *tx).await.unwrap();
+    let audit = audit_binds(&claimed_ids, run_id, deleted_at);
+    let audited = bind_numbered(sql::AUDIT_CLAIMED, &audit).execute(&mut *tx).await.unwrap();
+    let deleted = bind_numbered(sql::DELETE_CLAIMED, &batch_binds(&claimed_ids)).execute(&mut *tx).await.unwrap();
     assert_eq!(audited.rows_affected(), claimed_ids.len() as u64, "one audit row per claimed job");
     assert_eq!(deleted.rows_affected(), claimed_ids.len() as u64, "the claimed jobs deleted (drives not counted)");
     tx.commit().await.unwrap();
@@ -376,16 +389,10 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
     assert_eq!(taken, vec!["old-completed"], "names compare byte for byte, trailing spaces included");
 
     let future: i64 =
-        bind_all(sqlx::query(q(sql::CLOCK_AND_SKEW)), &every_rule()).fetch_one(&mut conn).await.unwrap().get("future");
+        bind_numbered(sql::CLOCK_AND_SKEW, &every_rule()).fetch_one(&mut conn).await.unwrap().get("future");
     assert_eq!(future, 1, "the job in the future is counted");
 
-    let counts = bind_all(
-        sqlx::query(q(sql::COUNT_ELIGIBLE)),
-        &cutoffs().iter().flat_map(|c| [at(*c), at(*c)]).collect::<Vec<_>>(),
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let counts = bind_numbered(sql::COUNT_ELIGIBLE, &cutoff_binds()).fetch_one(&mut conn).await.unwrap();
     let policy = |name: &str| {
         counts.get::<i64, _>(format!("{name}_import").as_str())
             + counts.get::<i64, _>(format!("{name}_export").as_str())
@@ -394,12 +401,10 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
 
     // The cap's 3rd eligible job over all rules, in the order they became
     // eligible (age plus retention).
-    let mut nth = Vec::new();
-    for (days, cutoff) in RULE_DAYS.iter().zip(cutoffs()) {
-        nth.extend([Bind::Int(days * 86_400_000_000), at(cutoff), Bind::Int(3)]);
-    }
+    let mut nth = cutoff_binds();
+    nth.extend(RULE_DAYS.map(|days| Bind::Int(days * 86_400_000_000)));
     nth.push(Bind::Int(3));
-    let third = bind_all(sqlx::query(q(sql::SELECT_NTH_ELIGIBLE)), &nth).fetch_one(&mut conn).await.unwrap();
+    let third = bind_numbered(sql::SELECT_NTH_ELIGIBLE, &nth).fetch_one(&mut conn).await.unwrap();
     let third_id: i64 = third.get("id");
     let third_name: String =
         sqlx::query_scalar("SELECT name FROM jobs WHERE id = ?").bind(third_id).fetch_one(&mut conn).await.unwrap();
@@ -409,13 +414,12 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
          idle-creating (6), old-closed (5)"
     );
 
-    let mut dry = Vec::new();
-    for cutoff in cutoffs() {
-        dry.push(at(cutoff));
-        dry.extend(start_cursor());
-        dry.push(Bind::Int(10));
+    let mut dry = cutoff_binds();
+    for _ in cutoffs() {
+        dry.extend([at(retentiond::policy::start_of_time()), Bind::Int(i64::MIN)]);
     }
-    let listed: Vec<String> = bind_all(sqlx::query(q(sql::SELECT_ELIGIBLE)), &dry)
+    dry.push(Bind::Int(10));
+    let listed: Vec<String> = bind_numbered(sql::SELECT_ELIGIBLE, &dry)
         .fetch_all(&mut conn)
         .await
         .unwrap()
@@ -424,10 +428,7 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
         .collect();
     assert_eq!(listed, ["held-by-another-sweep", "changed-meanwhile", "old-completed", "old-closed", "idle-creating"]);
 
-    let rows = bind_all(sqlx::query(q(sql::SELECT_ELIGIBLE_IDS)), &eligible_ids_binds(100))
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
+    let rows = bind_numbered(sql::SELECT_ELIGIBLE_IDS, &eligible_ids_binds(100)).fetch_all(&mut conn).await.unwrap();
     let mut ids: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
     assert_eq!(ids.len(), 5);
     ids.sort();
@@ -441,10 +442,8 @@ async fn a_batch_deletes_exactly_the_listed_jobs_still_eligible_with_their_drive
         .fetch_one(&mut *other_tx)
         .await
         .unwrap();
-    let claimed = bind_all(sqlx::query(q(sql::CLAIM_ELIGIBLE)), &batch_binds(&[other_id]))
-        .fetch_all(&mut *other_tx)
-        .await
-        .unwrap();
+    let claimed =
+        bind_numbered(sql::CLAIM_ELIGIBLE, &batch_binds(&[other_id])).fetch_all(&mut *other_tx).await.unwrap();
     assert_eq!(claimed.len(), 1);
 
     let run_id = new_run(&mut conn).await;
@@ -544,6 +543,7 @@ async fn the_command_statements_read_and_change_what_they_say() {
         .bind(None::<String>)
         .bind(now)
         .bind(now)
+        .bind(None::<NaiveDateTime>)
         .bind(locked.get::<i64, _>("id"))
         .execute(&mut *tx)
         .await
@@ -636,7 +636,7 @@ async fn a_run_whose_session_died_is_marked_abandoned_and_a_live_one_is_not() {
     let mut live = db.session().await;
     let live_run = new_run(&mut live).await;
 
-    let readings = bind_all(sqlx::query(q(sql::RUN_START_READINGS)), &every_rule()).fetch_one(&mut conn).await.unwrap();
+    let readings = bind_numbered(sql::RUN_START_READINGS, &every_rule()).fetch_one(&mut conn).await.unwrap();
     let abandoned: Value = serde_json::from_str(&readings.get::<String, _>("abandoned")).unwrap();
     assert_eq!(
         abandoned,
@@ -649,6 +649,7 @@ async fn a_run_whose_session_died_is_marked_abandoned_and_a_live_one_is_not() {
     // The live run ends: recorded, then its lock released on its own session.
     let finished = sqlx::query(q(sql::FINISH_RUN))
         .bind("succeeded")
+        .bind(0_i64)
         .bind(0_i64)
         .bind(0_i64)
         .bind(0_i64)
@@ -711,10 +712,8 @@ async fn purge(conn: &mut MySqlConnection) -> usize {
     let run_id = new_run(conn).await;
     let mut total = 0;
     loop {
-        let rows = bind_all(sqlx::query(q(sql::SELECT_ELIGIBLE_IDS)), &eligible_ids_binds(10_000))
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
+        let rows =
+            bind_numbered(sql::SELECT_ELIGIBLE_IDS, &eligible_ids_binds(10_000)).fetch_all(&mut *conn).await.unwrap();
         let mut ids: Vec<i64> = rows.iter().map(|row| row.get("id")).collect();
         if ids.is_empty() {
             return total;
@@ -735,12 +734,11 @@ async fn trail_and_page_statements_run_and_the_forecast_counts_what_becomes_elig
     let start = retentiond::policy::start_of_time();
     let cutoff = days_ago(90);
     let horizon = days_ago(60);
-    let mut forecast = Vec::new();
-    for c in cutoffs() {
-        forecast.extend([at(c), at(c), at(c + chrono::Duration::days(30))]);
-    }
-    forecast.extend(cutoffs().map(at));
+    let mut forecast = cutoff_binds();
     forecast.extend(cutoffs().map(|c| at(c + chrono::Duration::days(30))));
+    forecast.push(Bind::Int(30));
+    let forecast: Vec<Bind> =
+        sql::parameter_order(sql::FORECAST).iter().map(|&index| forecast[index].clone()).collect();
     let mut runs = vec![at(cutoff), at(start), at(start), Bind::Int(i64::MIN), Bind::Int(100)];
     runs.extend([at(horizon), at(start), at(start), Bind::Int(i64::MIN), Bind::Int(100), Bind::Int(100)]);
     let checks: Vec<(&str, &str, Vec<Bind>)> = vec![
@@ -870,7 +868,7 @@ async fn writes_during_a_batch(db: &TestDb, isolation: Option<&str>) -> Writes {
 
     set_isolation(&mut conn, isolation).await;
     let mut batch = conn.begin().await.unwrap();
-    let claimed: Vec<i64> = bind_all(sqlx::query(q(sql::CLAIM_ELIGIBLE)), &batch_binds(&ids))
+    let claimed: Vec<i64> = bind_numbered(sql::CLAIM_ELIGIBLE, &batch_binds(&ids))
         .fetch_all(&mut *batch)
         .await
         .unwrap()
@@ -878,11 +876,9 @@ async fn writes_during_a_batch(db: &TestDb, isolation: Option<&str>) -> Writes {
         .map(|row| row.get("id"))
         .collect();
     assert_eq!(claimed.len(), ids.len() - 1, "every listed job but the one gone");
-    let mut audit = vec![Bind::Int(run_id), at(Utc::now()), text("test@host")];
-    audit.extend(batch_binds(&claimed));
-    bind_all(sqlx::query(q(sql::AUDIT_CLAIMED)), &audit).execute(&mut *batch).await.unwrap();
-    let deleted =
-        bind_all(sqlx::query(q(sql::DELETE_CLAIMED)), &batch_binds(&claimed)).execute(&mut *batch).await.unwrap();
+    let audit = audit_binds(&claimed, run_id, Utc::now());
+    bind_numbered(sql::AUDIT_CLAIMED, &audit).execute(&mut *batch).await.unwrap();
+    let deleted = bind_numbered(sql::DELETE_CLAIMED, &batch_binds(&claimed)).execute(&mut *batch).await.unwrap();
     assert_eq!(deleted.rows_affected(), claimed.len() as u64);
 
     // The application: the server's defaults (REPEATABLE READ here), waits of at most 1 s.
@@ -973,20 +969,19 @@ async fn audit_row_written_during_a_trail_removal(db: &TestDb, isolation: Option
 /// [`delete_batch`], reporting a refusal's error number instead of failing.
 async fn delete_batch_result(conn: &mut MySqlConnection, run_id: i64, ids: &[i64]) -> Result<(), u16> {
     let mut tx = conn.begin().await.unwrap();
-    let claimed: Vec<i64> = bind_all(sqlx::query(q(sql::CLAIM_ELIGIBLE)), &batch_binds(ids))
+    let claimed: Vec<i64> = bind_numbered(sql::CLAIM_ELIGIBLE, &batch_binds(ids))
         .fetch_all(&mut *tx)
         .await
         .unwrap()
         .iter()
         .map(|row| row.get("id"))
         .collect();
-    let mut audit = vec![Bind::Int(run_id), at(Utc::now()), text("test@host")];
-    audit.extend(batch_binds(&claimed));
+    let audit = audit_binds(&claimed, run_id, Utc::now());
     let number = |e: sqlx::Error| {
         e.as_database_error().map_or(0, |e| e.downcast_ref::<sqlx::mysql::MySqlDatabaseError>().number())
     };
-    bind_all(sqlx::query(q(sql::AUDIT_CLAIMED)), &audit).execute(&mut *tx).await.map_err(number)?;
-    bind_all(sqlx::query(q(sql::DELETE_CLAIMED)), &batch_binds(&claimed)).execute(&mut *tx).await.map_err(number)?;
+    bind_numbered(sql::AUDIT_CLAIMED, &audit).execute(&mut *tx).await.map_err(number)?;
+    bind_numbered(sql::DELETE_CLAIMED, &batch_binds(&claimed)).execute(&mut *tx).await.map_err(number)?;
     tx.commit().await.map_err(number)
 }
 

@@ -47,16 +47,15 @@ fn job(name: &str, state: JobState, days: i64) -> Job {
         created_at: at,
         updated_at: at,
         state_changed_at: at,
+        retain_until: None,
         drives: vec![drive("d1"), drive("d2")],
     }
 }
 
 /// 90 days for completed and closed jobs, creating_idle off.
 fn retentions() -> Retentions {
-    Retentions {
-        completed: PerType::from_fn(|_| Some(std::time::Duration::from_secs(90 * 86_400))),
-        ..Retentions::default()
-    }
+    let completed = PerType::from_fn(|_| Some(std::time::Duration::from_secs(90 * 86_400)));
+    Retentions { rules: PerRule { completed, ..PerRule::default() }, ..Retentions::default() }
 }
 
 #[tokio::test]
@@ -113,7 +112,7 @@ async fn a_batch_deletes_the_jobs_still_eligible_with_one_audit_row_each_and_kee
     let mut ranges = PerRule::<Option<IdRange>>::default();
     ranges[completed.0][completed.1] =
         Some(IdRange { cutoff: cutoffs[completed.0][completed.1].unwrap(), after: None, through: None, limit: 100 });
-    let read = store.eligible_ids(&ranges).await.unwrap();
+    let read = store.eligible_ids(&ranges, cutoffs.settled).await.unwrap();
     let ids: Vec<i64> = read[completed.0][completed.1].ids.clone();
     assert_eq!(ids.len(), 5, "the five old completed jobs, oldest first: {read:?}");
 
@@ -130,7 +129,7 @@ async fn a_batch_deletes_the_jobs_still_eligible_with_one_audit_row_each_and_kee
 
     let outcome = RunOutcome {
         status: RunStatus::Succeeded,
-        counts: PerPolicy { completed: 4, closed: 0, creating_idle: 0 },
+        counts: PerPolicy { completed: 4, closed: 0, creating_idle: 0, retain_until: 0 },
         stopped_by: Some("done".into()),
         error: None,
         removed: Removed::default(),
@@ -150,7 +149,8 @@ async fn concurrent_batches_over_the_same_jobs_delete_each_once_without_an_error
     let (first, second) = (open(&db).await, open(&db).await);
     let jobs: Vec<Job> = (0..400).map(|i| job(&format!("old-{i:03}"), JobState::Closed, 100 + i % 50)).collect();
     first.create_jobs(&jobs).await.unwrap();
-    let retentions = Retentions { closed: retentions().completed, ..Retentions::default() };
+    let retentions =
+        Retentions { rules: PerRule { closed: retentions().completed, ..PerRule::default() }, ..Retentions::default() };
     let identity = ProcessIdentity::current();
     let new_run = NewRun { trigger: "purge", owner: &identity, retentions: &retentions };
     let (run_a, clock) = first.begin_run(&new_run).await.unwrap();

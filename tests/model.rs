@@ -650,7 +650,7 @@ mod lib_driver {
     use retentiond::identity::ProcessIdentity;
     use retentiond::lifecycle::{self, JobState, Operation};
     use retentiond::model::Job;
-    use retentiond::policy::{PerType, Retentions};
+    use retentiond::policy::{PerRule, PerType, Retentions};
     use retentiond::store::{self, AuditSearch, JobFilter, Store, StoreError};
     use retentiond::sweep::{self, SweepPlan};
     use tokio_util::sync::CancellationToken;
@@ -766,9 +766,13 @@ mod lib_driver {
         fn purge(&mut self, request: &PurgeRequest) -> Outcome {
             let plan = SweepPlan {
                 retentions: Retentions {
-                    completed: PerType::from_fn(|_| request.rets.completed.std()),
-                    closed: PerType::from_fn(|_| request.rets.closed.std()),
-                    creating_idle: PerType::from_fn(|_| request.rets.creating_idle.std()),
+                    rules: PerRule {
+                        completed: PerType::from_fn(|_| request.rets.completed.std()),
+                        closed: PerType::from_fn(|_| request.rets.closed.std()),
+                        creating_idle: PerType::from_fn(|_| request.rets.creating_idle.std()),
+                        retain_until: PerType::from_fn(|_| Some(Duration::ZERO)),
+                    },
+                    minimum: Duration::from_secs(86_400),
                 },
                 batch_size: retentiond::batch::BatchSize::Jobs(request.batch_size),
                 batch_budget: Duration::from_millis(50),

@@ -134,6 +134,7 @@ every_engine! {
             "completed Completed state_changed_at 90d 0 –",
             "closed Closed state_changed_at 90d 0 –",
             "creating_idle Creating updated_at off 0 –",
+            "retain_until Completed, Closed retain_until the job's own, at least 1d after it finished 0 –",
             "failed",
             "Paused for replicas",
             "– 12.3 s (3 pauses) purge host<i> (pid 7)",
@@ -141,7 +142,7 @@ every_engine! {
         ] {
             assert!(overview.contains(expected), "the overview lacks {expected:?}:\n{overview}");
         }
-        assert!(overview.contains("1 succeeded") && overview.contains(" 4 3 / 1 / 0 done – purge"), "{overview}");
+        assert!(overview.contains("1 succeeded") && overview.contains(" 4 3 / 1 / 0 / 0 done – purge"), "{overview}");
 
         // Forecast: the numbers of `retentiond forecast`, as a chart and a table.
         let html = page(port, "/forecast", 200);
@@ -155,9 +156,9 @@ every_engine! {
         assert!(forecast.contains("closed 90d 1 0 1"), "{forecast}");
         assert!(forecast.contains("all 2 2 held"), "{forecast}");
         let day_1 = forecast.split(" 1 20").nth(1).expect("day 1's row");
-        assert!(day_1.split_whitespace().skip(1).take(5).collect::<Vec<_>>() == ["1", "0", "0", "1", "0"], "{day_1}");
+        assert!(day_1.split_whitespace().skip(1).take(6).collect::<Vec<_>>() == ["1", "0", "0", "0", "1", "0"], "{day_1}");
         let cli = env.json(&["forecast"]);
-        assert_eq!(cli["per_day"][0]["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{cli}");
+        assert_eq!(cli["per_day"][0]["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{cli}");
         assert_eq!(cli["per_day"][9]["counts"]["closed"], json!(1), "{cli}");
         assert_eq!(cli["per_day"][5]["held"], json!(1), "{cli}");
         let html = page(port, "/forecast?days=365", 200);

@@ -39,8 +39,12 @@ fn policy_indexes(env: &TestEnv) -> &'static [&'static str] {
             "jobs_closed_export_by_age",
             "jobs_creating_import_by_idle",
             "jobs_creating_export_by_idle",
+            "jobs_retained_import_until",
+            "jobs_retained_export_until",
         ],
-        Engine::Postgres => &["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle"],
+        Engine::Postgres => {
+            &["jobs_completed_by_age", "jobs_closed_by_age", "jobs_creating_by_idle", "jobs_retained_until"]
+        }
         Engine::MariaDb => &[MARIADB_POLICY_INDEX],
     }
 }
@@ -118,7 +122,7 @@ fn assert_shape(env: &TestEnv, plan: &Plan, shape: Shape, what: &str) {
 }
 
 /// Fails unless `plan` reads each policy's jobs through its index: on
-/// MariaDB, six ranges (at least: one per policy and job type) of the one
+/// MariaDB, eight ranges (at least: one per policy and job type) of the one
 /// index of the policies, and
 /// `jobs` through nothing else but `also` (indexes of few rows).
 #[track_caller]
@@ -138,7 +142,7 @@ fn assert_each_policy_read(env: &TestEnv, plan: &Plan, also: &[&str], what: &str
             })
             .collect();
         assert!(
-            ranges >= 6 && others.is_empty(),
+            ranges >= 8 && others.is_empty(),
             "{what} reads jobs otherwise than by a range per rule ({ranges} ranges; {others:?}):\n{}",
             plan.text
         );
@@ -181,9 +185,11 @@ impl Statements {
     fn new(env: &TestEnv, ids: &[i64]) -> Statements {
         let now = Utc::now();
         // Each policy's cut-off for imports, then for exports (`policy::RULES`):
-        // exports of their own completed retention, as `retention.by_type` sets it.
+        // exports of their own completed retention, as `retention.by_type` sets it;
+        // a job's own `retain_until` is due now, once a day past its final state.
         let days = |days| now - Duration::days(days);
-        let rules = [days(90), days(30), days(90), days(90), days(14), days(14)];
+        let rules = [days(90), days(30), days(90), days(90), days(14), days(14), now, now];
+        let settled = days(1);
         let at = |t: DateTime<Utc>| match env.engine {
             Engine::Sqlite => t.timestamp_micros().to_string(),
             Engine::Postgres => format!("'{}'::timestamptz", t.to_rfc3339()),
@@ -195,7 +201,8 @@ impl Statements {
             Engine::MariaDb => ("'0001-01-01 00:00:00'".into(), "(-9223372036854775807 - 1)".into()),
         };
         let last_id = i64::MAX.to_string();
-        let cutoffs: Vec<String> = rules.iter().map(|cutoff| at(*cutoff)).collect();
+        let mut cutoffs: Vec<String> = rules.iter().map(|cutoff| at(*cutoff)).collect();
+        cutoffs.push(at(settled));
         let mut batch = cutoffs.clone();
         for _ in rules {
             batch.extend([start.clone(), first_id.clone()]);
@@ -214,16 +221,13 @@ impl Statements {
         let mut nth = cutoffs.clone();
         nth.extend(rules.map(|cutoff| (now - cutoff).num_microseconds().unwrap_or(0).to_string()));
         nth.push("1000".into());
+        let mut ids_binds: Vec<String> = rules.iter().flat_map(|cutoff| ids_of(*cutoff)).collect();
+        ids_binds.push(at(settled));
         let enabled = vec![env.sql_bool(true).to_owned(); rules.len()];
         let mut list = vec![
             ("the dry run's batch", statement!(env, SELECT_ELIGIBLE), batch, Shape::PolicyIndexes),
             ("the cap's last job", statement!(env, SELECT_NTH_ELIGIBLE), nth, Shape::PolicyIndexes),
-            (
-                "the eligible ids",
-                statement!(env, SELECT_ELIGIBLE_IDS),
-                rules.iter().flat_map(|cutoff| ids_of(*cutoff)).collect(),
-                Shape::EachPolicyIndexInOrder,
-            ),
+            ("the eligible ids", statement!(env, SELECT_ELIGIBLE_IDS), ids_binds, Shape::EachPolicyIndexInOrder),
             ("the eligible and backlog counts", statement!(env, COUNT_ELIGIBLE), cutoffs, Shape::PolicyIndexes),
         ];
         match env.engine {
@@ -239,7 +243,7 @@ impl Statements {
                     (
                         "the run's end",
                         lite::FINISH_RUN,
-                        ["1", "'succeeded'", "0", "0", "0", "'done'", "NULL", "0", "0", "0", "0", "1"]
+                        ["1", "'succeeded'", "0", "0", "0", "0", "'done'", "NULL", "0", "0", "0", "0", "1"]
                             .map(String::from)
                             .to_vec(),
                         Shape::RunRecords,
@@ -268,7 +272,7 @@ impl Statements {
                     (
                         "the run's end",
                         pg::FINISH_RUN_AND_UNLOCK,
-                        ["1", "'succeeded'", "1", "0", "0", "'done'", "NULL", "0", "0", "0", "0", "1381254226"]
+                        ["1", "'succeeded'", "1", "0", "0", "0", "'done'", "NULL", "0", "0", "0", "0", "1381254226"]
                             .map(String::from)
                             .to_vec(),
                         Shape::RunRecords,
@@ -290,7 +294,7 @@ impl Statements {
                     (
                         "the run's end",
                         maria::FINISH_RUN,
-                        ["1", "'succeeded'", "1", "0", "0", "'done'", "NULL", "0", "0", "0", "0"]
+                        ["1", "'succeeded'", "1", "0", "0", "0", "'done'", "NULL", "0", "0", "0", "0"]
                             .map(String::from)
                             .to_vec(),
                         Shape::RunRecords,
@@ -444,8 +448,8 @@ every_engine! {
         let (window, held_after, names): (Vec<String>, Vec<String>, Vec<String>) = match env.engine {
             Engine::Sqlite => {
                 let micros = |t: chrono::DateTime<Utc>| t.timestamp_micros().to_string();
-                let mut window = vec![micros(cutoff); 6];
-                window.extend(vec![micros(horizon); 6]);
+                let mut window = vec![micros(cutoff); 9];
+                window.extend(vec![micros(horizon); 8]);
                 window.push("30".into());
                 (window, vec![i64::MIN.to_string(), i64::MIN.to_string(), "51".into()], vec![
                     "'seed.'".into(),
@@ -456,8 +460,8 @@ every_engine! {
             }
             Engine::Postgres => {
                 let at = |t: chrono::DateTime<Utc>| format!("'{}'::timestamptz", t.to_rfc3339());
-                let mut window = vec![at(cutoff); 6];
-                window.extend(vec![at(horizon); 6]);
+                let mut window = vec![at(cutoff); 9];
+                window.extend(vec![at(horizon); 8]);
                 window.push("30".into());
                 let start = "'0001-01-01T00:00:00Z'::timestamptz".to_owned();
                 (window, vec![start, "0".into(), "51".into()], vec![
@@ -469,8 +473,8 @@ every_engine! {
             }
             Engine::MariaDb => {
                 let at = |t: chrono::DateTime<Utc>| env.sql_time(t);
-                let mut window = vec![at(cutoff); 6];
-                window.extend(vec![at(horizon); 6]);
+                let mut window = vec![at(cutoff); 9];
+                window.extend(vec![at(horizon); 8]);
                 window.push("30".into());
                 let start = "'0001-01-01 00:00:00'".to_owned();
                 (window, vec![start, "0".into(), "51".into()], vec![

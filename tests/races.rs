@@ -395,7 +395,7 @@ async fn decide_and_write(conn: &mut Conn, sql: &Statements, name: &str, op: &Pl
         }
         Effect::Delete => delete_audited(conn, id).await?,
         Effect::Nothing => 1,
-        Effect::ReleaseHold => unreachable!("no client releases"),
+        Effect::ReleaseHold | Effect::RetainUntil(_) => unreachable!("no client releases or retains"),
     };
     if changed != 1 {
         return Ok(Outcome::Unexpected(format!("{:?} on a locked row changed {changed} rows", op.kind)));

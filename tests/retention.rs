@@ -82,7 +82,7 @@ every_engine! {
 
         let s = dry_run_at(env, as_of, &[]);
         assert_eq!(sorted(&dry_run_names(&s)), vec!["closed-exact", "completed-exact"], "{s}");
-        assert_eq!(s["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_eq!(s["total"], 2, "{s}");
         assert_eq!(parse_ts(&s["oldest_eligible_at"]), edge90, "{s}");
 
@@ -90,7 +90,7 @@ every_engine! {
         let listed = dry_run_names(&s);
         assert_eq!(sorted(&listed), vec!["closed-exact", "completed-exact", "creating-exact"], "{s}");
         assert_eq!(listed.last().map(String::as_str), Some("creating-exact"), "oldest first: {s}");
-        assert_eq!(s["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 1}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 1, "retain_until": 0}), "{s}");
 
         let s = dry_run_at(env, as_of + one, &[IDLE_14D]);
         assert_eq!(s["total"], 6, "one second later every job is eligible: {s}");
@@ -121,7 +121,7 @@ every_engine! {
             ),
         ]);
         let s = env.json(&["purge"]);
-        assert_eq!(s["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_eq!(s["stopped_by"], "done", "{s}");
         assert_purged(env, &["finished-long-ago", "finished-long-ago-touched-since"], "completed", &s["run_id"]);
         assert_kept(env, &["old-job-finished-recently", "closed-old-job-finished-recently"]);
@@ -173,12 +173,12 @@ every_engine! {
         ]);
 
         let s = env.json_env(&["purge"], &[("RETENTIOND__RETENTION__CLOSED", "off")]);
-        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_purged(env, &["completed-old"], "completed", &s["run_id"]);
         assert_kept(env, &["closed-old", "closed-young"]);
 
         let s = env.json(&["purge"]);
-        assert_eq!(s["counts"], json!({"completed": 0, "closed": 1, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 0, "closed": 1, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_purged(env, &["closed-old"], "closed", &s["run_id"]);
         assert_eq!(env.audit_rows("closed-old")[0]["state"], "Closed");
         assert_kept(env, &["closed-young"]);
@@ -204,7 +204,7 @@ every_engine! {
         assert_eq!(env.count("jobs"), 5);
 
         let s = env.json_env(&["purge"], &[IDLE_14D]);
-        assert_eq!(s["counts"], json!({"completed": 0, "closed": 0, "creating_idle": 2}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 0, "closed": 0, "creating_idle": 2, "retain_until": 0}), "{s}");
         assert_purged(env, &["idle-30d", "idle-15d"], "creating_idle", &s["run_id"]);
         assert_eq!(env.audit_rows("idle-30d")[0]["state"], "Creating");
         assert_kept(env, &["idle-13d", "old-but-touched", "shipping-old"]);
@@ -234,7 +234,7 @@ every_engine! {
 
         env.json(&["jobs", "release", "held-completed"]);
         let s = env.json_env(&["purge"], &[IDLE_14D]);
-        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_purged(env, &["held-completed"], "completed", &s["run_id"]);
         assert_kept(env, &["held-closed", "held-creating"]);
 
@@ -313,7 +313,7 @@ every_engine! {
         ]);
 
         let dry = env.json_env(&["purge", "--dry-run"], &[EXPORTS_30D]);
-        assert_eq!(dry["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0}), "{dry}");
+        assert_eq!(dry["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{dry}");
         assert_eq!(dry["jobs"], json!(["import-100d", "export-31d"]), "most overdue first: {dry}");
 
         let forecast = env.json_env(&["forecast", "--days", "30"], &[EXPORTS_30D]);
@@ -323,7 +323,7 @@ every_engine! {
         assert_eq!(forecast["total"], json!(1), "the imports and the closed export reach 90 days later: {forecast}");
 
         let purged = env.json_env(&["purge"], &[EXPORTS_30D]);
-        assert_eq!(purged["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0}), "{purged}");
+        assert_eq!(purged["counts"], json!({"completed": 2, "closed": 0, "creating_idle": 0, "retain_until": 0}), "{purged}");
         assert_purged(env, &["export-31d", "import-100d"], "completed", &purged["run_id"]);
         assert_kept(env, &["import-31d", "export-29d12h", "closed-export-31d"]);
 
@@ -387,5 +387,97 @@ every_engine! {
         assert_eq!(by_type["import"]["completed"].as_str(), Some("90d"), "{shown}");
         assert_eq!(by_type["export"]["closed"].as_str(), Some("90d"), "{shown}");
         assert_eq!(by_type["import"]["creating_idle"].as_str(), Some("off"), "{shown}");
+    }
+}
+
+/// A finished job of `state` that entered it at `finished`, kept until `until`.
+fn retained_job(name: &str, state: &str, finished: DateTime<Utc>, until: DateTime<Utc>) -> Value {
+    set(finished_job(name, state, finished - Duration::days(10), finished), "retain_until", json!(ts(until)))
+}
+
+every_engine! {
+    /// docs/configuration.md, "A job's own retention": a finished job with
+    /// `retain_until` is deleted once the clock reaches it, and never before
+    /// `retention.minimum` (1d) after it finished; its policy's retention
+    /// does not apply to it; a job in another state and a held job are kept.
+    /// The audit row's policy is `retain_until`; dry run, forecast and purge
+    /// agree; `jobs retain --clear` returns a job to its policy.
+    fn a_job_is_kept_until_its_own_moment(env: &TestEnv) {
+        let now = Utc::now();
+        let next_year = now + Duration::days(366);
+        env.import_ok(&[
+            retained_job("until-past-finished-2d", "Completed", days_ago(2), days_ago(1)),
+            retained_job("until-past-finished-12h", "Closed", now - Duration::hours(12), days_ago(1)),
+            retained_job("until-next-year-finished-400d", "Completed", days_ago(400), next_year),
+            retained_job("until-10d-finished-400d", "Closed", days_ago(400), now + Duration::days(10) + Duration::hours(1)),
+            set(retained_job("held", "Completed", days_ago(400), days_ago(1)), "hold_reason", json!("legal")),
+            set(creating_job("creating", days_ago(400), days_ago(400)), "retain_until", json!(ts(days_ago(1)))),
+            finished_job("plain-100d", "Completed", days_ago(110), days_ago(100)),
+        ]);
+        let shown = parse_ts(&env.show("until-next-year-finished-400d")["retain_until"]);
+        assert!((shown - next_year).num_milliseconds().abs() < 1, "{shown} against {next_year}");
+
+        let dry = env.json(&["purge", "--dry-run"]);
+        assert_eq!(dry["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0, "retain_until": 1}), "{dry}");
+        assert_eq!(dry["jobs"], json!(["plain-100d", "until-past-finished-2d"]), "due 10 days ago, then 1: {dry}");
+
+        let forecast = env.json(&["forecast", "--days", "30"]);
+        assert_eq!(
+            forecast["policies"]["retain_until"]["retention"],
+            json!("the job's own, at least 1d after it finished"),
+            "{forecast}"
+        );
+        assert_eq!(forecast["per_day"][0]["counts"]["retain_until"], json!(1), "the one finished 12h ago: {forecast}");
+        assert_eq!(forecast["per_day"][10]["counts"]["retain_until"], json!(1), "the one due in 10 days: {forecast}");
+        assert_eq!(forecast["total"], json!(2), "{forecast}");
+
+        let purged = env.json(&["purge"]);
+        assert_eq!(purged["counts"], json!({"completed": 1, "closed": 0, "creating_idle": 0, "retain_until": 1}), "{purged}");
+        assert_purged(env, &["until-past-finished-2d"], "retain_until", &purged["run_id"]);
+        assert_purged(env, &["plain-100d"], "completed", &purged["run_id"]);
+        assert_kept(env, &["until-past-finished-12h", "until-next-year-finished-400d", "until-10d-finished-400d", "held", "creating"]);
+        let runs = env.json(&["runs", "list", "--limit", "1"]);
+        assert_eq!(runs[0]["counts"]["retain_until"], json!(1), "{runs}");
+
+        let cleared = env.json(&["jobs", "retain", "until-next-year-finished-400d", "--clear"]);
+        assert_eq!(cleared["retain_until"], Value::Null, "{cleared}");
+        let purged = env.json(&["purge"]);
+        assert_eq!(purged["counts"]["completed"], json!(1), "back under its policy's 90 days: {purged}");
+        assert_purged(env, &["until-next-year-finished-400d"], "completed", &purged["run_id"]);
+
+        let moved = env.json(&["jobs", "retain", "until-10d-finished-400d", "--until", "2001-01-01T00:00:00+02:00"]);
+        assert_eq!(moved["retain_until"], json!("2000-12-31T22:00:00Z"), "{moved}");
+        let purged = env.json(&["purge"]);
+        assert_purged(env, &["until-10d-finished-400d"], "retain_until", &purged["run_id"]);
+        let extended = env.json(&["jobs", "retain", "until-past-finished-12h", "--for", "30d"]);
+        let until = parse_ts(&extended["retain_until"]);
+        assert!((until - (Utc::now() + Duration::days(30))).num_minutes().abs() < 5, "{extended}");
+        let created = env.json(&["jobs", "create", "kept-a-year", "--type", "export", "--retain-for", "365d"]);
+        assert!(parse_ts(&created["retain_until"]) > Utc::now() + Duration::days(364), "{created}");
+    }
+}
+
+every_engine! {
+    /// A `retain_until` without a zone or malformed, or a `--retain-for`
+    /// that is no duration, exits 65 naming the field, with nothing written.
+    fn bad_retention_input_is_refused_naming_the_field(env: &TestEnv) {
+        env.import_ok(&[finished_job("finished", "Completed", days_ago(20), days_ago(10))]);
+        let before = env.dump_all();
+        for (args, field) in [
+            (vec!["jobs", "create", "new-job", "--type", "import", "--retain-until", "2027-01-01T00:00:00"], "--retain-until"),
+            (vec!["jobs", "create", "new-job", "--type", "import", "--retain-until", "next year"], "--retain-until"),
+            (vec!["jobs", "create", "new-job", "--type", "import", "--retain-for", "a while"], "--retain-for"),
+            (vec!["jobs", "retain", "finished", "--until", "2027-13-01T00:00:00Z"], "--until"),
+            (vec!["jobs", "retain", "finished", "--for", "1 fortnite"], "--for"),
+        ] {
+            let out = env.run(&args);
+            out.expect_code(65);
+            assert!(out.stderr.contains(field), "stderr must name {field}\n{}", out.describe());
+        }
+        let line = set(finished_job("imported", "Closed", days_ago(20), days_ago(10)), "retain_until", json!("2027-01-01"));
+        let out = env.import(&[line]);
+        out.expect_code(65);
+        assert!(out.stderr.contains("retain_until"), "{}", out.describe());
+        assert_eq!(env.dump_all(), before, "refused input touched the store");
     }
 }

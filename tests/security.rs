@@ -362,7 +362,7 @@ every_engine_with! { Roles;
         assert_no_password(&out);
         assert!(out.stderr.contains("sweep finished"), "trace logging was on\n{}", out.describe());
         let summary = out.json();
-        assert_eq!(summary["counts"], json!({"completed": 2, "closed": 2, "creating_idle": 1}), "{summary}");
+        assert_eq!(summary["counts"], json!({"completed": 2, "closed": 2, "creating_idle": 1, "retain_until": 0}), "{summary}");
         assert_eq!(summary["stopped_by"], "done", "{summary}");
         let run_id = summary["run_id"].as_i64().expect("run id");
 
@@ -1171,7 +1171,11 @@ fn mariadb_daemon_user_sweeps_with_the_documented_grants() {
     out.expect_code(0);
     assert_no_password(&out);
     let summary = out.json();
-    assert_eq!(summary["counts"], json!({"completed": 1, "closed": 1, "creating_idle": 1}), "{summary}");
+    assert_eq!(
+        summary["counts"],
+        json!({"completed": 1, "closed": 1, "creating_idle": 1, "retain_until": 0}),
+        "{summary}"
+    );
     assert_eq!(names_of(&env), set_of(&["young", "held"]), "exactly the eligible jobs are gone");
     assert_eq!(env.count("job_drives"), 2, "the drives of the deleted jobs went with them");
     for name in ["old-completed", "old-closed", "idle-creating"] {

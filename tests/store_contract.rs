@@ -74,6 +74,7 @@ fn job(name: &str, state: JobState, days: i64, now: DateTime<Utc>) -> Job {
         created_at: changed - DAY * 10,
         updated_at: changed,
         state_changed_at: changed,
+        retain_until: None,
         drives: Vec::new(),
     }
 }
@@ -107,7 +108,13 @@ fn jobs(now: DateTime<Utc>) -> Vec<Job> {
 fn retentions() -> Retentions {
     let days = |days: u64| Some(Duration::from_secs(days * 86_400));
     let both = |days| PerType { import: days, export: days };
-    PerPolicy { completed: both(days(90)), closed: both(days(90)), creating_idle: both(days(14)) }
+    let rules = PerPolicy {
+        completed: both(days(90)),
+        closed: both(days(90)),
+        creating_idle: both(days(14)),
+        retain_until: both(Some(Duration::ZERO)),
+    };
+    Retentions { rules, minimum: Duration::from_secs(86_400) }
 }
 
 fn cutoffs(now: DateTime<Utc>) -> Cutoffs {
@@ -223,8 +230,8 @@ every_engine! {
 
             let eligible = store.eligible_jobs(&cutoffs).await.unwrap();
             let counted = eligible.map(|_, jobs| (jobs.count, jobs.oldest));
-            assert_eq!(counted, PerPolicy { completed: (4, at(200)), closed: (1, at(100)), creating_idle: (2, at(40)) });
-            let closed_off = Cutoffs { closed: PerType::default(), ..cutoffs };
+            assert_eq!(counted, PerPolicy { completed: (4, at(200)), closed: (1, at(100)), creating_idle: (2, at(40)), retain_until: (0, None) });
+            let closed_off = Cutoffs { rules: PerRule { closed: PerType::default(), ..cutoffs.rules }, ..cutoffs };
             let eligible = store.eligible_jobs(&closed_off).await.unwrap();
             assert_eq!((eligible.closed.count, eligible.closed.oldest, eligible.completed.count), (0, None, 4));
 
@@ -256,7 +263,7 @@ every_engine! {
             assert_eq!(store.nth_eligible(&cutoffs, &retentions, 7).await.unwrap(), Some(due(&all[6])));
             assert_eq!(store.nth_eligible(&cutoffs, &retentions, 8).await.unwrap(), None, "fewer than 8 are eligible");
 
-            let horizons = cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| cutoff + DAY * 100)));
+            let horizons = Cutoffs { rules: cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| cutoff + DAY * 100))), settled: None };
             let mut forecast: Vec<ForecastCount> = store
                 .forecast(ForecastWindow { cutoffs: &cutoffs, horizons: &horizons, days: 100 })
                 .await
@@ -312,14 +319,14 @@ every_engine! {
                 cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.map(|cutoff| IdRange { cutoff, after, through, limit })))
             };
             // Every job of the seed is an import.
-            let read = store.eligible_ids(&ranges(100, None, None)).await.unwrap().map(|_, by_type| by_type.import.clone());
-            assert_eq!(read.map(|_, ids| ids.ids.len()), PerPolicy { completed: 4, closed: 1, creating_idle: 2 });
+            let read = store.eligible_ids(&ranges(100, None, None), cutoffs.settled).await.unwrap().map(|_, by_type| by_type.import.clone());
+            assert_eq!(read.map(|_, ids| ids.ids.len()), PerPolicy { completed: 4, closed: 1, creating_idle: 2, retain_until: 0 });
             assert_eq!(read.completed.last.map(|key| key.timestamp), Some(now - DAY * 100), "the key of the last");
-            let one = store.eligible_ids(&ranges(1, None, None)).await.unwrap().completed.import;
+            let one = store.eligible_ids(&ranges(1, None, None), cutoffs.settled).await.unwrap().completed.import;
             assert_eq!(one.ids, read.completed.ids[..1]);
-            let next = store.eligible_ids(&ranges(1, one.last, None)).await.unwrap().completed.import;
+            let next = store.eligible_ids(&ranges(1, one.last, None), cutoffs.settled).await.unwrap().completed.import;
             assert_eq!(next.ids, read.completed.ids[1..2], "resumes after the key");
-            let capped = store.eligible_ids(&ranges(100, None, next.last)).await.unwrap().completed.import;
+            let capped = store.eligible_ids(&ranges(100, None, next.last), cutoffs.settled).await.unwrap().completed.import;
             assert_eq!(capped.ids, read.completed.ids[..2], "up to the capped set's last job");
 
             // Changed since the read: held, moved on, deleted by hand.
@@ -369,7 +376,7 @@ every_engine! {
             assert_eq!(store.audit_page(first - 1, last, 2).await.unwrap(), oldest_first[..2]);
             assert_eq!(store.audit_page(oldest_first[1].id, last, 100).await.unwrap(), oldest_first[2..]);
 
-            let counts = PerPolicy { completed: 2, closed: 1, creating_idle: 1 };
+            let counts = PerPolicy { completed: 2, closed: 1, creating_idle: 1, retain_until: 0 };
             let paused = Pauses { pauses: 2, paused_ms: 3400 };
             let outcome = RunOutcome { status: RunStatus::Succeeded, counts, stopped_by: Some("done".into()), error: None, removed: Removed::default(), paused };
             store.finish_run(run_id, &outcome).await.unwrap();
@@ -438,6 +445,37 @@ every_engine! {
                 assert!(steps < 10_000, "release_space never finishes");
             }
             assert_eq!(store.job("other").await.unwrap().map(|job| job.name).as_deref(), Some("other"));
+        });
+    }
+}
+
+every_engine! {
+    /// docs/lifecycle.md: the `retain_until` rule is checked again by the
+    /// deleting statement: of two finished jobs whose `retain_until` had
+    /// passed when their ids were read, the one whose `retain_until` moved
+    /// into the future since is kept, the other is deleted under the policy
+    /// `retain_until`.
+    fn a_retain_until_moved_into_the_future_after_the_read_is_kept(env: &TestEnv) {
+        with_store(env, async |store: &dyn Store, now| {
+            let retained = |name: &str| Job { retain_until: Some(now - DAY), ..job(name, JobState::Completed, 2, now) };
+            store.create_jobs(&[retained("moved"), retained("due")]).await.unwrap();
+            let retentions = retentions();
+            let owner = ProcessIdentity::current();
+            let (run_id, reading) = store.begin_run(&NewRun { trigger: "purge", owner: &owner, retentions: &retentions }).await.unwrap();
+            let cutoffs = policy::cutoffs(&retentions, reading.now);
+            let mut ranges = PerRule::<Option<IdRange>>::default();
+            let cutoff = cutoffs.retain_until.import.expect("the retain_until rule is on");
+            ranges.retain_until.import = Some(IdRange { cutoff, after: None, through: None, limit: 10 });
+            let read = store.eligible_ids(&ranges, cutoffs.settled).await.unwrap().retain_until.import;
+            assert_eq!(read.ids.len(), 2, "both due: {read:?}");
+
+            store.change_job("moved", &Operation::Retain(Some(now + DAY * 365))).await.unwrap();
+            let batch = Batch { run_id, cutoffs: &cutoffs, ids: &read.ids, deleted_by: "contract@host" };
+            let deleted = store.delete_eligible(&batch).await.unwrap();
+            assert_eq!(deleted.jobs.iter().map(|job| (job.name.as_str(), job.policy)).collect::<Vec<_>>(), [("due", Policy::RetainUntil)]);
+            assert!(store.job("moved").await.unwrap().is_some(), "moved into the future: kept");
+            let audit = store.audit(&AuditSearch::newest(Some("due".into()), None), None).await.unwrap();
+            assert_eq!(audit.iter().map(|row| row.policy.as_str()).collect::<Vec<_>>(), ["retain_until"]);
         });
     }
 }

@@ -61,7 +61,7 @@ every_engine! {
         let s = env.json_env(&["purge"], &[IDLE_14D]);
         assert_eq!(s["dry_run"], false, "{s}");
         assert!(s["run_id"].is_i64(), "a real purge has a run id: {s}");
-        assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 1}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 1, "retain_until": 0}), "{s}");
         assert_eq!(s["total"], 6, "{s}");
         assert_eq!(s["stopped_by"], "done", "{s}");
         assert_eq!(s["skipped_future"], 0, "{s}");
@@ -118,7 +118,7 @@ every_engine! {
         let runs = env.json(&["runs", "list"]);
         assert_eq!(runs[0]["run_id"], run_id, "{runs}");
         assert_eq!(runs[0]["status"], "succeeded", "{runs}");
-        assert_eq!(runs[0]["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 1}), "{runs}");
+        assert_eq!(runs[0]["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 1, "retain_until": 0}), "{runs}");
         assert_eq!(runs[0]["total"], 6, "{runs}");
         assert_eq!(runs[0]["stopped_by"], "done", "{runs}");
         assert!(runs[0]["finished_at"].is_string(), "{runs}");
@@ -167,7 +167,7 @@ every_engine! {
         assert_eq!(s["dry_run"], true, "{s}");
         assert_eq!(s["run_id"], Value::Null, "{s}");
         assert_eq!(dry_run_names(&s), vec!["a-completed-300", "b-closed-290", "d-completed-200", "e-closed-150", "g-completed-91"], "{s}");
-        assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 0, "retain_until": 0}), "{s}");
         assert_eq!(s["total"], 5, "{s}");
         let a_changed = parse_ts(&env.show("a-completed-300")["state_changed_at"]);
         assert_eq!(parse_ts(&s["oldest_eligible_at"]), a_changed, "oldest_eligible_at is a-completed-300's: {s}");
@@ -179,7 +179,7 @@ every_engine! {
             vec!["c-creating-280", "a-completed-300", "b-closed-290", "d-completed-200", "f-creating-100", "e-closed-150", "g-completed-91"],
             "{s}"
         );
-        assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 2}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 3, "closed": 2, "creating_idle": 2, "retain_until": 0}), "{s}");
 
         let s = env.json(&["purge", "--dry-run", "--as-of", &ts(now() + Duration::days(365))]);
         assert!(dry_run_names(&s).contains(&"young".to_string()), "{s}");
@@ -214,7 +214,7 @@ every_engine! {
         let s = env.json(&["purge", "--max-deletes", "3", "--batch-size", "2"]);
         assert_eq!(s["total"], 3, "{s}");
         assert_eq!(s["stopped_by"], "max_deletes", "{s}");
-        assert_eq!(s["counts"], json!({"completed": 2, "closed": 1, "creating_idle": 0}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 2, "closed": 1, "creating_idle": 0, "retain_until": 0}), "{s}");
         let deleted: BTreeSet<String> = audit_names(&env.json(&["audit", "list", "--limit", "0"])).into_iter().collect();
         assert_eq!(deleted, names_set(&["el-0", "el-1", "el-2"]));
         let row = run_row(env, &s["run_id"]);
@@ -755,7 +755,7 @@ every_engine! {
         env.import_ok(&jobs);
 
         let s = env.json_env(&["purge"], &[IDLE_14D]);
-        assert_eq!(s["counts"], json!({"completed": 11_000, "closed": 1_200, "creating_idle": 300}), "{s}");
+        assert_eq!(s["counts"], json!({"completed": 11_000, "closed": 1_200, "creating_idle": 300, "retain_until": 0}), "{s}");
         assert_eq!(s["stopped_by"], "done", "{s}");
         assert_eq!(env.count("retention_audit"), 12_500);
         assert_eq!(env.scalar("SELECT count(DISTINCT job_id) FROM retention_audit"), 12_500);

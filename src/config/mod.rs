@@ -25,7 +25,7 @@ pub use settings::{
     DatabaseSettings, LogFormat, LogSettings, MetricsSettings, RetentionSettings, ScheduleSettings, Settings,
     ShutdownSettings, SslMode, TlsFile, UiSettings,
 };
-pub use values::{format_duration, format_retentions};
+pub use values::{format_duration, format_policy_retention, format_retentions};
 
 /// Command-line flags that override the loaded settings.
 #[derive(Debug, Clone, Default)]

@@ -254,14 +254,17 @@ impl RetentionSettings {
             Policy::Completed => self.completed,
             Policy::Closed => self.closed,
             Policy::CreatingIdle => self.creating_idle,
+            Policy::RetainUntil => Some(Duration::ZERO),
         }
     }
 
-    /// Each rule's retention: the type's own where `by_type` sets it, else the general one.
+    /// Each rule's retention: the type's own where `by_type` sets it, else
+    /// the general one; a job's own `retain_until` is due at that moment.
     pub fn retentions(&self) -> Retentions {
-        PerPolicy::from_fn(|policy| {
+        let rules = PerPolicy::from_fn(|policy| {
             PerType::from_fn(|job_type| self.by_type[job_type].get(policy).unwrap_or(self.general(policy)))
-        })
+        });
+        Retentions { rules, minimum: self.minimum }
     }
 
     /// `by_type` with every key set to what applies: what `check-config` shows.
@@ -314,6 +317,7 @@ impl TypeRetentions {
             Policy::Completed => self.completed,
             Policy::Closed => self.closed,
             Policy::CreatingIdle => self.creating_idle,
+            Policy::RetainUntil => None,
         }
     }
 }

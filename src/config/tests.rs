@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::layers::{known_keys, load_from};
 use super::*;
 use crate::batch::BatchSize;
-use crate::policy::{PerType, Retentions};
+use crate::policy::{PerRule, PerType, Policy, Retentions};
 
 const DAY: u64 = 86_400;
 
@@ -79,9 +79,13 @@ fn defaults() {
     assert_eq!(
         settings.retention.retentions(),
         Retentions {
-            completed: PerType::from_fn(|_| Some(Duration::from_secs(90 * DAY))),
-            closed: PerType::from_fn(|_| Some(Duration::from_secs(90 * DAY))),
-            creating_idle: PerType::default(),
+            rules: PerRule {
+                completed: PerType::from_fn(|_| Some(Duration::from_secs(90 * DAY))),
+                closed: PerType::from_fn(|_| Some(Duration::from_secs(90 * DAY))),
+                creating_idle: PerType::default(),
+                retain_until: PerType::from_fn(|_| Some(Duration::ZERO)),
+            },
+            minimum: Duration::from_secs(DAY),
         }
     );
 }
@@ -351,7 +355,10 @@ fn bad_values_name_the_key_the_value_and_the_source() {
 #[test]
 fn off_disables_a_policy_and_serializes_as_off() {
     let settings = load_text("[retention]\ncompleted = \"off\"\nclosed = \"OFF\"\ncreating_idle = \"off\"\n").unwrap();
-    assert_eq!(settings.retention.retentions(), Retentions::default());
+    let retentions = settings.retention.retentions();
+    for policy in Policy::CONFIGURED {
+        assert_eq!(retentions[policy], PerType::default(), "{policy}");
+    }
     let text = settings.to_redacted_toml();
     assert!(text.contains("completed = \"off\""), "{text}");
 }

@@ -230,7 +230,7 @@ fn retention(ret: &RetentionSettings, problems: &mut Problems<'_>) {
         ("retention.runs".to_owned(), ret.runs),
     ];
     for job_type in JobType::ALL {
-        for policy in Policy::ALL {
+        for policy in Policy::CONFIGURED {
             if let Some(value) = ret.by_type[job_type].get(policy) {
                 let name = job_type.as_str().to_lowercase();
                 values.push((format!("retention.by_type.{name}.{policy}"), value));

@@ -10,7 +10,19 @@ use std::time::Duration;
 use serde::Serializer;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::policy::PerType;
+use crate::policy::{PerType, Policy, Retentions};
+
+/// A policy's retention as the pages and `forecast` show it: for
+/// `retain_until`, the job's own moment and the least it is kept after it
+/// finished; else [`format_retentions`].
+pub fn format_policy_retention(policy: Policy, retentions: &Retentions) -> String {
+    match policy {
+        Policy::RetainUntil => {
+            format!("the job's own, at least {} after it finished", format_duration(retentions.minimum))
+        }
+        _ => format_retentions(&retentions[policy]),
+    }
+}
 
 /// A policy's retentions for both job types: one value when they agree
 /// (`90d`, `off`), else each type's (`import 90d, export 30d`).

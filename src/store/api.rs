@@ -93,8 +93,13 @@ pub trait SweepStore: Send + Sync {
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
 
     /// The ids of the next eligible jobs of each rule given a range, read
-    /// from the rules' index ranges alone, in one statement.
-    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError>;
+    /// from the rules' index ranges alone, in one statement; `settled`:
+    /// `Cutoffs::settled`.
+    async fn eligible_ids(
+        &self,
+        ranges: &PerRule<Option<IdRange>>,
+        settled: Option<DateTime<Utc>>,
+    ) -> Result<PerRule<EligibleIds>, StoreError>;
 
     /// Deletes the jobs of `batch` that are still eligible, with their
     /// drives and one audit row each, in one transaction; returns them in id

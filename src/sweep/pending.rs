@@ -99,7 +99,7 @@ impl PendingIds {
                     limit,
                 });
             }
-            let read = store.eligible_ids(&ranges).await?;
+            let read = store.eligible_ids(&ranges, self.cutoffs.settled).await?;
             for (policy, job_type) in reading {
                 let read = &read[policy][job_type];
                 self.exhausted[policy][job_type] = read.ids.len() < wanted;

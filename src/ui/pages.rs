@@ -13,7 +13,7 @@ use maud::{DOCTYPE, Markup, html};
 use super::DaemonView;
 use super::chart;
 use super::params::{BadRequest, Params};
-use crate::config::{Settings, format_duration, format_retentions};
+use crate::config::{Settings, format_duration, format_policy_retention};
 use crate::forecast::{self, DEFAULT_DAYS, Forecast, MAX_DAYS};
 use crate::model::{AuditEntry, Pauses, RunRecord, RunStatus};
 use crate::policy::{self, PerPolicy, Policy};
@@ -222,7 +222,7 @@ fn runs_table(runs: &[RunRecord], now: DateTime<Utc>) -> Markup {
             table {
                 thead { tr {
                     th.num { "Run" } th { "Status" } th { "Started (UTC)" } th.num { "Duration" }
-                    th.num { "Deleted" } th.num { "completed / closed / creating_idle" } th { "Stopped by" }
+                    th.num { "Deleted" } th.num { "completed / closed / creating_idle / retain_until" } th { "Stopped by" }
                     th.num { "Paused for replicas" }
                     th { "Trigger" } th { "Host" } th { "Error" }
                 } }
@@ -234,7 +234,7 @@ fn runs_table(runs: &[RunRecord], now: DateTime<Utc>) -> Markup {
                             td { (time(run.started_at)) }
                             td.num { (run_duration(run, now)) }
                             td.num { (run.total) }
-                            td.num.muted { (run.counts.completed) " / " (run.counts.closed) " / " (run.counts.creating_idle) }
+                            td.num.muted { (run.counts.completed) " / " (run.counts.closed) " / " (run.counts.creating_idle) " / " (run.counts.retain_until) }
                             td { (run.stopped_by.as_deref().unwrap_or("–")) }
                             td.num { (paused(run.paused)) }
                             td { (run.trigger) }
@@ -459,9 +459,9 @@ fn policies_table(settings: &Settings, figures: Option<&OverviewFigures>) -> Mar
                     @for policy in Policy::ALL {
                         tr {
                             td { (policy.as_str()) }
-                            td { (policy.state().as_str()) }
+                            td { (policy.states().iter().map(|state| state.as_str()).collect::<Vec<_>>().join(", ")) }
                             td { (policy.age_column()) }
-                            td { (format_retentions(&retentions[policy])) }
+                            td { (format_policy_retention(policy, &retentions)) }
                             @if let Some(figures) = figures {
                                 td.num { (figures.eligible[policy].count) }
                                 td { (figures.eligible[policy].oldest.map_or_else(|| "–".to_owned(), |oldest| {

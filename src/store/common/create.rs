@@ -28,6 +28,7 @@ struct JobRow<'a, T> {
     created_at: T,
     updated_at: T,
     state_changed_at: T,
+    retain_until: Option<T>,
 }
 
 /// A `job_drives` row of an insert, joined to its job by name.
@@ -83,6 +84,7 @@ fn job_row<DB: Codec>(job: &Job) -> JobRow<'_, DB::Time> {
         created_at: DB::store_time(job.created_at),
         updated_at: DB::store_time(job.updated_at),
         state_changed_at: DB::store_time(job.state_changed_at),
+        retain_until: job.retain_until.map(DB::store_time),
     }
 }
 

@@ -25,11 +25,9 @@ fn parse<T: FromStr<Err = String>, DB: Db>(row: &Row<DB>, column: &str) -> Resul
     DB::text(row, column)?.parse().map_err(StoreError::Database)
 }
 
-/// The policy that deletes jobs in the state of the row's `state` column.
+/// The policy of the row's `policy` column.
 pub(crate) fn policy<DB: Db>(row: &Row<DB>) -> Result<Policy, StoreError> {
-    let state = parse::<_, DB>(row, "state")?;
-    Policy::for_state(state)
-        .ok_or_else(|| StoreError::Database(format!("state {state} belongs to no retention policy")))
+    parse::<_, DB>(row, "policy")
 }
 
 /// The (`ts`, `id`) columns: a job's place in its policy's deletion order.
@@ -49,6 +47,7 @@ pub(crate) fn job<DB: Db>(row: &Row<DB>) -> Result<(i64, Job), StoreError> {
         created_at: DB::time(row, "created_at")?,
         updated_at: DB::time(row, "updated_at")?,
         state_changed_at: DB::time(row, "state_changed_at")?,
+        retain_until: DB::optional_time(row, "retain_until")?,
         drives: Vec::new(),
     };
     Ok((DB::int(row, "id")?, job))
@@ -97,6 +96,7 @@ pub(crate) fn run<DB: Db>(row: &Row<DB>) -> Result<RunRecord, StoreError> {
         completed: count("deleted_completed")?,
         closed: count("deleted_closed")?,
         creating_idle: count("deleted_creating_idle")?,
+        retain_until: count("deleted_retain_until")?,
     };
     Ok(RunRecord {
         run_id: DB::int(row, "id")?,
@@ -183,13 +183,8 @@ pub(crate) fn eligible<DB: Db>(row: &Row<DB>) -> Result<PerPolicy<EligibleJobs>,
 }
 
 pub(crate) fn forecast_count<DB: Db>(row: &Row<DB>) -> Result<ForecastCount, StoreError> {
-    let policy = DB::text(row, "policy")?;
-    let policy = Policy::ALL
-        .into_iter()
-        .find(|p| p.as_str() == policy)
-        .ok_or_else(|| StoreError::Database(format!("the forecast names no policy {policy:?}")))?;
     Ok(ForecastCount {
-        policy,
+        policy: policy::<DB>(row)?,
         held: DB::flag(row, "held")?,
         day: DB::int(row, "day")?,
         jobs: DB::int(row, "jobs")? as u64,

@@ -87,6 +87,7 @@ impl<D: Driver> JobStore for D {
                     job.hold_reason.as_deref().into(),
                     job.updated_at.into(),
                     job.state_changed_at.into(),
+                    job.retain_until.into(),
                 ],
             );
             D::Db::execute(On::Connection(&mut *tx), update).await?;

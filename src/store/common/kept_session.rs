@@ -13,6 +13,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use sqlx::pool::{Pool, PoolConnection};
 use sqlx::{Connection, Database};
 
@@ -87,10 +88,11 @@ impl<DB: Db> SweepSessions<DB> {
         pool: &Pool<DB>,
         statement: &'static str,
         ranges: &PerRule<Option<IdRange>>,
+        settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let mut conn = self.reading.take(pool).await?;
-        let rows =
-            DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &id_range_args(ranges))).await?;
+        let args = id_range_args(ranges, settled);
+        let rows = DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &args)).await?;
         self.reading.keep(conn);
         decode::eligible_ids::<DB>(&rows)
     }

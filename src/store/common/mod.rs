@@ -118,18 +118,21 @@ pub(crate) async fn timed_commit<DB: Database>(tx: Transaction<'_, DB>) -> Resul
 
 /// Whether each rule is enabled (in the order of `policy::RULES`), for
 /// the count of the jobs in the future of the clock.
-pub(crate) fn enabled_rules(retentions: &Retentions) -> [Arg<'static>; 6] {
+pub(crate) fn enabled_rules(retentions: &Retentions) -> [Arg<'static>; 8] {
     RULES.map(|(policy, job_type)| Arg::Flag(retentions[policy][job_type].is_some()))
 }
 
-/// Each rule's cut-off (in the order of `policy::RULES`; NULL: off).
-pub(crate) fn cutoff_args<'a>(cutoffs: &Cutoffs) -> [Arg<'a>; 6] {
-    RULES.map(|(policy, job_type)| cutoffs[policy][job_type].into())
+/// Each rule's cut-off (in the order of `policy::RULES`; NULL: off), then
+/// the newest `state_changed_at` of a job the `retain_until` rules delete.
+pub(crate) fn cutoff_args<'a>(cutoffs: &Cutoffs) -> Vec<Arg<'a>> {
+    let mut args: Vec<Arg<'a>> = RULES.map(|(policy, job_type)| cutoffs[policy][job_type].into()).into();
+    args.push(cutoffs.settled.into());
+    args
 }
 
 /// Each rule's retention in microseconds (in the order of `policy::RULES`):
 /// what moves an age timestamp to the moment the job became eligible.
-pub(crate) fn shift_args<'a>(retentions: &Retentions) -> [Arg<'a>; 6] {
+pub(crate) fn shift_args<'a>(retentions: &Retentions) -> [Arg<'a>; 8] {
     RULES.map(|(policy, job_type)| retention_micros(retentions, policy, job_type).into())
 }
 
@@ -143,7 +146,7 @@ pub(crate) fn still_eligible_args<'a>(ids: &'a [i64], cutoffs: &Cutoffs) -> Vec<
 /// Per rule (in the order of `policy::RULES`): its cut-off, the (age, id)
 /// its range starts after, the (age, id) it ends at, and its limit; a
 /// rule not read binds no cut-off and limit 0.
-pub(crate) fn id_range_args(ranges: &PerRule<Option<IdRange>>) -> Vec<Arg<'static>> {
+pub(crate) fn id_range_args(ranges: &PerRule<Option<IdRange>>, settled: Option<DateTime<Utc>>) -> Vec<Arg<'static>> {
     let start = (start_of_time(), i64::MIN);
     let mut args = Vec::with_capacity(6 * RULES.len());
     for (policy, job_type) in RULES {
@@ -158,6 +161,7 @@ pub(crate) fn id_range_args(ranges: &PerRule<Option<IdRange>>) -> Vec<Arg<'stati
         };
         args.extend([cutoff.into(), after.0.into(), after.1.into(), through.0.into(), through.1.into(), limit.into()]);
     }
+    args.push(settled.into());
     args
 }
 
@@ -170,6 +174,7 @@ pub(crate) fn outcome_args(run_id: i64, outcome: &RunOutcome) -> Vec<Arg<'_>> {
         (outcome.counts.completed as i64).into(),
         (outcome.counts.closed as i64).into(),
         (outcome.counts.creating_idle as i64).into(),
+        (outcome.counts.retain_until as i64).into(),
         outcome.stopped_by.as_deref().into(),
         outcome.error.as_deref().into(),
         (outcome.removed.audit_rows as i64).into(),

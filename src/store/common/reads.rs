@@ -45,7 +45,7 @@ impl<D: Driver> EligibleStore for D {
     /// here in the order the jobs became eligible, which is each walk's own
     /// order moved by its retention, so the first `limit` are exact.
     async fn find_eligible(&self, batch: BatchRequest<'_>) -> Result<Vec<Candidate>, StoreError> {
-        let mut args = cutoff_args(batch.cutoffs).to_vec();
+        let mut args = cutoff_args(batch.cutoffs);
         for (policy, job_type) in RULES {
             let after =
                 batch.after[policy][job_type].unwrap_or(SortKey { timestamp: start_of_time(), job_id: i64::MIN });
@@ -67,7 +67,7 @@ impl<D: Driver> EligibleStore for D {
         retentions: &Retentions,
         n: u64,
     ) -> Result<Option<SortKey>, StoreError> {
-        let mut args = cutoff_args(cutoffs).to_vec();
+        let mut args = cutoff_args(cutoffs);
         args.extend(shift_args(retentions));
         args.push(limit(Some(n)));
         let row = fetch_optional(self, Purpose::PlannedReads, D::SQL.nth_eligible, &args).await?;
@@ -75,7 +75,8 @@ impl<D: Driver> EligibleStore for D {
     }
 
     async fn forecast(&self, window: ForecastWindow<'_>) -> Result<Vec<ForecastCount>, StoreError> {
-        let mut args = [cutoff_args(window.cutoffs), cutoff_args(window.horizons)].concat();
+        let mut args = cutoff_args(window.cutoffs);
+        args.extend(cutoff_args(window.horizons).into_iter().take(RULES.len()));
         args.push(i64::from(window.days).into());
         let rows = fetch_all(self, Purpose::General, D::SQL.forecast, &args).await?;
         decode::all(&rows, decode::forecast_count::<D::Db>)

@@ -87,9 +87,8 @@ impl MariaDbStore {
         })
     }
 
-    /// A new session of its own, set up as the pool's are (every session
-    /// runs [`sql::SESSION_SETTINGS`] first), within the pool's acquire
-    /// timeout (`database.connect_timeout`).
+    /// A session of its own, set up as the pool's ([`sql::SESSION_SETTINGS`]),
+    /// within `database.connect_timeout`.
     async fn new_own(&self) -> Result<MySqlConnection, StoreError> {
         let options = (*self.pool.connect_options()).clone();
         let timeout = self.pool.options().get_acquire_timeout();
@@ -229,8 +228,7 @@ impl SweepStore for MariaDbStore {
         )
     }
 
-    /// The run's session holds its lock until `finish_run` releases it, or
-    /// until this process dies.
+    /// The run's session holds its lock until `finish_run` or this process's end.
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
         let (mut conn, readings) =
             self.own.run(sql::RUN_START_READINGS, &enabled_rules(run.retentions), || None, || self.new_own()).await?;
@@ -269,12 +267,15 @@ impl SweepStore for MariaDbStore {
         Ok(())
     }
 
-    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError> {
-        self.kept.eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
+    async fn eligible_ids(
+        &self,
+        ranges: &PerRule<Option<IdRange>>,
+        settled: Option<DateTime<Utc>>,
+    ) -> Result<PerRule<EligibleIds>, StoreError> {
+        self.kept.eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, ranges, settled).await
     }
 
-    /// Claims the jobs still eligible, writes their audit rows, deletes
-    /// them: one transaction, each statement checking eligibility again.
+    /// Claims, audits and deletes the jobs still eligible: one transaction, each statement rechecking.
     async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
         let mut ids = batch.ids.to_vec();
         ids.sort_unstable();

@@ -31,6 +31,11 @@ pub fn with_question_marks(statement: &'static str) -> &'static str {
     positional::of(statement).0
 }
 
+/// The 0-based number of the value each `?` of [`with_question_marks`] binds, in order.
+pub fn parameter_order(statement: &'static str) -> &'static [usize] {
+    positional::of(statement).1
+}
+
 /// The statements the common part runs on this engine (src/store/common/).
 pub(crate) const STATEMENTS: Statements = Statements {
     migrations_table: MIGRATIONS_TABLE,
@@ -125,7 +130,7 @@ pub const SELECT_NOW: &str = "SELECT UTC_TIMESTAMP(6) AS now";
 macro_rules! job_columns {
     () => {
         "id, name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
-         created_at, updated_at, state_changed_at"
+         created_at, updated_at, state_changed_at, retain_until"
     };
 }
 
@@ -174,14 +179,15 @@ pub const SELECT_TAKEN_NAMES: &str = "SELECT j.name \
 /// RFC 3339 `Z` is a truncation warning, an error in strict mode).
 /// $1: JSON array of job objects.
 pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, \
-       hold_reason, created_at, updated_at, state_changed_at) \
+       hold_reason, created_at, updated_at, state_changed_at, retain_until) \
      SELECT name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, created_at, updated_at, \
-       state_changed_at \
+       state_changed_at, retain_until \
      FROM JSON_TABLE($1, '$[*]' COLUMNS (ord FOR ORDINALITY, name VARCHAR(64) PATH '$.name', \
        job_type VARCHAR(16) PATH '$.job_type', state VARCHAR(16) PATH '$.state', \
        cancel_requested BOOLEAN PATH '$.cancel_requested', cancel_requested_at DATETIME(6) PATH '$.cancel_requested_at', \
        hold_reason VARCHAR(500) PATH '$.hold_reason', created_at DATETIME(6) PATH '$.created_at', \
-       updated_at DATETIME(6) PATH '$.updated_at', state_changed_at DATETIME(6) PATH '$.state_changed_at')) AS x \
+       updated_at DATETIME(6) PATH '$.updated_at', state_changed_at DATETIME(6) PATH '$.state_changed_at', \
+       retain_until DATETIME(6) PATH '$.retain_until')) AS x \
      ORDER BY ord";
 
 /// $1: JSON array of `{job_name, drive_id, state, bytes}`.
@@ -192,10 +198,10 @@ pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state
        bytes BIGINT PATH '$.bytes')) AS d \
      STRAIGHT_JOIN jobs AS j ON j.name = d.job_name";
 
-/// $1: id; $2–$7: state, cancel_requested, cancel_requested_at,
-/// hold_reason, updated_at, state_changed_at.
+/// $1: id; $2–$8: state, cancel_requested, cancel_requested_at,
+/// hold_reason, updated_at, state_changed_at, retain_until.
 pub const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, cancel_requested = $3, cancel_requested_at = $4, \
-     hold_reason = $5, updated_at = $6, state_changed_at = $7 WHERE id = $1";
+     hold_reason = $5, updated_at = $6, state_changed_at = $7, retain_until = $8 WHERE id = $1";
 
 macro_rules! audit_columns {
     () => {
@@ -223,7 +229,8 @@ pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = $1";
 macro_rules! run_columns {
     () => {
         "id, `trigger`, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed, pauses, paused_ms"
+         deleted_creating_idle, deleted_retain_until, stopped_by, error, host, pid, audit_rows_removed, runs_removed, \
+         pauses, paused_ms"
     };
 }
 
@@ -236,43 +243,67 @@ macro_rules! run_columns {
 // died (lock free) from one still working, whichever host it runs on.
 // Galera (`wsrep_on`) refuses `GET_LOCK`.
 
-/// The six rules' parts of a statement, in the order of `policy::RULES`
-/// (completed, closed, creating_idle; each for Import, then Export): each is
-/// `$rule!(policy, state, type, name, its parameters…)`, joined by `$sep`.
+/// The eight rules' parts of a statement, in the order of `policy::RULES`
+/// (completed, closed, creating_idle, retain_until; each for Import, then
+/// Export): each is `$rule!(policy, type, clock-skew column, name, its
+/// parameters…, bound)`, joined by `$sep`. The bound, for a `retain_until`
+/// rule, is the parameter of `Cutoffs::settled` its jobs' `state_changed_at`
+/// must not pass (`jobs_by_retention` carries that column).
 macro_rules! for_each_rule {
-    ($rule:ident, $sep:literal, [$($p1:tt),*], [$($p2:tt),*], [$($p3:tt),*], [$($p4:tt),*], [$($p5:tt),*], [$($p6:tt),*]) => {
+    ($rule:ident, $sep:literal, $settled:literal, [$($p1:tt),*], [$($p2:tt),*], [$($p3:tt),*], [$($p4:tt),*],
+     [$($p5:tt),*], [$($p6:tt),*], [$($p7:tt),*], [$($p8:tt),*]) => {
         concat!(
-            $rule!("completed", "Completed", "Import", "completed_import", $($p1),*), $sep,
-            $rule!("completed", "Completed", "Export", "completed_export", $($p2),*), $sep,
-            $rule!("closed", "Closed", "Import", "closed_import", $($p3),*), $sep,
-            $rule!("closed", "Closed", "Export", "closed_export", $($p4),*), $sep,
-            $rule!("creating_idle", "Creating", "Import", "creating_idle_import", $($p5),*), $sep,
-            $rule!("creating_idle", "Creating", "Export", "creating_idle_export", $($p6),*)
+            for_each_aged_rule!($rule, $sep, [$($p1),*], [$($p2),*], [$($p3),*], [$($p4),*], [$($p5),*], [$($p6),*]),
+            $sep,
+            $rule!("retain_until", "Import", "state_changed_at", "retain_until_import", $($p7,)*
+                   concat!(" AND state_changed_at <= ", $settled)), $sep,
+            $rule!("retain_until", "Export", "state_changed_at", "retain_until_export", $($p8,)*
+                   concat!(" AND state_changed_at <= ", $settled))
         )
     };
 }
 
-/// One rule's entries of `jobs_by_retention` (policy, then type, then age).
+/// The rules of the policies the configuration sets, as [`for_each_rule`] lists them.
+macro_rules! for_each_aged_rule {
+    ($rule:ident, $sep:literal, [$($p1:tt),*], [$($p2:tt),*], [$($p3:tt),*], [$($p4:tt),*], [$($p5:tt),*],
+     [$($p6:tt),*]) => {
+        concat!(
+            $rule!("completed", "Import", "retention_age", "completed_import", $($p1,)* ""), $sep,
+            $rule!("completed", "Export", "retention_age", "completed_export", $($p2,)* ""), $sep,
+            $rule!("closed", "Import", "retention_age", "closed_import", $($p3,)* ""), $sep,
+            $rule!("closed", "Export", "retention_age", "closed_export", $($p4,)* ""), $sep,
+            $rule!("creating_idle", "Import", "retention_age", "creating_idle_import", $($p5,)* ""), $sep,
+            $rule!("creating_idle", "Export", "retention_age", "creating_idle_export", $($p6,)* "")
+        )
+    };
+}
+
+/// One rule's entries of `jobs_by_retention` (policy, then type, then age), and its bound.
 macro_rules! rule_jobs {
-    ($policy:literal, $type:literal) => {
+    ($policy:literal, $type:literal, $settled:expr) => {
         concat!(
             "FROM jobs FORCE INDEX (jobs_by_retention) WHERE retention_policy = '",
             $policy,
             "' AND job_type = '",
             $type,
-            "'"
+            "'",
+            $settled
         )
     };
 }
 
 macro_rules! future_of {
-    ($policy:literal, $state:literal, $type:literal, $name:literal, $flag:literal) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $flag:literal, $settled:expr) => {
         concat!(
             "(SELECT COUNT(*) ",
-            rule_jobs!($policy, $type),
+            rule_jobs!($policy, $type, ""),
             " AND ",
             $flag,
-            " AND retention_age > UTC_TIMESTAMP(6) AND retention_age > SYSDATE(6))"
+            " AND ",
+            $skew,
+            " > UTC_TIMESTAMP(6) AND ",
+            $skew,
+            " > SYSDATE(6))"
         )
     };
 }
@@ -284,14 +315,18 @@ macro_rules! future_of {
 /// job counts only if it is also after `SYSDATE(6)`, read as each row is
 /// (after the read view opened, so after that job's write). The range on
 /// `UTC_TIMESTAMP(6)`, a constant, keeps each count on its rule's index
-/// range. $1–$6: whether each rule is enabled.
+/// range (a `retain_until` rule's jobs are counted by `state_changed_at`,
+/// along its whole range). $1–$8: whether each rule is enabled.
 macro_rules! future_jobs {
     () => {
-        concat!(for_each_rule!(future_of, " + ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]), " AS future")
+        concat!(
+            for_each_rule!(future_of, " + ", "", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"], ["$7"], ["$8"]),
+            " AS future"
+        )
     };
 }
 
-/// A dry run's clock and `future_jobs!`. $1–$6: the `future_jobs!` flags.
+/// A dry run's clock and `future_jobs!`. $1–$8: the `future_jobs!` flags.
 pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", future_jobs!());
 
 /// The first statement of a run's start, on the session that will hold its
@@ -299,7 +334,7 @@ pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", fut
 /// `running` whose lock is free (their process died; a live run's session
 /// holds it), as a JSON array of `{id, host, pid}` or NULL. A read, so that
 /// `IS_FREE_LOCK` never reaches the binary log; [`MARK_RUN_ABANDONED`]
-/// then marks each. $1–$6: the `future_jobs!` flags.
+/// then marks each. $1–$8: the `future_jobs!` flags.
 pub const RUN_START_READINGS: &str = concat!(
     "SELECT UTC_TIMESTAMP(6) AS now, ",
     future_jobs!(),
@@ -321,12 +356,13 @@ pub const INSERT_RUN: &str = "INSERT INTO retention_runs (`trigger`, status, sta
      VALUES ($1, 'running', UTC_TIMESTAMP(6), $2, $3, $4) \
      RETURNING id, GET_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id), 0) AS locked";
 
-/// Records how a run ended. $1: id; $2–$11: status, deleted_completed,
-/// deleted_closed, deleted_creating_idle, stopped_by, error,
-/// audit_rows_removed, runs_removed, pauses, paused_ms.
+/// Records how a run ended. $1: id; $2–$12: status, deleted_completed,
+/// deleted_closed, deleted_creating_idle, deleted_retain_until, stopped_by,
+/// error, audit_rows_removed, runs_removed, pauses, paused_ms.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = UTC_TIMESTAMP(6), \
-     deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7, \
-     audit_rows_removed = $8, runs_removed = $9, pauses = $10, paused_ms = $11 WHERE id = $1";
+     deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, deleted_retain_until = $6, \
+     stopped_by = $7, error = $8, audit_rows_removed = $9, runs_removed = $10, pauses = $11, paused_ms = $12 \
+     WHERE id = $1";
 
 /// Releases a run's lock, on its own session, after [`FINISH_RUN`]
 /// committed: a sweep that finds the lock free then sees the run finished.
@@ -342,16 +378,16 @@ pub const END_LEAD: &str = "SELECT RELEASE_LOCK(CONCAT('retentiond.lead.', DATAB
 // --- What is eligible ---
 
 macro_rules! count_of {
-    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $cutoff:literal, $settled:expr) => {
         concat!(
             "(SELECT COUNT(*) ",
-            rule_jobs!($policy, $type),
+            rule_jobs!($policy, $type, $settled),
             " AND retention_age <= ",
             $cutoff,
             ") AS ",
             $name,
             ", (SELECT MIN(retention_age) ",
-            rule_jobs!($policy, $type),
+            rule_jobs!($policy, $type, $settled),
             " AND retention_age <= ",
             $cutoff,
             ") AS ",
@@ -363,9 +399,11 @@ macro_rules! count_of {
 
 /// How many jobs each rule finds eligible and the oldest: a range of
 /// `jobs_by_retention` each, read from the index alone.
-/// $1–$6: each rule's cut-off (NULL = off).
-pub const COUNT_ELIGIBLE: &str =
-    concat!("SELECT ", for_each_rule!(count_of, ", ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]));
+/// $1–$8: each rule's cut-off (NULL = off); $9: `Cutoffs::settled`.
+pub const COUNT_ELIGIBLE: &str = concat!(
+    "SELECT ",
+    for_each_rule!(count_of, ", ", "$9", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"], ["$7"], ["$8"])
+);
 
 /// A cursor (age, id) of a rule's walk, written out column by column.
 macro_rules! after {
@@ -375,66 +413,76 @@ macro_rules! after {
 }
 
 macro_rules! eligible_of {
-    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $after_at:literal,
-     $after_id:literal) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal, $settled:expr) => {
         concat!(
-            "(SELECT id, name, state, job_type, retention_age AS ts ",
-            rule_jobs!($policy, $type),
+            "(SELECT id, name, '",
+            $policy,
+            "' AS policy, job_type, retention_age AS ts ",
+            rule_jobs!($policy, $type, $settled),
             " AND retention_age <= ",
             $cutoff,
             after!($after_at, $after_id),
-            " ORDER BY retention_age, id LIMIT $19)"
+            " ORDER BY retention_age, id LIMIT $26)"
         )
     };
 }
 
 /// The dry run's next jobs: each rule's walk along `jobs_by_retention` from
-/// its cursor up to its cut-off, at most $19 rows each; the store merges
-/// them in the order the jobs became eligible. $1–$6: each rule's cut-off
-/// (NULL = off); $7/$8 … $17/$18: each rule's cursor (timestamp, id); $19: limit.
+/// its cursor up to its cut-off, at most $26 rows each; the store merges
+/// them in the order the jobs became eligible. $1–$8: each rule's cut-off
+/// (NULL = off); $9: `Cutoffs::settled`; $10/$11 … $24/$25: each rule's
+/// cursor (timestamp, id); $26: limit.
 pub const SELECT_ELIGIBLE: &str = for_each_rule!(
     eligible_of,
     " UNION ALL ",
-    ["$1", "$7", "$8"],
-    ["$2", "$9", "$10"],
-    ["$3", "$11", "$12"],
-    ["$4", "$13", "$14"],
-    ["$5", "$15", "$16"],
-    ["$6", "$17", "$18"]
+    "$9",
+    ["$1", "$10", "$11"],
+    ["$2", "$12", "$13"],
+    ["$3", "$14", "$15"],
+    ["$4", "$16", "$17"],
+    ["$5", "$18", "$19"],
+    ["$6", "$20", "$21"],
+    ["$7", "$22", "$23"],
+    ["$8", "$24", "$25"]
 );
 
 macro_rules! due_of {
-    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $shift:literal) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $cutoff:literal, $shift:literal, $settled:expr) => {
         concat!(
             "(SELECT retention_age + INTERVAL ",
             $shift,
             " MICROSECOND AS ts, id ",
-            rule_jobs!($policy, $type),
+            rule_jobs!($policy, $type, $settled),
             " AND retention_age <= ",
             $cutoff,
-            " ORDER BY retention_age, id LIMIT $13)"
+            " ORDER BY retention_age, id LIMIT $18)"
         )
     };
 }
 
-/// The $13-th eligible job over all rules in the order they became eligible
+/// The $18-th eligible job over all rules in the order they became eligible
 /// (age timestamp plus the rule's retention, then id), as that moment and
 /// its id: the last job of a capped sweep's set. Each rule's walk, at most
-/// $13 entries from the index alone, merged and numbered (`OFFSET` takes no
-/// expression). $1–$6: each rule's cut-off (NULL = off); $7–$12: its retention (µs).
+/// $18 entries from the index alone, merged and numbered (`OFFSET` takes no
+/// expression). $1–$8: each rule's cut-off (NULL = off); $9:
+/// `Cutoffs::settled`; $10–$17: its retention (µs).
 pub const SELECT_NTH_ELIGIBLE: &str = concat!(
     "SELECT ts, id FROM (SELECT ts, id, ROW_NUMBER() OVER (ORDER BY ts, id) AS place FROM (",
     for_each_rule!(
         due_of,
         " UNION ALL ",
-        ["$1", "$7"],
-        ["$2", "$8"],
-        ["$3", "$9"],
-        ["$4", "$10"],
-        ["$5", "$11"],
-        ["$6", "$12"]
+        "$9",
+        ["$1", "$10"],
+        ["$2", "$11"],
+        ["$3", "$12"],
+        ["$4", "$13"],
+        ["$5", "$14"],
+        ["$6", "$15"],
+        ["$7", "$16"],
+        ["$8", "$17"]
     ),
-    ") AS eligible) AS ranked WHERE place = $13"
+    ") AS eligible) AS ranked WHERE place = $18"
 );
 
 /// One rule's part of [`SELECT_ELIGIBLE_IDS`]: one range of
@@ -442,13 +490,13 @@ pub const SELECT_NTH_ELIGIBLE: &str = concat!(
 /// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
 /// Parameters: cut-off, cursor (age, id), bound (age, id), limit.
 macro_rules! eligible_ids_of {
-    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $after_at:literal,
-     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $cutoff:literal, $after_at:literal,
+     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal, $settled:expr) => {
         concat!(
             "(SELECT '",
-            $state,
-            "' AS state, job_type, retention_age AS ts, id ",
-            rule_jobs!($policy, $type),
+            $policy,
+            "' AS policy, job_type, retention_age AS ts, id ",
+            rule_jobs!($policy, $type, $settled),
             " AND retention_age <= ",
             $cutoff,
             after!($after_at, $after_id),
@@ -468,16 +516,19 @@ macro_rules! eligible_ids_of {
 /// The next ids of every rule's eligible jobs, in one statement (an idle
 /// sweep reads nothing else): per rule, in the order of `policy::RULES`,
 /// its cut-off, cursor (age, id), bound (age, id) and limit, $1–$6, …,
-/// $31–$36; a rule not read has no cut-off and limit 0.
+/// $43–$48; a rule not read has no cut-off and limit 0. $49: `Cutoffs::settled`.
 pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
     eligible_ids_of,
     " UNION ALL ",
+    "$49",
     ["$1", "$2", "$3", "$4", "$5", "$6"],
     ["$7", "$8", "$9", "$10", "$11", "$12"],
     ["$13", "$14", "$15", "$16", "$17", "$18"],
     ["$19", "$20", "$21", "$22", "$23", "$24"],
     ["$25", "$26", "$27", "$28", "$29", "$30"],
-    ["$31", "$32", "$33", "$34", "$35", "$36"]
+    ["$31", "$32", "$33", "$34", "$35", "$36"],
+    ["$37", "$38", "$39", "$40", "$41", "$42"],
+    ["$43", "$44", "$45", "$46", "$47", "$48"]
 );
 
 // --- A sweep's batch: three statements and a commit, one transaction ---
@@ -492,15 +543,28 @@ pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
 // optimizer. Each writing statement is deterministic for its list, so it
 // replicates alike in statement-based binary logs.
 
-/// Whether the row `j` is still eligible. $2–$7: each rule's cut-off (in
-/// the order of `policy::RULES`; NULL = off: a comparison with NULL is not true).
+/// Whether the row `j` is still eligible. $2–$9: each rule's cut-off (in
+/// the order of `policy::RULES`; NULL = off: a comparison with NULL is not
+/// true); $10: `Cutoffs::settled`.
 macro_rules! still_eligible {
     () => {
-        "j.hold_reason IS NULL AND CASE j.state \
-           WHEN 'Completed' THEN j.state_changed_at <= CASE j.job_type WHEN 'Import' THEN $2 ELSE $3 END \
-           WHEN 'Closed' THEN j.state_changed_at <= CASE j.job_type WHEN 'Import' THEN $4 ELSE $5 END \
-           WHEN 'Creating' THEN j.updated_at <= CASE j.job_type WHEN 'Import' THEN $6 ELSE $7 END \
+        "j.hold_reason IS NULL AND CASE \
+           WHEN j.retain_until IS NOT NULL AND j.state IN ('Completed', 'Closed') THEN \
+             j.retain_until <= CASE j.job_type WHEN 'Import' THEN $8 ELSE $9 END AND j.state_changed_at <= $10 \
+           WHEN j.state = 'Completed' THEN j.state_changed_at <= CASE j.job_type WHEN 'Import' THEN $2 ELSE $3 END \
+           WHEN j.state = 'Closed' THEN j.state_changed_at <= CASE j.job_type WHEN 'Import' THEN $4 ELSE $5 END \
+           WHEN j.state = 'Creating' THEN j.updated_at <= CASE j.job_type WHEN 'Import' THEN $6 ELSE $7 END \
            ELSE FALSE END"
+    };
+}
+
+/// The row `j`'s policy: `retain_until` for a finished job with a moment
+/// of its own, else its state's.
+macro_rules! policy_of_row {
+    () => {
+        "CASE WHEN j.retain_until IS NOT NULL AND j.state IN ('Completed', 'Closed') THEN 'retain_until' \
+              WHEN j.state = 'Completed' THEN 'completed' WHEN j.state = 'Closed' THEN 'closed' \
+              ELSE 'creating_idle' END"
     };
 }
 
@@ -517,11 +581,13 @@ macro_rules! listed_jobs {
 /// for (and, at READ COMMITTED, a row found no longer eligible is unlocked
 /// at once). Returns what the batch's log events and the caller need, and
 /// the clock, written as `deleted_at` into the audit rows. $1: JSON
-/// array of job ids (sorted, so locks are taken in id order); $2–$7: the
+/// array of job ids (sorted, so locks are taken in id order); $2–$10: the
 /// cut-offs.
 pub const CLAIM_ELIGIBLE: &str = concat!(
-    "SELECT j.id, j.name, j.job_type, j.state, j.cancel_requested, j.created_at, j.state_changed_at, \
-       CASE j.state WHEN 'Creating' THEN j.updated_at ELSE j.state_changed_at END AS ts, \
+    "SELECT j.id, j.name, j.job_type, j.state, j.cancel_requested, j.created_at, j.state_changed_at, ",
+    policy_of_row!(),
+    " AS policy, CASE WHEN j.retain_until IS NOT NULL AND j.state IN ('Completed', 'Closed') THEN j.retain_until \
+       WHEN j.state = 'Creating' THEN j.updated_at ELSE j.state_changed_at END AS ts, \
        UTC_TIMESTAMP(6) AS deleted_at",
     listed_jobs!(),
     still_eligible!(),
@@ -530,14 +596,14 @@ pub const CLAIM_ELIGIBLE: &str = concat!(
 
 /// One audit row per claimed job, copied from its row, in id order. The
 /// affected-row count must equal the claimed count. $1: JSON array of the
-/// claimed ids; $2–$7: the cut-offs; $8: run id; $9: deleted_by; $10:
+/// claimed ids; $2–$10: the cut-offs; $11: run id; $12: deleted_by; $13:
 /// deleted_at (from the claim).
 pub const AUDIT_CLAIMED: &str = concat!(
     "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, cancel_requested, \
        created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT $8, j.id, j.name, j.job_type, \
-       CASE j.state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-       j.state, j.cancel_requested, j.created_at, j.state_changed_at, $10, $9",
+     SELECT $11, j.id, j.name, j.job_type, ",
+    policy_of_row!(),
+    ", j.state, j.cancel_requested, j.created_at, j.state_changed_at, $13, $12",
     listed_jobs!(),
     still_eligible!(),
     " ORDER BY j.id"
@@ -546,7 +612,7 @@ pub const AUDIT_CLAIMED: &str = concat!(
 /// Deletes the claimed jobs, eligibility checked again in the deleting
 /// statement; their drives go by the foreign key's cascade. The
 /// affected-row count (jobs only) must equal the claimed count, else the
-/// transaction is rolled back. $1: JSON array of the claimed ids; $2–$7:
+/// transaction is rolled back. $1: JSON array of the claimed ids; $2–$10:
 /// the cut-offs.
 pub const DELETE_CLAIMED: &str = concat!("DELETE j", listed_jobs!(), still_eligible!());
 
@@ -659,17 +725,43 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
 /// by day (at most the window's days). Day k holds the timestamps in
 /// (cut-off + k days, cut-off + k + 1 days].
 macro_rules! rule_days {
-    ($policy:literal, $state:literal, $type:literal, $name:literal, $cutoff:literal, $horizon:literal) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $cutoff:literal, $horizon:literal,
+     $settled:expr) => {
         concat!(
             "SELECT '",
             $policy,
             "' AS policy, FALSE AS held, (TIMESTAMPDIFF(MICROSECOND, ",
             $cutoff,
             ", retention_age) - 1) DIV 86400000000 AS day, COUNT(*) AS jobs ",
-            rule_jobs!($policy, $type),
+            rule_jobs!($policy, $type, $settled),
             " AND retention_age > ",
             $cutoff,
             " AND retention_age <= ",
+            $horizon,
+            " GROUP BY day"
+        )
+    };
+}
+
+/// A `retain_until` rule's jobs becoming eligible within the window, per
+/// day: due at the later of `retain_until` and the final state's start plus
+/// `retention.minimum` (now minus the settled cut-off), read from its range
+/// of `jobs_by_retention` up to the horizon.
+macro_rules! retained_days {
+    ($type:literal, $now:literal, $horizon:literal) => {
+        concat!(
+            "SELECT 'retain_until', FALSE, (TIMESTAMPDIFF(MICROSECOND, ",
+            $now,
+            ", due) - 1) DIV 86400000000 AS day, COUNT(*) FROM (SELECT GREATEST(retention_age, state_changed_at + \
+             INTERVAL TIMESTAMPDIFF(MICROSECOND, $9, ",
+            $now,
+            ") MICROSECOND) AS due ",
+            rule_jobs!("retain_until", $type, ""),
+            " AND retention_age <= ",
+            $horizon,
+            ") AS retained WHERE due > ",
+            $now,
+            " AND due <= ",
             $horizon,
             " GROUP BY day"
         )
@@ -680,34 +772,45 @@ macro_rules! rule_days {
 /// window, counted per rule (labelled with the policy) and day (day 0: the
 /// next 24 hours; a job whose timestamp lies exactly `retention + k days`
 /// ago on day k-1); held jobs apart, from the `jobs_held` range, those
-/// already past it on day -1. $1–$6: each rule's cut-off (NULL = off);
-/// $7–$12: those cut-offs plus the window ($13, its days, is implied).
+/// already past it on day -1. $1–$8: each rule's cut-off (NULL = off); $9:
+/// `Cutoffs::settled`; $10–$17: those cut-offs plus the window ($18, its
+/// days, is implied).
 pub const FORECAST: &str = concat!(
-    for_each_rule!(
+    for_each_aged_rule!(
         rule_days,
         " UNION ALL ",
-        ["$1", "$7"],
-        ["$2", "$8"],
-        ["$3", "$9"],
-        ["$4", "$10"],
-        ["$5", "$11"],
-        ["$6", "$12"]
+        ["$1", "$10"],
+        ["$2", "$11"],
+        ["$3", "$12"],
+        ["$4", "$13"],
+        ["$5", "$14"],
+        ["$6", "$15"]
     ),
+    " UNION ALL ",
+    retained_days!("Import", "$7", "$16"),
+    " UNION ALL ",
+    retained_days!("Export", "$8", "$17"),
     " UNION ALL \
      SELECT policy, TRUE, \
             CASE WHEN ts <= cutoff THEN -1 ELSE (TIMESTAMPDIFF(MICROSECOND, cutoff, ts) - 1) DIV 86400000000 END AS day, \
             COUNT(*) \
-       FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END \
-                      AS policy, \
-                    CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                    CASE CONCAT(state, job_type) WHEN 'CompletedImport' THEN $1 WHEN 'CompletedExport' THEN $2 \
+       FROM (SELECT ",
+    policy_of_row!(),
+    " AS policy, \
+                    CASE WHEN j.retain_until IS NOT NULL AND j.state IN ('Completed', 'Closed') \
+                           THEN GREATEST(j.retain_until, j.state_changed_at \
+                                  + INTERVAL TIMESTAMPDIFF(MICROSECOND, $9, $7) MICROSECOND) \
+                         WHEN j.state = 'Creating' THEN j.updated_at ELSE j.state_changed_at END AS ts, \
+                    CASE WHEN j.retain_until IS NOT NULL AND j.state IN ('Completed', 'Closed') THEN $7 \
+                      ELSE CASE CONCAT(j.state, j.job_type) WHEN 'CompletedImport' THEN $1 WHEN 'CompletedExport' THEN $2 \
                       WHEN 'ClosedImport' THEN $3 WHEN 'ClosedExport' THEN $4 WHEN 'CreatingImport' THEN $5 \
-                      ELSE $6 END AS cutoff, \
-                    CASE CONCAT(state, job_type) WHEN 'CompletedImport' THEN $7 WHEN 'CompletedExport' THEN $8 \
-                      WHEN 'ClosedImport' THEN $9 WHEN 'ClosedExport' THEN $10 WHEN 'CreatingImport' THEN $11 \
-                      ELSE $12 END AS horizon \
-               FROM jobs FORCE INDEX (jobs_held) \
-              WHERE held_created_at IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) AS held \
+                      ELSE $6 END END AS cutoff, \
+                    CASE WHEN j.retain_until IS NOT NULL AND j.state IN ('Completed', 'Closed') THEN $16 \
+                      ELSE CASE CONCAT(j.state, j.job_type) WHEN 'CompletedImport' THEN $10 WHEN 'CompletedExport' THEN $11 \
+                      WHEN 'ClosedImport' THEN $12 WHEN 'ClosedExport' THEN $13 WHEN 'CreatingImport' THEN $14 \
+                      ELSE $15 END END AS horizon \
+               FROM jobs AS j FORCE INDEX (jobs_held) \
+              WHERE j.held_created_at IS NOT NULL AND j.state IN ('Completed', 'Closed', 'Creating')) AS held \
       WHERE ts <= horizon GROUP BY policy, day"
 );
 

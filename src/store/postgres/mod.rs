@@ -195,8 +195,13 @@ impl SweepStore for PostgresStore {
         Ok(())
     }
 
-    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError> {
-        self.sessions.kept.eligible_ids(&self.sessions.index_order_pool, sql::SELECT_ELIGIBLE_IDS, ranges).await
+    async fn eligible_ids(
+        &self,
+        ranges: &PerRule<Option<IdRange>>,
+        settled: Option<DateTime<Utc>>,
+    ) -> Result<PerRule<EligibleIds>, StoreError> {
+        let pool = &self.sessions.index_order_pool;
+        self.sessions.kept.eligible_ids(pool, sql::SELECT_ELIGIBLE_IDS, ranges, settled).await
     }
 
     /// One statement deletes the jobs and writes their audit rows, and

@@ -46,7 +46,7 @@ pub const SELECT_NOW: &str = "SELECT now() AS now";
 macro_rules! job_columns {
     () => {
         "id, name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
-         created_at, updated_at, state_changed_at"
+         created_at, updated_at, state_changed_at, retain_until"
     };
 }
 
@@ -71,12 +71,12 @@ pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name = ANY($1)
 
 /// $1: JSON array of job objects.
 pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, \
-     hold_reason, created_at, updated_at, state_changed_at) \
+     hold_reason, created_at, updated_at, state_changed_at, retain_until) \
      SELECT name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, created_at, updated_at, \
-            state_changed_at \
+            state_changed_at, retain_until \
      FROM jsonb_to_recordset($1::jsonb) AS x(name text, job_type text, state text, cancel_requested boolean, \
           cancel_requested_at timestamptz, hold_reason text, created_at timestamptz, updated_at timestamptz, \
-          state_changed_at timestamptz)";
+          state_changed_at timestamptz, retain_until timestamptz)";
 
 /// $1: JSON array of `{job_name, drive_id, state, bytes}`.
 pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state, bytes) \
@@ -85,7 +85,7 @@ pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state
      JOIN jobs ON jobs.name = d.job_name";
 
 pub const UPDATE_JOB: &str = "UPDATE jobs SET state = $2, cancel_requested = $3, cancel_requested_at = $4, \
-     hold_reason = $5, updated_at = $6, state_changed_at = $7 WHERE id = $1";
+     hold_reason = $5, updated_at = $6, state_changed_at = $7, retain_until = $8 WHERE id = $1";
 
 macro_rules! audit_columns {
     () => {
@@ -109,44 +109,74 @@ pub const DELETE_JOB_AUDITED: &str = concat!(
 macro_rules! run_columns {
     () => {
         "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed, pauses, paused_ms"
+         deleted_creating_idle, deleted_retain_until, stopped_by, error, host, pid, audit_rows_removed, runs_removed, \
+         pauses, paused_ms"
     };
 }
 
-/// The six rules' parts of a statement, in the order of `policy::RULES`
-/// (completed, closed, creating_idle; each for Import, then Export): each is
-/// `$rule!(state, type, age column, name, its parameters…)`, joined by `$sep`.
+/// The eight rules' parts of a statement, in the order of `policy::RULES`
+/// (completed, closed, creating_idle, retain_until; each for Import, then
+/// Export): each is `$rule!(predicate, policy, type, age column, clock-skew
+/// column, name, its parameters…, bound)`, joined by `$sep`. The predicate
+/// is its partial index's besides type and hold; the bound, for a
+/// `retain_until` rule, is the parameter of `Cutoffs::settled` its jobs'
+/// `state_changed_at` must not pass (the index carries that column).
 macro_rules! for_each_rule {
-    ($rule:ident, $sep:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*], [$($p4:literal),*], [$($p5:literal),*], [$($p6:literal),*]) => {
+    ($rule:ident, $sep:literal, $settled:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*],
+     [$($p4:literal),*], [$($p5:literal),*], [$($p6:literal),*], [$($p7:literal),*], [$($p8:literal),*]) => {
         concat!(
-            $rule!("Completed", "Import", "state_changed_at", "completed_import", $($p1),*), $sep,
-            $rule!("Completed", "Export", "state_changed_at", "completed_export", $($p2),*), $sep,
-            $rule!("Closed", "Import", "state_changed_at", "closed_import", $($p3),*), $sep,
-            $rule!("Closed", "Export", "state_changed_at", "closed_export", $($p4),*), $sep,
-            $rule!("Creating", "Import", "updated_at", "creating_idle_import", $($p5),*), $sep,
-            $rule!("Creating", "Export", "updated_at", "creating_idle_export", $($p6),*)
+            for_each_aged_rule!($rule, $sep, [$($p1),*], [$($p2),*], [$($p3),*], [$($p4),*], [$($p5),*], [$($p6),*]),
+            $sep,
+            $rule!("state IN ('Completed', 'Closed') AND retain_until IS NOT NULL", "retain_until", "Import",
+                   "retain_until", "state_changed_at", "retain_until_import", $($p7,)*
+                   concat!(" AND state_changed_at <= ", $settled, "::timestamptz")), $sep,
+            $rule!("state IN ('Completed', 'Closed') AND retain_until IS NOT NULL", "retain_until", "Export",
+                   "retain_until", "state_changed_at", "retain_until_export", $($p8,)*
+                   concat!(" AND state_changed_at <= ", $settled, "::timestamptz"))
         )
     };
 }
 
-/// One rule's jobs: its state, type and hold, the predicate of its partial index.
+/// The rules of the policies the configuration sets, as [`for_each_rule`] lists them.
+macro_rules! for_each_aged_rule {
+    ($rule:ident, $sep:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*], [$($p4:literal),*],
+     [$($p5:literal),*], [$($p6:literal),*]) => {
+        concat!(
+            $rule!("state = 'Completed' AND retain_until IS NULL", "completed", "Import", "state_changed_at",
+                   "state_changed_at", "completed_import", $($p1,)* ""), $sep,
+            $rule!("state = 'Completed' AND retain_until IS NULL", "completed", "Export", "state_changed_at",
+                   "state_changed_at", "completed_export", $($p2,)* ""), $sep,
+            $rule!("state = 'Closed' AND retain_until IS NULL", "closed", "Import", "state_changed_at",
+                   "state_changed_at", "closed_import", $($p3,)* ""), $sep,
+            $rule!("state = 'Closed' AND retain_until IS NULL", "closed", "Export", "state_changed_at",
+                   "state_changed_at", "closed_export", $($p4,)* ""), $sep,
+            $rule!("state = 'Creating'", "creating_idle", "Import", "updated_at", "updated_at",
+                   "creating_idle_import", $($p5,)* ""), $sep,
+            $rule!("state = 'Creating'", "creating_idle", "Export", "updated_at", "updated_at",
+                   "creating_idle_export", $($p6,)* "")
+        )
+    };
+}
+
+/// One rule's jobs: the predicate of its partial index, its type, hold and bound.
 macro_rules! rule_jobs {
-    ($state:literal, $type:literal) => {
-        concat!("FROM jobs WHERE state = '", $state, "' AND job_type = '", $type, "' AND hold_reason IS NULL")
+    ($predicate:literal, $type:literal, $settled:expr) => {
+        concat!("FROM jobs WHERE ", $predicate, " AND job_type = '", $type, "' AND hold_reason IS NULL", $settled)
     };
 }
 
 macro_rules! future_of {
-    ($state:literal, $type:literal, $age:literal, $name:literal, $flag:literal) => {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $flag:literal,
+     $settled:expr) => {
         concat!(
             "(SELECT count(*) ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, ""),
             " AND ",
             $flag,
             " AND ",
-            $age,
+            $skew,
             " > now() AND ",
-            $age,
+            $skew,
             " > clock.now)"
         )
     };
@@ -160,10 +190,13 @@ macro_rules! future_of {
 /// which on a new session under load can take long enough for a client to
 /// write a job in between.) The redundant `> now()`, which the planner can
 /// estimate, keeps each count on its rule's index range.
-/// $1–$6: whether each rule is enabled.
+/// $1–$8: whether each rule is enabled.
 macro_rules! future_jobs {
     () => {
-        concat!(for_each_rule!(future_of, " + ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]), " AS future")
+        concat!(
+            for_each_rule!(future_of, " + ", "", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"], ["$7"], ["$8"]),
+            " AS future"
+        )
     };
 }
 
@@ -176,16 +209,16 @@ pub const CLOCK_AND_SKEW: &str =
 /// run holds the session advisory lock ($4, its id); a run whose lock can be
 /// taken was left by a process whose connection is gone. The new run is
 /// locked before its row becomes visible, so no other sweep sees it unlocked.
-/// It also reads the clock and counts `future_jobs!` ($1–$6), in the same
-/// round trip. $7: the lock class; $8–$11: trigger, host, pid, process_started.
+/// It also reads the clock and counts `future_jobs!` ($1–$8), in the same
+/// round trip. $9: the lock class; $10–$13: trigger, host, pid, process_started.
 pub const BEGIN_RUN: &str = concat!(
     "WITH clock AS (SELECT clock_timestamp() AS now), \
      abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
-       WHERE status = 'running' AND pg_try_advisory_xact_lock($7::int4, (id % 2147483648)::int4) \
+       WHERE status = 'running' AND pg_try_advisory_xact_lock($9::int4, (id % 2147483648)::int4) \
        RETURNING id, host, pid), \
      run AS (INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
-       VALUES ($8, 'running', now(), $9, $10, $11) RETURNING id) \
-     SELECT run.id, pg_advisory_lock($7::int4, (run.id % 2147483648)::int4)::text AS locked, \
+       VALUES ($10, 'running', now(), $11, $12, $13) RETURNING id) \
+     SELECT run.id, pg_advisory_lock($9::int4, (run.id % 2147483648)::int4)::text AS locked, \
        (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) AS abandoned, clock.now, ",
     future_jobs!(),
     " FROM run, clock"
@@ -196,23 +229,24 @@ pub const RUN_RECORDS_WITHOUT_SYNC: (&str, &str) = ("synchronous_commit", "off")
 
 /// Records how a run ended; for a run whose lease is lost.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = $2, finished_at = now(), deleted_completed = $3, \
-     deleted_closed = $4, deleted_creating_idle = $5, stopped_by = $6, error = $7, audit_rows_removed = $8, \
-     runs_removed = $9, pauses = $10, paused_ms = $11 WHERE id = $1";
+     deleted_closed = $4, deleted_creating_idle = $5, deleted_retain_until = $6, stopped_by = $7, error = $8, \
+     audit_rows_removed = $9, runs_removed = $10, pauses = $11, paused_ms = $12 WHERE id = $1";
 
-/// Records how a run ended and releases its lock ($12), in one statement, on
+/// Records how a run ended and releases its lock ($13), in one statement, on
 /// the run's own connection. A sweep that finds the lock free meanwhile
 /// waits for this row's lock, then sees the run finished.
 pub const FINISH_RUN_AND_UNLOCK: &str = "WITH finished AS (UPDATE retention_runs SET status = $2, \
        finished_at = now(), deleted_completed = $3, deleted_closed = $4, deleted_creating_idle = $5, \
-       stopped_by = $6, error = $7, audit_rows_removed = $8, runs_removed = $9, pauses = $10, paused_ms = $11 \
-       WHERE id = $1) \
-     SELECT pg_advisory_unlock($12::int4, ($1 % 2147483648)::int4) AS unlocked";
+       deleted_retain_until = $6, stopped_by = $7, error = $8, audit_rows_removed = $9, runs_removed = $10, \
+       pauses = $11, paused_ms = $12 WHERE id = $1) \
+     SELECT pg_advisory_unlock($13::int4, ($1 % 2147483648)::int4) AS unlocked";
 
 macro_rules! count_of {
-    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal) => {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
+     $settled:expr) => {
         concat!(
             "(SELECT count(*) ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -222,7 +256,7 @@ macro_rules! count_of {
             ", (SELECT min(",
             $age,
             ") ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -234,18 +268,21 @@ macro_rules! count_of {
     };
 }
 
-/// $1–$6: each rule's cut-off (NULL = off).
+/// $1–$8: each rule's cut-off (NULL = off); $9: `Cutoffs::settled`.
 pub const COUNT_ELIGIBLE: &str = concat!(
     "SELECT ",
     for_each_rule!(
         count_of,
         ", ",
+        "$9",
         ["$1::timestamptz"],
         ["$2::timestamptz"],
         ["$3::timestamptz"],
         ["$4::timestamptz"],
         ["$5::timestamptz"],
-        ["$6::timestamptz"]
+        ["$6::timestamptz"],
+        ["$7::timestamptz"],
+        ["$8::timestamptz"]
     )
 );
 
@@ -263,13 +300,15 @@ pub const INDEX_ORDER_SETTINGS: [(&str, &str); 3] =
     [("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("enable_sort", "off")];
 
 macro_rules! eligible_of {
-    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
-     $after_id:literal) => {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
+     $after_at:literal, $after_id:literal, $settled:expr) => {
         concat!(
-            "(SELECT id, name, state, job_type, ",
+            "(SELECT id, name, '",
+            $policy,
+            "'::text AS policy, job_type, ",
             $age,
             " AS ts ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -282,64 +321,72 @@ macro_rules! eligible_of {
             $after_id,
             "::bigint) ORDER BY ",
             $age,
-            ", id LIMIT $19)"
+            ", id LIMIT $26)"
         )
     };
 }
 
 /// The dry run's next jobs: each rule's partial index read from its cursor
-/// up to its cut-off, at most $19 rows each; the store merges them in the
-/// order the jobs became eligible. $1–$6: each rule's cut-off (NULL = off);
-/// $7/$8 … $17/$18: each rule's cursor (timestamp, id); $19: limit.
+/// up to its cut-off, at most $26 rows each; the store merges them in the
+/// order the jobs became eligible. $1–$8: each rule's cut-off (NULL = off);
+/// $9: `Cutoffs::settled`; $10/$11 … $24/$25: each rule's cursor (timestamp, id); $26: limit.
 pub const SELECT_ELIGIBLE: &str = for_each_rule!(
     eligible_of,
     " UNION ALL ",
-    ["$1", "$7", "$8"],
-    ["$2", "$9", "$10"],
-    ["$3", "$11", "$12"],
-    ["$4", "$13", "$14"],
-    ["$5", "$15", "$16"],
-    ["$6", "$17", "$18"]
+    "$9",
+    ["$1", "$10", "$11"],
+    ["$2", "$12", "$13"],
+    ["$3", "$14", "$15"],
+    ["$4", "$16", "$17"],
+    ["$5", "$18", "$19"],
+    ["$6", "$20", "$21"],
+    ["$7", "$22", "$23"],
+    ["$8", "$24", "$25"]
 );
 
 macro_rules! due_of {
-    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $shift:literal) => {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
+     $shift:literal, $settled:expr) => {
         concat!(
             "(SELECT ",
             $age,
             " + ",
             $shift,
             "::bigint * interval '1 microsecond' AS ts, id ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
             $cutoff,
             "::timestamptz ORDER BY ",
             $age,
-            ", id LIMIT $13)"
+            ", id LIMIT $18)"
         )
     };
 }
 
-/// The $13-th eligible job over all rules in the order they became eligible
+/// The $18-th eligible job over all rules in the order they became eligible
 /// (age timestamp plus the rule's retention, then id), as that moment and
 /// its id: the last job of a capped sweep's set. Each rule's index is read
-/// in its order, at most $13 entries, and the six walks merged.
-/// $1–$6: each rule's cut-off (NULL = off); $7–$12: its retention (µs).
+/// in its order, at most $18 entries, and the eight walks merged.
+/// $1–$8: each rule's cut-off (NULL = off); $9: `Cutoffs::settled`;
+/// $10–$17: each rule's retention (µs).
 pub const SELECT_NTH_ELIGIBLE: &str = concat!(
     "SELECT ts, id FROM (",
     for_each_rule!(
         due_of,
         " UNION ALL ",
-        ["$1", "$7"],
-        ["$2", "$8"],
-        ["$3", "$9"],
-        ["$4", "$10"],
-        ["$5", "$11"],
-        ["$6", "$12"]
+        "$9",
+        ["$1", "$10"],
+        ["$2", "$11"],
+        ["$3", "$12"],
+        ["$4", "$13"],
+        ["$5", "$14"],
+        ["$6", "$15"],
+        ["$7", "$16"],
+        ["$8", "$17"]
     ),
-    ") AS eligible ORDER BY ts, id OFFSET $13 - 1 LIMIT 1"
+    ") AS eligible ORDER BY ts, id OFFSET $18 - 1 LIMIT 1"
 );
 
 /// One rule's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
@@ -347,17 +394,18 @@ pub const SELECT_NTH_ELIGIBLE: &str = concat!(
 /// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
 /// Every column read is in the index.
 macro_rules! eligible_ids_of {
-    ($state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
-     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal) => {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
+     $after_at:literal, $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal,
+     $settled:expr) => {
         concat!(
             "(SELECT '",
-            $state,
-            "'::text AS state, '",
+            $policy,
+            "'::text AS policy, '",
             $type,
             "'::text AS job_type, ",
             $age,
             " AS ts, id ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -386,17 +434,29 @@ macro_rules! eligible_ids_of {
 /// The next ids of every rule's eligible jobs, in one statement (an idle
 /// sweep reads nothing else): per rule, in the order of `policy::RULES`,
 /// its cut-off, cursor (age, id), bound (age, id) and limit, $1–$6, …,
-/// $31–$36; a rule not read has no cut-off and limit 0.
+/// $43–$48; a rule not read has no cut-off and limit 0. $49: `Cutoffs::settled`.
 pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
     eligible_ids_of,
     " UNION ALL ",
+    "$49",
     ["$1", "$2", "$3", "$4", "$5", "$6"],
     ["$7", "$8", "$9", "$10", "$11", "$12"],
     ["$13", "$14", "$15", "$16", "$17", "$18"],
     ["$19", "$20", "$21", "$22", "$23", "$24"],
     ["$25", "$26", "$27", "$28", "$29", "$30"],
-    ["$31", "$32", "$33", "$34", "$35", "$36"]
+    ["$31", "$32", "$33", "$34", "$35", "$36"],
+    ["$37", "$38", "$39", "$40", "$41", "$42"],
+    ["$43", "$44", "$45", "$46", "$47", "$48"]
 );
+
+/// A job's policy: `retain_until` for a finished job with a moment of its
+/// own, else its state's.
+macro_rules! policy_of_row {
+    () => {
+        "CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN 'retain_until' \
+              WHEN state = 'Completed' THEN 'completed' WHEN state = 'Closed' THEN 'closed' ELSE 'creating_idle' END"
+    };
+}
 
 /// Deletes the listed jobs that are still eligible (drives by cascade) and
 /// writes one audit row each: one statement, so all of it commits or none.
@@ -410,24 +470,29 @@ pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
 /// never wait for each other) and then found gone. No claim, no sort: they
 /// cost more than the wait they would spare (`docs/operations.md`). `ts` is
 /// the job's age timestamp under its policy.
-/// $1: job ids; $2–$7: each rule's cut-off (in the order of `policy::RULES`;
-/// NULL = off); $8: run id; $9: deleted_by.
-pub const DELETE_ELIGIBLE: &str = "WITH deleted AS (DELETE FROM jobs WHERE id = ANY($1::bigint[]) \
+/// $1: job ids; $2–$9: each rule's cut-off (in the order of `policy::RULES`;
+/// NULL = off); $10: `Cutoffs::settled`; $11: run id; $12: deleted_by.
+pub const DELETE_ELIGIBLE: &str = concat!(
+    "WITH deleted AS (DELETE FROM jobs WHERE id = ANY($1::bigint[]) \
            AND hold_reason IS NULL \
-           AND CASE state \
-                 WHEN 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $2::timestamptz ELSE $3 END \
-                 WHEN 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $4::timestamptz ELSE $5 END \
-                 WHEN 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN $6::timestamptz ELSE $7 END \
-                 ELSE false END \
-       RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
-         CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts), \
+           AND CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN \
+                      retain_until <= CASE job_type WHEN 'Import' THEN $8::timestamptz ELSE $9 END \
+                      AND state_changed_at <= $10::timestamptz \
+                    WHEN state = 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $2::timestamptz ELSE $3 END \
+                    WHEN state = 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN $4::timestamptz ELSE $5 END \
+                    WHEN state = 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN $6::timestamptz ELSE $7 END \
+                    ELSE false END \
+       RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, ",
+    policy_of_row!(),
+    " AS policy, CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN retain_until \
+           WHEN state = 'Creating' THEN updated_at ELSE state_changed_at END AS ts), \
      audited AS (INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
          cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
-       SELECT $8, id, name, job_type, \
-         CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-         state, cancel_requested, created_at, state_changed_at, now(), $9 FROM deleted) \
-     SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, ts, now() AS deleted_at \
-     FROM deleted";
+       SELECT $11, id, name, job_type, policy, state, cancel_requested, created_at, state_changed_at, now(), $12 \
+       FROM deleted) \
+     SELECT id, name, job_type, state, cancel_requested, created_at, state_changed_at, policy, ts, \
+       now() AS deleted_at FROM deleted"
+);
 
 // Read-only databases.
 
@@ -476,7 +541,7 @@ pub const REMOVE_RUN_RECORDS: &str = "DELETE FROM retention_runs WHERE id = ANY(
          UNION ALL \
          (SELECT r.id, r.finished_at FROM retention_runs AS r \
            WHERE r.status <> 'running' AND r.deleted_completed = 0 AND r.deleted_closed = 0 \
-             AND r.deleted_creating_idle = 0 AND r.finished_at <= $2 \
+             AND r.deleted_creating_idle = 0 AND r.deleted_retain_until = 0 AND r.finished_at <= $2 \
              AND (r.finished_at, r.id) > ($5::timestamptz, $6::bigint) \
              AND (SELECT a.id FROM retention_audit AS a WHERE a.run_id = r.id LIMIT 1) IS NULL \
            ORDER BY r.finished_at, r.id LIMIT $7) \
@@ -508,18 +573,22 @@ pub const SELECT_AUDIT_PAGE: &str =
 /// apart, those already past it on day -1. Days start at "now" and last 24
 /// hours (not calendar days): day 0 is the next 24 hours, and a job whose
 /// timestamp lies exactly `retention + k days` ago is counted on day k-1.
-/// Each day of a rule is one range of its index, counted without a sort;
-/// the held jobs, few, are grouped from their covering index (a difference
-/// of two timestamps counts whole 24-hour periods as days).
-/// $1–$6: each rule's cut-off (NULL = off); $7–$12: those cut-offs plus the
-/// window; $13: days in the window.
+/// Each day of a rule is one range of its index, counted without a sort. A
+/// job with `retain_until` is due at the later of that moment and its
+/// final state's start plus `retention.minimum` (now minus the settled
+/// cut-off); its rule's range up to the horizon is grouped by day. The held
+/// jobs, few, are grouped from their covering index (a difference of two
+/// timestamps counts whole 24-hour periods as days).
+/// $1–$8: each rule's cut-off (NULL = off); $9: `Cutoffs::settled`;
+/// $10–$17: those plus the window; $18: days in the window.
 macro_rules! day_counts {
-    ($state:literal, $type:literal, $age:literal, $name:literal, $policy:literal, $cutoff:literal) => {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
+     $settled:expr) => {
         concat!(
             "SELECT '",
             $policy,
             "' AS policy, false AS held, day, (SELECT count(*) ",
-            rule_jobs!($state, $type),
+            rule_jobs!($predicate, $type, $settled),
             " AND ",
             $age,
             " > ",
@@ -529,36 +598,58 @@ macro_rules! day_counts {
             " <= ",
             $cutoff,
             "::timestamptz + (day + 1) * interval '24 hours') AS jobs \
-             FROM generate_series(0, $13::int - 1) AS day WHERE ",
+             FROM generate_series(0, $18::int - 1) AS day WHERE ",
             $cutoff,
             "::timestamptz IS NOT NULL"
         )
     };
 }
 
+macro_rules! retained_day_counts {
+    ($type:literal, $now:literal, $horizon:literal) => {
+        concat!(
+            "SELECT 'retain_until', false, extract(day FROM due - interval '1 microsecond' - ",
+            $now,
+            "::timestamptz)::int8, count(*) FROM (SELECT greatest(retain_until, state_changed_at + (",
+            $now,
+            "::timestamptz - $9::timestamptz)) AS due FROM jobs \
+             WHERE state IN ('Completed', 'Closed') AND retain_until IS NOT NULL AND job_type = '",
+            $type,
+            "' AND hold_reason IS NULL AND retain_until <= ",
+            $horizon,
+            "::timestamptz) AS retained WHERE due > ",
+            $now,
+            "::timestamptz AND due <= ",
+            $horizon,
+            "::timestamptz GROUP BY 3"
+        )
+    };
+}
+
 pub const FORECAST: &str = concat!(
-    for_each_rule!(
-        day_counts,
-        " UNION ALL ",
-        ["completed", "$1"],
-        ["completed", "$2"],
-        ["closed", "$3"],
-        ["closed", "$4"],
-        ["creating_idle", "$5"],
-        ["creating_idle", "$6"]
-    ),
+    for_each_aged_rule!(day_counts, " UNION ALL ", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"]),
+    " UNION ALL ",
+    retained_day_counts!("Import", "$7", "$16"),
+    " UNION ALL ",
+    retained_day_counts!("Export", "$8", "$17"),
     " UNION ALL \
      SELECT policy, true, \
             CASE WHEN ts <= cutoff THEN -1 ELSE extract(day FROM ts - interval '1 microsecond' - cutoff)::int8 END AS day, \
             count(*) \
-       FROM (SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
-                    CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-                    CASE state || job_type WHEN 'CompletedImport' THEN $1::timestamptz WHEN 'CompletedExport' THEN $2::timestamptz \
+       FROM (SELECT ",
+    policy_of_row!(),
+    " AS policy, \
+                    CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') \
+                           THEN greatest(retain_until, state_changed_at + ($7::timestamptz - $9::timestamptz)) \
+                         WHEN state = 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+                    CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN $7::timestamptz \
+                      ELSE CASE state || job_type WHEN 'CompletedImport' THEN $1::timestamptz WHEN 'CompletedExport' THEN $2::timestamptz \
                       WHEN 'ClosedImport' THEN $3::timestamptz WHEN 'ClosedExport' THEN $4::timestamptz \
-                      WHEN 'CreatingImport' THEN $5::timestamptz ELSE $6::timestamptz END AS cutoff, \
-                    CASE state || job_type WHEN 'CompletedImport' THEN $7::timestamptz WHEN 'CompletedExport' THEN $8::timestamptz \
-                      WHEN 'ClosedImport' THEN $9::timestamptz WHEN 'ClosedExport' THEN $10::timestamptz \
-                      WHEN 'CreatingImport' THEN $11::timestamptz ELSE $12::timestamptz END AS horizon \
+                      WHEN 'CreatingImport' THEN $5::timestamptz ELSE $6::timestamptz END END AS cutoff, \
+                    CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN $16::timestamptz \
+                      ELSE CASE state || job_type WHEN 'CompletedImport' THEN $10::timestamptz WHEN 'CompletedExport' THEN $11::timestamptz \
+                      WHEN 'ClosedImport' THEN $12::timestamptz WHEN 'ClosedExport' THEN $13::timestamptz \
+                      WHEN 'CreatingImport' THEN $14::timestamptz ELSE $15::timestamptz END END AS horizon \
                FROM jobs WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) held \
       WHERE ts <= horizon GROUP BY policy, 3"
 );

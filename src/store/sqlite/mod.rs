@@ -235,8 +235,12 @@ impl SweepStore for SqliteStore {
         self.upkeep.checkpoint_if_grown(&self.pool).await
     }
 
-    async fn eligible_ids(&self, ranges: &PerRule<Option<IdRange>>) -> Result<PerRule<EligibleIds>, StoreError> {
-        let query = Sqlite::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges));
+    async fn eligible_ids(
+        &self,
+        ranges: &PerRule<Option<IdRange>>,
+        settled: Option<DateTime<Utc>>,
+    ) -> Result<PerRule<EligibleIds>, StoreError> {
+        let query = Sqlite::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges, settled));
         decode::eligible_ids::<Sqlite>(&query.fetch_all(&self.pool).await?)
     }
 

@@ -45,7 +45,7 @@ pub const SELECT_MIGRATION_VERSIONS: &str = "SELECT version FROM _sqlx_migration
 macro_rules! job_columns {
     () => {
         "id, name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
-         created_at, updated_at, state_changed_at"
+         created_at, updated_at, state_changed_at, retain_until"
     };
 }
 
@@ -75,10 +75,10 @@ pub const SELECT_TAKEN_NAMES: &str = "SELECT name FROM jobs WHERE name IN (SELEC
 
 /// ?1: JSON array of job objects (timestamps in microseconds).
 pub const INSERT_JOBS: &str = "INSERT INTO jobs (name, job_type, state, cancel_requested, cancel_requested_at, hold_reason, \
-     created_at, updated_at, state_changed_at) \
+     created_at, updated_at, state_changed_at, retain_until) \
      SELECT value ->> 'name', value ->> 'job_type', value ->> 'state', value ->> 'cancel_requested', \
             value ->> 'cancel_requested_at', value ->> 'hold_reason', value ->> 'created_at', \
-            value ->> 'updated_at', value ->> 'state_changed_at' \
+            value ->> 'updated_at', value ->> 'state_changed_at', value ->> 'retain_until' \
      FROM json_each(?1) ORDER BY key";
 
 /// ?1: JSON array of `{job_name, drive_id, state, bytes}`.
@@ -87,7 +87,7 @@ pub const INSERT_DRIVES: &str = "INSERT INTO job_drives (job_id, drive_id, state
      FROM json_each(?1) AS d JOIN jobs ON jobs.name = d.value ->> 'job_name'";
 
 pub const UPDATE_JOB: &str = "UPDATE jobs SET state = ?2, cancel_requested = ?3, cancel_requested_at = ?4, hold_reason = ?5, \
-     updated_at = ?6, state_changed_at = ?7 WHERE id = ?1";
+     updated_at = ?6, state_changed_at = ?7, retain_until = ?8 WHERE id = ?1";
 
 macro_rules! audit_columns {
     () => {
@@ -112,7 +112,8 @@ pub const DELETE_JOB: &str = "DELETE FROM jobs WHERE id = ?1";
 macro_rules! run_columns {
     () => {
         "id, trigger, status, started_at, finished_at, deleted_completed, deleted_closed, \
-         deleted_creating_idle, stopped_by, error, host, pid, audit_rows_removed, runs_removed, pauses, paused_ms"
+         deleted_creating_idle, deleted_retain_until, stopped_by, error, host, pid, audit_rows_removed, runs_removed, \
+         pauses, paused_ms"
     };
 }
 
@@ -125,57 +126,101 @@ pub const MARK_RUN_ABANDONED: &str =
 pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
      VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
 
-/// ?1: run id; ?2–?11: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?12: finished_at.
-pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?12, deleted_completed = ?3, \
-     deleted_closed = ?4, deleted_creating_idle = ?5, stopped_by = ?6, error = ?7, audit_rows_removed = ?8, \
-     runs_removed = ?9, pauses = ?10, paused_ms = ?11 WHERE id = ?1";
+/// ?1: run id; ?2–?12: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?13: finished_at.
+pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?13, deleted_completed = ?3, \
+     deleted_closed = ?4, deleted_creating_idle = ?5, deleted_retain_until = ?6, stopped_by = ?7, error = ?8, \
+     audit_rows_removed = ?9, runs_removed = ?10, pauses = ?11, paused_ms = ?12 WHERE id = ?1";
 
-/// Each rule's index, the rule's state and type, its age column: the
-/// arguments every per-rule macro below starts with, in the order of
-/// `policy::RULES` (completed, closed, creating_idle; each for Import, then Export).
+/// Each rule's index, the predicate of its jobs besides type and hold,
+/// its policy and type, the column it orders by and its jobs' clock-skew
+/// column, its name in a count's columns: the arguments every per-rule
+/// macro below starts with, in the order of `policy::RULES` (completed,
+/// closed, creating_idle, retain_until; each for Import, then Export).
+/// The `retain_until` rules' last argument is the parameter of
+/// `Cutoffs::settled`, which their jobs' `state_changed_at` must not pass.
 macro_rules! for_each_rule {
-    ($rule:ident, $sep:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*], [$($p4:literal),*], [$($p5:literal),*], [$($p6:literal),*]) => {
+    ($rule:ident, $sep:literal, $settled:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*],
+     [$($p4:literal),*], [$($p5:literal),*], [$($p6:literal),*], [$($p7:literal),*], [$($p8:literal),*]) => {
         concat!(
-            $rule!("jobs_completed_import_by_age", "Completed", "Import", "state_changed_at", "completed_import", $($p1),*), $sep,
-            $rule!("jobs_completed_export_by_age", "Completed", "Export", "state_changed_at", "completed_export", $($p2),*), $sep,
-            $rule!("jobs_closed_import_by_age", "Closed", "Import", "state_changed_at", "closed_import", $($p3),*), $sep,
-            $rule!("jobs_closed_export_by_age", "Closed", "Export", "state_changed_at", "closed_export", $($p4),*), $sep,
-            $rule!("jobs_creating_import_by_idle", "Creating", "Import", "updated_at", "creating_idle_import", $($p5),*), $sep,
-            $rule!("jobs_creating_export_by_idle", "Creating", "Export", "updated_at", "creating_idle_export", $($p6),*)
+            for_each_aged_rule!($rule, $sep, [$($p1),*], [$($p2),*], [$($p3),*], [$($p4),*], [$($p5),*], [$($p6),*]),
+            $sep,
+            $rule!("jobs_retained_import_until", "state IN ('Completed', 'Closed') AND retain_until IS NOT NULL",
+                   "retain_until", "Import", "retain_until", "state_changed_at", "retain_until_import", $($p7,)*
+                   concat!(" AND state_changed_at <= ", $settled)), $sep,
+            $rule!("jobs_retained_export_until", "state IN ('Completed', 'Closed') AND retain_until IS NOT NULL",
+                   "retain_until", "Export", "retain_until", "state_changed_at", "retain_until_export", $($p8,)*
+                   concat!(" AND state_changed_at <= ", $settled))
         )
     };
 }
 
-/// One rule's jobs: its partial index, pinned, and its predicate (state, type, hold).
+/// The rules of the policies the configuration sets, as [`for_each_rule`] lists them.
+macro_rules! for_each_aged_rule {
+    ($rule:ident, $sep:literal, [$($p1:literal),*], [$($p2:literal),*], [$($p3:literal),*], [$($p4:literal),*],
+     [$($p5:literal),*], [$($p6:literal),*]) => {
+        concat!(
+            $rule!("jobs_completed_import_by_age", "state = 'Completed' AND retain_until IS NULL", "completed", "Import",
+                   "state_changed_at", "state_changed_at", "completed_import", $($p1,)* ""), $sep,
+            $rule!("jobs_completed_export_by_age", "state = 'Completed' AND retain_until IS NULL", "completed", "Export",
+                   "state_changed_at", "state_changed_at", "completed_export", $($p2,)* ""), $sep,
+            $rule!("jobs_closed_import_by_age", "state = 'Closed' AND retain_until IS NULL", "closed", "Import",
+                   "state_changed_at", "state_changed_at", "closed_import", $($p3,)* ""), $sep,
+            $rule!("jobs_closed_export_by_age", "state = 'Closed' AND retain_until IS NULL", "closed", "Export",
+                   "state_changed_at", "state_changed_at", "closed_export", $($p4,)* ""), $sep,
+            $rule!("jobs_creating_import_by_idle", "state = 'Creating'", "creating_idle", "Import",
+                   "updated_at", "updated_at", "creating_idle_import", $($p5,)* ""), $sep,
+            $rule!("jobs_creating_export_by_idle", "state = 'Creating'", "creating_idle", "Export",
+                   "updated_at", "updated_at", "creating_idle_export", $($p6,)* "")
+        )
+    };
+}
+
+/// One rule's jobs: its partial index, pinned, its predicate (state, type,
+/// hold) and, for a `retain_until` rule, its bound on `state_changed_at`.
 macro_rules! rule_jobs {
-    ($index:literal, $state:literal, $type:literal) => {
+    ($index:literal, $predicate:literal, $type:literal, $settled:expr) => {
         concat!(
             "FROM jobs INDEXED BY ",
             $index,
-            " WHERE state = '",
-            $state,
-            "' AND job_type = '",
+            " WHERE ",
+            $predicate,
+            " AND job_type = '",
             $type,
-            "' AND hold_reason IS NULL"
+            "' AND hold_reason IS NULL",
+            $settled
         )
     };
 }
 
+/// One rule's jobs whose clock-skew column lies after "now": never eligible.
 macro_rules! future_of {
-    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $flag:literal) => {
-        concat!("(SELECT count(*) ", rule_jobs!($index, $state, $type), " AND ", $flag, " AND ", $age, " > ?1)")
+    ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $flag:literal, $settled:expr) => {
+        concat!(
+            "(SELECT count(*) ",
+            rule_jobs!($index, $predicate, $type, ""),
+            " AND ",
+            $flag,
+            " AND ",
+            $skew,
+            " > ?1)"
+        )
     };
 }
 
-/// ?1: now; ?2–?7: whether each rule is enabled.
-pub const COUNT_FUTURE: &str =
-    concat!("SELECT ", for_each_rule!(future_of, " + ", ["?2"], ["?3"], ["?4"], ["?5"], ["?6"], ["?7"]), " AS future");
+/// ?1: now; ?2–?9: whether each rule is enabled.
+pub const COUNT_FUTURE: &str = concat!(
+    "SELECT ",
+    for_each_rule!(future_of, " + ", "", ["?2"], ["?3"], ["?4"], ["?5"], ["?6"], ["?7"], ["?8"], ["?9"]),
+    " AS future"
+);
 
 macro_rules! count_of {
-    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal) => {
+    ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $cutoff:literal, $settled:expr) => {
         concat!(
             "(SELECT count(*) ",
-            rule_jobs!($index, $state, $type),
+            rule_jobs!($index, $predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -185,7 +230,7 @@ macro_rules! count_of {
             ", (SELECT min(",
             $age,
             ") ",
-            rule_jobs!($index, $state, $type),
+            rule_jobs!($index, $predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -197,20 +242,24 @@ macro_rules! count_of {
     };
 }
 
-/// ?1–?6: each rule's cut-off (NULL = off).
-pub const COUNT_ELIGIBLE: &str =
-    concat!("SELECT ", for_each_rule!(count_of, ", ", ["?1"], ["?2"], ["?3"], ["?4"], ["?5"], ["?6"]));
+/// ?1–?8: each rule's cut-off (NULL = off); ?9: `Cutoffs::settled`.
+pub const COUNT_ELIGIBLE: &str = concat!(
+    "SELECT ",
+    for_each_rule!(count_of, ", ", "?9", ["?1"], ["?2"], ["?3"], ["?4"], ["?5"], ["?6"], ["?7"], ["?8"])
+);
 
 /// One rule's next eligible jobs, from its cursor up to its cut-off, at
 /// most the limit, in its age order.
 macro_rules! eligible_of {
-    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
-     $after_id:literal) => {
+    ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $cutoff:literal, $after_at:literal, $after_id:literal, $settled:expr) => {
         concat!(
-            "SELECT * FROM (SELECT id, name, state, job_type, ",
+            "SELECT * FROM (SELECT id, name, '",
+            $policy,
+            "' AS policy, job_type, ",
             $age,
             " AS ts ",
-            rule_jobs!($index, $state, $type),
+            rule_jobs!($index, $predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -223,67 +272,75 @@ macro_rules! eligible_of {
             $after_id,
             ") ORDER BY ",
             $age,
-            ", id LIMIT ?19)"
+            ", id LIMIT ?26)"
         )
     };
 }
 
 /// The dry run's next jobs: each rule's index range read from its cursor up
-/// to its cut-off, at most ?19 rows each; the store merges them in the
+/// to its cut-off, at most ?26 rows each; the store merges them in the
 /// order the jobs became eligible. `INDEXED BY` pins the rule indexes:
 /// without statistics SQLite prefers `jobs_by_state` and sorts every job in
 /// the state, and with the pin a query that could not use its index fails
-/// instead of slowing down. ?1–?6: each rule's cut-off (NULL = off);
-/// ?7/?8 … ?17/?18: each rule's cursor (timestamp, id); ?19: limit.
+/// instead of slowing down. ?1–?8: each rule's cut-off (NULL = off); ?9:
+/// `Cutoffs::settled`; ?10/?11 … ?24/?25: each rule's cursor (timestamp, id); ?26: limit.
 pub const SELECT_ELIGIBLE: &str = for_each_rule!(
     eligible_of,
     " UNION ALL ",
-    ["?1", "?7", "?8"],
-    ["?2", "?9", "?10"],
-    ["?3", "?11", "?12"],
-    ["?4", "?13", "?14"],
-    ["?5", "?15", "?16"],
-    ["?6", "?17", "?18"]
+    "?9",
+    ["?1", "?10", "?11"],
+    ["?2", "?12", "?13"],
+    ["?3", "?14", "?15"],
+    ["?4", "?16", "?17"],
+    ["?5", "?18", "?19"],
+    ["?6", "?20", "?21"],
+    ["?7", "?22", "?23"],
+    ["?8", "?24", "?25"]
 );
 
 macro_rules! due_of {
-    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $shift:literal) => {
+    ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $cutoff:literal, $shift:literal, $settled:expr) => {
         concat!(
             "SELECT * FROM (SELECT ",
             $age,
             " + ",
             $shift,
             " AS ts, id ",
-            rule_jobs!($index, $state, $type),
+            rule_jobs!($index, $predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
             $cutoff,
             " ORDER BY ",
             $age,
-            ", id LIMIT ?13)"
+            ", id LIMIT ?18)"
         )
     };
 }
 
-/// The ?13-th eligible job over all rules in the order they became eligible
+/// The ?18-th eligible job over all rules in the order they became eligible
 /// (age timestamp plus the rule's retention, then id), as that moment and
 /// its id: the last job of a capped sweep's set. Each rule's index is read
-/// in its order, at most ?13 entries, and the six walks merged.
-/// ?1–?6: each rule's cut-off (NULL = off); ?7–?12: its retention (µs).
+/// in its order, at most ?18 entries, and the eight walks merged.
+/// ?1–?8: each rule's cut-off (NULL = off); ?9: `Cutoffs::settled`;
+/// ?10–?17: each rule's retention (µs).
 pub const SELECT_NTH_ELIGIBLE: &str = concat!(
     "SELECT ts, id FROM (",
     for_each_rule!(
         due_of,
         " UNION ALL ",
-        ["?1", "?7"],
-        ["?2", "?8"],
-        ["?3", "?9"],
-        ["?4", "?10"],
-        ["?5", "?11"],
-        ["?6", "?12"]
+        "?9",
+        ["?1", "?10"],
+        ["?2", "?11"],
+        ["?3", "?12"],
+        ["?4", "?13"],
+        ["?5", "?14"],
+        ["?6", "?15"],
+        ["?7", "?16"],
+        ["?8", "?17"]
     ),
-    ") ORDER BY ts, id LIMIT 1 OFFSET ?13 - 1"
+    ") ORDER BY ts, id LIMIT 1 OFFSET ?18 - 1"
 );
 
 /// One rule's part of [`SELECT_ELIGIBLE_IDS`]: one range of its partial
@@ -291,17 +348,18 @@ pub const SELECT_NTH_ELIGIBLE: &str = concat!(
 /// the age timestamps, from the cursor (exclusive) to the bound (inclusive)
 /// and the cut-off, at most the limit.
 macro_rules! eligible_ids_of {
-    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $cutoff:literal, $after_at:literal,
-     $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal) => {
+    ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $cutoff:literal, $after_at:literal, $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal,
+     $settled:expr) => {
         concat!(
             "SELECT * FROM (SELECT '",
-            $state,
-            "' AS state, '",
+            $policy,
+            "' AS policy, '",
             $type,
             "' AS job_type, ",
             $age,
             " AS ts, id ",
-            rule_jobs!($index, $state, $type),
+            rule_jobs!($index, $predicate, $type, $settled),
             " AND ",
             $age,
             " <= ",
@@ -330,53 +388,68 @@ macro_rules! eligible_ids_of {
 /// The next ids of every rule's eligible jobs, in one statement (an idle
 /// sweep reads nothing else): per rule, in the order of `policy::RULES`,
 /// its cut-off, cursor (age, id), bound (age, id) and limit, ?1–?6, …,
-/// ?31–?36; a rule not read has no cut-off and limit 0.
+/// ?43–?48; a rule not read has no cut-off and limit 0. ?49: `Cutoffs::settled`.
 pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
     eligible_ids_of,
     " UNION ALL ",
+    "?49",
     ["?1", "?2", "?3", "?4", "?5", "?6"],
     ["?7", "?8", "?9", "?10", "?11", "?12"],
     ["?13", "?14", "?15", "?16", "?17", "?18"],
     ["?19", "?20", "?21", "?22", "?23", "?24"],
     ["?25", "?26", "?27", "?28", "?29", "?30"],
-    ["?31", "?32", "?33", "?34", "?35", "?36"]
+    ["?31", "?32", "?33", "?34", "?35", "?36"],
+    ["?37", "?38", "?39", "?40", "?41", "?42"],
+    ["?43", "?44", "?45", "?46", "?47", "?48"]
 );
+
+/// A job's policy: `retain_until` for a finished job with a moment of its
+/// own, else its state's.
+macro_rules! policy_of_row {
+    () => {
+        "CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN 'retain_until' \
+              WHEN state = 'Completed' THEN 'completed' WHEN state = 'Closed' THEN 'closed' ELSE 'creating_idle' END"
+    };
+}
 
 /// Which of the listed jobs are still eligible: one `CASE` on the row, the
 /// same in both statements below, which run in one write transaction and so
-/// see the same rows. ?1: JSON array of job ids; ?2–?7: each rule's cut-off
-/// (in the order of `policy::RULES`; NULL = off). `NOT INDEXED` keeps SQLite
-/// on rowid look-ups for the ids.
+/// see the same rows. ?1: JSON array of job ids; ?2–?9: each rule's cut-off
+/// (in the order of `policy::RULES`; NULL = off); ?10: `Cutoffs::settled`.
+/// `NOT INDEXED` keeps SQLite on rowid look-ups for the ids.
 macro_rules! still_eligible {
     () => {
         "FROM jobs NOT INDEXED WHERE id IN (SELECT value FROM json_each(?1)) AND hold_reason IS NULL \
-           AND CASE state \
-                 WHEN 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN ?2 ELSE ?3 END \
-                 WHEN 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN ?4 ELSE ?5 END \
-                 WHEN 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN ?6 ELSE ?7 END \
-                 ELSE 0 END"
+           AND CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN \
+                      retain_until <= CASE job_type WHEN 'Import' THEN ?8 ELSE ?9 END AND state_changed_at <= ?10 \
+                    WHEN state = 'Completed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN ?2 ELSE ?3 END \
+                    WHEN state = 'Closed' THEN state_changed_at <= CASE job_type WHEN 'Import' THEN ?4 ELSE ?5 END \
+                    WHEN state = 'Creating' THEN updated_at <= CASE job_type WHEN 'Import' THEN ?6 ELSE ?7 END \
+                    ELSE 0 END"
     };
 }
 
 /// One audit row for each listed job still eligible, written from its row
-/// before [`DELETE_ELIGIBLE`] removes it. ?8: run id; ?9: deleted_at; ?10: deleted_by.
+/// before [`DELETE_ELIGIBLE`] removes it. ?11: run id; ?12: deleted_at; ?13: deleted_by.
 pub const AUDIT_ELIGIBLE: &str = concat!(
     "INSERT INTO retention_audit (run_id, job_id, job_name, job_type, policy, state, \
        cancel_requested, created_at, state_changed_at, deleted_at, deleted_by) \
-     SELECT ?8, id, name, job_type, \
-       CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END, \
-       state, cancel_requested, created_at, state_changed_at, ?9, ?10 ",
+     SELECT ?11, id, name, job_type, ",
+    policy_of_row!(),
+    ", state, cancel_requested, created_at, state_changed_at, ?12, ?13 ",
     still_eligible!(),
     " ORDER BY id"
 );
 
-/// Deletes the listed jobs still eligible (drives by cascade); `ts` is a
-/// job's age timestamp under its policy.
+/// Deletes the listed jobs still eligible (drives by cascade); `ts` is the
+/// timestamp a job's policy orders it by.
 pub const DELETE_ELIGIBLE: &str = concat!(
     "DELETE ",
     still_eligible!(),
-    " RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, \
-       CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts"
+    " RETURNING id, name, job_type, state, cancel_requested, created_at, state_changed_at, ",
+    policy_of_row!(),
+    " AS policy, CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN retain_until \
+       WHEN state = 'Creating' THEN updated_at ELSE state_changed_at END AS ts"
 );
 
 pub const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
@@ -426,7 +499,7 @@ pub const REMOVE_RUN_RECORDS: &str = "DELETE FROM retention_runs WHERE id IN (SE
        UNION ALL \
        SELECT * FROM (SELECT r.id, r.finished_at FROM retention_runs AS r INDEXED BY retention_runs_empty_by_finish \
          WHERE r.status <> 'running' AND r.deleted_completed = 0 AND r.deleted_closed = 0 \
-           AND r.deleted_creating_idle = 0 AND r.finished_at <= ?2 AND (r.finished_at, r.id) > (?5, ?6) \
+           AND r.deleted_creating_idle = 0 AND r.deleted_retain_until = 0 AND r.finished_at <= ?2 AND (r.finished_at, r.id) > (?5, ?6) \
            AND NOT EXISTS (SELECT 1 FROM retention_audit AS a WHERE a.run_id = r.id) \
          ORDER BY r.finished_at, r.id LIMIT ?7) \
      ) ORDER BY finished_at, id LIMIT ?7) \
@@ -459,17 +532,21 @@ pub const SELECT_AUDIT_PAGE: &str = concat!(
 /// apart, those already past it on day -1. Days start at "now": day 0 is
 /// the next 24 hours, and a job whose timestamp lies exactly
 /// `retention + k days` ago is counted on day k-1. Each day of a rule is
-/// one range of its index, counted without a sort; the held jobs, few, are
-/// grouped from their covering index.
-/// ?1–?6: each rule's cut-off (NULL = off); ?7–?12: those cut-offs plus
-/// the window; ?13: days in the window.
+/// one range of its index, counted without a sort. A job with
+/// `retain_until` is due at the later of that moment and its final state's
+/// start plus `retention.minimum` (now minus the settled cut-off); its
+/// rule's range up to the horizon is grouped by day. The held jobs, few,
+/// are grouped from their covering index.
+/// ?1–?8: each rule's cut-off (NULL = off); ?9: `Cutoffs::settled`;
+/// ?10–?17: those plus the window; ?18: days in the window.
 macro_rules! day_counts {
-    ($index:literal, $state:literal, $type:literal, $age:literal, $name:literal, $policy:literal, $cutoff:literal) => {
+    ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $cutoff:literal, $settled:expr) => {
         concat!(
             "SELECT '",
             $policy,
             "' AS policy, 0 AS held, day, (SELECT count(*) ",
-            rule_jobs!($index, $state, $type),
+            rule_jobs!($index, $predicate, $type, $settled),
             " AND ",
             $age,
             " > ",
@@ -485,26 +562,51 @@ macro_rules! day_counts {
     };
 }
 
+macro_rules! retained_day_counts {
+    ($index:literal, $type:literal, $now:literal, $horizon:literal) => {
+        concat!(
+            "SELECT 'retain_until' AS policy, 0 AS held, (due - ",
+            $now,
+            " - 1) / 86400000000 AS day, count(*) AS jobs FROM (SELECT max(retain_until, state_changed_at + ",
+            $now,
+            " - ?9) AS due FROM jobs INDEXED BY ",
+            $index,
+            " WHERE state IN ('Completed', 'Closed') AND retain_until IS NOT NULL AND job_type = '",
+            $type,
+            "' AND hold_reason IS NULL AND retain_until <= ",
+            $horizon,
+            ") WHERE due > ",
+            $now,
+            " AND due <= ",
+            $horizon,
+            " GROUP BY day"
+        )
+    };
+}
+
 pub const FORECAST: &str = concat!(
-    "WITH RECURSIVE days(day) AS (SELECT 0 UNION ALL SELECT day + 1 FROM days WHERE day + 1 < ?13) ",
-    for_each_rule!(
-        day_counts,
-        " UNION ALL ",
-        ["completed", "?1"],
-        ["completed", "?2"],
-        ["closed", "?3"],
-        ["closed", "?4"],
-        ["creating_idle", "?5"],
-        ["creating_idle", "?6"]
-    ),
+    "WITH RECURSIVE days(day) AS (SELECT 0 UNION ALL SELECT day + 1 FROM days WHERE day + 1 < ?18) ",
+    for_each_aged_rule!(day_counts, " UNION ALL ", ["?1"], ["?2"], ["?3"], ["?4"], ["?5"], ["?6"]),
+    " UNION ALL ",
+    retained_day_counts!("jobs_retained_import_until", "Import", "?7", "?16"),
+    " UNION ALL ",
+    retained_day_counts!("jobs_retained_export_until", "Export", "?8", "?17"),
     " UNION ALL \
      SELECT policy, 1, CASE WHEN ts <= cutoff THEN -1 ELSE (ts - cutoff - 1) / 86400000000 END AS day, count(*) FROM ( \
-       SELECT CASE state WHEN 'Completed' THEN 'completed' WHEN 'Closed' THEN 'closed' ELSE 'creating_idle' END AS policy, \
-              CASE state WHEN 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
-              CASE state || job_type WHEN 'CompletedImport' THEN ?1 WHEN 'CompletedExport' THEN ?2 \
-                WHEN 'ClosedImport' THEN ?3 WHEN 'ClosedExport' THEN ?4 WHEN 'CreatingImport' THEN ?5 ELSE ?6 END AS cutoff, \
-              CASE state || job_type WHEN 'CompletedImport' THEN ?7 WHEN 'CompletedExport' THEN ?8 \
-                WHEN 'ClosedImport' THEN ?9 WHEN 'ClosedExport' THEN ?10 WHEN 'CreatingImport' THEN ?11 ELSE ?12 END AS horizon \
+       SELECT ",
+    policy_of_row!(),
+    " AS policy, \
+              CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') \
+                     THEN max(retain_until, state_changed_at + ?7 - ?9) \
+                   WHEN state = 'Creating' THEN updated_at ELSE state_changed_at END AS ts, \
+              CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN ?7 \
+                ELSE CASE state || job_type WHEN 'CompletedImport' THEN ?1 WHEN 'CompletedExport' THEN ?2 \
+                WHEN 'ClosedImport' THEN ?3 WHEN 'ClosedExport' THEN ?4 WHEN 'CreatingImport' THEN ?5 ELSE ?6 END END \
+                AS cutoff, \
+              CASE WHEN retain_until IS NOT NULL AND state IN ('Completed', 'Closed') THEN ?16 \
+                ELSE CASE state || job_type WHEN 'CompletedImport' THEN ?10 WHEN 'CompletedExport' THEN ?11 \
+                WHEN 'ClosedImport' THEN ?12 WHEN 'ClosedExport' THEN ?13 WHEN 'CreatingImport' THEN ?14 ELSE ?15 END END \
+                AS horizon \
          FROM jobs INDEXED BY jobs_held \
          WHERE hold_reason IS NOT NULL AND state IN ('Completed', 'Closed', 'Creating')) \
      WHERE ts <= horizon GROUP BY policy, day"
