@@ -444,6 +444,13 @@ async fn delete_batches(
 ) -> Result<StoppedBy, StoreError> {
     let run_id = run.id;
     let mut pending = PendingIds::start(store, cutoffs, &plan.retentions, plan.max_deletes).await?;
+    // An idle sweep ends here, before any pause, its run record left
+    // uncommitted where the engine holds it so; one with work makes its
+    // run visible before the first batch names it.
+    if !pending.any_left(store).await? {
+        return Ok(StoppedBy::Done);
+    }
+    store.commit_run_start(run_id).await?;
     loop {
         let limit = match progress.next_batch(plan, limits).await {
             Ok(limit) => limit,

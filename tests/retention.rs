@@ -252,7 +252,9 @@ every_engine! {
 
 every_engine! {
     /// Timestamps in the future are never eligible and are counted in
-    /// `skipped_future`, in a dry run and in a real purge.
+    /// `skipped_future`, in a dry run and in a real purge; a job with its
+    /// own `retain_until` counts once that moment has come (before, it is
+    /// kept for that alone).
     fn future_timestamps_kept_and_counted(env: &TestEnv) {
         let later = now() + Duration::days(1);
         env.import_ok(&[
@@ -260,32 +262,34 @@ every_engine! {
             finished_job("future-closed", "Closed", days_ago(10), later + Duration::days(1)),
             creating_job("future-creating", days_ago(10), later),
             finished_job("past-completed", "Completed", days_ago(200), days_ago(100)),
+            retained_job("future-due", "Completed", later, days_ago(1)),
+            retained_job("future-not-due", "Closed", later, later + Duration::days(30)),
         ]);
 
         let s = env.json(&["purge", "--dry-run"]);
         assert_eq!(dry_run_names(&s), vec!["past-completed"], "{s}");
-        assert_eq!(s["skipped_future"], 2, "{s}");
+        assert_eq!(s["skipped_future"], 3, "{s}");
 
         let s = env.json_env(&["purge", "--dry-run"], &[IDLE_14D]);
-        assert_eq!(s["skipped_future"], 3, "with creating_idle on, the idle job counts too: {s}");
+        assert_eq!(s["skipped_future"], 4, "with creating_idle on, the idle job counts too: {s}");
 
         // Skew is judged by the database's clock, not by --as-of: a year ago,
         // past-completed (which entered Completed 100 days ago) is not "in the future".
         let s = env.json(&["purge", "--dry-run", "--as-of", &ts(days_ago(365))]);
         assert_eq!(s["total"], 0, "{s}");
-        assert_eq!(s["skipped_future"], 2, "{s}");
+        assert_eq!(s["skipped_future"], 3, "{s}");
 
         let s = env.json_env(&["purge"], &[IDLE_14D]);
         assert_eq!(s["total"], 1, "{s}");
-        assert_eq!(s["skipped_future"], 3, "{s}");
+        assert_eq!(s["skipped_future"], 4, "{s}");
         assert_purged(env, &["past-completed"], "completed", &s["run_id"]);
-        assert_kept(env, &["future-completed", "future-closed", "future-creating"]);
+        assert_kept(env, &["future-completed", "future-closed", "future-creating", "future-due", "future-not-due"]);
 
         // A deleting sweep reads the count with its run's start: only the
         // policies it enables count there too.
         let s = env.json(&["purge"]);
         assert_eq!(s["total"], 0, "{s}");
-        assert_eq!(s["skipped_future"], 2, "{s}");
+        assert_eq!(s["skipped_future"], 3, "{s}");
     }
 }
 

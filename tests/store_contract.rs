@@ -310,6 +310,8 @@ every_engine! {
             let owner = ProcessIdentity::current();
             let (run_id, reading) = store.begin_run(&NewRun { trigger: "purge", owner: &owner, retentions: &retentions }).await.unwrap();
             assert_eq!(reading.future_jobs, 1);
+            // An engine may hold the record uncommitted until the sweep has work.
+            store.commit_run_start(run_id).await.unwrap();
             let running = store.run(run_id).await.unwrap().expect("the run's record");
             assert_eq!((running.status, running.trigger.as_str(), running.pid, running.finished_at), (RunStatus::Running, "purge", i64::from(owner.pid), None));
             assert_eq!(store.run(run_id + 1000).await.unwrap(), None);

@@ -89,6 +89,14 @@ pub trait SweepStore: Send + Sync {
     /// start; a deleting sweep's comes with [`SweepStore::begin_run`]).
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError>;
 
+    /// Makes the record of a run begun visible to other sessions; called
+    /// before the sweep's first write or pause. An engine whose commits wait
+    /// for a flush may hold it uncommitted until then (or until
+    /// [`SweepStore::finish_run`]), so that an idle sweep commits once.
+    async fn commit_run_start(&self, _run_id: i64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Records how a run ended.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError>;
 

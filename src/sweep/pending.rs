@@ -66,6 +66,11 @@ impl PendingIds {
         Ok(&self.ids[self.next..end])
     }
 
+    /// Whether any id is left, read from the store when all read before are done.
+    pub async fn any_left(&mut self, store: &dyn Store) -> Result<bool, StoreError> {
+        Ok(!self.next_batch(store, 1).await?.is_empty())
+    }
+
     /// Marks the first `count` pending ids done (deleted, or no longer eligible).
     pub fn done(&mut self, count: usize) {
         self.next = self.ids.len().min(self.next + count);

@@ -144,6 +144,9 @@ pub(crate) async fn remove_expired(
     if let Some(runs) = cutoffs.runs {
         phases.push(Phase::RunRecords(run_removal(cutoffs, runs)));
     }
+    if !phases.is_empty() {
+        store.commit_run_start(run_id).await?;
+    }
     for mut phase in phases {
         let mut sizer = BatchSizer::new(plan.batch_size, plan.batch_budget);
         loop {

@@ -42,7 +42,7 @@ pub use replicas::PrimaryPositions;
 pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
 pub(crate) use statements::{DeleteJob, StatementBytes, Statements};
 
-use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval};
+use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval, TrailKey};
 use super::{AdminStore, StoreError, SweepStore};
 use crate::policy::{Cutoffs, PerRule, RULES, Retentions, retention_micros, start_of_time};
 
@@ -111,6 +111,26 @@ pub(crate) async fn timed_commit<DB: Database>(tx: Transaction<'_, DB>) -> Resul
     let started = Instant::now();
     tx.commit().await?;
     Ok(started.elapsed())
+}
+
+/// A removal of the audit trail's lifecycle as a claim and a delete of the
+/// claimed ids in one transaction, for an engine that cannot delete what a
+/// subquery claims (MariaDB's sql.rs says why); the keys of the rows removed.
+pub(crate) async fn claim_and_remove_trail<DB: Db>(
+    pool: &Pool<DB>,
+    claim: &'static str,
+    delete: &'static str,
+    args: &[Arg<'_>],
+) -> Result<Vec<TrailKey>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let rows = DB::fetch_all(On::Connection(&mut *tx), DB::query(claim, args)).await?;
+    let keys = decode::all(&rows, decode::trail_key::<DB>)?;
+    if !keys.is_empty() {
+        let ids: Vec<i64> = keys.iter().map(|key| key.id).collect();
+        DB::execute(On::Connection(&mut *tx), DB::query(delete, &[Arg::Ids(&ids)])).await?;
+    }
+    tx.commit().await?;
+    Ok(keys)
 }
 
 // The parameters of the statements that every engine writes its own way

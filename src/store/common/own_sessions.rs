@@ -3,8 +3,11 @@
 //! the singleton lead of `schedule.singleton`. A session whose locks are all
 //! released is kept for the next run or lead: opening one costs a TLS
 //! handshake and an authentication, more than an idle sweep's statements.
+//! An engine whose every commit waits for a flush (MariaDB) may leave a
+//! run's record uncommitted in its lease's transaction while the sweep only
+//! reads, so that an idle sweep commits once (docs/operations.md).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 
@@ -34,6 +37,8 @@ pub(crate) struct OwnSessions<DB: Database> {
     spare: Mutex<Vec<DB::Connection>>,
     /// The session of each run in progress, holding its lease.
     leases: Mutex<HashMap<i64, DB::Connection>>,
+    /// The runs whose record their lease's open transaction holds uncommitted.
+    uncommitted: Mutex<HashSet<i64>>,
     /// The session holding the singleton lock while this process sweeps.
     leader: tokio::sync::Mutex<Option<DB::Connection>>,
 }
@@ -43,6 +48,7 @@ impl<DB: Database> Default for OwnSessions<DB> {
         OwnSessions {
             spare: Mutex::new(Vec::new()),
             leases: Mutex::new(HashMap::new()),
+            uncommitted: Mutex::new(HashSet::new()),
             leader: tokio::sync::Mutex::new(None),
         }
     }
@@ -96,6 +102,57 @@ impl<DB: Db> OwnSessions<DB> {
     /// Holds the session of a run that took its lease on it.
     pub fn hold_lease(&self, run_id: i64, conn: DB::Connection) {
         self.leases.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id, conn);
+    }
+
+    /// Holds the session of a run whose record its open transaction wrote:
+    /// [`OwnSessions::commit_lease`] or [`OwnSessions::finish_uncommitted`] commits it.
+    pub fn hold_uncommitted_lease(&self, run_id: i64, conn: DB::Connection) {
+        self.uncommitted.lock().unwrap_or_else(|e| e.into_inner()).insert(run_id);
+        self.hold_lease(run_id, conn);
+    }
+
+    /// Commits a run's record left uncommitted, before the sweep's first
+    /// write or pause; nothing to do for a record committed already. A
+    /// session that fails is closed: its transaction rolls back, which
+    /// frees its lock, and the run never was.
+    pub async fn commit_lease(&self, run_id: i64, commit: &'static str) -> Result<(), StoreError> {
+        if !self.uncommitted.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) {
+            return Ok(());
+        }
+        self.on_lease(run_id, &[(commit, &[])]).await
+    }
+
+    /// Records the end of a run whose record is still uncommitted with
+    /// `finish` and commits both at once: an idle sweep's one commit. `None`
+    /// when the record was committed before (the caller records the end
+    /// its own way); a session that fails is closed, as in [`OwnSessions::commit_lease`].
+    pub async fn finish_uncommitted(
+        &self,
+        run_id: i64,
+        finish: &'static str,
+        args: &[Arg<'_>],
+        commit: &'static str,
+    ) -> Option<Result<(), StoreError>> {
+        if !self.uncommitted.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id) {
+            return None;
+        }
+        Some(self.on_lease(run_id, &[(finish, args), (commit, &[])]).await)
+    }
+
+    /// Runs `statements` in order on the session holding a run's lease.
+    async fn on_lease(&self, run_id: i64, statements: &[(&'static str, &[Arg<'_>])]) -> Result<(), StoreError> {
+        let lease = self.leases.lock().unwrap_or_else(|e| e.into_inner()).remove(&run_id);
+        let Some(mut conn) = lease else {
+            return Err(StoreError::Database(format!("run {run_id}: the session holding its lease is gone")));
+        };
+        for (statement, args) in statements {
+            if let Err(error) = DB::execute(On::Connection(&mut conn), DB::query(statement, args)).await {
+                let _ = conn.close().await;
+                return Err(error);
+            }
+        }
+        self.hold_lease(run_id, conn);
+        Ok(())
     }
 
     /// Ends a run's lease with `statement` (which records the run's end and

@@ -24,7 +24,7 @@ use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlConnection, MySqlDatabaseErro
 use self::replicas::ReplicaStatus;
 use self::server::ReadOnlyServer;
 use super::common::{
-    self, AbandonedRun, Arg, Codec, Db, Driver, LeaseEnd, NoConnection, OwnSessions, Purpose, Replicas, Statements,
+    self, AbandonedRun, Codec, Db, Driver, LeaseEnd, NoConnection, OwnSessions, Purpose, Replicas, Statements,
     StoreOptions, SweepSessions, TcpServer, decode, enabled_rules, first_session, open_session, server_pool_options,
 };
 use super::records::{
@@ -95,25 +95,6 @@ impl MariaDbStore {
         let mut conn = open_session(&options, timeout, tcp_server(&options)).await?;
         MySql::query(sql::SESSION_SETTINGS, &[self.settings.statement_timeout_ms().into()]).execute(&mut conn).await?;
         Ok(conn)
-    }
-
-    /// A claim and a delete of the audit trail's lifecycle, in one
-    /// transaction; returns the keys of the rows it removed.
-    async fn remove_trail(
-        &self,
-        claim: &'static str,
-        delete: &'static str,
-        args: &[Arg<'_>],
-    ) -> Result<Vec<TrailKey>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let rows = MySql::query(claim, args).fetch_all(&mut *tx).await?;
-        let keys = decode::all(&rows, decode::trail_key::<MySql>)?;
-        if !keys.is_empty() {
-            let ids: Vec<i64> = keys.iter().map(|key| key.id).collect();
-            MySql::query(delete, &[Arg::Ids(&ids)]).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(keys)
     }
 }
 
@@ -243,28 +224,36 @@ impl SweepStore for MariaDbStore {
             i64::from(owner.pid).into(),
             owner.started.map(|ticks| ticks as i64).into(),
         ];
+        MySql::query(sql::START_TRANSACTION, &[]).execute(&mut conn).await?;
         let row = MySql::query(sql::INSERT_RUN, &args).fetch_one(&mut conn).await?;
         let run_id = MySql::int(&row, "id")?;
         if !MySql::flag(&row, "locked")? {
             return Err(StoreError::Database(format!("run {run_id}: its lock is held by another session")));
         }
-        self.own.hold_lease(run_id, conn);
+        self.own.hold_uncommitted_lease(run_id, conn);
         Ok((run_id, decode::clock::<MySql>(&readings)?))
     }
 
-    /// Records the end through the pool (on a new session if the server
-    /// ended the pooled ones), then releases the lock on the run's session:
-    /// a sweep that finds the lock free sees the run finished.
+    async fn commit_run_start(&self, run_id: i64) -> Result<(), StoreError> {
+        self.own.commit_lease(run_id, sql::COMMIT).await
+    }
+
+    /// Records the end with the start where it is still uncommitted, else
+    /// through the pool (on a new session if the server ended the pooled
+    /// ones), then releases the lock on the run's session: a sweep that
+    /// finds the lock free sees the run finished.
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
         self.kept.release();
         let args = common::outcome_args(run_id, outcome);
         let finish = || MySql::query(sql::FINISH_RUN, &args).execute(&self.pool);
-        let recorded = common::once_more_on_a_new_session(&self.pool, finish).await;
+        let recorded = match self.own.finish_uncommitted(run_id, sql::FINISH_RUN, &args, sql::COMMIT).await {
+            Some(recorded) => recorded,
+            None => common::once_more_on_a_new_session(&self.pool, finish).await.map(drop).map_err(StoreError::from),
+        };
         if self.own.end_lease(run_id, sql::UNLOCK_RUN, &[run_id.into()]).await == LeaseEnd::Broken {
             self.kept.end().await;
         }
-        recorded?;
-        Ok(())
+        recorded
     }
 
     async fn eligible_ids(
@@ -277,6 +266,7 @@ impl SweepStore for MariaDbStore {
 
     /// Claims, audits and deletes the jobs still eligible: one transaction, each statement rechecking.
     async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
+        self.own.commit_lease(batch.run_id, sql::COMMIT).await?;
         let mut ids = batch.ids.to_vec();
         ids.sort_unstable();
         let mut conn = self.kept.deleting.take(&self.pool).await?;
@@ -298,12 +288,12 @@ impl SweepStore for MariaDbStore {
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
         let args = common::audit_removal_args(removal, limit);
-        self.remove_trail(sql::CLAIM_EXPIRED_AUDIT_ROWS, sql::DELETE_AUDIT_ROWS, &args).await
+        common::claim_and_remove_trail(&self.pool, sql::CLAIM_EXPIRED_AUDIT_ROWS, sql::DELETE_AUDIT_ROWS, &args).await
     }
 
     async fn remove_run_records(&self, removal: &RunRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
         let args = common::run_removal_args(removal, limit);
-        self.remove_trail(sql::CLAIM_EXPIRED_RUN_RECORDS, sql::DELETE_RUN_RECORDS, &args).await
+        common::claim_and_remove_trail(&self.pool, sql::CLAIM_EXPIRED_RUN_RECORDS, sql::DELETE_RUN_RECORDS, &args).await
     }
 
     /// A named lock, on a session of its own: the lock lives as long as the session.

@@ -292,14 +292,17 @@ macro_rules! rule_jobs {
     };
 }
 
+/// `$due` bounds a `retain_until` rule's range to the jobs whose moment
+/// has come (docs/lifecycle.md, "Clock skew").
 macro_rules! future_of {
-    ($policy:literal, $type:literal, $skew:literal, $name:literal, $flag:literal, $settled:expr) => {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $flag:literal, $due:literal, $settled:expr) => {
         concat!(
             "(SELECT COUNT(*) ",
             rule_jobs!($policy, $type, ""),
             " AND ",
             $flag,
             " AND ",
+            $due,
             $skew,
             " > UTC_TIMESTAMP(6) AND ",
             $skew,
@@ -315,12 +318,25 @@ macro_rules! future_of {
 /// job counts only if it is also after `SYSDATE(6)`, read as each row is
 /// (after the read view opened, so after that job's write). The range on
 /// `UTC_TIMESTAMP(6)`, a constant, keeps each count on its rule's index
-/// range (a `retain_until` rule's jobs are counted by `state_changed_at`,
-/// along its whole range). $1–$8: whether each rule is enabled.
+/// range (a `retain_until` rule's, up to the clock: its jobs are counted
+/// by `state_changed_at` once their moment has come). $1–$8: whether each
+/// rule is enabled.
 macro_rules! future_jobs {
     () => {
         concat!(
-            for_each_rule!(future_of, " + ", "", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"], ["$7"], ["$8"]),
+            for_each_rule!(
+                future_of,
+                " + ",
+                "",
+                ["$1", ""],
+                ["$2", ""],
+                ["$3", ""],
+                ["$4", ""],
+                ["$5", ""],
+                ["$6", ""],
+                ["$7", "retention_age <= UTC_TIMESTAMP(6) AND "],
+                ["$8", "retention_age <= UTC_TIMESTAMP(6) AND "]
+            ),
             " AS future"
         )
     };
@@ -355,6 +371,13 @@ pub const MARK_RUN_ABANDONED: &str = "UPDATE retention_runs SET status = 'abando
 pub const INSERT_RUN: &str = "INSERT INTO retention_runs (`trigger`, status, started_at, host, pid, process_started) \
      VALUES ($1, 'running', UTC_TIMESTAMP(6), $2, $3, $4) \
      RETURNING id, GET_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id), 0) AS locked";
+
+/// The run's record waits in its lease's transaction until the sweep has
+/// work or ends ([`COMMIT`]): an idle sweep waits for one flush of the redo
+/// log, not two (docs/operations.md).
+pub const START_TRANSACTION: &str = "START TRANSACTION";
+
+pub const COMMIT: &str = "COMMIT";
 
 /// Records how a run ended. $1: id; $2–$12: status, deleted_completed,
 /// deleted_closed, deleted_creating_idle, deleted_retain_until, stopped_by,

@@ -165,15 +165,18 @@ macro_rules! rule_jobs {
     };
 }
 
+/// `$due` bounds a `retain_until` rule's range to the jobs whose moment
+/// has come (docs/lifecycle.md, "Clock skew").
 macro_rules! future_of {
     ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $flag:literal,
-     $settled:expr) => {
+     $due:literal, $settled:expr) => {
         concat!(
             "(SELECT count(*) ",
             rule_jobs!($predicate, $type, ""),
             " AND ",
             $flag,
             " AND ",
+            $due,
             $skew,
             " > now() AND ",
             $skew,
@@ -189,12 +192,25 @@ macro_rules! future_of {
 /// future". (`now()` is the moment the statement arrived, before planning,
 /// which on a new session under load can take long enough for a client to
 /// write a job in between.) The redundant `> now()`, which the planner can
-/// estimate, keeps each count on its rule's index range.
-/// $1–$8: whether each rule is enabled.
+/// estimate, keeps each count on its rule's index range (a `retain_until`
+/// rule's, up to `now()`: its jobs are counted by `state_changed_at` once
+/// their moment has come). $1–$8: whether each rule is enabled.
 macro_rules! future_jobs {
     () => {
         concat!(
-            for_each_rule!(future_of, " + ", "", ["$1"], ["$2"], ["$3"], ["$4"], ["$5"], ["$6"], ["$7"], ["$8"]),
+            for_each_rule!(
+                future_of,
+                " + ",
+                "",
+                ["$1", ""],
+                ["$2", ""],
+                ["$3", ""],
+                ["$4", ""],
+                ["$5", ""],
+                ["$6", ""],
+                ["$7", "retain_until <= now() AND "],
+                ["$8", "retain_until <= now() AND "]
+            ),
             " AS future"
         )
     };

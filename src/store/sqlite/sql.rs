@@ -192,16 +192,19 @@ macro_rules! rule_jobs {
     };
 }
 
-/// One rule's jobs whose clock-skew column lies after "now": never eligible.
+/// One rule's jobs whose clock-skew column lies after "now": never
+/// eligible. `$due` bounds a `retain_until` rule's range to the jobs whose
+/// moment has come (docs/lifecycle.md, "Clock skew").
 macro_rules! future_of {
     ($index:literal, $predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
-     $flag:literal, $settled:expr) => {
+     $flag:literal, $due:literal, $settled:expr) => {
         concat!(
             "(SELECT count(*) ",
             rule_jobs!($index, $predicate, $type, ""),
             " AND ",
             $flag,
             " AND ",
+            $due,
             $skew,
             " > ?1)"
         )
@@ -211,7 +214,19 @@ macro_rules! future_of {
 /// ?1: now; ?2–?9: whether each rule is enabled.
 pub const COUNT_FUTURE: &str = concat!(
     "SELECT ",
-    for_each_rule!(future_of, " + ", "", ["?2"], ["?3"], ["?4"], ["?5"], ["?6"], ["?7"], ["?8"], ["?9"]),
+    for_each_rule!(
+        future_of,
+        " + ",
+        "",
+        ["?2", ""],
+        ["?3", ""],
+        ["?4", ""],
+        ["?5", ""],
+        ["?6", ""],
+        ["?7", ""],
+        ["?8", "retain_until <= ?1 AND "],
+        ["?9", "retain_until <= ?1 AND "]
+    ),
     " AS future"
 );
 
