@@ -92,6 +92,9 @@ fn store_exit_code(error: &StoreError) -> u8 {
         }
         StoreError::NotFound(_) => exit::NOT_FOUND,
         StoreError::Conflict { .. } | StoreError::NameTaken { .. } => exit::CONFLICT,
-        StoreError::NotMigrated(_) | StoreError::StatementTimeout(_) | StoreError::Database(_) => exit::FAILURE,
+        StoreError::NotMigrated(_)
+        | StoreError::StatementTimeout(_)
+        | StoreError::Deadlock(_)
+        | StoreError::Database(_) => exit::FAILURE,
     }
 }

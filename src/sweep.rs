@@ -11,6 +11,7 @@
 //! in flight always finishes (commits or rolls back) first.
 
 mod audit_lines;
+mod deadlocks;
 mod limits;
 mod pause;
 pub mod paused_now;
@@ -33,6 +34,7 @@ use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::scheduler::WindowReport;
 use crate::store::{Batch, BatchRequest, ClockReading, DeletedBatch, NewRun, RunOutcome, Store, StoreError};
 use audit_lines::AuditLines;
+use deadlocks::Deadlocks;
 pub(crate) use limits::Limits;
 use pause::settle;
 use pending::PendingIds;
@@ -451,6 +453,7 @@ async fn delete_batches(
         return Ok(StoppedBy::Done);
     }
     store.commit_run_start(run_id).await?;
+    let mut deadlocks = Deadlocks::default();
     loop {
         let limit = match progress.next_batch(plan, limits).await {
             Ok(limit) => limit,
@@ -469,8 +472,16 @@ async fn delete_batches(
                 tracing::warn!(run_id, jobs = tried, %error, next = progress.sizer.size(), "batch timed out; retrying smaller");
                 continue;
             }
+            Err(StoreError::Deadlock(error)) if deadlocks.may_retry() => {
+                // The batch rolled back whole, deleting and counting
+                // nothing: the same ids come next.
+                tracing::warn!(run_id, jobs = tried, %error, "batch rolled back in a deadlock; retrying it");
+                deadlocks.pause().await;
+                continue;
+            }
             Err(error) => return Err(error),
         };
+        deadlocks.committed();
         let committed = Instant::now();
         pending.done(tried);
         let batch_elapsed = committed - batch_started;

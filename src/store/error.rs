@@ -1,7 +1,8 @@
 //! What can go wrong in the store, whatever the engine. Messages never
 //! contain the password. What an engine's own refusals mean (a statement
-//! cancelled at its timeout, a write refused by a read-only server) is
-//! decided by the engine's folder from its error codes ([`Engine::classify`]).
+//! cancelled at its timeout, a transaction rolled back in a deadlock, a
+//! write refused by a read-only server) is decided by the engine's folder
+//! from its error codes ([`Engine::classify`]).
 
 use crate::config::DatabaseUrl;
 use crate::lifecycle::LifecycleError;
@@ -41,6 +42,10 @@ pub enum StoreError {
     /// The server cancelled a statement at `database.statement_timeout`; its transaction rolled back.
     #[error("database error: {0}")]
     StatementTimeout(String),
+    /// The server rolled back a transaction whole to break a deadlock (or a
+    /// serialization failure); run again, it may succeed.
+    #[error("database error: {0}")]
+    Deadlock(String),
     #[error("database error: {0}")]
     Database(String),
     /// The database refuses writes; nothing was written.
@@ -64,6 +69,8 @@ impl ReadOnly {
 pub(crate) enum Refusal {
     /// Cancelled at `database.statement_timeout` (or by hand).
     StatementTimeout,
+    /// Rolled back whole to break a deadlock with another transaction.
+    Deadlock,
     /// A write refused by a database that takes none.
     ReadOnly(ReadOnly),
 }
@@ -72,6 +79,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         match Engine::ALL.into_iter().find_map(|engine| engine.classify(&error)) {
             Some(Refusal::StatementTimeout) => StoreError::StatementTimeout(error.to_string()),
+            Some(Refusal::Deadlock) => StoreError::Deadlock(error.to_string()),
             Some(Refusal::ReadOnly(reason)) => StoreError::ReadOnly(reason),
             None => StoreError::Database(error.to_string()),
         }

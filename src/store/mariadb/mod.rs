@@ -39,14 +39,15 @@ use crate::policy::{PerRule, Retentions};
 mod code {
     /// A statement stopped at `max_statement_time`.
     pub const STATEMENT_TIMEOUT: u16 = 1969;
+    /// A transaction rolled back whole to break a deadlock (`ER_LOCK_DEADLOCK`).
+    pub const DEADLOCK: u16 = 1213;
     /// A write in a READ ONLY transaction (`tx_read_only`).
     pub const READ_ONLY_TRANSACTION: u16 = 1792;
     /// The server runs with `--read-only` (and the user lacks READ ONLY ADMIN).
     pub const READ_ONLY_OPTION: u16 = 1290;
     /// InnoDB runs with `innodb_read_only`.
     pub const INNODB_READ_ONLY: u16 = 1036;
-    /// A login refused: wrong password, no such user, or plain text to a
-    /// server that takes TLS only.
+    /// A login refused: wrong password, no such user, or plain text to a TLS-only server.
     pub const ACCESS_DENIED: u16 = 1045;
 }
 
@@ -127,17 +128,16 @@ fn tcp_server(options: &MySqlConnectOptions) -> Option<TcpServer> {
 /// MariaDB's refusals, by error number.
 pub(super) fn classify(error: &sqlx::Error) -> Option<Refusal> {
     let refusal = error.as_database_error()?.try_downcast_ref::<MySqlDatabaseError>()?;
+    let read_only = || Some(Refusal::ReadOnly(ReadOnly::new(ReadOnlyServer::Refused(error.to_string()))));
     match refusal.number() {
         code::STATEMENT_TIMEOUT => Some(Refusal::StatementTimeout),
-        code::READ_ONLY_TRANSACTION | code::READ_ONLY_OPTION | code::INNODB_READ_ONLY => {
-            Some(Refusal::ReadOnly(ReadOnly::new(ReadOnlyServer::Refused(error.to_string()))))
-        }
+        code::DEADLOCK => Some(Refusal::Deadlock),
+        code::READ_ONLY_TRANSACTION | code::READ_ONLY_OPTION | code::INNODB_READ_ONLY => read_only(),
         _ => None,
     }
 }
 
-/// A batch's statements in its transaction: the claim, the audit rows, the
-/// delete; the jobs deleted.
+/// A batch's statements in its transaction (the claim, the audit rows, the delete); the jobs deleted.
 async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
     let claimed =
         MySql::query(sql::CLAIM_ELIGIBLE, &common::still_eligible_args(ids, batch.cutoffs)).fetch_all(&mut *tx).await?;
@@ -274,9 +274,8 @@ impl SweepStore for MariaDbStore {
         let deleted = match write_batch(&mut tx, &ids, batch).await {
             Ok(deleted) => deleted,
             Err(error) => {
-                // A statement MariaDB cancels (max_statement_time) rolls back
-                // alone: the rows the claim locked stay locked until the
-                // transaction ends, and the smaller retry would skip them.
+                // A statement MariaDB cancels (max_statement_time) rolls back alone: the rows the claim
+                // locked stay locked until the transaction ends, and the smaller retry would skip them.
                 let _ = tx.rollback().await;
                 return Err(error);
             }

@@ -52,6 +52,11 @@ const NEW_SESSION_FOR: Duration = Duration::from_secs(1);
 
 /// SQLSTATE of a statement cancelled by `statement_timeout` (or by hand).
 const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE of a transaction rolled back to break a deadlock.
+const DEADLOCK_DETECTED: &str = "40P01";
+/// SQLSTATE of a transaction rolled back because it could not be serialized:
+/// like a deadlock, run again it may succeed.
+const SERIALIZATION_FAILURE: &str = "40001";
 /// SQLSTATE of a write in a read-only transaction (a standby, `default_transaction_read_only`).
 const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 
@@ -117,6 +122,7 @@ pub(super) fn classify(error: &sqlx::Error) -> Option<Refusal> {
     let refusal = error.as_database_error()?.try_downcast_ref::<PgDatabaseError>()?;
     match refusal.code() {
         QUERY_CANCELED => Some(Refusal::StatementTimeout),
+        DEADLOCK_DETECTED | SERIALIZATION_FAILURE => Some(Refusal::Deadlock),
         READ_ONLY_SQL_TRANSACTION => Some(Refusal::ReadOnly(ReadOnly::new(ReadOnlyServer::Refused(error.to_string())))),
         _ => None,
     }
