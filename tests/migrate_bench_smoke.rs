@@ -1,0 +1,106 @@
+//! Runs the migration benchmark (`bench/migrate/`) end to end on small
+//! stores, so it keeps working while the product and its migrations change:
+//! on every engine reached, migration 0008 must have been applied by
+//! `retentiond migrate` while the writer wrote, the store must end at the
+//! latest version with every job (the benchmark's own checks), the summary
+//! line must come out whole, and the database must be gone afterwards.
+//! SQLite always; PostgreSQL and MariaDB when they answer at
+//! `RETENTIOND_TEST_POSTGRES_URL` / `RETENTIOND_TEST_MARIADB_URL` (required
+//! with `RETENTIOND_TEST_REQUIRE_POSTGRES=1` / `RETENTIOND_TEST_REQUIRE_MARIADB=1`).
+
+#[path = "../bench/migrate/mod.rs"]
+mod migrate_bench;
+#[allow(dead_code)]
+#[path = "common/require.rs"]
+mod require;
+
+use std::time::Duration;
+
+use clap::Parser;
+use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+
+const JOBS: u64 = 2_000;
+
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
+}
+
+/// Whether the server answers; fails instead when it is required.
+async fn reachable<C: Connection>(url: &str, requirement: require::Requirement) -> bool {
+    let answer = match tokio::time::timeout(Duration::from_secs(5), C::connect(url)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 5 s".to_owned()),
+    };
+    match answer {
+        Ok(()) => true,
+        Err(reason) if requirement.is_required() => {
+            panic!("{requirement:?} is required ({}=1) but unreachable: {reason}", requirement.var())
+        }
+        Err(reason) => {
+            eprintln!("skipping {requirement:?} in the migration benchmark smoke test: unreachable ({reason})");
+            false
+        }
+    }
+}
+
+/// Whether the benchmark's database of this process is still on the server.
+async fn database_left(url: &str) -> bool {
+    let name = format!("retentiond_bench_{}_migrate", std::process::id());
+    if url.starts_with("postgres") {
+        let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
+        let sql = "SELECT count(*) FROM pg_database WHERE datname = $1";
+        let count: i64 = sqlx::query_scalar(sql).bind(&name).fetch_one(&mut conn).await.expect(sql);
+        return count > 0;
+    }
+    let mut conn = MySqlConnection::connect(url).await.expect("connect to MariaDB");
+    let sql = "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?";
+    let count: i64 = sqlx::query_scalar(sql).bind(&name).fetch_one(&mut conn).await.expect(sql);
+    count > 0
+}
+
+#[test]
+fn the_migration_benchmark_times_0008_on_every_engine_reached() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let postgres_url = env_or("RETENTIOND_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+    let mariadb_url = env_or("RETENTIOND_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/");
+    let with_postgres = runtime.block_on(reachable::<PgConnection>(&postgres_url, require::Requirement::Postgres));
+    let with_mariadb = runtime.block_on(reachable::<MySqlConnection>(&mariadb_url, require::Requirement::MariaDb));
+    let mut expected = vec!["sqlite"];
+    expected.extend(with_postgres.then_some("postgres"));
+    expected.extend(with_mariadb.then_some("mariadb"));
+    let jobs = JOBS.to_string();
+    let mut args = vec!["migrate", "--jobs", &jobs, "--postgres-url", &postgres_url, "--mariadb-url", &mariadb_url];
+    for backend in &expected {
+        args.extend(["--backend", backend]);
+    }
+
+    let results = runtime
+        .block_on(migrate_bench::run(migrate_bench::Options::parse_from(args)))
+        .unwrap_or_else(|error| panic!("the benchmark failed: {error}"));
+
+    let backends: Vec<&str> = results.iter().map(|result| result.backend.name()).collect();
+    assert_eq!(backends, expected);
+    for result in &results {
+        let line = result.line();
+        let fields: Vec<(&str, &str)> =
+            line.split(' ').skip(1).map(|field| field.split_once('=').expect("key=value")).collect();
+        let keys: Vec<&str> = fields.iter().map(|(key, _)| *key).collect();
+        assert!(line.starts_with("migration_0008 "), "{line}");
+        assert_eq!(keys, ["backend", "jobs", "seconds", "longest_write_wait_ms", "p99_write_ms", "writes"], "{line}");
+        assert_eq!(fields[0].1, result.backend.name(), "{line}");
+        assert_eq!(fields[1].1, JOBS.to_string(), "{line}");
+        for (_, value) in &fields[2..] {
+            assert!(value.parse::<f64>().is_ok_and(|number| number > 0.0), "{line}");
+        }
+        assert!(result.longest_write_ms >= result.p99_write_ms, "{line}");
+    }
+    for (reached, url) in [(with_postgres, &postgres_url), (with_mariadb, &mariadb_url)] {
+        assert!(!(reached && runtime.block_on(database_left(url))), "the benchmark left its database behind");
+    }
+}
