@@ -212,3 +212,17 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
     }
 }
+
+/// A `--pacing` run rewrites its own section of the report and keeps the
+/// sections before and after it (the migration benchmark's comes after).
+#[test]
+fn the_pacing_section_is_replaced_and_the_sections_after_it_kept() {
+    use purge_bench::pacing_report::{HEADING, replace_section};
+
+    let report = format!("# Purge\n\n## Summary lines\n\nx\n\n{HEADING}\n\nold\n\n## Migration 0008\n\nkept\n");
+    let new = format!("{HEADING}\n\nnew\n");
+    let expected = format!("# Purge\n\n## Summary lines\n\nx\n\n{HEADING}\n\nnew\n\n## Migration 0008\n\nkept\n");
+    assert_eq!(replace_section(&report, &new), expected);
+    let without = "# Purge\n\n## Summary lines\n\nx\n";
+    assert_eq!(replace_section(without, &new), format!("{without}\n{HEADING}\n\nnew\n"));
+}

@@ -28,7 +28,7 @@ mod lag;
 mod machine;
 mod no_statistics;
 mod pacing;
-mod pacing_report;
+pub mod pacing_report;
 mod plot;
 mod report;
 mod seed;

@@ -16,7 +16,7 @@ use super::pacing::{Limit, PacedRun, Pacing};
 use super::report::thousands;
 
 /// The section's heading, which also marks where it starts in the file.
-const HEADING: &str = "## Pacing by replica lag";
+pub const HEADING: &str = "## Pacing by replica lag";
 
 /// The plot's file name in the report directory.
 pub const PLOT_FILE: &str = "benchmarks-replica-lag.png";
@@ -30,8 +30,8 @@ pub fn kept(path: &Path) -> Option<String> {
     Some(text[start + 1..].to_owned())
 }
 
-/// Writes the section into the report at `path` (in place of the one there)
-/// and the plot beside it.
+/// Writes the section into the report at `path` (in place of the one there,
+/// the sections after it kept) and the plot beside it.
 pub fn write(
     path: &Path,
     options: &Options,
@@ -44,16 +44,27 @@ pub fn write(
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => "# Purge benchmark\n".to_owned(),
         Err(error) => return Err(format!("cannot read {}: {error}", path.display()).into()),
     };
-    let before = match existing.find(&format!("\n{HEADING}\n")) {
-        Some(start) => &existing[..=start],
-        None => &existing,
-    };
-    let mut text = before.trim_end().to_owned();
-    text.push_str("\n\n");
-    text.push_str(&section(options, machine, started_at, pacing));
+    let text = replace_section(&existing, &section(options, machine, started_at, pacing));
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let plot = path.with_file_name(PLOT_FILE);
     draw(&plot, options, pacing).with_context(|| format!("cannot draw {}", plot.display()))
+}
+
+/// `report` with its pacing section replaced by `section` (or `section`
+/// appended), the sections before and after it kept.
+pub fn replace_section(report: &str, section: &str) -> String {
+    let (before, after) = match report.find(&format!("\n{HEADING}\n")) {
+        Some(start) => {
+            let next = report[start + 1..].find("\n## ").map(|at| start + 1 + at + 1);
+            (&report[..=start], next.map_or("", |next| &report[next..]))
+        }
+        None => (report, ""),
+    };
+    let mut text = format!("{}\n\n{}", before.trim_end(), section.trim_end());
+    if !after.is_empty() {
+        text = format!("{text}\n\n{}", after.trim_end());
+    }
+    text + "\n"
 }
 
 fn section(options: &Options, machine: &Machine, started_at: DateTime<Utc>, pacing: &Pacing) -> String {
