@@ -12,6 +12,8 @@
 mod cli;
 #[path = "../purge/error.rs"]
 mod error;
+#[path = "../purge/servers.rs"]
+mod servers;
 #[allow(dead_code)]
 #[path = "../purge/stats.rs"]
 mod stats;
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use error::{Context, Result};
 use retentiond::store::Engine;
+use servers::Servers;
 use stores::{BenchStore, Stores};
 
 /// The writer's operations per second: one every 5 ms.
@@ -49,23 +52,8 @@ pub struct Options {
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: u64,
 
-    /// A PostgreSQL role allowed to create databases.
-    #[arg(
-        long,
-        env = "RETENTIOND_TEST_POSTGRES_URL",
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    pub postgres_url: String,
-
-    /// A MariaDB user allowed to create and drop databases.
-    #[arg(
-        long,
-        env = "RETENTIOND_TEST_MARIADB_URL",
-        hide_env_values = true,
-        default_value = "mysql://root@127.0.0.1:3306/"
-    )]
-    pub mariadb_url: String,
+    #[command(flatten)]
+    pub servers: Servers,
 }
 
 /// The engines one `--backend` names (an alias, so that clap takes the list as one value).
@@ -103,16 +91,13 @@ impl Measured {
 
 /// Measures every engine chosen, printing each one's line as it is done.
 pub async fn run(options: Options) -> Result<Vec<Measured>> {
-    let mut backends: Vec<Engine> = options.backend.iter().flatten().copied().collect();
-    if backends.is_empty() {
-        backends = vec![Engine::Sqlite, Engine::Postgres, Engine::MariaDb];
-    }
-    backends.dedup();
+    let chosen: Vec<Engine> = options.backend.iter().flatten().copied().collect();
+    let backends: Vec<Engine> =
+        Engine::ALL.into_iter().filter(|engine| chosen.is_empty() || chosen.contains(engine)).collect();
     let work_dir = tempfile::tempdir().context("cannot make a temporary directory")?;
     let mut results = Vec::new();
     for backend in backends {
-        let server_url = if backend == Engine::MariaDb { &options.mariadb_url } else { &options.postgres_url };
-        let mut stores = Stores::new(backend, work_dir.path(), server_url);
+        let mut stores = Stores::new(backend, work_dir.path(), options.servers.admin_url(backend));
         let measured = match stores.empty("migrate").await {
             Ok(store) => measure(&store, options.jobs).await,
             Err(error) => Err(error),

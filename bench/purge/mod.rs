@@ -32,6 +32,7 @@ pub mod pacing_report;
 mod plot;
 mod report;
 mod seed;
+mod servers;
 mod shapes;
 mod shuffle;
 mod space;
@@ -51,6 +52,7 @@ use chrono::{DateTime, Utc};
 use checks::Checks;
 use error::{Context, Result};
 use seed::Seeded;
+use servers::Servers;
 use shapes::{Comparison, Shape};
 use stores::{BenchStore, Stores};
 
@@ -106,23 +108,8 @@ pub struct Options {
     #[arg(long, default_value = "docs")]
     pub report_dir: PathBuf,
 
-    /// A PostgreSQL role allowed to create databases and to run CHECKPOINT (pg_checkpoint).
-    #[arg(
-        long,
-        env = "RETENTIOND_TEST_POSTGRES_URL",
-        hide_env_values = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
-    )]
-    pub postgres_url: String,
-
-    /// A MariaDB user allowed to create and drop databases.
-    #[arg(
-        long,
-        env = "RETENTIOND_TEST_MARIADB_URL",
-        hide_env_values = true,
-        default_value = "mysql://root@127.0.0.1:3306/"
-    )]
-    pub mariadb_url: String,
+    #[command(flatten)]
+    pub servers: Servers,
 
     /// Where the SQLite files go (default: a temporary directory, removed at the end).
     #[arg(long)]
@@ -284,11 +271,10 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
         }
     };
     let backends = options.backend.clone();
-    let machine = machine::describe(&backends, &options.postgres_url, &options.mariadb_url).await?;
+    let machine = machine::describe(&backends, &options.servers.postgres_url, &options.servers.mariadb_url).await?;
     let mut results = Vec::new();
     for backend in backends {
-        let admin_url = if backend == Engine::MariaDb { &options.mariadb_url } else { &options.postgres_url };
-        let mut stores = Stores::new(backend, &work_dir, admin_url);
+        let mut stores = Stores::new(backend, &work_dir, options.servers.admin_url(backend));
         let measured = measure_backend(&options, &mut stores).await;
         let removed = stores.remove_all().await;
         results.push(measured.with_context(|| format!("{} benchmark", backend.title()))?);
@@ -316,7 +302,7 @@ async fn run_pacing(options: &Options, started_at: DateTime<Utc>) -> Result<()> 
         return Err("--replay-run-ms cannot be longer than --replay-period-ms".into());
     }
     progress(format!("pacing benchmark, a backlog of {} jobs", options.backlog_jobs));
-    let machine = machine::describe(&[], &options.postgres_url, &options.mariadb_url).await?;
+    let machine = machine::describe(&[], &options.servers.postgres_url, &options.servers.mariadb_url).await?;
     let pacing = pacing::measure(options).await?;
     std::fs::create_dir_all(&options.report_dir)
         .with_context(|| format!("cannot create the report directory {}", options.report_dir.display()))?;

@@ -56,10 +56,10 @@ fn render(
     line(o, &format!("- started: {}", started_at.to_rfc3339_opts(SecondsFormat::Secs, true)));
     line(o, &format!("- finished: {}", Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)));
     if machine.postgres.is_some() {
-        line(o, &format!("- PostgreSQL server: `{}`", retentiond::config::redact_url(&options.postgres_url)));
+        line(o, &format!("- PostgreSQL server: `{}`", retentiond::config::redact_url(&options.servers.postgres_url)));
     }
     if machine.mariadb.is_some() {
-        line(o, &format!("- MariaDB server: `{}`", retentiond::config::redact_url(&options.mariadb_url)));
+        line(o, &format!("- MariaDB server: `{}`", retentiond::config::redact_url(&options.servers.mariadb_url)));
     }
     line(o, "");
     machine_section(o, machine);
