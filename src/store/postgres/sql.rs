@@ -312,8 +312,14 @@ pub const END_LEAD: &str = "SELECT pg_advisory_unlock($1::int4, 0) AS unlocked";
 /// statement run on them is written for a plan with no sequential scan,
 /// bitmap scan or sort; these keep it there whatever the statistics say,
 /// generic plans alike (`docs/operations.md`, "One plan per statement").
-pub const INDEX_ORDER_SETTINGS: [(&str, &str); 3] =
-    [("enable_seqscan", "off"), ("enable_bitmapscan", "off"), ("enable_sort", "off")];
+/// With one plan left, planning it again for each execution buys nothing:
+/// a prepared statement keeps its generic plan from the first.
+pub const INDEX_ORDER_SETTINGS: [(&str, &str); 4] = [
+    ("enable_seqscan", "off"),
+    ("enable_bitmapscan", "off"),
+    ("enable_sort", "off"),
+    ("plan_cache_mode", "force_generic_plan"),
+];
 
 macro_rules! eligible_of {
     ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
