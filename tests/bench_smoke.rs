@@ -4,58 +4,52 @@
 //! without statistics), every deleting variant must pass its correctness
 //! checks with exact counts, the writer must have worked under every
 //! condition, the purge's batch durations must have been read from its log,
-//! and the report, the plot and the summary lines must come out. SQLite always; PostgreSQL when it is reachable at
-//! `RETENTIOND_TEST_POSTGRES_URL` (required with `RETENTIOND_TEST_REQUIRE_POSTGRES=1`).
+//! and the report, the plot and the summary lines must come out. SQLite always; PostgreSQL and
+//! MariaDB when they answer at `RETENTIOND_TEST_POSTGRES_URL` / `RETENTIOND_TEST_MARIADB_URL`
+//! (required with `RETENTIOND_TEST_REQUIRE_POSTGRES=1` / `RETENTIOND_TEST_REQUIRE_MARIADB=1`).
 
 #[path = "../bench/purge/mod.rs"]
 mod purge_bench;
+#[path = "common/reachable.rs"]
+mod reachable;
 #[allow(dead_code)]
 #[path = "common/require.rs"]
 mod require;
 
-use std::time::Duration;
+use std::path::Path;
 
 use clap::Parser;
+use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, PgConnection};
+
+use reachable::reachable;
+use require::Requirement;
+use retentiond::store::Engine;
 
 const JOBS: u64 = 10_000;
 const IDLE_JOBS: u64 = 20_000;
 const BACKLOG_JOBS: u64 = 5_000;
 const NO_STATS_JOBS: u64 = 5_000;
 
-fn postgres_url() -> String {
-    std::env::var("RETENTIOND_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Whether PostgreSQL answers; fails instead when it is required.
-async fn postgres_reachable(url: &str) -> bool {
-    let reachable = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(url)).await {
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-            Ok(())
-        }
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("no answer within 5 s".to_owned()),
-    };
-    match reachable {
-        Ok(()) => true,
-        Err(reason) if require::Requirement::Postgres.is_required() => {
-            panic!("PostgreSQL is required (RETENTIOND_TEST_REQUIRE_POSTGRES=1) but unreachable: {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipping the PostgreSQL part of the benchmark smoke test: PostgreSQL unreachable ({reason})");
-            false
-        }
-    }
-}
-
-/// The names of this process's benchmark databases still on the server.
+/// The names of this process's benchmark databases still on the server at `url`.
 async fn leftover_databases(url: &str) -> Vec<String> {
-    let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database").fetch_all(&mut conn).await.expect("pg_database");
-    let _ = conn.close().await;
+    let names: Vec<String> = if url.starts_with("postgres") {
+        let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
+        let sql = "SELECT datname::text FROM pg_database";
+        let names = sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect(sql);
+        let _ = conn.close().await;
+        names
+    } else {
+        let mut conn = MySqlConnection::connect(url).await.expect("connect to MariaDB");
+        let sql = "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA";
+        let names = sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect(sql);
+        let _ = conn.close().await;
+        names
+    };
     let prefix = format!("retentiond_bench_{}_", std::process::id());
     names.into_iter().filter(|name| name.starts_with(&prefix)).collect()
 }
@@ -72,17 +66,38 @@ fn assert_number(line: &str, field: &str, key: &str, decimals: std::ops::RangeIn
 #[test]
 fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let url = postgres_url();
-    let with_postgres = runtime.block_on(postgres_reachable(&url));
+    let postgres_url = env_or("RETENTIOND_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+    let mariadb_url = env_or("RETENTIOND_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/");
+    let skipped = "that engine in the purge benchmark smoke test";
+    let with_postgres = runtime.block_on(reachable::<PgConnection>(&postgres_url, Requirement::Postgres, skipped));
+    let with_mariadb = runtime.block_on(reachable::<MySqlConnection>(&mariadb_url, Requirement::MariaDb, skipped));
     let dir = tempfile::tempdir().expect("temporary directory");
-    let report_dir = dir.path().join("report");
-    let work_dir = dir.path().join("work");
+    let servers = [postgres_url.as_str(), mariadb_url.as_str()];
+    // `--backend` names one engine, or SQLite and PostgreSQL together: MariaDB runs on its own.
+    run_and_check(&runtime, &dir.path().join("sqlite"), if with_postgres { "both" } else { "sqlite" }, servers);
+    if with_mariadb {
+        run_and_check(&runtime, &dir.path().join("mariadb"), "mariadb", servers);
+    }
+
+    for (reached, url) in [(with_postgres, &postgres_url), (with_mariadb, &mariadb_url)] {
+        if reached {
+            let left = runtime.block_on(leftover_databases(url));
+            assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
+        }
+    }
+}
+
+/// Runs the benchmark on `backend` (a `--backend` value) with its report
+/// and SQLite files under `dir`, and checks every result and the report.
+fn run_and_check(runtime: &tokio::runtime::Runtime, dir: &Path, backend: &str, [postgres_url, mariadb_url]: [&str; 2]) {
+    let report_dir = dir.join("report");
+    let work_dir = dir.join("work");
     let (jobs, idle_jobs, backlog_jobs, no_stats_jobs) =
         (JOBS.to_string(), IDLE_JOBS.to_string(), BACKLOG_JOBS.to_string(), NO_STATS_JOBS.to_string());
     let options = purge_bench::Options::parse_from([
         "purge",
         "--backend",
-        if with_postgres { "both" } else { "sqlite" },
+        backend,
         "--jobs",
         &jobs,
         "--idle-jobs",
@@ -98,7 +113,9 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         "--autovacuum-wait-seconds",
         "0",
         "--postgres-url",
-        &url,
+        postgres_url,
+        "--mariadb-url",
+        mariadb_url,
         "--report-dir",
         report_dir.to_str().expect("UTF-8 path"),
         "--work-dir",
@@ -108,9 +125,11 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     let results =
         runtime.block_on(purge_bench::run(options)).unwrap_or_else(|error| panic!("benchmark failed: {error}"));
 
-    let expected_backends: &[&str] = if with_postgres { &["sqlite", "postgres"] } else { &["sqlite"] };
+    let engines = Engine::choose(backend).expect("a --backend value");
+    let expected_backends: Vec<&str> = engines.iter().map(|engine| engine.name()).collect();
     let backends: Vec<&str> = results.iter().map(|result| result.backend.name()).collect();
     assert_eq!(backends, expected_backends);
+    let with_postgres = engines.contains(&Engine::Postgres);
     for result in &results {
         let backend = result.backend.name();
         assert_eq!(result.seeded.jobs(), JOBS, "{backend}");
@@ -198,19 +217,16 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         assert!(markdown.contains(&format!("| {shape} | ")), "{markdown}");
     }
     assert_eq!(markdown.contains("| no_stats | "), with_postgres, "{markdown}");
-    assert!(markdown.contains("## SQLite"), "{markdown}");
-    assert_eq!(markdown.contains("## PostgreSQL"), with_postgres, "{markdown}");
+    for engine in Engine::ALL {
+        let heading = format!("## {}", engine.title());
+        assert_eq!(markdown.contains(&heading), engines.contains(&engine), "{heading} in {markdown}");
+    }
     assert!(!markdown.contains("FAILED"), "{markdown}");
     for result in &results {
         assert!(markdown.contains(&result.summary_line()), "{markdown}");
     }
     let png = std::fs::read(report_dir.join("benchmarks-writer-latency.png")).expect("the plot is written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-
-    if with_postgres {
-        let left = runtime.block_on(leftover_databases(&url));
-        assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
-    }
 }
 
 /// A `--pacing` run rewrites its own section of the report and keeps the

@@ -10,43 +10,24 @@
 
 #[path = "../bench/migrate/mod.rs"]
 mod migrate_bench;
+#[path = "common/reachable.rs"]
+mod reachable;
 #[allow(dead_code)]
 #[path = "common/require.rs"]
 mod require;
-
-use std::time::Duration;
 
 use clap::Parser;
 use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 
+use reachable::reachable;
+use require::Requirement;
+
 const JOBS: u64 = 2_000;
 
 fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Whether the server answers; fails instead when it is required.
-async fn reachable<C: Connection>(url: &str, requirement: require::Requirement) -> bool {
-    let answer = match tokio::time::timeout(Duration::from_secs(5), C::connect(url)).await {
-        Ok(Ok(conn)) => {
-            let _ = conn.close().await;
-            Ok(())
-        }
-        Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err("no answer within 5 s".to_owned()),
-    };
-    match answer {
-        Ok(()) => true,
-        Err(reason) if requirement.is_required() => {
-            panic!("{requirement:?} is required ({}=1) but unreachable: {reason}", requirement.var())
-        }
-        Err(reason) => {
-            eprintln!("skipping {requirement:?} in the migration benchmark smoke test: unreachable ({reason})");
-            false
-        }
-    }
 }
 
 /// Whether the benchmark's database of this process is still on the server.
@@ -69,8 +50,9 @@ fn the_migration_benchmark_times_0008_on_every_engine_reached() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let postgres_url = env_or("RETENTIOND_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
     let mariadb_url = env_or("RETENTIOND_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/");
-    let with_postgres = runtime.block_on(reachable::<PgConnection>(&postgres_url, require::Requirement::Postgres));
-    let with_mariadb = runtime.block_on(reachable::<MySqlConnection>(&mariadb_url, require::Requirement::MariaDb));
+    let skipped = "that engine in the migration benchmark smoke test";
+    let with_postgres = runtime.block_on(reachable::<PgConnection>(&postgres_url, Requirement::Postgres, skipped));
+    let with_mariadb = runtime.block_on(reachable::<MySqlConnection>(&mariadb_url, Requirement::MariaDb, skipped));
     let mut expected = vec!["sqlite"];
     expected.extend(with_postgres.then_some("postgres"));
     expected.extend(with_mariadb.then_some("mariadb"));
