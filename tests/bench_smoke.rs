@@ -16,24 +16,17 @@ mod reachable;
 #[path = "common/require.rs"]
 mod require;
 
-use std::path::Path;
-
 use clap::Parser;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, PgConnection};
 
-use reachable::reachable;
-use require::Requirement;
+use reachable::SharedServers;
 use retentiond::store::Engine;
 
 const JOBS: u64 = 10_000;
 const IDLE_JOBS: u64 = 20_000;
 const BACKLOG_JOBS: u64 = 5_000;
 const NO_STATS_JOBS: u64 = 5_000;
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
 
 /// The names of this process's benchmark databases still on the server at `url`.
 async fn leftover_databases(url: &str) -> Vec<String> {
@@ -66,38 +59,15 @@ fn assert_number(line: &str, field: &str, key: &str, decimals: std::ops::RangeIn
 #[test]
 fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let postgres_url = env_or("RETENTIOND_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
-    let mariadb_url = env_or("RETENTIOND_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/");
-    let skipped = "that engine in the purge benchmark smoke test";
-    let with_postgres = runtime.block_on(reachable::<PgConnection>(&postgres_url, Requirement::Postgres, skipped));
-    let with_mariadb = runtime.block_on(reachable::<MySqlConnection>(&mariadb_url, Requirement::MariaDb, skipped));
+    let servers = runtime.block_on(SharedServers::reach("that engine in the purge benchmark smoke test"));
+    let expected_backends = servers.engines();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let servers = [postgres_url.as_str(), mariadb_url.as_str()];
-    // `--backend` names one engine, or SQLite and PostgreSQL together: MariaDB runs on its own.
-    run_and_check(&runtime, &dir.path().join("sqlite"), if with_postgres { "both" } else { "sqlite" }, servers);
-    if with_mariadb {
-        run_and_check(&runtime, &dir.path().join("mariadb"), "mariadb", servers);
-    }
-
-    for (reached, url) in [(with_postgres, &postgres_url), (with_mariadb, &mariadb_url)] {
-        if reached {
-            let left = runtime.block_on(leftover_databases(url));
-            assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
-        }
-    }
-}
-
-/// Runs the benchmark on `backend` (a `--backend` value) with its report
-/// and SQLite files under `dir`, and checks every result and the report.
-fn run_and_check(runtime: &tokio::runtime::Runtime, dir: &Path, backend: &str, [postgres_url, mariadb_url]: [&str; 2]) {
-    let report_dir = dir.join("report");
-    let work_dir = dir.join("work");
+    let report_dir = dir.path().join("report");
+    let work_dir = dir.path().join("work");
     let (jobs, idle_jobs, backlog_jobs, no_stats_jobs) =
         (JOBS.to_string(), IDLE_JOBS.to_string(), BACKLOG_JOBS.to_string(), NO_STATS_JOBS.to_string());
-    let options = purge_bench::Options::parse_from([
+    let mut args = vec![
         "purge",
-        "--backend",
-        backend,
         "--jobs",
         &jobs,
         "--idle-jobs",
@@ -113,23 +83,24 @@ fn run_and_check(runtime: &tokio::runtime::Runtime, dir: &Path, backend: &str, [
         "--autovacuum-wait-seconds",
         "0",
         "--postgres-url",
-        postgres_url,
+        &servers.postgres_url,
         "--mariadb-url",
-        mariadb_url,
+        &servers.mariadb_url,
         "--report-dir",
         report_dir.to_str().expect("UTF-8 path"),
         "--work-dir",
         work_dir.to_str().expect("UTF-8 path"),
-    ]);
+    ];
+    for backend in &expected_backends {
+        args.extend(["--backend", backend]);
+    }
 
-    let results =
-        runtime.block_on(purge_bench::run(options)).unwrap_or_else(|error| panic!("benchmark failed: {error}"));
+    let results = runtime
+        .block_on(purge_bench::run(purge_bench::Options::parse_from(args)))
+        .unwrap_or_else(|error| panic!("benchmark failed: {error}"));
 
-    let engines = Engine::choose(backend).expect("a --backend value");
-    let expected_backends: Vec<&str> = engines.iter().map(|engine| engine.name()).collect();
     let backends: Vec<&str> = results.iter().map(|result| result.backend.name()).collect();
     assert_eq!(backends, expected_backends);
-    let with_postgres = engines.contains(&Engine::Postgres);
     for result in &results {
         let backend = result.backend.name();
         assert_eq!(result.seeded.jobs(), JOBS, "{backend}");
@@ -216,10 +187,10 @@ fn run_and_check(runtime: &tokio::runtime::Runtime, dir: &Path, backend: &str, [
         assert!(markdown.contains(&format!("- **{shape}**: ")), "{markdown}");
         assert!(markdown.contains(&format!("| {shape} | ")), "{markdown}");
     }
-    assert_eq!(markdown.contains("| no_stats | "), with_postgres, "{markdown}");
+    assert_eq!(markdown.contains("| no_stats | "), servers.postgres, "{markdown}");
     for engine in Engine::ALL {
         let heading = format!("## {}", engine.title());
-        assert_eq!(markdown.contains(&heading), engines.contains(&engine), "{heading} in {markdown}");
+        assert_eq!(markdown.contains(&heading), backends.contains(&engine.name()), "{heading} in {markdown}");
     }
     assert!(!markdown.contains("FAILED"), "{markdown}");
     for result in &results {
@@ -227,6 +198,11 @@ fn run_and_check(runtime: &tokio::runtime::Runtime, dir: &Path, backend: &str, [
     }
     let png = std::fs::read(report_dir.join("benchmarks-writer-latency.png")).expect("the plot is written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+
+    for url in servers.reached_urls() {
+        let left = runtime.block_on(leftover_databases(url));
+        assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
+    }
 }
 
 /// A `--pacing` run rewrites its own section of the report and keeps the

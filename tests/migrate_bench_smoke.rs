@@ -21,14 +21,9 @@ use sqlx::Connection;
 use sqlx::mysql::MySqlConnection;
 use sqlx::postgres::PgConnection;
 
-use reachable::reachable;
-use require::Requirement;
+use reachable::SharedServers;
 
 const JOBS: u64 = 2_000;
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
 
 /// Whether the benchmark's database of this process is still on the server.
 async fn database_left(url: &str) -> bool {
@@ -48,16 +43,11 @@ async fn database_left(url: &str) -> bool {
 #[test]
 fn the_migration_benchmark_times_0008_on_every_engine_reached() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let postgres_url = env_or("RETENTIOND_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
-    let mariadb_url = env_or("RETENTIOND_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/");
-    let skipped = "that engine in the migration benchmark smoke test";
-    let with_postgres = runtime.block_on(reachable::<PgConnection>(&postgres_url, Requirement::Postgres, skipped));
-    let with_mariadb = runtime.block_on(reachable::<MySqlConnection>(&mariadb_url, Requirement::MariaDb, skipped));
-    let mut expected = vec!["sqlite"];
-    expected.extend(with_postgres.then_some("postgres"));
-    expected.extend(with_mariadb.then_some("mariadb"));
+    let servers = runtime.block_on(SharedServers::reach("that engine in the migration benchmark smoke test"));
+    let expected = servers.engines();
     let jobs = JOBS.to_string();
-    let mut args = vec!["migrate", "--jobs", &jobs, "--postgres-url", &postgres_url, "--mariadb-url", &mariadb_url];
+    let (postgres_url, mariadb_url) = (&servers.postgres_url, &servers.mariadb_url);
+    let mut args = vec!["migrate", "--jobs", &jobs, "--postgres-url", postgres_url, "--mariadb-url", mariadb_url];
     for backend in &expected {
         args.extend(["--backend", backend]);
     }
@@ -82,7 +72,7 @@ fn the_migration_benchmark_times_0008_on_every_engine_reached() {
         }
         assert!(result.longest_write_ms >= result.p99_write_ms, "{line}");
     }
-    for (reached, url) in [(with_postgres, &postgres_url), (with_mariadb, &mariadb_url)] {
-        assert!(!(reached && runtime.block_on(database_left(url))), "the benchmark left its database behind");
+    for url in servers.reached_urls() {
+        assert!(!runtime.block_on(database_left(url)), "the benchmark left its database behind");
     }
 }

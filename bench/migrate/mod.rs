@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use error::{Context, Result};
 use retentiond::store::Engine;
-use servers::Servers;
+use servers::{Engines, Servers};
 use stores::{BenchStore, Stores};
 
 /// The writer's operations per second: one every 5 ms.
@@ -55,9 +55,6 @@ pub struct Options {
     #[command(flatten)]
     pub servers: Servers,
 }
-
-/// The engines one `--backend` names (an alias, so that clap takes the list as one value).
-pub type Engines = Vec<Engine>;
 
 /// What one engine's migration did.
 #[derive(Debug, Clone)]
@@ -91,9 +88,7 @@ impl Measured {
 
 /// Measures every engine chosen, printing each one's line as it is done.
 pub async fn run(options: Options) -> Result<Vec<Measured>> {
-    let chosen: Vec<Engine> = options.backend.iter().flatten().copied().collect();
-    let backends: Vec<Engine> =
-        Engine::ALL.into_iter().filter(|engine| chosen.is_empty() || chosen.contains(engine)).collect();
+    let backends = servers::chosen_engines(&options.backend);
     let work_dir = tempfile::tempdir().context("cannot make a temporary directory")?;
     let mut results = Vec::new();
     for backend in backends {

@@ -4,14 +4,15 @@
 //! (`tests/pages_bench_smoke.rs`) includes too; this file reads the command
 //! line and says whether every page stayed under 100 ms.
 
+// Only its command line: this benchmark runs without a runtime.
+#[allow(dead_code)]
+#[path = "../entry.rs"]
+mod entry;
 #[path = "mod.rs"]
 mod pages_bench;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    // `cargo bench` appends `--bench` to the program's arguments; it means nothing here.
-    let options = pages_bench::Options::parse_from(std::env::args().filter(|arg| arg != "--bench"));
+    let options: pages_bench::Options = entry::options();
     match pages_bench::run(&options) {
         Ok(results) => {
             let over = results.iter().flat_map(|r| &r.pages).filter(|page| page.max() >= pages_bench::BUDGET).count();

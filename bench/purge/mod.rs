@@ -52,7 +52,7 @@ use chrono::{DateTime, Utc};
 use checks::Checks;
 use error::{Context, Result};
 use seed::Seeded;
-use servers::Servers;
+use servers::{Engines, Servers};
 use shapes::{Comparison, Shape};
 use stores::{BenchStore, Stores};
 
@@ -72,9 +72,10 @@ const PLOT_FILE: &str = "benchmarks-writer-latency.png";
     about = "Benchmarks retentiond's purge on SQLite, PostgreSQL and MariaDB"
 )]
 pub struct Options {
-    /// Which store(s) to measure: sqlite, postgres, mariadb, both (SQLite and PostgreSQL) or all.
+    /// Which store(s) to measure: sqlite, postgres, mariadb, both (SQLite and PostgreSQL) or all;
+    /// may be repeated.
     #[arg(long, default_value = "both", value_parser = Engine::choose)]
-    pub backend: Engines,
+    pub backend: Vec<Engines>,
 
     /// Jobs in the seeded store every deleting variant copies (about 30 % eligible).
     #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -133,8 +134,12 @@ pub struct Options {
     pub replay_period_ms: u64,
 }
 
-/// The engines `--backend` names (an alias, so that clap takes the list as one value).
-pub type Engines = Vec<Engine>;
+impl Options {
+    /// The engines to measure, each once, in `Engine::ALL`'s order.
+    pub fn engines(&self) -> Vec<Engine> {
+        servers::chosen_engines(&self.backend)
+    }
+}
 
 /// What one deleting run (the baseline or retentiond's purge) did.
 #[derive(Debug, Clone)]
@@ -270,7 +275,7 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
             temporary.path().to_path_buf()
         }
     };
-    let backends = options.backend.clone();
+    let backends = options.engines();
     let machine = machine::describe(&backends, &options.servers.postgres_url, &options.servers.mariadb_url).await?;
     let mut results = Vec::new();
     for backend in backends {

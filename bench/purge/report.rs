@@ -88,14 +88,11 @@ fn render(
 
 /// The command that reproduces the run (the servers' URLs are left out: they may hold a password).
 fn command(options: &Options) -> String {
-    let backend = match options.backend.as_slice() {
-        [engine] => engine.name(),
-        [_, _] => "both",
-        _ => "all",
-    };
+    let backends: Vec<String> = options.engines().iter().map(|engine| format!("--backend {}", engine.name())).collect();
     let mut command = format!(
-        "cargo bench --bench purge -- --backend {backend} --jobs {} --idle-jobs {} --backlog-jobs {} \
+        "cargo bench --bench purge -- {} --jobs {} --idle-jobs {} --backlog-jobs {} \
          --no-stats-jobs {} --writer-rate {} --writer-idle-seconds {} --autovacuum-wait-seconds {} --report-dir {}",
+        backends.join(" "),
         options.jobs,
         options.idle_jobs,
         options.backlog_jobs,
@@ -199,7 +196,7 @@ fn shapes_section(o: &mut String, options: &Options) {
         (Shape::Seeded, true),
         (Shape::Shuffled, true),
         (Shape::Backlog, options.backlog_jobs > 0),
-        (Shape::NoStatistics, options.no_stats_jobs > 0 && options.backend.contains(&Engine::Postgres)),
+        (Shape::NoStatistics, options.no_stats_jobs > 0 && options.engines().contains(&Engine::Postgres)),
     ];
     for (shape, measured) in shapes {
         if measured {

@@ -1,5 +1,6 @@
-//! The database servers a benchmark creates its stores on, as the purge and
-//! migration benchmarks take them from the command line.
+//! The database servers a benchmark creates its stores on, and the engines
+//! it measures, as the purge and migration benchmarks take them from the
+//! command line.
 
 use retentiond::store::Engine;
 
@@ -30,4 +31,14 @@ impl Servers {
     pub fn admin_url(&self, engine: Engine) -> &str {
         if engine == Engine::MariaDb { &self.mariadb_url } else { &self.postgres_url }
     }
+}
+
+/// The engines one `--backend` names (an alias, so that clap takes the list as one value).
+pub type Engines = Vec<Engine>;
+
+/// The engines every `--backend` given names together, each once, in
+/// `Engine::ALL`'s order; all of them when none is given.
+pub fn chosen_engines(backends: &[Engines]) -> Vec<Engine> {
+    let chosen: Vec<Engine> = backends.iter().flatten().copied().collect();
+    Engine::ALL.into_iter().filter(|engine| chosen.is_empty() || chosen.contains(engine)).collect()
 }

@@ -1,17 +1,57 @@
-//! Whether a shared database server answers, for the benchmark smoke tests.
-//! Standalone like `require.rs`, which they include beside it: a server that
-//! does not answer skips that part of a test with a notice, or fails the
-//! test when CI requires the server.
+//! The shared database servers, for the benchmark smoke tests: where they
+//! are and whether they answer. Standalone like `require.rs`, which they
+//! include beside it: a server that does not answer skips that part of a
+//! test with a notice, or fails the test when CI requires the server.
 
 use std::time::Duration;
 
 use sqlx::Connection;
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
 
 use crate::require::Requirement;
 
+/// The servers at `RETENTIOND_TEST_POSTGRES_URL` and `RETENTIOND_TEST_MARIADB_URL`.
+pub struct SharedServers {
+    pub postgres_url: String,
+    pub mariadb_url: String,
+    /// Whether each one answered.
+    pub postgres: bool,
+    pub mariadb: bool,
+}
+
+impl SharedServers {
+    /// Reads where the servers are and asks each whether it answers;
+    /// `skipped` names the part of the test left out for one that does not.
+    pub async fn reach(skipped: &str) -> SharedServers {
+        let env_or = |var: &str, default: &str| std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        let postgres_url = env_or("RETENTIOND_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+        let mariadb_url = env_or("RETENTIOND_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/");
+        let postgres = reachable::<PgConnection>(&postgres_url, Requirement::Postgres, skipped).await;
+        let mariadb = reachable::<MySqlConnection>(&mariadb_url, Requirement::MariaDb, skipped).await;
+        SharedServers { postgres_url, mariadb_url, postgres, mariadb }
+    }
+
+    /// The names of the engines reached, SQLite (always there) first, in `--backend`'s spelling.
+    pub fn engines(&self) -> Vec<&'static str> {
+        let mut engines = vec!["sqlite"];
+        engines.extend(self.postgres.then_some("postgres"));
+        engines.extend(self.mariadb.then_some("mariadb"));
+        engines
+    }
+
+    /// The URLs of the servers reached.
+    pub fn reached_urls(&self) -> Vec<&str> {
+        [(self.postgres, &self.postgres_url), (self.mariadb, &self.mariadb_url)]
+            .into_iter()
+            .filter_map(|(reached, url)| reached.then_some(url.as_str()))
+            .collect()
+    }
+}
+
 /// Whether the server at `url` answers within 5 s; `skipped` names the part
 /// of the test that is skipped when it does not.
-pub async fn reachable<C: Connection>(url: &str, requirement: Requirement, skipped: &str) -> bool {
+async fn reachable<C: Connection>(url: &str, requirement: Requirement, skipped: &str) -> bool {
     let answer = match tokio::time::timeout(Duration::from_secs(5), C::connect(url)).await {
         Ok(Ok(conn)) => {
             let _ = conn.close().await;

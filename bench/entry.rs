@@ -1,0 +1,30 @@
+//! What every benchmark's `main` does: read its command line, then run the
+//! benchmark on a tokio runtime and turn its result into the exit code.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::process::ExitCode;
+
+/// The command line, without the `--bench` that `cargo bench` appends to
+/// the program's arguments (it means nothing here).
+pub fn options<O: clap::Parser>() -> O {
+    O::parse_from(std::env::args().filter(|arg| arg != "--bench"))
+}
+
+/// Runs `benchmark` (called `name` in its messages) to its end.
+pub fn run<T, E: Display>(name: &str, benchmark: impl Future<Output = Result<T, E>>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{name}: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(benchmark) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name} failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
