@@ -1,19 +1,17 @@
 //! The benchmark's store before migration 0008: a fresh one (`Stores` of
 //! the purge benchmark: a SQLite file in a temporary directory, or a
-//! database of its own on the server) migrated up to 0007 by sqlx's
-//! migrator holding only those migrations (how the product applies them on
+//! database of its own on the server) migrated up to 0007 by the product's
+//! migrator (`Engine::migrator`), stopped there (how the product applies them on
 //! SQLite and PostgreSQL; on MariaDB the product runs each statement
 //! itself, which leaves the same schema and the same `_sqlx_migrations`
 //! rows), then filled by set-based SQL in chunks: mostly `Completed` jobs,
 //! some `Closed`, `Creating` and in flight, a few held, both types, ages
 //! spread over a year, one or two drives each; then analysed.
 
-use sqlx::migrate::Migrator;
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::error::{Context, Result};
 use super::stores::{BenchStore, Conn, Location, sqlite_options};
-use retentiond::store::Engine;
 
 /// The last migration applied before the one measured.
 const BEFORE_MEASURED: i64 = 7;
@@ -106,19 +104,17 @@ pub async fn migrate_before_0008(store: &BenchStore) -> Result<()> {
         ),
         _ => store.connect().await?,
     };
+    let migrator = store.backend().migrator();
     let mut conn = match conn {
         Conn::Sqlite(mut conn) => {
-            let migrator: Migrator = sqlx::migrate!("./migrations/sqlite");
             migrator.run_to(BEFORE_MEASURED, &mut conn).await.context(context)?;
             Conn::Sqlite(conn)
         }
         Conn::Postgres(mut conn) => {
-            let migrator: Migrator = sqlx::migrate!("./migrations/postgres");
             migrator.run_to(BEFORE_MEASURED, &mut conn).await.context(context)?;
             Conn::Postgres(conn)
         }
         Conn::MariaDb(mut conn) => {
-            let migrator: Migrator = sqlx::migrate!("./migrations/mariadb");
             migrator.run_to(BEFORE_MEASURED, &mut conn).await.context(context)?;
             Conn::MariaDb(conn)
         }
@@ -152,11 +148,7 @@ pub async fn fill(store: &BenchStore, jobs: u64) -> Result<()> {
 
 /// Fails unless the store is at the latest migration and holds exactly `jobs` jobs.
 pub async fn check(store: &BenchStore, jobs: u64) -> Result<()> {
-    let latest = match store.backend() {
-        Engine::Sqlite => sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).max(),
-        Engine::Postgres => sqlx::migrate!("./migrations/postgres").iter().map(|m| m.version).max(),
-        Engine::MariaDb => sqlx::migrate!("./migrations/mariadb").iter().map(|m| m.version).max(),
-    };
+    let latest = store.backend().migrator().iter().map(|migration| migration.version).max();
     let mut conn = store.connect().await?;
     let version = conn.count(LATEST_VERSION).await?;
     let counted = conn.count(COUNT_JOBS).await?;

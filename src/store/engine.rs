@@ -64,6 +64,15 @@ impl Engine {
         }
     }
 
+    /// Its schema's migrations, as `retentiond migrate` applies them.
+    pub fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Engine::Sqlite => &sqlite::MIGRATOR,
+            Engine::Postgres => &postgres::MIGRATOR,
+            Engine::MariaDb => &mariadb::migrate::MIGRATOR,
+        }
+    }
+
     /// Its name in prose.
     pub fn title(self) -> &'static str {
         match self {

@@ -36,7 +36,7 @@ use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::{DatabaseSettings, format_duration};
 use crate::policy::{PerRule, Retentions};
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// First key of the advisory locks that mark live runs ("RTDR").
 const RUN_LOCK_CLASS: i64 = 0x5254_4452;

@@ -39,7 +39,7 @@ use crate::config::DatabaseSettings;
 use crate::model::truncate;
 use crate::policy::{PerRule, Retentions};
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The write lock left free after each batch: a writer waiting for it sleeps
 /// in SQLite's busy handler, retrying on a timetable of its own and never
