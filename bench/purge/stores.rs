@@ -121,7 +121,10 @@ impl Conn {
     /// written back by a checkpoint, so that what is measured next does not
     /// share the disk with the write-back of what the load and the vacuum
     /// dirtied; MariaDB's tables analysed (InnoDB's own statistics sample
-    /// the table only after a tenth of it changed).
+    /// the table only after a tenth of it changed) and their dirty pages
+    /// written back for the same reason (`FLUSH TABLES … FOR EXPORT`; InnoDB
+    /// writes pages back only as its redo log fills, so a copy's write-back
+    /// otherwise falls inside the next measurement).
     pub async fn settle(&mut self) -> Result<()> {
         match self {
             Conn::Sqlite(conn) => {
@@ -136,9 +139,15 @@ impl Conn {
             }
             Conn::MariaDb(conn) => {
                 sqlx::raw_sql("ANALYZE TABLE jobs, job_drives, retention_runs, retention_audit")
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await
                     .context("ANALYZE TABLE")?;
+                sqlx::raw_sql(
+                    "FLUSH TABLES jobs, job_drives, retention_runs, retention_audit FOR EXPORT; UNLOCK TABLES",
+                )
+                .execute(conn)
+                .await
+                .context("FLUSH TABLES … FOR EXPORT (the user needs RELOAD and LOCK TABLES)")?;
             }
         }
         Ok(())
