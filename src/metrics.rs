@@ -24,7 +24,7 @@ use crate::config::MetricsSettings;
 use crate::credentials::{self, Sensitivity};
 
 use crate::atomic_file::{self, AtomicFile};
-use crate::policy::{PerPolicy, Policy, Retentions};
+use crate::policy::{self, PerPolicy, Policy, Retentions};
 use crate::store::{DeletedJob, EligibleJobs};
 
 const JOBS_DELETED: &str = "retentiond_jobs_deleted_total";
@@ -207,14 +207,11 @@ pub fn batch_committed(elapsed: Duration, deleted: &[DeletedJob], retentions: &R
     let mut counts = PerPolicy::<u64>::default();
     for job in deleted {
         counts[job.policy] += 1;
-        if let Some(retention) = retentions[job.policy][job.job_type] {
-            let eligible_at = chrono::Duration::from_std(retention)
-                .ok()
-                .and_then(|retention| job.key.timestamp.checked_add_signed(retention));
-            if let Some(eligible_at) = eligible_at {
-                let lag = (job.deleted_at - eligible_at).num_milliseconds().max(0) as f64 / 1000.0;
-                histogram!(DELETION_LAG).record(lag);
-            }
+        let eligible_at =
+            policy::eligible_at(retentions, job.policy, job.job_type, job.key.timestamp, job.state_changed_at);
+        if let Some(eligible_at) = eligible_at {
+            let lag = (job.deleted_at - eligible_at).num_milliseconds().max(0) as f64 / 1000.0;
+            histogram!(DELETION_LAG).record(lag);
         }
     }
     for policy in Policy::ALL {

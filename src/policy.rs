@@ -257,6 +257,27 @@ pub fn cutoff(retention: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
     cutoff.duration_trunc(chrono::Duration::microseconds(1)).unwrap_or(cutoff)
 }
 
+/// When a job of `policy` and `job_type` became eligible: its age timestamp
+/// plus its rule's retention; one with `retain_until` (its age timestamp)
+/// also waits `retention.minimum` after entering its final state
+/// (`finished`). `None` for a rule that is off, or past the calendar's end.
+pub fn eligible_at(
+    retentions: &Retentions,
+    policy: Policy,
+    job_type: JobType,
+    age: DateTime<Utc>,
+    finished: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let after = |moment: DateTime<Utc>, retention: Duration| {
+        chrono::Duration::from_std(retention).ok().and_then(|retention| moment.checked_add_signed(retention))
+    };
+    let due = after(age, retentions[policy][job_type]?)?;
+    match policy {
+        Policy::RetainUntil => Some(due.max(after(finished, retentions.minimum)?)),
+        Policy::Completed | Policy::Closed | Policy::CreatingIdle => Some(due),
+    }
+}
+
 /// A position in a rule's deletion order: oldest age timestamp first, ties
 /// broken by job id. A sweep resumes after the last key it handled, so a batch
 /// never rescans what an earlier batch already took. Across rules, jobs are
@@ -296,10 +317,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cutoff_is_now_minus_retention_and_off_stays_off() {
-        let now = DateTime::parse_from_rfc3339("2026-11-21T12:00:00Z").unwrap().to_utc();
-        let retentions = Retentions {
+    fn at(moment: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(moment).unwrap().to_utc()
+    }
+
+    /// Completed: 90d for imports, 1d for exports; Closed: 1h for imports,
+    /// off for exports; Creating idle off; minimum 1d.
+    fn retentions() -> Retentions {
+        Retentions {
             rules: PerRule {
                 completed: PerType {
                     import: Some(Duration::from_secs(90 * 86_400)),
@@ -310,8 +335,13 @@ mod tests {
                 retain_until: PerType { import: Some(Duration::ZERO), export: Some(Duration::ZERO) },
             },
             minimum: Duration::from_secs(86_400),
-        };
-        let cutoffs = cutoffs(&retentions, now);
+        }
+    }
+
+    #[test]
+    fn cutoff_is_now_minus_retention_and_off_stays_off() {
+        let now = at("2026-11-21T12:00:00Z");
+        let cutoffs = cutoffs(&retentions(), now);
         assert_eq!(cutoffs.completed.import.unwrap().to_rfc3339(), "2026-08-23T12:00:00+00:00");
         assert_eq!(cutoffs.completed.export.unwrap().to_rfc3339(), "2026-11-20T12:00:00+00:00");
         assert_eq!(cutoffs.closed.import.unwrap().to_rfc3339(), "2026-11-21T11:00:00+00:00");
@@ -319,5 +349,18 @@ mod tests {
         assert_eq!(cutoffs.creating_idle, PerType::default());
         assert_eq!(cutoffs.retain_until.export.unwrap().to_rfc3339(), "2026-11-21T12:00:00+00:00");
         assert_eq!(cutoffs.settled.unwrap().to_rfc3339(), "2026-11-20T12:00:00+00:00");
+    }
+
+    #[test]
+    fn a_job_becomes_eligible_after_its_retention_and_retain_until_after_the_minimum() {
+        let (retentions, age, finished) = (retentions(), at("2026-11-01T00:00:00Z"), at("2026-11-10T00:00:00Z"));
+        let eligible = |policy, job_type| eligible_at(&retentions, policy, job_type, age, finished);
+        assert_eq!(eligible(Policy::Completed, JobType::Export), Some(at("2026-11-02T00:00:00Z")));
+        assert_eq!(eligible(Policy::Closed, JobType::Import), Some(at("2026-11-01T01:00:00Z")));
+        assert_eq!(eligible(Policy::Closed, JobType::Export), None, "off");
+        // Its moment had passed when it finished: the minimum decides.
+        assert_eq!(eligible(Policy::RetainUntil, JobType::Import), Some(at("2026-11-11T00:00:00Z")));
+        let later = at("2026-12-01T00:00:00Z");
+        assert_eq!(eligible_at(&retentions, Policy::RetainUntil, JobType::Export, later, finished), Some(later));
     }
 }

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use chrono::Duration;
 use common::*;
 use prometheus_parse::{Scrape, Value as Sample};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The value of the sample `metric` whose labels include `labels`.
 #[track_caller]
@@ -75,6 +75,24 @@ every_engine! {
             .filter(|name| name.contains(".prom."))
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}
+
+every_engine! {
+    /// The deletion lag runs from the moment a job became eligible: for a
+    /// job whose `retain_until` had passed when it finished, that is
+    /// `retention.minimum` (1d) after it finished, not its `retain_until`.
+    fn the_deletion_lag_of_a_retained_job_counts_from_the_minimum(env: &TestEnv) {
+        let retained = set(job("until-30d-finished-3d", "Completed", days_ago(3)), "retain_until", json!(ts(days_ago(30))));
+        env.import_ok(&[retained]);
+        let path = env.dir().join("lag.prom");
+        let summary = env.json(&["purge", "--metrics-textfile", path_str(&path)]);
+        assert_eq!(summary["counts"]["retain_until"], 1, "{summary}");
+        let scrape = parse(&std::fs::read_to_string(&path).unwrap());
+        assert_eq!(sample(&scrape, "retentiond_deletion_lag_seconds_count", &[]), 1.0);
+        let lag = sample(&scrape, "retentiond_deletion_lag_seconds_sum", &[]);
+        let expected = Duration::days(2).num_seconds() as f64;
+        assert!((lag - expected).abs() < 120.0, "eligible since 2 days (finished 3 days ago, minimum 1d): {lag}");
     }
 }
 
