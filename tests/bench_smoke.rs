@@ -17,8 +17,6 @@ mod reachable;
 mod require;
 
 use clap::Parser;
-use sqlx::mysql::MySqlConnection;
-use sqlx::{Connection, PgConnection};
 
 use reachable::SharedServers;
 use retentiond::store::Engine;
@@ -27,25 +25,6 @@ const JOBS: u64 = 10_000;
 const IDLE_JOBS: u64 = 20_000;
 const BACKLOG_JOBS: u64 = 5_000;
 const NO_STATS_JOBS: u64 = 5_000;
-
-/// The names of this process's benchmark databases still on the server at `url`.
-async fn leftover_databases(url: &str) -> Vec<String> {
-    let names: Vec<String> = if url.starts_with("postgres") {
-        let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
-        let sql = "SELECT datname::text FROM pg_database";
-        let names = sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect(sql);
-        let _ = conn.close().await;
-        names
-    } else {
-        let mut conn = MySqlConnection::connect(url).await.expect("connect to MariaDB");
-        let sql = "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA";
-        let names = sqlx::query_scalar(sql).fetch_all(&mut conn).await.expect(sql);
-        let _ = conn.close().await;
-        names
-    };
-    let prefix = format!("retentiond_bench_{}_", std::process::id());
-    names.into_iter().filter(|name| name.starts_with(&prefix)).collect()
-}
 
 /// `key=number` with 1 to 3 decimals.
 fn assert_number(line: &str, field: &str, key: &str, decimals: std::ops::RangeInclusive<usize>) {
@@ -199,10 +178,8 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     let png = std::fs::read(report_dir.join("benchmarks-writer-latency.png")).expect("the plot is written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
 
-    for url in servers.reached_urls() {
-        let left = runtime.block_on(leftover_databases(url));
-        assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
-    }
+    let left = runtime.block_on(servers.leftover_bench_databases());
+    assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
 }
 
 /// A `--pacing` run rewrites its own section of the report and keeps the

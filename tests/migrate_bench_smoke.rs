@@ -17,28 +17,10 @@ mod reachable;
 mod require;
 
 use clap::Parser;
-use sqlx::Connection;
-use sqlx::mysql::MySqlConnection;
-use sqlx::postgres::PgConnection;
 
 use reachable::SharedServers;
 
 const JOBS: u64 = 2_000;
-
-/// Whether the benchmark's database of this process is still on the server.
-async fn database_left(url: &str) -> bool {
-    let name = format!("retentiond_bench_{}_migrate", std::process::id());
-    if url.starts_with("postgres") {
-        let mut conn = PgConnection::connect(url).await.expect("connect to PostgreSQL");
-        let sql = "SELECT count(*) FROM pg_database WHERE datname = $1";
-        let count: i64 = sqlx::query_scalar(sql).bind(&name).fetch_one(&mut conn).await.expect(sql);
-        return count > 0;
-    }
-    let mut conn = MySqlConnection::connect(url).await.expect("connect to MariaDB");
-    let sql = "SELECT count(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?";
-    let count: i64 = sqlx::query_scalar(sql).bind(&name).fetch_one(&mut conn).await.expect(sql);
-    count > 0
-}
 
 #[test]
 fn the_migration_benchmark_times_0008_on_every_engine_reached() {
@@ -72,7 +54,6 @@ fn the_migration_benchmark_times_0008_on_every_engine_reached() {
         }
         assert!(result.longest_write_ms >= result.p99_write_ms, "{line}");
     }
-    for url in servers.reached_urls() {
-        assert!(!runtime.block_on(database_left(url)), "the benchmark left its database behind");
-    }
+    let left = runtime.block_on(servers.leftover_bench_databases());
+    assert!(left.is_empty(), "the benchmark left its database behind: {left:?}");
 }

@@ -40,12 +40,25 @@ impl SharedServers {
         engines
     }
 
-    /// The URLs of the servers reached.
-    pub fn reached_urls(&self) -> Vec<&str> {
-        [(self.postgres, &self.postgres_url), (self.mariadb, &self.mariadb_url)]
-            .into_iter()
-            .filter_map(|(reached, url)| reached.then_some(url.as_str()))
-            .collect()
+    /// The databases of this process's benchmarks (`retentiond_bench_<pid>_…`)
+    /// still on the servers reached: a benchmark removes all it made.
+    pub async fn leftover_bench_databases(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        if self.postgres {
+            let mut conn = PgConnection::connect(&self.postgres_url).await.expect("connect to PostgreSQL");
+            let sql = "SELECT datname::text FROM pg_database";
+            names.extend(sqlx::query_scalar::<_, String>(sql).fetch_all(&mut conn).await.expect(sql));
+            let _ = conn.close().await;
+        }
+        if self.mariadb {
+            let mut conn = MySqlConnection::connect(&self.mariadb_url).await.expect("connect to MariaDB");
+            let sql = "SELECT CAST(SCHEMA_NAME AS CHAR) FROM information_schema.SCHEMATA";
+            names.extend(sqlx::query_scalar::<_, String>(sql).fetch_all(&mut conn).await.expect(sql));
+            let _ = conn.close().await;
+        }
+        let prefix = format!("retentiond_bench_{}_", std::process::id());
+        names.retain(|name| name.starts_with(&prefix));
+        names
     }
 }
 
