@@ -32,7 +32,7 @@ use crate::metrics::{self, Outcome};
 use crate::model::{Pauses, Removed, RunStatus};
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::scheduler::WindowReport;
-use crate::store::{Batch, BatchRequest, ClockReading, DeletedBatch, NewRun, RunOutcome, Store, StoreError};
+use crate::store::{Batch, BatchRequest, ClockReading, DeletedBatch, FirstIds, NewRun, RunOutcome, Store, StoreError};
 use audit_lines::AuditLines;
 use deadlocks::Deadlocks;
 pub(crate) use limits::Limits;
@@ -229,14 +229,13 @@ async fn run_sweep(
 ) -> Result<SweepReport, SweepError> {
     let mut progress = Progress::new(plan);
     let limits = Limits::new(store, plan, stop);
-    // A deleting sweep reads the clock as it records its run.
-    let (run_id, clock) = if plan.dry_run {
+    let (begun, clock) = if plan.dry_run {
         (None, store.clock_and_skew(&plan.retentions).await.map_err(SweepError::at_start)?)
     } else {
-        let run = NewRun { trigger: plan.trigger, owner: identity, retentions: &plan.retentions };
-        let (run_id, clock) = store.begin_run(&run).await.map_err(SweepError::at_start)?;
-        (Some(run_id), clock)
+        let (begun, clock) = begin(store, plan, identity).await.map_err(SweepError::at_start)?;
+        (Some(begun), clock)
     };
+    let run_id = begun.as_ref().map(Begun::run_id);
     let ClockReading { now: database_now, future_jobs: skipped_future } = clock;
     // Skew is measured against the database's clock, not the --as-of moment.
     let now = plan.as_of.unwrap_or(database_now);
@@ -245,34 +244,45 @@ async fn run_sweep(
     if skipped_future > 0 {
         tracing::warn!(jobs = skipped_future, now = %database_now.to_rfc3339_opts(SecondsFormat::Micros, true), "jobs with a timestamp in the future are kept (clock skew?)");
     }
-    let (stopped_by, jobs) = if let Some(id) = run_id {
-        let run = Run { id, deleted_by: identity.deleted_by() };
-        let stopped_by = delete_eligible(store, plan, &cutoffs, &trail_cutoffs, &mut progress, &run, &limits).await?;
-        if stopped_by == StoppedBy::Window {
-            tracing::info!(
-                run_id = id,
-                "schedule.window closed: the sweep stopped; the rest waits for the next window"
-            );
+    let (stopped_by, jobs) = match begun {
+        Some(Begun::Idle(_)) => {
+            metrics::eligible_left(&PerPolicy::default(), now);
+            (StoppedBy::Done, None)
         }
-        if progress.counts.total() > 0 || progress.trail.any() {
-            release_space(store, &limits).await;
+        Some(Begun::Running(id, first_ids)) => {
+            let run = Run { id, deleted_by: identity.deleted_by() };
+            let pending =
+                first_ids.map_or_else(|| PendingIds::new(&cutoffs, &plan.retentions, plan.max_deletes), |ids| *ids);
+            let stopped_by =
+                delete_eligible(store, plan, &trail_cutoffs, pending, &mut progress, &run, &limits).await?;
+            if stopped_by == StoppedBy::Window {
+                tracing::info!(
+                    run_id = id,
+                    "schedule.window closed: the sweep stopped; the rest waits for the next window"
+                );
+            }
+            if progress.counts.total() > 0 || progress.trail.any() {
+                release_space(store, &limits).await;
+            }
+            // What is left feeds the backlog gauges; not worth delaying a shutdown
+            // for. A sweep that ran out of jobs left none under its cut-offs.
+            match stopped_by {
+                StoppedBy::Signal => {}
+                StoppedBy::Done => metrics::eligible_left(&PerPolicy::default(), now),
+                StoppedBy::MaxDeletes | StoppedBy::Timeout | StoppedBy::Window => {
+                    match store.eligible_jobs(&cutoffs).await {
+                        Ok(eligible) => metrics::eligible_left(&eligible, now),
+                        Err(error) => tracing::warn!(%error, "could not count the jobs still eligible"),
+                    }
+                }
+            }
+            (stopped_by, None)
         }
-        // What is left feeds the backlog gauges; not worth delaying a shutdown
-        // for. A sweep that ran out of jobs left none under its cut-offs.
-        match stopped_by {
-            StoppedBy::Signal => {}
-            StoppedBy::Done => metrics::eligible_left(&PerPolicy::default(), now),
-            StoppedBy::MaxDeletes | StoppedBy::Timeout | StoppedBy::Window => match store.eligible_jobs(&cutoffs).await
-            {
-                Ok(eligible) => metrics::eligible_left(&eligible, now),
-                Err(error) => tracing::warn!(%error, "could not count the jobs still eligible"),
-            },
+        None => {
+            let (stopped_by, names) =
+                dry_run(store, plan, &cutoffs, &mut progress, &limits).await.map_err(SweepError::at_start)?;
+            (stopped_by, Some(names))
         }
-        (stopped_by, None)
-    } else {
-        let (stopped_by, names) =
-            dry_run(store, plan, &cutoffs, &mut progress, &limits).await.map_err(SweepError::at_start)?;
-        (stopped_by, Some(names))
     };
     let report = SweepReport {
         run_id,
@@ -306,6 +316,61 @@ async fn run_sweep(
         "sweep finished"
     );
     Ok(report)
+}
+
+/// How a deleting sweep began.
+enum Begun {
+    /// It found nothing eligible and recorded its run as begun and finished.
+    Idle(i64),
+    /// Its run is recorded as running; with the ids it read first, if it did.
+    Running(i64, Option<Box<PendingIds>>),
+}
+
+impl Begun {
+    fn run_id(&self) -> i64 {
+        match self {
+            Begun::Idle(id) | Begun::Running(id, _) => *id,
+        }
+    }
+}
+
+/// Begins a deleting sweep. It reads the clock and its first ids before it
+/// records its run (in one statement where the engine can), and one that
+/// finds nothing records its run begun and finished in one write: what the
+/// daemon does almost every hour takes two round trips on a server engine
+/// instead of three or more (docs/operations.md, "The idle sweep"). The
+/// audit trail's lifecycle runs under a run in progress, so a sweep that
+/// removes audit rows or run records records its run first; a capped sweep
+/// with work reads again, up to its N-th job.
+async fn begin(
+    store: &dyn Store,
+    plan: &SweepPlan,
+    identity: &ProcessIdentity,
+) -> Result<(Begun, ClockReading), StoreError> {
+    let run = NewRun { trigger: plan.trigger, owner: identity, retentions: &plan.retentions };
+    if plan.trail != TrailRetentions::default() {
+        let (run_id, clock) = store.begin_run(&run).await?;
+        return Ok((Begun::Running(run_id, None), clock));
+    }
+    let limit = PendingIds::first_read_limit(&plan.retentions);
+    let FirstIds { clock, ids } = store.clock_and_first_ids(&plan.retentions, limit).await?;
+    let pending = PendingIds::with_first_read(&policy::cutoffs(&plan.retentions, clock.now), &ids, limit);
+    if pending.is_empty() {
+        match store.record_idle_run(&run, clock.now).await {
+            Ok(run_id) => return Ok((Begun::Idle(run_id), clock)),
+            // A role granted what an earlier version needed may begin a run
+            // and finish it, not write it finished: the sweep does the former.
+            Err(StoreError::Database(error)) => tracing::warn!(
+                %error,
+                "could not record the sweep's run finished at once; recording its start, then its end \
+                 (docs/security.md: the daemon's INSERT on retention_runs)"
+            ),
+            Err(error) => return Err(error),
+        }
+    }
+    let (run_id, _) = store.begin_run(&run).await?;
+    let first_ids = (plan.max_deletes == 0).then(|| Box::new(pending));
+    Ok((Begun::Running(run_id, first_ids), clock))
 }
 
 /// Hands the space of the deleted rows back to the file system, one short
@@ -366,14 +431,14 @@ struct Run {
 async fn delete_eligible(
     store: &dyn Store,
     plan: &SweepPlan,
-    cutoffs: &Cutoffs,
     trail_cutoffs: &TrailCutoffs,
+    pending: PendingIds,
     progress: &mut Progress,
     run: &Run,
     limits: &Limits<'_>,
 ) -> Result<StoppedBy, SweepError> {
     let run_id = run.id;
-    let result = delete_in_batches(store, plan, cutoffs, run, progress, limits).await;
+    let result = delete_in_batches(store, plan, pending, run, progress, limits).await;
     // The audit trail's own lifecycle, once the jobs are done (src/trail.rs).
     let result = match result {
         Ok(stopped_by @ (StoppedBy::Done | StoppedBy::MaxDeletes)) => {
@@ -424,13 +489,13 @@ async fn delete_eligible(
 async fn delete_in_batches(
     store: &dyn Store,
     plan: &SweepPlan,
-    cutoffs: &Cutoffs,
+    pending: PendingIds,
     run: &Run,
     progress: &mut Progress,
     limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
     let mut audit_lines = AuditLines::default();
-    let stopped = delete_batches(store, plan, cutoffs, run, progress, &mut audit_lines, limits).await;
+    let stopped = delete_batches(store, plan, pending, run, progress, &mut audit_lines, limits).await;
     audit_lines.finish().await;
     stopped
 }
@@ -438,17 +503,17 @@ async fn delete_in_batches(
 async fn delete_batches(
     store: &dyn Store,
     plan: &SweepPlan,
-    cutoffs: &Cutoffs,
+    mut pending: PendingIds,
     run: &Run,
     progress: &mut Progress,
     audit_lines: &mut AuditLines,
     limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
-    let run_id = run.id;
-    let mut pending = PendingIds::start(store, cutoffs, &plan.retentions, plan.max_deletes).await?;
-    // An idle sweep ends here, before any pause, its run record left
-    // uncommitted where the engine holds it so; one with work makes its
-    // run visible before the first batch names it.
+    let (run_id, cutoffs) = (run.id, *pending.cutoffs());
+    // A sweep that finds nothing after all (removing audit rows, or another
+    // sweep took its first ids) ends here, before any pause, its
+    // run record left uncommitted where the engine holds it so; one with
+    // work makes its run visible before the first batch names it.
     if !pending.any_left(store).await? {
         return Ok(StoppedBy::Done);
     }
@@ -465,7 +530,10 @@ async fn delete_batches(
         }
         let tried = ids.len();
         let batch_started = Instant::now();
-        let deleted = match store.delete_eligible(&Batch { run_id, cutoffs, ids, deleted_by: &run.deleted_by }).await {
+        let deleted = match store
+            .delete_eligible(&Batch { run_id, cutoffs: &cutoffs, ids, deleted_by: &run.deleted_by })
+            .await
+        {
             Ok(deleted) => deleted,
             Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
                 // The batch rolled back whole; a smaller one may fit.

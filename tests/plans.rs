@@ -224,6 +224,11 @@ impl Statements {
         let mut ids_binds: Vec<String> = rules.iter().flat_map(|cutoff| ids_of(*cutoff)).collect();
         ids_binds.push(at(settled));
         let enabled = vec![env.sql_bool(true).to_owned(); rules.len()];
+        // A sweep's first read: the flags, each rule's retention and the minimum in microseconds, the ids per rule.
+        let micros = |cutoff: DateTime<Utc>| (now - cutoff).num_microseconds().unwrap_or(0).to_string();
+        let mut first_read = enabled.clone();
+        first_read.extend(rules.map(micros));
+        first_read.extend([micros(settled), "2500".into()]);
         let mut list = vec![
             ("the dry run's batch", statement!(env, SELECT_ELIGIBLE), batch, Shape::PolicyIndexes),
             ("the cap's last job", statement!(env, SELECT_NTH_ELIGIBLE), nth, Shape::PolicyIndexes),
@@ -257,6 +262,13 @@ impl Statements {
                     ("the deleting batch", pg::DELETE_ELIGIBLE, delete, Shape::JobsByKey),
                     ("the deleted job's drives", POSTGRES_DRIVES_CASCADE, vec![ids[0].to_string()], Shape::DrivesByJob),
                     ("the dry run's idle check", pg::CLOCK_AND_SKEW, enabled.clone(), Shape::PolicyIndexes),
+                    ("the sweep's first read", pg::CLOCK_AND_FIRST_IDS, first_read, Shape::EachPolicyIndexInOrder),
+                    (
+                        "an idle run's record",
+                        pg::RECORD_IDLE_RUN,
+                        ["1381254226", "'purge'", &at(now), "'host'", "1", "NULL::bigint"].map(String::from).to_vec(),
+                        Shape::RunRecords,
+                    ),
                     (
                         "the run's start",
                         pg::BEGIN_RUN,
@@ -291,6 +303,7 @@ impl Statements {
                     ("the run's start", maria::RUN_START_READINGS, enabled.clone(), Shape::RunRecords),
                     ("the run's start's idle check", maria::RUN_START_READINGS, enabled, Shape::PolicyIndexes),
                     ("an abandoned run's mark", maria::MARK_RUN_ABANDONED, vec!["1".into()], Shape::RunRecords),
+                    ("an idle run's abandoned runs", maria::ABANDONED_RUNS, vec![], Shape::RunRecords),
                     (
                         "the run's end",
                         maria::FINISH_RUN,

@@ -1210,6 +1210,22 @@ fn mariadb_daemon_user_sweeps_with_the_documented_grants() {
         assert_eq!(out.json()["total"], i64::from(left), "{}", out.describe());
         assert!(!env.job_exists(&name));
     }
+
+    // A user granted the columns of retention_runs an earlier docs/security.md
+    // listed (no finished_at, stopped_by) still sweeps: a sweep that finds
+    // nothing records its start, then its end, and says why.
+    let insert_runs =
+        grants.iter().find(|grant| grant.starts_with("GRANT INSERT") && grant.contains("ON retention_runs"));
+    env.execute(&revoke_of(insert_runs.expect("an INSERT grant on retention_runs")));
+    env.execute(&users.sql(
+        "GRANT INSERT (id, `trigger`, status, started_at, host, pid, process_started) ON retention_runs \
+         TO retentiond_daemon@'%'",
+    ));
+    let out = as_role(&env, &daemon, &["purge", "--output", "json"]).run();
+    out.expect_code(0);
+    assert!(out.stderr.contains("could not record the sweep's run finished at once"), "{}", out.describe());
+    let run_id = out.json()["run_id"].as_i64().expect("a run id");
+    assert_eq!(env.strings(&format!("SELECT status FROM retention_runs WHERE id = {run_id}")), ["succeeded"]);
     assert_eq!(env.count("retention_runs WHERE status = 'running'"), 0, "{:?}", env.dump("retention_runs"));
 }
 

@@ -409,6 +409,44 @@ every_engine! {
 }
 
 every_engine! {
+    /// A sweep's start: its first read finds what `eligible_ids` finds under
+    /// `policy::cutoffs` at the clock it read, whatever the retentions (whole
+    /// days, a fraction of a microsecond, centuries, more than the years
+    /// since year 1; PostgreSQL computes those cut-offs in its statement),
+    /// and a run that found nothing is recorded begun and finished at once.
+    fn a_sweeps_first_read_and_an_idle_run(env: &TestEnv) {
+        with_store(env, async |store: &dyn Store, now| {
+            seed(store, now).await;
+            let mut odd = retentions();
+            odd.rules.completed.import = Some(Duration::from_secs(99 * 86_400) + Duration::from_nanos(1_500));
+            odd.rules.closed.import = Some(Duration::from_secs(300 * 365 * 86_400));
+            odd.rules.creating_idle.export = Some(Duration::from_secs(3_000 * 365 * 86_400));
+            odd.rules.retain_until.export = None;
+            odd.minimum = Duration::from_nanos(1);
+            for (retentions, found) in [(retentions(), 7), (odd, 6)] {
+                let first = store.clock_and_first_ids(&retentions, 100).await.unwrap();
+                assert!((first.clock.now - now).abs() < TimeDelta::minutes(1), "{} against {now}", first.clock.now);
+                assert_eq!(first.clock.future_jobs, 1, "the job in the future of the clock");
+                let cutoffs = policy::cutoffs(&retentions, first.clock.now);
+                let again = store.eligible_ids(&IdRange::first_of(&cutoffs, 100), cutoffs.settled).await.unwrap();
+                assert_eq!(first.ids, again, "{retentions:?}");
+                let ids = first.ids.map(|_, by_type| (by_type.import.ids.len() + by_type.export.ids.len()) as u64);
+                assert_eq!(ids.total(), found, "{ids:?}");
+            }
+
+            let owner = ProcessIdentity::current();
+            let started = store.clock_and_skew(&retentions()).await.unwrap().now;
+            let run = NewRun { trigger: "schedule", owner: &owner, retentions: &retentions() };
+            let run_id = store.record_idle_run(&run, started).await.unwrap();
+            let idle = store.run(run_id).await.unwrap().expect("the idle run's record");
+            let outcome = (idle.status, idle.trigger.as_str(), idle.total, idle.stopped_by.as_deref(), idle.started_at);
+            assert_eq!(outcome, (RunStatus::Succeeded, "schedule", 0, Some("done"), started));
+            assert!(idle.finished_at.is_some_and(|at| at >= started), "{idle:?}");
+        });
+    }
+}
+
+every_engine! {
     /// `AdminStore` and what the traits leave to each engine: the lead of
     /// `schedule.singleton` between two stores, the pause between batches,
     /// the commit counter, the upkeep between batches.

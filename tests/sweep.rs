@@ -306,29 +306,42 @@ every_engine! {
 
 every_engine! {
     /// A `running` run row whose process is gone is marked `abandoned` by the
-    /// next purge (a dry run writes nothing, so it leaves the row alone).
+    /// next purge, whether it finds nothing to delete (its run recorded begun
+    /// and finished at once) or deletes (a dry run writes nothing, so it
+    /// leaves the row alone).
     fn stale_running_run_is_marked_abandoned(env: &TestEnv) {
         env.migrate();
-        let started = env.sql_seconds_ago(3600);
-        env.execute(&format!(
-            "INSERT INTO retention_runs ({}, status, started_at, host, pid, process_started) \
-             VALUES ('purge', 'running', {started}, {}, 999999999, 12345)",
-            env.sql_column("trigger"),
-            quote(&hostname())
-        ));
-        let stale_id = env.scalar("SELECT id FROM retention_runs WHERE pid = 999999999");
+        let stale_run = |pid: i64| {
+            env.execute(&format!(
+                "INSERT INTO retention_runs ({}, status, started_at, host, pid, process_started) \
+                 VALUES ('purge', 'running', {}, {}, {pid}, 12345)",
+                env.sql_column("trigger"),
+                env.sql_seconds_ago(3600),
+                quote(&hostname())
+            ));
+            env.scalar(&format!("SELECT id FROM retention_runs WHERE pid = {pid}"))
+        };
+        let status = |id: i64| env.strings(&format!("SELECT status FROM retention_runs WHERE id = {id}"));
 
+        let before_idle = stale_run(999_999_998);
         env.json(&["purge", "--dry-run"]);
-        assert_eq!(env.strings(&format!("SELECT status FROM retention_runs WHERE id = {stale_id}")), vec!["running"]);
+        assert_eq!(status(before_idle), vec!["running"]);
+        let idle = env.json(&["purge"]);
+        assert_eq!((idle["total"].clone(), idle["stopped_by"].clone()), (json!(0), json!("done")), "{idle}");
+        assert_eq!(status(before_idle), vec!["abandoned"], "the idle purge must mark the stale run abandoned");
+        let idle_run = run_row(env, &idle["run_id"]);
+        assert_eq!((idle_run["status"].clone(), idle_run["stopped_by"].clone()), (json!("succeeded"), json!("done")));
+        let runs = env.json(&["runs", "list", "--limit", "0"]);
+        let listed = runs.as_array().unwrap().iter().find(|r| r["run_id"] == idle["run_id"]).expect("idle run listed");
+        let at = |key: &str| chrono::DateTime::parse_from_rfc3339(listed[key].as_str().unwrap()).unwrap();
+        assert!(at("started_at") <= at("finished_at"), "{listed}");
+        assert_eq!(listed["total"], 0, "{listed}");
 
+        let stale_id = stale_run(999_999_999);
         env.import_ok(&[aged("old", "Completed", Duration::days(100))]);
         let s = env.json(&["purge"]);
         assert_eq!(s["total"], 1, "{s}");
-        assert_eq!(
-            env.strings(&format!("SELECT status FROM retention_runs WHERE id = {stale_id}")),
-            vec!["abandoned"],
-            "the stale run must be marked abandoned"
-        );
+        assert_eq!(status(stale_id), vec!["abandoned"], "the stale run must be marked abandoned");
         assert_eq!(run_row(env, &s["run_id"])["status"], "succeeded");
         let runs = env.json(&["runs", "list", "--limit", "0"]);
         let stale = runs.as_array().unwrap().iter().find(|r| r["run_id"] == json!(stale_id)).expect("stale run listed");

@@ -15,13 +15,13 @@ use chrono::{DateTime, Utc};
 
 use super::records::{
     AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ClockReading, DeletedBatch, EligibleIds,
-    EligibleJobs, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, ReplicaLag, RunOutcome,
-    RunRemoval, TrailKey,
+    EligibleJobs, FirstIds, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun, ReplicaLag,
+    RunOutcome, RunRemoval, TrailKey,
 };
 use super::{ReadOnly, StoreError};
 use crate::lifecycle::Operation;
 use crate::model::{AuditEntry, Job, RunRecord};
-use crate::policy::{Cutoffs, PerPolicy, PerRule, Retentions, SortKey};
+use crate::policy::{self, Cutoffs, PerPolicy, PerRule, Retentions, SortKey};
 
 /// Every trait of the store: what `store::open` returns.
 pub trait Store: JobStore + EligibleStore + SweepStore + TrailStore + PageStore + AdminStore {}
@@ -88,6 +88,23 @@ pub trait SweepStore: Send + Sync {
     /// The database's clock, and the jobs in the future of it (a dry run's
     /// start; a deleting sweep's comes with [`SweepStore::begin_run`]).
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError>;
+
+    /// The clock's reading, as [`SweepStore::clock_and_skew`] takes it, and
+    /// the first `limit` ids of every enabled rule under the cut-offs at that
+    /// moment (`policy::cutoffs`): a sweep's start, which an engine may read
+    /// in one statement (docs/operations.md, "The idle sweep").
+    async fn clock_and_first_ids(&self, retentions: &Retentions, limit: u32) -> Result<FirstIds, StoreError> {
+        let clock = self.clock_and_skew(retentions).await?;
+        let cutoffs = policy::cutoffs(retentions, clock.now);
+        let ids = self.eligible_ids(&IdRange::first_of(&cutoffs, limit), cutoffs.settled).await?;
+        Ok(FirstIds { clock, ids })
+    }
+
+    /// Records a run that found nothing eligible: begun at `started`,
+    /// finished at once with nothing deleted (`succeeded`, stopped by
+    /// `done`), after marking the runs left `running` by dead processes as
+    /// `abandoned`, as [`SweepStore::begin_run`] does; returns its id.
+    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError>;
 
     /// Makes the record of a run begun visible to other sessions; called
     /// before the sweep's first write or pause. An engine whose commits wait

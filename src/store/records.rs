@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType};
 use crate::model::{Pauses, Removed, RunStatus};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, Policy, Retentions, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, PerRule, Policy, Retentions, SortKey};
 
 /// Which jobs `list_jobs` returns.
 #[derive(Debug, Clone, Default)]
@@ -167,6 +167,23 @@ pub struct IdRange {
     /// The last job of a capped sweep's set; `None`: up to the cut-off.
     pub through: Option<SortKey>,
     pub limit: u32,
+}
+
+impl IdRange {
+    /// Every enabled rule's range from its oldest job to its cut-off, at most `limit` ids each: a sweep's first read.
+    pub fn first_of(cutoffs: &Cutoffs, limit: u32) -> PerRule<Option<IdRange>> {
+        cutoffs.map(|_, by_type| {
+            by_type.map(|_, cutoff| cutoff.map(|cutoff| IdRange { cutoff, after: None, through: None, limit }))
+        })
+    }
+}
+
+/// A sweep's start ([`crate::store::SweepStore::clock_and_first_ids`]): the
+/// clock's reading, and the first ids of each rule under the cut-offs at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstIds {
+    pub clock: ClockReading,
+    pub ids: PerRule<EligibleIds>,
 }
 
 /// What [`crate::store::SweepStore::eligible_ids`] read of one policy: the

@@ -11,7 +11,7 @@ use sqlx::Database;
 use super::Db;
 use crate::lifecycle::JobType;
 use crate::model::{AuditEntry, Drive, Job, Pauses, Removed, RunRecord, RunStatus};
-use crate::policy::{PerPolicy, PerRule, Policy, RULES, SortKey};
+use crate::policy::{PerPolicy, PerRule, Policy, RULES, Retentions, SortKey};
 use crate::store::StoreError;
 use crate::store::records::{
     Candidate, ClockReading, DeletedJob, EligibleIds, EligibleJobs, ForecastCount, HeldJob, TrailKey,
@@ -143,10 +143,45 @@ pub(crate) fn candidate<DB: Db>(row: &Row<DB>) -> Result<Candidate, StoreError> 
 pub(crate) fn eligible_ids<DB: Db>(rows: &[Row<DB>]) -> Result<PerRule<EligibleIds>, StoreError> {
     let mut read = PerRule::<EligibleIds>::default();
     for row in rows {
-        let job_type: JobType = parse::<_, DB>(row, "job_type")?;
-        read[policy::<DB>(row)?][job_type].push(sort_key::<DB>(row)?);
+        add_eligible_id::<DB>(&mut read, row)?;
     }
     Ok(read)
+}
+
+fn add_eligible_id<DB: Db>(read: &mut PerRule<EligibleIds>, row: &Row<DB>) -> Result<(), StoreError> {
+    let job_type: JobType = parse::<_, DB>(row, "job_type")?;
+    read[policy::<DB>(row)?][job_type].push(sort_key::<DB>(row)?);
+    Ok(())
+}
+
+/// A sweep's start read in one statement: the clock (`now`, `future`),
+/// each rule's cut-off at it (a column named for the rule, and `settled`),
+/// and the rows of [`eligible_ids`], one with a NULL `id` when there are
+/// none. The ids are `None` when the statement's cut-offs are not
+/// `policy::cutoffs` at its clock (the caller reads them again).
+pub(crate) fn first_ids<DB: Db>(
+    rows: &[Row<DB>],
+    retentions: &Retentions,
+) -> Result<(ClockReading, Option<PerRule<EligibleIds>>), StoreError> {
+    let first = rows.first().ok_or_else(|| StoreError::Database("the sweep's first read returned no row".into()))?;
+    let clock = clock::<DB>(first)?;
+    let cutoffs = crate::policy::cutoffs(retentions, clock.now);
+    for (policy, job_type) in RULES {
+        let name = format!("{policy}_{}", job_type.as_str().to_lowercase());
+        if DB::optional_time(first, &name)? != cutoffs[policy][job_type] {
+            return Ok((clock, None));
+        }
+    }
+    if DB::optional_time(first, "settled")? != cutoffs.settled {
+        return Ok((clock, None));
+    }
+    let mut read = PerRule::<EligibleIds>::default();
+    for row in rows {
+        if DB::optional_int(row, "id")?.is_some() {
+            add_eligible_id::<DB>(&mut read, row)?;
+        }
+    }
+    Ok((clock, Some(read)))
 }
 
 /// A job a batch deleted, from the deleting statement's row: its columns,

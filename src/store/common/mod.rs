@@ -142,6 +142,19 @@ pub(crate) fn enabled_rules(retentions: &Retentions) -> [Arg<'static>; 8] {
     RULES.map(|(policy, job_type)| Arg::Flag(retentions[policy][job_type].is_some()))
 }
 
+/// A sweep's first read in one statement: the `future_jobs!` flags, each
+/// rule's retention in microseconds (in the order of `policy::RULES`; NULL:
+/// off), `retention.minimum`'s, and the ids per rule. Rounded up to the
+/// microsecond, so that the statement's `now - retention` is the cut-off
+/// `policy::cutoff` rounds down to.
+pub(crate) fn first_ids_args(retentions: &Retentions, limit: u32) -> Vec<Arg<'static>> {
+    let micros = |retention: Duration| i64::try_from(retention.as_nanos().div_ceil(1000)).unwrap_or(i64::MAX);
+    let mut args = enabled_rules(retentions).to_vec();
+    args.extend(RULES.map(|(policy, job_type)| retentions[policy][job_type].map(micros).into()));
+    args.extend([micros(retentions.minimum).into(), i64::from(limit).into()]);
+    args
+}
+
 /// Each rule's cut-off (in the order of `policy::RULES`; NULL: off), then
 /// the newest `state_changed_at` of a job the `retain_until` rules delete.
 pub(crate) fn cutoff_args<'a>(cutoffs: &Cutoffs) -> Vec<Arg<'a>> {

@@ -28,8 +28,8 @@ use super::common::{
     StoreOptions, SweepSessions, TcpServer, decode, enabled_rules, first_session, open_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJob, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome,
-    RunRemoval, TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJob, EligibleIds, FirstIds, IdRange, NewRun, ReplicaLag,
+    RunOutcome, RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
@@ -232,6 +232,35 @@ impl SweepStore for MariaDbStore {
         }
         self.own.hold_uncommitted_lease(run_id, conn);
         Ok((run_id, decode::clock::<MySql>(&readings)?))
+    }
+
+    /// On the session that reads the ids, which a pool would ping on its way back.
+    async fn clock_and_first_ids(&self, retentions: &Retentions, limit: u32) -> Result<FirstIds, StoreError> {
+        let statements = (sql::CLOCK_AND_SKEW, sql::SELECT_ELIGIBLE_IDS);
+        self.kept.clock_then_first_ids(&self.pool, statements, retentions, limit).await
+    }
+
+    /// On the session that read the sweep's first ids; the record commits
+    /// on its own, one flush of the redo log.
+    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
+        let mut conn = self.kept.reading.take(&self.pool).await?;
+        let abandoned = MySql::query(sql::ABANDONED_RUNS, &[]).fetch_one(&mut *conn).await?;
+        for run in AbandonedRun::all::<MySql>(&abandoned)? {
+            MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut *conn).await?;
+            run.log();
+        }
+        let owner = run.owner;
+        let args = [
+            run.trigger.into(),
+            started.into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
+        self.kept.reading.keep(conn);
+        self.kept.release();
+        MySql::int(&row, "id")
     }
 
     async fn commit_run_start(&self, run_id: i64) -> Result<(), StoreError> {

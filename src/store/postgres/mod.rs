@@ -29,8 +29,8 @@ use super::common::{
     decode, enabled_rules, first_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, IdRange, NewRun, ReplicaLag, RunOutcome, RunRemoval,
-    TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, FirstIds, IdRange, NewRun, ReplicaLag, RunOutcome,
+    RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::{DatabaseSettings, format_duration};
@@ -185,6 +185,25 @@ impl SweepStore for PostgresStore {
         Ok((run_id, decode::clock::<Postgres>(&row)?))
     }
 
+    /// On a session of its own, whose commits do not wait for a flush
+    /// (`sql::RUN_RECORDS_WITHOUT_SYNC`), as a run's lease does.
+    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
+        self.sessions.kept.release();
+        let owner = run.owner;
+        let args = [
+            RUN_LOCK_CLASS.into(),
+            run.trigger.into(),
+            started.into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let (conn, row) = self.sessions.on_own(sql::RECORD_IDLE_RUN, &args).await?;
+        self.sessions.own.give_back(conn);
+        AbandonedRun::all::<Postgres>(&row)?.iter().for_each(AbandonedRun::log);
+        Postgres::int(&row, "id")
+    }
+
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
         self.sessions.kept.release();
         let args = common::outcome_args(run_id, outcome);
@@ -199,6 +218,12 @@ impl SweepStore for PostgresStore {
         // No lease, or it broke: record the end through the pool.
         Postgres::query(sql::FINISH_RUN, &args).execute(&self.sessions.index_order_pool).await?;
         Ok(())
+    }
+
+    /// In one statement, which computes the cut-offs from its own clock.
+    async fn clock_and_first_ids(&self, retentions: &Retentions, limit: u32) -> Result<FirstIds, StoreError> {
+        let statements = (sql::CLOCK_AND_FIRST_IDS, sql::SELECT_ELIGIBLE_IDS);
+        self.sessions.kept.clock_and_first_ids(&self.sessions.index_order_pool, statements, retentions, limit).await
     }
 
     async fn eligible_ids(

@@ -240,6 +240,20 @@ pub const BEGIN_RUN: &str = concat!(
     " FROM run, clock"
 );
 
+/// Records a run that found nothing eligible, begun at $3 and finished now
+/// (`succeeded`, stopped by `done`), in one statement, after marking the
+/// runs whose lock is free as abandoned, as [`BEGIN_RUN`] does. It holds no
+/// lock: no sweep ever sees it running. $1: the lock class; $2, $4–$6:
+/// trigger, host, pid, process_started.
+pub const RECORD_IDLE_RUN: &str = "WITH abandoned AS (UPDATE retention_runs SET status = 'abandoned', \
+       finished_at = now() \
+       WHERE status = 'running' AND pg_try_advisory_xact_lock($1::int4, (id % 2147483648)::int4) \
+       RETURNING id, host, pid), \
+     run AS (INSERT INTO retention_runs (trigger, status, started_at, finished_at, stopped_by, host, pid, \
+       process_started) VALUES ($2, 'succeeded', $3::timestamptz, greatest($3::timestamptz, now()), 'done', $4, $5, $6) \
+       RETURNING id) \
+     SELECT run.id, (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) AS abandoned FROM run";
+
 /// For the sessions that hold run leases and write only run records.
 pub const RUN_RECORDS_WITHOUT_SYNC: (&str, &str) = ("synchronous_commit", "off");
 
@@ -416,8 +430,8 @@ pub const SELECT_NTH_ELIGIBLE: &str = concat!(
 /// (exclusive) to the bound (inclusive) and the cut-off, at most the limit.
 /// Every column read is in the index.
 macro_rules! eligible_ids_of {
-    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:literal,
-     $after_at:literal, $after_id:literal, $through_at:literal, $through_id:literal, $limit:literal,
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $cutoff:expr,
+     $after_at:literal, $after_id:literal, $through_at:expr, $through_id:literal, $limit:literal,
      $settled:expr) => {
         concat!(
             "(SELECT '",
@@ -469,6 +483,71 @@ pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
     ["$31", "$32", "$33", "$34", "$35", "$36"],
     ["$37", "$38", "$39", "$40", "$41", "$42"],
     ["$43", "$44", "$45", "$46", "$47", "$48"]
+);
+
+/// A cut-off at `clock.now` from a retention in microseconds (`$micros`;
+/// NULL: off), as `policy::cutoff` computes it: never before year 1.
+macro_rules! cutoff_at {
+    ($micros:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $micros,
+            "::int8 >= (extract(epoch FROM clock.now) + 62135596800) * 1000000 \
+             THEN '0001-01-01 00:00:00+00'::timestamptz ELSE clock.now - ",
+            $micros,
+            "::int8 * interval '1 microsecond' END"
+        )
+    };
+}
+
+/// One rule's cut-off in [`CLOCK_AND_FIRST_IDS`], as a column named for the rule.
+macro_rules! cutoff_column {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $micros:literal,
+     $settled:expr) => {
+        concat!(cutoff_at!($micros), " AS ", $name)
+    };
+}
+
+/// One rule's part of [`CLOCK_AND_FIRST_IDS`]: its range of
+/// [`eligible_ids_of`] from its oldest job to its cut-off, at most $18.
+macro_rules! first_ids_of {
+    ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
+     $settled:expr) => {
+        eligible_ids_of!(
+            $predicate,
+            $policy,
+            $type,
+            $age,
+            $skew,
+            $name,
+            concat!("(SELECT ", $name, " FROM cut)"),
+            "'0001-01-01 00:00:00+00'",
+            "(-9223372036854775807 - 1)",
+            concat!("(SELECT ", $name, " FROM cut)"),
+            "9223372036854775807",
+            "$18",
+            $settled
+        )
+    };
+}
+
+/// A sweep's start in one statement: the clock and `future_jobs!`, as
+/// [`CLOCK_AND_SKEW`] reads them, each rule's cut-off at that clock (a
+/// column named for the rule, and `settled`), and the first ids of each
+/// rule as [`SELECT_ELIGIBLE_IDS`] reads them from the oldest: one row per
+/// id, or one row with a NULL id when none is eligible. $1–$8: the
+/// `future_jobs!` flags; $9–$16: each rule's retention in microseconds
+/// (NULL: off); $17: `retention.minimum`'s; $18: the ids per rule.
+pub const CLOCK_AND_FIRST_IDS: &str = concat!(
+    "WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now), cut AS MATERIALIZED (SELECT ",
+    for_each_rule!(cutoff_column, ", ", "", ["$9"], ["$10"], ["$11"], ["$12"], ["$13"], ["$14"], ["$15"], ["$16"]),
+    ", ",
+    cutoff_at!("$17"),
+    " AS settled FROM clock) SELECT clock.now, ",
+    future_jobs!(),
+    ", cut.*, ids.policy, ids.job_type, ids.ts, ids.id FROM clock CROSS JOIN cut LEFT JOIN (",
+    for_each_rule!(first_ids_of, " UNION ALL ", "(SELECT settled FROM cut)", [], [], [], [], [], [], [], []),
+    ") AS ids ON true"
 );
 
 /// A job's policy: `retain_until` for a finished job with a moment of its

@@ -36,6 +36,7 @@ use super::records::{
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
+use crate::identity::ProcessIdentity;
 use crate::model::truncate;
 use crate::policy::{PerRule, Retentions};
 
@@ -193,6 +194,33 @@ impl SqliteStore {
     }
 }
 
+/// The runs of `running` (rows of `sql::SELECT_RUNNING_RUNS`) whose process
+/// died: SQLite runs on one host, so a run is live only while the process
+/// that recorded it is; anything else was left by a process that died.
+fn dead_runs(owner: &ProcessIdentity, running: &[SqliteRow]) -> Result<Vec<(i64, String, i64)>, StoreError> {
+    let mut dead = Vec::new();
+    for row in running {
+        let (id, host, pid) = (Sqlite::int(row, "id")?, Sqlite::text(row, "host")?, Sqlite::int(row, "pid")?);
+        if !owner.is_other_live_process(&host, pid, Sqlite::optional_int(row, "process_started")?) {
+            dead.push((id, host, pid));
+        }
+    }
+    Ok(dead)
+}
+
+/// Marks the runs `dead_runs` found as abandoned at `now`, in `tx`.
+async fn mark_abandoned(
+    tx: &mut Transaction<'_, Sqlite>,
+    dead: &[(i64, String, i64)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for (id, host, pid) in dead {
+        Sqlite::query(sql::MARK_RUN_ABANDONED, &[(*id).into(), now.into()]).execute(&mut **tx).await?;
+        tracing::warn!(run_id = id, host, pid, "marked a run left running by a dead process as abandoned");
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl SweepStore for SqliteStore {
     async fn clock_and_skew(&self, retentions: &Retentions) -> Result<ClockReading, StoreError> {
@@ -205,15 +233,8 @@ impl SweepStore for SqliteStore {
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
         let (owner, clock) = (run.owner, self.clock_and_skew(run.retentions).await?);
         let mut tx = self.begin().await?;
-        // SQLite runs on one host, so a run is live only while the process
-        // that recorded it is; anything else was left by a process that died.
-        for row in Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&mut *tx).await? {
-            let (id, host, pid) = (Sqlite::int(&row, "id")?, Sqlite::text(&row, "host")?, Sqlite::int(&row, "pid")?);
-            if !owner.is_other_live_process(&host, pid, Sqlite::optional_int(&row, "process_started")?) {
-                Sqlite::query(sql::MARK_RUN_ABANDONED, &[id.into(), clock.now.into()]).execute(&mut *tx).await?;
-                tracing::warn!(run_id = id, host, pid, "marked a run left running by a dead process as abandoned");
-            }
-        }
+        let running = Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&mut *tx).await?;
+        mark_abandoned(&mut tx, &dead_runs(owner, &running)?, clock.now).await?;
         let started = owner.started.map(|ticks| ticks as i64);
         let args = [
             run.trigger.into(),
@@ -225,6 +246,33 @@ impl SweepStore for SqliteStore {
         let run_id = Sqlite::int(&Sqlite::query(sql::INSERT_RUN, &args).fetch_one(&mut *tx).await?, "id")?;
         self.commit(tx).await?;
         Ok((run_id, clock))
+    }
+
+    /// One statement, or a transaction when a dead process left a run running.
+    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
+        let (owner, finished) = (run.owner, now());
+        let running = Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&self.pool).await?;
+        let dead = dead_runs(owner, &running)?;
+        let args = [
+            run.trigger.into(),
+            started.into(),
+            finished.max(started).into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let insert = Sqlite::query(sql::INSERT_IDLE_RUN, &args);
+        let row = if dead.is_empty() {
+            insert.fetch_one(&self.pool).await?
+        } else {
+            let mut tx = self.begin().await?;
+            mark_abandoned(&mut tx, &dead, finished).await?;
+            let row = insert.fetch_one(&mut *tx).await?;
+            self.commit(tx).await?;
+            row
+        };
+        self.upkeep.checkpoint_if_grown(&self.pool).await?;
+        Sqlite::int(&row, "id")
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {

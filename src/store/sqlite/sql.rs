@@ -3,6 +3,12 @@
 //! every statement is static and set-based. The statements the common part
 //! runs are listed in [`STATEMENTS`]; SQLite has no clock of its own to the
 //! microsecond, so "now" is bound where a statement needs it.
+//!
+//! Every bound `LIMIT` is written `LIMIT +?n`: SQLite reads the value of a
+//! bare `LIMIT ?n` to plan the statement, so it plans it again at each
+//! execution, several times the cost of running it on an idle sweep's
+//! reads; the unary plus hides the value from the planner and keeps the plan
+//! made once (docs/operations.md, "The idle sweep").
 
 use crate::store::common::{DeleteJob, StatementBytes, Statements};
 
@@ -59,7 +65,7 @@ pub const SELECT_JOB_TO_CHANGE: &str = concat!("SELECT ", job_columns!(), " FROM
 pub const SELECT_JOBS: &str = concat!(
     "SELECT ",
     job_columns!(),
-    " FROM jobs WHERE ?1 IS NULL OR state IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT ?2"
+    " FROM jobs WHERE ?1 IS NULL OR state IN (SELECT value FROM json_each(?1)) ORDER BY id LIMIT +?2"
 );
 
 /// ?1: JSON array of job ids.
@@ -125,6 +131,11 @@ pub const MARK_RUN_ABANDONED: &str =
 
 pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
      VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
+
+/// A run that found nothing eligible, begun at ?2 and finished at ?3.
+pub const INSERT_IDLE_RUN: &str = "INSERT INTO retention_runs \
+     (trigger, status, started_at, finished_at, stopped_by, host, pid, process_started) \
+     VALUES (?1, 'succeeded', ?2, ?3, 'done', ?4, ?5, ?6) RETURNING id";
 
 /// ?1: run id; ?2–?12: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?13: finished_at.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?13, deleted_completed = ?3, \
@@ -287,7 +298,7 @@ macro_rules! eligible_of {
             $after_id,
             ") ORDER BY ",
             $age,
-            ", id LIMIT ?26)"
+            ", id LIMIT +?26)"
         )
     };
 }
@@ -329,7 +340,7 @@ macro_rules! due_of {
             $cutoff,
             " ORDER BY ",
             $age,
-            ", id LIMIT ?18)"
+            ", id LIMIT +?18)"
         )
     };
 }
@@ -393,7 +404,7 @@ macro_rules! eligible_ids_of {
             $through_id,
             ") ORDER BY ",
             $age,
-            ", id LIMIT ",
+            ", id LIMIT +",
             $limit,
             ")"
         )
@@ -496,7 +507,7 @@ pub const REMOVE_AUDIT_ROWS: &str = "DELETE FROM retention_audit WHERE id IN ( \
        WHERE a.deleted_at <= ?1 AND (a.deleted_at, a.id) > (?2, ?3) \
          AND (a.run_id IS NULL OR (SELECT r.finished_at FROM retention_runs AS r \
                WHERE r.id = a.run_id AND r.status <> 'running') <= ?1) \
-       ORDER BY a.deleted_at, a.id LIMIT ?4) \
+       ORDER BY a.deleted_at, a.id LIMIT +?4) \
      RETURNING deleted_at AS at, id";
 
 /// Removes the next run records past `retention.runs` that no audit row
@@ -510,14 +521,14 @@ pub const REMOVE_RUN_RECORDS: &str = "DELETE FROM retention_runs WHERE id IN (SE
        SELECT * FROM (SELECT r.id, r.finished_at FROM retention_runs AS r INDEXED BY retention_runs_by_finish \
          WHERE r.status <> 'running' AND r.finished_at <= ?1 AND (r.finished_at, r.id) > (?3, ?4) \
            AND NOT EXISTS (SELECT 1 FROM retention_audit AS a WHERE a.run_id = r.id) \
-         ORDER BY r.finished_at, r.id LIMIT ?7) \
+         ORDER BY r.finished_at, r.id LIMIT +?7) \
        UNION ALL \
        SELECT * FROM (SELECT r.id, r.finished_at FROM retention_runs AS r INDEXED BY retention_runs_empty_by_finish \
          WHERE r.status <> 'running' AND r.deleted_completed = 0 AND r.deleted_closed = 0 \
            AND r.deleted_creating_idle = 0 AND r.deleted_retain_until = 0 AND r.finished_at <= ?2 AND (r.finished_at, r.id) > (?5, ?6) \
            AND NOT EXISTS (SELECT 1 FROM retention_audit AS a WHERE a.run_id = r.id) \
-         ORDER BY r.finished_at, r.id LIMIT ?7) \
-     ) ORDER BY finished_at, id LIMIT ?7) \
+         ORDER BY r.finished_at, r.id LIMIT +?7) \
+     ) ORDER BY finished_at, id LIMIT +?7) \
      RETURNING finished_at AS at, id";
 
 /// The first and last audit id of the whole trail: the ends of the key.
@@ -533,7 +544,7 @@ pub const SELECT_AUDIT_ID_RANGE_BETWEEN: &str = "SELECT min(id) AS first, max(id
 pub const SELECT_AUDIT_PAGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit NOT INDEXED WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT ?3"
+    " FROM retention_audit NOT INDEXED WHERE id > ?1 AND id <= ?2 ORDER BY id LIMIT +?3"
 );
 
 // ---------------------------------------------------------------------------
@@ -632,23 +643,23 @@ pub const COUNT_HELD: &str = "SELECT count(*) AS held FROM jobs INDEXED BY jobs_
 /// ?1/?2: the (created_at, id) the page starts after; ?3: limit.
 pub const SELECT_HELD: &str = "SELECT id, name, job_type, state, hold_reason, created_at, updated_at, state_changed_at \
      FROM jobs INDEXED BY jobs_held WHERE hold_reason IS NOT NULL AND (created_at, id) > (?1, ?2) \
-     ORDER BY created_at, id LIMIT ?3";
+     ORDER BY created_at, id LIMIT +?3";
 
 pub const SELECT_RUN: &str = concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id = ?1");
 
 /// ?1: the page starts below this id; ?2: limit.
 pub const SELECT_RUNS_BEFORE: &str =
-    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+    concat!("SELECT ", run_columns!(), " FROM retention_runs WHERE id < ?1 ORDER BY id DESC LIMIT +?2");
 
 /// Newest first. ?1: the page starts below this id; ?2: limit.
 pub const SELECT_AUDIT_BEFORE: &str =
-    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2");
+    concat!("SELECT ", audit_columns!(), " FROM retention_audit WHERE id < ?1 ORDER BY id DESC LIMIT +?2");
 
 /// One run's rows, newest first. ?1: run id; ?2: below this id; ?3: limit.
 pub const SELECT_AUDIT_OF_RUN: &str = concat!(
     "SELECT ",
     audit_columns!(),
-    " FROM retention_audit INDEXED BY retention_audit_by_run WHERE run_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+    " FROM retention_audit INDEXED BY retention_audit_by_run WHERE run_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT +?3"
 );
 
 /// One job name's rows, newest first. ?1: name; ?2: run id or NULL; ?3: below this id; ?4: limit.
@@ -656,7 +667,7 @@ pub const SELECT_AUDIT_OF_NAME: &str = concat!(
     "SELECT ",
     audit_columns!(),
     " FROM retention_audit INDEXED BY retention_audit_by_job_name \
-     WHERE job_name = ?1 AND id < ?3 AND (?2 IS NULL OR run_id = ?2) ORDER BY id DESC LIMIT ?4"
+     WHERE job_name = ?1 AND id < ?3 AND (?2 IS NULL OR run_id = ?2) ORDER BY id DESC LIMIT +?4"
 );
 
 /// Names after (?2, ?3) and below ?1, in name then id order; ?4: limit. The
@@ -666,5 +677,5 @@ pub const SELECT_AUDIT_OF_NAME_RANGE: &str = concat!(
     "SELECT ",
     audit_columns!(),
     " FROM retention_audit INDEXED BY retention_audit_by_job_name \
-     WHERE (job_name, id) > (?2, ?3) AND job_name < ?1 ORDER BY job_name, id LIMIT ?4"
+     WHERE (job_name, id) > (?2, ?3) AND job_name < ?1 ORDER BY job_name, id LIMIT +?4"
 );
