@@ -335,10 +335,10 @@ impl Begun {
 }
 
 /// Begins a deleting sweep. It reads the clock and its first ids before it
-/// records its run (in one statement where the engine can), and one that
-/// finds nothing records its run begun and finished in one write: what the
-/// daemon does almost every hour takes two round trips on a server engine
-/// instead of three or more (docs/operations.md, "The idle sweep"). The
+/// records its run, and one that finds nothing records its run begun and
+/// finished at once, in one statement where the engine can: what the daemon
+/// does almost every hour is one round trip on PostgreSQL instead of three
+/// (docs/operations.md, "The idle sweep"). The
 /// audit trail's lifecycle runs under a run in progress, so a sweep that
 /// removes audit rows or run records records its run first; a capped sweep
 /// with work reads again, up to its N-th job.
@@ -353,21 +353,24 @@ async fn begin(
         return Ok((Begun::Running(run_id, None), clock));
     }
     let limit = PendingIds::first_read_limit(&plan.retentions);
-    let FirstIds { clock, ids } = store.clock_and_first_ids(&plan.retentions, limit).await?;
-    let pending = PendingIds::with_first_read(&policy::cutoffs(&plan.retentions, clock.now), &ids, limit);
-    if pending.is_empty() {
-        match store.record_idle_run(&run, clock.now).await {
-            Ok(run_id) => return Ok((Begun::Idle(run_id), clock)),
-            // A role granted what an earlier version needed may begin a run
-            // and finish it, not write it finished: the sweep does the former.
-            Err(StoreError::Database(error)) => tracing::warn!(
+    let (FirstIds { clock, ids }, idle_run) = match store.start_sweep(&run, limit).await {
+        Ok(started) => started,
+        // A role granted what an earlier version needed may begin a run
+        // and finish it, not write it finished: the sweep does the former.
+        Err(StoreError::Database(error)) => {
+            tracing::warn!(
                 %error,
                 "could not record the sweep's run finished at once; recording its start, then its end \
                  (docs/security.md: the daemon's INSERT on retention_runs)"
-            ),
-            Err(error) => return Err(error),
+            );
+            (store.clock_and_first_ids(&plan.retentions, limit).await?, None)
         }
+        Err(error) => return Err(error),
+    };
+    if let Some(run_id) = idle_run {
+        return Ok((Begun::Idle(run_id), clock));
     }
+    let pending = PendingIds::with_first_read(&policy::cutoffs(&plan.retentions, clock.now), &ids, limit);
     let (run_id, _) = store.begin_run(&run).await?;
     let first_ids = (plan.max_deletes == 0).then(|| Box::new(pending));
     Ok((Begun::Running(run_id, first_ids), clock))

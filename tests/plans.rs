@@ -257,18 +257,15 @@ impl Statements {
             }
             Engine::Postgres => {
                 let run_start = ["1381254226", "'purge'", "'host'", "1", "NULL::bigint"].map(String::from).to_vec();
+                let sweep_start = [first_read.clone(), run_start.clone()].concat();
                 delete.extend(["NULL::bigint".into(), "'test'".into()]);
                 list.extend([
                     ("the deleting batch", pg::DELETE_ELIGIBLE, delete, Shape::JobsByKey),
                     ("the deleted job's drives", POSTGRES_DRIVES_CASCADE, vec![ids[0].to_string()], Shape::DrivesByJob),
                     ("the dry run's idle check", pg::CLOCK_AND_SKEW, enabled.clone(), Shape::PolicyIndexes),
                     ("the sweep's first read", pg::CLOCK_AND_FIRST_IDS, first_read, Shape::EachPolicyIndexInOrder),
-                    (
-                        "an idle run's record",
-                        pg::RECORD_IDLE_RUN,
-                        ["1381254226", "'purge'", &at(now), "'host'", "1", "NULL::bigint"].map(String::from).to_vec(),
-                        Shape::RunRecords,
-                    ),
+                    ("the sweep's start", pg::START_SWEEP, sweep_start.clone(), Shape::EachPolicyIndexInOrder),
+                    ("the sweep's start's run records", pg::START_SWEEP, sweep_start, Shape::RunRecords),
                     (
                         "the run's start",
                         pg::BEGIN_RUN,

@@ -407,6 +407,24 @@ every_engine_with! { Roles;
         assert_eq!(names_of(env), keeper_names, "the daemon deleted the new eligible job\n{}", out.describe());
         assert_eq!(env.audit_rows("later-closed").len(), 1);
         assert_eq!(env.count("retention_runs WHERE status NOT IN ('succeeded', 'interrupted')"), 0, "{:?}", env.dump("retention_runs"));
+
+        // A purge that finds nothing records its run finished in its first
+        // statement; under the INSERT an earlier docs/security.md granted
+        // (no finished_at, stopped_by) it still does, in steps, with a warning.
+        let idle_purge = |warned: bool| {
+            let out = as_role(env, &daemon, &["purge", "--output", "json"]).run();
+            out.expect_code(0);
+            let warning = out.stderr.contains("could not record the sweep's run finished at once");
+            assert_eq!(warning, warned, "{}", out.describe());
+            let run_id = out.json()["run_id"].as_i64().expect("a run id");
+            assert_eq!(env.strings(&format!("SELECT status FROM retention_runs WHERE id = {run_id}")), ["succeeded"]);
+        };
+        idle_purge(false);
+        env.execute(&roles.sql(
+            "REVOKE INSERT ON retention_runs FROM retentiond_daemon; \
+             GRANT INSERT (trigger, status, started_at, host, pid, process_started) ON retention_runs TO retentiond_daemon",
+        ));
+        idle_purge(true);
     }
 }
 

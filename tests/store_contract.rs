@@ -413,7 +413,8 @@ every_engine! {
     /// `policy::cutoffs` at the clock it read, whatever the retentions (whole
     /// days, a fraction of a microsecond, centuries, more than the years
     /// since year 1; PostgreSQL computes those cut-offs in its statement),
-    /// and a run that found nothing is recorded begun and finished at once.
+    /// and a sweep's start records a run only when it found nothing, begun
+    /// and finished at once.
     fn a_sweeps_first_read_and_an_idle_run(env: &TestEnv) {
         with_store(env, async |store: &dyn Store, now| {
             seed(store, now).await;
@@ -434,11 +435,19 @@ every_engine! {
                 assert_eq!(ids.total(), found, "{ids:?}");
             }
 
+            // A start with ids records no run; one without records its run, finished.
             let owner = ProcessIdentity::current();
-            let started = store.clock_and_skew(&retentions()).await.unwrap().now;
             let run = NewRun { trigger: "schedule", owner: &owner, retentions: &retentions() };
-            let run_id = store.record_idle_run(&run, started).await.unwrap();
-            let idle = store.run(run_id).await.unwrap().expect("the idle run's record");
+            let (first, idle_run) = store.start_sweep(&run, 100).await.unwrap();
+            assert_eq!((first.found_none(), idle_run), (false, None));
+            assert_eq!(store.runs(i64::MAX, None).await.unwrap(), vec![], "no run recorded");
+            let mut later = retentions();
+            later.rules = later.rules.map(|_, by_type| by_type.map(|_, _| Some(Duration::from_secs(1_000 * 86_400))));
+            let run = NewRun { trigger: "schedule", owner: &owner, retentions: &later };
+            let (first, idle_run) = store.start_sweep(&run, 100).await.unwrap();
+            assert!(first.found_none(), "{first:?}");
+            let started = first.clock.now;
+            let idle = store.run(idle_run.expect("an idle run")).await.unwrap().expect("the idle run's record");
             let outcome = (idle.status, idle.trigger.as_str(), idle.total, idle.stopped_by.as_deref(), idle.started_at);
             assert_eq!(outcome, (RunStatus::Succeeded, "schedule", 0, Some("done"), started));
             assert!(idle.finished_at.is_some_and(|at| at >= started), "{idle:?}");

@@ -100,11 +100,12 @@ pub trait SweepStore: Send + Sync {
         Ok(FirstIds { clock, ids })
     }
 
-    /// Records a run that found nothing eligible: begun at `started`,
-    /// finished at once with nothing deleted (`succeeded`, stopped by
-    /// `done`), after marking the runs left `running` by dead processes as
-    /// `abandoned`, as [`SweepStore::begin_run`] does; returns its id.
-    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError>;
+    /// A sweep's start: [`SweepStore::clock_and_first_ids`] and, when it
+    /// found no id, the run recorded begun at its clock and finished at once
+    /// with nothing deleted (`succeeded`, stopped by `done`), after marking
+    /// the runs left `running` by dead processes as `abandoned`, as
+    /// [`SweepStore::begin_run`] does: that run's id.
+    async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError>;
 
     /// Makes the record of a run begun visible to other sessions; called
     /// before the sweep's first write or pause. An engine whose commits wait

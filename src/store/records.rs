@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType};
 use crate::model::{Pauses, Removed, RunStatus};
-use crate::policy::{Cursors, Cutoffs, PerPolicy, PerRule, Policy, Retentions, SortKey};
+use crate::policy::{Cursors, Cutoffs, PerPolicy, PerRule, Policy, RULES, Retentions, SortKey};
 
 /// Which jobs `list_jobs` returns.
 #[derive(Debug, Clone, Default)]
@@ -184,6 +184,13 @@ impl IdRange {
 pub struct FirstIds {
     pub clock: ClockReading,
     pub ids: PerRule<EligibleIds>,
+}
+
+impl FirstIds {
+    /// Whether no rule found an id.
+    pub fn found_none(&self) -> bool {
+        RULES.into_iter().all(|(policy, job_type)| self.ids[policy][job_type].ids.is_empty())
+    }
 }
 
 /// What [`crate::store::SweepStore::eligible_ids`] read of one policy: the

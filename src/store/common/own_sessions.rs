@@ -76,15 +76,31 @@ impl<DB: Db> OwnSessions<DB> {
     where
         F: Future<Output = Result<DB::Connection, StoreError>>,
     {
+        let (conn, rows) = self.run_all(statement, args, kept, open).await?;
+        let row = rows.into_iter().next();
+        Ok((conn, row.ok_or_else(|| StoreError::Database("a run's statement returned no row".into()))?))
+    }
+
+    /// As [`OwnSessions::run`], with every row.
+    pub async fn run_all<F>(
+        &self,
+        statement: &'static str,
+        args: &[Arg<'_>],
+        kept: impl FnOnce() -> Option<DB::Connection>,
+        open: impl FnOnce() -> F,
+    ) -> Result<(DB::Connection, Vec<DB::Row>), StoreError>
+    where
+        F: Future<Output = Result<DB::Connection, StoreError>>,
+    {
         let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(mut conn) = spare.or_else(kept)
-            && let Ok(row) = DB::fetch_one(On::Connection(&mut conn), DB::query(statement, args)).await
+            && let Ok(rows) = DB::fetch_all(On::Connection(&mut conn), DB::query(statement, args)).await
         {
-            return Ok((conn, row));
+            return Ok((conn, rows));
         }
         let mut conn = open().await?;
-        let row = DB::fetch_one(On::Connection(&mut conn), DB::query(statement, args)).await?;
-        Ok((conn, row))
+        let rows = DB::fetch_all(On::Connection(&mut conn), DB::query(statement, args)).await?;
+        Ok((conn, rows))
     }
 
     pub fn has_spare(&self) -> bool {

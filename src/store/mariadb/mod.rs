@@ -97,6 +97,30 @@ impl MariaDbStore {
         MySql::query(sql::SESSION_SETTINGS, &[self.settings.statement_timeout_ms().into()]).execute(&mut conn).await?;
         Ok(conn)
     }
+
+    /// Records a run that found nothing, begun at `started`, on the session
+    /// that read the sweep's first ids; the record commits on its own, one
+    /// flush of the redo log.
+    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
+        let mut conn = self.kept.reading.take(&self.pool).await?;
+        let abandoned = MySql::query(sql::ABANDONED_RUNS, &[]).fetch_one(&mut *conn).await?;
+        for run in AbandonedRun::all::<MySql>(&abandoned)? {
+            MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut *conn).await?;
+            run.log();
+        }
+        let owner = run.owner;
+        let args = [
+            run.trigger.into(),
+            started.into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
+        self.kept.reading.keep(conn);
+        self.kept.release();
+        MySql::int(&row, "id")
+    }
 }
 
 /// What it means when the server will not speak TLS.
@@ -240,27 +264,10 @@ impl SweepStore for MariaDbStore {
         self.kept.clock_then_first_ids(&self.pool, statements, retentions, limit).await
     }
 
-    /// On the session that read the sweep's first ids; the record commits
-    /// on its own, one flush of the redo log.
-    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
-        let mut conn = self.kept.reading.take(&self.pool).await?;
-        let abandoned = MySql::query(sql::ABANDONED_RUNS, &[]).fetch_one(&mut *conn).await?;
-        for run in AbandonedRun::all::<MySql>(&abandoned)? {
-            MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut *conn).await?;
-            run.log();
-        }
-        let owner = run.owner;
-        let args = [
-            run.trigger.into(),
-            started.into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
-        let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
-        self.kept.reading.keep(conn);
-        self.kept.release();
-        MySql::int(&row, "id")
+    async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
+        let first = self.clock_and_first_ids(run.retentions, limit).await?;
+        let idle_run = if first.found_none() { Some(self.record_idle_run(run, first.clock.now).await?) } else { None };
+        Ok((first, idle_run))
     }
 
     async fn commit_run_start(&self, run_id: i64) -> Result<(), StoreError> {

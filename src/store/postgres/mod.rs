@@ -185,23 +185,26 @@ impl SweepStore for PostgresStore {
         Ok((run_id, decode::clock::<Postgres>(&row)?))
     }
 
-    /// On a session of its own, whose commits do not wait for a flush
-    /// (`sql::RUN_RECORDS_WITHOUT_SYNC`), as a run's lease does.
-    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
-        self.sessions.kept.release();
+    /// In one statement, on a session of its own, whose commits do not wait
+    /// for a flush (`sql::RUN_RECORDS_WITHOUT_SYNC`), as a run's lease does.
+    /// Should its cut-offs not be `policy::cutoffs` at its clock, the ids
+    /// are read again; a run it recorded as idle stays so, and what it
+    /// missed goes at the next sweep.
+    async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
         let owner = run.owner;
-        let args = [
-            RUN_LOCK_CLASS.into(),
-            run.trigger.into(),
-            started.into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
-        let (conn, row) = self.sessions.on_own(sql::RECORD_IDLE_RUN, &args).await?;
+        let mut args = common::first_ids_args(run.retentions, limit);
+        args.extend([RUN_LOCK_CLASS.into(), run.trigger.into(), owner.host.as_str().into()]);
+        args.extend([i64::from(owner.pid).into(), owner.started.map(|ticks| ticks as i64).into()]);
+        let (conn, rows) = self.sessions.on_own_all(sql::START_SWEEP, &args).await?;
         self.sessions.own.give_back(conn);
-        AbandonedRun::all::<Postgres>(&row)?.iter().for_each(AbandonedRun::log);
-        Postgres::int(&row, "id")
+        let row = rows.first().ok_or_else(|| StoreError::Database("the sweep's start returned no row".into()))?;
+        let idle_run = Postgres::optional_int(row, "idle_run")?;
+        AbandonedRun::all::<Postgres>(row)?.iter().for_each(AbandonedRun::log);
+        let first = match decode::first_ids::<Postgres>(&rows, run.retentions)? {
+            (clock, Some(ids)) => FirstIds { clock, ids },
+            (_, None) => self.clock_and_first_ids(run.retentions, limit).await?,
+        };
+        Ok((first, idle_run))
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {

@@ -52,6 +52,16 @@ impl Sessions {
         self.own.run(statement, args, asking, || self.new_own()).await
     }
 
+    /// As [`Sessions::on_own`], with every row.
+    pub async fn on_own_all(
+        &self,
+        statement: &'static str,
+        args: &[Arg<'_>],
+    ) -> Result<(PgConnection, Vec<PgRow>), StoreError> {
+        let asking = || self.take_asking().map(|(conn, _)| conn);
+        self.own.run_all(statement, args, asking, || self.new_own()).await
+    }
+
     /// A new session under [`options::run_record_options`], within the
     /// pool's acquire timeout (`database.connect_timeout`).
     pub async fn new_own(&self) -> Result<PgConnection, StoreError> {

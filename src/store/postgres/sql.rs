@@ -240,20 +240,6 @@ pub const BEGIN_RUN: &str = concat!(
     " FROM run, clock"
 );
 
-/// Records a run that found nothing eligible, begun at $3 and finished now
-/// (`succeeded`, stopped by `done`), in one statement, after marking the
-/// runs whose lock is free as abandoned, as [`BEGIN_RUN`] does. It holds no
-/// lock: no sweep ever sees it running. $1: the lock class; $2, $4–$6:
-/// trigger, host, pid, process_started.
-pub const RECORD_IDLE_RUN: &str = "WITH abandoned AS (UPDATE retention_runs SET status = 'abandoned', \
-       finished_at = now() \
-       WHERE status = 'running' AND pg_try_advisory_xact_lock($1::int4, (id % 2147483648)::int4) \
-       RETURNING id, host, pid), \
-     run AS (INSERT INTO retention_runs (trigger, status, started_at, finished_at, stopped_by, host, pid, \
-       process_started) VALUES ($2, 'succeeded', $3::timestamptz, greatest($3::timestamptz, now()), 'done', $4, $5, $6) \
-       RETURNING id) \
-     SELECT run.id, (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) AS abandoned FROM run";
-
 /// For the sessions that hold run leases and write only run records.
 pub const RUN_RECORDS_WITHOUT_SYNC: (&str, &str) = ("synchronous_commit", "off");
 
@@ -531,23 +517,74 @@ macro_rules! first_ids_of {
     };
 }
 
-/// A sweep's start in one statement: the clock and `future_jobs!`, as
-/// [`CLOCK_AND_SKEW`] reads them, each rule's cut-off at that clock (a
-/// column named for the rule, and `settled`), and the first ids of each
-/// rule as [`SELECT_ELIGIBLE_IDS`] reads them from the oldest: one row per
-/// id, or one row with a NULL id when none is eligible. $1–$8: the
+/// The common part of [`CLOCK_AND_FIRST_IDS`] and [`START_SWEEP`]: the
+/// clock (`clock`), each rule's cut-off at it (`cut`: a column named for the
+/// rule, and `settled`), and the first ids of each rule as
+/// [`SELECT_ELIGIBLE_IDS`] reads them from the oldest (`ids`). $1–$8: the
 /// `future_jobs!` flags; $9–$16: each rule's retention in microseconds
 /// (NULL: off); $17: `retention.minimum`'s; $18: the ids per rule.
+macro_rules! first_read {
+    () => {
+        concat!(
+            "WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now), cut AS MATERIALIZED (SELECT ",
+            for_each_rule!(
+                cutoff_column,
+                ", ",
+                "",
+                ["$9"],
+                ["$10"],
+                ["$11"],
+                ["$12"],
+                ["$13"],
+                ["$14"],
+                ["$15"],
+                ["$16"]
+            ),
+            ", ",
+            cutoff_at!("$17"),
+            " AS settled FROM clock), ids AS MATERIALIZED (",
+            for_each_rule!(first_ids_of, " UNION ALL ", "(SELECT settled FROM cut)", [], [], [], [], [], [], [], []),
+            ")"
+        )
+    };
+}
+
+/// The columns of a sweep's first read: the clock and `future_jobs!`, as
+/// [`CLOCK_AND_SKEW`] reads them, and the cut-offs.
+macro_rules! first_read_columns {
+    () => {
+        concat!("clock.now, ", future_jobs!(), ", cut.*")
+    };
+}
+
+/// A sweep's first read in one statement ([`first_read`]): one row per id,
+/// or one row with a NULL id when none is eligible.
 pub const CLOCK_AND_FIRST_IDS: &str = concat!(
-    "WITH clock AS MATERIALIZED (SELECT clock_timestamp() AS now), cut AS MATERIALIZED (SELECT ",
-    for_each_rule!(cutoff_column, ", ", "", ["$9"], ["$10"], ["$11"], ["$12"], ["$13"], ["$14"], ["$15"], ["$16"]),
-    ", ",
-    cutoff_at!("$17"),
-    " AS settled FROM clock) SELECT clock.now, ",
-    future_jobs!(),
-    ", cut.*, ids.policy, ids.job_type, ids.ts, ids.id FROM clock CROSS JOIN cut LEFT JOIN (",
-    for_each_rule!(first_ids_of, " UNION ALL ", "(SELECT settled FROM cut)", [], [], [], [], [], [], [], []),
-    ") AS ids ON true"
+    first_read!(),
+    " SELECT ",
+    first_read_columns!(),
+    ", ids.policy, ids.job_type, ids.ts, ids.id FROM clock CROSS JOIN cut LEFT JOIN ids ON true"
+);
+
+/// A sweep's start in one statement: [`CLOCK_AND_FIRST_IDS`] and, when no id
+/// is eligible, what [`BEGIN_RUN`] does for a run that ends at once: the
+/// runs whose lock is free marked abandoned, and the run recorded begun at
+/// the clock and finished (`succeeded`, stopped by `done`), holding no lock,
+/// as `idle_run`; no sweep ever sees it running. $19: the lock class;
+/// $20–$23: trigger, host, pid, process_started.
+pub const START_SWEEP: &str = concat!(
+    first_read!(),
+    ", abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
+       WHERE status = 'running' AND NOT EXISTS (SELECT FROM ids) \
+         AND pg_try_advisory_xact_lock($19::int4, (id % 2147483648)::int4) \
+       RETURNING id, host, pid), \
+     run AS (INSERT INTO retention_runs (trigger, status, started_at, finished_at, stopped_by, host, pid, \
+       process_started) SELECT $20, 'succeeded', clock.now, clock_timestamp(), 'done', $21, $22, $23 \
+       FROM clock WHERE NOT EXISTS (SELECT FROM ids) RETURNING id) \
+     SELECT ",
+    first_read_columns!(),
+    ", (SELECT id FROM run) AS idle_run, (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) \
+       AS abandoned, ids.policy, ids.job_type, ids.ts, ids.id FROM clock CROSS JOIN cut LEFT JOIN ids ON true"
 );
 
 /// A job's policy: `retain_until` for a finished job with a moment of its

@@ -32,7 +32,8 @@ use super::common::{
     self, Codec, Db, Driver, NoConnection, Purpose, Statements, decode, enabled_rules, first_connection, pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, FirstIds, IdRange, NewRun, RunOutcome, RunRemoval,
+    TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
@@ -192,6 +193,34 @@ impl SqliteStore {
         tx.commit().await?;
         decode::all(&rows, decode::trail_key::<Sqlite>)
     }
+
+    /// Records a run that found nothing, begun at `started`: one statement,
+    /// or a transaction when a dead process left a run running.
+    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
+        let (owner, finished) = (run.owner, now());
+        let running = Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&self.pool).await?;
+        let dead = dead_runs(owner, &running)?;
+        let args = [
+            run.trigger.into(),
+            started.into(),
+            finished.max(started).into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let insert = Sqlite::query(sql::INSERT_IDLE_RUN, &args);
+        let row = if dead.is_empty() {
+            insert.fetch_one(&self.pool).await?
+        } else {
+            let mut tx = self.begin().await?;
+            mark_abandoned(&mut tx, &dead, finished).await?;
+            let row = insert.fetch_one(&mut *tx).await?;
+            self.commit(tx).await?;
+            row
+        };
+        self.upkeep.checkpoint_if_grown(&self.pool).await?;
+        Sqlite::int(&row, "id")
+    }
 }
 
 /// The runs of `running` (rows of `sql::SELECT_RUNNING_RUNS`) whose process
@@ -248,31 +277,10 @@ impl SweepStore for SqliteStore {
         Ok((run_id, clock))
     }
 
-    /// One statement, or a transaction when a dead process left a run running.
-    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
-        let (owner, finished) = (run.owner, now());
-        let running = Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&self.pool).await?;
-        let dead = dead_runs(owner, &running)?;
-        let args = [
-            run.trigger.into(),
-            started.into(),
-            finished.max(started).into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
-        let insert = Sqlite::query(sql::INSERT_IDLE_RUN, &args);
-        let row = if dead.is_empty() {
-            insert.fetch_one(&self.pool).await?
-        } else {
-            let mut tx = self.begin().await?;
-            mark_abandoned(&mut tx, &dead, finished).await?;
-            let row = insert.fetch_one(&mut *tx).await?;
-            self.commit(tx).await?;
-            row
-        };
-        self.upkeep.checkpoint_if_grown(&self.pool).await?;
-        Sqlite::int(&row, "id")
+    async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
+        let first = self.clock_and_first_ids(run.retentions, limit).await?;
+        let idle_run = if first.found_none() { Some(self.record_idle_run(run, first.clock.now).await?) } else { None };
+        Ok((first, idle_run))
     }
 
     async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
