@@ -257,13 +257,12 @@ impl Statements {
             }
             Engine::Postgres => {
                 let run_start = ["1381254226", "'purge'", "'host'", "1", "NULL::bigint"].map(String::from).to_vec();
-                let sweep_start = [first_read.clone(), run_start.clone()].concat();
+                let sweep_start = [first_read, run_start.clone()].concat();
                 delete.extend(["NULL::bigint".into(), "'test'".into()]);
                 list.extend([
                     ("the deleting batch", pg::DELETE_ELIGIBLE, delete, Shape::JobsByKey),
                     ("the deleted job's drives", POSTGRES_DRIVES_CASCADE, vec![ids[0].to_string()], Shape::DrivesByJob),
                     ("the dry run's idle check", pg::CLOCK_AND_SKEW, enabled.clone(), Shape::PolicyIndexes),
-                    ("the sweep's first read", pg::CLOCK_AND_FIRST_IDS, first_read, Shape::EachPolicyIndexInOrder),
                     ("the sweep's start", pg::START_SWEEP, sweep_start.clone(), Shape::EachPolicyIndexInOrder),
                     ("the sweep's start's run records", pg::START_SWEEP, sweep_start, Shape::RunRecords),
                     (
@@ -300,7 +299,6 @@ impl Statements {
                     ("the run's start", maria::RUN_START_READINGS, enabled.clone(), Shape::RunRecords),
                     ("the run's start's idle check", maria::RUN_START_READINGS, enabled, Shape::PolicyIndexes),
                     ("an abandoned run's mark", maria::MARK_RUN_ABANDONED, vec!["1".into()], Shape::RunRecords),
-                    ("an idle run's abandoned runs", maria::ABANDONED_RUNS, vec![], Shape::RunRecords),
                     (
                         "the run's end",
                         maria::FINISH_RUN,

@@ -17,10 +17,10 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::{Pool, PoolConnection};
 use sqlx::{Connection, Database};
 
-use super::{Db, PING_AFTER_IDLE, decode, enabled_rules, first_ids_args, id_range_args};
-use crate::policy::{self, PerRule, Retentions};
+use super::{Db, PING_AFTER_IDLE, decode, id_range_args};
+use crate::policy::PerRule;
 use crate::store::StoreError;
-use crate::store::records::{ClockReading, EligibleIds, FirstIds, IdRange};
+use crate::store::records::{EligibleIds, IdRange};
 
 pub(crate) struct KeptSession<DB: Database> {
     slot: Mutex<Option<(PoolConnection<DB>, Instant)>>,
@@ -95,59 +95,6 @@ impl<DB: Db> SweepSessions<DB> {
         let rows = DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &args)).await?;
         self.reading.keep(conn);
         decode::eligible_ids::<DB>(&rows)
-    }
-
-    /// A sweep's start read with `statement` on the reading session
-    /// (`decode::first_ids`), whose cut-offs the statement computes from its
-    /// own clock; should they not be `policy::cutoffs` at it, the ids are
-    /// read again with `ids_statement` under those.
-    pub async fn clock_and_first_ids(
-        &self,
-        pool: &Pool<DB>,
-        (statement, ids_statement): (&'static str, &'static str),
-        retentions: &Retentions,
-        limit: u32,
-    ) -> Result<FirstIds, StoreError> {
-        let mut conn = self.reading.take(pool).await?;
-        let args = first_ids_args(retentions, limit);
-        let rows = DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &args)).await?;
-        self.reading.keep(conn);
-        match decode::first_ids::<DB>(&rows, retentions)? {
-            (clock, Some(ids)) => Ok(FirstIds { clock, ids }),
-            (clock, None) => self.first_ids_at(pool, ids_statement, retentions, clock, limit).await,
-        }
-    }
-
-    /// A sweep's start read in two statements on the reading session: the
-    /// clock and `future_jobs!` with `clock_statement`, then the first ids
-    /// under the cut-offs at that clock with `ids_statement`.
-    pub async fn clock_then_first_ids(
-        &self,
-        pool: &Pool<DB>,
-        (clock_statement, ids_statement): (&'static str, &'static str),
-        retentions: &Retentions,
-        limit: u32,
-    ) -> Result<FirstIds, StoreError> {
-        let mut conn = self.reading.take(pool).await?;
-        let row =
-            DB::fetch_one(super::On::Connection(&mut *conn), DB::query(clock_statement, &enabled_rules(retentions)))
-                .await?;
-        self.reading.keep(conn);
-        self.first_ids_at(pool, ids_statement, retentions, decode::clock::<DB>(&row)?, limit).await
-    }
-
-    /// The first ids under the cut-offs at `clock`, read with `ids_statement`.
-    async fn first_ids_at(
-        &self,
-        pool: &Pool<DB>,
-        ids_statement: &'static str,
-        retentions: &Retentions,
-        clock: ClockReading,
-        limit: u32,
-    ) -> Result<FirstIds, StoreError> {
-        let cutoffs = policy::cutoffs(retentions, clock.now);
-        let ids = self.eligible_ids(pool, ids_statement, &IdRange::first_of(&cutoffs, limit), cutoffs.settled).await?;
-        Ok(FirstIds { clock, ids })
     }
 
     /// Gives both back to their pool (a run's end).

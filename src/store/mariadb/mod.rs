@@ -33,7 +33,7 @@ use super::records::{
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
-use crate::policy::{PerRule, Retentions};
+use crate::policy::{self, PerRule, Retentions};
 
 /// MariaDB's error numbers the store tells apart.
 mod code {
@@ -96,30 +96,6 @@ impl MariaDbStore {
         let mut conn = open_session(&options, timeout, tcp_server(&options)).await?;
         MySql::query(sql::SESSION_SETTINGS, &[self.settings.statement_timeout_ms().into()]).execute(&mut conn).await?;
         Ok(conn)
-    }
-
-    /// Records a run that found nothing, begun at `started`, on the session
-    /// that read the sweep's first ids; the record commits on its own, one
-    /// flush of the redo log.
-    async fn record_idle_run(&self, run: &NewRun<'_>, started: DateTime<Utc>) -> Result<i64, StoreError> {
-        let mut conn = self.kept.reading.take(&self.pool).await?;
-        let abandoned = MySql::query(sql::ABANDONED_RUNS, &[]).fetch_one(&mut *conn).await?;
-        for run in AbandonedRun::all::<MySql>(&abandoned)? {
-            MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut *conn).await?;
-            run.log();
-        }
-        let owner = run.owner;
-        let args = [
-            run.trigger.into(),
-            started.into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
-        let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
-        self.kept.reading.keep(conn);
-        self.kept.release();
-        MySql::int(&row, "id")
     }
 }
 
@@ -258,16 +234,40 @@ impl SweepStore for MariaDbStore {
         Ok((run_id, decode::clock::<MySql>(&readings)?))
     }
 
-    /// On the session that reads the ids, which a pool would ping on its way back.
-    async fn clock_and_first_ids(&self, retentions: &Retentions, limit: u32) -> Result<FirstIds, StoreError> {
-        let statements = (sql::CLOCK_AND_SKEW, sql::SELECT_ELIGIBLE_IDS);
-        self.kept.clock_then_first_ids(&self.pool, statements, retentions, limit).await
-    }
-
+    /// The run's start readings (`sql::RUN_START_READINGS`: the clock, the
+    /// skew count and the abandoned runs), then the ids, on the session that
+    /// reads the ids (a pool pings a session on its way back); with no id,
+    /// the abandoned runs marked and the run recorded, on the same session,
+    /// each committed on its own: one flush of the redo log for the run.
     async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
-        let first = self.clock_and_first_ids(run.retentions, limit).await?;
-        let idle_run = if first.found_none() { Some(self.record_idle_run(run, first.clock.now).await?) } else { None };
-        Ok((first, idle_run))
+        let mut conn = self.kept.reading.take(&self.pool).await?;
+        let readings =
+            MySql::query(sql::RUN_START_READINGS, &enabled_rules(run.retentions)).fetch_one(&mut *conn).await?;
+        self.kept.reading.keep(conn);
+        let clock = decode::clock::<MySql>(&readings)?;
+        let cutoffs = policy::cutoffs(run.retentions, clock.now);
+        let ids = self.eligible_ids(&IdRange::first_of(&cutoffs, limit), cutoffs.settled).await?;
+        let first = FirstIds { clock, ids };
+        if !first.found_none() {
+            return Ok((first, None));
+        }
+        let mut conn = self.kept.reading.take(&self.pool).await?;
+        for abandoned in AbandonedRun::all::<MySql>(&readings)? {
+            MySql::query(sql::MARK_RUN_ABANDONED, &[abandoned.id.into()]).execute(&mut *conn).await?;
+            abandoned.log();
+        }
+        let owner = run.owner;
+        let args = [
+            run.trigger.into(),
+            clock.now.into(),
+            owner.host.as_str().into(),
+            i64::from(owner.pid).into(),
+            owner.started.map(|ticks| ticks as i64).into(),
+        ];
+        let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
+        self.kept.reading.keep(conn);
+        self.kept.release();
+        Ok((first, Some(MySql::int(&row, "id")?)))
     }
 
     async fn commit_run_start(&self, run_id: i64) -> Result<(), StoreError> {

@@ -345,27 +345,19 @@ macro_rules! future_jobs {
 /// A dry run's clock and `future_jobs!`. $1–$8: the `future_jobs!` flags.
 pub const CLOCK_AND_SKEW: &str = concat!("SELECT UTC_TIMESTAMP(6) AS now, ", future_jobs!());
 
-/// The runs left `running` whose lock is free, as `abandoned`.
-macro_rules! abandoned_runs {
-    () => {
-        "(SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'host', host, 'pid', pid)) \
-           FROM retention_runs FORCE INDEX (retention_runs_by_status) \
-           WHERE status = 'running' AND IS_FREE_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id)) = 1) AS abandoned"
-    };
-}
-
 /// The first statement of a run's start, on the session that will hold its
 /// lease, in one round trip: the clock, `future_jobs!`, and the runs left
 /// `running` whose lock is free (their process died; a live run's session
 /// holds it), as a JSON array of `{id, host, pid}` or NULL. A read, so that
 /// `IS_FREE_LOCK` never reaches the binary log; [`MARK_RUN_ABANDONED`]
 /// then marks each. $1–$8: the `future_jobs!` flags.
-pub const RUN_START_READINGS: &str =
-    concat!("SELECT UTC_TIMESTAMP(6) AS now, ", future_jobs!(), ", ", abandoned_runs!());
-
-/// The runs left `running` whose lock is free, as [`RUN_START_READINGS`]
-/// reads them: for a run that found nothing eligible.
-pub const ABANDONED_RUNS: &str = concat!("SELECT ", abandoned_runs!());
+pub const RUN_START_READINGS: &str = concat!(
+    "SELECT UTC_TIMESTAMP(6) AS now, ",
+    future_jobs!(),
+    ", (SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'host', host, 'pid', pid)) \
+        FROM retention_runs FORCE INDEX (retention_runs_by_status) \
+        WHERE status = 'running' AND IS_FREE_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id)) = 1) AS abandoned"
+);
 
 /// Records a run that found nothing eligible, begun at $2 and finished now
 /// (`succeeded`, stopped by `done`), in one autocommitted statement. It

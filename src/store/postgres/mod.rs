@@ -188,8 +188,8 @@ impl SweepStore for PostgresStore {
     /// In one statement, on a session of its own, whose commits do not wait
     /// for a flush (`sql::RUN_RECORDS_WITHOUT_SYNC`), as a run's lease does.
     /// Should its cut-offs not be `policy::cutoffs` at its clock, the ids
-    /// are read again; a run it recorded as idle stays so, and what it
-    /// missed goes at the next sweep.
+    /// are read again, unless it recorded the run as idle: that stays so,
+    /// and what it missed goes at the next sweep.
     async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
         let owner = run.owner;
         let mut args = common::first_ids_args(run.retentions, limit);
@@ -202,6 +202,7 @@ impl SweepStore for PostgresStore {
         AbandonedRun::all::<Postgres>(row)?.iter().for_each(AbandonedRun::log);
         let first = match decode::first_ids::<Postgres>(&rows, run.retentions)? {
             (clock, Some(ids)) => FirstIds { clock, ids },
+            (clock, None) if idle_run.is_some() => FirstIds { clock, ids: PerRule::default() },
             (_, None) => self.clock_and_first_ids(run.retentions, limit).await?,
         };
         Ok((first, idle_run))
@@ -221,12 +222,6 @@ impl SweepStore for PostgresStore {
         // No lease, or it broke: record the end through the pool.
         Postgres::query(sql::FINISH_RUN, &args).execute(&self.sessions.index_order_pool).await?;
         Ok(())
-    }
-
-    /// In one statement, which computes the cut-offs from its own clock.
-    async fn clock_and_first_ids(&self, retentions: &Retentions, limit: u32) -> Result<FirstIds, StoreError> {
-        let statements = (sql::CLOCK_AND_FIRST_IDS, sql::SELECT_ELIGIBLE_IDS);
-        self.sessions.kept.clock_and_first_ids(&self.sessions.index_order_pool, statements, retentions, limit).await
     }
 
     async fn eligible_ids(

@@ -486,7 +486,7 @@ macro_rules! cutoff_at {
     };
 }
 
-/// One rule's cut-off in [`CLOCK_AND_FIRST_IDS`], as a column named for the rule.
+/// One rule's cut-off in [`START_SWEEP`], as a column named for the rule.
 macro_rules! cutoff_column {
     ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal, $micros:literal,
      $settled:expr) => {
@@ -494,7 +494,7 @@ macro_rules! cutoff_column {
     };
 }
 
-/// One rule's part of [`CLOCK_AND_FIRST_IDS`]: its range of
+/// One rule's part of [`START_SWEEP`]: its range of
 /// [`eligible_ids_of`] from its oldest job to its cut-off, at most $18.
 macro_rules! first_ids_of {
     ($predicate:literal, $policy:literal, $type:literal, $age:literal, $skew:literal, $name:literal,
@@ -517,12 +517,12 @@ macro_rules! first_ids_of {
     };
 }
 
-/// The common part of [`CLOCK_AND_FIRST_IDS`] and [`START_SWEEP`]: the
-/// clock (`clock`), each rule's cut-off at it (`cut`: a column named for the
-/// rule, and `settled`), and the first ids of each rule as
-/// [`SELECT_ELIGIBLE_IDS`] reads them from the oldest (`ids`). $1–$8: the
-/// `future_jobs!` flags; $9–$16: each rule's retention in microseconds
-/// (NULL: off); $17: `retention.minimum`'s; $18: the ids per rule.
+/// The reads of [`START_SWEEP`]: the clock (`clock`), each rule's cut-off
+/// at it (`cut`: a column named for the rule, and `settled`), and the first
+/// ids of each rule as [`SELECT_ELIGIBLE_IDS`] reads them from the oldest
+/// (`ids`). $1–$8: the `future_jobs!` flags; $9–$16: each rule's retention
+/// in microseconds (NULL: off); $17: `retention.minimum`'s; $18: the ids per
+/// rule.
 macro_rules! first_read {
     () => {
         concat!(
@@ -549,29 +549,14 @@ macro_rules! first_read {
     };
 }
 
-/// The columns of a sweep's first read: the clock and `future_jobs!`, as
-/// [`CLOCK_AND_SKEW`] reads them, and the cut-offs.
-macro_rules! first_read_columns {
-    () => {
-        concat!("clock.now, ", future_jobs!(), ", cut.*")
-    };
-}
-
-/// A sweep's first read in one statement ([`first_read`]): one row per id,
-/// or one row with a NULL id when none is eligible.
-pub const CLOCK_AND_FIRST_IDS: &str = concat!(
-    first_read!(),
-    " SELECT ",
-    first_read_columns!(),
-    ", ids.policy, ids.job_type, ids.ts, ids.id FROM clock CROSS JOIN cut LEFT JOIN ids ON true"
-);
-
-/// A sweep's start in one statement: [`CLOCK_AND_FIRST_IDS`] and, when no id
-/// is eligible, what [`BEGIN_RUN`] does for a run that ends at once: the
-/// runs whose lock is free marked abandoned, and the run recorded begun at
-/// the clock and finished (`succeeded`, stopped by `done`), holding no lock,
-/// as `idle_run`; no sweep ever sees it running. $19: the lock class;
-/// $20–$23: trigger, host, pid, process_started.
+/// A sweep's start in one statement: the clock and `future_jobs!`, as
+/// [`CLOCK_AND_SKEW`] reads them, the cut-offs and the first ids
+/// ([`first_read`]: one row per id, or one row with a NULL id when none is
+/// eligible), and, when there is none, what [`BEGIN_RUN`] does for a run
+/// that ends at once: the runs whose lock is free marked abandoned, and the
+/// run recorded begun at the clock and finished (`succeeded`, stopped by
+/// `done`), holding no lock, as `idle_run`; no sweep ever sees it running.
+/// $19: the lock class; $20–$23: trigger, host, pid, process_started.
 pub const START_SWEEP: &str = concat!(
     first_read!(),
     ", abandoned AS (UPDATE retention_runs SET status = 'abandoned', finished_at = now() \
@@ -581,9 +566,9 @@ pub const START_SWEEP: &str = concat!(
      run AS (INSERT INTO retention_runs (trigger, status, started_at, finished_at, stopped_by, host, pid, \
        process_started) SELECT $20, 'succeeded', clock.now, clock_timestamp(), 'done', $21, $22, $23 \
        FROM clock WHERE NOT EXISTS (SELECT FROM ids) RETURNING id) \
-     SELECT ",
-    first_read_columns!(),
-    ", (SELECT id FROM run) AS idle_run, (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) \
+     SELECT clock.now, ",
+    future_jobs!(),
+    ", cut.*, (SELECT id FROM run) AS idle_run, (SELECT coalesce(jsonb_agg(abandoned), '[]')::text FROM abandoned) \
        AS abandoned, ids.policy, ids.job_type, ids.ts, ids.id FROM clock CROSS JOIN cut LEFT JOIN ids ON true"
 );
 
