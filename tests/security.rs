@@ -717,11 +717,7 @@ impl RefusingServer {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let passwords = passwords.clone();
-                            std::thread::spawn(move || {
-                                if let Some(password) = refuse_login(stream, echo) {
-                                    passwords.lock().unwrap().push(password);
-                                }
-                            });
+                            std::thread::spawn(move || refuse_login(stream, echo, &passwords));
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(10)),
                     }
@@ -753,8 +749,9 @@ fn read_u32(stream: &mut TcpStream) -> Option<u32> {
 
 /// One client of [`RefusingServer`]: the startup message (after declining
 /// TLS or GSS encryption if asked), a cleartext password request, the
-/// password, a FATAL 28P01. Returns the password received.
-fn refuse_login(mut stream: TcpStream, echo: bool) -> Option<String> {
+/// password, a FATAL 28P01. The password is recorded before the refusal is
+/// sent: once refused, the client exits and the test counts the logins.
+fn refuse_login(mut stream: TcpStream, echo: bool, passwords: &Mutex<Vec<String>>) -> Option<()> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     loop {
@@ -776,6 +773,7 @@ fn refuse_login(mut stream: TcpStream, echo: bool) -> Option<String> {
     let mut body = vec![0u8; len.checked_sub(4)?];
     stream.read_exact(&mut body).ok()?;
     let password = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(&body)).into_owned();
+    passwords.lock().unwrap().push(password.clone());
     let message = if echo {
         format!("password authentication failed for user \"u\" (got \"{password}\")")
     } else {
@@ -793,7 +791,7 @@ fn refuse_login(mut stream: TcpStream, echo: bool) -> Option<String> {
     response.extend_from_slice(&fields);
     let _ = stream.write_all(&response);
     let _ = stream.flush();
-    Some(password)
+    Some(())
 }
 
 #[test]
