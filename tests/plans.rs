@@ -93,6 +93,10 @@ enum Shape {
     DrivesByJob,
     /// No full scan of the run records (nor of any other table).
     RunRecords,
+    /// MariaDB: each rule's first and last entries of the policies' index,
+    /// read by the optimizer as it plans (`MIN`, `MAX`): the plan reads no
+    /// row of `jobs`.
+    PolicyIndexEnds,
 }
 
 #[track_caller]
@@ -118,6 +122,15 @@ fn assert_shape(env: &TestEnv, plan: &Plan, shape: Shape, what: &str) {
             plan.assert_no_full_scan(what);
         }
         Shape::RunRecords => plan.assert_no_full_scan(what),
+        Shape::PolicyIndexEnds => {
+            assert_eq!(plan.reads("jobs").count(), 0, "{what} reads jobs:\n{}", plan.text);
+            let ends = ["Select tables optimized away", "No matching min/max row"]
+                .map(|message| plan.text.matches(message).count())
+                .iter()
+                .sum::<usize>();
+            assert_eq!(ends, 8, "{what}: one subquery a rule, each read at its ends:\n{}", plan.text);
+            plan.assert_no_full_scan(what);
+        }
     }
 }
 
@@ -290,7 +303,10 @@ impl Statements {
             Engine::MariaDb => {
                 let mut audit = delete.clone();
                 audit.extend(["1".into(), "'test'".into(), at(now)]);
+                let idle_sweep = [first_read, ["'purge'", "'host'", "1", "NULL"].map(String::from).to_vec()].concat();
                 list.extend([
+                    ("the idle sweep", maria::RECORD_RUN_IF_IDLE, idle_sweep.clone(), Shape::PolicyIndexEnds),
+                    ("the idle sweep's run records", maria::RECORD_RUN_IF_IDLE, idle_sweep, Shape::RunRecords),
                     ("the batch's claim", maria::CLAIM_ELIGIBLE, delete.clone(), Shape::JobsByKey),
                     ("the batch's audit rows", maria::AUDIT_CLAIMED, audit, Shape::JobsByKey),
                     ("the deleting batch", maria::DELETE_CLAIMED, delete, Shape::JobsByKey),

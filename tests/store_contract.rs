@@ -456,6 +456,82 @@ every_engine! {
 }
 
 every_engine! {
+    /// A start records an idle run only when no rule has a job due at its
+    /// clock, a cut-off at year 1 and one a fraction of a microsecond past
+    /// a job's included; a job in the future or a run in progress does not
+    /// keep the run from being recorded.
+    fn an_idle_start_is_recorded_only_when_nothing_is_due(env: &TestEnv) {
+        with_store(env, async |store: &dyn Store, now| {
+            let mut ancient = job("ancient", JobState::Completed, 0, now);
+            (ancient.job_type, ancient.state_changed_at) = (JobType::Export, start_of_time());
+            let mut until = job("until", JobState::Completed, 0, now);
+            (until.retain_until, until.state_changed_at) = (Some(now - DAY * 5), now - TimeDelta::hours(3));
+            let jobs = [job("done-100", JobState::Completed, 100, now), job("closed-50", JobState::Closed, 50, now)];
+            store.create_jobs(&[jobs.as_slice(), &[ancient, until]].concat()).await.unwrap();
+
+            let mut quiet = retentions();
+            quiet.rules = quiet.rules.map(|_, by_type| by_type.map(|_, _| Some(Duration::from_secs(1_000 * 86_400))));
+            (quiet.rules.completed.export, quiet.rules.creating_idle.import) = (None, None);
+            quiet.rules.retain_until = PerType { import: Some(Duration::ZERO), export: Some(Duration::ZERO) };
+            let mut year_one = quiet;
+            year_one.rules.completed.export = Some(Duration::from_secs(3_000 * 365 * 86_400));
+            let mut settled = quiet;
+            settled.minimum = Duration::from_secs(3_600);
+            let mut fraction = quiet;
+            fraction.rules.completed.import = Some(Duration::from_secs(100 * 86_400) + Duration::from_nanos(1_500));
+
+            let owner = ProcessIdentity::current();
+            let due = [
+                (&year_one, (Policy::Completed, JobType::Export)),
+                (&settled, (Policy::RetainUntil, JobType::Import)),
+                (&fraction, (Policy::Completed, JobType::Import)),
+            ];
+            for (retentions, rule) in due {
+                let run = NewRun { trigger: "schedule", owner: &owner, retentions };
+                let (first, idle_run) = store.start_sweep(&run, 100).await.unwrap();
+                let found: Vec<_> = policy::RULES
+                    .into_iter()
+                    .flat_map(|(policy, job_type)| first.ids[policy][job_type].ids.iter().map(move |_| (policy, job_type)))
+                    .collect();
+                assert_eq!((found, idle_run), (vec![rule], None), "{retentions:?}");
+            }
+            assert_eq!(store.runs(i64::MAX, None).await.unwrap(), vec![], "no run recorded");
+
+            let run = NewRun { trigger: "schedule", owner: &owner, retentions: &quiet };
+            let (in_progress, _) = store.begin_run(&run).await.unwrap();
+            store.commit_run_start(in_progress).await.unwrap();
+            store.create_jobs(&[job("future", JobState::Completed, -2, now)]).await.unwrap();
+            let (first, idle_run) = store.start_sweep(&run, 100).await.unwrap();
+            assert!(first.found_none(), "{first:?}");
+            assert_eq!(first.clock.future_jobs, 1, "the job in the future of the clock");
+            let idle = store.run(idle_run.expect("an idle run")).await.unwrap().expect("the idle run's record");
+            assert_eq!((idle.status, idle.started_at), (RunStatus::Succeeded, first.clock.now));
+            // SQLite's runs are live while the process that recorded them
+            // is, unless it is this one: it sweeps once at a time.
+            let status = if env.engine == Engine::Sqlite { RunStatus::Abandoned } else { RunStatus::Running };
+            let running = store.run(in_progress).await.unwrap().expect("the run in progress");
+            assert_eq!(running.status, status, "the run begun before");
+            let outcome = RunOutcome {
+                status: RunStatus::Succeeded,
+                counts: PerPolicy::default(),
+                stopped_by: Some("done".into()),
+                error: None,
+                removed: Removed::default(),
+                paused: Pauses::default(),
+            };
+            store.finish_run(in_progress, &outcome).await.unwrap();
+            store.delete_job("future", "test").await.unwrap();
+            let (first, idle_run) = store.start_sweep(&run, 100).await.unwrap();
+            assert_eq!((first.found_none(), first.clock.future_jobs), (true, 0), "{first:?}");
+            let idle = store.run(idle_run.expect("an idle run")).await.unwrap().expect("the idle run's record");
+            let outcome = (idle.status, idle.total, idle.stopped_by.as_deref(), idle.started_at);
+            assert_eq!(outcome, (RunStatus::Succeeded, 0, Some("done"), first.clock.now));
+            assert!(idle.finished_at.is_some_and(|at| at >= first.clock.now), "{idle:?}");
+        });
+    }
+}
+
+every_engine! {
     /// `AdminStore` and what the traits leave to each engine: the lead of
     /// `schedule.singleton` between two stores, the pause between batches,
     /// the commit counter, the upkeep between batches.

@@ -234,13 +234,25 @@ impl SweepStore for MariaDbStore {
         Ok((run_id, decode::clock::<MySql>(&readings)?))
     }
 
-    /// The run's start readings (`sql::RUN_START_READINGS`: the clock, the
-    /// skew count and the abandoned runs), then the ids, on the session that
-    /// reads the ids (a pool pings a session on its way back); with no id,
-    /// the abandoned runs marked and the run recorded, on the same session,
-    /// each committed on its own: one flush of the redo log for the run.
+    /// An idle sweep is one statement (`sql::RECORD_RUN_IF_IDLE`) on the
+    /// session that reads the ids (a pool pings a session on its way back).
+    /// Otherwise, on the same session: the run's start readings
+    /// (`sql::RUN_START_READINGS`: the clock, the skew count and the
+    /// abandoned runs), then the ids; with no id, the abandoned runs marked
+    /// and the run recorded, each committed on its own.
     async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
+        let owner = run.owner;
+        let mut args = common::first_ids_args(run.retentions, limit);
+        args.extend([run.trigger.into(), owner.host.as_str().into(), i64::from(owner.pid).into()]);
+        args.push(owner.started.map(|ticks| ticks as i64).into());
         let mut conn = self.kept.reading.take(&self.pool).await?;
+        let idle = MySql::query(sql::RECORD_RUN_IF_IDLE, &args).fetch_optional(&mut *conn).await?;
+        if let Some(row) = idle {
+            self.kept.reading.keep(conn);
+            self.kept.release();
+            let first = FirstIds { clock: decode::clock::<MySql>(&row)?, ids: PerRule::default() };
+            return Ok((first, Some(MySql::int(&row, "id")?)));
+        }
         let readings =
             MySql::query(sql::RUN_START_READINGS, &enabled_rules(run.retentions)).fetch_one(&mut *conn).await?;
         self.kept.reading.keep(conn);
@@ -256,7 +268,6 @@ impl SweepStore for MariaDbStore {
             MySql::query(sql::MARK_RUN_ABANDONED, &[abandoned.id.into()]).execute(&mut *conn).await?;
             abandoned.log();
         }
-        let owner = run.owner;
         let args = [
             run.trigger.into(),
             clock.now.into(),

@@ -359,6 +359,91 @@ pub const RUN_START_READINGS: &str = concat!(
         WHERE status = 'running' AND IS_FREE_LOCK(CONCAT('retentiond.run.', DATABASE(), '.', id)) = 1) AS abandoned"
 );
 
+/// A cut-off at the statement's clock from a retention in microseconds
+/// (`$micros`; NULL: off), as `policy::cutoff` computes it: never before
+/// year 1.
+macro_rules! cutoff_at {
+    ($micros:literal) => {
+        concat!(
+            "IF(",
+            $micros,
+            " >= TIMESTAMPDIFF(MICROSECOND, TIMESTAMP'0001-01-01 00:00:00', UTC_TIMESTAMP(6)), \
+             TIMESTAMP'0001-01-01 00:00:00', UTC_TIMESTAMP(6) - INTERVAL ",
+            $micros,
+            " MICROSECOND)"
+        )
+    };
+}
+
+/// One aged rule's part of [`RECORD_RUN_IF_IDLE`]: true unless it has a
+/// job due at its cut-off (`$micros`) or, when the rule is on (`$flag`),
+/// one after the clock (what `future_jobs!` counts, without its
+/// `SYSDATE(6)` bound). The first and the last entry of the rule's part of
+/// `jobs_by_retention`, which the optimizer reads as it plans (`MIN`, `MAX`
+/// of the key part after the equalities): no range to estimate, no plan to
+/// choose, whatever the statistics.
+macro_rules! nothing_due_of {
+    ($policy:literal, $type:literal, $skew:literal, $name:literal, $flag:literal, $micros:literal,
+     $settled:expr) => {
+        concat!(
+            "NOT IFNULL((SELECT MIN(retention_age) <= ",
+            cutoff_at!($micros),
+            " OR ",
+            $flag,
+            " AND MAX(retention_age) > UTC_TIMESTAMP(6) ",
+            rule_jobs!($policy, $type, ""),
+            "), FALSE)"
+        )
+    };
+}
+
+/// A `retain_until` rule's part of [`RECORD_RUN_IF_IDLE`]: true unless a
+/// job's moment has come (`$micros` of retention on: NULL is off), whether
+/// it is due (settled) or counted in the future of the clock: either sends
+/// the sweep to its three statements, which tell them apart.
+macro_rules! no_moment_passed_of {
+    ($type:literal, $micros:literal) => {
+        concat!(
+            "NOT IFNULL((SELECT MIN(retention_age) <= GREATEST(",
+            cutoff_at!($micros),
+            ", UTC_TIMESTAMP(6)) ",
+            rule_jobs!("retain_until", $type, ""),
+            "), FALSE)"
+        )
+    };
+}
+
+/// An idle sweep in one autocommitted statement, the run's start and end:
+/// when no rule has a job due at the statement's clock or after it, no job
+/// of its own moment has come and no run is left `running`, the run is
+/// recorded begun and finished at that clock (`succeeded`, stopped by
+/// `done`), holding no lock: no sweep ever sees it running. It returns that
+/// run and the clock, or no row: then the sweep starts with
+/// [`RUN_START_READINGS`]. Each cut-off is computed from the statement's
+/// clock as `policy::cutoffs` computes it from the returned one. $1–$6:
+/// the aged rules' `future_jobs!` flags; $9–$16: each rule's retention in
+/// microseconds (NULL: off); $19–$22: trigger, host, pid, process_started.
+pub const RECORD_RUN_IF_IDLE: &str = concat!(
+    "INSERT INTO retention_runs (`trigger`, status, started_at, finished_at, stopped_by, host, pid, process_started) \
+     SELECT $19, 'succeeded', UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), 'done', $20, $21, $22 FROM DUAL WHERE ",
+    for_each_aged_rule!(
+        nothing_due_of,
+        " AND ",
+        ["$1", "$9"],
+        ["$2", "$10"],
+        ["$3", "$11"],
+        ["$4", "$12"],
+        ["$5", "$13"],
+        ["$6", "$14"]
+    ),
+    " AND ",
+    no_moment_passed_of!("Import", "$15"),
+    " AND ",
+    no_moment_passed_of!("Export", "$16"),
+    " AND NOT EXISTS (SELECT 1 FROM retention_runs FORCE INDEX (retention_runs_by_status) WHERE status = 'running') \
+     RETURNING id, started_at AS now, 0 AS future"
+);
+
 /// Records a run that found nothing eligible, begun at $2 and finished now
 /// (`succeeded`, stopped by `done`), in one autocommitted statement. It
 /// takes no lock: no sweep ever sees it running. $1, $3–$5: trigger, host,
