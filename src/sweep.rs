@@ -337,8 +337,8 @@ impl Begun {
 /// Begins a deleting sweep. It reads the clock and its first ids before it
 /// records its run, and one that finds nothing records its run begun and
 /// finished at once, in one statement where the engine can: what the daemon
-/// does almost every hour is one round trip on PostgreSQL instead of three
-/// (docs/operations.md, "The idle sweep"). The
+/// does almost every hour is one round trip on PostgreSQL and on MariaDB
+/// instead of three (docs/operations.md, "The idle sweep"). The
 /// audit trail's lifecycle runs under a run in progress, so a sweep that
 /// removes audit rows or run records records its run first; a capped sweep
 /// with work reads again, up to its N-th job.

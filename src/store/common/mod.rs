@@ -42,7 +42,7 @@ pub use replicas::PrimaryPositions;
 pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
 pub(crate) use statements::{DeleteJob, StatementBytes, Statements};
 
-use super::records::{AuditRemoval, IdRange, RunOutcome, RunRemoval, TrailKey};
+use super::records::{AuditRemoval, IdRange, NewRun, RunOutcome, RunRemoval, TrailKey};
 use super::{AdminStore, StoreError, SweepStore};
 use crate::policy::{Cutoffs, PerRule, RULES, Retentions, retention_micros, start_of_time};
 
@@ -196,6 +196,18 @@ pub(crate) fn id_range_args(ranges: &PerRule<Option<IdRange>>, settled: Option<D
     }
     args.push(settled.into());
     args
+}
+
+/// Who records a run: its trigger, then the process running it (host, pid,
+/// process_started).
+pub(crate) fn run_owner_args<'a>(run: &NewRun<'a>) -> [Arg<'a>; 4] {
+    let owner = run.owner;
+    [
+        run.trigger.into(),
+        owner.host.as_str().into(),
+        i64::from(owner.pid).into(),
+        owner.started.map(|ticks| ticks as i64).into(),
+    ]
 }
 
 /// A run's id and how it ended: status, the counts per policy, what

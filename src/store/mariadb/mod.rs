@@ -217,13 +217,7 @@ impl SweepStore for MariaDbStore {
             MySql::query(sql::MARK_RUN_ABANDONED, &[run.id.into()]).execute(&mut conn).await?;
             run.log();
         }
-        let owner = run.owner;
-        let args = [
-            run.trigger.into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
+        let args = common::run_owner_args(run);
         MySql::query(sql::START_TRANSACTION, &[]).execute(&mut conn).await?;
         let row = MySql::query(sql::INSERT_RUN, &args).fetch_one(&mut conn).await?;
         let run_id = MySql::int(&row, "id")?;
@@ -241,10 +235,8 @@ impl SweepStore for MariaDbStore {
     /// abandoned runs), then the ids; with no id, the abandoned runs marked
     /// and the run recorded, each committed on its own.
     async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
-        let owner = run.owner;
         let mut args = common::first_ids_args(run.retentions, limit);
-        args.extend([run.trigger.into(), owner.host.as_str().into(), i64::from(owner.pid).into()]);
-        args.push(owner.started.map(|ticks| ticks as i64).into());
+        args.extend(common::run_owner_args(run));
         let mut conn = self.kept.reading.take(&self.pool).await?;
         let idle = MySql::query(sql::RECORD_RUN_IF_IDLE, &args).fetch_optional(&mut *conn).await?;
         if let Some(row) = idle {
@@ -268,13 +260,8 @@ impl SweepStore for MariaDbStore {
             MySql::query(sql::MARK_RUN_ABANDONED, &[abandoned.id.into()]).execute(&mut *conn).await?;
             abandoned.log();
         }
-        let args = [
-            run.trigger.into(),
-            clock.now.into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
+        let mut args = common::run_owner_args(run).to_vec();
+        args.push(clock.now.into());
         let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
         self.kept.reading.keep(conn);
         self.kept.release();

@@ -444,13 +444,13 @@ pub const RECORD_RUN_IF_IDLE: &str = concat!(
      RETURNING id, started_at AS now, 0 AS future"
 );
 
-/// Records a run that found nothing eligible, begun at $2 and finished now
+/// Records a run that found nothing eligible, begun at $5 and finished now
 /// (`succeeded`, stopped by `done`), in one autocommitted statement. It
-/// takes no lock: no sweep ever sees it running. $1, $3–$5: trigger, host,
+/// takes no lock: no sweep ever sees it running. $1–$4: trigger, host,
 /// pid, process_started.
 pub const INSERT_IDLE_RUN: &str = "INSERT INTO retention_runs \
      (`trigger`, status, started_at, finished_at, stopped_by, host, pid, process_started) \
-     VALUES ($1, 'succeeded', $2, GREATEST($2, UTC_TIMESTAMP(6)), 'done', $3, $4, $5) RETURNING id";
+     VALUES ($1, 'succeeded', $5, GREATEST($5, UTC_TIMESTAMP(6)), 'done', $2, $3, $4) RETURNING id";
 
 /// $1: run id. A run finished meanwhile keeps its status.
 pub const MARK_RUN_ABANDONED: &str = "UPDATE retention_runs SET status = 'abandoned', finished_at = UTC_TIMESTAMP(6) \

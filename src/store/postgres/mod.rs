@@ -175,9 +175,9 @@ impl SweepStore for PostgresStore {
     /// The session holds the run's lock until `finish_run` releases it, or
     /// until this process dies.
     async fn begin_run(&self, run: &NewRun<'_>) -> Result<(i64, ClockReading), StoreError> {
-        let (owner, mut args) = (run.owner, enabled_rules(run.retentions).to_vec());
-        args.extend([RUN_LOCK_CLASS.into(), run.trigger.into(), owner.host.as_str().into()]);
-        args.extend([i64::from(owner.pid).into(), owner.started.map(|ticks| ticks as i64).into()]);
+        let mut args = enabled_rules(run.retentions).to_vec();
+        args.push(RUN_LOCK_CLASS.into());
+        args.extend(common::run_owner_args(run));
         let (conn, row) = self.sessions.on_own(sql::BEGIN_RUN, &args).await?;
         let run_id = Postgres::int(&row, "id")?;
         AbandonedRun::all::<Postgres>(&row)?.iter().for_each(AbandonedRun::log);
@@ -191,10 +191,9 @@ impl SweepStore for PostgresStore {
     /// are read again, unless it recorded the run as idle: that stays so,
     /// and what it missed goes at the next sweep.
     async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
-        let owner = run.owner;
         let mut args = common::first_ids_args(run.retentions, limit);
-        args.extend([RUN_LOCK_CLASS.into(), run.trigger.into(), owner.host.as_str().into()]);
-        args.extend([i64::from(owner.pid).into(), owner.started.map(|ticks| ticks as i64).into()]);
+        args.push(RUN_LOCK_CLASS.into());
+        args.extend(common::run_owner_args(run));
         let (conn, rows) = self.sessions.on_own_all(sql::START_SWEEP, &args).await?;
         self.sessions.own.give_back(conn);
         let row = rows.first().ok_or_else(|| StoreError::Database("the sweep's start returned no row".into()))?;
