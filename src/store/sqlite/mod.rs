@@ -200,14 +200,8 @@ impl SqliteStore {
         let (owner, finished) = (run.owner, now());
         let running = Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&self.pool).await?;
         let dead = dead_runs(owner, &running)?;
-        let args = [
-            run.trigger.into(),
-            started.into(),
-            finished.max(started).into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            owner.started.map(|ticks| ticks as i64).into(),
-        ];
+        let mut args = common::run_owner_args(run).to_vec();
+        args.extend([started.into(), finished.max(started).into()]);
         let insert = Sqlite::query(sql::INSERT_IDLE_RUN, &args);
         let row = if dead.is_empty() {
             insert.fetch_one(&self.pool).await?
@@ -264,14 +258,8 @@ impl SweepStore for SqliteStore {
         let mut tx = self.begin().await?;
         let running = Sqlite::query(sql::SELECT_RUNNING_RUNS, &[]).fetch_all(&mut *tx).await?;
         mark_abandoned(&mut tx, &dead_runs(owner, &running)?, clock.now).await?;
-        let started = owner.started.map(|ticks| ticks as i64);
-        let args = [
-            run.trigger.into(),
-            clock.now.into(),
-            owner.host.as_str().into(),
-            i64::from(owner.pid).into(),
-            started.into(),
-        ];
+        let mut args = common::run_owner_args(run).to_vec();
+        args.push(clock.now.into());
         let run_id = Sqlite::int(&Sqlite::query(sql::INSERT_RUN, &args).fetch_one(&mut *tx).await?, "id")?;
         self.commit(tx).await?;
         Ok((run_id, clock))

@@ -129,13 +129,15 @@ pub const SELECT_RUNNING_RUNS: &str =
 pub const MARK_RUN_ABANDONED: &str =
     "UPDATE retention_runs SET status = 'abandoned', finished_at = ?2 WHERE id = ?1 AND status = 'running'";
 
-pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, status, started_at, host, pid, process_started) \
-     VALUES (?1, 'running', ?2, ?3, ?4, ?5) RETURNING id";
+/// A run begun at ?5. ?1–?4: trigger, host, pid, process_started.
+pub const INSERT_RUN: &str = "INSERT INTO retention_runs (trigger, host, pid, process_started, status, started_at) \
+     VALUES (?1, ?2, ?3, ?4, 'running', ?5) RETURNING id";
 
-/// A run that found nothing eligible, begun at ?2 and finished at ?3.
+/// A run that found nothing eligible, begun at ?5 and finished at ?6.
+/// ?1–?4: trigger, host, pid, process_started.
 pub const INSERT_IDLE_RUN: &str = "INSERT INTO retention_runs \
-     (trigger, status, started_at, finished_at, stopped_by, host, pid, process_started) \
-     VALUES (?1, 'succeeded', ?2, ?3, 'done', ?4, ?5, ?6) RETURNING id";
+     (trigger, host, pid, process_started, status, started_at, finished_at, stopped_by) \
+     VALUES (?1, ?2, ?3, ?4, 'succeeded', ?5, ?6, 'done') RETURNING id";
 
 /// ?1: run id; ?2–?12: its outcome, as PostgreSQL's `FINISH_RUN` takes it; ?13: finished_at.
 pub const FINISH_RUN: &str = "UPDATE retention_runs SET status = ?2, finished_at = ?13, deleted_completed = ?3, \
