@@ -20,7 +20,12 @@ pub fn run<T, E: Display>(name: &str, benchmark: impl Future<Output = Result<T, 
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(benchmark) {
+    let result = runtime.block_on(benchmark);
+    // An interrupted benchmark returns while a thread may still wait for a
+    // retentiond it started: no waiting for it, the child ends with this
+    // process (bench/purge/cli.rs).
+    runtime.shutdown_background();
+    match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{name} failed: {error}");

@@ -16,6 +16,9 @@ mod reachable;
 #[path = "common/require.rs"]
 mod require;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use clap::Parser;
 
 use reachable::SharedServers;
@@ -35,8 +38,13 @@ fn assert_number(line: &str, field: &str, key: &str, decimals: std::ops::RangeIn
     assert!(decimals.contains(&fraction.len()), "{key} has {} decimals in {line:?}", fraction.len());
 }
 
+/// The benchmarks of this binary share its databases' prefix
+/// (`retentiond_bench_<pid>`): one at a time, so that each sees only its own.
+static ONE_BENCHMARK_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
+    let _alone = ONE_BENCHMARK_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let servers = runtime.block_on(SharedServers::reach("that engine in the purge benchmark smoke test"));
     let expected_backends = servers.engines();
@@ -75,7 +83,7 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     }
 
     let results = runtime
-        .block_on(purge_bench::run(purge_bench::Options::parse_from(args)))
+        .block_on(purge_bench::run(purge_bench::Options::parse_from(args), std::future::pending()))
         .unwrap_or_else(|error| panic!("benchmark failed: {error}"));
 
     let backends: Vec<&str> = results.iter().map(|result| result.backend.name()).collect();
@@ -180,6 +188,63 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
 
     let left = runtime.block_on(servers.leftover_bench_databases());
     assert!(left.is_empty(), "benchmark databases left behind: {left:?}");
+}
+
+/// Interrupted while `retentiond jobs seed` fills its first store, the
+/// benchmark fails naming the signal, and leaves no store (no SQLite file,
+/// no database: the seed's session is ended first) and no report.
+#[test]
+fn an_interrupted_benchmark_removes_its_stores_and_writes_no_report() {
+    let _alone = ONE_BENCHMARK_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let servers = tokio::runtime::Runtime::new()
+        .expect("tokio runtime")
+        .block_on(SharedServers::reach("that engine in the interrupted benchmark test"));
+    for backend in servers.engines() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (report_dir, work_dir) = (dir.path().join("report"), dir.path().join("work"));
+        let args = [
+            "purge",
+            "--backend",
+            backend,
+            "--jobs",
+            "100000",
+            "--postgres-url",
+            &servers.postgres_url,
+            "--mariadb-url",
+            &servers.mariadb_url,
+            "--report-dir",
+            report_dir.to_str().expect("UTF-8 path"),
+            "--work-dir",
+            work_dir.to_str().expect("UTF-8 path"),
+        ];
+        let stores_made = async {
+            loop {
+                let files = std::fs::read_dir(&work_dir).map(Iterator::count).unwrap_or(0);
+                if files > 0 || !servers.leftover_bench_databases().await.is_empty() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let interrupt = async {
+            stores_made.await;
+            // Inside the seeding of 100,000 jobs.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            "a test's signal"
+        };
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        let result = runtime.block_on(purge_bench::run(purge_bench::Options::parse_from(args), interrupt));
+        // Waits for the thread that waited for the seed, so for the seed.
+        drop(runtime);
+
+        let error = result.err().unwrap_or_else(|| panic!("{backend}: the interrupted benchmark succeeded"));
+        assert!(error.to_string().contains("interrupted by a test's signal"), "{backend}: {error}");
+        let files: Vec<_> = std::fs::read_dir(&work_dir).expect("the work directory").flatten().collect();
+        assert!(files.is_empty(), "{backend}: files left behind: {files:?}");
+        let left = tokio::runtime::Runtime::new().expect("tokio runtime").block_on(servers.leftover_bench_databases());
+        assert!(left.is_empty(), "{backend}: databases left behind: {left:?}");
+        assert!(!report_dir.exists(), "{backend}: a report was written");
+    }
 }
 
 /// A `--pacing` run rewrites its own section of the report and keeps the

@@ -2,8 +2,11 @@
 //! file, none of the caller's `RETENTIOND_*` variables, the store's URL in
 //! `RETENTIOND__DATABASE__URL`, JSON logs on stderr. Seeding and migrating
 //! wait for the command here; the timed purge has its own module
-//! (`sweep_process`), which starts its command from [`command`] too.
+//! (`sweep_process`), which starts its command from [`command`] too. A
+//! child is killed when the thread that started it ends, so none outlives
+//! a benchmark that is interrupted or fails.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use super::error::{Context, Result};
@@ -25,6 +28,13 @@ pub fn command(url: &str, args: &[&str]) -> Command {
         .env("RETENTIOND__DATABASE__URL", url)
         .env("RETENTIOND__LOG__FORMAT", "json")
         .env("RETENTIOND__LOG__LEVEL", "warn");
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| match libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        });
+    }
     command
 }
 

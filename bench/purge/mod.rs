@@ -253,14 +253,21 @@ impl BackendResult {
 }
 
 /// Runs the whole benchmark: every backend chosen, then the report, the plot
-/// and the summary lines. Every PostgreSQL or MariaDB database it creates is dropped
-/// before it returns, on success or failure.
-pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
+/// and the summary lines. Every store it creates (SQLite file, PostgreSQL or
+/// MariaDB database) is removed before it returns, on success, on failure,
+/// and when `interrupted` resolves (with the signal's name): then it stops
+/// measuring and fails, writing nothing.
+pub async fn run(options: Options, interrupted: impl Future<Output = &'static str>) -> Result<Vec<BackendResult>> {
+    let mut interrupted = std::pin::pin!(interrupted);
     let started_at = Utc::now();
     // Before the long measurements: a missing font fails now, not after an hour.
     plot::register_font()?;
     if options.pacing {
-        run_pacing(&options, started_at).await?;
+        // Its stores live on servers of its own, stopped and removed when dropped.
+        tokio::select! {
+            paced = run_pacing(&options, started_at) => paced?,
+            signal = &mut interrupted => return Err(format!("interrupted by {signal}").into()),
+        }
         return Ok(Vec::new());
     }
     progress(format!("purge benchmark, {} jobs", options.jobs));
@@ -280,7 +287,10 @@ pub async fn run(options: Options) -> Result<Vec<BackendResult>> {
     let mut results = Vec::new();
     for backend in backends {
         let mut stores = Stores::new(backend, &work_dir, options.servers.admin_url(backend));
-        let measured = measure_backend(&options, &mut stores).await;
+        let measured = tokio::select! {
+            measured = measure_backend(&options, &mut stores) => measured,
+            signal = &mut interrupted => Err(format!("interrupted by {signal}").into()),
+        };
         let removed = stores.remove_all().await;
         results.push(measured.with_context(|| format!("{} benchmark", backend.title()))?);
         removed?;

@@ -6,14 +6,15 @@
 //! was folded into its file first), a `CREATE DATABASE … TEMPLATE`
 //! (PostgreSQL), or on MariaDB, which has no template databases, a database
 //! given its schema by `retentiond migrate` and every table's stored columns
-//! by `INSERT … SELECT`, so every variant starts from the same rows. Every store made here is removed again by
-//! [`Stores::remove_all`], which `run` calls whether the measurements
-//! succeeded or not: no database is left behind on the server.
+//! by `INSERT … SELECT`, so every variant starts from the same rows. Every
+//! store made here is removed again by [`Stores::remove_all`], which `run`
+//! calls whether the measurements succeeded, failed or were interrupted by
+//! SIGINT or SIGTERM: no database is left behind on the server.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::mysql::MySqlConnection;
+use sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Connection};
@@ -28,6 +29,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 /// PostgreSQL's SQLSTATE `object_in_use`: the template database still has a
 /// session (a backend that has not quite exited, or an autovacuum worker).
 const OBJECT_IN_USE: &str = "55006";
+
+/// MariaDB's error for a `KILL` of a session that has ended.
+const UNKNOWN_THREAD_ID: u16 = 1094;
 
 /// MariaDB: the tables a copy fills, parents first.
 const COPIED_TABLES: [&str; 4] = ["jobs", "job_drives", "retention_runs", "retention_audit"];
@@ -245,8 +249,32 @@ impl Stores {
             Location::Postgres { database } => {
                 self.admin(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)")).await
             }
-            Location::MariaDb { database } => self.admin(&format!("DROP DATABASE IF EXISTS `{database}`")).await,
+            Location::MariaDb { database } => self.drop_mariadb_database(database).await,
         }
+    }
+
+    /// `DROP DATABASE`, after ending the sessions still on it, as
+    /// PostgreSQL's `WITH (FORCE)` does: the `DROP` would otherwise wait for
+    /// them, such as the session of a `retentiond` an interrupted run left.
+    async fn drop_mariadb_database(&self, database: &str) -> Result<()> {
+        let mut conn = self.mariadb_admin_connection().await?;
+        let sessions: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()")
+                .bind(database)
+                .fetch_all(&mut conn)
+                .await
+                .context("listing the sessions on the database")?;
+        for session in sessions {
+            let killed = sqlx::raw_sql(AssertSqlSafe(format!("KILL CONNECTION {session}"))).execute(&mut conn).await;
+            let ended_meanwhile = matches!(&killed, Err(sqlx::Error::Database(error))
+                if error.try_downcast_ref::<MySqlDatabaseError>().is_some_and(|error| error.number() == UNKNOWN_THREAD_ID));
+            if !ended_meanwhile {
+                killed.with_context(|| format!("KILL CONNECTION {session} failed"))?;
+            }
+        }
+        let sql = format!("DROP DATABASE IF EXISTS `{database}`");
+        sqlx::raw_sql(AssertSqlSafe(sql.clone())).execute(&mut conn).await.with_context(|| format!("{sql} failed"))?;
+        conn.close().await.context("closing the admin connection")
     }
 
     /// Removes every store still there; reports the first failure after trying all.
@@ -310,15 +338,19 @@ impl Stores {
     async fn admin(&self, sql: &str) -> Result<()> {
         let statement = sqlx::raw_sql(AssertSqlSafe(sql.to_owned()));
         if self.backend == Engine::MariaDb {
-            let mut conn = MySqlConnection::connect(&self.admin_url).await.with_context(|| {
-                format!("cannot connect to MariaDB at {}", retentiond::config::redact_url(&self.admin_url))
-            })?;
+            let mut conn = self.mariadb_admin_connection().await?;
             statement.execute(&mut conn).await.with_context(|| format!("{sql} failed"))?;
             return conn.close().await.context("closing the admin connection");
         }
         let mut conn = self.admin_connection().await?;
         statement.execute(&mut conn).await.with_context(|| format!("{sql} failed"))?;
         conn.close().await.context("closing the admin connection")
+    }
+
+    async fn mariadb_admin_connection(&self) -> Result<MySqlConnection> {
+        MySqlConnection::connect(&self.admin_url).await.with_context(|| {
+            format!("cannot connect to MariaDB at {}", retentiond::config::redact_url(&self.admin_url))
+        })
     }
 
     async fn admin_connection(&self) -> Result<PgConnection> {
