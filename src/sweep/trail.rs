@@ -19,12 +19,14 @@
 //! `run_timeout`, at the end of its window and on shutdown like the job
 //! deletions (src/sweep/limits.rs), pauses between batches as they do, and
 //! resumes each index walk after the last key it removed, so no batch
-//! rescans what an earlier one passed.
+//! rescans what an earlier one passed. A batch rolled back in a deadlock is
+//! tried again as a job batch is (src/sweep/deadlocks.rs).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::deadlocks::Deadlocks;
 use super::{Limits, StoppedBy, SweepPlan, settle};
 use crate::batch::BatchSizer;
 use crate::metrics;
@@ -149,6 +151,7 @@ pub(crate) async fn remove_expired(
     }
     for mut phase in phases {
         let mut sizer = BatchSizer::new(plan.batch_size, plan.batch_budget);
+        let mut deadlocks = Deadlocks::default();
         loop {
             if let Err(stopped_by) = limits.before_batch().await {
                 return Ok(Some(stopped_by));
@@ -162,8 +165,15 @@ pub(crate) async fn remove_expired(
                     tracing::warn!(run_id, rows = limit, %error, next = sizer.size(), "trail batch timed out; retrying smaller");
                     continue;
                 }
+                Err(StoreError::Deadlock(error)) if deadlocks.may_retry() => {
+                    // The batch rolled back whole; its cursor did not move.
+                    tracing::warn!(run_id, rows = limit, %error, "trail batch rolled back in a deadlock; retrying it");
+                    deadlocks.pause().await;
+                    continue;
+                }
                 Err(error) => return Err(error),
             };
+            deadlocks.committed();
             let committed = Instant::now();
             // Timed with its commit: the trail's removals do not report it apart.
             sizer.record(removed_keys.len(), committed - batch_started, Duration::ZERO);
