@@ -16,6 +16,7 @@ mod reachable;
 #[path = "common/require.rs"]
 mod require;
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,6 +39,21 @@ fn assert_number(line: &str, field: &str, key: &str, decimals: std::ops::RangeIn
     assert!(decimals.contains(&fraction.len()), "{key} has {} decimals in {line:?}", fraction.len());
 }
 
+/// The purge benchmark's options: `args`, the servers reached, and its
+/// report and work directories.
+fn options(servers: &SharedServers, report_dir: &Path, work_dir: &Path, args: &[&str]) -> purge_bench::Options {
+    let utf8 = |dir: &Path| dir.to_str().expect("UTF-8 path").to_owned();
+    let mut all: Vec<String> = std::iter::once("purge").chain(args.iter().copied()).map(str::to_owned).collect();
+    all.extend([
+        "--postgres-url".into(),
+        servers.postgres_url.clone(),
+        "--mariadb-url".into(),
+        servers.mariadb_url.clone(),
+    ]);
+    all.extend(["--report-dir".into(), utf8(report_dir), "--work-dir".into(), utf8(work_dir)]);
+    purge_bench::Options::parse_from(all)
+}
+
 /// The benchmarks of this binary share its databases' prefix
 /// (`retentiond_bench_<pid>`): one at a time, so that each sees only its own.
 static ONE_BENCHMARK_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -54,7 +70,6 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
     let (jobs, idle_jobs, backlog_jobs, no_stats_jobs) =
         (JOBS.to_string(), IDLE_JOBS.to_string(), BACKLOG_JOBS.to_string(), NO_STATS_JOBS.to_string());
     let mut args = vec![
-        "purge",
         "--jobs",
         &jobs,
         "--idle-jobs",
@@ -69,21 +84,13 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         "1",
         "--autovacuum-wait-seconds",
         "0",
-        "--postgres-url",
-        &servers.postgres_url,
-        "--mariadb-url",
-        &servers.mariadb_url,
-        "--report-dir",
-        report_dir.to_str().expect("UTF-8 path"),
-        "--work-dir",
-        work_dir.to_str().expect("UTF-8 path"),
     ];
     for backend in &expected_backends {
         args.extend(["--backend", backend]);
     }
 
     let results = runtime
-        .block_on(purge_bench::run(purge_bench::Options::parse_from(args), std::future::pending()))
+        .block_on(purge_bench::run(options(&servers, &report_dir, &work_dir, &args), std::future::pending()))
         .unwrap_or_else(|error| panic!("benchmark failed: {error}"));
 
     let backends: Vec<&str> = results.iter().map(|result| result.backend.name()).collect();
@@ -202,21 +209,7 @@ fn an_interrupted_benchmark_removes_its_stores_and_writes_no_report() {
     for backend in servers.engines() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let (report_dir, work_dir) = (dir.path().join("report"), dir.path().join("work"));
-        let args = [
-            "purge",
-            "--backend",
-            backend,
-            "--jobs",
-            "100000",
-            "--postgres-url",
-            &servers.postgres_url,
-            "--mariadb-url",
-            &servers.mariadb_url,
-            "--report-dir",
-            report_dir.to_str().expect("UTF-8 path"),
-            "--work-dir",
-            work_dir.to_str().expect("UTF-8 path"),
-        ];
+        let options = options(&servers, &report_dir, &work_dir, &["--backend", backend, "--jobs", "100000"]);
         let stores_made = async {
             loop {
                 let files = std::fs::read_dir(&work_dir).map(Iterator::count).unwrap_or(0);
@@ -233,7 +226,7 @@ fn an_interrupted_benchmark_removes_its_stores_and_writes_no_report() {
             "a test's signal"
         };
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-        let result = runtime.block_on(purge_bench::run(purge_bench::Options::parse_from(args), interrupt));
+        let result = runtime.block_on(purge_bench::run(options, interrupt));
         // Waits for the thread that waited for the seed, so for the seed.
         drop(runtime);
 
