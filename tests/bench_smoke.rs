@@ -136,6 +136,12 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
             let ratio = comparison.purge_vs_single_statement();
             assert!(ratio.is_finite() && ratio > 0.0, "{backend} {}: {ratio}", comparison.shape.name());
             assert!(comparison.batch_p99_ms() > 0.0, "{backend} {}", comparison.shape.name());
+            for run in [&comparison.baseline, &comparison.sweep] {
+                let purged = &run.purged;
+                let timed = purged.until_purged.is_some();
+                assert_eq!(timed, backend == "mariadb", "{backend} {}: timed until InnoDB's purge", run.variant);
+                assert!(purged.until_purged.is_none_or(|until| until >= purged.elapsed), "{backend} {}", run.variant);
+            }
         }
         let worst =
             result.comparisons().map(|comparison| comparison.purge_vs_single_statement()).fold(f64::MAX, f64::min);
@@ -163,7 +169,7 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
 
         let line = result.summary_line();
         let fields: Vec<&str> = line.split(' ').collect();
-        assert_eq!(fields.len(), 7, "{line:?}");
+        assert_eq!(fields.len(), if backend == "mariadb" { 8 } else { 7 }, "{line:?}");
         assert_eq!(fields[0], backend, "{line:?}");
         assert_number(&line, fields[1], "purge_vs_single_statement", 2..=2);
         assert_number(&line, fields[2], "batch_p99_ms", 1..=3);
@@ -171,6 +177,9 @@ fn the_purge_benchmark_runs_end_to_end_on_small_stores() {
         assert_number(&line, fields[4], "idle_sweep_ms_10m", 1..=3);
         assert_number(&line, fields[5], "peak_rss_mib", 0..=3);
         assert_number(&line, fields[6], "worst_case_vs_single_statement", 2..=2);
+        if let Some(until_purged) = fields.get(7) {
+            assert_number(&line, until_purged, "until_purged_vs_single_statement", 2..=2);
+        }
     }
 
     let markdown = std::fs::read_to_string(report_dir.join("benchmarks.md")).expect("benchmarks.md is written");

@@ -83,7 +83,7 @@ async fn postgres(conn: &mut sqlx::PgConnection) -> Result<Purged> {
     let started = Instant::now();
     let audited = sqlx::query(POSTGRES_PURGE).bind(cutoff).execute(&mut *conn).await.context("the statement")?;
     let elapsed = started.elapsed();
-    Ok(Purged { deleted: audited.rows_affected(), elapsed, cutoff, process: None })
+    Ok(Purged { deleted: audited.rows_affected(), elapsed, cutoff, process: None, until_purged: None })
 }
 
 async fn sqlite(conn: &mut sqlx::SqliteConnection) -> Result<Purged> {
@@ -108,7 +108,7 @@ async fn sqlite(conn: &mut sqlx::SqliteConnection) -> Result<Purged> {
     if audited.rows_affected() != deleted.len() as u64 {
         return Err(format!("{} audit rows written for {} deleted jobs", audited.rows_affected(), deleted.len()).into());
     }
-    Ok(Purged { deleted: deleted.len() as u64, elapsed, cutoff, process: None })
+    Ok(Purged { deleted: deleted.len() as u64, elapsed, cutoff, process: None, until_purged: None })
 }
 
 async fn mariadb(conn: &mut sqlx::MySqlConnection) -> Result<Purged> {
@@ -135,5 +135,5 @@ async fn mariadb(conn: &mut sqlx::MySqlConnection) -> Result<Purged> {
     }
     transaction.commit().await.context("COMMIT")?;
     let elapsed = started.elapsed();
-    Ok(Purged { deleted, elapsed, cutoff, process: None })
+    Ok(Purged { deleted, elapsed, cutoff, process: None, until_purged: None })
 }

@@ -82,6 +82,12 @@ impl Comparison {
         self.sweep.rows_per_second() / self.baseline.rows_per_second()
     }
 
+    /// MariaDB: the same ratio, each side timed until InnoDB had removed
+    /// the rows it deleted ([`super::Purged::until_purged`]).
+    pub fn until_purged_vs_single_statement(&self) -> Option<f64> {
+        Some(self.sweep.rows_per_second_until_purged()? / self.baseline.rows_per_second_until_purged()?)
+    }
+
     /// The purge's batch p99 in milliseconds.
     pub fn batch_p99_ms(&self) -> f64 {
         self.sweep.purged.process.as_ref().map_or(f64::NAN, |process| process.batches.p99)

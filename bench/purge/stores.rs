@@ -17,7 +17,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnection, MySqlDatabaseError};
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::{AssertSqlSafe, Connection, Row};
 
 use super::error::{Context, Result};
 use retentiond::store::Engine;
@@ -125,10 +125,11 @@ impl Conn {
     /// written back by a checkpoint, so that what is measured next does not
     /// share the disk with the write-back of what the load and the vacuum
     /// dirtied; MariaDB's tables analysed (InnoDB's own statistics sample
-    /// the table only after a tenth of it changed) and their dirty pages
-    /// written back for the same reason (`FLUSH TABLES … FOR EXPORT`; InnoDB
-    /// writes pages back only as its redo log fills, so a copy's write-back
-    /// otherwise falls inside the next measurement).
+    /// the table only after a tenth of it changed), the rows removed that
+    /// earlier transactions deleted ([`Conn::history_purged`]), and the dirty
+    /// pages written back for the same reason (`FLUSH TABLES … FOR EXPORT`;
+    /// InnoDB writes pages back only as its redo log fills, so a copy's
+    /// write-back otherwise falls inside the next measurement).
     pub async fn settle(&mut self) -> Result<()> {
         match self {
             Conn::Sqlite(conn) => {
@@ -146,6 +147,12 @@ impl Conn {
                     .execute(&mut *conn)
                     .await
                     .context("ANALYZE TABLE")?;
+                if history_purged(&mut *conn).await?.is_none() {
+                    super::progress(format!(
+                        "mariadb: InnoDB's history list was not empty after {} s; measuring anyway",
+                        PURGE_WAIT_LIMIT.as_secs()
+                    ));
+                }
                 sqlx::raw_sql(
                     "FLUSH TABLES jobs, job_drives, retention_runs, retention_audit FOR EXPORT; UNLOCK TABLES",
                 )
@@ -157,6 +164,21 @@ impl Conn {
         Ok(())
     }
 
+    /// MariaDB: waits until InnoDB has removed the rows that committed
+    /// transactions deleted, and says how long that took. A `DELETE` only
+    /// marks its rows; InnoDB's purge threads remove them and their index
+    /// entries in the background once it has committed, for about as long
+    /// again as a single statement's own run (docs/operations.md, "Where a
+    /// MariaDB purge's time goes"). `None` on the other engines, or when
+    /// InnoDB's history list is still not empty after [`PURGE_WAIT_LIMIT`]
+    /// (another session's open transaction keeps it).
+    pub async fn history_purged(&mut self) -> Result<Option<Duration>> {
+        match self {
+            Conn::MariaDb(conn) => history_purged(conn).await,
+            Conn::Sqlite(_) | Conn::Postgres(_) => Ok(None),
+        }
+    }
+
     pub async fn close(self) -> Result<()> {
         match self {
             Conn::Sqlite(conn) => conn.close().await,
@@ -165,6 +187,41 @@ impl Conn {
         }
         .context("closing a connection")
     }
+}
+
+/// How long [`Conn::history_purged`] waits at most.
+const PURGE_WAIT_LIMIT: Duration = Duration::from_secs(120);
+
+/// How often [`Conn::history_purged`] reads the history list's length.
+const PURGE_POLL: Duration = Duration::from_millis(10);
+
+/// See [`Conn::history_purged`]. `SHOW ENGINE INNODB STATUS` (the PROCESS
+/// privilege) gives the history list's length without changing any global
+/// setting; `SET GLOBAL innodb_max_purge_lag_wait = 0` would wait too, but
+/// it looks only every 100 ms.
+async fn history_purged(conn: &mut MySqlConnection) -> Result<Option<Duration>> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < PURGE_WAIT_LIMIT {
+        let row = sqlx::query("SHOW ENGINE INNODB STATUS")
+            .fetch_one(&mut *conn)
+            .await
+            .context("SHOW ENGINE INNODB STATUS (the user needs PROCESS)")?;
+        let status: String = row.try_get("Status").context("SHOW ENGINE INNODB STATUS: its Status column")?;
+        if history_list_length(&status)? == 0 {
+            return Ok(Some(started.elapsed()));
+        }
+        tokio::time::sleep(PURGE_POLL).await;
+    }
+    Ok(None)
+}
+
+/// The number after "History list length" in `SHOW ENGINE INNODB STATUS`.
+fn history_list_length(status: &str) -> Result<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("History list length "))
+        .and_then(|length| length.trim().parse().ok())
+        .ok_or_else(|| "SHOW ENGINE INNODB STATUS gave no history list length".into())
 }
 
 /// The stores of one backend, made and removed here.

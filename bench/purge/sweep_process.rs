@@ -174,6 +174,7 @@ fn run_blocking(url: &str, settings: &[(&'static str, String)]) -> Result<Purged
             pauses: summary.pauses,
             paused_ms: summary.paused_ms,
         }),
+        until_purged: None,
     })
 }
 
