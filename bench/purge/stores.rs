@@ -147,11 +147,16 @@ impl Conn {
                     .execute(&mut *conn)
                     .await
                     .context("ANALYZE TABLE")?;
-                if history_purged(&mut *conn).await?.is_none() {
-                    super::progress(format!(
+                match history_purged(&mut *conn).await? {
+                    Some(waited) if waited > Duration::from_secs(1) => super::progress(format!(
+                        "mariadb: waited {:.1} s for InnoDB to remove earlier transactions' rows",
+                        waited.as_secs_f64()
+                    )),
+                    Some(_) => {}
+                    None => super::progress(format!(
                         "mariadb: InnoDB's history list was not empty after {} s; measuring anyway",
                         PURGE_WAIT_LIMIT.as_secs()
-                    ));
+                    )),
                 }
                 sqlx::raw_sql(
                     "FLUSH TABLES jobs, job_drives, retention_runs, retention_audit FOR EXPORT; UNLOCK TABLES",
