@@ -172,9 +172,9 @@ impl Conn {
     /// MariaDB: waits until InnoDB has removed the rows that committed
     /// transactions deleted, and says how long that took. A `DELETE` only
     /// marks its rows; InnoDB's purge threads remove them and their index
-    /// entries in the background once it has committed, for about as long
-    /// again as a single statement's own run (docs/operations.md, "Where a
-    /// MariaDB purge's time goes"). `None` on the other engines, or when
+    /// entries in the background once it has committed, after a single
+    /// statement for half as long again as its own run (docs/operations.md,
+    /// "Where a MariaDB purge's time goes"). `None` on the other engines, or when
     /// InnoDB's history list is still not empty after [`PURGE_WAIT_LIMIT`]
     /// (another session's open transaction keeps it).
     pub async fn history_purged(&mut self) -> Result<Option<Duration>> {
