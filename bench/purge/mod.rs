@@ -153,7 +153,7 @@ pub struct Purged {
     /// Only retentiond's purge has these.
     pub process: Option<sweep_process::ProcessFigures>,
     /// MariaDB, with nothing else running: `elapsed`, then until InnoDB had
-    /// removed the deleted rows in the background ([`stores::Conn::history_purged`]).
+    /// removed the deleted rows in the background ([`stores::history_purged`]).
     pub until_purged: Option<Duration>,
 }
 
@@ -379,15 +379,18 @@ impl Method {
     /// batches have most of it done while they run.
     async fn purge_alone(self, store: &BenchStore) -> Result<Purged> {
         let mut purged = self.purge(store).await?;
-        if store.backend() == Engine::MariaDb {
-            let mut conn = store.connect().await?;
-            let purging = conn.history_purged().await?;
-            conn.close().await?;
-            if purging.is_none() {
-                progress(format!("mariadb: {}: InnoDB's history list did not empty", store.variant));
-            }
-            purged.until_purged = purging.map(|purging| purged.elapsed + purging);
+        if store.backend() != Engine::MariaDb {
+            return Ok(purged);
         }
+        let stores::Conn::MariaDb(mut conn) = store.connect().await? else {
+            return Err("a MariaDB store without a MariaDB connection".into());
+        };
+        let purging = stores::history_purged(&mut conn).await?;
+        sqlx::Connection::close(conn).await.context("closing a connection")?;
+        if purging.is_none() {
+            progress(format!("mariadb: {}: InnoDB's history list did not empty", store.variant));
+        }
+        purged.until_purged = purging.map(|purging| purged.elapsed + purging);
         Ok(purged)
     }
 

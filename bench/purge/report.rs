@@ -570,22 +570,19 @@ fn checks_table(o: &mut String, result: &BackendResult) {
 
 /// `123,456 (300,000 jobs in 2.43 s)`.
 fn deletion(run: &DeletionRun) -> String {
-    rate(run.rows_per_second(), run.purged.deleted, run.purged.elapsed)
+    rate(run.purged.deleted, run.purged.elapsed)
 }
 
 /// [`deletion`], timed until InnoDB had removed the deleted rows.
 fn until_purged(run: &DeletionRun) -> String {
-    match (run.rows_per_second_until_purged(), run.purged.until_purged) {
-        (Some(rows_per_second), Some(until_purged)) => rate(rows_per_second, run.purged.deleted, until_purged),
-        _ => "–".to_owned(),
-    }
+    run.purged.until_purged.map_or_else(|| "–".to_owned(), |until_purged| rate(run.purged.deleted, until_purged))
 }
 
 /// `12,345 (90,006 jobs in 7.29 s)`.
-fn rate(rows_per_second: f64, deleted: u64, elapsed: Duration) -> String {
+fn rate(deleted: u64, elapsed: Duration) -> String {
     format!(
         "{} ({} jobs in {:.2} s)",
-        thousands(rows_per_second.round() as u64),
+        thousands(super::per_second(deleted, elapsed).round() as u64),
         thousands(deleted),
         elapsed.as_secs_f64()
     )

@@ -126,7 +126,7 @@ impl Conn {
     /// share the disk with the write-back of what the load and the vacuum
     /// dirtied; MariaDB's tables analysed (InnoDB's own statistics sample
     /// the table only after a tenth of it changed), the rows removed that
-    /// earlier transactions deleted ([`Conn::history_purged`]), and the dirty
+    /// earlier transactions deleted ([`history_purged`]), and the dirty
     /// pages written back for the same reason (`FLUSH TABLES … FOR EXPORT`;
     /// InnoDB writes pages back only as its redo log fills, so a copy's
     /// write-back otherwise falls inside the next measurement).
@@ -169,21 +169,6 @@ impl Conn {
         Ok(())
     }
 
-    /// MariaDB: waits until InnoDB has removed the rows that committed
-    /// transactions deleted, and says how long that took. A `DELETE` only
-    /// marks its rows; InnoDB's purge threads remove them and their index
-    /// entries in the background once it has committed, after a single
-    /// statement for half as long again as its own run (docs/operations.md,
-    /// "Where a MariaDB purge's time goes"). `None` on the other engines, or when
-    /// InnoDB's history list is still not empty after [`PURGE_WAIT_LIMIT`]
-    /// (another session's open transaction keeps it).
-    pub async fn history_purged(&mut self) -> Result<Option<Duration>> {
-        match self {
-            Conn::MariaDb(conn) => history_purged(conn).await,
-            Conn::Sqlite(_) | Conn::Postgres(_) => Ok(None),
-        }
-    }
-
     pub async fn close(self) -> Result<()> {
         match self {
             Conn::Sqlite(conn) => conn.close().await,
@@ -194,17 +179,24 @@ impl Conn {
     }
 }
 
-/// How long [`Conn::history_purged`] waits at most.
+/// How long [`history_purged`] waits at most.
 const PURGE_WAIT_LIMIT: Duration = Duration::from_secs(120);
 
-/// How often [`Conn::history_purged`] reads the history list's length.
+/// How often [`history_purged`] reads the history list's length.
 const PURGE_POLL: Duration = Duration::from_millis(10);
 
-/// See [`Conn::history_purged`]. `SHOW ENGINE INNODB STATUS` (the PROCESS
-/// privilege) gives the history list's length without changing any global
-/// setting; `SET GLOBAL innodb_max_purge_lag_wait = 0` would wait too, but
-/// it looks only every 100 ms.
-async fn history_purged(conn: &mut MySqlConnection) -> Result<Option<Duration>> {
+/// MariaDB: waits until InnoDB has removed the rows that committed
+/// transactions deleted, and says how long that took. A `DELETE` only
+/// marks its rows; InnoDB's purge threads remove them and their index
+/// entries in the background once it has committed, after a single
+/// statement for half as long again as its own run (docs/operations.md,
+/// "Where a MariaDB purge's time goes"). `None` when InnoDB's history list
+/// is still not empty after [`PURGE_WAIT_LIMIT`] (another session's open
+/// transaction keeps it). `SHOW ENGINE INNODB STATUS` (the PROCESS
+/// privilege) gives the list's length without changing any global setting;
+/// `SET GLOBAL innodb_max_purge_lag_wait = 0` would wait too, but it looks
+/// only every 100 ms.
+pub async fn history_purged(conn: &mut MySqlConnection) -> Result<Option<Duration>> {
     let started = std::time::Instant::now();
     while started.elapsed() < PURGE_WAIT_LIMIT {
         let row = sqlx::query("SHOW ENGINE INNODB STATUS")
