@@ -201,9 +201,13 @@ fn describe() {
     );
 }
 
-/// Records a committed batch: its duration, its deletions, and how late each came.
-pub fn batch_committed(elapsed: Duration, deleted: &[DeletedJob], retentions: &Retentions) {
+/// Records a committed batch's duration.
+pub fn batch_committed(elapsed: Duration) {
     histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// Records the jobs of a committed batch: how many per policy, and how late each came.
+pub fn jobs_deleted(deleted: &[DeletedJob], retentions: &Retentions) {
     let mut counts = PerPolicy::<u64>::default();
     for job in deleted {
         counts[job.policy] += 1;

@@ -1,7 +1,8 @@
 //! One sweep (docs/design.md, "A sweep"): delete every eligible job (under a cap, the N
 //! that became eligible first), in batches of one transaction each, in id order (see
 //! `pending`), with a pause for the application's writers between them
-//! (`pause`) and their audit log lines written alongside (`audit_lines`),
+//! (`pause`), each committed batch's jobs counted, logged and measured alongside
+//! (`committed`),
 //! recorded in `retention_runs` from start to end.
 //!
 //! The sweep fixes "now" once, at its start, from the database's clock (or
@@ -10,7 +11,7 @@
 //! batch (the run timeout, the end of its window, `stop` cancelled); a batch
 //! in flight always finishes (commits or rolls back) first.
 
-mod audit_lines;
+mod committed;
 mod deadlocks;
 mod limits;
 mod pause;
@@ -33,7 +34,7 @@ use crate::model::{Pauses, Removed, RunStatus};
 use crate::policy::{self, Cursors, Cutoffs, PerPolicy, Retentions};
 use crate::scheduler::WindowReport;
 use crate::store::{Batch, BatchRequest, ClockReading, DeletedBatch, FirstIds, NewRun, RunOutcome, Store, StoreError};
-use audit_lines::AuditLines;
+use committed::{Committed, Tally};
 use deadlocks::Deadlocks;
 pub(crate) use limits::Limits;
 use pause::settle;
@@ -159,8 +160,10 @@ impl SweepError {
 
 /// Progress of a sweep, kept across batches.
 struct Progress {
-    counts: PerPolicy<u64>,
-    oldest: Option<DateTime<Utc>>,
+    /// The jobs deleted (or listed by a dry run) per policy, once counted.
+    tally: Tally,
+    /// How many jobs were deleted or listed, counted as each batch ends.
+    taken: u64,
     sizer: BatchSizer,
     trail: Removed,
 }
@@ -168,8 +171,8 @@ struct Progress {
 impl Progress {
     fn new(plan: &SweepPlan) -> Progress {
         Progress {
-            counts: PerPolicy::default(),
-            oldest: None,
+            tally: Tally::default(),
+            taken: 0,
             sizer: BatchSizer::new(plan.batch_size, plan.batch_budget),
             trail: Removed::default(),
         }
@@ -185,18 +188,18 @@ impl Progress {
         if self.cap_reached(plan) {
             return Err(StoppedBy::MaxDeletes);
         }
-        let left = plan.max_deletes - self.counts.total();
+        let left = plan.max_deletes - self.taken;
         Ok(size.min(u32::try_from(left).unwrap_or(u32::MAX)))
     }
 
     fn cap_reached(&self, plan: &SweepPlan) -> bool {
-        plan.max_deletes > 0 && self.counts.total() >= plan.max_deletes
+        plan.max_deletes > 0 && self.taken >= plan.max_deletes
     }
 
-    /// Records one job a batch took (deleted, or listed by a dry run).
+    /// Records one job a dry run listed.
     fn take(&mut self, policy: policy::Policy, key: policy::SortKey) {
-        self.counts[policy] += 1;
-        self.oldest = Some(self.oldest.map_or(key.timestamp, |oldest| oldest.min(key.timestamp)));
+        self.tally.take(policy, key);
+        self.taken += 1;
     }
 }
 
@@ -261,7 +264,7 @@ async fn run_sweep(
                     "schedule.window closed: the sweep stopped; the rest waits for the next window"
                 );
             }
-            if progress.counts.total() > 0 || progress.trail.any() {
+            if progress.taken > 0 || progress.trail.any() {
                 release_space(store, &limits).await;
             }
             // What is left feeds the backlog gauges; not worth delaying a shutdown
@@ -288,11 +291,11 @@ async fn run_sweep(
         run_id,
         dry_run: plan.dry_run,
         as_of: now,
-        counts: progress.counts,
-        total: progress.counts.total(),
+        counts: progress.tally.counts,
+        total: progress.tally.counts.total(),
         stopped_by,
         duration_ms: limits.elapsed().as_millis() as u64,
-        oldest_eligible_at: progress.oldest,
+        oldest_eligible_at: progress.tally.oldest,
         skipped_future,
         jobs,
         removed: progress.trail,
@@ -456,7 +459,7 @@ async fn delete_eligible(
             let status = if stopped_by == StoppedBy::Signal { RunStatus::Interrupted } else { RunStatus::Succeeded };
             let outcome = RunOutcome {
                 status,
-                counts: progress.counts,
+                counts: progress.tally.counts,
                 stopped_by: Some(stopped_by.as_str().into()),
                 error: None,
                 removed: progress.trail,
@@ -467,13 +470,13 @@ async fn delete_eligible(
         Err(source) => {
             let outcome = RunOutcome {
                 status: RunStatus::Failed,
-                counts: progress.counts,
+                counts: progress.tally.counts,
                 stopped_by: None,
                 error: Some(source.to_string()),
                 removed: progress.trail,
                 paused: limits.paused(),
             };
-            (outcome, Err(SweepError { run_id: Some(run_id), deleted: progress.counts.total(), source }))
+            (outcome, Err(SweepError { run_id: Some(run_id), deleted: progress.taken, source }))
         }
     };
     if let Err(error) = store.finish_run(run_id, &outcome).await {
@@ -481,14 +484,14 @@ async fn delete_eligible(
         // stale, and the next sweep marks it abandoned.
         tracing::error!(run_id, %error, "could not record the end of the run");
         if result.is_ok() {
-            return Err(SweepError { run_id: Some(run_id), deleted: progress.counts.total(), source: error });
+            return Err(SweepError { run_id: Some(run_id), deleted: progress.taken, source: error });
         }
     }
     result
 }
 
 /// The batches of one run, in id order; returns why they stopped once
-/// the audit log lines of every batch are written.
+/// the jobs of every committed batch are counted and logged.
 async fn delete_in_batches(
     store: &dyn Store,
     plan: &SweepPlan,
@@ -497,10 +500,12 @@ async fn delete_in_batches(
     progress: &mut Progress,
     limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
-    let mut audit_lines = AuditLines::default();
-    let stopped = delete_batches(store, plan, pending, run, progress, &mut audit_lines, limits).await;
-    audit_lines.finish().await;
-    stopped
+    let mut committed = Committed::new(plan.retentions);
+    let stopped = delete_batches(store, plan, pending, run, progress, &mut committed, limits).await;
+    let finished = committed.finish().await;
+    progress.tally.add(committed.done());
+    let stopped = stopped?;
+    finished.map(|()| stopped)
 }
 
 async fn delete_batches(
@@ -509,7 +514,7 @@ async fn delete_batches(
     mut pending: PendingIds,
     run: &Run,
     progress: &mut Progress,
-    audit_lines: &mut AuditLines,
+    committed_jobs: &mut Committed,
     limits: &Limits<'_>,
 ) -> Result<StoppedBy, StoreError> {
     let (run_id, cutoffs) = (run.id, *pending.cutoffs());
@@ -558,10 +563,8 @@ async fn delete_batches(
         let batch_elapsed = committed - batch_started;
         let DeletedBatch { jobs: deleted, commit } = deleted;
         progress.sizer.record(deleted.len(), batch_elapsed, commit);
-        metrics::batch_committed(batch_elapsed, &deleted, &plan.retentions);
-        for job in &deleted {
-            progress.take(job.policy, job.key);
-        }
+        metrics::batch_committed(batch_elapsed);
+        progress.taken += deleted.len() as u64;
         // Read by the purge benchmark (bench/purge) for its batch durations.
         tracing::debug!(
             run_id,
@@ -570,7 +573,7 @@ async fn delete_batches(
             commit_ms = commit.as_secs_f64() * 1e3,
             "batch committed"
         );
-        audit_lines.write(run_id, deleted).await;
+        committed_jobs.hand_over(run_id, deleted).await?;
         if progress.cap_reached(plan) {
             return Ok(StoppedBy::MaxDeletes);
         }

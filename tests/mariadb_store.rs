@@ -118,7 +118,7 @@ async fn a_batch_deletes_the_jobs_still_eligible_with_one_audit_row_each_and_kee
 
     store.change_job("old-2", &Operation::Hold("legal".into())).await.unwrap();
     let batch = Batch { run_id, cutoffs: &cutoffs, ids: &ids, deleted_by: "test@host" };
-    let deleted = store.delete_eligible(&batch).await.unwrap().jobs;
+    let deleted = store.delete_eligible(&batch).await.unwrap().jobs.decode().unwrap();
     let names: Vec<&str> = deleted.iter().map(|job| job.name.as_str()).collect();
     assert_eq!(names, ["old-0", "old-1", "old-3", "old-4"], "in id order, the held one kept");
     assert!(store.job("old-2").await.unwrap().is_some());

@@ -337,7 +337,7 @@ every_engine! {
             let by_hand = store.delete_job("by-hand", "ops@host").await.unwrap();
             let ids: Vec<i64> = [&read.completed.ids, &read.closed.ids, &read.creating_idle.ids].into_iter().flatten().copied().collect();
             let batch = Batch { run_id, cutoffs: &cutoffs, ids: &ids, deleted_by: "contract@host" };
-            let deleted = store.delete_eligible(&batch).await.unwrap().jobs;
+            let deleted = store.delete_eligible(&batch).await.unwrap().jobs.decode().unwrap();
             assert_eq!(sorted_names(deleted.iter().map(|job| &job.name)), ["closed-100", "done-100", "done-200", "idle-30"]);
             assert!(deleted.windows(2).all(|pair| pair[0].key.job_id < pair[1].key.job_id), "in id order: {deleted:?}");
             for job in &deleted {
@@ -596,8 +596,8 @@ every_engine! {
 
             store.change_job("moved", &Operation::Retain(Some(now + DAY * 365))).await.unwrap();
             let batch = Batch { run_id, cutoffs: &cutoffs, ids: &read.ids, deleted_by: "contract@host" };
-            let deleted = store.delete_eligible(&batch).await.unwrap();
-            assert_eq!(deleted.jobs.iter().map(|job| (job.name.as_str(), job.policy)).collect::<Vec<_>>(), [("due", Policy::RetainUntil)]);
+            let deleted = store.delete_eligible(&batch).await.unwrap().jobs.decode().unwrap();
+            assert_eq!(deleted.iter().map(|job| (job.name.as_str(), job.policy)).collect::<Vec<_>>(), [("due", Policy::RetainUntil)]);
             assert!(store.job("moved").await.unwrap().is_some(), "moved into the future: kept");
             let audit = store.audit(&AuditSearch::newest(Some("due".into()), None), None).await.unwrap();
             assert_eq!(audit.iter().map(|row| row.policy.as_str()).collect::<Vec<_>>(), ["retain_until"]);

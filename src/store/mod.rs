@@ -21,8 +21,8 @@ pub use error::{ReadOnly, StoreError};
 pub(crate) use error::{Refusal, conflict};
 pub use records::{
     AuditRemoval, AuditSearch, AuditWindow, Batch, BatchRequest, Candidate, ClockReading, DeletedBatch, DeletedJob,
-    EligibleIds, EligibleJobs, FirstIds, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange, JobFilter, NewRun,
-    ReplicaLag, RunOutcome, RunRemoval, TrailKey,
+    DeletedJobs, EligibleIds, EligibleJobs, FirstIds, ForecastCount, ForecastWindow, HeldJob, HeldKey, IdRange,
+    JobFilter, NewRun, ReplicaLag, RunOutcome, RunRemoval, TrailKey,
 };
 
 use crate::config::DatabaseSettings;

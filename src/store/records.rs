@@ -10,6 +10,7 @@ use crate::identity::ProcessIdentity;
 use crate::lifecycle::{JobState, JobType};
 use crate::model::{Pauses, Removed, RunStatus};
 use crate::policy::{Cursors, Cutoffs, PerPolicy, PerRule, Policy, RULES, Retentions, SortKey};
+use crate::store::StoreError;
 
 /// Which jobs `list_jobs` returns.
 #[derive(Debug, Clone, Default)]
@@ -81,17 +82,57 @@ pub struct DeletedJob {
 /// statements: the batch sizer steers by the statements' time alone
 /// (src/batch.rs), since a commit's wait for the disk does not grow with the
 /// batch. Zero where the commit is part of the deleting statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct DeletedBatch {
-    /// In id order.
-    pub jobs: Vec<DeletedJob>,
+    pub jobs: DeletedJobs,
     pub commit: Duration,
 }
 
-impl DeletedBatch {
-    pub fn new(mut jobs: Vec<DeletedJob>, commit: Duration) -> DeletedBatch {
+/// The jobs a batch deleted, as the rows its statement returned: how many
+/// is known at once, while reading each row into a [`DeletedJob`] waits for
+/// [`DeletedJobs::decode`], which a sweep calls off its hot path, on the
+/// thread that writes the audit log lines (src/sweep/audit_lines.rs): decoded
+/// in line, a batch's rows kept the next batch waiting (`docs/operations.md`).
+pub struct DeletedJobs {
+    count: usize,
+    decode: Box<dyn FnOnce() -> Result<Vec<DeletedJob>, StoreError> + Send>,
+}
+
+impl DeletedJobs {
+    /// `rows`, each read by `decode` once [`DeletedJobs::decode`] is called.
+    pub fn from_rows<R: Send + 'static>(
+        rows: Vec<R>,
+        decode: impl Fn(&R) -> Result<DeletedJob, StoreError> + Send + 'static,
+    ) -> DeletedJobs {
+        DeletedJobs { count: rows.len(), decode: Box::new(move || rows.iter().map(decode).collect()) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The jobs, in id order.
+    pub fn decode(self) -> Result<Vec<DeletedJob>, StoreError> {
+        let mut jobs = (self.decode)()?;
         jobs.sort_by_key(|job| job.key.job_id);
-        DeletedBatch { jobs, commit }
+        Ok(jobs)
+    }
+}
+
+impl Default for DeletedJobs {
+    /// None deleted.
+    fn default() -> DeletedJobs {
+        DeletedJobs { count: 0, decode: Box::new(|| Ok(Vec::new())) }
+    }
+}
+
+impl std::fmt::Debug for DeletedJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeletedJobs").field("count", &self.count).finish_non_exhaustive()
     }
 }
 

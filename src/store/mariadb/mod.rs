@@ -28,7 +28,7 @@ use super::common::{
     StoreOptions, SweepSessions, TcpServer, decode, enabled_rules, first_session, open_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJob, EligibleIds, FirstIds, IdRange, NewRun, ReplicaLag,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJobs, EligibleIds, FirstIds, IdRange, NewRun, ReplicaLag,
     RunOutcome, RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
@@ -138,14 +138,12 @@ pub(super) fn classify(error: &sqlx::Error) -> Option<Refusal> {
 }
 
 /// A batch's statements in its transaction (the claim, the audit rows, the delete); the jobs deleted.
-async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -> Result<Vec<DeletedJob>, StoreError> {
+async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -> Result<DeletedJobs, StoreError> {
     let claimed =
         MySql::query(sql::CLAIM_ELIGIBLE, &common::still_eligible_args(ids, batch.cutoffs)).fetch_all(&mut *tx).await?;
-    let Some(first) = claimed.first() else { return Ok(Vec::new()) };
+    let Some(first) = claimed.first() else { return Ok(DeletedJobs::default()) };
     let deleted_at = MySql::time(first, "deleted_at")?;
-    let deleted =
-        claimed.iter().map(|row| decode::deleted_job::<MySql>(row, deleted_at)).collect::<Result<Vec<_>, _>>()?;
-    let claimed_ids: Vec<i64> = deleted.iter().map(|job| job.key.job_id).collect();
+    let claimed_ids = claimed.iter().map(|row| MySql::int(row, "id")).collect::<Result<Vec<_>, _>>()?;
     let args = common::still_eligible_args(&claimed_ids, batch.cutoffs);
     let audited = {
         let mut audit_args = args.clone();
@@ -159,7 +157,7 @@ async fn write_batch(tx: &mut MySqlConnection, ids: &[i64], batch: &Batch<'_>) -
             "a batch claimed {expected} jobs but wrote {audited} audit rows and deleted {removed} jobs; rolled back"
         )));
     }
-    Ok(deleted)
+    Ok(DeletedJobs::from_rows(claimed, move |row| decode::deleted_job::<MySql>(row, deleted_at)))
 }
 
 /// Timestamps are DATETIME(6) in UTC, bound as `NaiveDateTime` (sql.rs
@@ -316,7 +314,7 @@ impl SweepStore for MariaDbStore {
         };
         let commit = common::timed_commit(tx).await?;
         self.kept.deleting.keep(conn);
-        Ok(DeletedBatch::new(deleted, commit))
+        Ok(DeletedBatch { jobs: deleted, commit })
     }
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {

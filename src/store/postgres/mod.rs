@@ -29,8 +29,8 @@ use super::common::{
     decode, enabled_rules, first_session, server_pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, FirstIds, IdRange, NewRun, ReplicaLag, RunOutcome,
-    RunRemoval, TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJobs, EligibleIds, FirstIds, IdRange, NewRun, ReplicaLag,
+    RunOutcome, RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::{DatabaseSettings, format_duration};
@@ -253,9 +253,10 @@ impl SweepStore for PostgresStore {
         let mut conn = self.sessions.kept.reading.take(&self.sessions.index_order_pool).await?;
         let rows = Postgres::query(sql::DELETE_ELIGIBLE, &args).fetch_all(&mut *conn).await?;
         self.sessions.kept.reading.keep(conn);
-        let deleted =
-            decode::all(&rows, |row| decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?))?;
-        Ok(DeletedBatch::new(deleted, Duration::ZERO))
+        let deleted = DeletedJobs::from_rows(rows, |row| {
+            decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?)
+        });
+        Ok(DeletedBatch { jobs: deleted, commit: Duration::ZERO })
     }
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {

@@ -32,8 +32,8 @@ use super::common::{
     self, Codec, Db, Driver, NoConnection, Purpose, Statements, decode, enabled_rules, first_connection, pool_options,
 };
 use super::records::{
-    AuditRemoval, Batch, ClockReading, DeletedBatch, EligibleIds, FirstIds, IdRange, NewRun, RunOutcome, RunRemoval,
-    TrailKey,
+    AuditRemoval, Batch, ClockReading, DeletedBatch, DeletedJobs, EligibleIds, FirstIds, IdRange, NewRun, RunOutcome,
+    RunRemoval, TrailKey,
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::DatabaseSettings;
@@ -306,10 +306,10 @@ impl SweepStore for SqliteStore {
                 rows.len()
             )));
         }
-        let deleted = decode::all(&rows, |row| decode::deleted_job::<Sqlite>(row, deleted_at))?;
         // Checkpointed by after_batch, between batches.
         let commit = common::timed_commit(tx).await?;
-        Ok(DeletedBatch::new(deleted, commit))
+        let deleted = DeletedJobs::from_rows(rows, move |row| decode::deleted_job::<Sqlite>(row, deleted_at));
+        Ok(DeletedBatch { jobs: deleted, commit })
     }
 
     async fn remove_audit_rows(&self, removal: &AuditRemoval, limit: u32) -> Result<Vec<TrailKey>, StoreError> {
