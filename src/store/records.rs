@@ -91,7 +91,7 @@ pub struct DeletedBatch {
 /// The jobs a batch deleted, as the rows its statement returned: how many
 /// is known at once, while reading each row into a [`DeletedJob`] waits for
 /// [`DeletedJobs::decode`], which a sweep calls off its hot path, on the
-/// thread that writes the audit log lines (src/sweep/audit_lines.rs): decoded
+/// thread that writes the audit log lines (src/sweep/committed.rs): decoded
 /// in line, a batch's rows kept the next batch waiting (`docs/operations.md`).
 pub struct DeletedJobs {
     count: usize,
