@@ -95,21 +95,13 @@ impl PostgresStore {
         }
         let own_options = options::run_record_options(options.clone());
         let server = tcp_server(&options);
-        let pool_options = server_pool_options::<Postgres>(settings, server.clone(), None);
+        // The pools' sessions open only once the first is in: opened
+        // alongside it, they would send a refused password a second time
+        // ("Few new sessions" in docs/operations.md).
+        let first = first_session(settings, &own_options, server.clone(), (&trusted, TLS_REFUSED), |_| "").await?;
+        let pool_options = server_pool_options::<Postgres>(settings, server, None);
         let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
         let pool = pool_options.connect_lazy_with(options);
-        // The schema's check comes next, on the pool: its session opens
-        // alongside the first, so their handshakes' waits overlap ("Few new
-        // sessions" in docs/operations.md). Should it fail, that check says
-        // why; should the first fail, nothing waits for it.
-        let warm_pool = async {
-            let _ = pool.acquire().await;
-            Ok(())
-        };
-        let (first, ()) = tokio::try_join!(
-            first_session(settings, &own_options, server, (&trusted, TLS_REFUSED), |_| ""),
-            warm_pool
-        )?;
         Ok(PostgresStore {
             settings: settings.clone(),
             sessions: Sessions::new(pool, index_order_pool, first),
