@@ -206,11 +206,10 @@ pub fn batch_committed(elapsed: Duration) {
     histogram!(BATCH_DURATION).record(elapsed.as_secs_f64());
 }
 
-/// Records the jobs of a committed batch: how many per policy, and how late each came.
-pub fn jobs_deleted(deleted: &[DeletedJob], retentions: &Retentions) {
-    let mut counts = PerPolicy::<u64>::default();
+/// Records the jobs of a committed batch: how many per policy (`counts`,
+/// counted once with the sweep's tally), and how late each came.
+pub fn jobs_deleted(counts: &PerPolicy<u64>, deleted: &[DeletedJob], retentions: &Retentions) {
     for job in deleted {
-        counts[job.policy] += 1;
         let eligible_at =
             policy::eligible_at(retentions, job.policy, job.job_type, job.key.timestamp, job.state_changed_at);
         if let Some(eligible_at) = eligible_at {

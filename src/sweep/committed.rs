@@ -57,7 +57,6 @@ impl Committed {
         let retentions = self.retentions;
         self.working = Some(tokio::task::spawn_blocking(move || {
             let jobs = deleted.decode()?;
-            metrics::jobs_deleted(&jobs, &retentions);
             let mut tally = Tally::default();
             for job in &jobs {
                 tally.take(job.policy, job.key);
@@ -73,6 +72,7 @@ impl Committed {
                     "job deleted"
                 );
             }
+            metrics::jobs_deleted(&tally.counts, &jobs, &retentions);
             Ok(tally)
         }));
         Ok(())
@@ -93,5 +93,64 @@ impl Committed {
     /// What the batches done so far deleted.
     pub fn done(&self) -> Tally {
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::lifecycle::{JobState, JobType};
+    use crate::store::DeletedJob;
+
+    fn job(job_id: i64, policy: Policy, age: &str) -> DeletedJob {
+        let at = DateTime::parse_from_rfc3339(age).unwrap().to_utc();
+        DeletedJob {
+            name: format!("job-{job_id}"),
+            job_type: JobType::Import,
+            policy,
+            state: JobState::Completed,
+            cancel_requested: false,
+            created_at: at,
+            state_changed_at: at,
+            deleted_at: Utc::now(),
+            key: SortKey { timestamp: at, job_id },
+        }
+    }
+
+    /// Rows that read as `jobs`, or fail to read when `jobs` is `None`.
+    fn batch(jobs: Option<Vec<DeletedJob>>) -> DeletedJobs {
+        let rows = jobs.map_or_else(|| vec![None], |jobs| jobs.into_iter().map(Some).collect());
+        DeletedJobs::from_rows(rows, |row| {
+            row.clone().ok_or_else(|| StoreError::Database("a row the code does not know".to_owned()))
+        })
+    }
+
+    #[tokio::test]
+    async fn batches_are_tallied_in_order_and_a_row_that_cannot_be_read_fails_the_next_hand_over() {
+        let mut committed = Committed::new(Retentions::default());
+        let first =
+            vec![job(2, Policy::Completed, "2026-01-02T00:00:00Z"), job(1, Policy::Closed, "2026-03-01T00:00:00Z")];
+        committed.hand_over(7, batch(Some(first))).await.unwrap();
+        committed.hand_over(7, batch(Some(vec![job(3, Policy::Completed, "2025-12-31T00:00:00Z")]))).await.unwrap();
+        committed.finish().await.unwrap();
+        let done = committed.done();
+        assert_eq!((done.counts[Policy::Completed], done.counts[Policy::Closed]), (2, 1));
+        assert_eq!(done.oldest.unwrap().to_rfc3339(), "2025-12-31T00:00:00+00:00");
+
+        committed.hand_over(7, batch(None)).await.unwrap();
+        let failed = committed.hand_over(7, batch(Some(vec![job(4, Policy::Completed, "2026-01-01T00:00:00Z")]))).await;
+        assert!(failed.unwrap_err().to_string().contains("a row the code does not know"));
+        // The failed batch counts for nothing; the sweep stops there.
+        assert_eq!(committed.done().counts[Policy::Completed], 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_batch_failing_to_read_fails_the_finish() {
+        let mut committed = Committed::new(Retentions::default());
+        committed.hand_over(7, batch(None)).await.unwrap();
+        assert!(committed.finish().await.is_err());
+        assert_eq!(committed.done().counts[Policy::Completed], 0);
     }
 }
