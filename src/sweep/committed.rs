@@ -98,8 +98,6 @@ impl Committed {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
-
     use super::*;
     use crate::lifecycle::{JobState, JobType};
     use crate::store::DeletedJob;
