@@ -60,9 +60,9 @@ every_engine! {
     /// `retention.batch_budget`, 50 ms by default. Three purges of one seeded
     /// store, each with a backlog of its own (the jobs of 365 to 230, 230 to
     /// 160 and 160 to 90 days ago), under budgets of 100 ms, the default and
-    /// 25 ms. Each backlog is larger than the first six batches can be
-    /// (the size grows by a quarter at most: 8,207 jobs in five batches),
-    /// however quick the machine. Each size follows from the batch before under that purge's
+    /// 25 ms. Each backlog holds more jobs than five batches can (the size
+    /// grows by a quarter at most: 8,207 jobs), so there are six batches at
+    /// least however quick the machine. Each size follows from the batch before under that purge's
     /// budget, exactly as the sizer of src/batch.rs decides (its rules are
     /// tested there): the batches logged, replayed through it, give the
     /// sizes logged. After the ramp from 1,000 the median batch's statements
