@@ -62,11 +62,11 @@ every_engine! {
     /// 160 and 160 to 90 days ago), under budgets of 100 ms, the default and
     /// 25 ms. Each backlog holds more jobs than five batches can (the size
     /// grows by a quarter at most: 8,207 jobs), so there are six batches at
-    /// least however quick the machine. Each size follows from the batch before under that purge's
-    /// budget, exactly as the sizer of src/batch.rs decides (its rules are
-    /// tested there): the batches logged, replayed through it, give the
-    /// sizes logged. After the ramp from 1,000 the median batch's statements
-    /// (its commit left out) take
+    /// least however quick the machine. Each size follows from the batch
+    /// before under that purge's budget, exactly as the sizer of
+    /// src/batch.rs decides (its rules are tested there): the batches
+    /// logged, replayed through it, give the sizes logged. After the ramp
+    /// from 1,000 the median batch's statements (its commit left out) take
     /// between a quarter of its budget and twice it (a cap the sizer sets
     /// when a larger batch was slower per job, noise on a busy machine
     /// included, holds the size below the budget for a while). Every job is
