@@ -329,7 +329,7 @@ pub async fn run(options: Options, interrupted: impl Future<Output = &'static st
     Ok(results)
 }
 
-/// The pacing measurements alone, written into the report's last section.
+/// The pacing measurements alone, written into the report's pacing section.
 async fn run_pacing(options: &Options, started_at: DateTime<Utc>) -> Result<()> {
     if options.replay_run_ms > options.replay_period_ms {
         return Err("--replay-run-ms cannot be longer than --replay-period-ms".into());

@@ -1,8 +1,9 @@
 //! `benchmarks.md`: the figures of one run, with what was run, when, on
 //! which machine and at which sizes, and how each figure is measured, so a
 //! reader can judge them without reading the benchmark's code. The file is
-//! rewritten whole by every run but its last section, the pacing run's
-//! (`pacing_report`), which is kept as it was.
+//! rewritten whole by every run but its last sections, from the pacing
+//! run's (`pacing_report`) to the end, which are kept as they were (the
+//! migration benchmark's figures follow the pacing section, by hand).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -50,8 +51,8 @@ fn render(
     line(o, "# Purge benchmark");
     line(o, "");
     line(o, "Written by the purge benchmark (`bench/purge/`); every figure below comes from the run described");
-    line(o, "here, and the next run overwrites this file, but for the last section (\"Pacing by replica lag\"),");
-    line(o, "which only a run with `--pacing` writes.");
+    line(o, "here, and the next run overwrites this file, but for the last sections, from \"Pacing by replica");
+    line(o, "lag\" (which only a run with `--pacing` writes) to the end (\"Migration 0008 on a large store\").");
     line(o, "");
     line(o, &format!("- command: `{}`", command(options)));
     line(o, &format!("- started: {}", started_at.to_rfc3339_opts(SecondsFormat::Secs, true)));
