@@ -8,6 +8,7 @@ use clap::Parser;
 use retentiond::cli::Cli;
 
 fn main() -> ExitCode {
+    one_malloc_arena();
     // Before anything can build a TLS configuration: one provider for the binary.
     retentiond::tls::install_crypto_provider();
     let cli = Cli::parse();
@@ -26,3 +27,20 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// One malloc arena for the whole process: glibc gives threads arenas of
+/// their own, each keeping what its thread freed, and a batch's rows are
+/// allocated on one thread and freed on another, which raised a large
+/// purge's peak memory past what it is held to (docs/operations.md,
+/// "Memory"). The daemon's threads allocate little at once, so they do
+/// not queue for the one arena's lock.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    // SAFETY: before any other thread exists; mallopt only sets a tunable.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
