@@ -2,8 +2,8 @@
 //! which machine and at which sizes, and how each figure is measured, so a
 //! reader can judge them without reading the benchmark's code. The file is
 //! rewritten whole by every run but its last sections, from the pacing
-//! run's (`pacing_report`) to the end, which are kept as they were (the
-//! migration benchmark's figures follow the pacing section, by hand).
+//! run's (`pacing_report`) to the end, which are kept as they were: the
+//! migration benchmark's figures, copied in by hand, follow the pacing one.
 
 use std::fmt::Write as _;
 use std::path::Path;
