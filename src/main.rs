@@ -8,6 +8,7 @@ use clap::Parser;
 use retentiond::cli::Cli;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     one_malloc_arena();
     // Before anything can build a TLS configuration: one provider for the binary.
     retentiond::tls::install_crypto_provider();
@@ -41,6 +42,3 @@ fn one_malloc_arena() {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn one_malloc_arena() {}
