@@ -52,15 +52,19 @@ fn engine_of(settings: &DatabaseSettings) -> Result<Engine, StoreError> {
 }
 
 /// The schema of a store just connected to, brought up to date or checked.
+/// Its pool opens its first session meanwhile: watched for TCP_NODELAY.
 async fn ready<D: common::Driver>(store: D, settings: &DatabaseSettings) -> Result<Box<dyn Store>, StoreError> {
-    let read_only = if settings.auto_migrate { store.read_only().await? } else { None };
-    match read_only {
-        None if settings.auto_migrate => store.migrate().await?,
-        None => common::check_migrated(&store).await?,
-        Some(reason) => {
-            tracing::info!(%reason, "the database is read-only: migrations are checked, not applied");
-            common::check_migrated(&store).await?;
+    let schema = async {
+        let read_only = if settings.auto_migrate { store.read_only().await? } else { None };
+        match read_only {
+            None if settings.auto_migrate => store.migrate().await,
+            None => common::check_migrated(&store).await,
+            Some(reason) => {
+                tracing::info!(%reason, "the database is read-only: migrations are checked, not applied");
+                common::check_migrated(&store).await
+            }
         }
-    }
+    };
+    common::nodelay_while(store.tcp_server(), schema).await?;
     Ok(Box::new(store))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::pool::PoolOptions;
 use sqlx::{Executor, IntoArguments};
 
-use super::{Db, Driver, On, Purpose, TcpServer};
+use super::{Db, Driver, On, Purpose, TcpServer, nodelay_while};
 use crate::config::{DatabaseSettings, format_duration};
 use crate::store::StoreError;
 
@@ -106,7 +106,7 @@ pub(crate) fn describe_connect_error(failure: NoConnection, trusted: &str, refus
 }
 
 /// The first session of a server engine ([`first_connection`]), with
-/// TCP_NODELAY on when it goes to `server`; a failure says why in plain
+/// TCP_NODELAY on when it goes to `server` ([`nodelay_while`]); a failure says why in plain
 /// words ([`describe_connect_error`]), and what `hint` adds.
 pub(crate) async fn first_session<C: sqlx::Connection>(
     settings: &DatabaseSettings,
@@ -115,38 +115,33 @@ pub(crate) async fn first_session<C: sqlx::Connection>(
     (trusted, refused): (&str, &str),
     hint: impl FnOnce(&NoConnection) -> &'static str,
 ) -> Result<C, StoreError> {
-    let conn = first_connection::<C>(options, settings.connect_timeout).await.map_err(|failure| {
+    let connecting = first_connection::<C>(options, settings.connect_timeout);
+    nodelay_while(server.as_ref(), connecting).await.map_err(|failure| {
         let hint = hint(&failure);
         StoreError::unreachable(&settings.url, &(describe_connect_error(failure, trusted, refused) + hint))
-    })?;
-    if let Some(server) = server {
-        server.set_nodelay_on_connections().await;
-    }
-    Ok(conn)
+    })
 }
 
 /// A new session of a server engine outside its pools, within `timeout`
 /// (the pools' acquire timeout, `database.connect_timeout`), with
-/// TCP_NODELAY on when it goes to `server`.
+/// TCP_NODELAY on when it goes to `server` ([`nodelay_while`]).
 pub(crate) async fn open_session<C: sqlx::Connection>(
     options: &C::Options,
     timeout: Duration,
     server: Option<TcpServer>,
 ) -> Result<C, StoreError> {
-    let Ok(conn) = tokio::time::timeout(timeout, C::connect_with(options)).await else {
+    let connecting = tokio::time::timeout(timeout, C::connect_with(options));
+    let Ok(conn) = nodelay_while(server.as_ref(), connecting).await else {
         let waited = format_duration(timeout);
         return Err(StoreError::Database(format!("no new session within {waited} (database.connect_timeout)")));
     };
-    let conn = conn?;
-    if let Some(server) = server {
-        server.set_nodelay_on_connections().await;
-    }
-    Ok(conn)
+    Ok(conn?)
 }
 
 /// The options of a server engine's pools: each new session first runs
 /// `setup`, if any (a statement and its one value), and gets TCP_NODELAY
-/// when it goes to `server`.
+/// when it goes to `server` (from its start where the pool's use is
+/// watched, [`nodelay_while`]).
 pub(crate) fn server_pool_options<DB: Db>(
     settings: &DatabaseSettings,
     server: Option<TcpServer>,

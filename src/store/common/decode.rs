@@ -149,9 +149,14 @@ pub(crate) fn eligible_ids<DB: Db>(rows: &[Row<DB>]) -> Result<PerRule<EligibleI
 }
 
 fn add_eligible_id<DB: Db>(read: &mut PerRule<EligibleIds>, row: &Row<DB>) -> Result<(), StoreError> {
-    let job_type: JobType = parse::<_, DB>(row, "job_type")?;
-    read[policy::<DB>(row)?][job_type].push(sort_key::<DB>(row)?);
+    let (policy, job_type) = rule::<DB>(row)?;
+    read[policy][job_type].push(sort_key::<DB>(row)?);
     Ok(())
+}
+
+/// The rule of the row's `policy` and `job_type` columns.
+pub(crate) fn rule<DB: Db>(row: &Row<DB>) -> Result<(Policy, JobType), StoreError> {
+    Ok((policy::<DB>(row)?, parse::<_, DB>(row, "job_type")?))
 }
 
 /// A sweep's start read in one statement: the clock (`now`, `future`),

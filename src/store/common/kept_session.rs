@@ -17,23 +17,25 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::{Pool, PoolConnection};
 use sqlx::{Connection, Database};
 
-use super::{Db, PING_AFTER_IDLE, decode, id_range_args};
+use super::{Db, PING_AFTER_IDLE, TcpServer, id_range_args};
 use crate::policy::PerRule;
 use crate::store::StoreError;
 use crate::store::records::{EligibleIds, IdRange};
 
 pub(crate) struct KeptSession<DB: Database> {
     slot: Mutex<Option<(PoolConnection<DB>, Instant)>>,
-}
-
-impl<DB: Database> Default for KeptSession<DB> {
-    fn default() -> Self {
-        KeptSession { slot: Mutex::new(None) }
-    }
+    /// The database server, when it is reached over TCP.
+    server: Option<TcpServer>,
 }
 
 impl<DB: Database> KeptSession<DB> {
-    /// The kept session if it still answers, else one from `pool`.
+    fn new(server: Option<TcpServer>) -> Self {
+        KeptSession { slot: Mutex::new(None), server }
+    }
+
+    /// The kept session if it still answers, else one from `pool`, whose
+    /// opening, if it has none idle and room for one more, is watched for
+    /// TCP_NODELAY (a sweep's first statements often open it).
     pub async fn take(&self, pool: &Pool<DB>) -> Result<PoolConnection<DB>, sqlx::Error> {
         let kept = self.slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some((mut conn, used)) = kept
@@ -41,7 +43,12 @@ impl<DB: Database> KeptSession<DB> {
         {
             return Ok(conn);
         }
-        pool.acquire().await
+        match &self.server {
+            Some(server) if pool.num_idle() == 0 && pool.size() < pool.options().get_max_connections() => {
+                server.while_connecting(pool.acquire()).await
+            }
+            _ => pool.acquire().await,
+        }
     }
 
     /// Keeps a session whose statement succeeded (one that failed goes back
@@ -69,32 +76,35 @@ impl<DB: Database> KeptSession<DB> {
     }
 }
 
+/// How an engine reads the rows of its statement of the next ids.
+pub(crate) type DecodeIds<DB> = fn(&[<DB as Database>::Row]) -> Result<PerRule<EligibleIds>, StoreError>;
+
 /// The two sessions a sweep keeps: its batches', and its reads' of the next ids.
 pub(crate) struct SweepSessions<DB: Database> {
     pub deleting: KeptSession<DB>,
     pub reading: KeptSession<DB>,
 }
 
-impl<DB: Database> Default for SweepSessions<DB> {
-    fn default() -> Self {
-        SweepSessions { deleting: KeptSession::default(), reading: KeptSession::default() }
-    }
-}
-
 impl<DB: Db> SweepSessions<DB> {
-    /// The next ids of each policy, read with `statement` on the reading session (taken from `pool`).
+    /// `server`: the database server, when it is reached over TCP.
+    pub fn new(server: Option<TcpServer>) -> Self {
+        SweepSessions { deleting: KeptSession::new(server.clone()), reading: KeptSession::new(server) }
+    }
+
+    /// The next ids of each policy, read with `statement` on the reading
+    /// session (taken from `pool`), its rows read by `decode`.
     pub async fn eligible_ids(
         &self,
         pool: &Pool<DB>,
         statement: &'static str,
-        ranges: &PerRule<Option<IdRange>>,
-        settled: Option<DateTime<Utc>>,
+        decode: DecodeIds<DB>,
+        (ranges, settled): (&PerRule<Option<IdRange>>, Option<DateTime<Utc>>),
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let mut conn = self.reading.take(pool).await?;
         let args = id_range_args(ranges, settled);
         let rows = DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &args)).await?;
         self.reading.keep(conn);
-        decode::eligible_ids::<DB>(&rows)
+        decode(&rows)
     }
 
     /// Gives both back to their pool (a run's end).

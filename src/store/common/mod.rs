@@ -36,7 +36,7 @@ pub(crate) use connect::{
 };
 pub(crate) use credentials::{ClientIdentity, StoreOptions, TlsOptions, reads_files, with_files};
 pub(crate) use kept_session::SweepSessions;
-pub(crate) use nodelay::TcpServer;
+pub(crate) use nodelay::{TcpServer, nodelay_while};
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
 pub use replicas::PrimaryPositions;
 pub(crate) use replicas::{Primary, Replayed, ReplicaReads, Replicas, Streaming};
@@ -87,6 +87,11 @@ pub(crate) trait Driver: SweepStore + AdminStore + 'static {
     const MIGRATOR: &'static Migrator;
 
     fn pool(&self, purpose: Purpose) -> &Pool<Self::Db>;
+
+    /// The database server, when it is reached over TCP.
+    fn tcp_server(&self) -> Option<&TcpServer> {
+        None
+    }
 
     /// A transaction of the job commands' writes: by default on the general pool.
     fn begin(&self) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send {

@@ -5,6 +5,8 @@
 //! Why: over TLS, a batch larger than one TLS record leaves in two writes,
 //! and with Nagle on the second waits for the server's delayed
 //! acknowledgement of the first (`docs/operations.md`, "No send delay").
+//! The TLS handshake itself writes twice in a row, twice, so a session is
+//! opened with the option being set every millisecond meanwhile.
 //!
 //! sqlx gives no access to its socket, so the sockets are found by their
 //! descriptors (`/proc/self/fd`). Other threads may close a descriptor and
@@ -20,6 +22,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// How often the sockets are looked at while a session is being opened: the
+/// handshake's first double write comes 1–2 ms after the connection is made.
+const WHILE_CONNECTING_EVERY: Duration = Duration::from_millis(1);
 
 /// The database server's host and port, when it is reached over TCP.
 #[derive(Debug, Clone)]
@@ -33,13 +42,47 @@ impl TcpServer {
         TcpServer { host: host.to_owned(), port }
     }
 
-    /// Sets `TCP_NODELAY` on every TCP socket of this process connected to
-    /// the server: each address its host resolves to, on its port. Best
+    /// Runs `connecting`, which may open sessions to the server, setting
+    /// `TCP_NODELAY` on every TCP socket of this process connected to the
+    /// server (each address its host resolves to, on its port) every
+    /// [`WHILE_CONNECTING_EVERY`] meanwhile and once more at its end: set
+    /// before the TLS handshake's double writes, each saves a delayed
+    /// acknowledgement (`docs/operations.md`, "No send delay"). Best
     /// effort: a socket it cannot set stays as it was.
-    pub async fn set_nodelay_on_connections(&self) {
-        let Ok(addresses) = tokio::net::lookup_host((self.host.as_str(), self.port)).await else { return };
+    pub async fn while_connecting<T>(&self, connecting: impl Future<Output = T>) -> T {
+        let Ok(addresses) = tokio::net::lookup_host((self.host.as_str(), self.port)).await else {
+            return connecting.await;
+        };
         let servers: Vec<SocketAddr> = addresses.map(canonical).collect();
-        set_on_sockets_connected_to(&servers);
+        let mut every = tokio::time::interval_at(Instant::now() + WHILE_CONNECTING_EVERY, WHILE_CONNECTING_EVERY);
+        every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut connecting = std::pin::pin!(connecting);
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut connecting => {
+                    set_on_sockets_connected_to(&servers);
+                    return done;
+                }
+                _ = every.tick() => set_on_sockets_connected_to(&servers),
+            }
+        }
+    }
+}
+
+impl TcpServer {
+    /// Sets `TCP_NODELAY` on the process's connections to the server now
+    /// (a session opened where no [`TcpServer::while_connecting`] watched).
+    pub async fn set_nodelay_on_connections(&self) {
+        self.while_connecting(async {}).await
+    }
+}
+
+/// [`TcpServer::while_connecting`] when there is a TCP server, else `connecting` as it is.
+pub(crate) async fn nodelay_while<T>(server: Option<&TcpServer>, connecting: impl Future<Output = T>) -> T {
+    match server {
+        Some(server) => server.while_connecting(connecting).await,
+        None => connecting.await,
     }
 }
 
@@ -113,5 +156,27 @@ mod tests {
         assert!(nodelay(&to_server));
         assert!(!nodelay(&to_same_port), "same port, another address");
         assert!(!nodelay(&to_other_port), "same address, another port");
+    }
+
+    /// A connection made while a session is being opened is set before the
+    /// opening ends (the TLS handshake's writes follow within milliseconds).
+    #[tokio::test]
+    async fn connections_made_while_connecting_are_set_before_it_ends() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = server.local_addr().unwrap();
+        let watched = TcpServer::new("127.0.0.1", address.port());
+        let set_while_connecting = watched
+            .while_connecting(async {
+                let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+                for _ in 0..200 {
+                    if stream.nodelay().unwrap() {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                false
+            })
+            .await;
+        assert!(set_while_connecting, "not set within 200 ms of the connection");
     }
 }

@@ -58,6 +58,8 @@ pub struct MariaDbStore {
     /// The sessions of a sweep's batches and of its reads of the next ids.
     kept: SweepSessions<MySql>,
     own: OwnSessions<MySql>,
+    /// The server, when it is reached over TCP.
+    server: Option<TcpServer>,
     replicas: Replicas<ReplicaStatus>,
 }
 
@@ -73,16 +75,17 @@ impl MariaDbStore {
         let server = tcp_server(&options);
         let hint = |failure: &NoConnection| plain_text_hint(failure, &options);
         let mut first =
-            first_session::<MySqlConnection>(settings, &options, server, (&trusted, TLS_REFUSED), hint).await?;
+            first_session::<MySqlConnection>(settings, &options, server.clone(), (&trusted, TLS_REFUSED), hint).await?;
         server::check(&mut first).await?;
         let timeout = settings.statement_timeout_ms();
         MySql::query(sql::SESSION_SETTINGS, &[timeout.into()]).execute(&mut first).await?;
         let setup = Some((sql::SESSION_SETTINGS, timeout));
-        let pool = server_pool_options::<MySql>(settings, tcp_server(&options), setup).connect_lazy_with(options);
+        let pool = server_pool_options::<MySql>(settings, server.clone(), setup).connect_lazy_with(options);
         Ok(MariaDbStore {
             settings: settings.clone(),
             pool,
-            kept: SweepSessions::default(),
+            kept: SweepSessions::new(server.clone()),
+            server,
             own: OwnSessions::with_spare(first),
             replicas: Replicas::new(settings, options::connect_options),
         })
@@ -93,7 +96,7 @@ impl MariaDbStore {
     async fn new_own(&self) -> Result<MySqlConnection, StoreError> {
         let options = (*self.pool.connect_options()).clone();
         let timeout = self.pool.options().get_acquire_timeout();
-        let mut conn = open_session(&options, timeout, tcp_server(&options)).await?;
+        let mut conn = open_session(&options, timeout, self.server.clone()).await?;
         MySql::query(sql::SESSION_SETTINGS, &[self.settings.statement_timeout_ms().into()]).execute(&mut conn).await?;
         Ok(conn)
     }
@@ -197,6 +200,10 @@ impl Driver for MariaDbStore {
     fn pool(&self, _purpose: Purpose) -> &MySqlPool {
         &self.pool
     }
+
+    fn tcp_server(&self) -> Option<&TcpServer> {
+        self.server.as_ref()
+    }
 }
 
 #[async_trait]
@@ -293,7 +300,9 @@ impl SweepStore for MariaDbStore {
         ranges: &PerRule<Option<IdRange>>,
         settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
-        self.kept.eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, ranges, settled).await
+        self.kept
+            .eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, decode::eligible_ids::<MySql>, (ranges, settled))
+            .await
     }
 
     /// Claims, audits and deletes the jobs still eligible: one transaction, each statement rechecking.

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Connection;
+use sqlx::Row;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPool, PgRow, Postgres};
 
 use self::replicas::Standbys;
 use self::sessions::Sessions;
@@ -34,7 +35,7 @@ use super::records::{
 };
 use super::{AdminStore, ReadOnly, Refusal, StoreError, SweepStore};
 use crate::config::{DatabaseSettings, format_duration};
-use crate::policy::{PerRule, Retentions};
+use crate::policy::{PerRule, Retentions, SortKey};
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -99,16 +100,33 @@ impl PostgresStore {
         // alongside it, they would send a refused password a second time
         // ("Few new sessions" in docs/operations.md).
         let first = first_session(settings, &own_options, server.clone(), (&trusted, TLS_REFUSED), |_| "").await?;
-        let pool_options = server_pool_options::<Postgres>(settings, server, None);
+        let pool_options = server_pool_options::<Postgres>(settings, server.clone(), None);
         let index_order_pool = pool_options.clone().connect_lazy_with(options::index_order_options(options.clone()));
         let pool = pool_options.connect_lazy_with(options);
         Ok(PostgresStore {
             settings: settings.clone(),
-            sessions: Sessions::new(pool, index_order_pool, first),
+            sessions: Sessions::new(pool, index_order_pool, first, server),
             replicas: Replicas::new(settings, options::connect_options),
             read_only_seen: Mutex::new(None),
         })
     }
+}
+
+/// The rows of [`sql::SELECT_ELIGIBLE_IDS`]: a rule's ids and their age
+/// timestamps as two arrays in one order, which need not be the age order:
+/// the cursor is the largest (age, id) of them.
+fn eligible_id_arrays(rows: &[PgRow]) -> Result<PerRule<EligibleIds>, StoreError> {
+    let mut read = PerRule::<EligibleIds>::default();
+    for row in rows {
+        let (policy, job_type) = decode::rule::<Postgres>(row)?;
+        let timestamps: Option<Vec<DateTime<Utc>>> = row.try_get("ts")?;
+        let ids: Option<Vec<i64>> = row.try_get("id")?;
+        let keys = timestamps.unwrap_or_default().into_iter().zip(ids.unwrap_or_default());
+        let rule = &mut read[policy][job_type];
+        rule.ids = keys.clone().map(|(_, id)| id).collect();
+        rule.last = keys.map(|(timestamp, job_id)| SortKey { timestamp, job_id }).max();
+    }
+    Ok(read)
 }
 
 /// What it means when the server will not speak TLS.
@@ -165,6 +183,10 @@ impl Driver for PostgresStore {
             Purpose::General => &self.sessions.pool,
             Purpose::PlannedReads => &self.sessions.index_order_pool,
         }
+    }
+
+    fn tcp_server(&self) -> Option<&TcpServer> {
+        self.sessions.server.as_ref()
     }
 }
 
@@ -232,7 +254,8 @@ impl SweepStore for PostgresStore {
         settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let pool = &self.sessions.index_order_pool;
-        self.sessions.kept.eligible_ids(pool, sql::SELECT_ELIGIBLE_IDS, ranges, settled).await
+        let read = (ranges, settled);
+        self.sessions.kept.eligible_ids(pool, sql::SELECT_ELIGIBLE_IDS, eligible_id_arrays, read).await
     }
 
     /// One statement deletes the jobs and writes their audit rows, and

@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnection, PgPool, PgRow, Postgres};
 
 use super::options;
 use crate::store::StoreError;
-use crate::store::common::{self, Arg, OwnSessions, SweepSessions};
+use crate::store::common::{self, Arg, OwnSessions, SweepSessions, TcpServer};
 
 pub struct Sessions {
     pub pool: PgPool,
@@ -29,17 +29,21 @@ pub struct Sessions {
     /// The sessions of a sweep's batches and of its reads of the next ids.
     pub kept: SweepSessions<Postgres>,
     pub own: OwnSessions<Postgres>,
+    /// The server, when it is reached over TCP.
+    pub server: Option<TcpServer>,
     /// The session that last asked whether the server takes writes, and when it was opened.
     asking: Mutex<Option<(PgConnection, Instant)>>,
 }
 
 impl Sessions {
-    /// `first`: the session that found the server reachable.
-    pub fn new(pool: PgPool, index_order_pool: PgPool, first: PgConnection) -> Sessions {
+    /// `first`: the session that found the server reachable; `server`:
+    /// the server, when it is reached over TCP.
+    pub fn new(pool: PgPool, index_order_pool: PgPool, first: PgConnection, server: Option<TcpServer>) -> Sessions {
         Sessions {
             pool,
             index_order_pool,
-            kept: SweepSessions::default(),
+            kept: SweepSessions::new(server.clone()),
+            server,
             own: OwnSessions::default(),
             asking: Mutex::new(Some((first, Instant::now()))),
         }

@@ -453,12 +453,32 @@ macro_rules! eligible_ids_of {
     };
 }
 
-/// The next ids of every rule's eligible jobs, in one statement (an idle
-/// sweep reads nothing else): per rule, in the order of `policy::RULES`,
-/// its cut-off, cursor (age, id), bound (age, id) and limit, $1–$6, …,
-/// $43–$48; a rule not read has no cut-off and limit 0. $49: `Cutoffs::settled`.
+/// One rule's row of [`SELECT_ELIGIBLE_IDS`]: its range of
+/// [`eligible_ids_of`] as two arrays of one order, the age timestamps (`ts`)
+/// and the ids (`id`), both NULL when the range is empty. An array is read
+/// as one value: a row per id cost ten times more to send and decode
+/// (docs/operations.md, "Where a PostgreSQL purge's time goes").
+macro_rules! eligible_id_arrays_of {
+    ($predicate:literal, $policy:literal, $type:literal, $($range:tt)*) => {
+        concat!(
+            "(SELECT '",
+            $policy,
+            "'::text AS policy, '",
+            $type,
+            "'::text AS job_type, array_agg(ts) AS ts, array_agg(id) AS id FROM ",
+            eligible_ids_of!($predicate, $policy, $type, $($range)*),
+            " AS range_of_rule)"
+        )
+    };
+}
+
+/// The next ids of every rule's eligible jobs, in one statement, a row per
+/// rule ([`eligible_id_arrays_of`]): per rule, in the order of
+/// `policy::RULES`, its cut-off, cursor (age, id), bound (age, id) and
+/// limit, $1–$6, …, $43–$48; a rule not read has no cut-off and limit 0.
+/// $49: `Cutoffs::settled`.
 pub const SELECT_ELIGIBLE_IDS: &str = for_each_rule!(
-    eligible_ids_of,
+    eligible_id_arrays_of,
     " UNION ALL ",
     "$49",
     ["$1", "$2", "$3", "$4", "$5", "$6"],
