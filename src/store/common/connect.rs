@@ -106,8 +106,8 @@ pub(crate) fn describe_connect_error(failure: NoConnection, trusted: &str, refus
 }
 
 /// The first session of a server engine ([`first_connection`]), with
-/// TCP_NODELAY on when it goes to `server` ([`nodelay_while`]); a failure says why in plain
-/// words ([`describe_connect_error`]), and what `hint` adds.
+/// TCP_NODELAY on when it goes to `server` ([`nodelay_while`]); a failure
+/// says why in plain words ([`describe_connect_error`]), and what `hint` adds.
 pub(crate) async fn first_session<C: sqlx::Connection>(
     settings: &DatabaseSettings,
     options: &C::Options,

@@ -5,8 +5,8 @@
 //! Why: over TLS, a batch larger than one TLS record leaves in two writes,
 //! and with Nagle on the second waits for the server's delayed
 //! acknowledgement of the first (`docs/operations.md`, "No send delay").
-//! The TLS handshake itself writes twice in a row, twice, so a session is
-//! opened with the option being set every millisecond meanwhile.
+//! The TLS handshake itself has two such pairs of writes, so while a
+//! session opens the option is set every millisecond.
 //!
 //! sqlx gives no access to its socket, so the sockets are found by their
 //! descriptors (`/proc/self/fd`). Other threads may close a descriptor and
@@ -68,9 +68,7 @@ impl TcpServer {
             }
         }
     }
-}
 
-impl TcpServer {
     /// Sets `TCP_NODELAY` on the process's connections to the server now
     /// (a session opened where no [`TcpServer::while_connecting`] watched).
     pub async fn set_nodelay_on_connections(&self) {

@@ -455,9 +455,9 @@ macro_rules! eligible_ids_of {
 
 /// One rule's row of [`SELECT_ELIGIBLE_IDS`]: its range of
 /// [`eligible_ids_of`] as two arrays of one order, the age timestamps (`ts`)
-/// and the ids (`id`), both NULL when the range is empty. An array is read
-/// as one value: a row per id cost ten times more to send and decode
-/// (docs/operations.md, "Where a PostgreSQL purge's time goes").
+/// and the ids (`id`), both NULL when the range is empty. An array is sent
+/// and decoded as one value, where rows are one by one, each column looked
+/// up by name (docs/operations.md, "Where a PostgreSQL purge's time goes").
 macro_rules! eligible_id_arrays_of {
     ($predicate:literal, $policy:literal, $type:literal, $($range:tt)*) => {
         concat!(
