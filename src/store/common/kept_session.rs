@@ -98,7 +98,8 @@ impl<DB: Db> SweepSessions<DB> {
         pool: &Pool<DB>,
         statement: &'static str,
         decode: DecodeIds<DB>,
-        (ranges, settled): (&PerRule<Option<IdRange>>, Option<DateTime<Utc>>),
+        ranges: &PerRule<Option<IdRange>>,
+        settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let mut conn = self.reading.take(pool).await?;
         let args = id_range_args(ranges, settled);

@@ -50,10 +50,7 @@ impl TcpServer {
     /// acknowledgement (`docs/operations.md`, "No send delay"). Best
     /// effort: a socket it cannot set stays as it was.
     pub async fn while_connecting<T>(&self, connecting: impl Future<Output = T>) -> T {
-        let Ok(addresses) = tokio::net::lookup_host((self.host.as_str(), self.port)).await else {
-            return connecting.await;
-        };
-        let servers: Vec<SocketAddr> = addresses.map(canonical).collect();
+        let Some(servers) = self.addresses().await else { return connecting.await };
         let mut every = tokio::time::interval_at(Instant::now() + WHILE_CONNECTING_EVERY, WHILE_CONNECTING_EVERY);
         every.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut connecting = std::pin::pin!(connecting);
@@ -72,7 +69,15 @@ impl TcpServer {
     /// Sets `TCP_NODELAY` on the process's connections to the server now
     /// (a session opened where no [`TcpServer::while_connecting`] watched).
     pub async fn set_nodelay_on_connections(&self) {
-        self.while_connecting(async {}).await
+        if let Some(servers) = self.addresses().await {
+            set_on_sockets_connected_to(&servers);
+        }
+    }
+
+    /// Each address the server's host resolves to, with its port.
+    async fn addresses(&self) -> Option<Vec<SocketAddr>> {
+        let addresses = tokio::net::lookup_host((self.host.as_str(), self.port)).await.ok()?;
+        Some(addresses.map(canonical).collect())
     }
 }
 

@@ -301,7 +301,7 @@ impl SweepStore for MariaDbStore {
         settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         self.kept
-            .eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, decode::eligible_ids::<MySql>, (ranges, settled))
+            .eligible_ids(&self.pool, sql::SELECT_ELIGIBLE_IDS, decode::eligible_ids::<MySql>, ranges, settled)
             .await
     }
 

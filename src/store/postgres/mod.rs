@@ -119,12 +119,11 @@ fn eligible_id_arrays(rows: &[PgRow]) -> Result<PerRule<EligibleIds>, StoreError
     let mut read = PerRule::<EligibleIds>::default();
     for row in rows {
         let (policy, job_type) = decode::rule::<Postgres>(row)?;
-        let timestamps: Option<Vec<DateTime<Utc>>> = row.try_get("ts")?;
-        let ids: Option<Vec<i64>> = row.try_get("id")?;
-        let keys = timestamps.unwrap_or_default().into_iter().zip(ids.unwrap_or_default());
+        let timestamps: Vec<DateTime<Utc>> = row.try_get::<Option<_>, _>("ts")?.unwrap_or_default();
+        let ids: Vec<i64> = row.try_get::<Option<_>, _>("id")?.unwrap_or_default();
         let rule = &mut read[policy][job_type];
-        rule.ids = keys.clone().map(|(_, id)| id).collect();
-        rule.last = keys.map(|(timestamp, job_id)| SortKey { timestamp, job_id }).max();
+        rule.last = timestamps.into_iter().zip(&ids).map(|(timestamp, &job_id)| SortKey { timestamp, job_id }).max();
+        rule.ids = ids;
     }
     Ok(read)
 }
@@ -254,8 +253,7 @@ impl SweepStore for PostgresStore {
         settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let pool = &self.sessions.index_order_pool;
-        let read = (ranges, settled);
-        self.sessions.kept.eligible_ids(pool, sql::SELECT_ELIGIBLE_IDS, eligible_id_arrays, read).await
+        self.sessions.kept.eligible_ids(pool, sql::SELECT_ELIGIBLE_IDS, eligible_id_arrays, ranges, settled).await
     }
 
     /// One statement deletes the jobs and writes their audit rows, and
