@@ -42,13 +42,15 @@ impl TcpServer {
         TcpServer { host: host.to_owned(), port }
     }
 
-    /// Runs `connecting`, which may open sessions to the server, setting
+    /// Runs `connecting`, which opens a session to the server, setting
     /// `TCP_NODELAY` on every TCP socket of this process connected to the
     /// server (each address its host resolves to, on its port) every
-    /// [`WHILE_CONNECTING_EVERY`] meanwhile and once more at its end: set
-    /// before the TLS handshake's double writes, each saves a delayed
-    /// acknowledgement (`docs/operations.md`, "No send delay"). Best
-    /// effort: a socket it cannot set stays as it was.
+    /// [`WHILE_CONNECTING_EVERY`] until a scan finds a socket without it,
+    /// and once more at its end: set before the TLS handshake's double
+    /// writes, each saves a delayed acknowledgement (`docs/operations.md`,
+    /// "No send delay"). The scans stop at the new session's socket, as
+    /// `connecting` may go on for long (a migration) with nothing more to
+    /// set. Best effort: a socket it cannot set stays as it was.
     pub async fn while_connecting<T>(&self, connecting: impl Future<Output = T>) -> T {
         let Some(servers) = self.addresses().await else { return connecting.await };
         let mut every = tokio::time::interval_at(Instant::now() + WHILE_CONNECTING_EVERY, WHILE_CONNECTING_EVERY);
@@ -61,9 +63,14 @@ impl TcpServer {
                     set_on_sockets_connected_to(&servers);
                     return done;
                 }
-                _ = every.tick() => set_on_sockets_connected_to(&servers),
+                _ = every.tick() => if set_on_sockets_connected_to(&servers) > 0 {
+                    break;
+                },
             }
         }
+        let done = connecting.await;
+        set_on_sockets_connected_to(&servers);
+        done
     }
 
     /// Sets `TCP_NODELAY` on the process's connections to the server now
@@ -90,9 +97,11 @@ pub(crate) async fn nodelay_while<T>(server: Option<&TcpServer>, connecting: imp
 }
 
 /// The scan itself, on this thread: `/proc/self/fd`, then a duplicate of
-/// each socket found there.
-fn set_on_sockets_connected_to(servers: &[SocketAddr]) {
-    let Ok(descriptors) = std::fs::read_dir("/proc/self/fd") else { return };
+/// each socket found there. Returns how many sockets it set that were not
+/// set before.
+fn set_on_sockets_connected_to(servers: &[SocketAddr]) -> usize {
+    let mut newly_set = 0;
+    let Ok(descriptors) = std::fs::read_dir("/proc/self/fd") else { return newly_set };
     for entry in descriptors.flatten() {
         let Some(number) = entry.file_name().to_str().and_then(|name| name.parse::<RawFd>().ok()) else { continue };
         // "socket:[inode]": anything else (files, pipes, this directory) is left alone.
@@ -102,10 +111,14 @@ fn set_on_sockets_connected_to(servers: &[SocketAddr]) {
             continue;
         }
         let Some(socket) = duplicate(number) else { continue };
-        if peer(&socket).is_some_and(|peer| servers.contains(&peer)) {
-            let _ = rustix::net::sockopt::set_tcp_nodelay(&socket, true);
+        if peer(&socket).is_some_and(|peer| servers.contains(&peer))
+            && rustix::net::sockopt::tcp_nodelay(&socket) == Ok(false)
+            && rustix::net::sockopt::set_tcp_nodelay(&socket, true).is_ok()
+        {
+            newly_set += 1;
         }
     }
+    newly_set
 }
 
 /// A descriptor of this process's own for what `number` refers to now;
@@ -155,8 +168,9 @@ mod tests {
         let to_other_port = TcpStream::connect(other_port.local_addr().unwrap()).unwrap();
         assert!(!nodelay(&to_server) && !nodelay(&to_same_port) && !nodelay(&to_other_port));
 
-        set_on_sockets_connected_to(&[server.local_addr().unwrap()]);
+        assert_eq!(set_on_sockets_connected_to(&[server.local_addr().unwrap()]), 1);
         assert!(nodelay(&to_server));
+        assert_eq!(set_on_sockets_connected_to(&[server.local_addr().unwrap()]), 0, "set already");
         assert!(!nodelay(&to_same_port), "same port, another address");
         assert!(!nodelay(&to_other_port), "same address, another port");
     }
