@@ -235,8 +235,8 @@ impl FirstIds {
 }
 
 /// What [`crate::store::SweepStore::eligible_ids`] read of one policy: the
-/// ids in the policy's age order, and the key of the last, where the next
-/// read starts.
+/// ids, in any order (a sweep sorts them by id), and the largest key of
+/// them in the policy's age order, where the next read starts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EligibleIds {
     pub ids: Vec<i64>,
@@ -244,6 +244,7 @@ pub struct EligibleIds {
 }
 
 impl EligibleIds {
+    /// Adds an id of rows read in the policy's age order: its key is the largest yet.
     pub(crate) fn push(&mut self, key: SortKey) {
         self.ids.push(key.job_id);
         self.last = Some(key);
