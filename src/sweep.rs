@@ -326,7 +326,7 @@ enum Begun {
     /// It found nothing eligible and recorded its run as begun and finished.
     Idle(i64),
     /// Its run is recorded as running; with the ids it read first, if it did.
-    Running(i64, Option<Box<PendingIds>>),
+    Running(i64, Option<Box<PendingIds<'static>>>),
 }
 
 impl Begun {
@@ -434,11 +434,11 @@ struct Run {
 }
 
 /// Deletes in batches under the run record `run` (begun), then records its end.
-async fn delete_eligible(
-    store: &dyn Store,
+async fn delete_eligible<'s>(
+    store: &'s dyn Store,
     plan: &SweepPlan,
     trail_cutoffs: &TrailCutoffs,
-    pending: PendingIds,
+    pending: PendingIds<'s>,
     progress: &mut Progress,
     run: &Run,
     limits: &Limits<'_>,
@@ -492,10 +492,10 @@ async fn delete_eligible(
 
 /// The batches of one run, in id order; returns why they stopped once
 /// the jobs of every committed batch are counted and logged.
-async fn delete_in_batches(
-    store: &dyn Store,
+async fn delete_in_batches<'s>(
+    store: &'s dyn Store,
     plan: &SweepPlan,
-    pending: PendingIds,
+    pending: PendingIds<'s>,
     run: &Run,
     progress: &mut Progress,
     limits: &Limits<'_>,
@@ -508,10 +508,10 @@ async fn delete_in_batches(
     finished.map(|()| stopped)
 }
 
-async fn delete_batches(
-    store: &dyn Store,
+async fn delete_batches<'s>(
+    store: &'s dyn Store,
     plan: &SweepPlan,
-    mut pending: PendingIds,
+    mut pending: PendingIds<'s>,
     run: &Run,
     progress: &mut Progress,
     committed_jobs: &mut Committed,
@@ -532,16 +532,14 @@ async fn delete_batches(
             Ok(limit) => limit,
             Err(stopped_by) => return Ok(stopped_by),
         };
-        let ids = pending.next_batch(store, limit as usize).await?;
+        let ids = pending.next_batch(store, limit as usize).await?.to_vec();
         if ids.is_empty() {
             return Ok(StoppedBy::Done);
         }
         let tried = ids.len();
         let batch_started = Instant::now();
-        let deleted = match store
-            .delete_eligible(&Batch { run_id, cutoffs: &cutoffs, ids, deleted_by: &run.deleted_by })
-            .await
-        {
+        let batch = Batch { run_id, cutoffs: &cutoffs, ids: &ids, deleted_by: &run.deleted_by };
+        let deleted = match pending.alongside(store.delete_eligible(&batch)).await {
             Ok(deleted) => deleted,
             Err(StoreError::StatementTimeout(error)) if progress.sizer.shrink_after_timeout() => {
                 // The batch rolled back whole; a smaller one may fit.
@@ -573,13 +571,13 @@ async fn delete_batches(
             commit_ms = commit.as_secs_f64() * 1e3,
             "batch committed"
         );
-        committed_jobs.hand_over(run_id, deleted).await?;
+        pending.alongside(committed_jobs.hand_over(run_id, deleted)).await?;
         if progress.cap_reached(plan) {
             return Ok(StoppedBy::MaxDeletes);
         }
         if pending.is_empty() {
             return Ok(StoppedBy::Done);
         }
-        settle(store, plan, committed, limits.stop()).await?;
+        pending.alongside(settle(store, plan, committed, limits.stop())).await?;
     }
 }

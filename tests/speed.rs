@@ -76,7 +76,9 @@ every_engine! {
     /// least however quick the machine. Each size follows from the batch
     /// before under that purge's budget, exactly as the sizer of
     /// src/batch.rs decides (its rules are tested there): the batches
-    /// logged, replayed through it, give the sizes logged. After the ramp
+    /// logged, replayed through it, give the sizes logged, but for the last
+    /// batch and one that ends the ids of the sweep's first statement, each
+    /// shorter than its size. After the ramp
     /// from 1,000 the median batch's statements (its commit left out) take
     /// between a quarter of its budget and twice it (a cap the sizer sets
     /// when a larger batch was slower per job, noise on a busy machine
@@ -105,11 +107,20 @@ every_engine! {
 
             let mut sizer = BatchSizer::new(BatchSize::Auto, Duration::from_millis(budget_ms));
             let (last, full) = batches.split_last().expect("batches");
+            let mut short = 0;
             for (number, (jobs, ms, commit_ms)) in full.iter().enumerate() {
-                assert_eq!(*jobs, u64::from(sizer.size()), "{what}: batch {number} is not the size the budget gives");
+                if *jobs < u64::from(sizer.size()) {
+                    // The last of the ids the sweep's first statement read,
+                    // while the rest was being read (src/sweep/pending.rs):
+                    // the sizer learns nothing from a batch short of its size.
+                    short += 1;
+                } else {
+                    assert_eq!(*jobs, u64::from(sizer.size()), "{what}: batch {number} is not the size the budget gives");
+                }
                 let (elapsed, commit) = (Duration::from_secs_f64(ms / 1e3), Duration::from_secs_f64(commit_ms / 1e3));
                 sizer.record(*jobs as usize, elapsed, commit);
             }
+            assert!(short <= 1, "{what}: {short} batches short of their size before the last");
             assert!(last.0 <= u64::from(sizer.size()), "{what}: the last batch is larger than its size");
 
             // The last batch takes what is left: it says nothing of the sizer.

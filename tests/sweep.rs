@@ -747,32 +747,53 @@ every_engine! {
 every_engine! {
     /// More eligible ids than one read statement returns (10,000, shared by
     /// the policies still being read): the first statement exhausts two
-    /// policies, the next ones read the third alone, and the purge deletes
-    /// every eligible job of each, once, and nothing else.
+    /// policies, the next ones read the third alone while the first batches
+    /// run, and the purge deletes every eligible job of each, once, and
+    /// nothing else.
     fn a_backlog_larger_than_one_read_statement_is_deleted_whole(env: &TestEnv) {
-        let base = now();
-        let mut jobs = Vec::new();
-        for i in 0..11_000_i64 {
-            // Ages 100–399 days, not in id order.
-            jobs.push(job(&format!("done-{i:05}"), "Completed", base - Duration::days(100 + i * 7_919 % 300)));
-        }
-        for i in 0..1_200 {
-            jobs.push(job(&format!("closed-{i:04}"), "Closed", base - Duration::days(95)));
-        }
-        for i in 0..300 {
-            jobs.push(aged(&format!("idle-{i:03}"), "Creating", Duration::days(20)));
-        }
-        for i in 0..500 {
-            jobs.push(job(&format!("young-{i:03}"), "Completed", base - Duration::days(30)));
-        }
-        env.import_ok(&jobs);
-
-        let s = env.json_env(&["purge"], &[IDLE_14D]);
-        assert_eq!(s["counts"], json!({"completed": 11_000, "closed": 1_200, "creating_idle": 300, "retain_until": 0}), "{s}");
-        assert_eq!(s["stopped_by"], "done", "{s}");
-        assert_eq!(env.count("retention_audit"), 12_500);
-        assert_eq!(env.scalar("SELECT count(DISTINCT job_id) FROM retention_audit"), 12_500);
-        assert_eq!(env.strings("SELECT DISTINCT substr(name, 1, 6) FROM jobs"), vec!["young-".to_string()]);
-        assert_eq!(env.count("jobs"), 500);
+        purge_a_backlog_larger_than_one_read_statement(env, &[]);
     }
+}
+
+every_engine! {
+    /// The same with one pooled session (`database.max_connections = 1`):
+    /// the reads of the next ids cannot run alongside the batches, and wait
+    /// for them instead of for a session the batches keep.
+    fn a_backlog_larger_than_one_read_statement_is_deleted_on_one_session(env: &TestEnv) {
+        purge_a_backlog_larger_than_one_read_statement(
+            env,
+            &[("RETENTIOND__DATABASE__MAX_CONNECTIONS", "1"), ("RETENTIOND__DATABASE__CONNECT_TIMEOUT", "5s")],
+        );
+    }
+}
+
+fn purge_a_backlog_larger_than_one_read_statement(env: &TestEnv, settings: &[(&str, &str)]) {
+    let base = now();
+    let mut jobs = Vec::new();
+    for i in 0..11_000_i64 {
+        // Ages 100–399 days, not in id order.
+        jobs.push(job(&format!("done-{i:05}"), "Completed", base - Duration::days(100 + i * 7_919 % 300)));
+    }
+    for i in 0..1_200 {
+        jobs.push(job(&format!("closed-{i:04}"), "Closed", base - Duration::days(95)));
+    }
+    for i in 0..300 {
+        jobs.push(aged(&format!("idle-{i:03}"), "Creating", Duration::days(20)));
+    }
+    for i in 0..500 {
+        jobs.push(job(&format!("young-{i:03}"), "Completed", base - Duration::days(30)));
+    }
+    env.import_ok(&jobs);
+
+    let s = env.json_env(&["purge"], &[&[IDLE_14D][..], settings].concat());
+    assert_eq!(
+        s["counts"],
+        json!({"completed": 11_000, "closed": 1_200, "creating_idle": 300, "retain_until": 0}),
+        "{s}"
+    );
+    assert_eq!(s["stopped_by"], "done", "{s}");
+    assert_eq!(env.count("retention_audit"), 12_500);
+    assert_eq!(env.scalar("SELECT count(DISTINCT job_id) FROM retention_audit"), 12_500);
+    assert_eq!(env.strings("SELECT DISTINCT substr(name, 1, 6) FROM jobs"), vec!["young-".to_string()]);
+    assert_eq!(env.count("jobs"), 500);
 }

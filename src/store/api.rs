@@ -159,6 +159,10 @@ pub trait SweepStore: Send + Sync {
         Duration::ZERO
     }
 
+    /// Whether a sweep may read its next ids while a batch runs: its
+    /// sessions allow both at once (src/sweep/pending.rs).
+    fn reads_alongside_batches(&self) -> bool;
+
     /// A number that changes whenever another connection commits to the
     /// store, read between batches: a sweep lets its pause go on while the
     /// application's writers are still getting through (src/sweep/pause.rs).

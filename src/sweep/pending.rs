@@ -11,13 +11,24 @@
 //! first (that key is in the order of eligibility, and moved back by each
 //! rule's retention into the rule's age order); a sweep
 //! stopped early leaves part of its set, whichever part, to the next one.
+//!
+//! The next read runs while the batches of the ids read before it run, on
+//! a session of its own: reading a few hundred thousand ids takes a few
+//! hundred milliseconds the batches need not wait for (docs/operations.md,
+//! "Reading ahead"). So an uncapped sweep's first batches take the ids of
+//! its first statement (`SweepStore::start_sweep`) while the rest is read.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
 
 use crate::lifecycle::JobType;
 use crate::policy::{Cursors, Cutoffs, PerRule, Policy, RULES, Retentions, SortKey, retention_micros};
 use crate::store::{EligibleIds, IdRange, Store, StoreError};
 
-/// Ids held at a time: 4 MiB of them, read in a few hundred milliseconds;
-/// enough that a backlog of millions is crossed in a few passes.
+/// Ids held in one read: 4 MiB of them, read in a few hundred
+/// milliseconds; enough that a backlog of millions is crossed in a few
+/// passes. A sweep holds two reads at most: the one its batches take, and
+/// the next.
 const IDS_PER_READ: usize = 500_000;
 
 /// Ids one statement returns at most. The store reads whole results
@@ -25,43 +36,38 @@ const IDS_PER_READ: usize = 500_000;
 /// at once, and a purge's peak memory (`docs/operations.md`).
 const IDS_PER_STATEMENT: usize = 10_000;
 
-/// The ids read and not yet deleted, and where each policy's next read starts.
-pub struct PendingIds {
+/// The ids read and not yet deleted, and the next read.
+pub struct PendingIds<'s> {
     cutoffs: Cutoffs,
-    /// A capped sweep's cap and retentions, until its first read fixes `through`.
-    cap: Option<(u64, Retentions)>,
-    /// Each rule's last job of a capped sweep's set, in the rule's age
-    /// order; `None` without a cap.
-    through: PerRule<Option<SortKey>>,
-    cursors: Cursors,
-    /// Whether a rule's last read came back short: nothing more to read.
-    exhausted: PerRule<bool>,
     /// Sorted; those before `next` are done.
     ids: Vec<i64>,
     next: usize,
-    /// The ids came from a first read of one statement, with more to read:
-    /// the first batch waits for a full read, as every other read is.
-    partly_read: bool,
+    ahead: Ahead<'s>,
 }
 
-impl PendingIds {
+/// The read after the ids held.
+enum Ahead<'s> {
+    /// Every rule is read to its end.
+    Done,
+    /// None under way: where it starts.
+    Waiting(IdReader),
+    /// Under way, polled while a batch runs ([`PendingIds::alongside`]).
+    Reading(Pin<Box<dyn Future<Output = ReadIds> + Send + 's>>),
+    /// Done before the ids held were.
+    Read(IdReader, Vec<i64>),
+    Failed(StoreError),
+}
+
+impl<'s> PendingIds<'s> {
     /// Nothing read yet. `max_deletes`: the sweep's cap (0 = none), whose
     /// last job the first read looks up.
-    pub fn new(cutoffs: &Cutoffs, retentions: &Retentions, max_deletes: u64) -> PendingIds {
-        PendingIds {
-            cutoffs: *cutoffs,
-            cap: (max_deletes > 0).then_some((max_deletes, *retentions)),
-            through: PerRule::default(),
-            cursors: Cursors::default(),
-            exhausted: cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.is_none())),
-            ids: Vec::new(),
-            next: 0,
-            partly_read: false,
-        }
+    pub fn new(cutoffs: &Cutoffs, retentions: &Retentions, max_deletes: u64) -> PendingIds<'s> {
+        let reader = IdReader::new(cutoffs, (max_deletes > 0).then_some((max_deletes, *retentions)));
+        PendingIds { cutoffs: *cutoffs, ids: Vec::new(), next: 0, ahead: Ahead::after(reader) }
     }
 
     /// Ids per rule of a sweep's first read, as the first
-    /// statement of [`PendingIds::read`] would ask for them.
+    /// statement of [`IdReader::read`] would ask for them.
     pub fn first_read_limit(retentions: &Retentions) -> u32 {
         let enabled = RULES.into_iter().filter(|&(policy, job_type)| retentions[policy][job_type].is_some()).count();
         u32::try_from((IDS_PER_STATEMENT / enabled.max(1)).max(1)).unwrap_or(u32::MAX)
@@ -69,12 +75,12 @@ impl PendingIds {
 
     /// An uncapped sweep's ids, from its first read (`SweepStore::clock_and_first_ids`,
     /// [`PendingIds::first_read_limit`] per rule) under `cutoffs`.
-    pub fn with_first_read(cutoffs: &Cutoffs, first: &PerRule<EligibleIds>, limit: u32) -> PendingIds {
-        let mut pending = PendingIds::new(cutoffs, &Retentions::default(), 0);
-        pending.take(&pending.reading(), first, limit as usize);
-        pending.ids.sort_unstable();
-        pending.partly_read = !pending.reading().is_empty();
-        pending
+    pub fn with_first_read(cutoffs: &Cutoffs, first: &PerRule<EligibleIds>, limit: u32) -> PendingIds<'s> {
+        let mut reader = IdReader::new(cutoffs, None);
+        let mut ids = Vec::new();
+        reader.take(&reader.reading(), first, limit as usize, &mut ids);
+        ids.sort_unstable();
+        PendingIds { cutoffs: *cutoffs, ids, next: 0, ahead: Ahead::after(reader) }
     }
 
     /// The cut-offs the ids are read under.
@@ -82,18 +88,60 @@ impl PendingIds {
         &self.cutoffs
     }
 
-    /// The next at most `limit` ids in id order, read from the store when
-    /// all read before are done; empty when nothing eligible is left to read.
-    pub async fn next_batch(&mut self, store: &dyn Store, limit: usize) -> Result<&[i64], StoreError> {
-        if self.next == self.ids.len() || std::mem::take(&mut self.partly_read) {
-            self.read(store).await?;
+    /// The next at most `limit` ids in id order, from the next read when
+    /// all those held are done; empty when nothing eligible is left to
+    /// read. Starts the read after them if there is more to read and the
+    /// store can read while a batch runs (else that read waits until they
+    /// are done).
+    pub async fn next_batch(&mut self, store: &'s dyn Store, limit: usize) -> Result<&[i64], StoreError> {
+        // On an error the state is left as read to its end: the sweep ends with the error.
+        if self.next == self.ids.len() {
+            let (reader, ids) = match std::mem::replace(&mut self.ahead, Ahead::Done) {
+                Ahead::Done => (None, Vec::new()),
+                Ahead::Waiting(mut reader) => {
+                    let ids = reader.read(store).await?;
+                    (Some(reader), ids)
+                }
+                Ahead::Reading(reading) => reading.await.map(|(reader, ids)| (Some(reader), ids))?,
+                Ahead::Read(reader, ids) => (Some(reader), ids),
+                Ahead::Failed(error) => return Err(error),
+            };
+            (self.ids, self.next) = (ids, 0);
+            self.ahead = reader.map_or(Ahead::Done, Ahead::after);
+        }
+        if let Ahead::Waiting(_) = self.ahead
+            && store.reads_alongside_batches()
+            && let Ahead::Waiting(mut reader) = std::mem::replace(&mut self.ahead, Ahead::Done)
+        {
+            self.ahead = Ahead::Reading(Box::pin(async move {
+                let ids = reader.read(store).await?;
+                Ok((reader, ids))
+            }));
         }
         let end = self.ids.len().min(self.next + limit);
         Ok(&self.ids[self.next..end])
     }
 
+    /// Runs `work` (a batch, the pause after it) while the next read, if
+    /// one is under way, goes on: a read polled only now and then would hold
+    /// its session mid-statement, or its opening mid-handshake.
+    pub async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let Ahead::Reading(reading) = &mut self.ahead else { return work.await };
+        let mut work = pin!(work);
+        let read = tokio::select! {
+            biased;
+            done = &mut work => return done,
+            read = reading => read,
+        };
+        self.ahead = match read {
+            Ok((reader, ids)) => Ahead::Read(reader, ids),
+            Err(error) => Ahead::Failed(error),
+        };
+        work.await
+    }
+
     /// Whether any id is left, read from the store when all read before are done.
-    pub async fn any_left(&mut self, store: &dyn Store) -> Result<bool, StoreError> {
+    pub async fn any_left(&mut self, store: &'s dyn Store) -> Result<bool, StoreError> {
         Ok(!self.next_batch(store, 1).await?.is_empty())
     }
 
@@ -104,12 +152,52 @@ impl PendingIds {
 
     /// Whether every id is done and nothing is left to read.
     pub fn is_empty(&self) -> bool {
-        self.next == self.ids.len() && RULES.into_iter().all(|(policy, job_type)| self.exhausted[policy][job_type])
+        self.next == self.ids.len() && matches!(self.ahead, Ahead::Done)
+    }
+}
+
+/// What a read leaves: where the next one starts, and the ids, sorted.
+type ReadIds = Result<(IdReader, Vec<i64>), StoreError>;
+
+impl Ahead<'_> {
+    /// What follows a read that left `reader`.
+    fn after(reader: IdReader) -> Self {
+        if reader.is_done() { Ahead::Done } else { Ahead::Waiting(reader) }
+    }
+}
+
+/// Where the next read of each rule starts.
+struct IdReader {
+    cutoffs: Cutoffs,
+    /// A capped sweep's cap and retentions, until its first read fixes `through`.
+    cap: Option<(u64, Retentions)>,
+    /// Each rule's last job of a capped sweep's set, in the rule's age
+    /// order; `None` without a cap.
+    through: PerRule<Option<SortKey>>,
+    cursors: Cursors,
+    /// Whether a rule's last read came back short: nothing more to read.
+    exhausted: PerRule<bool>,
+}
+
+impl IdReader {
+    fn new(cutoffs: &Cutoffs, cap: Option<(u64, Retentions)>) -> IdReader {
+        IdReader {
+            cutoffs: *cutoffs,
+            cap,
+            through: PerRule::default(),
+            cursors: Cursors::default(),
+            exhausted: cutoffs.map(|_, by_type| by_type.map(|_, cutoff| cutoff.is_none())),
+        }
     }
 
-    /// Reads up to [`IDS_PER_READ`] ids with those not done yet, each
-    /// statement reading every rule not exhausted yet.
-    async fn read(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+    /// Whether every rule is read to its end.
+    fn is_done(&self) -> bool {
+        self.reading().is_empty()
+    }
+
+    /// Reads up to [`IDS_PER_READ`] ids, sorted, each statement reading
+    /// every rule not exhausted yet.
+    async fn read(&mut self, store: &dyn Store) -> Result<Vec<i64>, StoreError> {
         if let Some((max_deletes, retentions)) = self.cap.take() {
             let last = store.nth_eligible(&self.cutoffs, &retentions, max_deletes).await?;
             for (policy, job_type) in RULES {
@@ -117,11 +205,10 @@ impl PendingIds {
                     last.map(|key| key.due(-retention_micros(&retentions, policy, job_type)));
             }
         }
-        self.ids.drain(..self.next);
-        self.next = 0;
+        let mut ids = Vec::new();
         loop {
             let reading = self.reading();
-            let room = IDS_PER_READ.saturating_sub(self.ids.len());
+            let room = IDS_PER_READ.saturating_sub(ids.len());
             if reading.is_empty() || room == 0 {
                 break;
             }
@@ -137,10 +224,10 @@ impl PendingIds {
                 });
             }
             let read = store.eligible_ids(&ranges, self.cutoffs.settled).await?;
-            self.take(&reading, &read, wanted);
+            self.take(&reading, &read, wanted, &mut ids);
         }
-        self.ids.sort_unstable();
-        Ok(())
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// The rules not exhausted yet.
@@ -148,13 +235,13 @@ impl PendingIds {
         RULES.into_iter().filter(|&(policy, job_type)| !self.exhausted[policy][job_type]).collect()
     }
 
-    /// Adds what one statement read of the rules `reading`, `wanted` ids each at most.
-    fn take(&mut self, reading: &[(Policy, JobType)], read: &PerRule<EligibleIds>, wanted: usize) {
+    /// Adds to `ids` what one statement read of the rules `reading`, `wanted` ids each at most.
+    fn take(&mut self, reading: &[(Policy, JobType)], read: &PerRule<EligibleIds>, wanted: usize, ids: &mut Vec<i64>) {
         for &(policy, job_type) in reading {
             let read = &read[policy][job_type];
             self.exhausted[policy][job_type] = read.ids.len() < wanted;
             self.cursors[policy][job_type] = read.last.or(self.cursors[policy][job_type]);
-            self.ids.extend(&read.ids);
+            ids.extend(&read.ids);
         }
     }
 }

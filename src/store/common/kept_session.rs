@@ -76,19 +76,33 @@ impl<DB: Database> KeptSession<DB> {
     }
 }
 
+/// Whether `pool` lends two sessions at once, so that a sweep may read its
+/// next ids while a batch runs.
+pub(crate) fn lends_two_sessions<DB: Database>(pool: &Pool<DB>) -> bool {
+    pool.options().get_max_connections() >= 2
+}
+
 /// How an engine reads the rows of its statement of the next ids.
 pub(crate) type DecodeIds<DB> = fn(&[<DB as Database>::Row]) -> Result<PerRule<EligibleIds>, StoreError>;
 
-/// The two sessions a sweep keeps: its batches', and its reads' of the next ids.
+/// The two sessions a sweep keeps: its batches', and its reads' of the next
+/// ids, which run alongside the batches (src/sweep/pending.rs). A pool of
+/// one session cannot lend two: there the reads take the batches' session,
+/// and run between the batches.
 pub(crate) struct SweepSessions<DB: Database> {
     pub deleting: KeptSession<DB>,
-    pub reading: KeptSession<DB>,
+    reading: KeptSession<DB>,
 }
 
 impl<DB: Db> SweepSessions<DB> {
     /// `server`: the database server, when it is reached over TCP.
     pub fn new(server: Option<TcpServer>) -> Self {
         SweepSessions { deleting: KeptSession::new(server.clone()), reading: KeptSession::new(server) }
+    }
+
+    /// The session that reads the ids, of `pool`.
+    pub fn reading(&self, pool: &Pool<DB>) -> &KeptSession<DB> {
+        if lends_two_sessions(pool) { &self.reading } else { &self.deleting }
     }
 
     /// The next ids of each policy, read with `statement` on the reading
@@ -101,10 +115,11 @@ impl<DB: Db> SweepSessions<DB> {
         ranges: &PerRule<Option<IdRange>>,
         settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
-        let mut conn = self.reading.take(pool).await?;
+        let reading = self.reading(pool);
+        let mut conn = reading.take(pool).await?;
         let args = id_range_args(ranges, settled);
         let rows = DB::fetch_all(super::On::Connection(&mut *conn), DB::query(statement, &args)).await?;
-        self.reading.keep(conn);
+        reading.keep(conn);
         decode(&rows)
     }
 

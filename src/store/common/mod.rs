@@ -35,7 +35,7 @@ pub(crate) use connect::{
     once_more_on_a_new_session, open_session, pool_options, server_pool_options,
 };
 pub(crate) use credentials::{ClientIdentity, StoreOptions, TlsOptions, reads_files, with_files};
-pub(crate) use kept_session::SweepSessions;
+pub(crate) use kept_session::{SweepSessions, lends_two_sessions};
 pub(crate) use nodelay::{TcpServer, nodelay_while};
 pub(crate) use own_sessions::{LeaseEnd, OwnSessions};
 pub use replicas::PrimaryPositions;

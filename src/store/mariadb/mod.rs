@@ -242,17 +242,18 @@ impl SweepStore for MariaDbStore {
     async fn start_sweep(&self, run: &NewRun<'_>, limit: u32) -> Result<(FirstIds, Option<i64>), StoreError> {
         let mut args = common::first_ids_args(run.retentions, limit);
         args.extend(common::run_owner_args(run));
-        let mut conn = self.kept.reading.take(&self.pool).await?;
+        let reading = self.kept.reading(&self.pool);
+        let mut conn = reading.take(&self.pool).await?;
         let idle = MySql::query(sql::RECORD_RUN_IF_IDLE, &args).fetch_optional(&mut *conn).await?;
         if let Some(row) = idle {
-            self.kept.reading.keep(conn);
+            reading.keep(conn);
             self.kept.release();
             let first = FirstIds { clock: decode::clock::<MySql>(&row)?, ids: PerRule::default() };
             return Ok((first, Some(MySql::int(&row, "id")?)));
         }
         let readings =
             MySql::query(sql::RUN_START_READINGS, &enabled_rules(run.retentions)).fetch_one(&mut *conn).await?;
-        self.kept.reading.keep(conn);
+        reading.keep(conn);
         let clock = decode::clock::<MySql>(&readings)?;
         let cutoffs = policy::cutoffs(run.retentions, clock.now);
         let ids = self.eligible_ids(&IdRange::first_of(&cutoffs, limit), cutoffs.settled).await?;
@@ -260,7 +261,7 @@ impl SweepStore for MariaDbStore {
         if !first.found_none() {
             return Ok((first, None));
         }
-        let mut conn = self.kept.reading.take(&self.pool).await?;
+        let mut conn = reading.take(&self.pool).await?;
         for abandoned in AbandonedRun::all::<MySql>(&readings)? {
             MySql::query(sql::MARK_RUN_ABANDONED, &[abandoned.id.into()]).execute(&mut *conn).await?;
             abandoned.log();
@@ -268,7 +269,7 @@ impl SweepStore for MariaDbStore {
         let mut args = common::run_owner_args(run).to_vec();
         args.push(clock.now.into());
         let row = MySql::query(sql::INSERT_IDLE_RUN, &args).fetch_one(&mut *conn).await?;
-        self.kept.reading.keep(conn);
+        reading.keep(conn);
         self.kept.release();
         Ok((first, Some(MySql::int(&row, "id")?)))
     }
@@ -351,6 +352,10 @@ impl SweepStore for MariaDbStore {
 
     async fn replica_lags(&self) -> Vec<ReplicaLag> {
         self.replicas.lags(&self.pool).await
+    }
+
+    fn reads_alongside_batches(&self) -> bool {
+        common::lends_two_sessions(&self.pool)
     }
 }
 

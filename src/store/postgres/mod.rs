@@ -257,15 +257,15 @@ impl SweepStore for PostgresStore {
     }
 
     /// One statement deletes the jobs and writes their audit rows, and
-    /// commits with them: its commit's time is not told apart. It runs on
-    /// the session that reads the ids: its settings keep the statement on its
-    /// one plan, and a sweep never reads and deletes at the same time.
+    /// commits with them: its commit's time is not told apart. Its session's
+    /// settings keep the statement on its one plan; the next ids are read
+    /// meanwhile on another.
     async fn delete_eligible(&self, batch: &Batch<'_>) -> Result<DeletedBatch, StoreError> {
         let mut args = common::still_eligible_args(batch.ids, batch.cutoffs);
         args.extend([batch.run_id.into(), batch.deleted_by.into()]);
-        let mut conn = self.sessions.kept.reading.take(&self.sessions.index_order_pool).await?;
+        let mut conn = self.sessions.kept.deleting.take(&self.sessions.index_order_pool).await?;
         let rows = Postgres::query(sql::DELETE_ELIGIBLE, &args).fetch_all(&mut *conn).await?;
-        self.sessions.kept.reading.keep(conn);
+        self.sessions.kept.deleting.keep(conn);
         let deleted = DeletedJobs::from_rows(rows, |row| {
             decode::deleted_job::<Postgres>(row, Postgres::time(row, "deleted_at")?)
         });
@@ -295,6 +295,10 @@ impl SweepStore for PostgresStore {
 
     async fn replica_lags(&self) -> Vec<ReplicaLag> {
         self.replicas.lags(&self.sessions.pool).await
+    }
+
+    fn reads_alongside_batches(&self) -> bool {
+        common::lends_two_sessions(&self.sessions.index_order_pool)
     }
 }
 

@@ -4,8 +4,9 @@
 //! - `index_order_pool`: sessions under `sql::INDEX_ORDER_SETTINGS`, for
 //!   the statements written for one plan (what is eligible, the ids a sweep
 //!   reads and its batches, the audit trail's pages and removals);
-//! - a pooled session kept between a sweep's statements
-//!   (`common::SweepSessions`: its reading one, which also runs the batches);
+//! - two pooled sessions kept between a sweep's statements
+//!   (`common::SweepSessions`: one runs its batches, the other reads the
+//!   next ids meanwhile);
 //! - sessions of their own, outside the pools, for the locks that live as
 //!   long as a session ([`OwnSessions`]), and first of all the session that
 //!   found the server reachable, which also answers whether it takes writes.

@@ -324,6 +324,12 @@ impl SweepStore for SqliteStore {
         PAUSE_BETWEEN_BATCHES
     }
 
+    /// Readers do not wait for a writer in WAL mode; a pool of one session
+    /// runs the reads between the batches.
+    fn reads_alongside_batches(&self) -> bool {
+        common::lends_two_sessions(&self.pool)
+    }
+
     async fn commit_counter(&self) -> Result<Option<i64>, StoreError> {
         self.upkeep.commit_counter(&self.pool).await
     }
