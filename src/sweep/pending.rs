@@ -16,7 +16,11 @@
 //! a session of its own: reading a few hundred thousand ids takes a few
 //! hundred milliseconds the batches need not wait for (docs/operations.md,
 //! "Reading ahead"). So an uncapped sweep's first batches take the ids of
-//! its first statement (`SweepStore::start_sweep`) while the rest is read.
+//! its first statement (`SweepStore::start_sweep`) while the rest is read,
+//! when those ids lie close together; spread over the table, their pages
+//! would be rewritten twice, and the first batch waits for the whole
+//! first read instead, as it does on a store that reads between batches
+//! (`SweepStore::reads_alongside_batches`).
 
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -36,12 +40,21 @@ const IDS_PER_READ: usize = 500_000;
 /// at once, and a purge's peak memory (`docs/operations.md`).
 const IDS_PER_STATEMENT: usize = 10_000;
 
+/// The first statement's ids lie close together when they are at most this
+/// many ids apart on average (a page of the jobs table holds dozens of
+/// rows): in a store whose ages follow its ids, with a few tenths of its
+/// jobs eligible, they are about 7 apart; where ages are in no order, about
+/// 100 (docs/operations.md, "Reading ahead").
+const SPREAD: f64 = 32.0;
+
 /// The ids read and not yet deleted, and the next read.
 pub struct PendingIds<'s> {
     cutoffs: Cutoffs,
     /// Sorted; those before `next` are done.
     ids: Vec<i64>,
     next: usize,
+    /// The ids came from a first read of one statement, with more to read.
+    partly_read: bool,
     ahead: Ahead<'s>,
 }
 
@@ -63,7 +76,7 @@ impl<'s> PendingIds<'s> {
     /// last job the first read looks up.
     pub fn new(cutoffs: &Cutoffs, retentions: &Retentions, max_deletes: u64) -> PendingIds<'s> {
         let reader = IdReader::new(cutoffs, (max_deletes > 0).then_some((max_deletes, *retentions)));
-        PendingIds { cutoffs: *cutoffs, ids: Vec::new(), next: 0, ahead: Ahead::after(reader) }
+        PendingIds { cutoffs: *cutoffs, ids: Vec::new(), next: 0, partly_read: false, ahead: Ahead::after(reader) }
     }
 
     /// Ids per rule of a sweep's first read, as the first
@@ -80,7 +93,8 @@ impl<'s> PendingIds<'s> {
         let mut ids = Vec::new();
         reader.take(&reader.reading(), first, limit as usize, &mut ids);
         ids.sort_unstable();
-        PendingIds { cutoffs: *cutoffs, ids, next: 0, ahead: Ahead::after(reader) }
+        let partly_read = !reader.is_done();
+        PendingIds { cutoffs: *cutoffs, ids, next: 0, partly_read, ahead: Ahead::after(reader) }
     }
 
     /// The cut-offs the ids are read under.
@@ -95,6 +109,18 @@ impl<'s> PendingIds<'s> {
     /// are done).
     pub async fn next_batch(&mut self, store: &'s dyn Store, limit: usize) -> Result<&[i64], StoreError> {
         // On an error the state is left as read to its end: the sweep ends with the error.
+        if std::mem::take(&mut self.partly_read)
+            && (!store.reads_alongside_batches() || self.spread())
+            && let Ahead::Waiting(reader) = &mut self.ahead
+        {
+            // The rest of the first read joins the first statement's ids,
+            // sorted with them: one pass over the table.
+            self.ids.extend(reader.read(store).await?);
+            self.ids.sort_unstable();
+            if reader.is_done() {
+                self.ahead = Ahead::Done;
+            }
+        }
         if self.next == self.ids.len() {
             let (reader, ids) = match std::mem::replace(&mut self.ahead, Ahead::Done) {
                 Ahead::Done => (None, Vec::new()),
@@ -120,6 +146,15 @@ impl<'s> PendingIds<'s> {
         }
         let end = self.ids.len().min(self.next + limit);
         Ok(&self.ids[self.next..end])
+    }
+
+    /// Whether the ids held lie spread over the table: more than
+    /// [`SPREAD`] ids apart on average.
+    fn spread(&self) -> bool {
+        match (self.ids.first(), self.ids.last()) {
+            (Some(first), Some(last)) => (last - first) as f64 > SPREAD * self.ids.len() as f64,
+            _ => false,
+        }
     }
 
     /// Runs `work` (a batch, the pause after it) while the next read, if
