@@ -128,19 +128,21 @@ fn settled_session_counts(env: &TestEnv) -> (i64, i64) {
     }
 }
 
-/// A purge opens three sessions on PostgreSQL, each a TLS handshake and an
-/// authentication: the one that found the server reachable, which then asks
-/// twice whether it takes writes and holds the run's lease, and one per pool
-/// (the migrations' check; the reads and the deletions under the
-/// index-order settings, one after the other). It opened six
+/// A purge with more ids than its first statement reads opens four sessions
+/// on PostgreSQL, each a TLS handshake and an authentication: the one that
+/// found the server reachable, which then asks twice whether it takes
+/// writes and holds the run's lease, one per pool (the migrations' check;
+/// the batches under the index-order settings), and a second under those
+/// settings that reads the next ids while the batches run
+/// (src/sweep/pending.rs). It opened six
 /// when every question had a session of its own, and a pool opened a second
 /// one when a statement followed the one before at once (sqlx had not yet
 /// taken the first back). Every command ends its
 /// sessions before it exits: the server logs each one a client drops
 /// ("could not receive data from client") and counts it as abandoned.
 #[test]
-fn a_postgres_purge_opens_three_sessions_and_commands_end_theirs() {
-    let Some(env) = TestEnv::new(Engine::Postgres, "a_postgres_purge_opens_three_sessions_and_commands_end_theirs")
+fn a_postgres_purge_opens_four_sessions_and_commands_end_theirs() {
+    let Some(env) = TestEnv::new(Engine::Postgres, "a_postgres_purge_opens_four_sessions_and_commands_end_theirs")
     else {
         return;
     };
@@ -158,7 +160,7 @@ fn a_postgres_purge_opens_three_sessions_and_commands_end_theirs() {
     out.expect_code(0);
     assert_eq!(out.json()["total"], 30_001, "{}", out.describe());
     let (sessions_after, abandoned_after) = settled_session_counts(&env);
-    assert_eq!(sessions_after - sessions, 3, "sessions the purge opened\n{}", out.describe());
+    assert_eq!(sessions_after - sessions, 4, "sessions the purge opened\n{}", out.describe());
     assert_eq!(abandoned_after, abandoned, "sessions the purge dropped\n{}", out.describe());
 
     let export = env.dir().join("audit.jsonl");

@@ -68,6 +68,7 @@ enum Ahead<'s> {
     Reading(Pin<Box<dyn Future<Output = ReadIds> + Send + 's>>),
     /// Done before the ids held were.
     Read(IdReader, Vec<i64>),
+    /// Failed: the error comes with the next ids asked for.
     Failed(StoreError),
 }
 
@@ -108,7 +109,7 @@ impl<'s> PendingIds<'s> {
     /// store can read while a batch runs (else that read waits until they
     /// are done).
     pub async fn next_batch(&mut self, store: &'s dyn Store, limit: usize) -> Result<&[i64], StoreError> {
-        // On an error the state is left as read to its end: the sweep ends with the error.
+        // After an error the sweep ends: what is left here is not used again.
         if std::mem::take(&mut self.partly_read)
             && (!store.reads_alongside_batches() || self.spread())
             && let Ahead::Waiting(reader) = &mut self.ahead
