@@ -550,7 +550,7 @@ async fn delete_batches<'s>(
                 // The batch rolled back whole, deleting and counting
                 // nothing: the same ids come next.
                 tracing::warn!(run_id, jobs = tried, %error, "batch rolled back in a deadlock; retrying it");
-                deadlocks.pause().await;
+                pending.alongside(deadlocks.pause()).await;
                 continue;
             }
             Err(error) => return Err(error),

@@ -112,15 +112,13 @@ impl<'s> PendingIds<'s> {
         // After an error the sweep ends: what is left here is not used again.
         if std::mem::take(&mut self.partly_read)
             && (!store.reads_alongside_batches() || self.spread())
-            && let Ahead::Waiting(reader) = &mut self.ahead
+            && let Some(mut reader) = self.ahead.take_waiting()
         {
             // The rest of the first read joins the first statement's ids,
             // sorted with them: one pass over the table.
             self.ids.extend(reader.read(store).await?);
             self.ids.sort_unstable();
-            if reader.is_done() {
-                self.ahead = Ahead::Done;
-            }
+            self.ahead = Ahead::after(reader);
         }
         if self.next == self.ids.len() {
             let (reader, ids) = match std::mem::replace(&mut self.ahead, Ahead::Done) {
@@ -136,9 +134,8 @@ impl<'s> PendingIds<'s> {
             (self.ids, self.next) = (ids, 0);
             self.ahead = reader.map_or(Ahead::Done, Ahead::after);
         }
-        if let Ahead::Waiting(_) = self.ahead
-            && store.reads_alongside_batches()
-            && let Ahead::Waiting(mut reader) = std::mem::replace(&mut self.ahead, Ahead::Done)
+        if store.reads_alongside_batches()
+            && let Some(mut reader) = self.ahead.take_waiting()
         {
             self.ahead = Ahead::Reading(Box::pin(async move {
                 let ids = reader.read(store).await?;
@@ -200,6 +197,17 @@ impl Ahead<'_> {
     fn after(reader: IdReader) -> Self {
         if reader.is_done() { Ahead::Done } else { Ahead::Waiting(reader) }
     }
+
+    /// The reader of a read not under way yet, leaving `Done` in its place.
+    fn take_waiting(&mut self) -> Option<IdReader> {
+        match std::mem::replace(self, Ahead::Done) {
+            Ahead::Waiting(reader) => Some(reader),
+            other => {
+                *self = other;
+                None
+            }
+        }
+    }
 }
 
 /// Where the next read of each rule starts.
@@ -228,7 +236,7 @@ impl IdReader {
 
     /// Whether every rule is read to its end.
     fn is_done(&self) -> bool {
-        self.reading().is_empty()
+        RULES.into_iter().all(|(policy, job_type)| self.exhausted[policy][job_type])
     }
 
     /// Reads up to [`IDS_PER_READ`] ids, sorted, each statement reading
@@ -279,5 +287,27 @@ impl IdReader {
             self.cursors[policy][job_type] = read.last.or(self.cursors[policy][job_type]);
             ids.extend(&read.ids);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(ids: Vec<i64>) -> PendingIds<'static> {
+        let cutoffs = Cutoffs::default();
+        PendingIds { cutoffs, ids, next: 0, partly_read: true, ahead: Ahead::Done }
+    }
+
+    #[test]
+    fn ids_a_few_apart_lie_close_together() {
+        assert!(!held((0..10_000).map(|n| 1_000 + 7 * n).collect()).spread());
+        assert!(!held(vec![42]).spread());
+        assert!(!held(Vec::new()).spread());
+    }
+
+    #[test]
+    fn ids_a_hundred_apart_are_spread() {
+        assert!(held((0..10_000).map(|n| 1_000 + 100 * n).collect()).spread());
     }
 }
