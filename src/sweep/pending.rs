@@ -249,7 +249,9 @@ impl IdReader {
                     last.map(|key| key.due(-retention_micros(&retentions, policy, job_type)));
             }
         }
-        let mut ids = Vec::new();
+        // Whole at once: grown by doubling, the last step would hold the
+        // old and the new buffer, 6 MiB, next to the ids the batches take.
+        let mut ids = Vec::with_capacity(IDS_PER_READ);
         loop {
             let reading = self.reading();
             let room = IDS_PER_READ.saturating_sub(ids.len());

@@ -148,7 +148,8 @@ pub(crate) fn eligible_ids<DB: Db>(rows: &[Row<DB>]) -> Result<PerRule<EligibleI
     Ok(read)
 }
 
-fn add_eligible_id<DB: Db>(read: &mut PerRule<EligibleIds>, row: &Row<DB>) -> Result<(), StoreError> {
+/// Adds the id of one row of [`eligible_ids`] to `read`.
+pub(crate) fn add_eligible_id<DB: Db>(read: &mut PerRule<EligibleIds>, row: &Row<DB>) -> Result<(), StoreError> {
     let (policy, job_type) = rule::<DB>(row)?;
     read[policy][job_type].push(sort_key::<DB>(row)?);
     Ok(())

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use sqlx::error::DatabaseError;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -285,7 +286,15 @@ impl SweepStore for SqliteStore {
         settled: Option<DateTime<Utc>>,
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let query = Sqlite::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges, settled));
-        decode::eligible_ids::<Sqlite>(&query.fetch_all(&self.pool).await?)
+        // Decoded as they come: a statement's rows held whole weigh megabytes,
+        // and this read runs while a batch holds its own rows
+        // (docs/operations.md, "Memory").
+        let mut rows = query.fetch(&self.pool);
+        let mut read = PerRule::default();
+        while let Some(row) = rows.try_next().await? {
+            decode::add_eligible_id::<Sqlite>(&mut read, &row)?;
+        }
+        Ok(read)
     }
 
     /// The audit rows first, then the jobs, in one write transaction: both
@@ -324,10 +333,12 @@ impl SweepStore for SqliteStore {
         PAUSE_BETWEEN_BATCHES
     }
 
-    /// Readers do not wait for a writer in WAL mode; a pool of one session
-    /// runs the reads between the batches.
+    /// Never: the read would run in this process, on the cores the batch
+    /// needs, and hold a second connection's cache and rows at the batch's
+    /// peak; between the batches a purge is quicker and leaner
+    /// (docs/operations.md, "Reading ahead").
     fn reads_alongside_batches(&self) -> bool {
-        common::lends_two_sessions(&self.pool)
+        false
     }
 
     async fn commit_counter(&self) -> Result<Option<i64>, StoreError> {
