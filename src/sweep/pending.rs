@@ -250,7 +250,8 @@ impl IdReader {
             }
         }
         // Whole at once: grown by doubling, the last step would hold the
-        // old and the new buffer, 6 MiB, next to the ids the batches take.
+        // old buffer and the new one, twice its size, next to the ids the
+        // batches take.
         let mut ids = Vec::with_capacity(IDS_PER_READ);
         loop {
             let reading = self.reading();

@@ -287,7 +287,7 @@ impl SweepStore for SqliteStore {
     ) -> Result<PerRule<EligibleIds>, StoreError> {
         let query = Sqlite::query(sql::SELECT_ELIGIBLE_IDS, &common::id_range_args(ranges, settled));
         // Decoded as they come: a statement's rows held whole weigh megabytes,
-        // and this read runs while a batch holds its own rows
+        // next to the rows of the batch before, still being logged
         // (docs/operations.md, "Memory").
         let mut rows = query.fetch(&self.pool);
         let mut read = PerRule::default();
